@@ -1,0 +1,146 @@
+//! The agent: the worker runtime. It connects to a host, registers with the
+//! per-spawn secret and serves the `Worker` interface for a [`Handler`] that a
+//! front end supplies (a Rust [`WorkerDef`], a Python object, a JS object).
+//!
+//! Calls run concurrently as local tasks; `cancel` aborts one; `health` and
+//! `metrics` are answered by the agent itself, never queued behind calls. When
+//! the host goes away the agent stops, so a worker never outlives its host.
+//!
+//! A Rust worker executable is a `main` that builds a [`WorkerDef`] and runs it:
+//!
+//! ```no_run
+//! use titan_pm::agent::WorkerDef;
+//! fn main() {
+//!     WorkerDef::new("calculator", "1.0.0")
+//!         .method("add", |(a, b): (i64, i64)| async move { Ok(a + b) })
+//!         .run();
+//! }
+//! ```
+
+mod rust_worker;
+mod server;
+
+use std::rc::Rc;
+
+use capnp_rpc::rpc_twoparty_capnp::Side;
+use capnp_rpc::RpcSystem;
+use futures::future::LocalBoxFuture;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use rust_worker::{WorkerDef, WorkerError};
+
+use crate::error::{Error, Result};
+use crate::protocol::{Description, ErrorInfo, HealthReport};
+use crate::titan_capnp::{registry, worker};
+use crate::transport::{vat_network, Endpoint};
+use crate::value::Value;
+
+/// What a call knows about itself.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    pub call_id: u64,
+    /// Time left when the host sent the call, in ms; 0 means no deadline.
+    pub timeout_ms: u64,
+    pub trace_id: String,
+    pub span_id: String,
+}
+
+/// A worker implementation, as a front end supplies it. Futures are local: the
+/// agent runs on one thread. Dropping a call's future cancels the call.
+pub trait Handler: 'static {
+    fn describe(&self) -> Description;
+    /// Runs once, with the spawn dependencies (a map), before any call.
+    fn init(&self, _dependencies: Value) -> LocalBoxFuture<'static, Result<(), ErrorInfo>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn call(&self, method: &str, args: Vec<Value>, ctx: CallContext) -> LocalBoxFuture<'static, Result<Value, ErrorInfo>>;
+    /// The worker's own health check; `None` (the default) is always healthy.
+    fn health(&self) -> Option<LocalBoxFuture<'static, HealthReport>> {
+        None
+    }
+    /// Shutdown hooks, run before the worker stops.
+    fn shutdown(&self) -> LocalBoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// Serves `handler` on `stream` until the host says shut down or goes away.
+/// Must run inside a `tokio::task::LocalSet`.
+pub async fn serve<S>(stream: S, secret: &str, handler: Rc<dyn Handler>) -> Result<()>
+where
+    S: AsyncRead + AsyncWrite + 'static,
+{
+    let mut rpc = RpcSystem::new(Box::new(vat_network(stream, Side::Client)), None);
+    let registry: registry::Client = rpc.bootstrap(Side::Server);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let worker: worker::Client = capnp_rpc::new_client(server::WorkerServer::new(handler, stop_tx));
+    let mut connection = tokio::task::spawn_local(rpc);
+
+    let mut req = registry.register_request();
+    req.get().set_secret(secret);
+    req.get().set_worker(worker);
+    req.get().set_pid(std::process::id());
+    tokio::select! {
+        r = req.send().promise => {
+            r.map_err(|e| Error::Config(format!("the host refused this worker: {}", e.extra)))?;
+        }
+        _ = &mut connection => return Err(Error::Config("the host closed the connection before registration".into())),
+    }
+    tokio::select! {
+        _ = connection => {}                // the host went away
+        _ = stop_rx => {
+            // Let the shutdown reply reach the host before the connection drops.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Connects to `endpoint` and serves `handler` there.
+pub async fn connect_and_serve(endpoint: Endpoint, secret: &str, handler: Rc<dyn Handler>) -> Result<()> {
+    match endpoint {
+        Endpoint::Fd(fd) => {
+            // SAFETY: the host passed this descriptor to us for exactly this purpose.
+            let std = unsafe { <std::os::unix::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            std.set_nonblocking(true).map_err(io_err)?;
+            serve(tokio::net::UnixStream::from_std(std).map_err(io_err)?, secret, handler).await
+        }
+        Endpoint::Unix(path) => {
+            let s = tokio::net::UnixStream::connect(&path).await.map_err(io_err)?;
+            serve(s, secret, handler).await
+        }
+        Endpoint::Tcp(addr) => {
+            let s = tokio::net::TcpStream::connect(&addr).await.map_err(io_err)?;
+            s.set_nodelay(true).map_err(io_err)?;
+            serve(s, secret, handler).await
+        }
+    }
+}
+
+/// Runs a worker executable: reads the endpoint and secret from the environment,
+/// serves until told to stop, then exits the process. Never returns.
+pub fn run_executable(make_handler: impl FnOnce() -> Rc<dyn Handler>) -> ! {
+    let (endpoint, secret) = match Endpoint::from_env() {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let local = tokio::task::LocalSet::new();
+    let result = local.block_on(&rt, connect_and_serve(endpoint, &secret, make_handler()));
+    drop(local);
+    drop(rt);
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("titan-pm worker: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn io_err(e: std::io::Error) -> Error {
+    Error::Config(format!("cannot reach the host: {e}"))
+}

@@ -1,0 +1,188 @@
+//! Writing a worker in Rust: [`WorkerDef`] collects typed async methods, an
+//! optional init, health check and shutdown hooks, and is the [`Handler`] the
+//! agent serves. Arguments arrive as the method's tuple type through serde.
+//!
+//! ```
+//! use titan_pm::agent::{WorkerDef, WorkerError};
+//! let def = WorkerDef::new("calculator", "1.0.0")
+//!     .method("add", |(a, b): (i64, i64)| async move { Ok(a + b) })
+//!     .method("div", |(a, b): (i64, i64)| async move {
+//!         if b == 0 { return Err(WorkerError::new("ZeroDivisionError", "division by zero")); }
+//!         Ok(a / b)
+//!     });
+//! assert_eq!(def.method_names(), vec!["add", "div"]);
+//! ```
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::rc::Rc;
+
+use futures::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{CallContext, Handler};
+use crate::protocol::{Description, ErrorInfo, ErrorInfoKind, HealthReport, MethodInfo};
+use crate::value::{self, Value};
+
+/// An error a Rust worker method raises: a type name (as the caller sees it) and a message.
+#[derive(Debug, Clone)]
+pub struct WorkerError {
+    pub type_name: String,
+    pub message: String,
+}
+
+impl WorkerError {
+    pub fn new(type_name: impl Into<String>, message: impl Into<String>) -> Self {
+        WorkerError { type_name: type_name.into(), message: message.into() }
+    }
+}
+
+impl From<String> for WorkerError {
+    fn from(message: String) -> Self {
+        WorkerError::new("Error", message)
+    }
+}
+
+impl From<&str> for WorkerError {
+    fn from(message: &str) -> Self {
+        WorkerError::new("Error", message)
+    }
+}
+
+type MethodFn = Rc<dyn Fn(Vec<Value>) -> LocalBoxFuture<'static, Result<Value, ErrorInfo>>>;
+type InitFn = Rc<dyn Fn(Value) -> LocalBoxFuture<'static, Result<(), WorkerError>>>;
+type HealthFn = Rc<dyn Fn() -> LocalBoxFuture<'static, HealthReport>>;
+type HookFn = Rc<dyn Fn() -> LocalBoxFuture<'static, ()>>;
+
+/// A Rust worker: name, version and its public methods.
+#[derive(Clone)]
+pub struct WorkerDef {
+    name: String,
+    version: String,
+    methods: BTreeMap<String, MethodFn>,
+    init: Option<InitFn>,
+    health: Option<HealthFn>,
+    shutdown: Vec<HookFn>,
+}
+
+impl WorkerDef {
+    pub fn new(name: &str, version: &str) -> Self {
+        WorkerDef {
+            name: name.into(),
+            version: version.into(),
+            methods: BTreeMap::new(),
+            init: None,
+            health: None,
+            shutdown: Vec::new(),
+        }
+    }
+
+    /// A public method. `A` is the argument tuple (`()`, `(T,)`, `(T, U)`, ...).
+    pub fn method<A, R, F, Fut>(mut self, name: &str, f: F) -> Self
+    where
+        A: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+        F: Fn(A) -> Fut + 'static,
+        Fut: Future<Output = Result<R, WorkerError>> + 'static,
+    {
+        let f = Rc::new(f);
+        let method: MethodFn = Rc::new(move |args: Vec<Value>| {
+            let f = f.clone();
+            Box::pin(async move {
+                let args = if args.is_empty() { Value::Null } else { Value::List(args) };
+                let args: A = value::from_value(args)
+                    .map_err(|e| ErrorInfo::remote("TypeError", format!("bad arguments: {e}")))?;
+                let result = f(args).await.map_err(|e| ErrorInfo::remote(e.type_name, e.message))?;
+                value::to_value(&result)
+                    .map_err(|e| ErrorInfo::new(ErrorInfoKind::Serialization, "result", e.to_string()))
+            })
+        });
+        self.methods.insert(name.to_string(), method);
+        self
+    }
+
+    /// Runs with the spawn dependencies (a map) before the first call; an error fails the spawn.
+    pub fn on_init<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Value) -> Fut + 'static,
+        Fut: Future<Output = Result<(), WorkerError>> + 'static,
+    {
+        self.init = Some(Rc::new(move |deps| Box::pin(f(deps))));
+        self
+    }
+
+    pub fn health_check<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = HealthReport> + 'static,
+    {
+        self.health = Some(Rc::new(move || Box::pin(f())));
+        self
+    }
+
+    pub fn on_shutdown<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.shutdown.push(Rc::new(move || Box::pin(f())));
+        self
+    }
+
+    pub fn method_names(&self) -> Vec<&str> {
+        self.methods.keys().map(|k| k.as_str()).collect()
+    }
+
+    /// Serves this worker as an executable target started by a titan-pm host.
+    pub fn run(self) -> ! {
+        super::run_executable(move || Rc::new(self))
+    }
+}
+
+impl Handler for WorkerDef {
+    fn describe(&self) -> Description {
+        Description {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            methods: self.methods.keys().map(|name| MethodInfo { name: name.clone(), timeout_ms: 0 }).collect(),
+            pid: std::process::id(),
+            runtime: "rust".into(),
+            has_health_check: self.health.is_some(),
+        }
+    }
+
+    fn init(&self, dependencies: Value) -> LocalBoxFuture<'static, Result<(), ErrorInfo>> {
+        let init = self.init.clone();
+        Box::pin(async move {
+            match init {
+                Some(f) => f(dependencies).await.map_err(|e| ErrorInfo::new(ErrorInfoKind::Init, e.type_name, e.message)),
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn call(&self, method: &str, args: Vec<Value>, _ctx: CallContext) -> LocalBoxFuture<'static, Result<Value, ErrorInfo>> {
+        match self.methods.get(method) {
+            Some(f) => f(args),
+            None => {
+                let available = self.methods.keys().cloned().collect();
+                let e = ErrorInfo::method_not_found(method, available);
+                Box::pin(async move { Err(e) })
+            }
+        }
+    }
+
+    fn health(&self) -> Option<LocalBoxFuture<'static, HealthReport>> {
+        self.health.as_ref().map(|f| f())
+    }
+
+    fn shutdown(&self) -> LocalBoxFuture<'static, ()> {
+        let hooks = self.shutdown.clone();
+        Box::pin(async move {
+            for hook in hooks {
+                hook().await;
+            }
+        })
+    }
+}

@@ -1,0 +1,131 @@
+//! The one error type every front end maps from.
+//!
+//! Each variant is an error kind of the brief (§4 "Errors"); its doc says what a
+//! caller does about it. [`Error::kind`] groups them the way retries and circuit
+//! breakers read them: a `Disconnected` call may be retried elsewhere, an
+//! `Overloaded` one later, a `Failed` one not at all.
+//!
+//! ```
+//! use titan_pm::{Error, ErrorKind};
+//! let e = Error::CallTimeout { method: "add".into(), timeout_ms: 50 };
+//! assert_eq!(e.kind(), ErrorKind::Overloaded);
+//! assert_eq!(e.to_string(), "call to add timed out after 50 ms");
+//! ```
+
+use crate::host::ProcessState;
+
+/// How a caller should respond to an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request itself failed; retrying the same request fails again.
+    Failed,
+    /// Too much load or too little time; retry later or with a longer deadline.
+    Overloaded,
+    /// The worker went away; the call may be retried on another instance.
+    Disconnected,
+    /// The thing asked for does not exist.
+    Unimplemented,
+    /// The process or manager is stopped or failed; calls fail fast.
+    ShutDown,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// The method raised. Front ends re-raise it with the remote type and stack.
+    #[error("{remote_type}: {message}")]
+    Remote { remote_type: String, message: String, remote_traceback: String, code: Option<String> },
+
+    /// The worker died with the call in flight. Safe to retry only if the call is idempotent.
+    #[error("process {process_id} crashed with the call in flight ({})", describe_exit(*.exit_code, *.signal))]
+    ProcessCrashed { process_id: u64, exit_code: Option<i32>, signal: Option<i32> },
+
+    /// The process is failed (restart budget spent), killed or stopped: calls fail fast.
+    #[error("process {process_id} is {state}")]
+    ProcessFailed { process_id: u64, state: ProcessState },
+
+    /// The deadline passed; the worker was told to cancel the call.
+    #[error("call to {method} timed out after {timeout_ms} ms")]
+    CallTimeout { method: String, timeout_ms: u64 },
+
+    /// No public method of that name; `available` lists the ones there are.
+    #[error("no public method {method:?} (available: {})", available.join(", "))]
+    MethodNotFound { method: String, available: Vec<String> },
+
+    /// A value could not be encoded or decoded; `path` names where (`args[1]["items"][3]`).
+    #[error("cannot serialize {path}: {message}")]
+    Serialization { path: String, message: String },
+
+    /// The worker could not be started; `stderr_tail` holds its last stderr lines.
+    #[error("cannot spawn {target}: {reason}{}", tail_suffix(stderr_tail))]
+    Spawn { target: String, reason: String, stderr_tail: String },
+
+    /// A pool's queue is full: back off.
+    #[error("pool queue is full ({queue_size} calls waiting)")]
+    PoolBackpressure { queue_size: usize },
+
+    /// A circuit breaker is open: calls are refused until it half-opens.
+    #[error("circuit breaker is open")]
+    CircuitOpen,
+
+    /// An option or argument given to the manager is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// The manager was shut down.
+    #[error("the process manager is shut down")]
+    ManagerShutDown,
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Remote { .. } | Error::Serialization { .. } | Error::Spawn { .. } | Error::Config(_) => {
+                ErrorKind::Failed
+            }
+            Error::CallTimeout { .. } | Error::PoolBackpressure { .. } | Error::CircuitOpen => ErrorKind::Overloaded,
+            Error::ProcessCrashed { .. } => ErrorKind::Disconnected,
+            Error::MethodNotFound { .. } => ErrorKind::Unimplemented,
+            Error::ProcessFailed { .. } | Error::ManagerShutDown => ErrorKind::ShutDown,
+        }
+    }
+
+    /// The brief's name for this error kind, as front ends name their classes.
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            Error::Remote { .. } => "RemoteError",
+            Error::ProcessCrashed { .. } => "ProcessCrashedError",
+            Error::ProcessFailed { .. } => "ProcessFailedError",
+            Error::CallTimeout { .. } => "CallTimeoutError",
+            Error::MethodNotFound { .. } => "MethodNotFoundError",
+            Error::Serialization { .. } => "SerializationError",
+            Error::Spawn { .. } => "SpawnError",
+            Error::PoolBackpressure { .. } => "PoolBackpressureError",
+            Error::CircuitOpen => "CircuitOpenError",
+            Error::Config(_) => "ConfigError",
+            Error::ManagerShutDown => "ProcessFailedError",
+        }
+    }
+
+    pub(crate) fn spawn(target: &str, reason: impl Into<String>) -> Error {
+        Error::Spawn { target: target.to_string(), reason: reason.into(), stderr_tail: String::new() }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// "exit code 3", "signal 9", "exit status unknown".
+pub fn describe_exit(exit_code: Option<i32>, signal: Option<i32>) -> String {
+    match (exit_code, signal) {
+        (_, Some(s)) => format!("signal {s}"),
+        (Some(c), None) => format!("exit code {c}"),
+        (None, None) => "exit status unknown".to_string(),
+    }
+}
+
+fn tail_suffix(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\n--- worker stderr ---\n{}", tail.trim_end())
+    }
+}

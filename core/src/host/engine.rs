@@ -1,0 +1,110 @@
+//! The engine: the single thread that owns every process, runs the jobs that
+//! `ProcessManager` handles send it, and shuts everything down at the end.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use tokio::sync::{broadcast, mpsc};
+
+use super::process::{Process, Spec};
+use super::registry::Registry;
+use super::{CallOptions, Event, EventKind, Job, ManagerConfig, ProcessInfo, SpawnOptions, Target};
+use crate::error::{Error, Result};
+use crate::value::Value;
+
+pub(crate) struct Engine {
+    pub config: ManagerConfig,
+    pub registry: Rc<Registry>,
+    events: broadcast::Sender<Event>,
+    processes: RefCell<BTreeMap<u64, Rc<Process>>>,
+    next_id: Cell<u64>,
+    closed: Cell<bool>,
+}
+
+impl Engine {
+    /// Runs jobs until every `ProcessManager` handle is gone, then stops all processes.
+    pub(crate) async fn run(config: ManagerConfig, events: broadcast::Sender<Event>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+        let engine = Rc::new(Engine {
+            registry: Registry::new(config.tcp_host.clone(), events.clone()),
+            config,
+            events,
+            processes: RefCell::default(),
+            next_id: Cell::new(0),
+            closed: Cell::new(false),
+        });
+        while let Some(job) = jobs.recv().await {
+            tokio::task::spawn_local(job(engine.clone()));
+        }
+        engine.shutdown().await;
+    }
+
+    pub(crate) fn emit(&self, process_id: u64, kind: EventKind) {
+        let _ = self.events.send(Event { process_id, kind });
+    }
+
+    pub(crate) async fn spawn(self: &Rc<Self>, target: Target, options: SpawnOptions) -> Result<u64> {
+        if self.closed.get() {
+            return Err(Error::ManagerShutDown);
+        }
+        if !matches!(options.dependencies, Value::Null | Value::Map(_)) {
+            return Err(Error::Config(format!("dependencies must be a map, not {}", options.dependencies.type_name())));
+        }
+        let name = options.name.clone().unwrap_or_else(|| default_name(&target));
+        let spec = Spec {
+            isolation: options.isolation.unwrap_or(self.config.isolation),
+            transport: options.transport.unwrap_or(self.config.transport),
+            target,
+            dependencies: options.dependencies,
+            env: options.env,
+            args: options.args,
+            timeout: options.timeout.unwrap_or(self.config.timeout),
+            restart: options.restart.unwrap_or_else(|| self.config.restart.clone()),
+            output: options.output.unwrap_or_else(|| self.config.output.clone()),
+        };
+        let id = self.next_id.get() + 1;
+        self.next_id.set(id);
+        let process = Process::start(id, name, spec, self).await?;
+        if self.closed.get() {
+            process.kill().await;
+            return Err(Error::ManagerShutDown);
+        }
+        self.processes.borrow_mut().insert(id, process);
+        Ok(id)
+    }
+
+    pub(crate) fn process(&self, id: u64) -> Result<Rc<Process>> {
+        self.processes.borrow().get(&id).cloned().ok_or_else(|| Error::Config(format!("no process with id {id}")))
+    }
+
+    pub(crate) async fn call(&self, id: u64, method: String, args: Vec<Value>, options: CallOptions) -> Result<Value> {
+        self.process(id)?.call(&method, &args, &options).await
+    }
+
+    pub(crate) async fn kill(&self, id: u64) -> Result<()> {
+        self.process(id)?.kill().await;
+        Ok(())
+    }
+
+    pub(crate) fn list(&self) -> Vec<ProcessInfo> {
+        self.processes.borrow().values().map(|p| p.info()).collect()
+    }
+
+    pub(crate) async fn shutdown(&self) {
+        self.closed.set(true);
+        let processes: Vec<_> = self.processes.borrow().values().cloned().collect();
+        let step = self.config.shutdown_timeout;
+        futures::future::join_all(processes.iter().map(|p| p.stop(step))).await;
+    }
+}
+
+/// A process's name before its worker describes itself: the file's stem.
+fn default_name(target: &Target) -> String {
+    match target {
+        Target::Path(p) => {
+            let file = p.rsplit_once(':').map(|(f, _)| f).filter(|f| f.contains('.')).unwrap_or(p);
+            std::path::Path::new(file).file_stem().and_then(|s| s.to_str()).unwrap_or("worker").to_string()
+        }
+        Target::Handler { name, .. } => name.clone(),
+    }
+}

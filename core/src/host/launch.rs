@@ -1,0 +1,464 @@
+//! Starting one instance of a process: choose the runtime for the target, start
+//! a child process, a thread or an in-engine task, wait for the worker to
+//! register with the spawn's secret, describe it and run its `init`.
+//!
+//! Anything that goes wrong on the way is a `SpawnError` that says why, with
+//! the worker's stderr tail, and leaves nothing running.
+
+use std::cell::Cell;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::Stdio;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::output::{self, Output, OutputStream, StderrTail};
+use super::registry::{Connection, Registered, Registry};
+use super::{HandlerFactory, Isolation, ManagerConfig, Target};
+use crate::agent;
+use crate::error::{describe_exit, Error, Result};
+use crate::protocol::{Description, ErrorInfo};
+use crate::titan_capnp::worker;
+use crate::transport::{self, Endpoint, Transport};
+use crate::value::{self, Value};
+
+/// How an instance ended.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ExitStatus {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    /// For a thread worker that could not start: why.
+    pub error: Option<String>,
+}
+
+impl From<std::process::ExitStatus> for ExitStatus {
+    fn from(s: std::process::ExitStatus) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        ExitStatus { code: s.code(), signal: s.signal(), error: None }
+    }
+}
+
+/// Everything a launch needs to know.
+pub(crate) struct LaunchSpec<'a> {
+    pub target: &'a Target,
+    pub isolation: Isolation,
+    pub transport: Transport,
+    pub dependencies: &'a Value,
+    pub env: &'a [(String, String)],
+    pub args: &'a [String],
+    pub name: &'a str,
+    pub output: &'a Output,
+    pub config: &'a ManagerConfig,
+}
+
+/// One running incarnation of a process.
+pub(crate) struct Instance {
+    pub worker: worker::Client,
+    pub description: Description,
+    /// The OS pid: the child's, or the host's for `worker` and `none`.
+    pub pid: u32,
+    /// Set for a child process, which can be signalled.
+    child_pid: Option<u32>,
+    connection: Connection,
+    exit: watch::Receiver<Option<ExitStatus>>,
+    next_call_id: Cell<u64>,
+    pub in_flight: Cell<usize>,
+}
+
+impl Instance {
+    pub(crate) fn next_call_id(&self) -> u64 {
+        let id = self.next_call_id.get() + 1;
+        self.next_call_id.set(id);
+        id
+    }
+
+    /// Resolves when the instance has ended, with how.
+    pub(crate) async fn exited(&self) -> ExitStatus {
+        let mut rx = self.exit.clone();
+        loop {
+            if let Some(s) = rx.borrow_and_update().clone() {
+                return s;
+            }
+            if rx.changed().await.is_err() {
+                return ExitStatus::default();
+            }
+        }
+    }
+
+    pub(crate) fn has_exited(&self) -> bool {
+        self.exit.borrow().is_some()
+    }
+
+    /// Sends `signal` to a child process; a thread worker has its connection closed instead.
+    pub(crate) fn signal(&self, signal: i32) {
+        match self.child_pid {
+            Some(pid) if !self.has_exited() => unsafe {
+                libc::kill(pid as i32, signal);
+            },
+            Some(_) => {}
+            None => self.connection.close(),
+        }
+    }
+
+    /// Ends the instance now.
+    pub(crate) fn kill(&self) {
+        self.signal(libc::SIGKILL);
+        self.connection.close();
+    }
+}
+
+/// Starts one instance and waits until it is ready for calls.
+pub(crate) async fn launch(spec: &LaunchSpec<'_>, registry: &Rc<Registry>) -> Result<Rc<Instance>> {
+    let target_name = spec.target.describe();
+    if spec.transport == Transport::Http {
+        return Err(Error::Config("transport http is not supported yet (use ipc, unix or tcp)".into()));
+    }
+    let secret = transport::new_secret();
+    let registration = registry.expect(&secret);
+    let started = start(spec, registry, &secret).await;
+    let (exit, child_pid, tail, ipc_connection) = match started {
+        Ok(x) => x,
+        Err(e) => {
+            registry.forget(&secret);
+            return Err(e);
+        }
+    };
+    let failed = |reason: String, tail: &StderrTail| Error::Spawn {
+        target: target_name.clone(),
+        reason,
+        stderr_tail: tail.text(),
+    };
+    let kill = |conn: Option<&Connection>| {
+        if let Some(pid) = child_pid {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        if let Some(c) = conn {
+            c.close();
+        }
+    };
+
+    let mut exit_rx = exit.clone();
+    let timeout = spec.config.spawn_timeout;
+    let registered: Registered = tokio::select! {
+        r = registration => match r {
+            Ok(r) => r,
+            Err(_) => return Err(failed("the host stopped while the worker was starting".into(), &tail)),
+        },
+        status = wait_exit(&mut exit_rx) => {
+            registry.forget(&secret);
+            if let Some(c) = &ipc_connection { c.close(); }
+            // Give the output readers a moment to collect the last stderr lines.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            return Err(failed(exited_before_ready(&status, &tail), &tail));
+        }
+        _ = tokio::time::sleep(timeout) => {
+            registry.forget(&secret);
+            kill(ipc_connection.as_ref());
+            return Err(failed(format!("the worker did not register within {} ms", timeout.as_millis()), &tail));
+        }
+    };
+    let connection = registered.connection.clone();
+    let pid = child_pid.unwrap_or(registered.pid);
+    if child_pid.is_some() {
+        watch_connection(connection.clone(), exit.clone(), pid);
+    }
+
+    let ready = tokio::time::timeout(timeout, describe_and_init(&registered.worker, spec.dependencies));
+    let description = tokio::select! {
+        r = ready => match r {
+            Ok(Ok(d)) => d,
+            Ok(Err(reason)) => {
+                kill(Some(&connection));
+                return Err(failed(reason, &tail));
+            }
+            Err(_) => {
+                kill(Some(&connection));
+                return Err(failed(format!("init did not finish within {} ms", timeout.as_millis()), &tail));
+            }
+        },
+        status = wait_exit(&mut exit_rx) => {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            return Err(failed(exited_before_ready(&status, &tail), &tail));
+        }
+    };
+    Ok(Rc::new(Instance {
+        worker: registered.worker,
+        description,
+        pid,
+        child_pid,
+        connection,
+        exit,
+        next_call_id: Cell::new(0),
+        in_flight: Cell::new(0),
+    }))
+}
+
+async fn wait_exit(rx: &mut watch::Receiver<Option<ExitStatus>>) -> ExitStatus {
+    loop {
+        if let Some(s) = rx.borrow_and_update().clone() {
+            return s;
+        }
+        if rx.changed().await.is_err() {
+            return ExitStatus::default();
+        }
+    }
+}
+
+fn exited_before_ready(status: &ExitStatus, tail: &StderrTail) -> String {
+    if let Some(e) = &status.error {
+        return e.clone();
+    }
+    let mut reason = format!("the worker exited before it was ready ({})", describe_exit(status.code, status.signal));
+    let text = tail.text();
+    if text.contains("No module named 'titan_pm'") || text.contains("No module named titan_pm") {
+        reason.push_str("; the worker's Python cannot import titan_pm: pip install ./python into that interpreter, or set the `python` option");
+    } else if text.contains("Cannot find module 'titan-pm") {
+        reason.push_str("; the worker's Node cannot load titan-pm: npm install it where the worker file is");
+    }
+    reason
+}
+
+async fn describe_and_init(worker: &worker::Client, dependencies: &Value) -> std::result::Result<Description, String> {
+    let reply = worker.describe_request().send().promise.await.map_err(|e| format!("describe failed: {}", e.extra))?;
+    let description = reply
+        .get()
+        .and_then(|r| r.get_description())
+        .map_err(|e| e.to_string())
+        .and_then(|d| Description::read(d).map_err(|e| e.to_string()))?;
+    let mut req = worker.init_request();
+    let deps = match dependencies {
+        Value::Null => Value::Map(Vec::new()),
+        other => other.clone(),
+    };
+    value::write(&deps, req.get().init_dependencies());
+    let reply = req.send().promise.await.map_err(|e| format!("init failed: {}", e.extra))?;
+    let r = reply.get().map_err(|e| e.to_string())?;
+    if r.get_failed() {
+        let info = r.get_error().map_err(|e| e.to_string()).and_then(|e| ErrorInfo::read(e).map_err(|e| e.to_string()))?;
+        let mut reason = format!("init raised {}: {}", info.type_name, info.message);
+        if !info.stack.is_empty() {
+            reason.push('\n');
+            reason.push_str(info.stack.trim_end());
+        }
+        return Err(reason);
+    }
+    Ok(description)
+}
+
+type Started = (watch::Receiver<Option<ExitStatus>>, Option<u32>, StderrTail, Option<Connection>);
+
+async fn start(spec: &LaunchSpec<'_>, registry: &Rc<Registry>, secret: &str) -> Result<Started> {
+    let endpoint = match spec.transport {
+        Transport::Ipc => None,
+        Transport::Unix => Some(registry.endpoint(true).await?),
+        _ => Some(registry.endpoint(false).await?),
+    };
+    match (spec.isolation, spec.target) {
+        (Isolation::Child, Target::Path(path)) => start_child(spec, path, registry, secret, endpoint),
+        (Isolation::Child, Target::Handler { name, .. }) => Err(Error::spawn(
+            name,
+            "isolation 'child' needs a file target (a .py, .js or executable file)",
+        )),
+        (_, Target::Path(path)) => Err(Error::spawn(
+            path,
+            format!(
+                "isolation '{}' runs workers of the host's own language in-process; use isolation 'child' for this file",
+                spec.isolation.as_str()
+            ),
+        )),
+        (Isolation::Worker, Target::Handler { factory, .. }) => Ok(start_thread(factory.clone(), registry, secret, endpoint)),
+        (Isolation::None, Target::Handler { factory, .. }) => start_in_engine(factory, registry, secret),
+    }
+}
+
+/// The program and arguments that run `target`, chosen by its extension.
+fn command_for(target: &str, config: &ManagerConfig) -> Result<(String, Vec<String>)> {
+    // `file.py:ClassName` selects a class; the file is what must exist.
+    let file = match target.rsplit_once(':') {
+        Some((file, class)) if !Path::new(target).exists() && !class.contains('/') => file,
+        _ => target,
+    };
+    let path = Path::new(file);
+    let meta = std::fs::metadata(path).map_err(|e| Error::spawn(target, format!("cannot read {file}: {e}")))?;
+    if meta.is_dir() {
+        return Err(Error::spawn(target, format!("{file} is a directory, not a worker file")));
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    match ext {
+        "ts" | "mts" | "cts" => {
+            let js = path.with_extension(match ext {
+                "mts" => "mjs",
+                "cts" => "cjs",
+                _ => "js",
+            });
+            Err(Error::spawn(target, format!("TypeScript cannot run directly: compile it and spawn {}", js.display())))
+        }
+        "py" => Ok((config.python.clone(), vec!["-m".into(), "titan_pm.worker".into(), target.into()])),
+        "js" | "mjs" | "cjs" => Ok((
+            config.node.clone(),
+            vec!["-e".into(), "require('titan-pm/worker').main()".into(), "--".into(), target.into()],
+        )),
+        _ => {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o111 == 0 {
+                return Err(Error::spawn(
+                    target,
+                    format!("{file} is not executable (chmod +x it, or use a .py or .js worker)"),
+                ));
+            }
+            Ok((target.to_string(), Vec::new()))
+        }
+    }
+}
+
+fn start_child(
+    spec: &LaunchSpec<'_>,
+    target: &str,
+    registry: &Rc<Registry>,
+    secret: &str,
+    endpoint: Option<Endpoint>,
+) -> Result<Started> {
+    let (program, args) = command_for(target, spec.config)?;
+    let mut cmd = tokio::process::Command::new(&program);
+    cmd.args(&args).args(spec.args).envs(spec.env.iter().cloned()).env(transport::ENV_SECRET, secret);
+    cmd.stdin(Stdio::null());
+    let piped = !matches!(spec.output, Output::Inherit);
+    if piped {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    let host_pid = std::process::id() as i32;
+    let ipc = match &endpoint {
+        Some(e) => {
+            cmd.env(transport::ENV_CONNECT, e.to_env_value());
+            None
+        }
+        None => {
+            let (host_end, child_end) =
+                std::os::unix::net::UnixStream::pair().map_err(|e| Error::spawn(target, format!("socketpair: {e}")))?;
+            cmd.env(transport::ENV_IPC_FD, "3");
+            Some((host_end, child_end))
+        }
+    };
+    let child_fd = ipc.as_ref().map(|(_, c)| c.as_raw_fd());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(fd) = child_fd {
+                if fd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0);
+                } else if libc::dup2(fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            // No orphans: the worker dies with the host's engine thread.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != host_pid {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| Error::spawn(target, format!("cannot start {program}: {e}")))?;
+    let pid = child.id().unwrap_or(0);
+    let connection = ipc.map(|(host_end, child_end)| {
+        drop(child_end);
+        host_end.set_nonblocking(true).expect("nonblocking socket");
+        registry.accept(tokio::net::UnixStream::from_std(host_end).expect("tokio socket"))
+    });
+
+    let tail = StderrTail::default();
+    if piped {
+        let name = spec.name.to_string();
+        if let Some(out) = child.stdout.take() {
+            let fwd = output::forward(out, OutputStream::Stdout, spec.output.clone(), name.clone(), pid, tail.clone());
+            tokio::task::spawn_local(fwd);
+        }
+        if let Some(err) = child.stderr.take() {
+            let fwd = output::forward(err, OutputStream::Stderr, spec.output.clone(), name, pid, tail.clone());
+            tokio::task::spawn_local(fwd);
+        }
+    }
+    let (exit_tx, exit_rx) = watch::channel(None);
+    tokio::task::spawn_local(async move {
+        let status = child.wait().await.map(ExitStatus::from).unwrap_or_default();
+        let _ = exit_tx.send(Some(status));
+    });
+    Ok((exit_rx, Some(pid), tail, connection))
+}
+
+/// A child whose connection closes is not a worker any more: end it if it lingers.
+fn watch_connection(connection: Connection, mut exit: watch::Receiver<Option<ExitStatus>>, pid: u32) {
+    tokio::task::spawn_local(async move {
+        let _ = connection.closed.clone().await;
+        let exited = tokio::time::timeout(Duration::from_secs(2), wait_exit(&mut exit)).await;
+        if exited.is_err() {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    });
+}
+
+fn start_thread(factory: HandlerFactory, registry: &Rc<Registry>, secret: &str, endpoint: Option<Endpoint>) -> Started {
+    let (exit_tx, exit_rx) = watch::channel(None);
+    let (stream, connection) = match endpoint {
+        Some(e) => (Err(e), None),
+        None => {
+            let (host_end, worker_end) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+            host_end.set_nonblocking(true).expect("nonblocking socket");
+            let conn = registry.accept(tokio::net::UnixStream::from_std(host_end).expect("tokio socket"));
+            (Ok(worker_end), Some(conn))
+        }
+    };
+    let secret = secret.to_string();
+    std::thread::Builder::new()
+        .name("titan-pm-worker".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            let local = tokio::task::LocalSet::new();
+            let result = local.block_on(&rt, async move {
+                let handler = factory().map_err(|e| format_start_error(&e))?;
+                let outcome = match stream {
+                    Ok(s) => {
+                        s.set_nonblocking(true).map_err(|e| e.to_string())?;
+                        let s = tokio::net::UnixStream::from_std(s).map_err(|e| e.to_string())?;
+                        agent::serve(s, &secret, handler).await
+                    }
+                    Err(endpoint) => agent::connect_and_serve(endpoint, &secret, handler).await,
+                };
+                outcome.map_err(|e| e.to_string())
+            });
+            let status = match result {
+                Ok(()) => ExitStatus { code: Some(0), ..Default::default() },
+                Err(e) => ExitStatus { code: Some(1), error: Some(e), signal: None },
+            };
+            let _ = exit_tx.send(Some(status));
+        })
+        .expect("cannot start a worker thread");
+    (exit_rx, None, StderrTail::default(), connection)
+}
+
+fn start_in_engine(factory: &HandlerFactory, registry: &Rc<Registry>, secret: &str) -> Result<Started> {
+    let handler = factory().map_err(|e| Error::spawn("handler", format_start_error(&e)))?;
+    let (host_end, worker_end) = tokio::net::UnixStream::pair().map_err(|e| Error::spawn("handler", e.to_string()))?;
+    let connection = registry.accept(host_end);
+    let (exit_tx, exit_rx) = watch::channel(None);
+    let secret = secret.to_string();
+    tokio::task::spawn_local(async move {
+        let status = match agent::serve(worker_end, &secret, handler).await {
+            Ok(()) => ExitStatus { code: Some(0), ..Default::default() },
+            Err(e) => ExitStatus { code: Some(1), error: Some(e.to_string()), signal: None },
+        };
+        let _ = exit_tx.send(Some(status));
+    });
+    Ok((exit_rx, None, StderrTail::default(), Some(connection)))
+}
+
+fn format_start_error(e: &ErrorInfo) -> String {
+    let mut s = format!("{}: {}", e.type_name, e.message);
+    if !e.stack.is_empty() {
+        s.push('\n');
+        s.push_str(e.stack.trim_end());
+    }
+    s
+}

@@ -1,0 +1,97 @@
+//! Per-process measurements: call latency in an HDR histogram (measured at the
+//! host), request and error counts, and CPU and RSS read from `/proc`.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+/// `{cpu, memory, requests, errors, latency}`: cpu in percent of one core over
+/// the last interval, memory RSS bytes, latency in ms.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcessMetrics {
+    pub cpu: f64,
+    pub memory: u64,
+    pub requests: u64,
+    pub errors: u64,
+    pub in_flight: u64,
+    pub latency: Latency,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Latency {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+/// What the host counts about the calls of one process (across restarts).
+pub(crate) struct CallStats {
+    latency_us: Histogram<u64>,
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+}
+
+impl Default for CallStats {
+    fn default() -> Self {
+        CallStats {
+            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
+            requests: 0,
+            errors: 0,
+        }
+    }
+}
+
+impl CallStats {
+    pub(crate) fn record(&mut self, elapsed: Duration, ok: bool) {
+        self.requests += 1;
+        if !ok {
+            self.errors += 1;
+        }
+        self.latency_us.saturating_record(elapsed.as_micros().max(1) as u64);
+    }
+
+    pub(crate) fn latency(&self) -> Latency {
+        let q = |q: f64| self.latency_us.value_at_quantile(q) as f64 / 1000.0;
+        if self.latency_us.is_empty() {
+            return Latency::default();
+        }
+        Latency { p50: q(0.50), p95: q(0.95), p99: q(0.99) }
+    }
+}
+
+/// CPU use between two readings of one OS process.
+#[derive(Default)]
+pub(crate) struct CpuSampler {
+    last: Option<(u32, Instant, u64)>,
+}
+
+impl CpuSampler {
+    /// Percent of one core used by `pid` since the last reading (or since it started), and its RSS.
+    pub(crate) fn sample(&mut self, pid: u32) -> (f64, u64) {
+        let Ok(proc) = procfs::process::Process::new(pid as i32) else { return (0.0, 0) };
+        let Ok(stat) = proc.stat() else { return (0.0, 0) };
+        let ticks = stat.utime + stat.stime;
+        let tps = procfs::ticks_per_second() as f64;
+        let now = Instant::now();
+        let memory = stat.rss * procfs::page_size();
+        let cpu = match self.last {
+            Some((last_pid, t, last_ticks)) if last_pid == pid && now > t => {
+                let busy = ticks.saturating_sub(last_ticks) as f64 / tps;
+                100.0 * busy / now.duration_since(t).as_secs_f64()
+            }
+            _ => {
+                // First reading: average over the process's life so far.
+                let boot = procfs::boot_time_secs().unwrap_or(0) as f64;
+                let started = boot + stat.starttime as f64 / tps;
+                let now_s = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(started);
+                let life = (now_s - started).max(0.01);
+                100.0 * (ticks as f64 / tps) / life
+            }
+        };
+        self.last = Some((pid, now, ticks));
+        (cpu, memory)
+    }
+}

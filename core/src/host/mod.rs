@@ -1,0 +1,424 @@
+//! The host side: the [`ProcessManager`] that spawns workers, calls them,
+//! restarts them, measures them and shuts them down.
+//!
+//! Every operation runs on one engine thread (capnp-rpc is single-threaded); a
+//! `ProcessManager` is a cheap, `Send` handle to it. [`ProcessManager::new`]
+//! starts the engine on a thread of its own; [`ProcessManager::new_local`] runs
+//! it on the caller's `LocalSet`, which saves two thread hops per call.
+//!
+//! ```no_run
+//! # async fn demo() -> titan_pm::Result<()> {
+//! use titan_pm::{ProcessManager, ManagerConfig, SpawnOptions};
+//! let pm = ProcessManager::new(ManagerConfig::default());
+//! let calc = pm.spawn("target/debug/rust-calculator", SpawnOptions::default()).await?;
+//! assert_eq!(calc.call::<i64>("add", (5, 3)).await?, 8);
+//! println!("{:?}", pm.get_metrics(calc.id()).await?);
+//! pm.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod engine;
+mod launch;
+mod metrics;
+mod output;
+mod process;
+mod registry;
+mod restart;
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::LocalBoxFuture;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub use metrics::{Latency, ProcessMetrics};
+pub use output::{Output, OutputStream};
+pub use restart::RestartPolicy;
+
+use crate::agent::Handler;
+use crate::error::{Error, Result};
+use crate::protocol::{ErrorInfo, HealthReport};
+use crate::transport::Transport;
+use crate::value::{self, Value};
+use engine::Engine;
+
+/// Where a worker runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// In the host's engine thread; values still cross the codec.
+    None,
+    /// A thread of the host process.
+    Worker,
+    /// A child OS process: the only mode that survives a crash of the worker.
+    #[default]
+    Child,
+}
+
+impl Isolation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::None => "none",
+            Isolation::Worker => "worker",
+            Isolation::Child => "child",
+        }
+    }
+}
+
+impl std::str::FromStr for Isolation {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" => Ok(Isolation::None),
+            "worker" => Ok(Isolation::Worker),
+            "child" => Ok(Isolation::Child),
+            _ => Err(Error::Config(format!("unknown isolation {s:?} (expected none, worker or child)"))),
+        }
+    }
+}
+
+/// A process's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessState {
+    Starting,
+    Running,
+    Restarting,
+    Stopping,
+    Stopped,
+    Failed,
+}
+
+impl ProcessState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessState::Starting => "starting",
+            ProcessState::Running => "running",
+            ProcessState::Restarting => "restarting",
+            ProcessState::Stopping => "stopping",
+            ProcessState::Stopped => "stopped",
+            ProcessState::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for ProcessState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Builds a worker's handler inside the thread that serves it (isolation `worker` or `none`).
+pub type HandlerFactory = Arc<dyn Fn() -> std::result::Result<Rc<dyn Handler>, ErrorInfo> + Send + Sync>;
+
+/// What to run.
+#[derive(Clone)]
+pub enum Target {
+    /// A file: `*.py` runs under Python, `*.js/*.mjs/*.cjs` under Node, anything else as an executable.
+    Path(String),
+    /// An in-process handler (isolation `worker` or `none`).
+    Handler { name: String, factory: HandlerFactory },
+}
+
+impl Target {
+    pub fn handler(name: &str, factory: impl Fn() -> std::result::Result<Rc<dyn Handler>, ErrorInfo> + Send + Sync + 'static) -> Self {
+        Target::Handler { name: name.to_string(), factory: Arc::new(factory) }
+    }
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Target::Path(p) => p.clone(),
+            Target::Handler { name, .. } => name.clone(),
+        }
+    }
+}
+
+impl From<&str> for Target {
+    fn from(p: &str) -> Self {
+        Target::Path(p.to_string())
+    }
+}
+impl From<String> for Target {
+    fn from(p: String) -> Self {
+        Target::Path(p)
+    }
+}
+impl From<PathBuf> for Target {
+    fn from(p: PathBuf) -> Self {
+        Target::Path(p.display().to_string())
+    }
+}
+impl From<&std::path::Path> for Target {
+    fn from(p: &std::path::Path) -> Self {
+        Target::Path(p.display().to_string())
+    }
+}
+
+/// The manager's defaults; durations in Rust are `Duration`s.
+#[derive(Clone)]
+pub struct ManagerConfig {
+    pub isolation: Isolation,
+    pub transport: Transport,
+    pub restart: RestartPolicy,
+    /// The default deadline of every call (`resources.timeout`).
+    pub timeout: Duration,
+    /// How long a worker has to start, register and run `init`.
+    pub spawn_timeout: Duration,
+    /// A health probe that takes longer reports `unhealthy`.
+    pub health_timeout: Duration,
+    /// How long `shutdown` waits at each step (drain, hooks, SIGTERM) before the next.
+    pub shutdown_timeout: Duration,
+    /// How long a timed-out call's worker has to confirm the cancel before it is recycled.
+    pub cancel_grace: Duration,
+    pub output: Output,
+    /// The interpreter for `*.py` targets.
+    pub python: String,
+    /// The runtime for `*.js` targets.
+    pub node: String,
+    /// The address the `tcp` transport listens on.
+    pub tcp_host: String,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig {
+            isolation: Isolation::Child,
+            transport: Transport::Ipc,
+            restart: RestartPolicy::default(),
+            timeout: Duration::from_secs(30),
+            spawn_timeout: Duration::from_secs(10),
+            health_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(5),
+            cancel_grace: Duration::from_secs(2),
+            output: Output::Prefix,
+            python: "python3".into(),
+            node: "node".into(),
+            tcp_host: "127.0.0.1".into(),
+        }
+    }
+}
+
+/// Per-spawn options; `None` takes the manager's default.
+#[derive(Clone, Default)]
+pub struct SpawnOptions {
+    pub isolation: Option<Isolation>,
+    pub transport: Option<Transport>,
+    /// Passed to the worker's `init` (a map; `Null` for none).
+    pub dependencies: Value,
+    pub env: Vec<(String, String)>,
+    pub args: Vec<String>,
+    pub name: Option<String>,
+    pub timeout: Option<Duration>,
+    pub restart: Option<RestartPolicy>,
+    pub output: Option<Output>,
+}
+
+/// Per-call options.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    pub timeout: Option<Duration>,
+    /// A routing key for a pool's hash strategies.
+    pub key: Option<String>,
+}
+
+/// One row of `list_processes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessInfo {
+    pub process_id: u64,
+    pub name: String,
+    /// The OS pid: the worker's for `child`, the host's for `none` and `worker`.
+    pub pid: u32,
+    pub state: ProcessState,
+    pub restarts: u32,
+    pub isolation: Isolation,
+    pub transport: Transport,
+}
+
+/// Something that happened to a process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub process_id: u64,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    Spawned { pid: u32 },
+    Ready { pid: u32 },
+    Crashed { exit_code: Option<i32>, signal: Option<i32> },
+    Restarting { attempt: u32, delay: Duration },
+    Failed,
+    Exited,
+    /// A connection presented a wrong secret and was refused.
+    ConnectionRefused,
+}
+
+impl EventKind {
+    /// The event's name, as front ends emit it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Spawned { .. } => "spawn",
+            EventKind::Ready { .. } => "ready",
+            EventKind::Crashed { .. } => "crash",
+            EventKind::Restarting { .. } => "restart",
+            EventKind::Failed => "failed",
+            EventKind::Exited => "exit",
+            EventKind::ConnectionRefused => "refused",
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(Rc<Engine>) -> LocalBoxFuture<'static, ()> + Send>;
+
+struct Shared {
+    jobs: mpsc::UnboundedSender<Job>,
+    events: broadcast::Sender<Event>,
+}
+
+/// Spawns, calls, supervises and stops workers. Clone it freely.
+#[derive(Clone)]
+pub struct ProcessManager {
+    shared: Arc<Shared>,
+}
+
+impl ProcessManager {
+    /// Starts the engine on a thread of its own.
+    pub fn new(config: ManagerConfig) -> Self {
+        let (pm, run) = Self::build(config);
+        std::thread::Builder::new()
+            .name("titan-pm-engine".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&rt, run());
+            })
+            .expect("cannot start the titan-pm engine thread");
+        pm
+    }
+
+    /// Runs the engine on the current `LocalSet` (a current-thread runtime): no thread hops.
+    /// Panics outside a `LocalSet`.
+    pub fn new_local(config: ManagerConfig) -> Self {
+        let (pm, run) = Self::build(config);
+        tokio::task::spawn_local(run());
+        pm
+    }
+
+    fn build(config: ManagerConfig) -> (Self, impl FnOnce() -> LocalBoxFuture<'static, ()> + Send) {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(1024);
+        let pm = ProcessManager { shared: Arc::new(Shared { jobs, events: events.clone() }) };
+        let run = move || -> LocalBoxFuture<'static, ()> { Box::pin(Engine::run(config, events, rx)) };
+        (pm, run)
+    }
+
+    /// Runs `f` on the engine and returns its result.
+    async fn exec<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Engine>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |engine| {
+            Box::pin(async move {
+                let _ = tx.send(f(engine).await);
+            })
+        });
+        self.shared.jobs.send(job).map_err(|_| Error::ManagerShutDown)?;
+        rx.await.map_err(|_| Error::ManagerShutDown)?
+    }
+
+    /// Spawns `target` and waits until it has registered and run `init`.
+    pub async fn spawn(&self, target: impl Into<Target>, options: SpawnOptions) -> Result<ProcessHandle> {
+        let target = target.into();
+        let id = self.exec(move |engine| async move { engine.spawn(target, options).await }).await?;
+        Ok(ProcessHandle { pm: self.clone(), id, options: CallOptions::default() })
+    }
+
+    /// A handle to an existing process.
+    pub fn handle(&self, process_id: u64) -> ProcessHandle {
+        ProcessHandle { pm: self.clone(), id: process_id, options: CallOptions::default() }
+    }
+
+    /// Calls `method` on a process with already-converted arguments.
+    pub async fn call_value(&self, process_id: u64, method: &str, args: Vec<Value>, options: CallOptions) -> Result<Value> {
+        let method = method.to_string();
+        self.exec(move |engine| async move { engine.call(process_id, method, args, options).await }).await
+    }
+
+    /// Stops a process at once (SIGKILL for a child). Not a crash: it is not restarted.
+    pub async fn kill(&self, process_id: u64) -> Result<()> {
+        self.exec(move |engine| async move { engine.kill(process_id).await }).await
+    }
+
+    pub async fn list_processes(&self) -> Vec<ProcessInfo> {
+        self.exec(|engine| async move { Ok(engine.list()) }).await.unwrap_or_default()
+    }
+
+    pub async fn get_process(&self, process_id: u64) -> Result<ProcessInfo> {
+        self.exec(move |engine| async move { engine.process(process_id).map(|p| p.info()) }).await
+    }
+
+    /// The worker's own health check, answered out of band; `unhealthy` if it does not answer in time.
+    pub async fn get_health(&self, process_id: u64) -> Result<HealthReport> {
+        self.exec(move |engine| async move { Ok(engine.process(process_id)?.health().await) }).await
+    }
+
+    pub async fn get_metrics(&self, process_id: u64) -> Result<ProcessMetrics> {
+        self.exec(move |engine| async move { Ok(engine.process(process_id)?.metrics()) }).await
+    }
+
+    /// Lifecycle events of every process, from now on.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
+    /// The address of the manager's TCP listener (starting it if needed).
+    pub async fn tcp_address(&self) -> Result<std::net::SocketAddr> {
+        self.exec(|engine| async move { engine.registry.tcp_address().await }).await
+    }
+
+    /// Stops intake, drains in-flight calls, runs shutdown hooks, then SIGTERM and SIGKILL.
+    pub async fn shutdown(&self) {
+        let _ = self.exec(|engine| async move { engine.shutdown().await; Ok(()) }).await;
+    }
+}
+
+/// A spawned process. Its id survives restarts.
+#[derive(Clone)]
+pub struct ProcessHandle {
+    pm: ProcessManager,
+    id: u64,
+    options: CallOptions,
+}
+
+impl ProcessHandle {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn manager(&self) -> &ProcessManager {
+        &self.pm
+    }
+
+    /// A view of this handle whose calls use `options`.
+    pub fn with_options(&self, options: CallOptions) -> ProcessHandle {
+        ProcessHandle { options, ..self.clone() }
+    }
+
+    /// Calls `method` with a tuple of arguments and decodes the result.
+    pub async fn call<R: serde::de::DeserializeOwned>(&self, method: &str, args: impl serde::Serialize) -> Result<R> {
+        let args = value::to_args(&args)?;
+        value::from_value(self.call_value(method, args).await?)
+    }
+
+    pub async fn call_value(&self, method: &str, args: Vec<Value>) -> Result<Value> {
+        self.pm.call_value(self.id, method, args, self.options.clone()).await
+    }
+
+    pub async fn info(&self) -> Result<ProcessInfo> {
+        self.pm.get_process(self.id).await
+    }
+}

@@ -1,0 +1,352 @@
+//! One supervised process: its lifecycle state, its current instance, the call
+//! path (deadline, crash, cancel), the restart loop, graceful stop, health and
+//! metrics. The process id and this object survive restarts; instances do not.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::engine::Engine;
+use super::launch::{self, ExitStatus, Instance, LaunchSpec};
+use super::metrics::{CallStats, CpuSampler, ProcessMetrics};
+use super::restart::RestartBudget;
+use super::{CallOptions, EventKind, Isolation, Output, ProcessInfo, ProcessState, RestartPolicy, Target};
+use crate::error::{Error, Result};
+use crate::protocol::{ErrorInfo, HealthReport};
+use crate::titan_capnp::worker;
+use crate::transport::Transport;
+use crate::value::{self, Value};
+
+/// What a process was spawned with; every restart launches the same.
+pub(crate) struct Spec {
+    pub target: Target,
+    pub isolation: Isolation,
+    pub transport: Transport,
+    pub dependencies: Value,
+    pub env: Vec<(String, String)>,
+    pub args: Vec<String>,
+    pub timeout: Duration,
+    pub restart: RestartPolicy,
+    pub output: Output,
+}
+
+pub(crate) struct Process {
+    pub id: u64,
+    name: RefCell<String>,
+    spec: Spec,
+    state: watch::Sender<ProcessState>,
+    instance: RefCell<Option<Rc<Instance>>>,
+    last_pid: Cell<u32>,
+    restarts: Cell<u32>,
+    budget: RefCell<RestartBudget>,
+    stats: RefCell<CallStats>,
+    cpu: RefCell<CpuSampler>,
+    engine: Weak<Engine>,
+}
+
+impl Process {
+    /// Launches the first instance; the process exists only if that succeeds.
+    pub(crate) async fn start(id: u64, name: String, spec: Spec, engine: &Rc<Engine>) -> Result<Rc<Process>> {
+        let process = Rc::new(Process {
+            id,
+            name: RefCell::new(name),
+            spec,
+            state: watch::channel(ProcessState::Starting).0,
+            instance: RefCell::default(),
+            last_pid: Cell::new(0),
+            restarts: Cell::new(0),
+            budget: RefCell::default(),
+            stats: RefCell::default(),
+            cpu: RefCell::default(),
+            engine: Rc::downgrade(engine),
+        });
+        let instance = process.launch(engine).await?;
+        if process.name.borrow().is_empty() || matches!(process.spec.target, Target::Path(_)) {
+            if !instance.description.name.is_empty() {
+                *process.name.borrow_mut() = instance.description.name.clone();
+            }
+        }
+        process.install(instance, engine);
+        Ok(process)
+    }
+
+    async fn launch(&self, engine: &Rc<Engine>) -> Result<Rc<Instance>> {
+        let name = self.name.borrow().clone();
+        let spec = LaunchSpec {
+            target: &self.spec.target,
+            isolation: self.spec.isolation,
+            transport: self.spec.transport,
+            dependencies: &self.spec.dependencies,
+            env: &self.spec.env,
+            args: &self.spec.args,
+            name: &name,
+            output: &self.spec.output,
+            config: &engine.config,
+        };
+        launch::launch(&spec, &engine.registry).await
+    }
+
+    fn install(self: &Rc<Self>, instance: Rc<Instance>, engine: &Engine) {
+        self.last_pid.set(instance.pid);
+        *self.instance.borrow_mut() = Some(instance.clone());
+        self.state.send_replace(ProcessState::Running);
+        engine.emit(self.id, EventKind::Spawned { pid: instance.pid });
+        engine.emit(self.id, EventKind::Ready { pid: instance.pid });
+        let me = self.clone();
+        tokio::task::spawn_local(async move {
+            let status = instance.exited().await;
+            me.on_exit(instance, status).await;
+        });
+    }
+
+    pub(crate) fn state(&self) -> ProcessState {
+        *self.state.borrow()
+    }
+
+    pub(crate) fn info(&self) -> ProcessInfo {
+        ProcessInfo {
+            process_id: self.id,
+            name: self.name.borrow().clone(),
+            pid: self.last_pid.get(),
+            state: self.state(),
+            restarts: self.restarts.get(),
+            isolation: self.spec.isolation,
+            transport: self.spec.transport,
+        }
+    }
+
+    // ---- calls ----
+
+    pub(crate) async fn call(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions) -> Result<Value> {
+        let timeout = options.timeout.unwrap_or(self.spec.timeout);
+        let deadline = Instant::now() + timeout;
+        let instance = self.instance_for_call(deadline, method, timeout).await?;
+        let started = Instant::now();
+        let result = self.call_instance(&instance, method, args, deadline, timeout).await;
+        self.stats.borrow_mut().record(started.elapsed(), result.is_ok());
+        result
+    }
+
+    /// The running instance; waits (within the deadline) while the process starts or restarts.
+    async fn instance_for_call(&self, deadline: Instant, method: &str, timeout: Duration) -> Result<Rc<Instance>> {
+        let mut state = self.state.subscribe();
+        loop {
+            let now = *state.borrow_and_update();
+            match now {
+                ProcessState::Running => {
+                    if let Some(i) = self.instance.borrow().as_ref().filter(|i| !i.has_exited()) {
+                        return Ok(i.clone());
+                    }
+                }
+                ProcessState::Starting | ProcessState::Restarting => {}
+                ProcessState::Stopping | ProcessState::Stopped | ProcessState::Failed => {
+                    return Err(Error::ProcessFailed { process_id: self.id, state: now });
+                }
+            }
+            match tokio::time::timeout_at(deadline.into(), state.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Error::ManagerShutDown),
+                Err(_) => return Err(timed_out(method, timeout)),
+            }
+        }
+    }
+
+    async fn call_instance(
+        self: &Rc<Self>,
+        instance: &Rc<Instance>,
+        method: &str,
+        args: &[Value],
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Value> {
+        let call_id = instance.next_call_id();
+        let mut req = instance.worker.call_request();
+        {
+            let mut p = req.get();
+            p.set_method(method);
+            value::write_list(args, p.reborrow().init_args(args.len() as u32));
+            let mut c = p.init_context();
+            c.set_call_id(call_id);
+            c.set_timeout_ms(deadline.saturating_duration_since(Instant::now()).as_millis().max(1) as u64);
+        }
+        let _in_flight = InFlight::enter(instance);
+        let crashed = |s: ExitStatus| Error::ProcessCrashed { process_id: self.id, exit_code: s.code, signal: s.signal };
+        tokio::select! {
+            biased;
+            reply = req.send().promise => match reply {
+                Ok(reply) => read_call_result(reply),
+                Err(_) => {
+                    // The connection broke: the worker is dying; report how it ended.
+                    let status = tokio::time::timeout(Duration::from_secs(1), instance.exited()).await;
+                    Err(crashed(status.unwrap_or_default()))
+                }
+            },
+            status = instance.exited() => Err(crashed(status)),
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                self.cancel_or_recycle(instance.clone(), call_id);
+                Err(timed_out(method, timeout))
+            }
+        }
+    }
+
+    /// Tells the worker to stop a timed-out call; a worker that does not confirm in time is recycled.
+    fn cancel_or_recycle(&self, instance: Rc<Instance>, call_id: u64) {
+        let Some(engine) = self.engine.upgrade() else { return };
+        let grace = engine.config.cancel_grace;
+        let name = self.name.borrow().clone();
+        tokio::task::spawn_local(async move {
+            let mut req = instance.worker.cancel_request();
+            req.get().set_call_id(call_id);
+            if !matches!(tokio::time::timeout(grace, req.send().promise).await, Ok(Ok(_))) && !instance.has_exited() {
+                eprintln!("titan-pm: {name} did not stop a timed-out call within {} ms; recycling it", grace.as_millis());
+                instance.kill();
+            }
+        });
+    }
+
+    // ---- lifecycle ----
+
+    async fn on_exit(self: Rc<Self>, instance: Rc<Instance>, status: ExitStatus) {
+        let current = self.instance.borrow().as_ref().is_some_and(|i| Rc::ptr_eq(i, &instance));
+        let Some(engine) = self.engine.upgrade() else { return };
+        if !current {
+            return;
+        }
+        *self.instance.borrow_mut() = None;
+        if self.state() != ProcessState::Running {
+            engine.emit(self.id, EventKind::Exited);
+            return;
+        }
+        engine.emit(self.id, EventKind::Crashed { exit_code: status.code, signal: status.signal });
+        self.restart(&engine).await;
+    }
+
+    async fn restart(self: &Rc<Self>, engine: &Rc<Engine>) {
+        loop {
+            let Some(delay) = self.budget.borrow_mut().next(&self.spec.restart, Instant::now()) else {
+                self.state.send_replace(ProcessState::Failed);
+                engine.emit(self.id, EventKind::Failed);
+                return;
+            };
+            self.restarts.set(self.restarts.get() + 1);
+            self.state.send_replace(ProcessState::Restarting);
+            engine.emit(self.id, EventKind::Restarting { attempt: self.restarts.get(), delay });
+            tokio::time::sleep(delay).await;
+            if self.state() != ProcessState::Restarting {
+                return; // killed or shut down meanwhile
+            }
+            match self.launch(engine).await {
+                Ok(instance) if self.state() == ProcessState::Restarting => return self.install(instance, engine),
+                Ok(instance) => return instance.kill(),
+                Err(e) => eprintln!("titan-pm: restart of {} failed: {e}", self.name.borrow()),
+            }
+        }
+    }
+
+    /// Stops at once (SIGKILL); not a crash, so no restart.
+    pub(crate) async fn kill(&self) {
+        self.state.send_replace(ProcessState::Stopped);
+        let instance = self.instance.borrow().clone();
+        if let Some(instance) = instance {
+            instance.kill();
+            let _ = tokio::time::timeout(Duration::from_secs(2), instance.exited()).await;
+        }
+    }
+
+    /// Stops intake, drains in-flight calls, runs the shutdown hooks, then SIGTERM, then SIGKILL.
+    pub(crate) async fn stop(&self, step: Duration) {
+        if matches!(self.state(), ProcessState::Stopped | ProcessState::Failed) {
+            self.state.send_replace(ProcessState::Stopped);
+            return;
+        }
+        self.state.send_replace(ProcessState::Stopping);
+        let instance = self.instance.borrow().clone();
+        if let Some(instance) = instance {
+            let drained = async {
+                while instance.in_flight.get() > 0 && !instance.has_exited() {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            };
+            let _ = tokio::time::timeout(step, drained).await;
+            let _ = tokio::time::timeout(step, instance.worker.shutdown_request().send().promise).await;
+            if tokio::time::timeout(step, instance.exited()).await.is_err() {
+                instance.signal(libc::SIGTERM);
+                if tokio::time::timeout(step, instance.exited()).await.is_err() {
+                    instance.kill();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), instance.exited()).await;
+                }
+            }
+        }
+        self.state.send_replace(ProcessState::Stopped);
+    }
+
+    // ---- health and metrics ----
+
+    pub(crate) async fn health(&self) -> HealthReport {
+        let Some(engine) = self.engine.upgrade() else { return HealthReport::unhealthy("process", "manager stopped") };
+        let instance = self.instance.borrow().clone();
+        let Some(instance) = instance.filter(|_| self.state() == ProcessState::Running) else {
+            return HealthReport::unhealthy("process", format!("process is {}", self.state()));
+        };
+        let limit = engine.config.health_timeout;
+        match tokio::time::timeout(limit, instance.worker.health_request().send().promise).await {
+            Ok(Ok(reply)) => reply
+                .get()
+                .and_then(|r| r.get_report())
+                .map_err(|e| e.to_string())
+                .and_then(|r| HealthReport::read(r).map_err(|e| e.to_string()))
+                .unwrap_or_else(|e| HealthReport::unhealthy("health", e)),
+            Ok(Err(e)) => HealthReport::unhealthy("health", e.extra),
+            Err(_) => HealthReport::unhealthy("health", format!("no answer within {} ms", limit.as_millis())),
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> ProcessMetrics {
+        let instance = self.instance.borrow().clone();
+        let (cpu, memory) = match &instance {
+            Some(i) => self.cpu.borrow_mut().sample(i.pid),
+            None => (0.0, 0),
+        };
+        let stats = self.stats.borrow();
+        ProcessMetrics {
+            cpu,
+            memory,
+            requests: stats.requests,
+            errors: stats.errors,
+            in_flight: instance.map(|i| i.in_flight.get() as u64).unwrap_or(0),
+            latency: stats.latency(),
+        }
+    }
+}
+
+fn timed_out(method: &str, timeout: Duration) -> Error {
+    Error::CallTimeout { method: method.to_string(), timeout_ms: timeout.as_millis() as u64 }
+}
+
+fn read_call_result(reply: capnp::capability::Response<worker::call_results::Owned>) -> Result<Value> {
+    use crate::titan_capnp::call_result::Which;
+    let bad = crate::protocol::ser;
+    let result = reply.get().and_then(|r| r.get_result()).map_err(bad)?;
+    match result.which().map_err(|e| bad(e.into()))? {
+        Which::Ok(v) => value::read(v.map_err(bad)?, "result"),
+        Which::Error(e) => Err(ErrorInfo::read(e.map_err(bad)?)?.into_error()),
+    }
+}
+
+/// Counts a call as in flight on its instance while it lives.
+struct InFlight(Rc<Instance>);
+
+impl InFlight {
+    fn enter(instance: &Rc<Instance>) -> Self {
+        instance.in_flight.set(instance.in_flight.get() + 1);
+        InFlight(instance.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.set(self.0.in_flight.get() - 1);
+    }
+}

@@ -1,0 +1,28 @@
+//! titan-pm: a process manager and worker orchestration layer over Cap'n Proto RPC.
+//!
+//! - [`host`]: the manager side ([`ProcessManager`]): spawn, call, restart,
+//!   health, metrics, shutdown.
+//! - [`agent`]: the worker side: serves a [`agent::Handler`] (a Rust
+//!   [`agent::WorkerDef`], or a Python or JS object through a binding).
+//! - [`value`], [`protocol`], [`transport`]: what crosses the wire and how.
+//! - [`error`]: the one error type, with the brief's error kinds.
+//!
+//! The wire protocol is `schema/titan.capnp`; `generated` is compiled from it.
+
+pub mod agent;
+pub mod error;
+pub mod generated;
+pub mod host;
+pub mod protocol;
+pub mod transport;
+pub mod value;
+
+pub use error::{Error, ErrorKind, Result};
+pub use generated::titan_capnp;
+pub use host::{
+    CallOptions, Event, EventKind, Isolation, ManagerConfig, Output, ProcessHandle, ProcessInfo, ProcessManager,
+    ProcessMetrics, ProcessState, RestartPolicy, SpawnOptions, Target,
+};
+pub use protocol::{HealthReport, HealthStatus};
+pub use transport::Transport;
+pub use value::Value;

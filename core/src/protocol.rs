@@ -1,0 +1,268 @@
+//! Rust mirrors of the schema's data structs and their codecs, shared by the
+//! host and the agent: errors as data, worker descriptions and health reports.
+//!
+//! ```
+//! use titan_pm::protocol::{ErrorInfo, ErrorInfoKind};
+//! let e = ErrorInfo::method_not_found("nope", vec!["add".into()]);
+//! assert_eq!(e.kind, ErrorInfoKind::MethodNotFound);
+//! assert_eq!(e.into_error().to_string(), "no public method \"nope\" (available: add)");
+//! ```
+
+use crate::error::{Error, Result};
+use crate::titan_capnp::{description, error_info, health_report};
+use crate::value::text;
+
+/// What went wrong in a worker, as it crosses the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorInfo {
+    pub kind: ErrorInfoKind,
+    pub type_name: String,
+    pub message: String,
+    pub stack: String,
+    pub code: Option<String>,
+    pub available: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorInfoKind {
+    Remote,
+    MethodNotFound,
+    Serialization,
+    Cancelled,
+    Init,
+}
+
+impl ErrorInfo {
+    pub fn new(kind: ErrorInfoKind, type_name: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorInfo {
+            kind,
+            type_name: type_name.into(),
+            message: message.into(),
+            stack: String::new(),
+            code: None,
+            available: Vec::new(),
+        }
+    }
+    /// The method raised `type_name: message`.
+    pub fn remote(type_name: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(ErrorInfoKind::Remote, type_name, message)
+    }
+    pub fn method_not_found(method: &str, available: Vec<String>) -> Self {
+        let mut e = Self::new(ErrorInfoKind::MethodNotFound, "MethodNotFoundError", method);
+        e.available = available;
+        e
+    }
+    pub fn with_stack(mut self, stack: impl Into<String>) -> Self {
+        self.stack = stack.into();
+        self
+    }
+
+    /// The host-side error for this worker-side failure.
+    pub fn into_error(self) -> Error {
+        match self.kind {
+            ErrorInfoKind::MethodNotFound => Error::MethodNotFound { method: self.message, available: self.available },
+            ErrorInfoKind::Serialization => Error::Serialization { path: self.type_name, message: self.message },
+            _ => Error::Remote {
+                remote_type: self.type_name,
+                message: self.message,
+                remote_traceback: self.stack,
+                code: self.code,
+            },
+        }
+    }
+
+    pub fn write(&self, mut b: error_info::Builder<'_>) {
+        b.set_kind(match self.kind {
+            ErrorInfoKind::Remote => error_info::Kind::Remote,
+            ErrorInfoKind::MethodNotFound => error_info::Kind::MethodNotFound,
+            ErrorInfoKind::Serialization => error_info::Kind::Serialization,
+            ErrorInfoKind::Cancelled => error_info::Kind::Cancelled,
+            ErrorInfoKind::Init => error_info::Kind::Init,
+        });
+        b.set_type(self.type_name.as_str());
+        b.set_message(self.message.as_str());
+        b.set_stack(self.stack.as_str());
+        b.set_code(self.code.as_deref().unwrap_or(""));
+        let mut l = b.init_available(self.available.len() as u32);
+        for (i, m) in self.available.iter().enumerate() {
+            l.set(i as u32, m.as_str());
+        }
+    }
+
+    pub fn read(r: error_info::Reader<'_>) -> Result<Self> {
+        let p = "error";
+        let kind = match r.get_kind() {
+            Ok(error_info::Kind::Remote) | Err(_) => ErrorInfoKind::Remote,
+            Ok(error_info::Kind::MethodNotFound) => ErrorInfoKind::MethodNotFound,
+            Ok(error_info::Kind::Serialization) => ErrorInfoKind::Serialization,
+            Ok(error_info::Kind::Cancelled) => ErrorInfoKind::Cancelled,
+            Ok(error_info::Kind::Init) => ErrorInfoKind::Init,
+        };
+        let code = text(r.get_code().map_err(ser)?, p)?;
+        Ok(ErrorInfo {
+            kind,
+            type_name: text(r.get_type().map_err(ser)?, p)?,
+            message: text(r.get_message().map_err(ser)?, p)?,
+            stack: text(r.get_stack().map_err(ser)?, p)?,
+            code: (!code.is_empty()).then_some(code),
+            available: r
+                .get_available()
+                .map_err(ser)?
+                .iter()
+                .map(|t| text(t.map_err(ser)?, p))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+pub(crate) fn ser(e: capnp::Error) -> Error {
+    Error::Serialization { path: "message".into(), message: e.to_string() }
+}
+
+/// A worker's answer to `describe`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Description {
+    pub name: String,
+    pub version: String,
+    pub methods: Vec<MethodInfo>,
+    pub pid: u32,
+    pub runtime: String,
+    pub has_health_check: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MethodInfo {
+    pub name: String,
+    /// The method's own default deadline in ms; 0 means the host's.
+    pub timeout_ms: u64,
+}
+
+impl Description {
+    pub fn write(&self, mut b: description::Builder<'_>) {
+        b.set_name(self.name.as_str());
+        b.set_version(self.version.as_str());
+        b.set_pid(self.pid);
+        b.set_runtime(self.runtime.as_str());
+        b.set_has_health_check(self.has_health_check);
+        let mut l = b.init_methods(self.methods.len() as u32);
+        for (i, m) in self.methods.iter().enumerate() {
+            let mut e = l.reborrow().get(i as u32);
+            e.set_name(m.name.as_str());
+            e.set_timeout_ms(m.timeout_ms);
+        }
+    }
+
+    pub fn read(r: description::Reader<'_>) -> Result<Self> {
+        let p = "description";
+        let mut methods = Vec::new();
+        for m in r.get_methods().map_err(ser)?.iter() {
+            methods.push(MethodInfo { name: text(m.get_name().map_err(ser)?, p)?, timeout_ms: m.get_timeout_ms() });
+        }
+        Ok(Description {
+            name: text(r.get_name().map_err(ser)?, p)?,
+            version: text(r.get_version().map_err(ser)?, p)?,
+            methods,
+            pid: r.get_pid(),
+            runtime: text(r.get_runtime().map_err(ser)?, p)?,
+            has_health_check: r.get_has_health_check(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HealthStatus {
+    #[default]
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+impl HealthStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Degraded => "degraded",
+            HealthStatus::Unhealthy => "unhealthy",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "healthy" => Some(HealthStatus::Healthy),
+            "degraded" => Some(HealthStatus::Degraded),
+            "unhealthy" => Some(HealthStatus::Unhealthy),
+            _ => None,
+        }
+    }
+    fn to_wire(self) -> health_report::Status {
+        match self {
+            HealthStatus::Healthy => health_report::Status::Healthy,
+            HealthStatus::Degraded => health_report::Status::Degraded,
+            HealthStatus::Unhealthy => health_report::Status::Unhealthy,
+        }
+    }
+    fn from_wire(s: std::result::Result<health_report::Status, capnp::NotInSchema>) -> Self {
+        match s {
+            Ok(health_report::Status::Healthy) => HealthStatus::Healthy,
+            Ok(health_report::Status::Degraded) => HealthStatus::Degraded,
+            _ => HealthStatus::Unhealthy,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    pub name: String,
+    pub status: HealthStatus,
+    pub message: String,
+}
+
+/// `{status, checks, timestamp}`; `timestamp_ms` is ms since the epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthReport {
+    pub status: HealthStatus,
+    pub checks: Vec<HealthCheck>,
+    pub timestamp_ms: u64,
+}
+
+impl HealthReport {
+    pub fn new(status: HealthStatus, checks: Vec<HealthCheck>) -> Self {
+        HealthReport { status, checks, timestamp_ms: now_ms() }
+    }
+    pub fn healthy() -> Self {
+        Self::new(HealthStatus::Healthy, Vec::new())
+    }
+    /// An unhealthy report with one check that says why.
+    pub fn unhealthy(check: &str, message: impl Into<String>) -> Self {
+        let c = HealthCheck { name: check.into(), status: HealthStatus::Unhealthy, message: message.into() };
+        Self::new(HealthStatus::Unhealthy, vec![c])
+    }
+
+    pub fn write(&self, mut b: health_report::Builder<'_>) {
+        b.set_status(self.status.to_wire());
+        b.set_timestamp_ms(self.timestamp_ms);
+        let mut l = b.init_checks(self.checks.len() as u32);
+        for (i, c) in self.checks.iter().enumerate() {
+            let mut e = l.reborrow().get(i as u32);
+            e.set_name(c.name.as_str());
+            e.set_status(c.status.to_wire());
+            e.set_message(c.message.as_str());
+        }
+    }
+
+    pub fn read(r: health_report::Reader<'_>) -> Result<Self> {
+        let p = "health";
+        let mut checks = Vec::new();
+        for c in r.get_checks().map_err(ser)?.iter() {
+            checks.push(HealthCheck {
+                name: text(c.get_name().map_err(ser)?, p)?,
+                status: HealthStatus::from_wire(c.get_status()),
+                message: text(c.get_message().map_err(ser)?, p)?,
+            });
+        }
+        Ok(HealthReport { status: HealthStatus::from_wire(r.get_status()), checks, timestamp_ms: r.get_timestamp_ms() })
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

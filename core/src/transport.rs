@@ -1,0 +1,132 @@
+//! How a worker reaches its host: the transport names, the environment a worker
+//! is started with, and the Cap'n Proto two-party network over any byte stream.
+//!
+//! A worker learns where to connect from its environment, never its command line:
+//! `TITAN_IPC_FD` (an inherited socket), or `TITAN_CONNECT` (`unix:/path` or
+//! `tcp:127.0.0.1:port`), and proves who it is with `TITAN_SECRET`.
+//!
+//! ```
+//! use titan_pm::Transport;
+//! assert_eq!("unix".parse::<Transport>().unwrap(), Transport::Unix);
+//! assert!("carrier-pigeon".parse::<Transport>().is_err());
+//! ```
+
+use std::str::FromStr;
+
+use capnp_rpc::rpc_twoparty_capnp::Side;
+use capnp_rpc::twoparty::VatNetwork;
+use futures::io::BufReader;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+
+use crate::error::{Error, Result};
+
+pub const ENV_IPC_FD: &str = "TITAN_IPC_FD";
+pub const ENV_CONNECT: &str = "TITAN_CONNECT";
+pub const ENV_SECRET: &str = "TITAN_SECRET";
+
+/// How host and worker bytes travel. `Ipc` is the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// An inherited socketpair: no path, no port.
+    #[default]
+    Ipc,
+    /// A Unix socket in a private 0700 directory.
+    Unix,
+    /// TCP on loopback (by default); every connection presents the per-spawn secret.
+    Tcp,
+    /// WebSocket framing: not built yet, asking for it is an error.
+    Http,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Ipc => "ipc",
+            Transport::Unix => "unix",
+            Transport::Tcp => "tcp",
+            Transport::Http => "http",
+        }
+    }
+}
+
+impl FromStr for Transport {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "ipc" => Ok(Transport::Ipc),
+            "unix" => Ok(Transport::Unix),
+            "tcp" => Ok(Transport::Tcp),
+            "http" => Ok(Transport::Http),
+            _ => Err(Error::Config(format!("unknown transport {s:?} (expected ipc, unix, tcp or http)"))),
+        }
+    }
+}
+
+/// A Cap'n Proto two-party network over a byte stream.
+pub fn vat_network<S>(stream: S, side: Side) -> VatNetwork<BufReader<tokio_util::compat::Compat<tokio::io::ReadHalf<S>>>>
+where
+    S: AsyncRead + AsyncWrite + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    let mut options = capnp::message::ReaderOptions::new();
+    options.traversal_limit_in_words(Some(1 << 30));
+    VatNetwork::new(BufReader::new(reader.compat()), writer.compat_write(), side, options)
+}
+
+/// A fresh random secret for one spawn, as hex.
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS random source failed");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Constant-time comparison, so a wrong secret's timing says nothing.
+pub fn secrets_match(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Where a worker started by a titan-pm host should connect, read from its environment.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    Fd(i32),
+    Unix(std::path::PathBuf),
+    Tcp(String),
+}
+
+impl Endpoint {
+    /// Reads (and removes) the worker's environment: endpoint and secret.
+    pub fn from_env() -> Result<(Endpoint, String)> {
+        let secret = std::env::var(ENV_SECRET).unwrap_or_default();
+        // SAFETY: called at worker start-up before other threads read the environment.
+        unsafe { std::env::remove_var(ENV_SECRET) };
+        if let Ok(fd) = std::env::var(ENV_IPC_FD) {
+            let fd = fd.parse().map_err(|_| Error::Config(format!("{ENV_IPC_FD}={fd:?} is not a descriptor")))?;
+            return Ok((Endpoint::Fd(fd), secret));
+        }
+        match std::env::var(ENV_CONNECT) {
+            Ok(addr) => Ok((Endpoint::parse(&addr)?, secret)),
+            Err(_) => Err(Error::Config(format!(
+                "this is a titan-pm worker: start it from a titan-pm host (no {ENV_IPC_FD} or {ENV_CONNECT} set)"
+            ))),
+        }
+    }
+
+    pub fn parse(addr: &str) -> Result<Endpoint> {
+        if let Some(path) = addr.strip_prefix("unix:") {
+            Ok(Endpoint::Unix(path.into()))
+        } else if let Some(a) = addr.strip_prefix("tcp:") {
+            Ok(Endpoint::Tcp(a.to_string()))
+        } else {
+            Err(Error::Config(format!("{ENV_CONNECT}={addr:?} is not unix:PATH or tcp:HOST:PORT")))
+        }
+    }
+
+    pub fn to_env_value(&self) -> String {
+        match self {
+            Endpoint::Fd(fd) => fd.to_string(),
+            Endpoint::Unix(p) => format!("unix:{}", p.display()),
+            Endpoint::Tcp(a) => format!("tcp:{a}"),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+# titan-pm wire protocol: the only source of truth for how a host and a worker talk.
+#
+# A worker (any language with a Cap'n Proto RPC library) connects to its host,
+# takes the host's bootstrap `Registry` and calls `register` with the per-spawn
+# secret and its own `Worker` capability. From then on the host calls the worker.
+# Errors travel as data (`ErrorInfo`), never only as an RPC exception string.
+
+@0x8b81bf1c99b42cfe;
+
+# The dynamic value every front end maps to and from.
+struct Value {
+  union {
+    null @0 :Void;
+    bool @1 :Bool;
+    int @2 :Int64;
+    float @3 :Float64;
+    text @4 :Text;
+    data @5 :Data;
+    list @6 :List(Value);
+    map @7 :List(Entry);   # text keys, order kept
+  }
+
+  struct Entry {
+    key @0 :Text;
+    value @1 :Value;
+  }
+}
+
+# What went wrong in the worker, as data.
+struct ErrorInfo {
+  kind @0 :Kind;
+  type @1 :Text;          # the remote exception's type name, e.g. "ValueError"
+  message @2 :Text;
+  stack @3 :Text;         # remote stack trace or traceback, may be empty
+  code @4 :Text;          # optional application error code
+  available @5 :List(Text);  # with kind methodNotFound: the public methods
+
+  enum Kind {
+    remote @0;            # the method raised
+    methodNotFound @1;
+    serialization @2;     # the worker could not decode the args or encode the result
+    cancelled @3;         # the host cancelled the call
+    init @4;              # init() raised
+  }
+}
+
+struct CallContext {
+  callId @0 :UInt64;      # unique per connection; names the call for `cancel`
+  timeoutMs @1 :UInt64;   # time left when the host sent the call; 0 = no deadline
+  traceId @2 :Text;
+  spanId @3 :Text;
+}
+
+struct CallResult {
+  union {
+    ok @0 :Value;
+    error @1 :ErrorInfo;
+  }
+}
+
+struct MethodInfo {
+  name @0 :Text;
+  timeoutMs @1 :UInt64;   # the method's own default deadline, 0 = the host's
+}
+
+struct Description {
+  name @0 :Text;
+  version @1 :Text;
+  methods @2 :List(MethodInfo);
+  pid @3 :UInt32;
+  runtime @4 :Text;       # "rust", "python", "node", ...
+  hasHealthCheck @5 :Bool;
+}
+
+struct HealthReport {
+  status @0 :Status;
+  checks @1 :List(Check);
+  timestampMs @2 :UInt64;
+
+  enum Status {
+    healthy @0;
+    degraded @1;
+    unhealthy @2;
+  }
+
+  struct Check {
+    name @0 :Text;
+    status @1 :Status;
+    message @2 :Text;
+  }
+}
+
+# Counters the worker keeps about itself; the host measures latency on its side.
+struct WorkerMetrics {
+  requests @0 :UInt64;
+  errors @1 :UInt64;
+  inFlight @2 :UInt32;
+  cancelled @3 :UInt64;
+}
+
+interface Worker {
+  describe @0 () -> (description :Description);
+  # Runs the worker's init with the spawn dependencies (a map). Called once, before any call.
+  init @1 (dependencies :Value) -> (error :ErrorInfo, failed :Bool);
+  call @2 (method :Text, args :List(Value), context :CallContext) -> (result :CallResult);
+  # Stops the call named by callId; returns once the work has stopped.
+  cancel @3 (callId :UInt64) -> (found :Bool);
+  health @4 () -> (report :HealthReport);
+  metrics @5 () -> (metrics :WorkerMetrics);
+  # Runs the shutdown hooks, then the worker exits (a child process) or stops serving.
+  shutdown @6 () -> ();
+}
+
+# The host's bootstrap capability on every worker connection.
+interface Registry {
+  # Refused (an RPC error "secret refused") unless `secret` is this spawn's secret.
+  register @0 (secret :Text, worker :Worker, pid :UInt32) -> ();
+}
