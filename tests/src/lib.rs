@@ -1,1 +1,129 @@
+//! Shared pieces of the end-to-end tests: the test worker's definition (served
+//! as the `test-worker` executable and as an in-process handler) and helpers.
+//!
+//! The test worker reads `TEST_MODE` from its environment: `die-before-register`
+//! exits at once with a message on stderr, `init-fails` raises in init.
 
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use titan_pm::agent::{Handler, WorkerDef, WorkerError};
+use titan_pm::protocol::{HealthCheck, HealthReport, HealthStatus};
+use titan_pm::Value;
+
+/// Counts a call as cancelled if it is dropped before it finishes.
+struct CancelGuard {
+    cancelled: Rc<Cell<u64>>,
+    finished: bool,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.cancelled.set(self.cancelled.get() + 1);
+        }
+    }
+}
+
+pub fn test_worker() -> WorkerDef {
+    let counter = Rc::new(Cell::new(0i64));
+    let cancelled = Rc::new(Cell::new(0u64));
+    let (c1, c2) = (cancelled.clone(), cancelled.clone());
+    let shutdown_file = std::env::var("TEST_SHUTDOWN_FILE").ok();
+    let init_fails = std::env::var("TEST_MODE").as_deref() == Ok("init-fails");
+    let deps = Rc::new(std::cell::RefCell::new(Value::Null));
+    let (d1, d2) = (deps.clone(), deps.clone());
+    WorkerDef::new("test-worker", "0.1.0")
+        .on_init(move |dependencies| {
+            *d1.borrow_mut() = dependencies;
+            async move {
+                if init_fails {
+                    return Err(WorkerError::new("RuntimeError", "init failed on purpose"));
+                }
+                Ok(())
+            }
+        })
+        .method("add", |(a, b): (i64, i64)| async move { Ok(a + b) })
+        .method("increment", move |()| {
+            counter.set(counter.get() + 1);
+            let n = counter.get();
+            async move { Ok(n) }
+        })
+        .method("dependencies", move |()| {
+            let d = d2.borrow().clone();
+            async move { Ok(titan_pm::value::from_value::<serde_json::Value>(d).unwrap_or_default()) }
+        })
+        .method("slow", move |(ms,): (u64,)| {
+            let guard = CancelGuard { cancelled: c1.clone(), finished: false };
+            async move {
+                let mut guard = guard;
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                guard.finished = true;
+                Ok(ms)
+            }
+        })
+        .method("cancelled", move |()| {
+            let n = c2.get();
+            async move { Ok(n) }
+        })
+        .method("pid", |()| async move { Ok(std::process::id()) })
+        .method("crash", |()| async move {
+            std::process::abort();
+            #[allow(unreachable_code)]
+            Ok(())
+        })
+        .method("exit", |(code,): (i32,)| async move {
+            std::process::exit(code);
+            #[allow(unreachable_code)]
+            Ok(())
+        })
+        .method("hang", |()| async move {
+            // Blocks its thread: no cancel can reach it.
+            std::thread::sleep(Duration::from_secs(60));
+            Ok(())
+        })
+        .method("print", |(line,): (String,)| async move {
+            println!("{line}");
+            eprintln!("err: {line}");
+            Ok(())
+        })
+        .method("raise", |(message,): (String,)| async move { Err::<(), _>(WorkerError::new("ValueError", message)) })
+        .health_check(|| async {
+            let check = HealthCheck { name: "self".into(), status: HealthStatus::Degraded, message: "test".into() };
+            HealthReport::new(HealthStatus::Degraded, vec![check])
+        })
+        .on_shutdown(move || {
+            let file = shutdown_file.clone();
+            async move {
+                if let Some(f) = file {
+                    let _ = std::fs::write(f, "shutdown hook ran");
+                }
+            }
+        })
+}
+
+/// The test worker as an in-process handler target (isolation `worker` or `none`).
+pub fn test_worker_target() -> titan_pm::Target {
+    titan_pm::Target::handler("test-worker", || Ok(Rc::new(test_worker()) as Rc<dyn Handler>))
+}
+
+/// True while `pid` is a live (non-zombie) process.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')).unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds or `limit` passes.
+pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond()
+}
