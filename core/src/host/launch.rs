@@ -5,7 +5,7 @@
 //! Anything that goes wrong on the way is a `SpawnError` that says why, with
 //! the worker's stderr tail, and leaves nothing running.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Stdio;
@@ -48,7 +48,8 @@ pub(crate) struct LaunchSpec<'a> {
     pub dependencies: &'a Value,
     pub env: &'a [(String, String)],
     pub args: &'a [String],
-    pub name: &'a str,
+    /// The process's name, shared so output prefixes follow a rename after `describe`.
+    pub name: Rc<RefCell<String>>,
     pub output: &'a Output,
     pub config: &'a ManagerConfig,
 }
@@ -370,7 +371,7 @@ fn start_child(
 
     let tail = StderrTail::default();
     if piped {
-        let name = spec.name.to_string();
+        let name = spec.name.clone();
         if let Some(out) = child.stdout.take() {
             let fwd = output::forward(out, OutputStream::Stdout, spec.output.clone(), name.clone(), pid, tail.clone());
             tokio::task::spawn_local(fwd);

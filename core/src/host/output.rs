@@ -54,7 +54,7 @@ pub(crate) async fn forward(
     stream: impl AsyncRead + Unpin,
     which: OutputStream,
     output: Output,
-    name: String,
+    name: Rc<RefCell<String>>,
     pid: u32,
     tail: StderrTail,
 ) {
@@ -63,6 +63,7 @@ pub(crate) async fn forward(
         if which == OutputStream::Stderr {
             tail.push(&line);
         }
+        let name = name.borrow();
         match &output {
             Output::Prefix => {
                 let _ = match which {
@@ -70,7 +71,7 @@ pub(crate) async fn forward(
                     OutputStream::Stderr => writeln!(std::io::stderr().lock(), "[{name}:{pid}] {line}"),
                 };
             }
-            Output::Callback(f) => f(which, &name, pid, &line),
+            Output::Callback(f) => f(which, &name[..], pid, &line),
             Output::Inherit | Output::Ignore => {}
         }
     }

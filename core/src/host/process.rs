@@ -34,7 +34,7 @@ pub(crate) struct Spec {
 
 pub(crate) struct Process {
     pub id: u64,
-    name: RefCell<String>,
+    name: Rc<RefCell<String>>,
     spec: Spec,
     state: watch::Sender<ProcessState>,
     instance: RefCell<Option<Rc<Instance>>>,
@@ -51,7 +51,7 @@ impl Process {
     pub(crate) async fn start(id: u64, name: String, spec: Spec, engine: &Rc<Engine>) -> Result<Rc<Process>> {
         let process = Rc::new(Process {
             id,
-            name: RefCell::new(name),
+            name: Rc::new(RefCell::new(name)),
             spec,
             state: watch::channel(ProcessState::Starting).0,
             instance: RefCell::default(),
@@ -73,7 +73,6 @@ impl Process {
     }
 
     async fn launch(&self, engine: &Rc<Engine>) -> Result<Rc<Instance>> {
-        let name = self.name.borrow().clone();
         let spec = LaunchSpec {
             target: &self.spec.target,
             isolation: self.spec.isolation,
@@ -81,7 +80,7 @@ impl Process {
             dependencies: &self.spec.dependencies,
             env: &self.spec.env,
             args: &self.spec.args,
-            name: &name,
+            name: self.name.clone(),
             output: &self.spec.output,
             config: &engine.config,
         };
@@ -199,7 +198,8 @@ impl Process {
         tokio::task::spawn_local(async move {
             let mut req = instance.worker.cancel_request();
             req.get().set_call_id(call_id);
-            if !matches!(tokio::time::timeout(grace, req.send().promise).await, Ok(Ok(_))) && !instance.has_exited() {
+            // An error reply means the connection broke: the instance is ending anyway.
+            if tokio::time::timeout(grace, req.send().promise).await.is_err() && !instance.has_exited() {
                 eprintln!("titan-pm: {name} did not stop a timed-out call within {} ms; recycling it", grace.as_millis());
                 instance.kill();
             }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test of the repository: the schema check, the Rust workspace, and
+# the Python and Node packages. Installs what it needs; exits non-zero if any
+# test fails, and ends with each runner's own summary lines.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export CARGO_TERM_COLOR=never
+logs=$(mktemp -d)
+status=0
+
+run() { # run NAME CMD... : runs one suite, keeps its log, remembers a failure
+  local name=$1; shift
+  echo "=== $name"
+  "$@" 2>&1 | tee "$logs/$name.log"
+  local rc=${PIPESTATUS[0]}
+  [ "$rc" = 0 ] || { echo "=== $name failed (exit $rc)"; status=1; }
+}
+
+run schema scripts/check-schema.sh
+run rust-build cargo build --workspace --all-targets
+run rust cargo test --workspace --quiet
+[ -x scripts/test-python.sh ] && run python scripts/test-python.sh
+[ -x scripts/test-node.sh ] && run node scripts/test-node.sh
+
+echo
+echo "=== summary"
+grep -h "^test result:" "$logs/rust.log" 2>/dev/null | awk '{p+=$4; f+=$6} END {printf "cargo test: %d passed, %d failed\n", p, f}'
+[ -f "$logs/python.log" ] && grep -E "^=+ .*(passed|failed|error).* =+$" "$logs/python.log" | tail -1
+[ -f "$logs/node.log" ] && grep -E "^# (tests|pass|fail) " "$logs/node.log" | tail -3
+exit $status
