@@ -4,6 +4,7 @@
 //!   health, metrics, shutdown.
 //! - [`agent`]: the worker side: serves a [`agent::Handler`] (a Rust
 //!   [`agent::WorkerDef`], or a Python or JS object through a binding).
+//! - [`pool`]: pools of workers with balancing, queueing, scaling and a breaker.
 //! - [`value`], [`protocol`], [`transport`]: what crosses the wire and how.
 //! - [`error`]: the one error type, with the brief's error kinds.
 //!
@@ -13,6 +14,7 @@ pub mod agent;
 pub mod error;
 pub mod generated;
 pub mod host;
+pub mod pool;
 pub mod protocol;
 pub mod transport;
 pub mod value;
@@ -23,6 +25,7 @@ pub use host::{
     CallOptions, Event, EventKind, Isolation, ManagerConfig, Output, ProcessHandle, ProcessInfo, ProcessManager,
     ProcessMetrics, ProcessState, RestartPolicy, SpawnOptions, Target,
 };
+pub use pool::{PoolHandle, PoolOptions, PoolSize, Strategy};
 pub use protocol::{HealthReport, HealthStatus};
 pub use transport::Transport;
 pub use value::Value;

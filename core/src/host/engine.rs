@@ -8,6 +8,7 @@ use std::rc::Rc;
 use tokio::sync::{broadcast, mpsc};
 
 use super::process::{Process, Spec};
+use crate::pool::{Pool, PoolEvent, PoolOptions};
 use super::registry::Registry;
 use super::{CallOptions, Event, EventKind, Job, ManagerConfig, ProcessInfo, SpawnOptions, Target};
 use crate::error::{Error, Result};
@@ -18,6 +19,7 @@ pub(crate) struct Engine {
     pub registry: Rc<Registry>,
     events: broadcast::Sender<Event>,
     processes: RefCell<BTreeMap<u64, Rc<Process>>>,
+    pools: RefCell<BTreeMap<u64, Rc<Pool>>>,
     next_id: Cell<u64>,
     closed: Cell<bool>,
 }
@@ -30,6 +32,7 @@ impl Engine {
             config,
             events,
             processes: RefCell::default(),
+            pools: RefCell::default(),
             next_id: Cell::new(0),
             closed: Cell::new(false),
         });
@@ -43,7 +46,18 @@ impl Engine {
         let _ = self.events.send(Event { process_id, kind });
     }
 
+    fn next_id(&self) -> u64 {
+        let id = self.next_id.get() + 1;
+        self.next_id.set(id);
+        id
+    }
+
     pub(crate) async fn spawn(self: &Rc<Self>, target: Target, options: SpawnOptions) -> Result<u64> {
+        Ok(self.start_process(target, options).await?.id)
+    }
+
+    /// Starts a process and lists it; it exists only if its first instance came up.
+    pub(crate) async fn start_process(self: &Rc<Self>, target: Target, options: SpawnOptions) -> Result<Rc<Process>> {
         if self.closed.get() {
             return Err(Error::ManagerShutDown);
         }
@@ -62,15 +76,43 @@ impl Engine {
             restart: options.restart.unwrap_or_else(|| self.config.restart.clone()),
             output: options.output.unwrap_or_else(|| self.config.output.clone()),
         };
-        let id = self.next_id.get() + 1;
-        self.next_id.set(id);
-        let process = Process::start(id, name, spec, self).await?;
+        let process = Process::start(self.next_id(), name, spec, self).await?;
         if self.closed.get() {
             process.kill().await;
             return Err(Error::ManagerShutDown);
         }
-        self.processes.borrow_mut().insert(id, process);
-        Ok(id)
+        self.processes.borrow_mut().insert(process.id, process.clone());
+        Ok(process)
+    }
+
+    /// Drops a process from the list (a pool member that was replaced or removed).
+    pub(crate) fn forget(&self, id: u64) {
+        self.processes.borrow_mut().remove(&id);
+    }
+
+    pub(crate) async fn start_pool(
+        self: &Rc<Self>,
+        target: Target,
+        options: PoolOptions,
+        events: tokio::sync::broadcast::Sender<PoolEvent>,
+    ) -> Result<u64> {
+        if self.closed.get() {
+            return Err(Error::ManagerShutDown);
+        }
+        let pool = Pool::start(self.next_id(), target, options, events, self).await?;
+        self.pools.borrow_mut().insert(pool.id, pool.clone());
+        Ok(pool.id)
+    }
+
+    pub(crate) fn pool(&self, id: u64) -> Result<Rc<Pool>> {
+        self.pools.borrow().get(&id).cloned().ok_or_else(|| Error::Config(format!("no pool with id {id}")))
+    }
+
+    pub(crate) async fn destroy_pool(self: &Rc<Self>, id: u64) -> Result<()> {
+        let pool = self.pool(id)?;
+        pool.destroy(self).await;
+        self.pools.borrow_mut().remove(&id);
+        Ok(())
     }
 
     pub(crate) fn process(&self, id: u64) -> Result<Rc<Process>> {
@@ -90,8 +132,10 @@ impl Engine {
         self.processes.borrow().values().map(|p| p.info()).collect()
     }
 
-    pub(crate) async fn shutdown(&self) {
+    pub(crate) async fn shutdown(self: &Rc<Self>) {
         self.closed.set(true);
+        let pools: Vec<_> = std::mem::take(&mut *self.pools.borrow_mut()).into_values().collect();
+        futures::future::join_all(pools.iter().map(|p| p.destroy(self))).await;
         let processes: Vec<_> = self.processes.borrow().values().cloned().collect();
         let step = self.config.shutdown_timeout;
         futures::future::join_all(processes.iter().map(|p| p.stop(step))).await;

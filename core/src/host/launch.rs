@@ -274,6 +274,12 @@ async fn start(spec: &LaunchSpec<'_>, registry: &Rc<Registry>, secret: &str) -> 
     }
 }
 
+/// The Node worker runtime: the script a Node host names in `TITAN_NODE_WORKER`
+/// (so titan-pm need not be resolvable from the worker), else `titan-pm/worker`
+/// as installed next to the worker file.
+const NODE_MAIN: &str = "const p=process.env.TITAN_NODE_WORKER;delete process.env.TITAN_NODE_WORKER;\
+require(p||require('module').createRequire(require('path').resolve(process.argv[1])).resolve('titan-pm/worker')).main()";
+
 /// The program and arguments that run `target`, chosen by its extension.
 fn command_for(target: &str, config: &ManagerConfig) -> Result<(String, Vec<String>)> {
     // `file.py:ClassName` selects a class; the file is what must exist.
@@ -297,10 +303,7 @@ fn command_for(target: &str, config: &ManagerConfig) -> Result<(String, Vec<Stri
             Err(Error::spawn(target, format!("TypeScript cannot run directly: compile it and spawn {}", js.display())))
         }
         "py" => Ok((config.python.clone(), vec!["-m".into(), "titan_pm.worker".into(), target.into()])),
-        "js" | "mjs" | "cjs" => Ok((
-            config.node.clone(),
-            vec!["-e".into(), "require('titan-pm/worker').main()".into(), "--".into(), target.into()],
-        )),
+        "js" | "mjs" | "cjs" => Ok((config.node.clone(), vec!["-e".into(), NODE_MAIN.into(), "--".into(), target.into()])),
         _ => {
             use std::os::unix::fs::PermissionsExt;
             if meta.permissions().mode() & 0o111 == 0 {
@@ -448,6 +451,8 @@ fn start_in_engine(factory: &HandlerFactory, registry: &Rc<Registry>, secret: &s
     tokio::task::spawn_local(async move {
         let status = match agent::serve(worker_end, &secret, handler).await {
             Ok(()) => ExitStatus { code: Some(0), ..Default::default() },
+            // The handler's runtime ended on its own (`Handler::terminated`).
+            Err(Error::ProcessCrashed { exit_code, signal, .. }) => ExitStatus { code: exit_code, signal, error: None },
             Err(e) => ExitStatus { code: Some(1), error: Some(e.to_string()), signal: None },
         };
         let _ = exit_tx.send(Some(status));

@@ -17,11 +17,11 @@
 //! # Ok(()) }
 //! ```
 
-mod engine;
+pub(crate) mod engine;
 mod launch;
-mod metrics;
+pub(crate) mod metrics;
 mod output;
-mod process;
+pub(crate) mod process;
 mod registry;
 mod restart;
 
@@ -314,7 +314,7 @@ impl ProcessManager {
     }
 
     /// Runs `f` on the engine and returns its result.
-    async fn exec<T, F, Fut>(&self, f: F) -> Result<T>
+    pub(crate) async fn exec<T, F, Fut>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(Rc<Engine>) -> Fut + Send + 'static,
@@ -335,6 +335,15 @@ impl ProcessManager {
         let target = target.into();
         let id = self.exec(move |engine| async move { engine.spawn(target, options).await }).await?;
         Ok(ProcessHandle { pm: self.clone(), id, options: CallOptions::default() })
+    }
+
+    /// Starts a pool of workers of `target` and waits until all of them are ready.
+    pub async fn pool(&self, target: impl Into<Target>, options: crate::pool::PoolOptions) -> Result<crate::pool::PoolHandle> {
+        let target = target.into();
+        let (events, _) = broadcast::channel(1024);
+        let sender = events.clone();
+        let id = self.exec(move |engine| async move { engine.start_pool(target, options, sender).await }).await?;
+        Ok(crate::pool::PoolHandle { pm: self.clone(), id, options: CallOptions::default(), events })
     }
 
     /// A handle to an existing process.

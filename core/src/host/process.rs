@@ -100,6 +100,10 @@ impl Process {
         });
     }
 
+    pub(crate) fn state_receiver(&self) -> watch::Receiver<ProcessState> {
+        self.state.subscribe()
+    }
+
     pub(crate) fn state(&self) -> ProcessState {
         *self.state.borrow()
     }

@@ -1,0 +1,255 @@
+//! Pools: several workers of one target behind one handle, with load balancing,
+//! a bounded queue, replacement of dead workers, health-based and scheduled
+//! recycling, auto-scaling and a circuit breaker. All of it runs on the engine
+//! thread, so every front end gets the same behaviour.
+//!
+//! ```no_run
+//! # async fn demo(pm: titan_pm::ProcessManager) -> titan_pm::Result<()> {
+//! use titan_pm::pool::{PoolOptions, PoolSize, Strategy};
+//! let pool = pm.pool("target/release/rust-calculator", PoolOptions {
+//!     size: PoolSize::Fixed(4),
+//!     strategy: Strategy::LeastConnections,
+//!     ..PoolOptions::default()
+//! }).await?;
+//! assert_eq!(pool.call::<i64>("add", (1, 2)).await?, 3);
+//! pool.scale(8).await?;
+//! pool.destroy().await;
+//! # Ok(()) }
+//! ```
+
+mod autoscale;
+mod breaker;
+mod runtime;
+mod strategy;
+
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+pub use autoscale::{scale_decision, AutoScale, Load};
+pub use breaker::{Breaker, BreakerOptions, BreakerState};
+pub(crate) use runtime::Pool;
+pub use strategy::{adaptive_score, Balancer, Strategy, WorkerView};
+
+use crate::error::Result;
+use crate::host::{CallOptions, Latency, ProcessManager, SpawnOptions};
+use crate::value::{self, Value};
+
+/// How many workers: a number, or `Auto` (the CPU count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolSize {
+    Fixed(usize),
+    Auto,
+}
+
+impl PoolSize {
+    pub fn resolve(self) -> usize {
+        match self {
+            PoolSize::Fixed(n) => n,
+            PoolSize::Auto => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        }
+    }
+}
+
+/// Health probing of pool members.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolHealth {
+    pub interval: Duration,
+    /// A worker with this many failed probes in a row is replaced (after draining).
+    pub unhealthy_threshold: u32,
+}
+
+impl Default for PoolHealth {
+    fn default() -> Self {
+        PoolHealth { interval: Duration::from_secs(10), unhealthy_threshold: 3 }
+    }
+}
+
+/// When a worker is replaced (after draining, never mid-call).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recycle {
+    pub max_requests: Option<u64>,
+    pub max_lifetime: Option<Duration>,
+    /// RSS in bytes.
+    pub max_memory: Option<u64>,
+}
+
+#[derive(Clone)]
+pub struct PoolOptions {
+    pub size: PoolSize,
+    pub strategy: Strategy,
+    /// Calls one worker runs at once.
+    pub concurrency: usize,
+    /// Calls that may wait for a free worker; beyond it `PoolBackpressure`.
+    pub max_queue_size: usize,
+    /// The default deadline of a pool call (else the manager's).
+    pub request_timeout: Option<Duration>,
+    /// A call whose worker crashed is retried on another worker up to this many times.
+    pub retries: u32,
+    /// Per-worker weights for the weighted strategies, by position; missing ones are 1.
+    pub weights: Vec<u32>,
+    pub auto_scale: Option<AutoScale>,
+    pub circuit_breaker: Option<BreakerOptions>,
+    pub health: Option<PoolHealth>,
+    pub recycle: Recycle,
+    /// How each worker is spawned (isolation, transport, dependencies, env, ...).
+    pub spawn: SpawnOptions,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            size: PoolSize::Fixed(2),
+            strategy: Strategy::default(),
+            concurrency: 1,
+            max_queue_size: 100,
+            request_timeout: None,
+            retries: 0,
+            weights: Vec::new(),
+            auto_scale: None,
+            circuit_breaker: None,
+            health: None,
+            recycle: Recycle::default(),
+            spawn: SpawnOptions::default(),
+        }
+    }
+}
+
+/// Something that happened to a pool; `name()` is the event name front ends emit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PoolEvent {
+    Initialized { size: usize },
+    Scaled { from: usize, to: usize },
+    Drained,
+    Destroyed,
+    Failed { reason: String },
+    WorkerSpawned { process_id: u64 },
+    WorkerCrashed { process_id: u64 },
+    WorkerReplaced { old: u64, new: u64 },
+    WorkerUnhealthy { process_id: u64 },
+    Breaker(BreakerState),
+}
+
+impl PoolEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PoolEvent::Initialized { .. } => "pool:initialized",
+            PoolEvent::Scaled { .. } => "pool:scaled",
+            PoolEvent::Drained => "pool:drained",
+            PoolEvent::Destroyed => "pool:destroyed",
+            PoolEvent::Failed { .. } => "pool:failed",
+            PoolEvent::WorkerSpawned { .. } => "worker:spawned",
+            PoolEvent::WorkerCrashed { .. } => "worker:crashed",
+            PoolEvent::WorkerReplaced { .. } => "worker:replaced",
+            PoolEvent::WorkerUnhealthy { .. } => "worker:unhealthy",
+            PoolEvent::Breaker(s) => s.event(),
+        }
+    }
+
+    /// The event's fields as a map (`{from, to}`, `{processId}`, ...).
+    pub fn data(&self) -> Value {
+        let int = |n: u64| Value::Int(n as i64);
+        let fields: Vec<(&str, Value)> = match self {
+            PoolEvent::Initialized { size } => vec![("size", int(*size as u64))],
+            PoolEvent::Scaled { from, to } => vec![("from", int(*from as u64)), ("to", int(*to as u64))],
+            PoolEvent::Failed { reason } => vec![("reason", Value::Text(reason.clone()))],
+            PoolEvent::WorkerSpawned { process_id }
+            | PoolEvent::WorkerCrashed { process_id }
+            | PoolEvent::WorkerUnhealthy { process_id } => vec![("processId", int(*process_id))],
+            PoolEvent::WorkerReplaced { old, new } => vec![("old", int(*old)), ("new", int(*new))],
+            PoolEvent::Drained | PoolEvent::Destroyed | PoolEvent::Breaker(_) => vec![],
+        };
+        Value::Map(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+}
+
+/// A pool's numbers; latency in ms.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PoolMetrics {
+    pub size: usize,
+    pub busy: usize,
+    pub idle: usize,
+    pub queue_length: usize,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub latency: Latency,
+    pub state: &'static str,
+    pub breaker: Option<BreakerState>,
+    pub workers: Vec<PoolWorkerMetrics>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PoolWorkerMetrics {
+    pub process_id: u64,
+    pub pid: u32,
+    pub in_flight: usize,
+    pub requests: u64,
+    pub errors: u64,
+    pub latency: Latency,
+    pub cpu: f64,
+    pub memory: u64,
+}
+
+/// A pool. Calls go to the worker the strategy picks; clone it freely.
+#[derive(Clone)]
+pub struct PoolHandle {
+    pub(crate) pm: ProcessManager,
+    pub(crate) id: u64,
+    pub(crate) options: CallOptions,
+    pub(crate) events: broadcast::Sender<PoolEvent>,
+}
+
+impl PoolHandle {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// A view whose calls use `options` (a deadline, a routing key for the hash strategies).
+    pub fn with_options(&self, options: CallOptions) -> PoolHandle {
+        PoolHandle { options, ..self.clone() }
+    }
+
+    pub async fn call<R: serde::de::DeserializeOwned>(&self, method: &str, args: impl serde::Serialize) -> Result<R> {
+        let args = value::to_args(&args)?;
+        value::from_value(self.call_value(method, args).await?)
+    }
+
+    pub async fn call_value(&self, method: &str, args: Vec<Value>) -> Result<Value> {
+        let (id, method, options) = (self.id, method.to_string(), self.options.clone());
+        self.pm.exec(move |engine| async move { engine.pool(id)?.call(method, args, options).await }).await
+    }
+
+    /// The number of workers serving (not counting ones draining to leave).
+    pub async fn size(&self) -> Result<usize> {
+        let id = self.id;
+        self.pm.exec(move |engine| async move { Ok(engine.pool(id)?.size()) }).await
+    }
+
+    /// Grows or shrinks to `n` workers; removed workers finish their calls first.
+    pub async fn scale(&self, n: usize) -> Result<()> {
+        let id = self.id;
+        self.pm.exec(move |engine| async move { engine.pool(id)?.scale(n).await }).await
+    }
+
+    pub async fn metrics(&self) -> Result<PoolMetrics> {
+        let id = self.id;
+        self.pm.exec(move |engine| async move { Ok(engine.pool(id)?.metrics()) }).await
+    }
+
+    /// Finishes in-flight and queued calls and refuses new ones.
+    pub async fn drain(&self) -> Result<()> {
+        let id = self.id;
+        self.pm.exec(move |engine| async move { engine.pool(id)?.drain().await; Ok(()) }).await
+    }
+
+    /// Drains, then stops every worker.
+    pub async fn destroy(&self) -> Result<()> {
+        let id = self.id;
+        self.pm.exec(move |engine| async move { engine.destroy_pool(id).await }).await
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<PoolEvent> {
+        self.events.subscribe()
+    }
+}

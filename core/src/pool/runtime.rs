@@ -1,0 +1,662 @@
+//! The engine-side pool: its members, the bounded FIFO queue, dispatch through
+//! the balancer, replacement of dead or retired workers (`reconcile`), and the
+//! housekeeping loop (health probes, load sampling, recycling, auto-scaling).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, oneshot, Notify};
+
+use super::{
+    scale_decision, Balancer, Breaker, Load, PoolEvent, PoolMetrics, PoolOptions, PoolWorkerMetrics, WorkerView,
+};
+use crate::error::{Error, Result};
+use crate::host::engine::Engine;
+use crate::host::metrics::CallStats;
+use crate::host::process::Process;
+use crate::host::{CallOptions, ProcessState, RestartPolicy, SpawnOptions, Target};
+use crate::protocol::HealthStatus;
+use crate::value::Value;
+
+/// Replacements that fail to start this many times in a row fail the pool.
+const MAX_SPAWN_FAILURES: u32 = 5;
+/// Weight of the newest sample in the latency and error moving averages.
+const EWMA_ALPHA: f64 = 0.3;
+
+struct Member {
+    process: Rc<Process>,
+    weight: u32,
+    started: Instant,
+    in_flight: Cell<usize>,
+    retiring: Cell<bool>,
+    stats: RefCell<CallStats>,
+    latency_ms: Cell<Option<f64>>,
+    error_rate: Cell<f64>,
+    unhealthy_streak: Cell<u32>,
+    cpu: Cell<f64>,
+    memory: Cell<u64>,
+}
+
+struct Waiter {
+    id: u64,
+    key: Option<String>,
+    tx: oneshot::Sender<Rc<Member>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum PoolState {
+    Running,
+    Draining,
+    Failed,
+    Destroyed,
+}
+
+pub(crate) struct Pool {
+    pub id: u64,
+    target: Target,
+    options: PoolOptions,
+    engine: Weak<Engine>,
+    events: broadcast::Sender<PoolEvent>,
+    state: Cell<PoolState>,
+    desired: Cell<usize>,
+    members: RefCell<Vec<Rc<Member>>>,
+    queue: RefCell<VecDeque<Waiter>>,
+    next_waiter: Cell<u64>,
+    balancer: RefCell<Balancer>,
+    breaker: RefCell<Option<Breaker>>,
+    stats: RefCell<CallStats>,
+    spawn_failures: Cell<u32>,
+    reconciling: Cell<bool>,
+    /// Pinged whenever members, queue or in-flight counts change.
+    changed: Notify,
+}
+
+impl Pool {
+    pub(crate) async fn start(
+        id: u64,
+        target: Target,
+        options: PoolOptions,
+        events: broadcast::Sender<PoolEvent>,
+        engine: &Rc<Engine>,
+    ) -> Result<Rc<Pool>> {
+        let size = options.size.resolve();
+        if size == 0 {
+            return Err(Error::Config("a pool needs at least one worker".into()));
+        }
+        if options.concurrency == 0 {
+            return Err(Error::Config("pool concurrency must be at least 1".into()));
+        }
+        let pool = Rc::new(Pool {
+            id,
+            target,
+            balancer: RefCell::new(Balancer::new(options.strategy)),
+            breaker: RefCell::new(options.circuit_breaker.clone().map(Breaker::new)),
+            options,
+            engine: Rc::downgrade(engine),
+            events,
+            state: Cell::new(PoolState::Running),
+            desired: Cell::new(size),
+            members: RefCell::default(),
+            queue: RefCell::default(),
+            next_waiter: Cell::new(0),
+            stats: RefCell::default(),
+            spawn_failures: Cell::new(0),
+            reconciling: Cell::new(false),
+            changed: Notify::new(),
+        });
+        let started = futures::future::join_all((0..size).map(|i| pool.spawn_member(engine, i))).await;
+        let mut first_error = None;
+        for r in started {
+            match r {
+                Ok(m) => pool.add(m),
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        if let Some(e) = first_error {
+            pool.state.set(PoolState::Destroyed);
+            pool.stop_members(engine).await;
+            return Err(e);
+        }
+        pool.emit(PoolEvent::Initialized { size });
+        pool.housekeeping();
+        Ok(pool)
+    }
+
+    fn emit(&self, event: PoolEvent) {
+        let _ = self.events.send(event);
+    }
+
+    async fn spawn_member(&self, engine: &Rc<Engine>, position: usize) -> Result<Rc<Member>> {
+        let options = SpawnOptions { restart: Some(RestartPolicy::disabled()), ..self.options.spawn.clone() };
+        let process = engine.start_process(self.target.clone(), options).await?;
+        Ok(Rc::new(Member {
+            process,
+            weight: self.options.weights.get(position).copied().unwrap_or(1),
+            started: Instant::now(),
+            in_flight: Cell::new(0),
+            retiring: Cell::new(false),
+            stats: RefCell::default(),
+            latency_ms: Cell::new(None),
+            error_rate: Cell::new(0.0),
+            unhealthy_streak: Cell::new(0),
+            cpu: Cell::new(0.0),
+            memory: Cell::new(0),
+        }))
+    }
+
+    /// Adds a member and watches it: a member whose process fails (it crashed; pool
+    /// members do not restart themselves) is replaced.
+    fn add(self: &Rc<Self>, member: Rc<Member>) {
+        self.members.borrow_mut().push(member.clone());
+        self.emit(PoolEvent::WorkerSpawned { process_id: member.process.id });
+        let pool = Rc::downgrade(self);
+        let mut state = member.process.state_receiver();
+        tokio::task::spawn_local(async move {
+            loop {
+                let now = *state.borrow_and_update();
+                if now == ProcessState::Failed {
+                    if let Some(pool) = pool.upgrade() {
+                        pool.on_member_died(&member);
+                    }
+                    return;
+                }
+                if now == ProcessState::Stopped || state.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        self.changed.notify_waiters();
+        self.pump();
+    }
+
+    fn on_member_died(self: &Rc<Self>, member: &Rc<Member>) {
+        self.remove(member);
+        self.emit(PoolEvent::WorkerCrashed { process_id: member.process.id });
+        self.reconcile(Some(member.process.id));
+    }
+
+    fn remove(&self, member: &Rc<Member>) {
+        self.members.borrow_mut().retain(|m| !Rc::ptr_eq(m, member));
+        if let Some(engine) = self.engine.upgrade() {
+            engine.forget(member.process.id);
+        }
+        self.changed.notify_waiters();
+    }
+
+    // ---- calls ----
+
+    pub(crate) async fn call(self: &Rc<Self>, method: String, args: Vec<Value>, options: CallOptions) -> Result<Value> {
+        let engine = self.engine.upgrade().ok_or(Error::ManagerShutDown)?;
+        let timeout = options.timeout.or(self.options.request_timeout).unwrap_or(engine.config.timeout);
+        let deadline = Instant::now() + timeout;
+        self.check_open()?;
+        self.admit()?;
+        let result = self.call_with_retries(&method, &args, options.key.as_deref(), deadline, timeout).await;
+        self.record_outcome(&result);
+        result
+    }
+
+    async fn call_with_retries(
+        self: &Rc<Self>,
+        method: &str,
+        args: &[Value],
+        key: Option<&str>,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Value> {
+        let mut attempt = 0;
+        loop {
+            let member = self.acquire(key, deadline, method, timeout).await?;
+            let started = Instant::now();
+            let left = CallOptions { timeout: Some(deadline.saturating_duration_since(started)), key: None };
+            let result = member.process.call(method, args, &left).await;
+            let result = match result {
+                // The member's own deadline is the rest of the pool call's: report the pool's.
+                Err(Error::CallTimeout { .. }) => Err(Error::CallTimeout { method: method.into(), timeout_ms: timeout.as_millis() as u64 }),
+                r => r,
+            };
+            self.release(&member, &result, started.elapsed());
+            let crashed = matches!(result, Err(Error::ProcessCrashed { .. } | Error::ProcessFailed { .. }));
+            if crashed && attempt < self.options.retries && Instant::now() < deadline {
+                attempt += 1;
+                continue;
+            }
+            return result;
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        match self.state.get() {
+            PoolState::Running => Ok(()),
+            PoolState::Draining => Err(Error::ProcessFailed { process_id: self.id, state: ProcessState::Stopping }),
+            PoolState::Failed => Err(Error::ProcessFailed { process_id: self.id, state: ProcessState::Failed }),
+            PoolState::Destroyed => Err(Error::ProcessFailed { process_id: self.id, state: ProcessState::Stopped }),
+        }
+    }
+
+    fn admit(&self) -> Result<()> {
+        let mut breaker = self.breaker.borrow_mut();
+        let Some(b) = breaker.as_mut() else { return Ok(()) };
+        let changed = b.admit(Instant::now())?;
+        drop(breaker);
+        if let Some(s) = changed {
+            self.emit(PoolEvent::Breaker(s));
+        }
+        Ok(())
+    }
+
+    /// Every admitted call reports here once, so the breaker never waits for a lost trial.
+    fn record_outcome(&self, result: &Result<Value>) {
+        let ok = matches!(result, Ok(_) | Err(Error::MethodNotFound { .. } | Error::Serialization { .. }));
+        let changed = self.breaker.borrow_mut().as_mut().and_then(|b| b.record(ok, Instant::now()));
+        if let Some(s) = changed {
+            self.emit(PoolEvent::Breaker(s));
+        }
+    }
+
+    /// A member with room now, or a place in the queue until one frees up (within the deadline).
+    async fn acquire(self: &Rc<Self>, key: Option<&str>, deadline: Instant, method: &str, timeout: Duration) -> Result<Rc<Member>> {
+        if self.queue.borrow().is_empty() {
+            if let Some(m) = self.pick(key) {
+                m.in_flight.set(m.in_flight.get() + 1);
+                return Ok(m);
+            }
+        }
+        let queued = self.queue.borrow().len();
+        if queued >= self.options.max_queue_size {
+            return Err(Error::PoolBackpressure { queue_size: queued });
+        }
+        let (tx, rx) = oneshot::channel();
+        let id = self.next_waiter.get() + 1;
+        self.next_waiter.set(id);
+        self.queue.borrow_mut().push_back(Waiter { id, key: key.map(str::to_string), tx });
+        match tokio::time::timeout_at(deadline.into(), rx).await {
+            Ok(Ok(member)) => Ok(member),
+            Ok(Err(_)) => Err(self.check_open().err().unwrap_or(Error::ManagerShutDown)),
+            Err(_) => {
+                self.queue.borrow_mut().retain(|w| w.id != id);
+                Err(Error::CallTimeout { method: method.into(), timeout_ms: timeout.as_millis() as u64 })
+            }
+        }
+    }
+
+    /// The balancer's choice among members that are running and not retiring.
+    fn pick(&self, key: Option<&str>) -> Option<Rc<Member>> {
+        let members = self.members.borrow();
+        let live: Vec<&Rc<Member>> =
+            members.iter().filter(|m| !m.retiring.get() && m.process.state() == ProcessState::Running).collect();
+        let views: Vec<WorkerView> = live
+            .iter()
+            .map(|m| WorkerView {
+                id: m.process.id,
+                in_flight: m.in_flight.get(),
+                capacity: self.options.concurrency,
+                weight: m.weight,
+                latency_ms: m.latency_ms.get(),
+                error_rate: m.error_rate.get(),
+                cpu: m.cpu.get(),
+                memory: m.memory.get(),
+            })
+            .collect();
+        let i = self.balancer.borrow_mut().pick(&views, key)?;
+        Some(live[i].clone())
+    }
+
+    fn release(self: &Rc<Self>, member: &Rc<Member>, result: &Result<Value>, elapsed: Duration) {
+        member.in_flight.set(member.in_flight.get() - 1);
+        let ok = result.is_ok();
+        member.stats.borrow_mut().record(elapsed, ok);
+        self.stats.borrow_mut().record(elapsed, ok);
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        member.latency_ms.set(Some(member.latency_ms.get().map_or(ms, |l| l + EWMA_ALPHA * (ms - l))));
+        let failed = if ok { 0.0 } else { 1.0 };
+        member.error_rate.set(member.error_rate.get() + EWMA_ALPHA * (failed - member.error_rate.get()));
+        if self.options.recycle.max_requests.is_some_and(|max| member.stats.borrow().requests >= max) {
+            self.retire(member.clone());
+        }
+        self.pump();
+        self.changed.notify_waiters();
+    }
+
+    /// Hands queued calls, oldest first, to members that have room.
+    fn pump(&self) {
+        let mut queue = self.queue.borrow_mut();
+        let mut i = 0;
+        while i < queue.len() {
+            if queue[i].tx.is_closed() {
+                queue.remove(i);
+                continue;
+            }
+            let Some(member) = self.pick(queue[i].key.as_deref()) else {
+                if queue[i].key.is_none() {
+                    break; // no member has room at all
+                }
+                i += 1; // a keyed call waits for its own worker; later calls may go elsewhere
+                continue;
+            };
+            let waiter = queue.remove(i).expect("index in range");
+            member.in_flight.set(member.in_flight.get() + 1);
+            if let Err(member) = waiter.tx.send(member) {
+                member.in_flight.set(member.in_flight.get() - 1);
+            }
+        }
+    }
+
+    // ---- size ----
+
+    pub(crate) fn size(&self) -> usize {
+        self.members.borrow().iter().filter(|m| !m.retiring.get()).count()
+    }
+
+    pub(crate) async fn scale(self: &Rc<Self>, n: usize) -> Result<()> {
+        self.check_open()?;
+        if n == 0 {
+            return Err(Error::Config("a pool needs at least one worker (use destroy to stop it)".into()));
+        }
+        self.set_desired(n);
+        let engine = self.engine.upgrade().ok_or(Error::ManagerShutDown)?;
+        let limit = engine.config.spawn_timeout * 2 + engine.config.shutdown_timeout * 2;
+        let settled = async {
+            loop {
+                let notified = self.changed.notified();
+                let retiring = self.members.borrow().iter().any(|m| m.retiring.get());
+                if self.state.get() != PoolState::Running || (self.size() == self.desired.get() && !retiring) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, settled).await;
+        self.check_open()
+    }
+
+    fn set_desired(self: &Rc<Self>, n: usize) {
+        let from = self.desired.replace(n);
+        if from != n {
+            self.emit(PoolEvent::Scaled { from, to: n });
+        }
+        self.reconcile(None);
+    }
+
+    /// Brings the number of serving members to the desired size: spawns, or retires extras.
+    fn reconcile(self: &Rc<Self>, replacing: Option<u64>) {
+        if self.reconciling.replace(true) {
+            return; // the running loop will see the new target
+        }
+        let pool = self.clone();
+        tokio::task::spawn_local(async move {
+            let mut replacing = replacing;
+            while let Some(engine) = pool.engine.upgrade() {
+                if pool.state.get() != PoolState::Running {
+                    break;
+                }
+                let size = pool.size();
+                let desired = pool.desired.get();
+                if size > desired {
+                    let extra = pool.members.borrow().iter().filter(|m| !m.retiring.get()).min_by_key(|m| m.in_flight.get()).cloned();
+                    if let Some(m) = extra {
+                        pool.retire(m);
+                    }
+                    continue;
+                }
+                if size == desired {
+                    break;
+                }
+                match pool.spawn_member(&engine, size).await {
+                    Ok(m) if pool.state.get() == PoolState::Running => {
+                        pool.spawn_failures.set(0);
+                        let new = m.process.id;
+                        pool.add(m);
+                        if let Some(old) = replacing.take() {
+                            pool.emit(PoolEvent::WorkerReplaced { old, new });
+                        }
+                    }
+                    Ok(m) => m.process.kill().await,
+                    Err(e) => {
+                        let failures = pool.spawn_failures.get() + 1;
+                        pool.spawn_failures.set(failures);
+                        eprintln!("titan-pm: pool {} could not start a worker ({failures} in a row): {e}", pool.id);
+                        if failures >= MAX_SPAWN_FAILURES {
+                            pool.fail(format!("{failures} replacement workers in a row failed to start: {e}"));
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100 << failures.min(5))).await;
+                    }
+                }
+            }
+            pool.reconciling.set(false);
+            pool.changed.notify_waiters();
+        });
+    }
+
+    /// Takes a member out of rotation, lets its calls finish, stops it; `reconcile` replaces it if needed.
+    fn retire(self: &Rc<Self>, member: Rc<Member>) {
+        if member.retiring.replace(true) {
+            return;
+        }
+        self.reconcile(Some(member.process.id));
+        let pool = self.clone();
+        tokio::task::spawn_local(async move {
+            let Some(engine) = pool.engine.upgrade() else { return };
+            let step = engine.config.shutdown_timeout;
+            let drained = async {
+                while member.in_flight.get() > 0 {
+                    let notified = pool.changed.notified();
+                    if member.in_flight.get() == 0 {
+                        break;
+                    }
+                    notified.await;
+                }
+            };
+            let _ = tokio::time::timeout(step, drained).await;
+            member.process.stop(step).await;
+            pool.remove(&member);
+            pool.changed.notify_waiters();
+        });
+    }
+
+    fn fail(&self, reason: String) {
+        self.state.set(PoolState::Failed);
+        self.queue.borrow_mut().clear(); // waiters see their sender dropped: they fail fast
+        self.emit(PoolEvent::Failed { reason });
+        self.changed.notify_waiters();
+    }
+
+    // ---- drain and destroy ----
+
+    pub(crate) async fn drain(&self) {
+        if self.state.get() == PoolState::Running {
+            self.state.set(PoolState::Draining);
+        }
+        loop {
+            let notified = self.changed.notified();
+            let busy = self.members.borrow().iter().any(|m| m.in_flight.get() > 0);
+            if !busy && self.queue.borrow().iter().all(|w| w.tx.is_closed()) {
+                break;
+            }
+            notified.await;
+        }
+        self.emit(PoolEvent::Drained);
+    }
+
+    pub(crate) async fn destroy(&self, engine: &Rc<Engine>) {
+        if self.state.get() != PoolState::Destroyed {
+            let _ = tokio::time::timeout(engine.config.shutdown_timeout, self.drain()).await;
+        }
+        self.state.set(PoolState::Destroyed);
+        self.queue.borrow_mut().clear();
+        self.stop_members(engine).await;
+        self.emit(PoolEvent::Destroyed);
+    }
+
+    async fn stop_members(&self, engine: &Rc<Engine>) {
+        let members: Vec<_> = self.members.borrow_mut().drain(..).collect();
+        let step = engine.config.shutdown_timeout;
+        futures::future::join_all(members.iter().map(|m| m.process.stop(step))).await;
+        for m in &members {
+            engine.forget(m.process.id);
+        }
+        self.changed.notify_waiters();
+    }
+
+    // ---- housekeeping: health, load, recycling, auto-scaling ----
+
+    fn housekeeping(self: &Rc<Self>) {
+        let opts = &self.options;
+        let sample_load = opts.strategy.needs_load()
+            || opts.auto_scale.as_ref().is_some_and(|a| a.enabled)
+            || opts.recycle.max_memory.is_some();
+        let needed = sample_load || opts.health.is_some() || opts.recycle.max_lifetime.is_some();
+        if !needed {
+            return;
+        }
+        let pool = Rc::downgrade(self);
+        let tick = [
+            opts.health.as_ref().map(|h| h.interval),
+            opts.auto_scale.as_ref().filter(|a| a.enabled).map(|a| a.interval),
+            Some(Duration::from_millis(500)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(Duration::from_millis(500));
+        tokio::task::spawn_local(async move {
+            let mut last_health = Instant::now();
+            let mut last_scale: Option<Instant> = None;
+            let mut queue_lengths: VecDeque<usize> = VecDeque::new();
+            loop {
+                tokio::time::sleep(tick).await;
+                let Some(pool) = pool.upgrade() else { return };
+                if pool.state.get() != PoolState::Running {
+                    if matches!(pool.state.get(), PoolState::Failed | PoolState::Destroyed) {
+                        return;
+                    }
+                    continue;
+                }
+                if sample_load {
+                    pool.sample_load();
+                }
+                pool.recycle_old_or_large();
+                if let Some(h) = pool.options.health.clone() {
+                    if last_health.elapsed() >= h.interval {
+                        last_health = Instant::now();
+                        pool.probe_health(h.unhealthy_threshold).await;
+                    }
+                }
+                if let Some(a) = pool.options.auto_scale.clone().filter(|a| a.enabled) {
+                    queue_lengths.push_back(pool.queue.borrow().len());
+                    if queue_lengths.len() > 3 {
+                        queue_lengths.pop_front();
+                    }
+                    let growing = queue_lengths.len() == 3 && queue_lengths.iter().zip(queue_lengths.iter().skip(1)).all(|(a, b)| b > a);
+                    let load = Load { queue_growing: growing, ..pool.load() };
+                    let size = pool.desired.get();
+                    let next = scale_decision(&a, size, &load, last_scale.map(|t| t.elapsed()));
+                    if next != size {
+                        last_scale = Some(Instant::now());
+                        pool.set_desired(next);
+                    }
+                }
+            }
+        });
+    }
+
+    fn sample_load(&self) {
+        for m in self.members.borrow().iter() {
+            let metrics = m.process.metrics();
+            m.cpu.set(metrics.cpu);
+            m.memory.set(metrics.memory);
+        }
+    }
+
+    fn load(&self) -> Load {
+        let members = self.members.borrow();
+        let live: Vec<_> = members.iter().filter(|m| !m.retiring.get()).collect();
+        let n = live.len().max(1) as f64;
+        let in_flight: usize = live.iter().map(|m| m.in_flight.get()).sum();
+        let capacity = (live.len() * self.options.concurrency).max(1) as f64;
+        Load {
+            cpu: live.iter().map(|m| m.cpu.get()).sum::<f64>() / n,
+            memory: (live.iter().map(|m| m.memory.get() as f64).sum::<f64>() / n) as u64,
+            saturation: (in_flight + self.queue.borrow().len()) as f64 / capacity,
+            queue_growing: false,
+        }
+    }
+
+    fn recycle_old_or_large(self: &Rc<Self>) {
+        let r = &self.options.recycle;
+        let due: Vec<_> = self
+            .members
+            .borrow()
+            .iter()
+            .filter(|m| !m.retiring.get())
+            .filter(|m| {
+                r.max_lifetime.is_some_and(|max| m.started.elapsed() >= max) || r.max_memory.is_some_and(|max| m.memory.get() > max)
+            })
+            .cloned()
+            .collect();
+        for m in due {
+            self.retire(m);
+        }
+    }
+
+    async fn probe_health(self: &Rc<Self>, threshold: u32) {
+        let members: Vec<_> = self.members.borrow().iter().filter(|m| !m.retiring.get()).cloned().collect();
+        let reports = futures::future::join_all(members.iter().map(|m| m.process.health())).await;
+        for (m, report) in members.into_iter().zip(reports) {
+            if report.status == HealthStatus::Unhealthy {
+                m.unhealthy_streak.set(m.unhealthy_streak.get() + 1);
+                if m.unhealthy_streak.get() >= threshold.max(1) {
+                    self.emit(PoolEvent::WorkerUnhealthy { process_id: m.process.id });
+                    self.retire(m);
+                }
+            } else {
+                m.unhealthy_streak.set(0);
+            }
+        }
+    }
+
+    // ---- observability ----
+
+    pub(crate) fn metrics(&self) -> PoolMetrics {
+        let members = self.members.borrow();
+        let stats = self.stats.borrow();
+        let workers: Vec<PoolWorkerMetrics> = members
+            .iter()
+            .map(|m| {
+                let s = m.stats.borrow();
+                PoolWorkerMetrics {
+                    process_id: m.process.id,
+                    pid: m.process.info().pid,
+                    in_flight: m.in_flight.get(),
+                    requests: s.requests,
+                    errors: s.errors,
+                    latency: s.latency(),
+                    cpu: m.cpu.get(),
+                    memory: m.memory.get(),
+                }
+            })
+            .collect();
+        let busy = workers.iter().filter(|w| w.in_flight > 0).count();
+        PoolMetrics {
+            size: members.iter().filter(|m| !m.retiring.get()).count(),
+            busy,
+            idle: workers.len() - busy,
+            queue_length: self.queue.borrow().iter().filter(|w| !w.tx.is_closed()).count(),
+            requests: stats.requests,
+            errors: stats.errors,
+            error_rate: if stats.requests == 0 { 0.0 } else { stats.errors as f64 / stats.requests as f64 },
+            latency: stats.latency(),
+            state: match self.state.get() {
+                PoolState::Running => "running",
+                PoolState::Draining => "draining",
+                PoolState::Failed => "failed",
+                PoolState::Destroyed => "destroyed",
+            },
+            breaker: self.breaker.borrow().as_ref().map(|b| b.state()),
+            workers,
+        }
+    }
+}
