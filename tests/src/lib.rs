@@ -2,7 +2,8 @@
 //! as the `test-worker` executable and as an in-process handler) and helpers.
 //!
 //! The test worker reads `TEST_MODE` from its environment: `die-before-register`
-//! exits at once with a message on stderr, `init-fails` raises in init.
+//! exits at once with a message on stderr, `init-fails` raises in init; and
+//! `TEST_DIE_IF_EXISTS=path` makes it exit before registering while that file exists.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -33,6 +34,9 @@ pub fn test_worker() -> WorkerDef {
     let shutdown_file = std::env::var("TEST_SHUTDOWN_FILE").ok();
     let init_fails = std::env::var("TEST_MODE").as_deref() == Ok("init-fails");
     let deps = Rc::new(std::cell::RefCell::new(Value::Null));
+    let delay = Rc::new(Cell::new(0u64));
+    let unhealthy = Rc::new(Cell::new(false));
+    let (delay1, delay2, sick1, sick2) = (delay.clone(), delay.clone(), unhealthy.clone(), unhealthy.clone());
     let (d1, d2) = (deps.clone(), deps.clone());
     WorkerDef::new("test-worker", "0.1.0")
         .on_init(move |dependencies| {
@@ -68,6 +72,29 @@ pub fn test_worker() -> WorkerDef {
             async move { Ok(n) }
         })
         .method("pid", |()| async move { Ok(std::process::id()) })
+        .method("set_delay", move |(ms,): (u64,)| {
+            delay1.set(ms);
+            async move { Ok(std::process::id()) }
+        })
+        // Sleeps this worker's delay, returns its pid.
+        .method("work", move |()| {
+            let ms = delay2.get();
+            async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok(std::process::id())
+            }
+        })
+        // Crashes the process `percent` % of the time, else returns the pid.
+        .method("flaky", |(percent,): (u32,)| async move {
+            if fastrand::u32(0..100) < percent {
+                std::process::abort();
+            }
+            Ok(std::process::id())
+        })
+        .method("set_unhealthy", move |()| {
+            sick1.set(true);
+            async move { Ok(()) }
+        })
         .method("crash", |()| async move {
             std::process::abort();
             #[allow(unreachable_code)]
@@ -89,9 +116,12 @@ pub fn test_worker() -> WorkerDef {
             Ok(())
         })
         .method("raise", |(message,): (String,)| async move { Err::<(), _>(WorkerError::new("ValueError", message)) })
-        .health_check(|| async {
-            let check = HealthCheck { name: "self".into(), status: HealthStatus::Degraded, message: "test".into() };
-            HealthReport::new(HealthStatus::Degraded, vec![check])
+        .health_check(move || {
+            let status = if sick2.get() { HealthStatus::Unhealthy } else { HealthStatus::Degraded };
+            async move {
+                let check = HealthCheck { name: "self".into(), status, message: "test".into() };
+                HealthReport::new(status, vec![check])
+            }
         })
         .on_shutdown(move || {
             let file = shutdown_file.clone();

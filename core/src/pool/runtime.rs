@@ -69,6 +69,7 @@ pub(crate) struct Pool {
     stats: RefCell<CallStats>,
     spawn_failures: Cell<u32>,
     reconciling: Cell<bool>,
+    drained: Cell<bool>,
     /// Pinged whenever members, queue or in-flight counts change.
     changed: Notify,
 }
@@ -104,6 +105,7 @@ impl Pool {
             stats: RefCell::default(),
             spawn_failures: Cell::new(0),
             reconciling: Cell::new(false),
+            drained: Cell::new(false),
             changed: Notify::new(),
         });
         let started = futures::future::join_all((0..size).map(|i| pool.spawn_member(engine, i))).await;
@@ -218,7 +220,10 @@ impl Pool {
                 r => r,
             };
             self.release(&member, &result, started.elapsed());
-            let crashed = matches!(result, Err(Error::ProcessCrashed { .. } | Error::ProcessFailed { .. }));
+            if matches!(result, Err(Error::ProcessFailed { .. })) && Instant::now() < deadline {
+                continue; // the member died before the call was sent: it never ran, send it elsewhere
+            }
+            let crashed = matches!(result, Err(Error::ProcessCrashed { .. }));
             if crashed && attempt < self.options.retries && Instant::now() < deadline {
                 attempt += 1;
                 continue;
@@ -478,7 +483,9 @@ impl Pool {
             }
             notified.await;
         }
-        self.emit(PoolEvent::Drained);
+        if !self.drained.replace(true) {
+            self.emit(PoolEvent::Drained);
+        }
     }
 
     pub(crate) async fn destroy(&self, engine: &Rc<Engine>) {
