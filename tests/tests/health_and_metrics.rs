@@ -59,3 +59,22 @@ async fn metrics_count_calls_and_measure_latency() {
     assert!(m.latency.p99 >= 50.0, "the 50 ms call is the slowest: {:?}", m.latency);
     pm.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_worker_that_does_not_answer_in_time_is_unhealthy() {
+    let config = ManagerConfig {
+        health_timeout: Duration::from_millis(200),
+        shutdown_timeout: Duration::from_millis(200),
+        timeout: Duration::from_millis(100),
+        cancel_grace: Duration::from_secs(30),
+        ..ManagerConfig::default()
+    };
+    let pm = ProcessManager::new(config);
+    let h = pm.spawn(WORKER, SpawnOptions::default()).await.unwrap();
+    // `hang` blocks the worker's only thread, so nothing can answer.
+    let _ = h.call::<()>("hang", ()).await;
+    let report = pm.get_health(h.id()).await.unwrap();
+    assert_eq!(report.status, HealthStatus::Unhealthy);
+    assert!(report.checks[0].message.contains("no answer within 200 ms"), "{:?}", report.checks);
+    pm.shutdown().await;
+}
