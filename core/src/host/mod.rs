@@ -320,10 +320,30 @@ impl ProcessManager {
         F: FnOnce(Rc<Engine>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T>> + 'static,
     {
+        self.exec_with(false, f).await
+    }
+
+    /// Like `exec`; with `cancel_on_drop`, dropping the returned future also
+    /// drops `f`'s future on the engine (so a dropped call is cancelled in the worker).
+    pub(crate) async fn exec_with<T, F, Fut>(&self, cancel_on_drop: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Engine>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |engine| {
             Box::pin(async move {
-                let _ = tx.send(f(engine).await);
+                let mut tx = tx;
+                let work = f(engine);
+                if !cancel_on_drop {
+                    let _ = tx.send(work.await);
+                    return;
+                }
+                tokio::select! {
+                    r = work => { let _ = tx.send(r); }
+                    _ = tx.closed() => {}
+                }
             })
         });
         self.shared.jobs.send(job).map_err(|_| Error::ManagerShutDown)?;
@@ -351,10 +371,11 @@ impl ProcessManager {
         ProcessHandle { pm: self.clone(), id: process_id, options: CallOptions::default() }
     }
 
-    /// Calls `method` on a process with already-converted arguments.
+    /// Calls `method` on a process with already-converted arguments. Dropping
+    /// the returned future cancels the call, in the worker too.
     pub async fn call_value(&self, process_id: u64, method: &str, args: Vec<Value>, options: CallOptions) -> Result<Value> {
         let method = method.to_string();
-        self.exec(move |engine| async move { engine.call(process_id, method, args, options).await }).await
+        self.exec_with(true, move |engine| async move { engine.call(process_id, method, args, options).await }).await
     }
 
     /// Stops a process at once (SIGKILL for a child). Not a crash: it is not restarted.
