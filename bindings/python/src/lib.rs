@@ -1,0 +1,46 @@
+//! The PyO3 bridge of titan-pm (`titan_pm._native`): it converts values and
+//! errors and forwards calls to the core; every decision lives in `titan-pm`.
+//!
+//! - host: [`sync_host::SyncManager`] runs the core engine on the caller's
+//!   thread (no thread hop per call); [`async_host::AsyncManager`] runs it on an
+//!   engine thread and hands results to the asyncio loop through a wake socket.
+//! - worker: [`worker::serve_worker`] serves a Python object through the core
+//!   agent; [`worker::PyHandler`] is the core `Handler` over it.
+//! - [`convert`]: Python values <-> `Value`; [`errors`]: core errors -> Python
+//!   exceptions; [`config`]: keyword options (seconds) -> core options.
+
+use pyo3::prelude::*;
+
+mod async_host;
+mod config;
+mod convert;
+mod errors;
+mod reports;
+mod sync_host;
+mod worker;
+
+/// Lets a value that is only touched on the current thread cross `Python::detach`,
+/// whose closure runs on this same thread.
+pub(crate) struct SameThread<T>(pub T);
+// SAFETY: `detach` runs its closure synchronously on the calling thread.
+unsafe impl<T> Send for SameThread<T> {}
+
+impl<T> SameThread<T> {
+    /// Takes the value out (a method, so closures capture the whole wrapper).
+    pub(crate) fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // host
+    m.add_class::<sync_host::SyncManager>()?;
+    m.add_class::<async_host::AsyncManager>()?;
+    // worker
+    m.add_class::<worker::Completion>()?;
+    m.add_function(wrap_pyfunction!(worker::serve_worker, m)?)?;
+    // values
+    m.add_function(wrap_pyfunction!(convert::roundtrip, m)?)?;
+    Ok(())
+}

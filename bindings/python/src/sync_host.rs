@@ -1,0 +1,155 @@
+//! `titan_pm.sync.ProcessManager`'s engine: the core runs on the caller's own
+//! thread (`ProcessManager::new_local` on a private current-thread runtime), so
+//! a blocking call is one `block_on` with the GIL released and no thread hop.
+//!
+//! The engine runs while a method of the manager runs; between calls it waits,
+//! and the next call first lets it catch up (crashes, restarts, output). The
+//! manager belongs to the thread that created it.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use tokio::sync::broadcast;
+use titan_pm::{Event, ProcessManager};
+
+use crate::{config, convert, errors, reports, SameThread};
+
+#[pyclass(unsendable, module = "titan_pm._native")]
+pub struct SyncManager {
+    // Field order is drop order: the manager handle, then its engine's tasks, then the runtime.
+    pm: ProcessManager,
+    events: RefCell<broadcast::Receiver<Event>>,
+    local: tokio::task::LocalSet,
+    rt: tokio::runtime::Runtime,
+    last_run: Cell<Instant>,
+}
+
+/// How long the engine may wait before a call lets it catch up first.
+const CATCH_UP_AFTER: Duration = Duration::from_millis(2);
+
+impl SyncManager {
+    /// Runs `fut` on the engine with the GIL released; Ctrl-C (a pending signal) cancels it.
+    fn run<T: Send>(&self, py: Python<'_>, fut: impl Future<Output = T>) -> PyResult<T> {
+        let catch_up = self.last_run.get().elapsed() > CATCH_UP_AFTER;
+        let job = SameThread((&self.rt, &self.local, fut));
+        let out = py.detach(move || {
+            let (rt, local, fut) = job.into_inner();
+            local.block_on(rt, async move {
+                if catch_up {
+                    for _ in 0..8 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                tokio::select! {
+                    biased;
+                    r = fut => Ok(r),
+                    e = interrupted() => Err(e),
+                }
+            })
+        });
+        self.last_run.set(Instant::now());
+        out
+    }
+}
+
+/// Resolves with the exception of a pending signal (KeyboardInterrupt), checked every 50 ms.
+async fn interrupted() -> PyErr {
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Err(e) = Python::attach(|py| py.check_signals()) {
+            return e;
+        }
+    }
+}
+
+#[pymethods]
+impl SyncManager {
+    #[new]
+    fn new(options: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let cfg = config::manager(options)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| errors::to_py(titan_pm::Error::Config(format!("cannot start a runtime: {e}"))))?;
+        let local = tokio::task::LocalSet::new();
+        let pm = local.block_on(&rt, async { ProcessManager::new_local(cfg) });
+        let events = RefCell::new(pm.events());
+        Ok(SyncManager { pm, events, local, rt, last_run: Cell::new(Instant::now()) })
+    }
+
+    fn spawn(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
+        let target = config::target(target, in_process)?;
+        let options = config::spawn(options)?;
+        let pm = self.pm.clone();
+        let h = self.run(py, async move { pm.spawn(target, options).await })?.map_err(errors::to_py)?;
+        Ok(h.id())
+    }
+
+    #[pyo3(signature = (process_id, method, args, timeout=None, key=None))]
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        process_id: u64,
+        method: &str,
+        args: &Bound<'py, PyTuple>,
+        timeout: Option<f64>,
+        key: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let args = convert::args_to_values(args).map_err(errors::to_py)?;
+        let options = config::call(timeout, key)?;
+        let pm = &self.pm;
+        let v = self.run(py, pm.call_value(process_id, method, args, options))?.map_err(errors::to_py)?;
+        convert::to_py(py, &v)
+    }
+
+    fn kill(&self, py: Python<'_>, process_id: u64) -> PyResult<()> {
+        self.run(py, self.pm.kill(process_id))?.map_err(errors::to_py)
+    }
+
+    fn list_processes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = self.run(py, self.pm.list_processes())?;
+        reports::infos(py, &list)
+    }
+
+    fn get_process<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyDict>> {
+        let info = self.run(py, self.pm.get_process(process_id))?.map_err(errors::to_py)?;
+        reports::info(py, &info)
+    }
+
+    fn get_health<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyDict>> {
+        let h = self.run(py, self.pm.get_health(process_id))?.map_err(errors::to_py)?;
+        reports::health(py, &h)
+    }
+
+    fn get_metrics<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyDict>> {
+        let m = self.run(py, self.pm.get_metrics(process_id))?.map_err(errors::to_py)?;
+        reports::metrics(py, &m)
+    }
+
+    fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
+        self.run(py, self.pm.shutdown())
+    }
+
+    /// Lifecycle events since the last look (the engine produces them while it runs).
+    fn take_events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        // Let the engine catch up on anything that happened while it waited.
+        self.run(py, async {
+            for _ in 0..8 {
+                tokio::task::yield_now().await;
+            }
+        })?;
+        let out = PyList::empty(py);
+        let mut rx = self.events.borrow_mut();
+        loop {
+            match rx.try_recv() {
+                Ok(e) => out.append(reports::event(py, &e)?)?,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,248 @@
+//! The worker side: [`PyHandler`] is the core agent's `Handler` over a
+//! `titan_pm._runtime.Runtime` (the Python object that owns the user's
+//! instance), and [`serve_worker`] serves it in a child started by a host.
+//!
+//! The agent runs on the thread that serves (a child's main thread). Each entry
+//! point hands the runtime a [`Completion`]: a fast sync method runs right there
+//! and completes before the call returns (no thread hop); async methods and
+//! slow sync ones complete later from the runtime's own threads. Dropping a
+//! call's future (host cancel or deadline) asks the runtime to cancel it.
+
+use std::rc::Rc;
+use std::sync::Mutex;
+
+use futures::future::LocalBoxFuture;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use titan_pm::agent::{self, CallContext, Handler};
+use titan_pm::protocol::{Description, ErrorInfo, ErrorInfoKind, HealthCheck, HealthReport, HealthStatus, MethodInfo};
+use titan_pm::transport::Endpoint;
+use titan_pm::Value;
+use tokio::sync::oneshot;
+
+use crate::{convert, errors, SameThread};
+
+type Outcome = Result<Value, ErrorInfo>;
+
+/// The callback the runtime calls once with an entry point's outcome: `done(True, value)`,
+/// `done(False, exception)`, or `done.not_found(available)`.
+#[pyclass(frozen, module = "titan_pm._native")]
+pub struct Completion {
+    tx: Mutex<Option<oneshot::Sender<Outcome>>>,
+    kind: ErrorInfoKind,
+}
+
+impl Completion {
+    fn new(kind: ErrorInfoKind) -> (Self, oneshot::Receiver<Outcome>) {
+        let (tx, rx) = oneshot::channel();
+        (Completion { tx: Mutex::new(Some(tx)), kind }, rx)
+    }
+
+    fn send(&self, outcome: Outcome) {
+        if let Some(tx) = self.tx.lock().unwrap().take() {
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
+#[pymethods]
+impl Completion {
+    fn __call__(&self, py: Python<'_>, ok: bool, value: &Bound<'_, PyAny>) {
+        let outcome = if ok {
+            convert::to_value(value, "result").map_err(|e| match e {
+                titan_pm::Error::Serialization { path, message } => {
+                    ErrorInfo::new(ErrorInfoKind::Serialization, path, message)
+                }
+                other => ErrorInfo::remote("SerializationError", other.to_string()),
+            })
+        } else {
+            Err(errors::to_info(py, value, self.kind))
+        };
+        self.send(outcome);
+    }
+
+    fn not_found(&self, method: String, available: Vec<String>) {
+        self.send(Err(ErrorInfo::method_not_found(&method, available)));
+    }
+}
+
+/// Asks the runtime to cancel a call whose future was dropped before it finished.
+struct CancelGuard {
+    runtime: Py<PyAny>,
+    call_id: u64,
+    armed: bool,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            Python::attach(|py| {
+                if let Err(e) = self.runtime.call_method1(py, intern!(py, "cancel"), (self.call_id,)) {
+                    e.print(py);
+                }
+            });
+        }
+    }
+}
+
+pub struct PyHandler {
+    runtime: Py<PyAny>,
+    description: Description,
+}
+
+impl PyHandler {
+    pub fn new(py: Python<'_>, runtime: Py<PyAny>) -> PyResult<Self> {
+        let d = runtime.call_method0(py, "describe")?;
+        let d = d.bind(py);
+        let mut methods = Vec::new();
+        for m in d.get_item("methods")?.try_iter()? {
+            let (name, timeout_ms): (String, u64) = m?.extract()?;
+            methods.push(MethodInfo { name, timeout_ms });
+        }
+        let description = Description {
+            name: d.get_item("name")?.extract()?,
+            version: d.get_item("version")?.extract()?,
+            methods,
+            pid: std::process::id(),
+            runtime: d.get_item("runtime")?.extract()?,
+            has_health_check: d.get_item("has_health_check")?.extract()?,
+        };
+        Ok(PyHandler { runtime, description })
+    }
+
+    /// Calls `runtime.<entry>(*args, done)` and returns what `done` receives.
+    fn enter(
+        &self,
+        entry: &'static str,
+        kind: ErrorInfoKind,
+        args: impl FnOnce(Python<'_>) -> PyResult<Vec<Bound<'_, PyAny>>>,
+    ) -> oneshot::Receiver<Outcome> {
+        let (completion, rx) = Completion::new(kind);
+        Python::attach(|py| {
+            let started = (|| -> PyResult<()> {
+                let mut a = args(py)?;
+                let done = Bound::new(py, completion)?;
+                a.push(done.clone().into_any());
+                let call = (|| -> PyResult<()> {
+                    let a = pyo3::types::PyTuple::new(py, a)?;
+                    self.runtime.bind(py).getattr(entry)?.call1(a)?;
+                    Ok(())
+                })();
+                if let Err(e) = call {
+                    done.get().send(Err(errors::to_info(py, e.value(py), kind)));
+                }
+                Ok(())
+            })();
+            if let Err(e) = started {
+                // Converting the arguments failed before the runtime saw them.
+                let (c, _) = Completion::new(kind);
+                drop(c);
+                e.print(py);
+            }
+        });
+        rx
+    }
+}
+
+fn lost() -> ErrorInfo {
+    ErrorInfo::remote("RuntimeError", "the worker runtime dropped the call")
+}
+
+impl Handler for PyHandler {
+    fn describe(&self) -> Description {
+        self.description.clone()
+    }
+
+    fn init(&self, dependencies: Value) -> LocalBoxFuture<'static, Result<(), ErrorInfo>> {
+        let rx = self.enter("init", ErrorInfoKind::Init, |py| Ok(vec![convert::to_py(py, &dependencies)?]));
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(lost())).map(|_| ()) })
+    }
+
+    fn call(&self, method: &str, args: Vec<Value>, ctx: CallContext) -> LocalBoxFuture<'static, Result<Value, ErrorInfo>> {
+        let call_id = ctx.call_id;
+        let rx = self.enter("call", ErrorInfoKind::Remote, |py| {
+            let list = PyList::empty(py);
+            for a in &args {
+                list.append(convert::to_py(py, a)?)?;
+            }
+            Ok(vec![pyo3::types::PyString::new(py, method).into_any(), list.into_any(), call_id.into_pyobject(py)?.into_any()])
+        });
+        let runtime = Python::attach(|py| self.runtime.clone_ref(py));
+        let guard = CancelGuard { runtime, call_id, armed: true };
+        Box::pin(async move {
+            let mut guard = guard;
+            let outcome = rx.await.unwrap_or_else(|_| Err(lost()));
+            guard.armed = false;
+            outcome
+        })
+    }
+
+    fn health(&self) -> Option<LocalBoxFuture<'static, HealthReport>> {
+        if !self.description.has_health_check {
+            return None;
+        }
+        let rx = self.enter("health", ErrorInfoKind::Remote, |_| Ok(vec![]));
+        Some(Box::pin(async move {
+            match rx.await.unwrap_or_else(|_| Err(lost())) {
+                Ok(v) => health_report(&v),
+                Err(e) => HealthReport::unhealthy("health_check", format!("{}: {}", e.type_name, e.message)),
+            }
+        }))
+    }
+
+    fn shutdown(&self) -> LocalBoxFuture<'static, ()> {
+        let rx = self.enter("shutdown", ErrorInfoKind::Remote, |_| Ok(vec![]));
+        Box::pin(async move {
+            if let Ok(Err(e)) = rx.await {
+                eprintln!("titan-pm: a shutdown hook raised {}: {}", e.type_name, e.message);
+            }
+        })
+    }
+}
+
+impl Drop for PyHandler {
+    fn drop(&mut self) {
+        Python::attach(|py| {
+            let _ = self.runtime.call_method0(py, intern!(py, "close"));
+        });
+    }
+}
+
+/// `{"status": ..., "checks": [{"name", "status", "message"}]}` (normalized by the runtime).
+fn health_report(v: &Value) -> HealthReport {
+    let status = |v: Option<&Value>| v.and_then(|s| s.as_str()).and_then(HealthStatus::parse).unwrap_or(HealthStatus::Unhealthy);
+    let mut checks = Vec::new();
+    if let Some(Value::List(items)) = v.get("checks") {
+        for c in items {
+            checks.push(HealthCheck {
+                name: c.get("name").and_then(|n| n.as_str()).unwrap_or("check").to_string(),
+                status: status(c.get("status")),
+                message: c.get("message").and_then(|n| n.as_str()).unwrap_or("").to_string(),
+            });
+        }
+    }
+    HealthReport::new(status(v.get("status")), checks)
+}
+
+/// Serves `runtime` to the host that started this process (its endpoint and
+/// secret are in the environment); returns when the host says shut down or goes away.
+#[pyfunction]
+pub fn serve_worker(py: Python<'_>, runtime: Py<PyAny>) -> PyResult<()> {
+    let handler: Rc<dyn Handler> = Rc::new(PyHandler::new(py, runtime)?);
+    let (endpoint, secret) = Endpoint::from_env().map_err(errors::to_py)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| errors::to_py(titan_pm::Error::Config(format!("cannot start a runtime: {e}"))))?;
+    let job = SameThread((rt, handler, endpoint, secret));
+    let result = py.detach(move || {
+        let (rt, handler, endpoint, secret) = job.into_inner();
+        let local = tokio::task::LocalSet::new();
+        let r = local.block_on(&rt, agent::connect_and_serve(endpoint, &secret, handler));
+        drop(local);
+        SameThread(r)
+    });
+    result.0.map_err(errors::to_py)
+}
+

@@ -1,0 +1,98 @@
+"""The calculator of the tests: sync and async methods, state, dependencies,
+health, a shutdown hook that writes a file, and methods that misbehave."""
+
+import asyncio
+import os
+import time
+
+from titan_pm import health_check, on_shutdown, process, public
+
+
+class Helper:
+    pass
+
+
+@process(name="calculator", version="1.0.0")
+class Calculator:
+    def init(self, config=None, shutdown_file=None, fail=None):
+        if fail:
+            raise RuntimeError(f"init failed on purpose: {fail}")
+        self.config = config
+        self.shutdown_file = shutdown_file
+        self.count = 0
+
+    @public
+    def add(self, a, b):
+        return a + b
+
+    @public()
+    def multiply(self, a, b):
+        return a * b
+
+    @public
+    def process_data(self, items):
+        return [s.upper() for s in items]
+
+    @public
+    async def fibonacci(self, n):
+        a, b = 0, 1
+        for _ in range(n):
+            a, b = b, a + b
+            await asyncio.sleep(0)
+        return a
+
+    @public
+    def increment(self):
+        self.count += 1
+        return self.count
+
+    @public
+    def get_config(self):
+        return self.config
+
+    @public
+    def pid(self):
+        return os.getpid()
+
+    @public
+    def echo(self, value):
+        return value
+
+    @public
+    def fail(self, kind, message):
+        raise {"ValueError": ValueError, "KeyError": KeyError, "TypeError": TypeError}[kind](message)
+
+    @public
+    def bad_return(self):
+        return {"ok": [1, 2, {3, 4}]}
+
+    @public
+    def sleep(self, seconds):
+        time.sleep(seconds)
+        return seconds
+
+    @public
+    async def slow(self, seconds, marker):
+        try:
+            await asyncio.sleep(seconds)
+            return "finished"
+        finally:
+            with open(marker, "w") as f:
+                f.write("cancelled" if seconds > 0 else "done")
+
+    @public
+    def exit(self, code):
+        os._exit(code)
+
+    def not_public(self):
+        return "secret"
+
+    @health_check
+    def check(self):
+        return {"status": "degraded", "checks": [{"name": "disk", "status": "degraded", "message": "almost full"}]}
+
+    @on_shutdown
+    async def cleanup(self):
+        if self.shutdown_file:
+            with open(self.shutdown_file, "w") as f:
+                f.write("shutdown hook ran")

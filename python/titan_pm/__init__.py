@@ -1,0 +1,46 @@
+"""titan-pm: a process manager and worker orchestration layer with a Rust core.
+
+Worker side: mark a class with `@process`, its callable methods with
+`@public`, optionally a `@health_check` and `@on_shutdown` hooks, and an
+`init(**dependencies)`. Host side: `ProcessManager` (asyncio) or
+`titan_pm.sync.ProcessManager` (blocking) spawns it and calls it.
+Every error derives from `TitanError` (see `titan_pm.errors`).
+"""
+
+from .decorators import health_check, on_shutdown, process, public
+from .errors import (
+    CallTimeoutError,
+    CircuitOpenError,
+    ConfigError,
+    MethodNotFoundError,
+    PoolBackpressureError,
+    ProcessCrashedError,
+    ProcessFailedError,
+    RemoteError,
+    SerializationError,
+    SpawnError,
+    TitanError,
+)
+from .host import ProcessHandle, ProcessManager
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "process",
+    "public",
+    "health_check",
+    "on_shutdown",
+    "ProcessManager",
+    "ProcessHandle",
+    "TitanError",
+    "RemoteError",
+    "ProcessCrashedError",
+    "ProcessFailedError",
+    "CallTimeoutError",
+    "MethodNotFoundError",
+    "SerializationError",
+    "SpawnError",
+    "PoolBackpressureError",
+    "CircuitOpenError",
+    "ConfigError",
+]

@@ -1,0 +1,327 @@
+"""The worker runtime: loads the `@process` class of a target, owns its
+instance, and runs what the native agent asks for. Every entry point gets a
+`done` callback and calls it exactly once, now or later:
+`done(True, value)`, `done(False, exception)` or `done.not_found(...)`.
+
+Where code runs:
+- a sync method that has proven fast (its last few runs each took under 1 ms)
+  runs right on the agent's thread, so a call needs no thread hop; any other
+  sync method runs on the runtime's call thread, one at a time, so a slow one
+  never blocks health probes or async calls;
+- async methods, and async init, health check and shutdown hooks, run on the
+  runtime's asyncio loop, in a thread of its own.
+
+A cancelled async call cancels its asyncio task; a cancelled sync call on the
+call thread gets `CancelledCall` raised inside it (Python code only: a call
+blocked in C finishes and its result is dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import functools
+import importlib.util
+import inspect
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from .decorators import ProcessDefinition, definition
+
+# A sync method runs on the agent's thread after this many runs in a row each faster than INLINE_BELOW.
+INLINE_AFTER = 3
+INLINE_BELOW = 0.001
+
+
+class TargetError(Exception):
+    """The target file or class cannot be used as a worker."""
+
+
+class CancelledCall(BaseException):
+    """Raised inside a sync method whose call was cancelled."""
+
+
+def split_target(target: str) -> Tuple[str, Optional[str]]:
+    """`"calc.py:Calculator"` -> ("calc.py", "Calculator"); a plain path has no selector."""
+    if ":" in target and not os.path.exists(target):
+        file, _, selector = target.rpartition(":")
+        if selector and "/" not in selector:
+            return file, selector
+    return target, None
+
+
+def load_class(target: str) -> type:
+    """The `@process` class a target names; a `TargetError` says what is wrong."""
+    file, selector = split_target(target)
+    shown = os.path.basename(file)
+    if not os.path.isfile(file):
+        raise TargetError(f"no such worker file: {file}")
+    if not file.endswith(".py"):
+        raise TargetError(f"{shown} is not a .py file")
+    path = os.path.abspath(file)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name = stem if stem.isidentifier() and stem not in sys.modules else f"_titan_worker_{abs(hash(path))}"
+    folder = os.path.dirname(path)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise TargetError(f"cannot load {shown}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)  # a SyntaxError or import error propagates as is
+
+    classes = {k: v for k, v in vars(module).items() if isinstance(v, type) and getattr(v, "__module__", None) == name}
+    marked = [k for k, v in classes.items() if definition(v) is not None]
+    if selector is not None:
+        cls = getattr(module, selector, None)
+        if not isinstance(cls, type):
+            raise TargetError(f"no class {selector} in {shown} (found: {', '.join(classes) or 'none'})")
+        if definition(cls) is None:
+            raise TargetError(f"{selector} in {shown} is not a @process class (found: {', '.join(marked) or 'none'})")
+        return cls
+    if not marked:
+        raise TargetError(f"no @process class in {shown} (found: {', '.join(classes) or 'no classes'})")
+    if len(marked) > 1:
+        raise TargetError(
+            f"several @process classes in {shown} ({', '.join(marked)}): pick one with {shown}:{marked[0]}"
+        )
+    return classes[marked[0]]
+
+
+def normalize_health(report: Any) -> Dict[str, Any]:
+    """{"status", "checks": [{"name", "status", "message"}]} from what a health check returned."""
+    if report is None or report is True:
+        return {"status": "healthy", "checks": []}
+    if report is False:
+        return {"status": "unhealthy", "checks": []}
+    if isinstance(report, str):
+        report = {"status": report}
+    if not isinstance(report, dict):
+        raise TypeError(f"a health check returns a dict, a status string or a bool, not {type(report).__name__}")
+    status = report.get("status", "healthy")
+    checks = []
+    for i, c in enumerate(report.get("checks") or []):
+        if isinstance(c, str):
+            c = {"name": c}
+        checks.append(
+            {
+                "name": str(c.get("name", f"check{i}")),
+                "status": str(c.get("status", status)),
+                "message": str(c.get("message", "")),
+            }
+        )
+    return {"status": str(status), "checks": checks}
+
+
+class Runtime:
+    """One instance of a `@process` class, served by the native agent."""
+
+    @classmethod
+    def load(cls, target: Any) -> "Runtime":
+        """A runtime for a class or a `file.py[:Class]` target."""
+        if isinstance(target, type):
+            d = definition(target)
+            if d is None:
+                raise TargetError(f"{target.__name__} is not a @process class")
+            return cls(d)
+        return cls(definition(load_class(os.fspath(target))))  # type: ignore[arg-type]
+
+    def __init__(self, d: ProcessDefinition) -> None:
+        self.definition = d
+        self.instance: Any = None
+        self._public: List[str] = list(d.methods)
+        self._streak: Dict[str, int] = {}
+        self._running: Dict[int, Any] = {}  # call id -> concurrent future of an async call
+        self._lock = threading.Lock()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._calls: "Optional[queue.SimpleQueue[Any]]" = None
+        self._call_thread: Optional[threading.Thread] = None
+        self._current: Optional[int] = None  # the call id running on the call thread
+        self._cancelled: Set[int] = set()
+
+    # ---- what the agent asks ----
+
+    def describe(self) -> Dict[str, Any]:
+        d = self.definition
+        return {
+            "name": d.name,
+            "version": d.version,
+            "methods": [(m.name, int(m.timeout * 1000) if m.timeout else 0) for m in d.methods.values()],
+            "runtime": f"python {sys.version_info[0]}.{sys.version_info[1]}",
+            "has_health_check": d.health_check is not None,
+        }
+
+    def init(self, dependencies: Dict[str, Any], done: Any) -> None:
+        try:
+            self.instance = self.definition.cls()
+        except BaseException as e:
+            return done(False, e)
+        if not self.definition.has_init:
+            return done(True, None)
+        self._run(self.instance.init, (), dependencies or {}, done)
+
+    def call(self, method: str, args: List[Any], call_id: int, done: Any) -> None:
+        m = self.definition.methods.get(method)
+        if m is None or self.instance is None:
+            return done.not_found(method, self._public)
+        fn = getattr(self.instance, method)
+        if m.is_async:
+            try:
+                coro = fn(*args)
+            except BaseException as e:
+                return done(False, e)
+            future = asyncio.run_coroutine_threadsafe(coro, self._event_loop())
+            self._running[call_id] = future
+            future.add_done_callback(functools.partial(self._async_done, call_id, done, None))
+        elif self._streak.get(method, 0) >= INLINE_AFTER:
+            self._sync(method, fn, args, done)
+        else:
+            self._call_queue().put((call_id, method, fn, args, done))
+
+    def cancel(self, call_id: int) -> None:
+        future = self._running.pop(call_id, None)
+        if future is not None:
+            future.cancel()
+            return
+        with self._lock:
+            if self._current == call_id and self._call_thread is not None:
+                ident = self._call_thread.ident
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(CancelledCall))
+            else:
+                self._cancelled.add(call_id)
+
+    def health(self, done: Any) -> None:
+        if self.instance is None:
+            return done(True, {"status": "unhealthy", "checks": [{"name": "init", "status": "unhealthy", "message": "not initialized"}]})
+        check = getattr(self.instance, self.definition.health_check or "")
+        self._run(check, (), {}, done, normalize_health)
+
+    def shutdown(self, done: Any) -> None:
+        hooks = [getattr(self.instance, n) for n in self.definition.on_shutdown] if self.instance is not None else []
+
+        async def run_hooks() -> None:
+            for hook in hooks:
+                try:
+                    r = hook()
+                    if inspect.isawaitable(r):
+                        await r
+                except Exception:
+                    print(f"titan-pm: shutdown hook {hook.__name__} raised:", file=sys.stderr)
+                    traceback.print_exc()
+
+        if any(inspect.iscoroutinefunction(h) for h in hooks):
+            future = asyncio.run_coroutine_threadsafe(run_hooks(), self._event_loop())
+            future.add_done_callback(functools.partial(self._async_done, None, done, None))
+        else:
+            coro = run_hooks()
+            try:
+                coro.send(None)
+            except StopIteration:
+                pass
+            done(True, None)
+
+    def close(self) -> None:
+        """Stops the runtime's threads (the instance's calls are over)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._calls is not None:
+            self._calls.put(None)
+
+    # ---- where code runs ----
+
+    def _run(self, fn: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any], done: Any, wrap: Any = None) -> None:
+        """Runs an init, health check or hook: async ones on the loop, sync ones here."""
+        if inspect.iscoroutinefunction(fn):
+            try:
+                coro = fn(*args, **kwargs)
+            except BaseException as e:
+                return done(False, e)
+            future = asyncio.run_coroutine_threadsafe(coro, self._event_loop())
+            future.add_done_callback(functools.partial(self._async_done, None, done, wrap))
+            return
+        try:
+            r = fn(*args, **kwargs)
+            r = wrap(r) if wrap else r
+        except SystemExit as e:
+            _exit(e)
+        except BaseException as e:
+            return done(False, e)
+        done(True, r)
+
+    def _sync(self, method: str, fn: Any, args: List[Any], done: Any) -> None:
+        start = time.perf_counter()
+        try:
+            r = fn(*args)
+            ok = True
+        except SystemExit as e:
+            _exit(e)
+        except BaseException as e:
+            r, ok = e, False
+        took = time.perf_counter() - start
+        self._streak[method] = self._streak.get(method, 0) + 1 if took < INLINE_BELOW else 0
+        done(ok, r)
+
+    def _async_done(self, call_id: Optional[int], done: Any, wrap: Any, future: Any) -> None:
+        if call_id is not None:
+            self._running.pop(call_id, None)
+        if future.cancelled():
+            return  # the host dropped the call; nobody waits for it
+        e = future.exception()
+        if e is not None:
+            if isinstance(e, SystemExit):
+                _exit(e)
+            return done(False, e)
+        try:
+            r = wrap(future.result()) if wrap else future.result()
+        except BaseException as e:
+            return done(False, e)
+        done(True, r)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="titan-pm-asyncio", daemon=True).start()
+            self._loop = loop
+        return self._loop
+
+    def _call_queue(self) -> "queue.SimpleQueue[Any]":
+        if self._calls is None:
+            self._calls = queue.SimpleQueue()
+            self._call_thread = threading.Thread(target=self._serve_calls, name="titan-pm-calls", daemon=True)
+            self._call_thread.start()
+        return self._calls
+
+    def _serve_calls(self) -> None:
+        assert self._calls is not None
+        while True:
+            item = self._calls.get()
+            if item is None:
+                return
+            call_id, method, fn, args, done = item
+            try:
+                with self._lock:
+                    if call_id in self._cancelled:
+                        self._cancelled.discard(call_id)
+                        continue
+                    self._current = call_id
+                try:
+                    self._sync(method, fn, args, done)
+                finally:
+                    with self._lock:
+                        self._current = None
+            except CancelledCall:
+                pass  # a cancel that landed just after the method returned
+
+
+def _exit(e: SystemExit) -> None:
+    """`sys.exit()` in a worker method ends the worker process, as it would anywhere."""
+    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

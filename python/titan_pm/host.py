@@ -1,0 +1,211 @@
+"""`titan_pm.ProcessManager`: the asyncio host.
+
+The core engine runs on a thread of its own, so processes are supervised
+(crashes noticed, restarts made, output forwarded) whatever the event loop is
+doing. Results reach the loop in batches through a descriptor it watches; no
+engine thread ever takes the GIL. A manager belongs to the event loop that
+first used it.
+
+    async with ProcessManager() as pm:
+        calc = await pm.spawn("calculator.py")
+        assert await calc.add(5, 3) == 8
+
+Cancelling a task that awaits a call cancels the call in the worker.
+Events: `pm.on("crash", callback)` calls `callback(event_dict)` on the loop
+(a coroutine function is scheduled as a task); `"*"` receives every event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from typing import Any, Callable, Dict, List, Optional
+
+from . import _native
+from ._options import check_event, manager_options, native_target
+
+__all__ = ["ProcessManager", "ProcessHandle"]
+
+Event = Dict[str, Any]
+
+
+class ProcessHandle:
+    """A spawned process. Remote methods are attributes: `await handle.add(5, 3)`.
+    `process_id` survives restarts. A method whose name a handle attribute
+    shadows is reached with `await handle.call("name", ...)`."""
+
+    def __init__(self, pm: "ProcessManager", process_id: int, timeout: Optional[float] = None, key: Optional[str] = None):
+        self._pm = pm
+        self.process_id = process_id
+        self._timeout = timeout
+        self._key = key
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        call = self._pm._call
+        pid, timeout, key = self.process_id, self._timeout, self._key
+
+        async def method(*args: Any) -> Any:
+            return await call(pid, name, args, timeout, key)
+
+        method.__name__ = method.__qualname__ = name
+        self.__dict__[name] = method  # later lookups skip __getattr__
+        return method
+
+    async def call(self, method: str, *args: Any) -> Any:
+        """Calls `method` by name."""
+        return await self._pm._call(self.process_id, method, args, self._timeout, self._key)
+
+    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "ProcessHandle":
+        """A view of this handle whose calls use `timeout` (seconds) and routing `key`."""
+        return ProcessHandle(
+            self._pm, self.process_id, self._timeout if timeout is None else timeout, self._key if key is None else key
+        )
+
+    def info(self) -> Dict[str, Any]:
+        return self._pm.get_process(self.process_id)
+
+    def __repr__(self) -> str:
+        return f"<ProcessHandle process_id={self.process_id}>"
+
+
+class ProcessManager:
+    """Spawns, calls, supervises and stops workers from asyncio. Options are
+    the brief's in snake_case, durations in seconds: `timeout` (30.0, every
+    call's deadline), `spawn_timeout`, `health_timeout`, `shutdown_timeout`,
+    `cancel_grace`, `restart_policy` (a dict: `enabled`, `max_restarts`,
+    `window`, `initial_backoff`, `multiplier`, `max_backoff`; or False),
+    `output` ("prefix", "inherit", "ignore" or a callable `(stream, name, pid,
+    line)`), `python` (default: this interpreter), `node`, `tcp_host`."""
+
+    def __init__(self, *, isolation: str = "child", transport: str = "ipc", python: Optional[str] = None, **options: Any):
+        self._native = _native.AsyncManager(manager_options(isolation, transport, python, options))
+        self._isolation = isolation
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._waiting: Dict[int, "asyncio.Future[Any]"] = {}
+        self._listeners: Dict[str, List[Callable[[Event], Any]]] = {}
+
+    async def __aenter__(self) -> "ProcessManager":
+        self._bind()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.shutdown()
+
+    # ---- the loop side ----
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None and not self._loop.is_closed():
+                raise RuntimeError("this ProcessManager belongs to another event loop")
+            self._loop = loop
+            loop.add_reader(self._native.wake_fd(), self._drain)
+        return loop
+
+    def _drain(self) -> None:
+        for token, ok, value in self._native.drain():
+            if token == 0:
+                self._emit(value)
+                continue
+            fut = self._waiting.pop(token, None)
+            if fut is None or fut.done():
+                continue
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+    def _wait(self, token: int) -> "asyncio.Future[Any]":
+        fut = self._bind().create_future()
+        self._waiting[token] = fut
+        fut.add_done_callback(functools.partial(self._finished, token))
+        return fut
+
+    def _finished(self, token: int, fut: "asyncio.Future[Any]") -> None:
+        if fut.cancelled():
+            self._waiting.pop(token, None)
+            self._native.cancel(token)
+
+    def _call(self, pid: int, method: str, args: Any, timeout: Optional[float], key: Optional[str]) -> "asyncio.Future[Any]":
+        self._bind()
+        return self._wait(self._native.call(pid, method, tuple(args), timeout, key))
+
+    def _emit(self, event: Event) -> None:
+        for cb in self._listeners.get(event["type"], []) + self._listeners.get("*", []):
+            try:
+                r = cb(event)
+                if inspect.isawaitable(r):
+                    asyncio.ensure_future(r)
+            except Exception:
+                self._loop.call_exception_handler({"message": f"titan-pm event listener {cb!r} raised", "exception": None})  # type: ignore[union-attr]
+
+    # ---- the API ----
+
+    async def spawn(
+        self,
+        target: Any,
+        *,
+        dependencies: Optional[Dict[str, Any]] = None,
+        isolation: Optional[str] = None,
+        transport: Optional[str] = None,
+        env: Optional[Dict[str, str]] = None,
+        args: Optional[List[str]] = None,
+        name: Optional[str] = None,
+        timeout: Optional[float] = None,
+        restart_policy: Any = None,
+        output: Any = None,
+    ) -> ProcessHandle:
+        """Starts `target` (`file.py`, `file.py:Class`, a `.js` file, an executable, or a
+        `@process` class with isolation worker/none) and waits until its `init` has run."""
+        self._bind()
+        target, in_process = native_target(target, isolation or self._isolation)
+        options = dict(
+            dependencies=dependencies, isolation=isolation, transport=transport, env=env, args=args,
+            name=name, timeout=timeout, restart_policy=restart_policy, output=output,
+        )
+        pid = await self._wait(self._native.spawn(target, in_process, options))
+        return ProcessHandle(self, pid)
+
+    async def pool(self, target: Any, **options: Any) -> Any:
+        """Pools are not available from Python yet."""
+        raise NotImplementedError("pools are not available from the Python package yet")
+
+    async def kill(self, process_id: int) -> None:
+        """Stops a process at once; not a crash, so it is not restarted."""
+        await self._wait(self._native.kill(process_id))
+
+    def list_processes(self) -> List[Dict[str, Any]]:
+        """Every process: process_id, name, pid, state, restarts, isolation, transport."""
+        return self._native.list_processes()
+
+    def get_process(self, process_id: int) -> Dict[str, Any]:
+        return self._native.get_process(process_id)
+
+    async def get_health(self, process_id: int) -> Dict[str, Any]:
+        """{"status", "checks", "timestamp"}: the worker's own check, never queued behind calls."""
+        return await self._wait(self._native.get_health(process_id))
+
+    async def get_metrics(self, process_id: int) -> Dict[str, Any]:
+        """{"cpu" (% of one core), "memory" (RSS bytes), "requests", "errors", "latency": {"p50", "p95", "p99"} (ms)}."""
+        return await self._wait(self._native.get_metrics(process_id))
+
+    async def shutdown(self) -> None:
+        """Stops intake, drains in-flight calls, runs @on_shutdown hooks, then SIGTERM and SIGKILL."""
+        await self._wait(self._native.shutdown())
+        self._drain()
+
+    def on(self, event: str, callback: Callable[[Event], Any]) -> Callable[[Event], Any]:
+        """Calls `callback(event)` for each `event` ("spawn", "ready", "crash", "restart",
+        "failed", "exit", "refused", or "*" for all); returns the callback."""
+        check_event(event)
+        if not self._listeners:
+            self._native.subscribe_events()
+        self._listeners.setdefault(event, []).append(callback)
+        return callback
+
+    def off(self, event: str, callback: Callable[[Event], Any]) -> None:
+        if callback in self._listeners.get(event, []):
+            self._listeners[event].remove(callback)

@@ -1,0 +1,159 @@
+"""`titan_pm.sync.ProcessManager`: the blocking host, the fastest path for scripts.
+
+The core engine runs on your own thread while a method of the manager runs (a
+call is one round trip with the GIL released, no thread hop); between calls
+it waits, and the next call first lets it catch up on what happened meanwhile
+(crashes, restarts, worker output). Use the manager from the thread that
+created it. Ctrl-C during a call cancels the call and raises KeyboardInterrupt.
+
+    with ProcessManager() as pm:
+        calc = pm.spawn("calculator.py")
+        assert calc.add(5, 3) == 8
+
+Events: `pm.on("crash", callback)`; callbacks run on your thread at the end
+of the manager's next method call (or `pm.poll_events()`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional
+
+from . import _native
+from ._options import check_event, manager_options, native_target
+
+__all__ = ["ProcessManager", "ProcessHandle"]
+
+Event = Dict[str, Any]
+
+
+class ProcessHandle:
+    """A spawned process. Remote methods are attributes: `handle.add(5, 3)`.
+    `process_id` survives restarts. A method whose name a handle attribute
+    shadows is reached with `handle.call("name", ...)`."""
+
+    def __init__(self, pm: "ProcessManager", process_id: int, timeout: Optional[float] = None, key: Optional[str] = None):
+        self._pm = pm
+        self.process_id = process_id
+        self._timeout = timeout
+        self._key = key
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        pm = self._pm
+        call = pm._native.call
+        pid, timeout, key = self.process_id, self._timeout, self._key
+
+        def method(*args: Any) -> Any:
+            try:
+                return call(pid, name, args, timeout, key)
+            finally:
+                if pm._listeners:
+                    pm.poll_events()
+
+        method.__name__ = method.__qualname__ = name
+        self.__dict__[name] = method  # later lookups skip __getattr__
+        return method
+
+    def call(self, method: str, *args: Any) -> Any:
+        """Calls `method` by name."""
+        return self._pm._native.call(self.process_id, method, args, self._timeout, self._key)
+
+    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "ProcessHandle":
+        """A view of this handle whose calls use `timeout` (seconds) and routing `key`."""
+        return ProcessHandle(
+            self._pm, self.process_id, self._timeout if timeout is None else timeout, self._key if key is None else key
+        )
+
+    def info(self) -> Dict[str, Any]:
+        return self._pm.get_process(self.process_id)
+
+    def __repr__(self) -> str:
+        return f"<ProcessHandle process_id={self.process_id}>"
+
+
+class ProcessManager:
+    """The blocking twin of `titan_pm.ProcessManager`: the same options (seconds),
+    the same methods, each returning its result instead of an awaitable."""
+
+    def __init__(self, *, isolation: str = "child", transport: str = "ipc", python: Optional[str] = None, **options: Any):
+        self._native = _native.SyncManager(manager_options(isolation, transport, python, options))
+        self._isolation = isolation
+        self._listeners: Dict[str, List[Callable[[Event], Any]]] = {}
+
+    def __enter__(self) -> "ProcessManager":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
+
+    def spawn(
+        self,
+        target: Any,
+        *,
+        dependencies: Optional[Dict[str, Any]] = None,
+        isolation: Optional[str] = None,
+        transport: Optional[str] = None,
+        env: Optional[Dict[str, str]] = None,
+        args: Optional[List[str]] = None,
+        name: Optional[str] = None,
+        timeout: Optional[float] = None,
+        restart_policy: Any = None,
+        output: Any = None,
+    ) -> ProcessHandle:
+        """Starts `target` and waits until its `init` has run (see `titan_pm.ProcessManager.spawn`)."""
+        target, in_process = native_target(target, isolation or self._isolation)
+        options = dict(
+            dependencies=dependencies, isolation=isolation, transport=transport, env=env, args=args,
+            name=name, timeout=timeout, restart_policy=restart_policy, output=output,
+        )
+        try:
+            return ProcessHandle(self, self._native.spawn(target, in_process, options))
+        finally:
+            if self._listeners:
+                self.poll_events()
+
+    def pool(self, target: Any, **options: Any) -> Any:
+        """Pools are not available from Python yet."""
+        raise NotImplementedError("pools are not available from the Python package yet")
+
+    def kill(self, process_id: int) -> None:
+        """Stops a process at once; not a crash, so it is not restarted."""
+        self._native.kill(process_id)
+
+    def list_processes(self) -> List[Dict[str, Any]]:
+        return self._native.list_processes()
+
+    def get_process(self, process_id: int) -> Dict[str, Any]:
+        return self._native.get_process(process_id)
+
+    def get_health(self, process_id: int) -> Dict[str, Any]:
+        return self._native.get_health(process_id)
+
+    def get_metrics(self, process_id: int) -> Dict[str, Any]:
+        return self._native.get_metrics(process_id)
+
+    def shutdown(self) -> None:
+        """Stops intake, drains in-flight calls, runs @on_shutdown hooks, then SIGTERM and SIGKILL."""
+        self._native.shutdown()
+        if self._listeners:
+            self.poll_events()
+
+    def on(self, event: str, callback: Callable[[Event], Any]) -> Callable[[Event], Any]:
+        """Calls `callback(event)` for each `event` ("spawn", "ready", "crash", "restart",
+        "failed", "exit", "refused", or "*"), on this thread; returns the callback."""
+        check_event(event)
+        self._listeners.setdefault(event, []).append(callback)
+        return callback
+
+    def off(self, event: str, callback: Callable[[Event], Any]) -> None:
+        if callback in self._listeners.get(event, []):
+            self._listeners[event].remove(callback)
+
+    def poll_events(self) -> List[Event]:
+        """Lets the engine catch up, then delivers the events since the last look; returns them."""
+        events = self._native.take_events()
+        for e in events:
+            for cb in self._listeners.get(e["type"], []) + self._listeners.get("*", []):
+                cb(e)
+        return events
