@@ -62,6 +62,13 @@ pub trait Handler: 'static {
     fn shutdown(&self) -> LocalBoxFuture<'static, ()> {
         Box::pin(async {})
     }
+    /// Resolves, with an exit code if there is one, when the runtime behind the
+    /// handler ends on its own (a JS worker thread that exited, say). The agent
+    /// then stops serving and the host sees the instance crash. `None` (the
+    /// default): the handler lives as long as the agent.
+    fn terminated(&self) -> Option<LocalBoxFuture<'static, Option<i32>>> {
+        None
+    }
 }
 
 /// Serves `handler` on `stream` until the host says shut down or goes away.
@@ -70,6 +77,7 @@ pub async fn serve<S>(stream: S, secret: &str, handler: Rc<dyn Handler>) -> Resu
 where
     S: AsyncRead + AsyncWrite + 'static,
 {
+    let terminated = handler.terminated();
     let mut rpc = RpcSystem::new(Box::new(vat_network(stream, Side::Client)), None);
     let registry: registry::Client = rpc.bootstrap(Side::Server);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -86,8 +94,15 @@ where
         }
         _ = &mut connection => return Err(Error::Config("the host closed the connection before registration".into())),
     }
+    let terminated = async move {
+        match terminated {
+            Some(f) => f.await,
+            None => futures::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = connection => {}                // the host went away
+        exit_code = terminated => return Err(Error::ProcessCrashed { process_id: 0, exit_code, signal: None }),
         _ = stop_rx => {
             // Let the shutdown reply reach the host before the connection drops.
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
