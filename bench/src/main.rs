@@ -44,15 +44,17 @@ fn main() {
     report("raw unix socket ping-pong", &raw);
     let bare = bare_capnp();
     report("bare capnp-rpc client/server", &bare);
-    let titan_thread = titan(&worker, false);
+    let titan_thread = titan(&worker, Engine::Thread(ManagerConfig::default().spin));
     report("titan-pm (engine thread)", &titan_thread);
-    let titan_local = titan(&worker, true);
+    let titan_no_spin = titan(&worker, Engine::Thread(Duration::ZERO));
+    report("titan-pm (engine thread, no spin)", &titan_no_spin);
+    let titan_local = titan(&worker, Engine::Local);
     report("titan-pm (new_local, no hop)", &titan_local);
 
     println!();
-    for (name, t) in [("engine thread", &titan_thread), ("new_local", &titan_local)] {
+    for (name, t) in [("engine thread", &titan_thread), ("thread, no spin", &titan_no_spin), ("new_local", &titan_local)] {
         println!(
-            "titan-pm {name:14}: sequential p50 {:.2}x raw (target <= 1.5x); 64 in flight {:.2}x bare capnp-rpc (target >= 0.8x)",
+            "titan-pm {name:16}: sequential p50 {:.2}x raw (target <= 1.5x); 64 in flight {:.2}x bare capnp-rpc (target >= 0.8x)",
             t.p50_us / raw.p50_us,
             t.calls_per_s / bare.calls_per_s
         );
@@ -60,7 +62,7 @@ fn main() {
 }
 
 fn report(name: &str, f: &Figures) {
-    println!("{name:32} p50 {:7.1} us  p99 {:7.1} us  64 in flight {:9.0} calls/s", f.p50_us, f.p99_us, f.calls_per_s);
+    println!("{name:34} p50 {:7.1} us  p99 {:7.1} us  64 in flight {:9.0} calls/s", f.p50_us, f.p99_us, f.calls_per_s);
 }
 
 fn histogram() -> Histogram<u64> {
@@ -242,11 +244,20 @@ where
 
 // ---- titan-pm ----
 
-fn titan(worker: &std::path::Path, local_engine: bool) -> Figures {
+/// Where the manager's engine runs: its own thread (spinning this long after each job), or the caller's.
+enum Engine {
+    Thread(Duration),
+    Local,
+}
+
+fn titan(worker: &std::path::Path, engine: Engine) -> Figures {
     let (rt, local) = local_runtime();
     local.block_on(&rt, async {
         let config = ManagerConfig { timeout: Duration::from_secs(60), ..ManagerConfig::default() };
-        let pm = if local_engine { ProcessManager::new_local(config) } else { ProcessManager::new(config) };
+        let pm = match engine {
+            Engine::Thread(spin) => ProcessManager::new(ManagerConfig { spin, ..config }),
+            Engine::Local => ProcessManager::new_local(config),
+        };
         let calc = pm.spawn(worker, SpawnOptions::default()).await.unwrap();
         let f = measure(|i| {
             let calc = calc.clone();

@@ -36,8 +36,15 @@ impl Engine {
             next_id: Cell::new(0),
             closed: Cell::new(false),
         });
+        let awake = Rc::new(tokio::sync::Notify::new());
+        let spinner = (!engine.config.spin.is_zero())
+            .then(|| tokio::task::spawn_local(stay_awake(awake.clone(), engine.config.spin)));
         while let Some(job) = jobs.recv().await {
             tokio::task::spawn_local(job(engine.clone()));
+            awake.notify_one();
+        }
+        if let Some(s) = spinner {
+            s.abort();
         }
         engine.shutdown().await;
     }
@@ -139,6 +146,19 @@ impl Engine {
         let processes: Vec<_> = self.processes.borrow().values().cloned().collect();
         let step = self.config.shutdown_timeout;
         futures::future::join_all(processes.iter().map(|p| p.stop(step))).await;
+    }
+}
+
+/// After each job, keeps the engine thread polling (yielding, which polls the
+/// I/O driver without blocking) for `spin`, so that the reply to the job and the
+/// caller's next job do not pay a thread wake-up each (about 40 µs on small VMs).
+async fn stay_awake(awake: Rc<tokio::sync::Notify>, spin: std::time::Duration) {
+    loop {
+        awake.notified().await;
+        let until = std::time::Instant::now() + spin;
+        while std::time::Instant::now() < until {
+            tokio::task::yield_now().await;
+        }
     }
 }
 

@@ -178,6 +178,9 @@ pub struct ManagerConfig {
     pub node: String,
     /// The address the `tcp` transport listens on.
     pub tcp_host: String,
+    /// How long the engine thread keeps polling after a job before it sleeps:
+    /// spends CPU to save a thread wake-up per call. `ZERO` turns it off.
+    pub spin: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -195,6 +198,7 @@ impl Default for ManagerConfig {
             python: "python3".into(),
             node: "node".into(),
             tcp_host: "127.0.0.1".into(),
+            spin: Duration::from_micros(200),
         }
     }
 }
