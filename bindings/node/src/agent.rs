@@ -1,0 +1,351 @@
+//! The worker side: a [`JsHandler`] is the core `Handler` for a JS object that
+//! lives on some JS thread (a worker thread, the host's main thread, or the
+//! main thread of a child process). It forwards describe/init/call/health/
+//! shutdown to that thread through a [`Port`] and waits for the JS runtime
+//! (`node/src/worker/runtime.ts`) to `settle` or `fail` each request.
+//!
+//! A worker thread is named by a *slot*: the host asks JS to start a runtime
+//! for a slot, the runtime attaches its port to the slot, and its exit closes
+//! the slot (the handler's `terminated`, so the core restarts it).
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use futures::future::{FutureExt, LocalBoxFuture, Shared};
+use titan_pm::agent::{CallContext, Handler};
+use titan_pm::protocol::{Description, ErrorInfo, ErrorInfoKind, HealthCheck, HealthReport, HealthStatus, MethodInfo};
+use titan_pm::Value;
+use tokio::sync::{oneshot, watch};
+
+use crate::convert;
+use crate::js::{self, Env, Js};
+use crate::tsfn::Tsfn;
+
+// What the JS runtime's dispatch function is asked to do (its first argument).
+pub const CALL: u32 = 0;
+pub const CANCEL: u32 = 1;
+pub const INIT: u32 = 2;
+pub const HEALTH: u32 = 3;
+pub const SHUTDOWN: u32 = 4;
+pub const EXIT: u32 = 5;
+
+pub struct Request {
+    kind: u32,
+    token: u64,
+    method: Option<String>,
+    payload: Payload,
+}
+
+enum Payload {
+    None,
+    Args(Vec<Value>),
+    Value(Value),
+}
+
+type Reply = Result<Value, ErrorInfo>;
+
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+static PENDING: LazyLock<Mutex<HashMap<u64, oneshot::Sender<Reply>>>> = LazyLock::new(Default::default);
+
+/// The way into one JS runtime: its dispatch function and its description.
+pub struct Port {
+    tsfn: Tsfn<Request>,
+    pub description: Description,
+}
+
+impl Port {
+    /// Made on the runtime's own JS thread; `dispatch(kind, token, method, payload)`.
+    pub fn new(env: Env, description: Description, dispatch: Js, weak: bool) -> napi::Result<Arc<Port>> {
+        let tsfn = Tsfn::new(env, Some(dispatch), weak, |env, dispatch, r: Request, _| {
+            let _ = deliver(env, dispatch, r);
+        })?;
+        Ok(Arc::new(Port { tsfn, description }))
+    }
+
+    fn send(&self, kind: u32, token: u64, method: Option<String>, payload: Payload) -> bool {
+        self.tsfn.send(Request { kind, token, method, payload })
+    }
+
+    /// Sends a request and waits for its reply; dropping the future cancels it in JS.
+    async fn request(self: Arc<Self>, kind: u32, method: Option<String>, payload: Payload) -> Reply {
+        let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        PENDING.lock().unwrap().insert(token, tx);
+        let guard = CancelOnDrop { port: self.clone(), token };
+        if !self.send(kind, token, method, payload) {
+            return Err(gone());
+        }
+        let reply = rx.await.unwrap_or_else(|_| Err(gone()));
+        std::mem::forget(guard);
+        reply
+    }
+
+    /// Child processes: tells the JS runtime to exit with `code`.
+    pub fn exit(&self, code: i32) {
+        self.send(EXIT, 0, None, Payload::Value(Value::Int(code as i64)));
+    }
+}
+
+struct CancelOnDrop {
+    port: Arc<Port>,
+    token: u64,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if PENDING.lock().unwrap().remove(&self.token).is_some() {
+            self.port.send(CANCEL, self.token, None, Payload::None);
+        }
+    }
+}
+
+fn gone() -> ErrorInfo {
+    ErrorInfo::remote("WorkerGone", "the worker's JS runtime is gone")
+}
+
+fn deliver(env: Env, dispatch: Js, r: Request) -> napi::Result<()> {
+    let method = match &r.method {
+        Some(m) => js::string(env, m)?,
+        None => js::null(env)?,
+    };
+    let payload = match &r.payload {
+        Payload::None => js::null(env)?,
+        Payload::Args(args) => convert::list_to_js(env, args)?,
+        Payload::Value(v) => convert::to_js(env, v)?,
+    };
+    let args = [js::number(env, r.kind as f64)?, js::number(env, r.token as f64)?, method, payload];
+    js::call(env, dispatch, &args).map(|_| ())
+}
+
+/// The JS runtime answers request `token` with `value`.
+pub fn settle(env: Env, token: u64, value: Js) {
+    let Some(tx) = PENDING.lock().unwrap().remove(&token) else { return };
+    let reply = convert::from_js(env, value)
+        .map_err(|u| ErrorInfo::new(ErrorInfoKind::Serialization, u.path("result"), u.message.clone()));
+    let _ = tx.send(reply);
+}
+
+/// The JS runtime answers request `token` with an error.
+pub fn fail(token: u64, info: ErrorInfo) {
+    if let Some(tx) = PENDING.lock().unwrap().remove(&token) {
+        let _ = tx.send(Err(info));
+    }
+}
+
+// ---- slots: worker threads started on the host's request ----
+
+pub struct Slot {
+    port: watch::Sender<Option<Result<Arc<Port>, String>>>,
+    exit: watch::Sender<Option<Option<i32>>>,
+}
+
+static NEXT_SLOT: AtomicU64 = AtomicU64::new(1);
+static SLOTS: LazyLock<Mutex<HashMap<u64, Arc<Slot>>>> = LazyLock::new(Default::default);
+
+pub fn new_slot() -> u64 {
+    let id = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+    let slot = Slot { port: watch::channel(None).0, exit: watch::channel(None).0 };
+    SLOTS.lock().unwrap().insert(id, Arc::new(slot));
+    id
+}
+
+pub fn slot(id: u64) -> Option<Arc<Slot>> {
+    SLOTS.lock().unwrap().get(&id).cloned()
+}
+
+pub fn release_slot(id: u64) {
+    SLOTS.lock().unwrap().remove(&id);
+}
+
+impl Slot {
+    pub fn attach(&self, port: Result<Arc<Port>, String>) {
+        self.port.send_if_modified(|p| p.is_none() && p.replace(port).is_none());
+    }
+
+    /// The runtime exited (a worker thread's exit code).
+    pub fn closed(&self, code: Option<i32>) {
+        let why = format!("the worker thread exited (code {}) before it was ready", code.unwrap_or(-1));
+        self.attach(Err(why));
+        self.exit.send_replace(Some(code));
+    }
+
+    pub fn port_now(&self) -> Option<Result<Arc<Port>, String>> {
+        self.port.borrow().clone()
+    }
+}
+
+type PortFuture = Shared<LocalBoxFuture<'static, Result<Arc<Port>, ErrorInfo>>>;
+
+/// The core `Handler` for a JS object behind a port.
+pub struct JsHandler {
+    description: Description,
+    port: PortFuture,
+    exit: Option<watch::Receiver<Option<Option<i32>>>>,
+    on_drop: Option<Box<dyn Fn()>>,
+}
+
+impl JsHandler {
+    /// A handler whose runtime is already attached (a child process).
+    pub fn ready(port: Arc<Port>) -> Self {
+        JsHandler {
+            description: port.description.clone(),
+            port: futures::future::ready(Ok(port)).boxed_local().shared(),
+            exit: None,
+            on_drop: None,
+        }
+    }
+
+    /// A handler for the runtime that will attach to `slot`; `on_drop` stops that runtime.
+    pub fn for_slot(slot: Arc<Slot>, description: Description, on_drop: Box<dyn Fn()>) -> Self {
+        let mut rx = slot.port.subscribe();
+        let port = async move {
+            let attached = rx.wait_for(|p| p.is_some()).await.map(|p| p.clone().unwrap());
+            match attached {
+                Ok(Ok(port)) => Ok(port),
+                Ok(Err(why)) => Err(ErrorInfo::new(ErrorInfoKind::Init, "SpawnError", why)),
+                Err(_) => Err(gone()),
+            }
+        };
+        JsHandler {
+            description,
+            port: port.boxed_local().shared(),
+            exit: Some(slot.exit.subscribe()),
+            on_drop: Some(on_drop),
+        }
+    }
+
+    fn request(&self, kind: u32, method: Option<String>, payload: Payload) -> LocalBoxFuture<'static, Reply> {
+        let port = self.port.clone();
+        Box::pin(async move { port.await?.request(kind, method, payload).await })
+    }
+}
+
+impl Drop for JsHandler {
+    fn drop(&mut self) {
+        if let Some(f) = &self.on_drop {
+            f();
+        }
+    }
+}
+
+impl Handler for JsHandler {
+    fn describe(&self) -> Description {
+        self.description.clone()
+    }
+
+    fn init(&self, dependencies: Value) -> LocalBoxFuture<'static, Result<(), ErrorInfo>> {
+        let reply = self.request(INIT, None, Payload::Value(dependencies));
+        Box::pin(async move {
+            reply.await.map(|_| ()).map_err(|mut e| {
+                if e.kind == ErrorInfoKind::Remote {
+                    e.kind = ErrorInfoKind::Init;
+                }
+                e
+            })
+        })
+    }
+
+    fn call(&self, method: &str, args: Vec<Value>, _ctx: CallContext) -> LocalBoxFuture<'static, Reply> {
+        self.request(CALL, Some(method.to_string()), Payload::Args(args))
+    }
+
+    fn health(&self) -> Option<LocalBoxFuture<'static, HealthReport>> {
+        if !self.description.has_health_check {
+            return None;
+        }
+        let reply = self.request(HEALTH, None, Payload::None);
+        Some(Box::pin(async move {
+            match reply.await {
+                Ok(v) => health_report(&v),
+                Err(e) => HealthReport::unhealthy("health_check", format!("{}: {}", e.type_name, e.message)),
+            }
+        }))
+    }
+
+    fn shutdown(&self) -> LocalBoxFuture<'static, ()> {
+        let reply = self.request(SHUTDOWN, None, Payload::None);
+        Box::pin(async move {
+            let _ = reply.await;
+        })
+    }
+
+    fn terminated(&self) -> Option<LocalBoxFuture<'static, Option<i32>>> {
+        let mut rx = self.exit.clone()?;
+        Some(Box::pin(async move {
+            match rx.wait_for(|c| c.is_some()).await {
+                Ok(code) => code.unwrap_or(None),
+                Err(_) => futures::future::pending().await,
+            }
+        }))
+    }
+}
+
+/// A health check's answer: `{status, checks: [{name, status, message}]}`, or a bare status.
+fn health_report(v: &Value) -> HealthReport {
+    let status = |v: Option<&Value>| match v {
+        Some(Value::Bool(true)) => Some(HealthStatus::Healthy),
+        Some(Value::Bool(false)) => Some(HealthStatus::Unhealthy),
+        Some(Value::Text(s)) => HealthStatus::parse(s),
+        _ => None,
+    };
+    let bad = || HealthReport::unhealthy("health_check", "the health check returned no valid status");
+    let Some(overall) = status(v.get("status")).or_else(|| status(Some(v))) else { return bad() };
+    let mut checks = Vec::new();
+    if let Some(Value::List(items)) = v.get("checks") {
+        for c in items {
+            checks.push(HealthCheck {
+                name: c.get("name").and_then(|n| n.as_str()).unwrap_or("check").to_string(),
+                status: status(c.get("status")).unwrap_or(HealthStatus::Unhealthy),
+                message: c.get("message").and_then(|n| n.as_str()).unwrap_or("").to_string(),
+            });
+        }
+    }
+    HealthReport::new(overall, checks)
+}
+
+/// A description from the JS runtime: `{name, version, methods, hasHealthCheck}`.
+pub fn description_from_js(env: Env, d: Js) -> napi::Result<Description> {
+    let v = convert::from_js(env, d).map_err(|u| napi::Error::from_reason(u.message))?;
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+    let methods = match v.get("methods") {
+        Some(Value::List(names)) => {
+            names.iter().filter_map(|n| n.as_str()).map(|n| MethodInfo { name: n.into(), timeout_ms: 0 }).collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok(Description {
+        name: text("name"),
+        version: text("version"),
+        methods,
+        pid: std::process::id(),
+        runtime: "node".into(),
+        has_health_check: matches!(v.get("hasHealthCheck"), Some(Value::Bool(true))),
+    })
+}
+
+/// An error the JS runtime reports: `{kind, type, message, stack, code, available}`.
+pub fn error_info_from_js(env: Env, e: Js) -> ErrorInfo {
+    let Ok(v) = convert::from_js(env, e) else {
+        return ErrorInfo::remote("Error", "the worker raised an error it could not describe");
+    };
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+    let kind = match text("kind").as_str() {
+        "methodNotFound" => ErrorInfoKind::MethodNotFound,
+        "serialization" => ErrorInfoKind::Serialization,
+        "init" => ErrorInfoKind::Init,
+        _ => ErrorInfoKind::Remote,
+    };
+    let mut info = ErrorInfo::new(kind, text("type"), text("message")).with_stack(text("stack"));
+    let code = text("code");
+    info.code = (!code.is_empty()).then_some(code);
+    if let Some(Value::List(names)) = v.get("available") {
+        info.available = names.iter().filter_map(|n| n.as_str()).map(String::from).collect();
+    }
+    info
+}
+
+pub fn handler_rc(h: JsHandler) -> Rc<dyn Handler> {
+    Rc::new(h)
+}

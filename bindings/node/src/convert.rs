@@ -1,0 +1,180 @@
+//! JS values to and from the core's `Value` (brief §4 "Value mapping").
+//!
+//! JS to `Value`: null/undefined → null, boolean, a safe integer → int (any
+//! other number → float), bigint → int (it must fit an i64), string,
+//! Buffer/Uint8Array → data, Array → list, a plain object or a data-only class
+//! instance → map, a Map with string keys → map. Anything else (functions,
+//! symbols, class instances with methods, other typed arrays, ...) is an error
+//! naming the path to it: `args[1]["items"][3]`.
+//!
+//! `Value` to JS: an int outside the safe range arrives as a bigint, data as a
+//! Buffer, a map as a plain object.
+
+use napi::sys::{TypedarrayType, ValueType};
+use titan_pm::Value;
+
+use crate::js::{self, Env, Js};
+
+const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+
+/// Why a value could not be converted, and where (`path` is filled on the way out).
+pub struct Unsupported {
+    segments: Vec<String>,
+    pub message: String,
+}
+
+impl Unsupported {
+    fn new(message: impl Into<String>) -> Self {
+        Unsupported { segments: Vec::new(), message: message.into() }
+    }
+    fn at(mut self, segment: String) -> Self {
+        self.segments.push(segment);
+        self
+    }
+    /// `root[1]["items"]`.
+    pub fn path(&self, root: &str) -> String {
+        self.segments.iter().rev().fold(root.to_string(), |p, s| p + s)
+    }
+}
+
+impl From<napi::Error> for Unsupported {
+    fn from(e: napi::Error) -> Self {
+        Unsupported::new(e.reason.clone())
+    }
+}
+
+/// Converts the elements of a JS array (call arguments).
+pub fn list_from_js(env: Env, arr: Js) -> Result<Vec<Value>, Unsupported> {
+    let n = js::array_len(env, arr);
+    let mut out = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        out.push(from_js(env, js::index(env, arr, i)?).map_err(|e| e.at(format!("[{i}]")))?);
+    }
+    Ok(out)
+}
+
+pub fn from_js(env: Env, v: Js) -> Result<Value, Unsupported> {
+    Ok(match js::type_of(env, v) {
+        ValueType::napi_undefined | ValueType::napi_null => Value::Null,
+        ValueType::napi_boolean => Value::Bool(js::get_bool(env, v)),
+        ValueType::napi_number => {
+            let x = js::get_f64(env, v);
+            if x.fract() == 0.0 && x.abs() <= MAX_SAFE {
+                Value::Int(x as i64)
+            } else {
+                Value::Float(x)
+            }
+        }
+        ValueType::napi_bigint => {
+            Value::Int(js::get_bigint(env, v).ok_or_else(|| Unsupported::new("bigint out of the int64 range"))?)
+        }
+        ValueType::napi_string => Value::Text(js::get_string(env, v)?),
+        ValueType::napi_object => object_from_js(env, v)?,
+        ValueType::napi_function => return Err(Unsupported::new("a function cannot be sent")),
+        ValueType::napi_symbol => return Err(Unsupported::new("a symbol cannot be sent")),
+        _ => return Err(Unsupported::new("this kind of value cannot be sent")),
+    })
+}
+
+fn object_from_js(env: Env, v: Js) -> Result<Value, Unsupported> {
+    if js::is_array(env, v) {
+        return Ok(Value::List(list_from_js(env, v)?));
+    }
+    if let Some((kind, bytes)) = js::typed_array(env, v) {
+        if kind == TypedarrayType::uint8_array {
+            return Ok(Value::Data(bytes.to_vec()));
+        }
+        return Err(Unsupported::new(format!("a {} cannot be sent (use a Uint8Array or Buffer)", class_name(env, v)?)));
+    }
+    let proto = js::prototype(env, v)?;
+    let plain = js::type_of(env, proto) == ValueType::napi_null
+        || js::type_of(env, js::prototype(env, proto)?) == ValueType::napi_null;
+    if !plain {
+        let name = class_name(env, v)?;
+        if name == "Map" {
+            return map_from_js(env, v);
+        }
+        if has_methods(env, proto)? {
+            return Err(Unsupported::new(format!("a {name} instance cannot be sent (it has methods; send plain data)")));
+        }
+    }
+    let keys = js::keys(env, v, true)?;
+    let mut entries = Vec::with_capacity(keys.len());
+    for k in keys {
+        let key = js::get_string(env, k)?;
+        let item = from_js(env, js::get_key(env, v, k)?).map_err(|e| e.at(format!("[{key:?}]")))?;
+        entries.push((key, item));
+    }
+    Ok(Value::Map(entries))
+}
+
+/// Whether a prototype chain (up to `Object.prototype`) defines methods besides `constructor`.
+fn has_methods(env: Env, mut proto: Js) -> Result<bool, Unsupported> {
+    loop {
+        let next = js::prototype(env, proto)?;
+        if js::type_of(env, next) == ValueType::napi_null {
+            return Ok(false); // `proto` is Object.prototype
+        }
+        for k in js::keys(env, proto, false)? {
+            if js::get_string(env, k)? != "constructor" && js::type_of(env, js::get_key(env, proto, k)?) == ValueType::napi_function {
+                return Ok(true);
+            }
+        }
+        proto = next;
+    }
+}
+
+fn map_from_js(env: Env, map: Js) -> Result<Value, Unsupported> {
+    // Array.from(map) gives [key, value] pairs.
+    let array = js::get(env, js::global(env)?, "Array")?;
+    let from = js::get(env, array, "from")?;
+    let pairs = js::call(env, from, &[map])?;
+    let mut entries = Vec::new();
+    for i in 0..js::array_len(env, pairs) {
+        let pair = js::index(env, pairs, i)?;
+        let k = js::index(env, pair, 0)?;
+        if js::type_of(env, k) != ValueType::napi_string {
+            return Err(Unsupported::new("a Map key is not a string"));
+        }
+        let key = js::get_string(env, k)?;
+        let item = from_js(env, js::index(env, pair, 1)?).map_err(|e| e.at(format!("[{key:?}]")))?;
+        entries.push((key, item));
+    }
+    Ok(Value::Map(entries))
+}
+
+fn class_name(env: Env, v: Js) -> Result<String, Unsupported> {
+    let ctor = js::get(env, v, "constructor")?;
+    if js::type_of(env, ctor) != ValueType::napi_function {
+        return Ok("object".into());
+    }
+    Ok(js::get_string(env, js::get(env, ctor, "name")?).unwrap_or_default())
+}
+
+pub fn to_js(env: Env, v: &Value) -> napi::Result<Js> {
+    match v {
+        Value::Null => js::null(env),
+        Value::Bool(b) => js::boolean(env, *b),
+        Value::Int(i) if (*i as f64).abs() <= MAX_SAFE => js::number(env, *i as f64),
+        Value::Int(i) => js::bigint(env, *i),
+        Value::Float(x) => js::number(env, *x),
+        Value::Text(s) => js::string(env, s),
+        Value::Data(d) => js::buffer(env, d),
+        Value::List(items) => list_to_js(env, items),
+        Value::Map(entries) => {
+            let obj = js::object(env)?;
+            for (k, item) in entries {
+                js::set(env, obj, k, to_js(env, item)?)?;
+            }
+            Ok(obj)
+        }
+    }
+}
+
+pub fn list_to_js(env: Env, items: &[Value]) -> napi::Result<Js> {
+    let arr = js::array(env, items.len())?;
+    for (i, item) in items.iter().enumerate() {
+        js::set_index(env, arr, i as u32, to_js(env, item)?)?;
+    }
+    Ok(arr)
+}

@@ -1,0 +1,218 @@
+//! The Node binding of titan-pm: a thin napi-rs bridge over the core. It
+//! converts values and errors and forwards calls; every decision (restarts,
+//! deadlines, crashes, shutdown) is the core's. The TypeScript package in
+//! `node/` is the public API; this module is its private `binding`.
+//!
+//! Exports, by concept:
+//! - host: `NativeManager` (spawn, call, kill, processes, health, metrics, shutdown);
+//! - worker runtimes in a host (isolation `worker`/`none`): `newSlot`,
+//!   `attach`, `attachFailed`, `portClosed`, `releaseSlot`;
+//! - a child worker process: `takeEndpoint`, `serveChild`;
+//! - replies from any worker runtime: `settle`, `fail`.
+
+mod agent;
+mod convert;
+mod errors;
+mod host;
+mod js;
+mod runtime;
+mod tsfn;
+
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName, ValidateNapiValue};
+use napi::{sys, Env, ValueType};
+use napi_derive::napi;
+use titan_pm::transport::Endpoint;
+
+use agent::{JsHandler, Port};
+use host::Host;
+
+/// Any JS value, passed through untouched.
+pub struct Raw(js::Js);
+
+impl TypeName for Raw {
+    fn type_name() -> &'static str {
+        "unknown"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+impl ValidateNapiValue for Raw {
+    unsafe fn validate(_env: sys::napi_env, v: sys::napi_value) -> napi::Result<sys::napi_value> {
+        Ok(v)
+    }
+}
+impl FromNapiValue for Raw {
+    unsafe fn from_napi_value(_env: sys::napi_env, v: sys::napi_value) -> napi::Result<Self> {
+        Ok(Raw(v))
+    }
+}
+impl ToNapiValue for Raw {
+    unsafe fn to_napi_value(_env: sys::napi_env, v: Self) -> napi::Result<sys::napi_value> {
+        Ok(v.0)
+    }
+}
+
+fn throw(env: &Env, error: js::Js) -> napi::Error {
+    unsafe { sys::napi_throw(env.raw(), error) };
+    napi::Error::new(napi::Status::PendingException, "")
+}
+
+// ---- host ----
+
+#[napi]
+pub struct NativeManager {
+    host: Host,
+}
+
+#[napi]
+impl NativeManager {
+    /// `config` as the TypeScript `ManagerConfig` (ms); `onMessage(kind, ...)` gets events,
+    /// output lines and start/stop requests for worker runtimes.
+    #[napi(constructor, ts_args_type = "config: object, onMessage: (kind: string, ...args: any[]) => void")]
+    pub fn new(env: Env, config: Raw, on_message: Raw) -> napi::Result<Self> {
+        Host::new(env.raw(), config.0, on_message.0).map(|host| NativeManager { host }).map_err(|e| throw(&env, e))
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn spawn_path(&self, env: Env, target: String, options: Raw) -> napi::Result<Raw> {
+        self.host.spawn_path(env.raw(), target, options.0).map(Raw)
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn spawn_slot(&self, env: Env, slot: f64, target: String, isolation: String, options: Raw) -> napi::Result<Raw> {
+        self.host.spawn_slot(env.raw(), slot as u64, target, isolation, options.0).map(Raw)
+    }
+
+    #[napi(ts_return_type = "Promise<unknown>")]
+    pub fn call(&self, env: Env, id: f64, method: String, args: Raw, timeout: Option<f64>, key: Option<String>) -> napi::Result<Raw> {
+        self.host.call(env.raw(), id as u64, method, args.0, timeout, key).map(Raw)
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn kill(&self, env: Env, id: f64) -> napi::Result<Raw> {
+        let pm = self.host.pm.clone();
+        self.host.promise(env.raw(), async move { pm.kill(id as u64).await }, host::unit_to_js).map(Raw)
+    }
+
+    #[napi(ts_return_type = "Promise<object[]>")]
+    pub fn list_processes(&self, env: Env) -> napi::Result<Raw> {
+        self.host.list(env.raw()).map(Raw)
+    }
+
+    #[napi(ts_return_type = "Promise<object>")]
+    pub fn get_process(&self, env: Env, id: f64) -> napi::Result<Raw> {
+        self.host.get(env.raw(), id as u64).map(Raw)
+    }
+
+    #[napi(ts_return_type = "Promise<object>")]
+    pub fn get_health(&self, env: Env, id: f64) -> napi::Result<Raw> {
+        let pm = self.host.pm.clone();
+        self.host.promise(env.raw(), async move { pm.get_health(id as u64).await }, host::health_to_js).map(Raw)
+    }
+
+    #[napi(ts_return_type = "Promise<object>")]
+    pub fn get_metrics(&self, env: Env, id: f64) -> napi::Result<Raw> {
+        let pm = self.host.pm.clone();
+        self.host.promise(env.raw(), async move { pm.get_metrics(id as u64).await }, host::metrics_to_js).map(Raw)
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn shutdown(&self, env: Env) -> napi::Result<Raw> {
+        let pm = self.host.pm.clone();
+        self.host.promise(env.raw(), async move { pm.shutdown().await; Ok(()) }, host::unit_to_js).map(Raw)
+    }
+}
+
+// ---- worker runtimes inside a host (isolation worker / none) ----
+
+/// A new slot for a worker runtime to attach to.
+#[napi]
+pub fn new_slot() -> f64 {
+    agent::new_slot() as f64
+}
+
+/// The runtime for `slot` is ready: `dispatch(kind, token, method, payload)` runs requests
+/// on this JS thread. `weak`: do not keep this thread's event loop alive.
+#[napi(ts_args_type = "slot: number, description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown) => void, weak: boolean")]
+pub fn attach(env: Env, slot: f64, description: Raw, dispatch: Raw, weak: bool) -> napi::Result<()> {
+    let slot = agent::slot(slot as u64).ok_or_else(|| napi::Error::from_reason("no such slot"))?;
+    let description = agent::description_from_js(env.raw(), description.0)?;
+    slot.attach(Ok(Port::new(env.raw(), description, dispatch.0, weak)?));
+    Ok(())
+}
+
+/// The runtime for `slot` could not load its worker.
+#[napi]
+pub fn attach_failed(slot: f64, message: String) {
+    if let Some(s) = agent::slot(slot as u64) {
+        s.attach(Err(message));
+    }
+}
+
+/// The runtime for `slot` exited (a worker thread's exit code).
+#[napi]
+pub fn port_closed(slot: f64, code: Option<f64>) {
+    if let Some(s) = agent::slot(slot as u64) {
+        s.closed(code.map(|c| c as i32));
+    }
+}
+
+#[napi]
+pub fn release_slot(slot: f64) {
+    agent::release_slot(slot as u64);
+}
+
+// ---- a child worker process ----
+
+static ENDPOINT: Mutex<Option<(Endpoint, String)>> = Mutex::new(None);
+
+/// Reads (and removes) where to reach the host from the environment, before user code runs.
+#[napi]
+pub fn take_endpoint() -> napi::Result<()> {
+    let e = Endpoint::from_env().map_err(|e| napi::Error::from_reason(e.to_string()))?;
+    *ENDPOINT.lock().unwrap() = Some(e);
+    Ok(())
+}
+
+/// Serves the loaded worker to the host on a thread of the agent's own; when the host
+/// says stop (or goes away) the runtime is told to exit (`dispatch(EXIT, code)`).
+#[napi(ts_args_type = "description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown) => void")]
+pub fn serve_child(env: Env, description: Raw, dispatch: Raw) -> napi::Result<()> {
+    let (endpoint, secret) = ENDPOINT.lock().unwrap().take().ok_or_else(|| napi::Error::from_reason("takeEndpoint was not called"))?;
+    let description = agent::description_from_js(env.raw(), description.0)?;
+    let port: Arc<Port> = Port::new(env.raw(), description, dispatch.0, false)?;
+    std::thread::Builder::new()
+        .name("titan-pm-agent".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            let local = tokio::task::LocalSet::new();
+            let handler = agent::handler_rc(JsHandler::ready(port.clone()));
+            let result = local.block_on(&rt, titan_pm::agent::connect_and_serve(endpoint, &secret, handler));
+            if let Err(e) = &result {
+                eprintln!("titan-pm worker: {e}");
+            }
+            port.exit(if result.is_ok() { 0 } else { 1 });
+            // If the JS thread is wedged, exit anyway.
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            std::process::exit(if result.is_ok() { 0 } else { 1 });
+        })
+        .map_err(|e| napi::Error::from_reason(e.to_string()))?;
+    Ok(())
+}
+
+// ---- replies from a worker runtime ----
+
+/// Answers request `token` with `value` (a value it cannot send fails the call instead).
+#[napi(ts_args_type = "token: number, value: unknown")]
+pub fn settle(env: Env, token: f64, value: Raw) {
+    agent::settle(env.raw(), token as u64, value.0);
+}
+
+/// Answers request `token` with an error `{kind, type, message, stack, code, available}`.
+#[napi(ts_args_type = "token: number, error: object")]
+pub fn fail(env: Env, token: f64, error: Raw) {
+    agent::fail(token as u64, agent::error_info_from_js(env.raw(), error.0));
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+// Builds the native addon from source with `napi build` (release) and compiles
+// the TypeScript. The package's install script: a fresh machine needs Node 20
+// and cargo, nothing else (no prebuilt download, no capnp compiler).
+//
+// The crate comes from native/src (vendored into a packed tarball by
+// prepack.js) or, in a repository checkout, from ../bindings/node.
+'use strict';
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const os = require('node:os');
+
+const root = path.join(__dirname, '..');
+const vendored = path.join(root, 'native', 'src', 'bindings', 'node', 'Cargo.toml');
+const repo = path.join(root, '..', 'bindings', 'node', 'Cargo.toml');
+
+function fail(message) {
+  console.error(`titan-pm: ${message}`);
+  process.exit(1);
+}
+
+function run(cmd, args, env = process.env) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, env });
+  if (r.error) fail(`cannot run ${cmd}: ${r.error.message}`);
+  if (r.status !== 0) fail(`${path.basename(cmd)} ${args[0] ?? ''} failed (exit ${r.status})`);
+}
+
+function buildNative() {
+  const manifest = fs.existsSync(vendored) ? vendored : fs.existsSync(repo) ? repo : null;
+  if (!manifest) fail('cannot find the bindings/node crate to build the native addon');
+  const env = { ...process.env };
+  const cargoBin = path.join(os.homedir(), '.cargo', 'bin');
+  if (fs.existsSync(cargoBin)) env.PATH = `${env.PATH}${path.delimiter}${cargoBin}`;
+  if (spawnSync('cargo', ['--version'], { env }).status !== 0) {
+    fail('building the native addon needs cargo (install Rust from https://rustup.rs)');
+  }
+  if (!env.CARGO_TARGET_DIR && manifest === vendored) env.CARGO_TARGET_DIR = path.join(root, 'native', 'target');
+  const cliPkg = require.resolve('@napi-rs/cli/package.json');
+  const cli = path.join(path.dirname(cliPkg), require(cliPkg).bin.napi);
+  run(process.execPath, [cli, 'build', '--platform', '--release', '--manifest-path', manifest,
+    '--package-json-path', path.join(root, 'package.json'), '--output-dir', path.join(root, 'native'),
+    '--js', 'binding.js', '--dts', 'binding.d.ts'], env);
+}
+
+function compileTypeScript() {
+  let tsc;
+  try {
+    tsc = require.resolve('typescript/bin/tsc', { paths: [root] });
+  } catch {
+    if (fs.existsSync(path.join(root, 'dist', 'index.js'))) return; // a packed tarball ships dist/
+    fail('dist/ is missing and typescript is not installed to compile it (npm install in node/ first)');
+  }
+  run(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json')]);
+}
+
+buildNative();
+compileTypeScript();

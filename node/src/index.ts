@@ -1,0 +1,19 @@
+// titan-pm for Node: decorate a worker class, spawn it from a ProcessManager,
+// call it through a typed proxy. See the README's TypeScript quick start.
+export { ProcessManager, createProcessManager } from './manager';
+export { Process, Public, Method, HealthCheck, OnShutdown, definitionOf } from './decorators';
+export type { ProcessOptions, ProcessDefinition, MethodMarker, ClassMarker } from './decorators';
+export {
+  TitanError,
+  RemoteError,
+  ProcessCrashedError,
+  ProcessFailedError,
+  CallTimeoutError,
+  MethodNotFoundError,
+  SerializationError,
+  SpawnError,
+  PoolBackpressureError,
+  CircuitOpenError,
+  ConfigError,
+} from './errors';
+export type * from './types';

@@ -1,0 +1,180 @@
+// The host API: `ProcessManager` spawns workers and hands back typed proxies,
+// forwards lifecycle events to its EventEmitter, and runs the JS runtimes of
+// in-process workers (a worker thread for isolation `worker`, this thread for
+// `none`) that the native core asks for. Everything else is the core's.
+import { EventEmitter } from 'node:events';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import { Worker } from 'node:worker_threads';
+
+import { native } from './binding';
+import { rethrow, spawnError, TitanError } from './errors';
+import { makeProxy } from './proxy';
+import type {
+  HealthReport,
+  Isolation,
+  ManagerConfig,
+  OutputOption,
+  ProcessInfo,
+  ProcessMetrics,
+  ProcessProxy,
+  SpawnOptions,
+} from './types';
+import { Description, LoadError, Runtime } from './worker/runtime';
+
+/** The worker runtime's entry: a worker thread's script, and a child's via TITAN_NODE_WORKER. */
+const WORKER_ENTRY = path.join(__dirname, 'worker', 'main.js');
+const JS_FILE = /\.(c|m)?[jt]s$/;
+
+type NativeManager = InstanceType<typeof native.NativeManager>;
+type ProcessRef = number | { readonly __processId: number };
+
+const idOf = (p: ProcessRef) => (typeof p === 'number' ? p : p.__processId);
+
+export class ProcessManager extends EventEmitter {
+  readonly #config: ManagerConfig;
+  readonly #native: NativeManager;
+  /** In-process runtimes by slot: a worker thread, or null for one on this thread. */
+  readonly #runtimes = new Map<number, Worker | null>();
+
+  constructor(config: ManagerConfig = {}) {
+    super();
+    this.#config = { ...config };
+    const output = typeof config.output === 'function' ? 'callback' : config.output;
+    this.#native = new native.NativeManager({ ...config, output }, (kind: string, ...args: any[]) => this.#onMessage(kind, args));
+  }
+
+  /** Spawns `target` (a compiled .js/.mjs/.cjs worker, a .py worker or an executable) and waits until it is ready. */
+  async spawn<T = any>(target: string, options: SpawnOptions = {}): Promise<ProcessProxy<T>> {
+    const isolation: Isolation = options.isolation ?? this.#config.isolation ?? 'worker';
+    const output = typeof options.output === 'function' ? undefined : options.output;
+    const nativeOptions = { ...options, isolation, output };
+    if (isolation === 'child' || !JS_FILE.test(target)) {
+      // The core runs the file (or says why it cannot run it in-process).
+      nativeOptions.env = { ...options.env, TITAN_NODE_WORKER: WORKER_ENTRY };
+      const id = await this.#native.spawnPath(target, nativeOptions).catch(rethrow);
+      return makeProxy<T>(this.#native, id);
+    }
+    const slot = native.newSlot();
+    try {
+      await this.#startRuntime(slot, target, isolation, options.output);
+      const id = await this.#native.spawnSlot(slot, target, isolation, nativeOptions).catch(rethrow);
+      return makeProxy<T>(this.#native, id);
+    } catch (e) {
+      native.releaseSlot(slot);
+      this.#stopRuntime(slot);
+      throw e instanceof LoadError ? spawnError(target, e.message) : e;
+    }
+  }
+
+  /** Pools are not built yet (the core's pool module is in progress): this throws. */
+  async pool<T = any>(_target: string, _options: Record<string, unknown> = {}): Promise<ProcessProxy<T>> {
+    throw new TitanError('pools are not implemented yet in titan-pm for Node (spawn several workers instead)');
+  }
+
+  /** The worker's own health check, answered out of band. */
+  getHealth(process: ProcessRef): Promise<HealthReport> {
+    return this.#native.getHealth(idOf(process)).catch(rethrow) as Promise<HealthReport>;
+  }
+
+  getMetrics(process: ProcessRef): Promise<ProcessMetrics> {
+    return this.#native.getMetrics(idOf(process)).catch(rethrow) as Promise<ProcessMetrics>;
+  }
+
+  /** Stops a process at once; not a crash, so it is not restarted. */
+  kill(process: ProcessRef): Promise<void> {
+    return this.#native.kill(idOf(process)).catch(rethrow);
+  }
+
+  listProcesses(): Promise<ProcessInfo[]> {
+    return this.#native.listProcesses().catch(rethrow) as Promise<ProcessInfo[]>;
+  }
+
+  getProcess(process: ProcessRef): Promise<ProcessInfo> {
+    return this.#native.getProcess(idOf(process)).catch(rethrow) as Promise<ProcessInfo>;
+  }
+
+  /** Stops intake, drains in-flight calls, runs @OnShutdown hooks, then stops every worker. */
+  async shutdown(): Promise<void> {
+    await this.#native.shutdown().catch(rethrow);
+    for (const slot of [...this.#runtimes.keys()]) this.#stopRuntime(slot);
+  }
+
+  #onMessage(kind: string, args: any[]): void {
+    switch (kind) {
+      case 'event':
+        this.emit(args[0], args[1]);
+        break;
+      case 'start': // the core restarts an in-process worker
+        this.#startRuntime(args[0], args[1], args[2], undefined).catch((e) => native.attachFailed(args[0], String(e?.message ?? e)));
+        break;
+      case 'stop':
+        this.#stopRuntime(args[0]);
+        break;
+      case 'output':
+        if (typeof this.#config.output === 'function') this.#config.output(args[0], args[1], args[2], args[3]);
+        break;
+    }
+  }
+
+  /** Starts the JS runtime for `slot` and resolves with its description once it is attached. */
+  async #startRuntime(slot: number, target: string, isolation: string, output: OutputOption | undefined): Promise<Description> {
+    if (isolation === 'none') {
+      const runtime = await Runtime.load(target);
+      native.attach(slot, runtime.description(), runtime.dispatch, true);
+      this.#runtimes.set(slot, null);
+      return runtime.description();
+    }
+    const mode = output ?? this.#config.output ?? 'prefix';
+    const piped = mode !== 'inherit';
+    const worker = new Worker(WORKER_ENTRY, { workerData: { titanSlot: slot, target }, stdout: piped, stderr: piped });
+    this.#runtimes.set(slot, worker);
+    const name = { current: path.basename(target).replace(/\.[^.]*$/, '') };
+    if (piped) {
+      this.#forward(worker.stdout, 'stdout', name, mode);
+      this.#forward(worker.stderr, 'stderr', name, mode);
+    }
+    worker.on('error', (e) => this.#line('stderr', name.current, `uncaught ${e?.stack ?? e}`, mode));
+    worker.on('exit', (code) => {
+      native.portClosed(slot, code);
+      if (this.#runtimes.get(slot) === worker) this.#runtimes.delete(slot);
+    });
+    return new Promise<Description>((resolve, reject) => {
+      worker.once('message', (m: { ok: boolean; description: Description; message: string }) => {
+        worker.unref(); // a ready worker thread does not keep the host alive
+        if (m.ok) {
+          name.current = m.description.name;
+          resolve(m.description);
+        } else {
+          reject(new LoadError(m.message));
+        }
+      });
+      worker.once('exit', (code) => reject(new LoadError(`the worker thread exited (code ${code}) before it was ready`)));
+    });
+  }
+
+  #stopRuntime(slot: number): void {
+    const worker = this.#runtimes.get(slot);
+    this.#runtimes.delete(slot);
+    if (worker) void worker.terminate();
+  }
+
+  #forward(stream: NodeJS.ReadableStream | null, which: 'stdout' | 'stderr', name: { current: string }, mode: OutputOption): void {
+    if (!stream) return;
+    if (mode === 'ignore') {
+      stream.resume();
+      return;
+    }
+    createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => this.#line(which, name.current, line, mode));
+  }
+
+  #line(which: 'stdout' | 'stderr', name: string, line: string, mode: OutputOption): void {
+    if (typeof mode === 'function') mode(which, name, process.pid, line);
+    else if (mode !== 'ignore') (which === 'stdout' ? process.stdout : process.stderr).write(`[${name}:${process.pid}] ${line}\n`);
+  }
+}
+
+/** The same as `new ProcessManager(config)`. */
+export function createProcessManager(config: ManagerConfig = {}): ProcessManager {
+  return new ProcessManager(config);
+}

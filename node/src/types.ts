@@ -1,0 +1,138 @@
+// The public option and result types of the host API. Durations are in ms.
+
+export type Isolation = 'worker' | 'child' | 'none';
+export type Transport = 'ipc' | 'unix' | 'tcp' | 'http';
+export type ProcessState = 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed';
+
+/** Called with each line a worker writes, instead of printing it. */
+export type OutputCallback = (stream: 'stdout' | 'stderr', name: string, pid: number, line: string) => void;
+/** Worker output: `prefix` (default: `[name:pid] line` on the host's stdout/stderr), `inherit`, `ignore`, or a callback. */
+export type OutputOption = 'prefix' | 'inherit' | 'ignore' | OutputCallback;
+
+export interface RestartPolicy {
+  enabled?: boolean;
+  /** Restarts allowed within `window` (default 3). */
+  maxRestarts?: number;
+  /** ms (default 60 000). */
+  window?: number;
+  /** ms before the first restart (default 100), multiplied by `multiplier` (2) each time, up to `maxBackoff` (30 000). */
+  initialBackoff?: number;
+  multiplier?: number;
+  maxBackoff?: number;
+}
+
+export interface ManagerConfig {
+  /** Default `worker` (a worker thread). */
+  isolation?: Isolation;
+  /** Default `ipc`. */
+  transport?: Transport;
+  /** Every call's default deadline, ms (default 30 000). */
+  timeout?: number;
+  /** How long a worker has to start and run `init`, ms (default 10 000). */
+  spawnTimeout?: number;
+  /** A health probe slower than this reports unhealthy, ms (default 5 000). */
+  healthTimeout?: number;
+  /** Each step of `shutdown` (drain, hooks, SIGTERM) waits at most this long, ms (default 5 000). */
+  shutdownTimeout?: number;
+  /** How long a timed-out call's worker has to confirm the cancel before it is recycled, ms (default 2 000). */
+  cancelGrace?: number;
+  /** `false` disables restarts. */
+  restartPolicy?: RestartPolicy | boolean;
+  output?: OutputOption;
+  /** The interpreter for `.py` targets (default `python3`). */
+  python?: string;
+  /** The runtime for `.js` targets run as child processes (default `node`). */
+  node?: string;
+  /** The address the `tcp` transport listens on (default 127.0.0.1). */
+  tcpHost?: string;
+}
+
+export interface SpawnOptions {
+  isolation?: Isolation;
+  transport?: Transport;
+  /** Passed to the worker's `init(...)`, values in key order. */
+  dependencies?: Record<string, unknown>;
+  env?: Record<string, string>;
+  args?: string[];
+  name?: string;
+  /** This process's default call deadline, ms. */
+  timeout?: number;
+  restartPolicy?: RestartPolicy | boolean;
+  output?: OutputOption;
+}
+
+export interface CallOptions {
+  /** This call's deadline, ms. */
+  timeout?: number;
+  /** A routing key for a pool's hash strategies. */
+  key?: string;
+  /** Aborting it rejects the call with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface ProcessInfo {
+  processId: number;
+  name: string;
+  /** The OS pid: the child's, or the host's for `worker` and `none`. */
+  pid: number;
+  state: ProcessState;
+  restarts: number;
+  isolation: Isolation;
+  transport: Transport;
+}
+
+export interface HealthReport {
+  status: 'healthy' | 'degraded' | 'unhealthy';
+  checks: { name: string; status: 'healthy' | 'degraded' | 'unhealthy'; message: string }[];
+  /** ms since the epoch. */
+  timestamp: number;
+}
+
+export interface ProcessMetrics {
+  /** Percent of one core. */
+  cpu: number;
+  /** RSS bytes. */
+  memory: number;
+  requests: number;
+  errors: number;
+  inFlight: number;
+  /** ms. */
+  latency: { p50: number; p95: number; p99: number };
+}
+
+/** The payload of `pm.on(event, ...)`. */
+export interface ProcessEvent {
+  processId: number;
+  pid?: number;
+  exitCode?: number | null;
+  /** The signal number that ended the worker. */
+  signal?: number | null;
+  attempt?: number;
+  /** ms before the restart. */
+  delay?: number;
+}
+
+/** Event names: spawn, ready, crash, restart, failed, exit, refused. */
+export type EventName = 'spawn' | 'ready' | 'crash' | 'restart' | 'failed' | 'exit' | 'refused';
+
+type AnyFunction = (...args: any[]) => any;
+
+/** A method's parameters without a trailing AbortSignal (the worker supplies it). */
+export type CallerArgs<A extends any[]> = A extends [...infer Head, AbortSignal]
+  ? Head
+  : A extends [...infer Head, (AbortSignal | undefined)?]
+    ? Head | A
+    : A;
+
+/** A worker method as the host calls it: same arguments, a Promise of the result. */
+export type Remote<F> = F extends (...args: infer A) => infer R ? (...args: CallerArgs<A>) => Promise<Awaited<R>> : never;
+
+/** The host's handle to a spawned process: every method of `T` returns a Promise of its result. */
+export type ProcessProxy<T> = {
+  readonly [K in keyof T as K extends 'init' ? never : T[K] extends AnyFunction ? K : never]: Remote<T[K]>;
+} & {
+  /** The process id: stable across restarts. */
+  readonly __processId: number;
+  /** A view whose calls use these options. */
+  withOptions(options: CallOptions): ProcessProxy<T>;
+};

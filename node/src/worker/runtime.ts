@@ -1,0 +1,180 @@
+// The JS side of a worker, wherever it runs (a worker thread, the host's main
+// thread, a child process): loads the target file, checks it exports a
+// @Process class, and answers the agent's requests (init, call, cancel,
+// health, shutdown) through `dispatch`, replying with `settle` or `fail`.
+//
+// A method gets an AbortSignal when it declares more parameters than the call
+// passes: the signal goes in its last declared parameter, and fires when the
+// host cancels the call (its deadline passed).
+import { existsSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { CALL, CANCEL, EXIT, HEALTH, INIT, SHUTDOWN, native } from '../binding';
+import { definitionOf, ProcessDefinition } from '../decorators';
+
+export interface Description {
+  name: string;
+  version: string;
+  methods: string[];
+  hasHealthCheck: boolean;
+}
+
+/** Why a worker file cannot be served; the message is what users see. */
+export class LoadError extends Error {}
+
+function describeValue(v: unknown): string {
+  if (typeof v === 'function') return v.name ? `class ${v.name}` : 'an anonymous function';
+  if (v === null) return 'null';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+/** Loads `target` and returns its @Process class. */
+export async function loadClass(target: string): Promise<{ cls: new () => any; def: ProcessDefinition }> {
+  const file = path.resolve(target);
+  const base = path.basename(file);
+  const ext = path.extname(file);
+  if (ext === '.ts' || ext === '.mts' || ext === '.cts') {
+    const js = target.slice(0, -ext.length) + ({ '.ts': '.js', '.mts': '.mjs', '.cts': '.cjs' } as Record<string, string>)[ext];
+    throw new LoadError(`TypeScript cannot run directly: compile it and spawn ${js}`);
+  }
+  if (!existsSync(file)) throw new LoadError(`cannot read ${target}: no such file`);
+  if (statSync(file).isDirectory()) throw new LoadError(`${target} is a directory, not a worker file`);
+  let mod: any;
+  try {
+    mod = await import(pathToFileURL(file).href);
+  } catch (e: any) {
+    const where = e instanceof SyntaxError && typeof e.stack === 'string' ? `\n${e.stack}` : '';
+    throw new LoadError(`cannot load ${base}: ${e?.name ?? 'Error'}: ${e?.message ?? e}${where}`);
+  }
+  let cls = mod.default;
+  // CommonJS `exports.default = X` arrives as `{ default: X }`.
+  if (cls && typeof cls === 'object' && 'default' in cls) cls = cls.default;
+  if (cls === undefined || (typeof cls === 'object' && cls !== null)) {
+    throw new LoadError(`${base} has no default export (export default the @Process class)`);
+  }
+  const def = definitionOf(cls);
+  if (!def) {
+    throw new LoadError(`the default export of ${base} is not a @Process class (found: ${describeValue(cls)})`);
+  }
+  return { cls, def };
+}
+
+interface ErrorReport {
+  kind: 'remote' | 'methodNotFound' | 'init';
+  type: string;
+  message: string;
+  stack: string;
+  code?: string;
+  available?: string[];
+}
+
+function report(e: unknown, kind: ErrorReport['kind'] = 'remote'): ErrorReport {
+  if (e instanceof Error || (typeof e === 'object' && e !== null && 'message' in e)) {
+    const err = e as Error & { code?: unknown };
+    return {
+      kind,
+      type: err.name || err.constructor?.name || 'Error',
+      message: String(err.message),
+      stack: typeof err.stack === 'string' ? err.stack : '',
+      code: typeof err.code === 'string' ? err.code : undefined,
+    };
+  }
+  return { kind, type: typeof e, message: String(e), stack: '' };
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as any).then === 'function';
+}
+
+/** One served instance of a @Process class. */
+export class Runtime {
+  private readonly publicMethods: Set<string>;
+  private readonly controllers = new Map<number, AbortController>();
+
+  constructor(readonly instance: any, readonly def: ProcessDefinition) {
+    this.publicMethods = new Set(def.methods);
+  }
+
+  static async load(target: string): Promise<Runtime> {
+    const { cls, def } = await loadClass(target);
+    let instance;
+    try {
+      instance = new cls();
+    } catch (e: any) {
+      throw new LoadError(`cannot construct ${def.name}: ${e?.name ?? 'Error'}: ${e?.message ?? e}`);
+    }
+    return new Runtime(instance, def);
+  }
+
+  description(): Description {
+    const { name, version, methods, healthCheck } = this.def;
+    return { name, version, methods: [...methods], hasHealthCheck: healthCheck !== undefined };
+  }
+
+  readonly dispatch = (kind: number, token: number, method: string | null, payload: any): void => {
+    const inst = this.instance;
+    switch (kind) {
+      case CALL:
+        return this.call(token, method as string, payload as unknown[]);
+      case CANCEL:
+        this.controllers.get(token)?.abort(new Error('call cancelled by the host'));
+        return;
+      case INIT: {
+        const deps = payload && typeof payload === 'object' ? Object.values(payload) : [];
+        return this.run(token, () => (typeof inst.init === 'function' ? inst.init(...deps) : undefined), 'init');
+      }
+      case HEALTH:
+        return this.run(token, () => inst[this.def.healthCheck as string]());
+      case SHUTDOWN:
+        return this.run(token, async () => {
+          for (const hook of this.def.onShutdown) await inst[hook]();
+          return null;
+        });
+      case EXIT:
+        process.exit(typeof payload === 'number' ? payload : 0);
+    }
+  };
+
+  private call(token: number, method: string, args: unknown[]): void {
+    const fn = this.publicMethods.has(method) ? this.instance[method] : undefined;
+    if (typeof fn !== 'function') {
+      native.fail(token, { kind: 'methodNotFound', type: 'MethodNotFoundError', message: method, stack: '', available: [...this.def.methods] });
+      return;
+    }
+    if (fn.length > args.length) {
+      const controller = new AbortController();
+      this.controllers.set(token, controller);
+      while (args.length < fn.length - 1) args.push(undefined);
+      args.push(controller.signal);
+      return this.run(token, () => fn.apply(this.instance, args), 'remote', () => this.controllers.delete(token));
+    }
+    this.run(token, () => fn.apply(this.instance, args));
+  }
+
+  private run(token: number, work: () => unknown, kind: ErrorReport['kind'] = 'remote', done?: () => void): void {
+    let result: unknown;
+    try {
+      result = work();
+    } catch (e) {
+      done?.();
+      native.fail(token, report(e, kind));
+      return;
+    }
+    if (!isThenable(result)) {
+      done?.();
+      native.settle(token, result);
+      return;
+    }
+    result.then(
+      (v) => {
+        done?.();
+        native.settle(token, v);
+      },
+      (e) => {
+        done?.();
+        native.fail(token, report(e, kind));
+      },
+    );
+  }
+}
