@@ -1,0 +1,53 @@
+// Across languages: a Node host drives the Rust example worker and a Python
+// worker, and a Python host drives a Node worker. scripts/test-node.sh builds
+// the workspace and the Python package (in the repository's .venv) first.
+'use strict';
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { fixture, withManager } = require('./helpers');
+const { RemoteError } = require('titan-pm');
+
+const repo = path.join(__dirname, '..', '..');
+const targetDir = process.env.CARGO_TARGET_DIR || path.join(repo, 'target');
+const rustCalculator = path.join(targetDir, 'debug', 'rust-calculator');
+const python = process.env.TITAN_TEST_PYTHON || path.join(repo, '.venv', 'bin', 'python');
+const noPython = fs.existsSync(path.join(repo, 'python')) ? false : 'the Python package is not in this checkout';
+
+test('a Node host calls the Rust example worker', { timeout: 30000 }, () =>
+  withManager({ isolation: 'child' }, async (pm) => {
+    assert.ok(fs.existsSync(rustCalculator), `${rustCalculator} is missing: cargo build --workspace first`);
+    const calc = await pm.spawn(rustCalculator);
+    assert.equal(await calc.add(5, 3), 8);
+    assert.equal(await calc.multiply(1.5, 4), 6);
+    const err = await calc.raise('from rust').then(() => null, (e) => e);
+    assert.ok(err instanceof RemoteError && err.remoteType === 'ValueError', String(err));
+    assert.equal((await pm.getProcess(calc)).name, 'calculator');
+  }),
+);
+
+test('a Node host calls a Python worker', { timeout: 60000, skip: noPython }, () =>
+  withManager({ isolation: 'child', python }, async (pm) => {
+    const calc = await pm.spawn(path.join(repo, 'python', 'tests', 'workers', 'calculator.py'), { dependencies: { config: { a: 1 } } });
+    assert.equal(await calc.add(2, 40), 42);
+    assert.deepEqual(await calc.process_data(['a', 'b']), ['A', 'B']);
+    assert.deepEqual(await calc.get_config(), { a: 1 });
+    const err = await calc.fail('ValueError', 'from python').then(() => null, (e) => e);
+    assert.ok(err instanceof RemoteError && err.remoteType === 'ValueError', String(err));
+  }),
+);
+
+test('a Python host calls a Node worker', { timeout: 60000, skip: noPython }, () => {
+  const script = [
+    'import sys',
+    'from titan_pm.sync import ProcessManager',
+    'with ProcessManager() as pm:',
+    '    calc = pm.spawn(sys.argv[1], dependencies={"config": {"unit": "m"}, "label": "py"})',
+    '    print(calc.add(5, 3), calc.increment(), calc.increment(), calc.dependencies())',
+  ].join('\n');
+  const r = spawnSync(python, ['-c', script, fixture('calculator.js')], { encoding: 'utf8', timeout: 50000 });
+  assert.equal(r.status, 0, `${r.error ?? ''}${r.stdout}${r.stderr}`);
+  assert.equal(r.stdout.trim(), "8 1 2 [{'unit': 'm'}, 'py']");
+});

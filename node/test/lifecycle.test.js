@@ -1,0 +1,109 @@
+// Lifecycle: the shutdown hook, crashes mid-call, restart with the same id,
+// deadlines that abort the method's AbortSignal, kill, the restart budget,
+// and a host that exits on its own after shutdown.
+'use strict';
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const { execFile } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { ISOLATIONS, fixture, withManager, eventually } = require('./helpers');
+const { CallTimeoutError, ProcessCrashedError, ProcessFailedError, ProcessManager } = require('titan-pm');
+
+const fast = { restartPolicy: { initialBackoff: 10 } };
+
+for (const isolation of ISOLATIONS) {
+  test(`shutdown runs the @OnShutdown hook (${isolation})`, { timeout: 30000 }, async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'titan-')), 'shutdown.txt');
+    const pm = new ProcessManager({ isolation, output: 'ignore' });
+    const calc = await pm.spawn(fixture('calculator.js'), { dependencies: { config: { shutdownFile: file } } });
+    await calc.increment();
+    await pm.shutdown();
+    assert.equal(fs.readFileSync(file, 'utf8'), 'cleaned up after 1');
+    const err = await calc.add(1, 1).then(() => null, (e) => e);
+    assert.ok(err instanceof ProcessFailedError, String(err));
+    assert.equal(err.state, 'stopped');
+  });
+
+  test(`a crash mid-call fails the call and the process restarts with the same id (${isolation})`, { timeout: 30000 }, () =>
+    withManager({ isolation, ...fast }, async (pm) => {
+      const crashes = [];
+      pm.on('crash', (e) => crashes.push(e));
+      const calc = await pm.spawn(fixture('calculator.js'));
+      await calc.increment();
+      const err = await calc.crash(7).then(() => null, (e) => e);
+      assert.ok(err instanceof ProcessCrashedError, String(err));
+      assert.equal(err.exitCode, 7);
+      assert.equal(err.processId, calc.__processId);
+      // The next call waits for the new instance; its state starts afresh.
+      assert.equal(await calc.increment(), 1);
+      const info = await pm.getProcess(calc);
+      assert.equal(info.restarts, 1);
+      assert.equal(info.state, 'running');
+      assert.deepEqual(crashes.map((c) => c.exitCode), [7]);
+    }),
+  );
+
+  test(`a deadline aborts the method's AbortSignal (${isolation})`, { timeout: 30000 }, () =>
+    withManager({ isolation }, async (pm) => {
+      const calc = await pm.spawn(fixture('calculator.js'));
+      const started = Date.now();
+      const err = await calc.withOptions({ timeout: 200 }).slow(20000).then(() => null, (e) => e);
+      assert.ok(err instanceof CallTimeoutError, String(err));
+      assert.equal(err.timeoutMs, 200);
+      assert.ok(Date.now() - started < 10000);
+      assert.ok(await eventually(() => calc.wasAborted()), 'the method never saw its signal abort');
+      assert.equal(await calc.add(2, 3), 5);
+    }),
+  );
+
+  test(`kill stops the process for good (${isolation})`, { timeout: 30000 }, () =>
+    withManager({ isolation }, async (pm) => {
+      const calc = await pm.spawn(fixture('calculator.js'));
+      await pm.kill(calc);
+      const err = await calc.add(1, 1).then(() => null, (e) => e);
+      assert.ok(err instanceof ProcessFailedError, String(err));
+      assert.equal((await pm.getProcess(calc)).state, 'stopped');
+    }),
+  );
+
+  test(`after the restart budget the process is failed and calls fail fast (${isolation})`, { timeout: 30000 }, () =>
+    withManager({ isolation, restartPolicy: { maxRestarts: 1, initialBackoff: 10 } }, async (pm) => {
+      const calc = await pm.spawn(fixture('calculator.js'));
+      await calc.crash(3).catch(() => {});
+      await calc.crash(3).catch(() => {});
+      assert.ok(await eventually(async () => (await pm.getProcess(calc)).state === 'failed'));
+      const err = await calc.add(1, 1).then(() => null, (e) => e);
+      assert.ok(err instanceof ProcessFailedError && err.state === 'failed', String(err));
+    }),
+  );
+}
+
+test('a child killed by a signal reports the signal name', { timeout: 30000 }, () =>
+  withManager({ isolation: 'child', ...fast }, async (pm) => {
+    const calc = await pm.spawn(fixture('calculator.js'));
+    const err = await calc.kill('SIGKILL').then(() => null, (e) => e);
+    assert.ok(err instanceof ProcessCrashedError, String(err));
+    assert.equal(err.signal, 'SIGKILL');
+    assert.equal(await calc.add(1, 2), 3);
+  }),
+);
+
+test('a host exits on its own after shutdown', { timeout: 30000 }, async () => {
+  const script = `
+    const { ProcessManager } = require('titan-pm');
+    (async () => {
+      const pm = new ProcessManager({ output: 'ignore' });
+      const a = await pm.spawn(${JSON.stringify(fixture('calculator.js'))});
+      const b = await pm.spawn(${JSON.stringify(fixture('calculator.js'))}, { isolation: 'child' });
+      console.log(await a.add(1, 2), await b.add(3, 4));
+      await pm.shutdown();
+    })();`;
+  const { stdout } = await new Promise((resolve, reject) => {
+    execFile(process.execPath, ['-e', script], { cwd: __dirname, timeout: 20000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve({ stdout }),
+    );
+  });
+  assert.equal(stdout.trim(), '3 7');
+});

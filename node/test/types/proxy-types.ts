@@ -1,0 +1,31 @@
+// Compiled with `tsc --noEmit` by types.test.js: the proxy's types are right,
+// and the @ts-expect-error lines must each be an error.
+import { CallTimeoutError, ProcessManager, ProcessProxy, RemoteError, TitanError, createProcessManager } from 'titan-pm';
+import type Calculator from '../fixtures/calculator';
+
+export async function check(pm: ProcessManager): Promise<void> {
+  const calc = await pm.spawn<Calculator>('calculator.js', { isolation: 'child', dependencies: { config: {} } });
+  const sum: number = await calc.add(1, 2);
+  const later: Promise<number> = calc.addAsync(1, 2);
+  const done: Promise<string> = calc.slow(100); // the worker supplies the AbortSignal
+  const id: number = calc.__processId;
+  const quick: ProcessProxy<Calculator> = calc.withOptions({ timeout: 10, key: 'k', signal: AbortSignal.timeout(5) });
+  const info = await pm.getProcess(calc);
+  const state: 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed' = info.state;
+  const p50: number = (await pm.getMetrics(id)).latency.p50;
+  const error: TitanError = new RemoteError('x');
+  const timeout: TitanError = new CallTimeoutError('y');
+  void [sum, later, done, quick, state, p50, error, timeout, createProcessManager({ isolation: 'worker' })];
+
+  // @ts-expect-error: add takes numbers
+  await calc.add('1', 2);
+  // @ts-expect-error: add resolves to a number
+  const wrong: string = await calc.add(1, 2);
+  // @ts-expect-error: init is not callable through the proxy
+  await calc.init();
+  // @ts-expect-error: there is no such method
+  await calc.nope();
+  // @ts-expect-error: not a known isolation
+  await pm.spawn('x.js', { isolation: 'thread' });
+  void wrong;
+}

@@ -1,0 +1,74 @@
+// Values as the brief maps them, and values that cannot be sent: a
+// SerializationError naming the path, raised before anything is sent.
+'use strict';
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const { ISOLATIONS, fixture, withManager } = require('./helpers');
+const { SerializationError, TitanError } = require('titan-pm');
+
+for (const isolation of ISOLATIONS) {
+  test(`values survive the round trip (${isolation})`, { timeout: 30000 }, () =>
+    withManager({ isolation }, async (pm) => {
+      const calc = await pm.spawn(fixture('calculator.js'));
+      const echo = (v) => calc.echo(v);
+      assert.equal(await echo(null), null);
+      assert.equal(await echo(undefined), null);
+      assert.equal(await echo(true), true);
+      assert.equal(await echo(42), 42);
+      assert.equal(await echo(-0.5), -0.5);
+      assert.equal(await echo(Number.MAX_SAFE_INTEGER), Number.MAX_SAFE_INTEGER);
+      assert.equal(await echo(12n), 12, 'a bigint in the safe range comes back as a number');
+      assert.equal(await echo(2n ** 62n), 2n ** 62n, 'an int outside the safe range arrives as a bigint');
+      assert.ok(Number.isNaN(await echo(NaN)));
+      assert.equal(await echo('héllo'), 'héllo');
+      assert.deepEqual(await echo(Buffer.from([0, 1, 255])), Buffer.from([0, 1, 255]));
+      assert.deepEqual(await echo(new Uint8Array([7, 8])), Buffer.from([7, 8]));
+      assert.deepEqual(await echo({ a: [1, { b: 'c' }], d: { e: null } }), { a: [1, { b: 'c' }], d: { e: null } });
+      assert.deepEqual(await echo(new Map([['k', 1]])), { k: 1 });
+      class Point {
+        constructor() {
+          this.x = 1;
+          this.y = 2;
+        }
+      }
+      assert.deepEqual(await echo(new Point()), { x: 1, y: 2 }, 'a data-only class instance travels as a map');
+    }),
+  );
+
+  test(`unsupported values are a SerializationError naming the path (${isolation})`, { timeout: 30000 }, () =>
+    withManager({ isolation }, async (pm) => {
+      const calc = await pm.spawn(fixture('calculator.js'));
+      class WithMethods {
+        area() {
+          return 1;
+        }
+      }
+      const cases = [
+        [[1, { items: [0, 1, 2, () => 3] }], 'args[1]["items"][3]', /function/],
+        [[Symbol('s')], 'args[0]', /symbol/],
+        [[{ shape: new WithMethods() }], 'args[0]["shape"]', /WithMethods instance/],
+        [[new Map([[1, 'one']])], 'args[0]', /Map key is not a string/],
+        [[2n ** 64n], 'args[0]', /bigint out of the int64 range/],
+        [[new Float64Array(2)], 'args[0]', /Float64Array/],
+      ];
+      for (const [args, path, message] of cases) {
+        const err = await calc.echo(...args).then(() => null, (e) => e);
+        assert.ok(err instanceof SerializationError && err instanceof TitanError, `${path}: ${err}`);
+        assert.equal(err.path, path);
+        assert.match(err.message, message);
+      }
+      const metrics = await pm.getMetrics(calc);
+      assert.equal(metrics.requests, 0, 'nothing was sent');
+    }),
+  );
+
+  test(`a result the worker cannot send fails that call and the worker keeps serving (${isolation})`, { timeout: 30000 }, () =>
+    withManager({ isolation }, async (pm) => {
+      const calc = await pm.spawn(fixture('calculator.js'));
+      const err = await calc.unsendable().then(() => null, (e) => e);
+      assert.ok(err instanceof SerializationError, String(err));
+      assert.equal(err.path, 'result["ok"][2]');
+      assert.equal(await calc.add(1, 2), 3);
+    }),
+  );
+}
