@@ -7,6 +7,8 @@
 //! manager belongs to the thread that created it.
 
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
+use std::thread::ThreadId;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -17,8 +19,13 @@ use titan_pm::{Event, ProcessManager};
 
 use crate::{config, convert, errors, reports, SameThread};
 
-#[pyclass(unsendable, module = "titan_pm._native")]
+#[pyclass(module = "titan_pm._native")]
 pub struct SyncManager {
+    owner: ThreadId,
+    engine: ManuallyDrop<Engine>,
+}
+
+struct Engine {
     // Field order is drop order: the manager handle, then its engine's tasks, then the runtime.
     pm: ProcessManager,
     events: RefCell<broadcast::Receiver<Event>>,
@@ -27,10 +34,36 @@ pub struct SyncManager {
     last_run: Cell<Instant>,
 }
 
+// SAFETY: the engine is only touched on its owner thread: every method checks
+// `owner` first, and a drop on another thread (a garbage collection there)
+// leaks the engine instead of touching it.
+unsafe impl Send for SyncManager {}
+unsafe impl Sync for SyncManager {}
+
+impl Drop for SyncManager {
+    fn drop(&mut self) {
+        if std::thread::current().id() == self.owner {
+            // SAFETY: dropped once, here.
+            unsafe { ManuallyDrop::drop(&mut self.engine) };
+        }
+    }
+}
+
+impl SyncManager {
+    fn engine(&self) -> PyResult<&Engine> {
+        if std::thread::current().id() != self.owner {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "a titan_pm.sync.ProcessManager is used from the thread that created it",
+            ));
+        }
+        Ok(&self.engine)
+    }
+}
+
 /// How long the engine may wait before a call lets it catch up first.
 const CATCH_UP_AFTER: Duration = Duration::from_millis(2);
 
-impl SyncManager {
+impl Engine {
     /// Runs `fut` on the engine with the GIL released; Ctrl-C (a pending signal) cancels it.
     fn run<T: Send>(&self, py: Python<'_>, fut: impl Future<Output = T>) -> PyResult<T> {
         let catch_up = self.last_run.get().elapsed() > CATCH_UP_AFTER;
@@ -77,14 +110,16 @@ impl SyncManager {
         let local = tokio::task::LocalSet::new();
         let pm = local.block_on(&rt, async { ProcessManager::new_local(cfg) });
         let events = RefCell::new(pm.events());
-        Ok(SyncManager { pm, events, local, rt, last_run: Cell::new(Instant::now()) })
+        let engine = Engine { pm, events, local, rt, last_run: Cell::new(Instant::now()) };
+        Ok(SyncManager { owner: std::thread::current().id(), engine: ManuallyDrop::new(engine) })
     }
 
     fn spawn(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
         let target = config::target(target, in_process)?;
         let options = config::spawn(options)?;
-        let pm = self.pm.clone();
-        let h = self.run(py, async move { pm.spawn(target, options).await })?.map_err(errors::to_py)?;
+        let e = self.engine()?;
+        let pm = e.pm.clone();
+        let h = e.run(py, async move { pm.spawn(target, options).await })?.map_err(errors::to_py)?;
         Ok(h.id())
     }
 
@@ -100,52 +135,59 @@ impl SyncManager {
     ) -> PyResult<Bound<'py, PyAny>> {
         let args = convert::args_to_values(args).map_err(errors::to_py)?;
         let options = config::call(timeout, key)?;
-        let pm = &self.pm;
-        let v = self.run(py, pm.call_value(process_id, method, args, options))?.map_err(errors::to_py)?;
+        let e = self.engine()?;
+        let v = e.run(py, e.pm.call_value(process_id, method, args, options))?.map_err(errors::to_py)?;
         convert::to_py(py, &v)
     }
 
     fn kill(&self, py: Python<'_>, process_id: u64) -> PyResult<()> {
-        self.run(py, self.pm.kill(process_id))?.map_err(errors::to_py)
+        let e = self.engine()?;
+        e.run(py, e.pm.kill(process_id))?.map_err(errors::to_py)
     }
 
     fn list_processes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let list = self.run(py, self.pm.list_processes())?;
+        let e = self.engine()?;
+        let list = e.run(py, e.pm.list_processes())?;
         reports::infos(py, &list)
     }
 
     fn get_process<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyDict>> {
-        let info = self.run(py, self.pm.get_process(process_id))?.map_err(errors::to_py)?;
+        let e = self.engine()?;
+        let info = e.run(py, e.pm.get_process(process_id))?.map_err(errors::to_py)?;
         reports::info(py, &info)
     }
 
     fn get_health<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyDict>> {
-        let h = self.run(py, self.pm.get_health(process_id))?.map_err(errors::to_py)?;
+        let e = self.engine()?;
+        let h = e.run(py, e.pm.get_health(process_id))?.map_err(errors::to_py)?;
         reports::health(py, &h)
     }
 
     fn get_metrics<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyDict>> {
-        let m = self.run(py, self.pm.get_metrics(process_id))?.map_err(errors::to_py)?;
+        let e = self.engine()?;
+        let m = e.run(py, e.pm.get_metrics(process_id))?.map_err(errors::to_py)?;
         reports::metrics(py, &m)
     }
 
     fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
-        self.run(py, self.pm.shutdown())
+        let e = self.engine()?;
+        e.run(py, e.pm.shutdown())
     }
 
     /// Lifecycle events since the last look (the engine produces them while it runs).
     fn take_events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let e = self.engine()?;
         // Let the engine catch up on anything that happened while it waited.
-        self.run(py, async {
+        e.run(py, async {
             for _ in 0..8 {
                 tokio::task::yield_now().await;
             }
         })?;
         let out = PyList::empty(py);
-        let mut rx = self.events.borrow_mut();
+        let mut rx = e.events.borrow_mut();
         loop {
             match rx.try_recv() {
-                Ok(e) => out.append(reports::event(py, &e)?)?,
+                Ok(ev) => out.append(reports::event(py, &ev)?)?,
                 Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
                 Err(_) => break,
             }

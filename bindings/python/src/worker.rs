@@ -135,9 +135,8 @@ impl PyHandler {
                 Ok(())
             })();
             if let Err(e) = started {
-                // Converting the arguments failed before the runtime saw them.
-                let (c, _) = Completion::new(kind);
-                drop(c);
+                // Converting the arguments failed before the runtime saw them:
+                // the completion is gone, so the caller gets `lost()`.
                 e.print(py);
             }
         });

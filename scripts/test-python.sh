@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up the Python package on a fresh machine and runs its tests: creates
+# .venv with `python3 -m venv` if missing, installs maturin, pytest and
+# pytest-timeout into it, builds and installs ./python (sharing
+# CARGO_TARGET_DIR), builds the workspace (the Rust example worker the
+# cross-language tests spawn), runs the Rust tests that drive a .py worker,
+# then pytest, whose summary is the last line. Exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export CARGO_TERM_COLOR=never
+venv="$PWD/.venv"
+python="$venv/bin/python"
+
+step() { echo "--- $*"; }
+
+if [ ! -x "$python" ]; then
+    step "creating $venv"
+    python3 -m venv "$venv" || exit 1
+fi
+step "installing maturin, pytest, pytest-timeout"
+"$python" -m pip install -q --disable-pip-version-check maturin pytest pytest-timeout || exit 1
+step "building and installing ./python"
+"$python" -m pip install -q --disable-pip-version-check ./python || exit 1
+step "building the workspace"
+cargo build --workspace --quiet || exit 1
+
+status=0
+step "rust host -> python worker"
+TITAN_TEST_PYTHON="$python" cargo test --quiet -p titan-pm-tests --test python_worker -- --ignored || status=1
+step "pytest"
+"$python" -m pytest -p no:cacheprovider python/tests || status=1
+exit $status
