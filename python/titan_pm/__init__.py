@@ -21,7 +21,7 @@ from .errors import (
     SpawnError,
     TitanError,
 )
-from .host import ProcessHandle, ProcessManager
+from .host import Pool, ProcessHandle, ProcessManager
 
 __version__ = "0.1.0"
 
@@ -32,6 +32,7 @@ __all__ = [
     "on_shutdown",
     "ProcessManager",
     "ProcessHandle",
+    "Pool",
     "TitanError",
     "RemoteError",
     "ProcessCrashedError",

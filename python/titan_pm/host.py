@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import _native
 from ._options import check_event, manager_options, native_target
 
-__all__ = ["ProcessManager", "ProcessHandle"]
+__all__ = ["ProcessManager", "ProcessHandle", "Pool"]
 
 Event = Dict[str, Any]
 
@@ -47,16 +47,16 @@ class ProcessHandle:
         call = self._pm._call
         pid, timeout, key = self.process_id, self._timeout, self._key
 
-        async def method(*args: Any) -> Any:
-            return await call(pid, name, args, timeout, key)
+        def method(*args: Any) -> Any:
+            return call(pid, name, args, timeout, key)
 
         method.__name__ = method.__qualname__ = name
         self.__dict__[name] = method  # later lookups skip __getattr__
         return method
 
-    async def call(self, method: str, *args: Any) -> Any:
-        """Calls `method` by name."""
-        return await self._pm._call(self.process_id, method, args, self._timeout, self._key)
+    def call(self, method: str, *args: Any) -> Any:
+        """Calls `method` by name (a coroutine)."""
+        return self._pm._call(self.process_id, method, args, self._timeout, self._key)
 
     def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "ProcessHandle":
         """A view of this handle whose calls use `timeout` (seconds) and routing `key`."""
@@ -69,6 +69,69 @@ class ProcessHandle:
 
     def __repr__(self) -> str:
         return f"<ProcessHandle process_id={self.process_id}>"
+
+
+class Pool:
+    """Several workers of one target behind one handle: `await pool.add(1, 2)` goes
+    to the worker the strategy picks. `pool.size`, `await pool.scale(n)`,
+    `await pool.metrics()`, `await pool.drain()`, `await pool.destroy()`, and
+    `pool.on("pool:scaled", callback)` for its events."""
+
+    def __init__(self, pm: "ProcessManager", pool_id: int, timeout: Optional[float] = None, key: Optional[str] = None):
+        self._pm = pm
+        self.pool_id = pool_id
+        self._timeout = timeout
+        self._key = key
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        call = self._pm._pool_call
+        pid, timeout, key = self.pool_id, self._timeout, self._key
+
+        def method(*args: Any) -> Any:
+            return call(pid, name, args, timeout, key)
+
+        method.__name__ = method.__qualname__ = name
+        self.__dict__[name] = method
+        return method
+
+    def call(self, method: str, *args: Any) -> Any:
+        return self._pm._pool_call(self.pool_id, method, args, self._timeout, self._key)
+
+    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "Pool":
+        """A view whose calls use `timeout` (seconds) and `key` (for the hash strategies)."""
+        return Pool(self._pm, self.pool_id, self._timeout if timeout is None else timeout, self._key if key is None else key)
+
+    @property
+    def size(self) -> int:
+        """The number of workers serving."""
+        return self._pm._native.pool_size(self.pool_id)
+
+    async def scale(self, size: int) -> None:
+        await self._pm._wait(self._pm._native.pool_scale(self.pool_id, size))
+
+    async def metrics(self) -> Dict[str, Any]:
+        """{"size", "busy", "idle", "queue_length", "requests", "errors", "error_rate", "latency", "state", "breaker", "workers"}."""
+        return await self._pm._wait(self._pm._native.pool_metrics(self.pool_id))
+
+    async def drain(self) -> None:
+        """Finishes in-flight and queued calls and refuses new ones."""
+        await self._pm._wait(self._pm._native.pool_drain(self.pool_id))
+
+    async def destroy(self) -> None:
+        """Drains, then stops every worker."""
+        await self._pm._wait(self._pm._native.pool_destroy(self.pool_id))
+
+    def on(self, event: str, callback: Callable[[Event], Any]) -> Callable[[Event], Any]:
+        """Calls `callback(event)` for each pool event named `event` ("pool:scaled", "worker:crashed", ..., or "*")."""
+        self._pm._pool_listeners.setdefault(self.pool_id, {}).setdefault(event, []).append(callback)
+        if self.pool_id not in self._pm._pool_tokens.values():
+            self._pm._pool_tokens[self._pm._native.pool_subscribe(self.pool_id)] = self.pool_id
+        return callback
+
+    def __repr__(self) -> str:
+        return f"<Pool pool_id={self.pool_id}>"
 
 
 class ProcessManager:
@@ -86,6 +149,8 @@ class ProcessManager:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._waiting: Dict[int, "asyncio.Future[Any]"] = {}
         self._listeners: Dict[str, List[Callable[[Event], Any]]] = {}
+        self._pool_listeners: Dict[int, Dict[str, List[Callable[[Event], Any]]]] = {}
+        self._pool_tokens: Dict[int, int] = {}  # event token -> pool id
 
     async def __aenter__(self) -> "ProcessManager":
         self._bind()
@@ -108,7 +173,10 @@ class ProcessManager:
     def _drain(self) -> None:
         for token, ok, value in self._native.drain():
             if token == 0:
-                self._emit(value)
+                self._emit(value, self._listeners)
+                continue
+            if token in self._pool_tokens:
+                self._emit(value, self._pool_listeners.get(self._pool_tokens[token], {}))
                 continue
             fut = self._waiting.pop(token, None)
             if fut is None or fut.done():
@@ -129,12 +197,37 @@ class ProcessManager:
             self._waiting.pop(token, None)
             self._native.cancel(token)
 
-    def _call(self, pid: int, method: str, args: Any, timeout: Optional[float], key: Optional[str]) -> "asyncio.Future[Any]":
-        self._bind()
-        return self._wait(self._native.call(pid, method, tuple(args), timeout, key))
+    async def _pool_call(self, pool_id: int, method: str, args: Any, timeout: Optional[float], key: Optional[str]) -> Any:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._bind()
+        token = self._native.pool_call(pool_id, method, args, timeout, key)
+        fut = loop.create_future()
+        self._waiting[token] = fut
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            self._waiting.pop(token, None)
+            self._native.cancel(token)
+            raise
 
-    def _emit(self, event: Event) -> None:
-        for cb in self._listeners.get(event["type"], []) + self._listeners.get("*", []):
+    async def _call(self, pid: int, method: str, args: Any, timeout: Optional[float], key: Optional[str]) -> Any:
+        # The hot path: no done callback; a cancelled await cancels the call.
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._bind()
+        token = self._native.call(pid, method, args, timeout, key)
+        fut = loop.create_future()
+        self._waiting[token] = fut
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            self._waiting.pop(token, None)
+            self._native.cancel(token)
+            raise
+
+    def _emit(self, event: Event, listeners: Dict[str, List[Callable[[Event], Any]]]) -> None:
+        for cb in listeners.get(event["type"], []) + listeners.get("*", []):
             try:
                 r = cb(event)
                 if inspect.isawaitable(r):
@@ -169,9 +262,28 @@ class ProcessManager:
         pid = await self._wait(self._native.spawn(target, in_process, options))
         return ProcessHandle(self, pid)
 
-    async def pool(self, target: Any, **options: Any) -> Any:
-        """Pools are not available from Python yet."""
-        raise NotImplementedError("pools are not available from the Python package yet")
+    async def pool(
+        self,
+        target: Any,
+        *,
+        size: Any = 2,
+        strategy: str = "least-connections",
+        concurrency: int = 1,
+        max_queue_size: int = 100,
+        isolation: Optional[str] = None,
+        **options: Any,
+    ) -> Pool:
+        """Starts `size` workers of `target` (a number, or "auto": the CPU count) and waits until
+        all are ready. Options: `strategy` (kebab-case names: "round-robin", "least-connections",
+        "least-loaded", "consistent-hash", ...), `concurrency` (calls one worker runs at once),
+        `max_queue_size` (beyond it PoolBackpressureError at once), `request_timeout` (s),
+        `retries`, `weights`, `auto_scale`, `circuit_breaker`, `health`, `recycle` (dicts,
+        durations in seconds), and any spawn option for the workers."""
+        self._bind()
+        target, in_process = native_target(target, isolation or self._isolation)
+        options.update(size=size, strategy=strategy, concurrency=concurrency, max_queue_size=max_queue_size, isolation=isolation)
+        pool_id = await self._wait(self._native.pool(target, in_process, options))
+        return Pool(self, pool_id)
 
     async def kill(self, process_id: int) -> None:
         """Stops a process at once; not a crash, so it is not restarted."""

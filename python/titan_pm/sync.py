@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import _native
 from ._options import check_event, manager_options, native_target
 
-__all__ = ["ProcessManager", "ProcessHandle"]
+__all__ = ["ProcessManager", "ProcessHandle", "Pool"]
 
 Event = Dict[str, Any]
 
@@ -72,6 +72,79 @@ class ProcessHandle:
         return f"<ProcessHandle process_id={self.process_id}>"
 
 
+class Pool:
+    """Several workers of one target behind one handle: `pool.add(1, 2)` goes to
+    the worker the strategy picks; `pool.size`, `pool.scale(n)`, `pool.metrics()`,
+    `pool.drain()`, `pool.destroy()`, `pool.on(event, callback)`."""
+
+    def __init__(self, pm: "ProcessManager", pool_id: int, timeout: Optional[float] = None, key: Optional[str] = None):
+        self._pm = pm
+        self.pool_id = pool_id
+        self._timeout = timeout
+        self._key = key
+        self._listeners: Dict[str, List[Callable[[Event], Any]]] = {}
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        call = self._pm._native.pool_call
+        pid, timeout, key = self.pool_id, self._timeout, self._key
+
+        def method(*args: Any) -> Any:
+            try:
+                return call(pid, name, args, timeout, key)
+            finally:
+                if self._listeners:
+                    self.poll_events()
+
+        method.__name__ = method.__qualname__ = name
+        self.__dict__[name] = method
+        return method
+
+    def call(self, method: str, *args: Any) -> Any:
+        return self._pm._native.pool_call(self.pool_id, method, args, self._timeout, self._key)
+
+    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "Pool":
+        view = Pool(self._pm, self.pool_id, self._timeout if timeout is None else timeout, self._key if key is None else key)
+        view._listeners = self._listeners
+        return view
+
+    @property
+    def size(self) -> int:
+        return self._pm._native.pool_size(self.pool_id)
+
+    def scale(self, size: int) -> None:
+        self._pm._native.pool_scale(self.pool_id, size)
+        if self._listeners:
+            self.poll_events()
+
+    def metrics(self) -> Dict[str, Any]:
+        return self._pm._native.pool_metrics(self.pool_id)
+
+    def drain(self) -> None:
+        self._pm._native.pool_drain(self.pool_id)
+
+    def destroy(self) -> None:
+        self._pm._native.pool_destroy(self.pool_id)
+        if self._listeners:
+            self.poll_events()
+
+    def on(self, event: str, callback: Callable[[Event], Any]) -> Callable[[Event], Any]:
+        """Calls `callback(event)` for pool events named `event` (or "*"), on this thread."""
+        self._listeners.setdefault(event, []).append(callback)
+        return callback
+
+    def poll_events(self) -> List[Event]:
+        events = self._pm._native.pool_take_events(self.pool_id)
+        for e in events:
+            for cb in self._listeners.get(e["type"], []) + self._listeners.get("*", []):
+                cb(e)
+        return events
+
+    def __repr__(self) -> str:
+        return f"<Pool pool_id={self.pool_id}>"
+
+
 class ProcessManager:
     """The blocking twin of `titan_pm.ProcessManager`: the same options (seconds),
     the same methods, each returning its result instead of an awaitable."""
@@ -113,9 +186,21 @@ class ProcessManager:
             if self._listeners:
                 self.poll_events()
 
-    def pool(self, target: Any, **options: Any) -> Any:
-        """Pools are not available from Python yet."""
-        raise NotImplementedError("pools are not available from the Python package yet")
+    def pool(
+        self,
+        target: Any,
+        *,
+        size: Any = 2,
+        strategy: str = "least-connections",
+        concurrency: int = 1,
+        max_queue_size: int = 100,
+        isolation: Optional[str] = None,
+        **options: Any,
+    ) -> Pool:
+        """Starts a pool (see `titan_pm.ProcessManager.pool` for the options)."""
+        target, in_process = native_target(target, isolation or self._isolation)
+        options.update(size=size, strategy=strategy, concurrency=concurrency, max_queue_size=max_queue_size, isolation=isolation)
+        return Pool(self, self._native.pool(target, in_process, options))
 
     def kill(self, process_id: int) -> None:
         """Stops a process at once; not a crash, so it is not restarted."""

@@ -22,6 +22,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
+use titan_pm::pool::{PoolEvent, PoolHandle, PoolMetrics};
 use titan_pm::{Error, Event, HealthReport, ProcessManager, ProcessMetrics, Value};
 use tokio::sync::broadcast;
 
@@ -36,6 +37,8 @@ enum Out {
     Metrics(ProcessMetrics),
     /// An event, and the receiver to listen on for the next one.
     Event(Event, broadcast::Receiver<Event>),
+    PoolEvent(PoolEvent, broadcast::Receiver<PoolEvent>),
+    PoolMetrics(PoolMetrics),
 }
 
 type Op = BoxFuture<'static, Result<Out, Error>>;
@@ -80,6 +83,7 @@ pub struct AsyncManager {
     rx: UnixStream,
     ops: Mutex<HashMap<u64, Op>>,
     done: Mutex<Vec<(u64, Result<Out, Error>)>>,
+    pools: Arc<Mutex<HashMap<u64, PoolHandle>>>,
     next: AtomicU64,
 }
 
@@ -128,6 +132,28 @@ impl AsyncManager {
         };
         self.begin(EVENTS, op.boxed());
     }
+
+    /// Waits for the next event of a pool, under the same `token` each time.
+    fn watch_pool_events(&self, token: u64, mut rx: broadcast::Receiver<PoolEvent>) {
+        let op = async move {
+            loop {
+                match rx.recv().await {
+                    Ok(e) => return Ok(Out::PoolEvent(e, rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return Ok(Out::Unit),
+                }
+            }
+        };
+        self.begin(token, op.boxed());
+    }
+
+    fn pools_handle(&self) -> Arc<Mutex<HashMap<u64, PoolHandle>>> {
+        self.pools.clone()
+    }
+
+    fn pool_handle(&self, id: u64) -> PyResult<PoolHandle> {
+        self.pools.lock().unwrap().get(&id).cloned().ok_or_else(|| errors::to_py(Error::Config(format!("no pool with id {id}"))))
+    }
 }
 
 #[pymethods]
@@ -139,7 +165,7 @@ impl AsyncManager {
         rx.set_nonblocking(true).ok();
         tx.set_nonblocking(true).ok();
         let wakeup = Arc::new(Wakeup { ready: Mutex::default(), signalled: AtomicBool::new(false), tx });
-        let m = AsyncManager { pm: ProcessManager::new(cfg), wakeup, rx, ops: Mutex::default(), done: Mutex::default(), next: AtomicU64::new(1) };
+        let m = AsyncManager { pm: ProcessManager::new(cfg), wakeup, rx, ops: Mutex::default(), done: Mutex::default(), pools: Arc::default(), next: AtomicU64::new(1) };
         Ok(m)
     }
 
@@ -166,6 +192,10 @@ impl AsyncManager {
                 Ok(Out::Event(e, rx)) => {
                     self.watch_events(rx);
                     (true, reports::event(py, &e)?.into_any())
+                }
+                Ok(Out::PoolEvent(e, rx)) => {
+                    self.watch_pool_events(token, rx);
+                    (true, reports::pool_event(py, &e)?.into_any())
                 }
                 Ok(out) => (true, to_python(py, out)?),
                 Err(e) => (false, errors::to_py(e).into_value(py).into_bound(py).into_any()),
@@ -232,6 +262,63 @@ impl AsyncManager {
         let info = py.detach(move || futures::executor::block_on(pm.get_process(process_id))).map_err(errors::to_py)?;
         reports::info(py, &info)
     }
+
+    // ---- pools ----
+
+    fn pool(&self, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
+        let target = config::target(target, in_process)?;
+        let options = config::pool(options)?;
+        let pm = self.pm.clone();
+        let pools = self.pools_handle();
+        Ok(self.start(async move {
+            let h = pm.pool(target, options).await?;
+            let id = h.id();
+            pools.lock().unwrap().insert(id, h);
+            Ok(Out::Id(id))
+        }))
+    }
+
+    #[pyo3(signature = (pool_id, method, args, timeout=None, key=None))]
+    fn pool_call(&self, pool_id: u64, method: &str, args: &Bound<'_, PyTuple>, timeout: Option<f64>, key: Option<String>) -> PyResult<u64> {
+        let args = convert::args_to_values(args).map_err(errors::to_py)?;
+        let h = self.pool_handle(pool_id)?.with_options(config::call(timeout, key)?);
+        let method = method.to_string();
+        Ok(self.start(async move { h.call_value(&method, args).await.map(Out::Value) }))
+    }
+
+    /// Blocks briefly (one engine round trip) for the pool's size.
+    fn pool_size(&self, py: Python<'_>, pool_id: u64) -> PyResult<usize> {
+        let h = self.pool_handle(pool_id)?;
+        py.detach(move || futures::executor::block_on(h.size())).map_err(errors::to_py)
+    }
+
+    fn pool_scale(&self, pool_id: u64, size: usize) -> PyResult<u64> {
+        let h = self.pool_handle(pool_id)?;
+        Ok(self.start(async move { h.scale(size).await.map(|_| Out::Unit) }))
+    }
+
+    fn pool_metrics(&self, pool_id: u64) -> PyResult<u64> {
+        let h = self.pool_handle(pool_id)?;
+        Ok(self.start(async move { h.metrics().await.map(Out::PoolMetrics) }))
+    }
+
+    fn pool_drain(&self, pool_id: u64) -> PyResult<u64> {
+        let h = self.pool_handle(pool_id)?;
+        Ok(self.start(async move { h.drain().await.map(|_| Out::Unit) }))
+    }
+
+    fn pool_destroy(&self, pool_id: u64) -> PyResult<u64> {
+        let h = self.pool_handle(pool_id)?;
+        Ok(self.start(async move { h.destroy().await.map(|_| Out::Unit) }))
+    }
+
+    /// Starts delivering the pool's events through `drain`, all under the returned token.
+    fn pool_subscribe(&self, pool_id: u64) -> PyResult<u64> {
+        let rx = self.pool_handle(pool_id)?.events();
+        let token = self.next.fetch_add(1, Ordering::Relaxed);
+        self.watch_pool_events(token, rx);
+        Ok(token)
+    }
 }
 
 fn to_python(py: Python<'_>, out: Out) -> PyResult<Bound<'_, PyAny>> {
@@ -242,5 +329,7 @@ fn to_python(py: Python<'_>, out: Out) -> PyResult<Bound<'_, PyAny>> {
         Out::Health(h) => reports::health(py, &h)?.into_any(),
         Out::Metrics(m) => reports::metrics(py, &m)?.into_any(),
         Out::Event(e, _) => reports::event(py, &e)?.into_any(),
+        Out::PoolEvent(e, _) => reports::pool_event(py, &e)?.into_any(),
+        Out::PoolMetrics(m) => reports::pool_metrics(py, &m)?.into_any(),
     })
 }

@@ -10,6 +10,7 @@ use pyo3::types::PyDict;
 use titan_pm::agent::Handler;
 use titan_pm::protocol::ErrorInfoKind;
 use titan_pm::host::OutputStream;
+use titan_pm::pool::{AutoScale, BreakerOptions, PoolHealth, PoolOptions, PoolSize, Recycle};
 use titan_pm::{CallOptions, Error, ManagerConfig, Output, RestartPolicy, SpawnOptions, Target};
 
 use crate::worker::PyHandler;
@@ -150,4 +151,94 @@ pub fn target(target: &Bound<'_, PyAny>, in_process: bool) -> PyResult<Target> {
         .map(|h| Rc::new(h) as Rc<dyn Handler>)
         .map_err(|e| Python::attach(|py| errors::to_info(py, e.value(py), ErrorInfoKind::Init)))
     }))
+}
+
+/// Pool options: the pool's own fields (durations in seconds), then the spawn options of its workers.
+pub fn pool(options: &Bound<'_, PyDict>) -> PyResult<PoolOptions> {
+    let mut p = PoolOptions::default();
+    let spawn_options = PyDict::new(options.py());
+    for (k, v) in each(options) {
+        match k.as_str() {
+            "size" => {
+                p.size = match v.extract::<String>() {
+                    Ok(s) if s == "auto" => PoolSize::Auto,
+                    Ok(s) => return Err(bad(format!("pool size must be a number or \"auto\", not {s:?}"))),
+                    Err(_) => PoolSize::Fixed(v.extract()?),
+                }
+            }
+            "strategy" => p.strategy = v.extract::<String>()?.parse().map_err(errors::to_py)?,
+            "concurrency" => p.concurrency = v.extract()?,
+            "max_queue_size" => p.max_queue_size = v.extract()?,
+            "request_timeout" => p.request_timeout = Some(seconds(&k, &v)?),
+            "retries" => p.retries = v.extract()?,
+            "weights" => p.weights = v.extract()?,
+            "auto_scale" => p.auto_scale = fields(&k, &v, AutoScale::default(), |a, k, v| {
+                match k {
+                    "enabled" => a.enabled = v.extract()?,
+                    "min" => a.min = v.extract()?,
+                    "max" => a.max = v.extract()?,
+                    "target_cpu" => a.target_cpu = v.extract()?,
+                    "target_memory" => a.target_memory = v.extract()?,
+                    "scale_up_threshold" => a.scale_up_threshold = v.extract()?,
+                    "scale_down_threshold" => a.scale_down_threshold = v.extract()?,
+                    "cooldown" => a.cooldown = seconds(k, v)?,
+                    "interval" => a.interval = seconds(k, v)?,
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            })?,
+            "circuit_breaker" => p.circuit_breaker = fields(&k, &v, BreakerOptions::default(), |b, k, v| {
+                match k {
+                    "threshold" => b.threshold = v.extract()?,
+                    "timeout" => b.timeout = seconds(k, v)?,
+                    "half_open_requests" => b.half_open_requests = v.extract()?,
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            })?,
+            "health" => p.health = fields(&k, &v, PoolHealth::default(), |h, k, v| {
+                match k {
+                    "interval" => h.interval = seconds(k, v)?,
+                    "unhealthy_threshold" => h.unhealthy_threshold = v.extract()?,
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            })?,
+            "recycle" => {
+                p.recycle = fields(&k, &v, Recycle::default(), |r, k, v| {
+                    match k {
+                        "max_requests" => r.max_requests = Some(v.extract()?),
+                        "max_lifetime" => r.max_lifetime = Some(seconds(k, v)?),
+                        "max_memory" => r.max_memory = Some(v.extract()?),
+                        _ => return Ok(false),
+                    }
+                    Ok(true)
+                })?
+                .unwrap_or_default()
+            }
+            _ => spawn_options.set_item(k, v)?,
+        }
+    }
+    p.spawn = spawn(&spawn_options)?;
+    Ok(p)
+}
+
+/// A dict of fields over `T`'s defaults (`False`: off; `True`: the defaults).
+fn fields<T>(
+    name: &str,
+    v: &Bound<'_, PyAny>,
+    default: T,
+    mut set: impl FnMut(&mut T, &str, &Bound<'_, PyAny>) -> PyResult<bool>,
+) -> PyResult<Option<T>> {
+    if let Ok(on) = v.extract::<bool>() {
+        return Ok(on.then_some(default));
+    }
+    let d = v.cast::<PyDict>().map_err(|_| bad(format!("{name} must be a dict or a bool")))?;
+    let mut t = default;
+    for (k, v) in each(d) {
+        if !set(&mut t, &k, &v)? {
+            return Err(bad(format!("unknown {name} field {k:?}")));
+        }
+    }
+    Ok(Some(t))
 }

@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
+use titan_pm::pool::{BreakerState, PoolEvent, PoolMetrics};
 use titan_pm::{Event, EventKind, HealthReport, ProcessInfo, ProcessMetrics};
 
 pub fn info<'py>(py: Python<'py>, i: &ProcessInfo) -> PyResult<Bound<'py, PyDict>> {
@@ -44,11 +45,7 @@ pub fn metrics<'py>(py: Python<'py>, m: &ProcessMetrics) -> PyResult<Bound<'py, 
     d.set_item("requests", m.requests)?;
     d.set_item("errors", m.errors)?;
     d.set_item("in_flight", m.in_flight)?;
-    let l = PyDict::new(py);
-    l.set_item("p50", m.latency.p50)?;
-    l.set_item("p95", m.latency.p95)?;
-    l.set_item("p99", m.latency.p99)?;
-    d.set_item("latency", l)?;
+    d.set_item("latency", latency(py, &m.latency)?)?;
     Ok(d)
 }
 
@@ -67,6 +64,73 @@ pub fn event<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
             d.set_item("delay", delay.as_secs_f64())?;
         }
         EventKind::Failed | EventKind::Exited | EventKind::ConnectionRefused => {}
+    }
+    Ok(d)
+}
+
+pub fn pool_metrics<'py>(py: Python<'py>, m: &PoolMetrics) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("size", m.size)?;
+    d.set_item("busy", m.busy)?;
+    d.set_item("idle", m.idle)?;
+    d.set_item("queue_length", m.queue_length)?;
+    d.set_item("requests", m.requests)?;
+    d.set_item("errors", m.errors)?;
+    d.set_item("error_rate", m.error_rate)?;
+    d.set_item("latency", latency(py, &m.latency)?)?;
+    d.set_item("state", m.state)?;
+    d.set_item(
+        "breaker",
+        m.breaker.map(|b| match b {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half-open",
+        }),
+    )?;
+    let workers = PyList::empty(py);
+    for w in &m.workers {
+        let wd = PyDict::new(py);
+        wd.set_item("process_id", w.process_id)?;
+        wd.set_item("pid", w.pid)?;
+        wd.set_item("in_flight", w.in_flight)?;
+        wd.set_item("requests", w.requests)?;
+        wd.set_item("errors", w.errors)?;
+        wd.set_item("latency", latency(py, &w.latency)?)?;
+        wd.set_item("cpu", w.cpu)?;
+        wd.set_item("memory", w.memory)?;
+        workers.append(wd)?;
+    }
+    d.set_item("workers", workers)?;
+    Ok(d)
+}
+
+fn latency<'py>(py: Python<'py>, l: &titan_pm::host::Latency) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("p50", l.p50)?;
+    d.set_item("p95", l.p95)?;
+    d.set_item("p99", l.p99)?;
+    Ok(d)
+}
+
+/// `{"type": "pool:scaled", "from": 2, "to": 4}` and the like.
+pub fn pool_event<'py>(py: Python<'py>, e: &PoolEvent) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("type", e.name())?;
+    match e {
+        PoolEvent::Initialized { size } => d.set_item("size", size)?,
+        PoolEvent::Scaled { from, to } => {
+            d.set_item("from", from)?;
+            d.set_item("to", to)?;
+        }
+        PoolEvent::Failed { reason } => d.set_item("reason", reason)?,
+        PoolEvent::WorkerSpawned { process_id } | PoolEvent::WorkerCrashed { process_id } | PoolEvent::WorkerUnhealthy { process_id } => {
+            d.set_item("process_id", process_id)?
+        }
+        PoolEvent::WorkerReplaced { old, new } => {
+            d.set_item("old", old)?;
+            d.set_item("new", new)?;
+        }
+        PoolEvent::Drained | PoolEvent::Destroyed | PoolEvent::Breaker(_) => {}
     }
     Ok(d)
 }

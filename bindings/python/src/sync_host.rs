@@ -7,6 +7,7 @@
 //! manager belongs to the thread that created it.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::mem::ManuallyDrop;
 use std::thread::ThreadId;
 use std::future::Future;
@@ -15,7 +16,8 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use tokio::sync::broadcast;
-use titan_pm::{Event, ProcessManager};
+use titan_pm::pool::{PoolEvent, PoolHandle};
+use titan_pm::{CallOptions, Event, ProcessManager};
 
 use crate::{config, convert, errors, reports, SameThread};
 
@@ -29,6 +31,7 @@ struct Engine {
     // Field order is drop order: the manager handle, then its engine's tasks, then the runtime.
     pm: ProcessManager,
     events: RefCell<broadcast::Receiver<Event>>,
+    pools: RefCell<HashMap<u64, (PoolHandle, broadcast::Receiver<PoolEvent>)>>,
     local: tokio::task::LocalSet,
     rt: tokio::runtime::Runtime,
     last_run: Cell<Instant>,
@@ -64,6 +67,13 @@ impl SyncManager {
 const CATCH_UP_AFTER: Duration = Duration::from_millis(2);
 
 impl Engine {
+    fn pool_handle(&self, id: u64) -> PyResult<PoolHandle> {
+        match self.pools.borrow().get(&id) {
+            Some((h, _)) => Ok(h.clone()),
+            None => Err(errors::to_py(titan_pm::Error::Config(format!("no pool with id {id}")))),
+        }
+    }
+
     /// Runs `fut` on the engine with the GIL released; Ctrl-C (a pending signal) cancels it.
     fn run<T: Send>(&self, py: Python<'_>, fut: impl Future<Output = T>) -> PyResult<T> {
         let catch_up = self.last_run.get().elapsed() > CATCH_UP_AFTER;
@@ -110,7 +120,7 @@ impl SyncManager {
         let local = tokio::task::LocalSet::new();
         let pm = local.block_on(&rt, async { ProcessManager::new_local(cfg) });
         let events = RefCell::new(pm.events());
-        let engine = Engine { pm, events, local, rt, last_run: Cell::new(Instant::now()) };
+        let engine = Engine { pm, events, pools: RefCell::default(), local, rt, last_run: Cell::new(Instant::now()) };
         Ok(SyncManager { owner: std::thread::current().id(), engine: ManuallyDrop::new(engine) })
     }
 
@@ -188,6 +198,90 @@ impl SyncManager {
         loop {
             match rx.try_recv() {
                 Ok(ev) => out.append(reports::event(py, &ev)?)?,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- pools ----
+
+    fn pool(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
+        let target = config::target(target, in_process)?;
+        let options = config::pool(options)?;
+        let e = self.engine()?;
+        let pm = e.pm.clone();
+        let h = e.run(py, async move { pm.pool(target, options).await })?.map_err(errors::to_py)?;
+        let id = h.id();
+        let events = h.events();
+        e.pools.borrow_mut().insert(id, (h, events));
+        Ok(id)
+    }
+
+    #[pyo3(signature = (pool_id, method, args, timeout=None, key=None))]
+    fn pool_call<'py>(
+        &self,
+        py: Python<'py>,
+        pool_id: u64,
+        method: &str,
+        args: &Bound<'py, PyTuple>,
+        timeout: Option<f64>,
+        key: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let args = convert::args_to_values(args).map_err(errors::to_py)?;
+        let options: CallOptions = config::call(timeout, key)?;
+        let e = self.engine()?;
+        let h = e.pool_handle(pool_id)?.with_options(options);
+        let v = e.run(py, async move { h.call_value(method, args).await })?.map_err(errors::to_py)?;
+        convert::to_py(py, &v)
+    }
+
+    fn pool_size(&self, py: Python<'_>, pool_id: u64) -> PyResult<usize> {
+        let e = self.engine()?;
+        let h = e.pool_handle(pool_id)?;
+        e.run(py, async move { h.size().await })?.map_err(errors::to_py)
+    }
+
+    fn pool_scale(&self, py: Python<'_>, pool_id: u64, size: usize) -> PyResult<()> {
+        let e = self.engine()?;
+        let h = e.pool_handle(pool_id)?;
+        e.run(py, async move { h.scale(size).await })?.map_err(errors::to_py)
+    }
+
+    fn pool_metrics<'py>(&self, py: Python<'py>, pool_id: u64) -> PyResult<Bound<'py, PyDict>> {
+        let e = self.engine()?;
+        let h = e.pool_handle(pool_id)?;
+        let m = e.run(py, async move { h.metrics().await })?.map_err(errors::to_py)?;
+        reports::pool_metrics(py, &m)
+    }
+
+    fn pool_drain(&self, py: Python<'_>, pool_id: u64) -> PyResult<()> {
+        let e = self.engine()?;
+        let h = e.pool_handle(pool_id)?;
+        e.run(py, async move { h.drain().await })?.map_err(errors::to_py)
+    }
+
+    fn pool_destroy(&self, py: Python<'_>, pool_id: u64) -> PyResult<()> {
+        let e = self.engine()?;
+        let h = e.pool_handle(pool_id)?;
+        e.run(py, async move { h.destroy().await })?.map_err(errors::to_py)
+    }
+
+    /// The pool's events since the last look.
+    fn pool_take_events<'py>(&self, py: Python<'py>, pool_id: u64) -> PyResult<Bound<'py, PyList>> {
+        let e = self.engine()?;
+        e.run(py, async {
+            for _ in 0..8 {
+                tokio::task::yield_now().await;
+            }
+        })?;
+        let out = PyList::empty(py);
+        let mut pools = e.pools.borrow_mut();
+        let Some((_, rx)) = pools.get_mut(&pool_id) else { return Ok(out) };
+        loop {
+            match rx.try_recv() {
+                Ok(ev) => out.append(reports::pool_event(py, &ev)?)?,
                 Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
                 Err(_) => break,
             }
