@@ -17,12 +17,14 @@ async def main():
         try:
             await calc.add(1, "x")
         except TypeError as e:  # the worker's TypeError, re-raised here
-            assert isinstance(e, RemoteError)
-            print("remote error:", e.remote_type, "-", e.message)
+            assert isinstance(e, RemoteError) and e.remote_type == "TypeError"
+            print("remote error:", e)
         print("processes:", pm.list_processes())
         print("health:", await pm.get_health(calc.process_id))
         m = await pm.get_metrics(calc.process_id)
         print(f"metrics: {m['requests']} requests, {m['errors']} errors, p50 {m['latency']['p50']:.3f} ms")
+        pool = await pm.pool(os.path.join(HERE, "calculator.py"), size=2, strategy="round-robin")
+        print("pool:", await pool.add(1, 2), "from", pool.size, "workers")
 
 
 if __name__ == "__main__":
