@@ -1,10 +1,13 @@
 """`titan_pm.ProcessManager`: the asyncio host.
 
-The core engine runs on a thread of its own, so processes are supervised
-(crashes noticed, restarts made, output forwarded) whatever the event loop is
-doing. Results reach the loop in batches through a descriptor it watches; no
-engine thread ever takes the GIL. A manager belongs to the event loop that
-first used it.
+By default (`engine="loop"`) the core engine runs on the event loop's own
+thread: the loop's selector is wrapped, so while the loop waits for I/O the
+engine runs (crashes noticed, restarts made, output forwarded), and a call
+needs no thread hop. It works with asyncio's default selector loop; with any
+other loop, or with `engine="thread"`, the engine runs on a thread of its own
+and results reach the loop in batches through a descriptor it watches (it then
+also supervises while the loop is busy running Python code). A manager belongs
+to the event loop that first used it.
 
     async with ProcessManager() as pm:
         calc = await pm.spawn("calculator.py")
@@ -23,7 +26,9 @@ import inspect
 from typing import Any, Callable, Dict, List, Optional
 
 from . import _native
+from ._loop import ThreadDelivery, loop_driver
 from ._options import check_event, manager_options, native_target
+from .errors import ConfigError
 
 __all__ = ["ProcessManager", "ProcessHandle", "Pool"]
 
@@ -125,9 +130,11 @@ class Pool:
 
     def on(self, event: str, callback: Callable[[Event], Any]) -> Callable[[Event], Any]:
         """Calls `callback(event)` for each pool event named `event` ("pool:scaled", "worker:crashed", ..., or "*")."""
-        self._pm._pool_listeners.setdefault(self.pool_id, {}).setdefault(event, []).append(callback)
-        if self.pool_id not in self._pm._pool_tokens.values():
-            self._pm._pool_tokens[self._pm._native.pool_subscribe(self.pool_id)] = self.pool_id
+        listeners = self._pm._pool_listeners.setdefault(self.pool_id, {})
+        if not listeners:
+            token = self._pm._native.pool_subscribe(self.pool_id)
+            self._pm._delivery.streams[token] = lambda e: self._pm._emit(e, listeners)
+        listeners.setdefault(event, []).append(callback)
         return callback
 
     def __repr__(self) -> str:
@@ -143,14 +150,26 @@ class ProcessManager:
     `output` ("prefix", "inherit", "ignore" or a callable `(stream, name, pid,
     line)`), `python` (default: this interpreter), `node`, `tcp_host`."""
 
-    def __init__(self, *, isolation: str = "child", transport: str = "ipc", python: Optional[str] = None, **options: Any):
-        self._native = _native.AsyncManager(manager_options(isolation, transport, python, options))
+    def __init__(
+        self,
+        *,
+        isolation: str = "child",
+        transport: str = "ipc",
+        python: Optional[str] = None,
+        engine: str = "loop",
+        **options: Any,
+    ):
+        if engine not in ("loop", "thread"):
+            raise ConfigError(f"unknown engine {engine!r} (expected loop or thread)")
+        self._options = manager_options(isolation, transport, python, options)
         self._isolation = isolation
+        self._engine = engine
+        self._native: Any = None
+        self._delivery: Any = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._waiting: Dict[int, "asyncio.Future[Any]"] = {}
         self._listeners: Dict[str, List[Callable[[Event], Any]]] = {}
         self._pool_listeners: Dict[int, Dict[str, List[Callable[[Event], Any]]]] = {}
-        self._pool_tokens: Dict[int, int] = {}  # event token -> pool id
 
     async def __aenter__(self) -> "ProcessManager":
         self._bind()
@@ -163,28 +182,33 @@ class ProcessManager:
 
     def _bind(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            if self._loop is not None and not self._loop.is_closed():
-                raise RuntimeError("this ProcessManager belongs to another event loop")
-            self._loop = loop
-            loop.add_reader(self._native.wake_fd(), self._drain)
+        if self._loop is loop:
+            return loop
+        if self._loop is not None and not self._loop.is_closed():
+            raise RuntimeError("this ProcessManager belongs to another event loop")
+        if self._native is None:
+            driver = loop_driver(loop) if self._engine == "loop" else None
+            if driver is not None:
+                self._native = _native.AsyncManager(self._options, driver.native)
+                self._delivery = driver
+            else:
+                self._native = _native.AsyncManager(self._options)
+                self._delivery = ThreadDelivery(self._native)
+            self._waiting = self._delivery.waiting
+            if self._listeners:
+                self._subscribe()
+        elif isinstance(self._delivery, ThreadDelivery):
+            pass  # the engine thread outlives a loop: watch it from the new one
+        else:
+            raise RuntimeError("this ProcessManager's event loop is closed; create a new manager")
+        if isinstance(self._delivery, ThreadDelivery):
+            self._delivery.attach(loop)
+        self._loop = loop
         return loop
 
-    def _drain(self) -> None:
-        for token, ok, value in self._native.drain():
-            if token == 0:
-                self._emit(value, self._listeners)
-                continue
-            if token in self._pool_tokens:
-                self._emit(value, self._pool_listeners.get(self._pool_tokens[token], {}))
-                continue
-            fut = self._waiting.pop(token, None)
-            if fut is None or fut.done():
-                continue
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
+    def _subscribe(self) -> None:
+        token = self._native.subscribe_events()
+        self._delivery.streams[token] = lambda e: self._emit(e, self._listeners)
 
     def _wait(self, token: int) -> "asyncio.Future[Any]":
         fut = self._bind().create_future()
@@ -287,34 +311,41 @@ class ProcessManager:
 
     async def kill(self, process_id: int) -> None:
         """Stops a process at once; not a crash, so it is not restarted."""
+        self._bind()
         await self._wait(self._native.kill(process_id))
 
     def list_processes(self) -> List[Dict[str, Any]]:
         """Every process: process_id, name, pid, state, restarts, isolation, transport."""
+        self._bind()
         return self._native.list_processes()
 
     def get_process(self, process_id: int) -> Dict[str, Any]:
+        self._bind()
         return self._native.get_process(process_id)
 
     async def get_health(self, process_id: int) -> Dict[str, Any]:
         """{"status", "checks", "timestamp"}: the worker's own check, never queued behind calls."""
+        self._bind()
         return await self._wait(self._native.get_health(process_id))
 
     async def get_metrics(self, process_id: int) -> Dict[str, Any]:
         """{"cpu" (% of one core), "memory" (RSS bytes), "requests", "errors", "latency": {"p50", "p95", "p99"} (ms)}."""
+        self._bind()
         return await self._wait(self._native.get_metrics(process_id))
 
     async def shutdown(self) -> None:
         """Stops intake, drains in-flight calls, runs @on_shutdown hooks, then SIGTERM and SIGKILL."""
+        if self._native is None:
+            return
+        self._bind()
         await self._wait(self._native.shutdown())
-        self._drain()
 
     def on(self, event: str, callback: Callable[[Event], Any]) -> Callable[[Event], Any]:
         """Calls `callback(event)` for each `event` ("spawn", "ready", "crash", "restart",
         "failed", "exit", "refused", or "*" for all); returns the callback."""
         check_event(event)
-        if not self._listeners:
-            self._native.subscribe_events()
+        if not self._listeners and self._native is not None:
+            self._subscribe()
         self._listeners.setdefault(event, []).append(callback)
         return callback
 

@@ -1,324 +1,106 @@
-//! `titan_pm.ProcessManager`'s engine: the core runs on an engine thread of
-//! its own (so it supervises while the event loop does other work), and results
-//! come back to the asyncio loop without the GIL: a finished operation wakes a
-//! socket the loop watches (`loop.add_reader`), and `drain` hands the results
-//! over on the loop's thread, many at a time.
+//! `titan_pm.ProcessManager`'s engines. An operation (spawn, call, ...) is a
+//! core future started here under a token; its result reaches Python as
+//! `(token, ok, value)` and the Python side resolves the awaiting future.
+//! Dropping an operation (`cancel`) cancels it in the engine, and so a call in
+//! the worker. Two drivers run the core engine:
 //!
-//! Each operation is a core future polled here with a waker that names it;
-//! dropping it (`cancel`) cancels the operation in the engine, and so the call
-//! in the worker.
+//! - [`LoopRuntime`] (the default): the engine runs on the event loop's own
+//!   thread. `titan_pm._loop` wraps the loop's selector, whose `select` calls
+//!   [`LoopRuntime::wait`]: the engine runs, with the GIL released, until one
+//!   of the loop's own descriptors is ready, its timeout passes, or a result is
+//!   ready for Python. No thread hop per call; the engine progresses whenever
+//!   the loop is not running Python code.
+//! - the thread driver: the engine runs on a thread of its own (any event loop,
+//!   and supervision while the loop is busy); results wake a socket the loop
+//!   watches, and `drain` hands them over in batches. No engine thread takes the GIL.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
+use std::thread::ThreadId;
+use std::time::Duration;
 
-use futures::future::BoxFuture;
+use futures::future::{AbortHandle, Abortable, BoxFuture};
 use futures::FutureExt;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use titan_pm::pool::{PoolEvent, PoolHandle, PoolMetrics};
 use titan_pm::{Error, Event, HealthReport, ProcessManager, ProcessMetrics, Value};
-use tokio::sync::broadcast;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{broadcast, Notify};
 
-use crate::{config, convert, errors, reports};
+use crate::{config, convert, errors, reports, SameThread};
 
-/// What an operation ends with, converted to Python in `drain`.
-enum Out {
+/// What an operation ends with, converted to Python when it is handed over.
+pub enum Out {
     Value(Value),
     Id(u64),
     Unit,
     Health(HealthReport),
     Metrics(ProcessMetrics),
-    /// An event, and the receiver to listen on for the next one.
+    /// An event, and the receiver to listen on for the next one (same token).
     Event(Event, broadcast::Receiver<Event>),
     PoolEvent(PoolEvent, broadcast::Receiver<PoolEvent>),
     PoolMetrics(PoolMetrics),
 }
 
 type Op = BoxFuture<'static, Result<Out, Error>>;
+type Done = Vec<(u64, Result<Out, Error>)>;
 
-/// The token of the events stream; operation tokens count up from 1.
-const EVENTS: u64 = 0;
-
-struct Wakeup {
-    ready: Mutex<Vec<u64>>,
-    signalled: AtomicBool,
-    tx: UnixStream,
-}
-
-struct TokenWaker {
-    token: u64,
-    wakeup: Arc<Wakeup>,
-}
-
-impl Wakeup {
-    /// Makes the loop's descriptor readable, once until the next `drain`.
-    fn signal(&self) {
-        if !self.signalled.swap(true, Ordering::AcqRel) {
-            let _ = (&self.tx).write(&[1]);
-        }
-    }
-}
-
-impl Wake for TokenWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref()
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.wakeup.ready.lock().unwrap().push(self.token);
-        self.wakeup.signal();
-    }
-}
-
-#[pyclass(module = "titan_pm._native")]
-pub struct AsyncManager {
-    pm: ProcessManager,
-    wakeup: Arc<Wakeup>,
-    rx: UnixStream,
-    ops: Mutex<HashMap<u64, Op>>,
-    done: Mutex<Vec<(u64, Result<Out, Error>)>>,
-    pools: Arc<Mutex<HashMap<u64, PoolHandle>>>,
-    next: AtomicU64,
-}
-
-impl AsyncManager {
-    /// Starts `op` and returns its token; its result comes out of `drain`.
-    fn start(&self, op: impl Future<Output = Result<Out, Error>> + Send + 'static) -> u64 {
-        let token = self.next.fetch_add(1, Ordering::Relaxed);
-        self.begin(token, op.boxed());
-        token
-    }
-
-    /// Polls `op` once (the first poll sends the job to the engine) and keeps it.
-    fn begin(&self, token: u64, op: Op) {
-        self.ops.lock().unwrap().insert(token, op);
-        self.wakeup.ready.lock().unwrap().push(token);
-        self.poll_ready();
-        if !self.done.lock().unwrap().is_empty() {
-            self.wakeup.signal();
-        }
-    }
-
-    /// Polls every woken operation; finished ones wait in `done` for `drain`.
-    fn poll_ready(&self) {
-        let tokens = std::mem::take(&mut *self.wakeup.ready.lock().unwrap());
-        let mut ops = self.ops.lock().unwrap();
-        for token in tokens {
-            let Some(op) = ops.get_mut(&token) else { continue };
-            let waker = Waker::from(Arc::new(TokenWaker { token, wakeup: self.wakeup.clone() }));
-            if let Poll::Ready(r) = Pin::new(op).poll(&mut Context::from_waker(&waker)) {
-                ops.remove(&token);
-                self.done.lock().unwrap().push((token, r));
+fn events_op(mut rx: broadcast::Receiver<Event>) -> Op {
+    async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => return Ok(Out::Event(e, rx)),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return Ok(Out::Unit),
             }
         }
     }
+    .boxed()
+}
 
-    /// Waits for the next lifecycle event on `rx` (token 0).
-    fn watch_events(&self, mut rx: broadcast::Receiver<Event>) {
-        let op = async move {
-            loop {
-                match rx.recv().await {
-                    Ok(e) => return Ok(Out::Event(e, rx)),
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return Ok(Out::Unit),
-                }
+fn pool_events_op(mut rx: broadcast::Receiver<PoolEvent>) -> Op {
+    async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => return Ok(Out::PoolEvent(e, rx)),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return Ok(Out::Unit),
             }
+        }
+    }
+    .boxed()
+}
+
+/// Converts finished operations to `(token, ok, value)`; an event stream is re-armed under its token.
+fn hand_over<'py>(py: Python<'py>, done: Done, rearm: impl Fn(u64, Op)) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for (token, result) in done {
+        let (ok, value) = match result {
+            Ok(Out::Event(e, rx)) => {
+                rearm(token, events_op(rx));
+                (true, reports::event(py, &e)?.into_any())
+            }
+            Ok(Out::PoolEvent(e, rx)) => {
+                rearm(token, pool_events_op(rx));
+                (true, reports::pool_event(py, &e)?.into_any())
+            }
+            Ok(out) => (true, to_python(py, out)?),
+            Err(e) => (false, errors::to_py(e).into_value(py).into_bound(py).into_any()),
         };
-        self.begin(EVENTS, op.boxed());
+        out.append((token, ok, value))?;
     }
-
-    /// Waits for the next event of a pool, under the same `token` each time.
-    fn watch_pool_events(&self, token: u64, mut rx: broadcast::Receiver<PoolEvent>) {
-        let op = async move {
-            loop {
-                match rx.recv().await {
-                    Ok(e) => return Ok(Out::PoolEvent(e, rx)),
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return Ok(Out::Unit),
-                }
-            }
-        };
-        self.begin(token, op.boxed());
-    }
-
-    fn pools_handle(&self) -> Arc<Mutex<HashMap<u64, PoolHandle>>> {
-        self.pools.clone()
-    }
-
-    fn pool_handle(&self, id: u64) -> PyResult<PoolHandle> {
-        self.pools.lock().unwrap().get(&id).cloned().ok_or_else(|| errors::to_py(Error::Config(format!("no pool with id {id}"))))
-    }
-}
-
-#[pymethods]
-impl AsyncManager {
-    #[new]
-    fn new(options: &Bound<'_, PyDict>) -> PyResult<Self> {
-        let cfg = config::manager(options)?;
-        let (rx, tx) = UnixStream::pair().map_err(|e| errors::to_py(Error::Config(format!("socketpair: {e}"))))?;
-        rx.set_nonblocking(true).ok();
-        tx.set_nonblocking(true).ok();
-        let wakeup = Arc::new(Wakeup { ready: Mutex::default(), signalled: AtomicBool::new(false), tx });
-        let m = AsyncManager { pm: ProcessManager::new(cfg), wakeup, rx, ops: Mutex::default(), done: Mutex::default(), pools: Arc::default(), next: AtomicU64::new(1) };
-        Ok(m)
-    }
-
-    /// The descriptor the event loop watches; readable when `drain` has work.
-    fn wake_fd(&self) -> i32 {
-        self.rx.as_raw_fd()
-    }
-
-    /// Starts delivering lifecycle events through `drain` (token 0).
-    fn subscribe_events(&self) {
-        self.watch_events(self.pm.events());
-    }
-
-    /// Finished operations as `(token, ok, value_or_exception)`.
-    fn drain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let mut buf = [0u8; 64];
-        while matches!((&self.rx).read(&mut buf), Ok(n) if n > 0) {}
-        self.wakeup.signalled.store(false, Ordering::Release);
-        self.poll_ready();
-        let done = std::mem::take(&mut *self.done.lock().unwrap());
-        let out = PyList::empty(py);
-        for (token, result) in done {
-            let (ok, value) = match result {
-                Ok(Out::Event(e, rx)) => {
-                    self.watch_events(rx);
-                    (true, reports::event(py, &e)?.into_any())
-                }
-                Ok(Out::PoolEvent(e, rx)) => {
-                    self.watch_pool_events(token, rx);
-                    (true, reports::pool_event(py, &e)?.into_any())
-                }
-                Ok(out) => (true, to_python(py, out)?),
-                Err(e) => (false, errors::to_py(e).into_value(py).into_bound(py).into_any()),
-            };
-            out.append((token, ok, value))?;
-        }
-        Ok(out)
-    }
-
-    /// Drops an operation: a call in flight is cancelled in the worker.
-    fn cancel(&self, token: u64) {
-        let op = self.ops.lock().unwrap().remove(&token);
-        drop(op);
-    }
-
-    fn spawn(&self, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
-        let target = config::target(target, in_process)?;
-        let options = config::spawn(options)?;
-        let pm = self.pm.clone();
-        Ok(self.start(async move { pm.spawn(target, options).await.map(|h| Out::Id(h.id())) }))
-    }
-
-    #[pyo3(signature = (process_id, method, args, timeout=None, key=None))]
-    fn call(&self, process_id: u64, method: &str, args: &Bound<'_, PyTuple>, timeout: Option<f64>, key: Option<String>) -> PyResult<u64> {
-        let args = convert::args_to_values(args).map_err(errors::to_py)?;
-        let options = config::call(timeout, key)?;
-        let pm = self.pm.clone();
-        let method = method.to_string();
-        Ok(self.start(async move { pm.call_value(process_id, &method, args, options).await.map(Out::Value) }))
-    }
-
-    fn kill(&self, process_id: u64) -> u64 {
-        let pm = self.pm.clone();
-        self.start(async move { pm.kill(process_id).await.map(|_| Out::Unit) })
-    }
-
-    fn get_health(&self, process_id: u64) -> u64 {
-        let pm = self.pm.clone();
-        self.start(async move { pm.get_health(process_id).await.map(Out::Health) })
-    }
-
-    fn get_metrics(&self, process_id: u64) -> u64 {
-        let pm = self.pm.clone();
-        self.start(async move { pm.get_metrics(process_id).await.map(Out::Metrics) })
-    }
-
-    fn shutdown(&self) -> u64 {
-        let pm = self.pm.clone();
-        self.start(async move {
-            pm.shutdown().await;
-            Ok(Out::Unit)
-        })
-    }
-
-    /// Blocks briefly (one engine round trip) for the process table.
-    fn list_processes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let pm = self.pm.clone();
-        let list = py.detach(move || futures::executor::block_on(pm.list_processes()));
-        reports::infos(py, &list)
-    }
-
-    fn get_process<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyDict>> {
-        let pm = self.pm.clone();
-        let info = py.detach(move || futures::executor::block_on(pm.get_process(process_id))).map_err(errors::to_py)?;
-        reports::info(py, &info)
-    }
-
-    // ---- pools ----
-
-    fn pool(&self, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
-        let target = config::target(target, in_process)?;
-        let options = config::pool(options)?;
-        let pm = self.pm.clone();
-        let pools = self.pools_handle();
-        Ok(self.start(async move {
-            let h = pm.pool(target, options).await?;
-            let id = h.id();
-            pools.lock().unwrap().insert(id, h);
-            Ok(Out::Id(id))
-        }))
-    }
-
-    #[pyo3(signature = (pool_id, method, args, timeout=None, key=None))]
-    fn pool_call(&self, pool_id: u64, method: &str, args: &Bound<'_, PyTuple>, timeout: Option<f64>, key: Option<String>) -> PyResult<u64> {
-        let args = convert::args_to_values(args).map_err(errors::to_py)?;
-        let h = self.pool_handle(pool_id)?.with_options(config::call(timeout, key)?);
-        let method = method.to_string();
-        Ok(self.start(async move { h.call_value(&method, args).await.map(Out::Value) }))
-    }
-
-    /// Blocks briefly (one engine round trip) for the pool's size.
-    fn pool_size(&self, py: Python<'_>, pool_id: u64) -> PyResult<usize> {
-        let h = self.pool_handle(pool_id)?;
-        py.detach(move || futures::executor::block_on(h.size())).map_err(errors::to_py)
-    }
-
-    fn pool_scale(&self, pool_id: u64, size: usize) -> PyResult<u64> {
-        let h = self.pool_handle(pool_id)?;
-        Ok(self.start(async move { h.scale(size).await.map(|_| Out::Unit) }))
-    }
-
-    fn pool_metrics(&self, pool_id: u64) -> PyResult<u64> {
-        let h = self.pool_handle(pool_id)?;
-        Ok(self.start(async move { h.metrics().await.map(Out::PoolMetrics) }))
-    }
-
-    fn pool_drain(&self, pool_id: u64) -> PyResult<u64> {
-        let h = self.pool_handle(pool_id)?;
-        Ok(self.start(async move { h.drain().await.map(|_| Out::Unit) }))
-    }
-
-    fn pool_destroy(&self, pool_id: u64) -> PyResult<u64> {
-        let h = self.pool_handle(pool_id)?;
-        Ok(self.start(async move { h.destroy().await.map(|_| Out::Unit) }))
-    }
-
-    /// Starts delivering the pool's events through `drain`, all under the returned token.
-    fn pool_subscribe(&self, pool_id: u64) -> PyResult<u64> {
-        let rx = self.pool_handle(pool_id)?.events();
-        let token = self.next.fetch_add(1, Ordering::Relaxed);
-        self.watch_pool_events(token, rx);
-        Ok(token)
-    }
+    Ok(out)
 }
 
 fn to_python(py: Python<'_>, out: Out) -> PyResult<Bound<'_, PyAny>> {
@@ -332,4 +114,485 @@ fn to_python(py: Python<'_>, out: Out) -> PyResult<Bound<'_, PyAny>> {
         Out::PoolEvent(e, _) => reports::pool_event(py, &e)?.into_any(),
         Out::PoolMetrics(m) => reports::pool_metrics(py, &m)?.into_any(),
     })
+}
+
+// ---- the loop driver ----
+
+/// The core engine's runtime on an event loop's thread (one per loop, shared by its managers).
+#[pyclass(frozen, module = "titan_pm._native")]
+pub struct LoopRuntime {
+    owner: ThreadId,
+    inner: ManuallyDrop<LoopInner>,
+}
+
+struct LoopInner {
+    done: Rc<RefCell<Done>>,
+    notify: Rc<Notify>,
+    tasks: RefCell<HashMap<u64, AbortHandle>>,
+    next: Cell<u64>,
+    watched: RefCell<Option<(RawFd, Rc<AsyncFd<Fd>>)>>,
+    local: tokio::task::LocalSet,
+    rt: tokio::runtime::Runtime,
+}
+
+/// A descriptor the loop owns; watched, never closed, here.
+struct Fd(RawFd);
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+// SAFETY: the runtime is only touched on its owner thread: `inner()` checks,
+// and a drop on another thread (a garbage collection there) leaks it instead.
+unsafe impl Send for LoopRuntime {}
+unsafe impl Sync for LoopRuntime {}
+
+impl Drop for LoopRuntime {
+    fn drop(&mut self) {
+        if std::thread::current().id() == self.owner {
+            // SAFETY: dropped once, here.
+            unsafe { ManuallyDrop::drop(&mut self.inner) };
+        }
+    }
+}
+
+impl LoopRuntime {
+    fn inner(&self) -> PyResult<&LoopInner> {
+        if std::thread::current().id() != self.owner {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "a titan_pm.ProcessManager is used from its event loop's thread",
+            ));
+        }
+        Ok(&self.inner)
+    }
+}
+
+impl LoopInner {
+    fn begin(&self, token: u64, op: Op) {
+        let (abort, registration) = AbortHandle::new_pair();
+        let (done, notify) = (self.done.clone(), self.notify.clone());
+        self.local.spawn_local(async move {
+            if let Ok(r) = Abortable::new(op, registration).await {
+                done.borrow_mut().push((token, r));
+                notify.notify_one();
+            }
+        });
+        self.tasks.borrow_mut().insert(token, abort);
+    }
+
+    fn token(&self) -> u64 {
+        let t = self.next.get() + 1;
+        self.next.set(t);
+        t
+    }
+
+    /// Runs `fut` to completion on the engine (the GIL released).
+    fn block_on<T: Send>(&self, py: Python<'_>, fut: impl Future<Output = T>) -> T {
+        let job = SameThread((self, fut));
+        py.detach(move || {
+            let (me, fut) = job.into_inner();
+            me.local.block_on(&me.rt, fut)
+        })
+    }
+
+    fn watched(&self, fd: RawFd) -> Result<Rc<AsyncFd<Fd>>, String> {
+        if let Some((f, w)) = self.watched.borrow().as_ref() {
+            if *f == fd {
+                return Ok(w.clone());
+            }
+        }
+        let _rt = self.rt.enter();
+        // SAFETY: the loop's selector keeps `fd` open until it closes, and it calls
+        // `release` (dropping this registration) before it does.
+        let w = unsafe { AsyncFd::register_with_interest(Fd(fd), tokio::io::Interest::READABLE) };
+        let w = Rc::new(w.map_err(|e| e.to_string())?);
+        *self.watched.borrow_mut() = Some((fd, w.clone()));
+        Ok(w)
+    }
+}
+
+fn readable_now(fd: RawFd) -> bool {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, no timeout.
+    unsafe { libc::poll(&mut p, 1, 0) > 0 }
+}
+
+#[pymethods]
+impl LoopRuntime {
+    #[new]
+    fn new() -> PyResult<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| errors::to_py(Error::Config(format!("cannot start a runtime: {e}"))))?;
+        let inner = LoopInner {
+            done: Rc::default(),
+            notify: Rc::default(),
+            tasks: RefCell::default(),
+            next: Cell::new(0),
+            watched: RefCell::default(),
+            local: tokio::task::LocalSet::new(),
+            rt,
+        };
+        Ok(LoopRuntime { owner: std::thread::current().id(), inner: ManuallyDrop::new(inner) })
+    }
+
+    /// The selector's wait: runs the engine until `fd` (the loop's own selector)
+    /// is readable, `timeout` seconds pass (None: no limit), or results are ready.
+    #[pyo3(signature = (fd, timeout=None))]
+    fn wait(&self, py: Python<'_>, fd: RawFd, timeout: Option<f64>) -> PyResult<()> {
+        let inner = self.inner()?;
+        let at_once = timeout == Some(0.0) || !inner.done.borrow().is_empty() || readable_now(fd);
+        let watched = if at_once { None } else { Some(inner.watched(fd).map_err(|e| errors::to_py(Error::Config(format!("cannot watch the loop: {e}"))))?) };
+        let (done, notify) = (inner.done.clone(), inner.notify.clone());
+        inner.block_on(py, SameThread(async move {
+            // One turn of the engine: ready tasks run and I/O is polled without blocking.
+            tokio::task::yield_now().await;
+            let Some(watched) = watched else { return };
+            if !done.borrow().is_empty() {
+                return;
+            }
+            let limit = async {
+                match timeout {
+                    Some(t) => tokio::time::sleep(Duration::from_secs_f64(t.max(0.0))).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = watched.readable() => if let Ok(mut g) = r { g.clear_ready() },
+                _ = notify.notified() => {}
+                _ = limit => {}
+            }
+        }));
+        Ok(())
+    }
+
+    /// Finished operations as `(token, ok, value_or_exception)`.
+    fn take_done<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let inner = self.inner()?;
+        let done = std::mem::take(&mut *inner.done.borrow_mut());
+        {
+            let mut tasks = inner.tasks.borrow_mut();
+            for (token, _) in &done {
+                tasks.remove(token);
+            }
+        }
+        hand_over(py, done, |token, op| inner.begin(token, op))
+    }
+
+    /// Stops watching the loop's descriptor (the selector is about to close it).
+    fn release(&self) -> PyResult<()> {
+        self.inner()?.watched.borrow_mut().take();
+        Ok(())
+    }
+
+    fn cancel(&self, token: u64) -> PyResult<()> {
+        if let Some(abort) = self.inner()?.tasks.borrow_mut().remove(&token) {
+            abort.abort();
+        }
+        Ok(())
+    }
+}
+
+/// `SameThread` for a future: lets a `!Send` future cross `detach`, which runs on this thread.
+impl<F: Future> Future for SameThread<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: structural pinning of the only field.
+        unsafe { self.map_unchecked_mut(|s| &mut s.0) }.poll(cx)
+    }
+}
+
+// ---- the thread driver ----
+
+struct Wakeup {
+    ready: Mutex<Vec<u64>>,
+    signalled: AtomicBool,
+    tx: UnixStream,
+}
+
+impl Wakeup {
+    /// Makes the loop's descriptor readable, once until the next `drain`.
+    fn signal(&self) {
+        if !self.signalled.swap(true, Ordering::AcqRel) {
+            let _ = (&self.tx).write(&[1]);
+        }
+    }
+}
+
+struct TokenWaker {
+    token: u64,
+    wakeup: Arc<Wakeup>,
+}
+
+impl Wake for TokenWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakeup.ready.lock().unwrap().push(self.token);
+        self.wakeup.signal();
+    }
+}
+
+/// Operations polled on the Python thread with wakers that name them; the engine runs on its own thread.
+struct ThreadDriver {
+    wakeup: Arc<Wakeup>,
+    rx: UnixStream,
+    ops: Mutex<HashMap<u64, Op>>,
+    done: Mutex<Done>,
+    next: AtomicU64,
+}
+
+impl ThreadDriver {
+    fn new() -> PyResult<Self> {
+        let (rx, tx) = UnixStream::pair().map_err(|e| errors::to_py(Error::Config(format!("socketpair: {e}"))))?;
+        rx.set_nonblocking(true).ok();
+        tx.set_nonblocking(true).ok();
+        let wakeup = Arc::new(Wakeup { ready: Mutex::default(), signalled: AtomicBool::new(false), tx });
+        Ok(ThreadDriver { wakeup, rx, ops: Mutex::default(), done: Mutex::default(), next: AtomicU64::new(1) })
+    }
+
+    /// Polls `op` once (the first poll sends the job to the engine) and keeps it.
+    fn begin(&self, token: u64, op: Op) {
+        self.ops.lock().unwrap().insert(token, op);
+        self.wakeup.ready.lock().unwrap().push(token);
+        self.poll_ready();
+        if !self.done.lock().unwrap().is_empty() {
+            self.wakeup.signal();
+        }
+    }
+
+    fn poll_ready(&self) {
+        let tokens = std::mem::take(&mut *self.wakeup.ready.lock().unwrap());
+        let mut ops = self.ops.lock().unwrap();
+        for token in tokens {
+            let Some(op) = ops.get_mut(&token) else { continue };
+            let waker = Waker::from(Arc::new(TokenWaker { token, wakeup: self.wakeup.clone() }));
+            if let Poll::Ready(r) = Pin::new(op).poll(&mut Context::from_waker(&waker)) {
+                ops.remove(&token);
+                self.done.lock().unwrap().push((token, r));
+            }
+        }
+    }
+
+    fn take(&self) -> Done {
+        let mut buf = [0u8; 64];
+        while matches!((&self.rx).read(&mut buf), Ok(n) if n > 0) {}
+        self.wakeup.signalled.store(false, Ordering::Release);
+        self.poll_ready();
+        std::mem::take(&mut *self.done.lock().unwrap())
+    }
+}
+
+// ---- the manager ----
+
+enum Driver {
+    Loop(Py<LoopRuntime>),
+    Thread(ThreadDriver),
+}
+
+#[pyclass(module = "titan_pm._native")]
+pub struct AsyncManager {
+    pm: ProcessManager,
+    driver: Driver,
+    pools: Arc<Mutex<HashMap<u64, PoolHandle>>>,
+}
+
+impl AsyncManager {
+    /// Starts `op` and returns its token.
+    fn start(&self, py: Python<'_>, op: impl Future<Output = Result<Out, Error>> + Send + 'static) -> PyResult<u64> {
+        self.start_op(py, op.boxed())
+    }
+
+    fn start_op(&self, py: Python<'_>, op: Op) -> PyResult<u64> {
+        match &self.driver {
+            Driver::Loop(rt) => {
+                let rt = rt.bind(py).get();
+                let inner = rt.inner()?;
+                let token = inner.token();
+                inner.begin(token, op);
+                Ok(token)
+            }
+            Driver::Thread(d) => {
+                let token = d.next.fetch_add(1, Ordering::Relaxed);
+                d.begin(token, op);
+                Ok(token)
+            }
+        }
+    }
+
+    /// Runs `fut` to completion now.
+    fn block_on<T: Send>(&self, py: Python<'_>, fut: impl Future<Output = T> + Send) -> PyResult<T> {
+        match &self.driver {
+            Driver::Loop(rt) => Ok(rt.bind(py).get().inner()?.block_on(py, fut)),
+            Driver::Thread(_) => Ok(py.detach(move || futures::executor::block_on(fut))),
+        }
+    }
+
+    fn pool_handle(&self, id: u64) -> PyResult<PoolHandle> {
+        self.pools.lock().unwrap().get(&id).cloned().ok_or_else(|| errors::to_py(Error::Config(format!("no pool with id {id}"))))
+    }
+}
+
+#[pymethods]
+impl AsyncManager {
+    /// With a `LoopRuntime`, the engine runs on that loop's thread; without, on a thread of its own.
+    #[new]
+    #[pyo3(signature = (options, runtime=None))]
+    fn new(py: Python<'_>, options: &Bound<'_, PyDict>, runtime: Option<Py<LoopRuntime>>) -> PyResult<Self> {
+        let cfg = config::manager(options)?;
+        let (pm, driver) = match runtime {
+            Some(rt) => {
+                let pm = {
+                    let inner = rt.bind(py).get().inner()?;
+                    inner.block_on(py, SameThread(async { ProcessManager::new_local(cfg) }))
+                };
+                (pm, Driver::Loop(rt))
+            }
+            None => (ProcessManager::new(cfg), Driver::Thread(ThreadDriver::new()?)),
+        };
+        Ok(AsyncManager { pm, driver, pools: Arc::default() })
+    }
+
+    /// The thread driver's descriptor the event loop watches (readable when `drain` has work); None for the loop driver.
+    fn wake_fd(&self) -> Option<i32> {
+        match &self.driver {
+            Driver::Thread(d) => Some(d.rx.as_raw_fd()),
+            Driver::Loop(_) => None,
+        }
+    }
+
+    /// The thread driver's finished operations as `(token, ok, value_or_exception)`.
+    fn drain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        match &self.driver {
+            Driver::Thread(d) => hand_over(py, d.take(), |token, op| d.begin(token, op)),
+            Driver::Loop(_) => Ok(PyList::empty(py)),
+        }
+    }
+
+    /// Drops an operation: a call in flight is cancelled in the worker.
+    fn cancel(&self, py: Python<'_>, token: u64) -> PyResult<()> {
+        match &self.driver {
+            Driver::Loop(rt) => rt.bind(py).get().cancel(token),
+            Driver::Thread(d) => {
+                let op = d.ops.lock().unwrap().remove(&token);
+                drop(op);
+                Ok(())
+            }
+        }
+    }
+
+    /// Delivers lifecycle events, each under the returned token.
+    fn subscribe_events(&self, py: Python<'_>) -> PyResult<u64> {
+        self.start_op(py, events_op(self.pm.events()))
+    }
+
+    fn spawn(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
+        let target = config::target(target, in_process)?;
+        let options = config::spawn(options)?;
+        let pm = self.pm.clone();
+        self.start(py, async move { pm.spawn(target, options).await.map(|h| Out::Id(h.id())) })
+    }
+
+    #[pyo3(signature = (process_id, method, args, timeout=None, key=None))]
+    fn call(&self, py: Python<'_>, process_id: u64, method: &str, args: &Bound<'_, PyTuple>, timeout: Option<f64>, key: Option<String>) -> PyResult<u64> {
+        let args = convert::args_to_values(args).map_err(errors::to_py)?;
+        let options = config::call(timeout, key)?;
+        let pm = self.pm.clone();
+        let method = method.to_string();
+        self.start(py, async move { pm.call_value(process_id, &method, args, options).await.map(Out::Value) })
+    }
+
+    fn kill(&self, py: Python<'_>, process_id: u64) -> PyResult<u64> {
+        let pm = self.pm.clone();
+        self.start(py, async move { pm.kill(process_id).await.map(|_| Out::Unit) })
+    }
+
+    fn get_health(&self, py: Python<'_>, process_id: u64) -> PyResult<u64> {
+        let pm = self.pm.clone();
+        self.start(py, async move { pm.get_health(process_id).await.map(Out::Health) })
+    }
+
+    fn get_metrics(&self, py: Python<'_>, process_id: u64) -> PyResult<u64> {
+        let pm = self.pm.clone();
+        self.start(py, async move { pm.get_metrics(process_id).await.map(Out::Metrics) })
+    }
+
+    fn shutdown(&self, py: Python<'_>) -> PyResult<u64> {
+        let pm = self.pm.clone();
+        self.start(py, async move {
+            pm.shutdown().await;
+            Ok(Out::Unit)
+        })
+    }
+
+    /// Blocks briefly (one engine round trip) for the process table.
+    fn list_processes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let pm = self.pm.clone();
+        let list = self.block_on(py, async move { pm.list_processes().await })?;
+        reports::infos(py, &list)
+    }
+
+    fn get_process<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyDict>> {
+        let pm = self.pm.clone();
+        let info = self.block_on(py, async move { pm.get_process(process_id).await })?.map_err(errors::to_py)?;
+        reports::info(py, &info)
+    }
+
+    // ---- pools ----
+
+    fn pool(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
+        let target = config::target(target, in_process)?;
+        let options = config::pool(options)?;
+        let pm = self.pm.clone();
+        let pools = self.pools.clone();
+        self.start(py, async move {
+            let h = pm.pool(target, options).await?;
+            let id = h.id();
+            pools.lock().unwrap().insert(id, h);
+            Ok(Out::Id(id))
+        })
+    }
+
+    #[pyo3(signature = (pool_id, method, args, timeout=None, key=None))]
+    fn pool_call(&self, py: Python<'_>, pool_id: u64, method: &str, args: &Bound<'_, PyTuple>, timeout: Option<f64>, key: Option<String>) -> PyResult<u64> {
+        let args = convert::args_to_values(args).map_err(errors::to_py)?;
+        let h = self.pool_handle(pool_id)?.with_options(config::call(timeout, key)?);
+        let method = method.to_string();
+        self.start(py, async move { h.call_value(&method, args).await.map(Out::Value) })
+    }
+
+    /// Blocks briefly (one engine round trip) for the pool's size.
+    fn pool_size(&self, py: Python<'_>, pool_id: u64) -> PyResult<usize> {
+        let h = self.pool_handle(pool_id)?;
+        self.block_on(py, async move { h.size().await })?.map_err(errors::to_py)
+    }
+
+    fn pool_scale(&self, py: Python<'_>, pool_id: u64, size: usize) -> PyResult<u64> {
+        let h = self.pool_handle(pool_id)?;
+        self.start(py, async move { h.scale(size).await.map(|_| Out::Unit) })
+    }
+
+    fn pool_metrics(&self, py: Python<'_>, pool_id: u64) -> PyResult<u64> {
+        let h = self.pool_handle(pool_id)?;
+        self.start(py, async move { h.metrics().await.map(Out::PoolMetrics) })
+    }
+
+    fn pool_drain(&self, py: Python<'_>, pool_id: u64) -> PyResult<u64> {
+        let h = self.pool_handle(pool_id)?;
+        self.start(py, async move { h.drain().await.map(|_| Out::Unit) })
+    }
+
+    fn pool_destroy(&self, py: Python<'_>, pool_id: u64) -> PyResult<u64> {
+        let h = self.pool_handle(pool_id)?;
+        self.start(py, async move { h.destroy().await.map(|_| Out::Unit) })
+    }
+
+    /// Delivers the pool's events, each under the returned token.
+    fn pool_subscribe(&self, py: Python<'_>, pool_id: u64) -> PyResult<u64> {
+        let rx = self.pool_handle(pool_id)?.events();
+        self.start_op(py, pool_events_op(rx))
+    }
 }

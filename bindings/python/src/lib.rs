@@ -37,6 +37,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // host
     m.add_class::<sync_host::SyncManager>()?;
     m.add_class::<async_host::AsyncManager>()?;
+    m.add_class::<async_host::LoopRuntime>()?;
     // worker
     m.add_class::<worker::Completion>()?;
     m.add_function(wrap_pyfunction!(worker::serve_worker, m)?)?;
