@@ -123,13 +123,20 @@ impl Process {
     // ---- calls ----
 
     pub(crate) async fn call(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions) -> Result<Value> {
-        let timeout = options.timeout.unwrap_or(self.spec.timeout);
+        let timeout = options.timeout.or_else(|| self.method_timeout(method)).unwrap_or(self.spec.timeout);
         let deadline = Instant::now() + timeout;
         let instance = self.instance_for_call(deadline, method, timeout).await?;
         let started = Instant::now();
         let result = self.call_instance(&instance, method, args, deadline, timeout).await;
         self.stats.borrow_mut().record(started.elapsed(), result.is_ok());
         result
+    }
+
+    /// The method's own default deadline, as the worker described it (0: none).
+    fn method_timeout(&self, method: &str) -> Option<Duration> {
+        let instance = self.instance.borrow();
+        let m = instance.as_ref()?.description.methods.iter().find(|m| m.name == method)?;
+        (m.timeout_ms > 0).then(|| Duration::from_millis(m.timeout_ms))
     }
 
     /// The running instance; waits (within the deadline) while the process starts or restarts.
