@@ -40,6 +40,17 @@ def test_the_manager_and_spawn_deadlines_apply(tmp_path):
     run(main())
 
 
+def test_a_method_default_deadline_applies_unless_the_call_sets_one():
+    with SyncProcessManager(timeout=30.0) as pm:
+        calc = pm.spawn(CALCULATOR)
+        start = time.monotonic()
+        with pytest.raises(CallTimeoutError) as e:
+            calc.bounded(30)  # @public(timeout=0.3)
+        assert time.monotonic() - start < 5.0
+        assert e.value.timeout == pytest.approx(0.3)
+        assert calc.with_options(timeout=5.0).bounded(0.5) == 0.5
+
+
 def test_cancelling_the_caller_cancels_the_remote_call(tmp_path):
     marker = tmp_path / "cancelled.txt"
 

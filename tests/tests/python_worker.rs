@@ -66,6 +66,11 @@ async fn python_errors_arrive_as_core_errors() {
         Error::Serialization { path, .. } => assert_eq!(path, r#"result["ok"][2]"#),
         other => panic!("expected a serialization error, got {other}"),
     }
+    // The method's own deadline (@public(timeout=0.3)) applies when the call sets none.
+    match calc.call::<f64>("bounded", (30,)).await.unwrap_err() {
+        Error::CallTimeout { timeout_ms, .. } => assert_eq!(timeout_ms, 300),
+        other => panic!("expected a timeout, got {other}"),
+    }
     // A crash mid-call, then the restarted worker answers.
     let err = calc.call::<()>("exit", (7,)).await.unwrap_err();
     assert!(matches!(err, Error::ProcessCrashed { exit_code: Some(7), .. }), "{err}");

@@ -80,6 +80,11 @@ class Calculator:
             with open(marker, "w") as f:
                 f.write("cancelled" if seconds > 0 else "done")
 
+    @public(timeout=0.3)
+    async def bounded(self, seconds):
+        await asyncio.sleep(seconds)
+        return seconds
+
     @public
     def exit(self, code):
         os._exit(code)
