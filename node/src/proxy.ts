@@ -6,10 +6,18 @@ import type { CallOptions, ProcessProxy } from './types';
 
 type NativeManager = InstanceType<typeof native.NativeManager>;
 
-function withSignal<T>(call: Promise<T>, signal: AbortSignal): Promise<T> {
+let nextCancel = 1;
+
+/** Rejects with the signal's reason when it aborts, and drops the call (the worker's signal fires too). */
+function withSignal<T>(start: (cancel: number) => Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason);
+  const token = nextCancel++;
+  const call = start(token);
   return new Promise<T>((resolve, reject) => {
-    const abort = () => reject(signal.reason);
+    const abort = () => {
+      native.cancelCall(token);
+      reject(signal.reason);
+    };
     signal.addEventListener('abort', abort, { once: true });
     call.then(
       (v) => {
@@ -28,8 +36,8 @@ export function makeProxy<T>(manager: NativeManager, id: number, options: CallOp
   const { timeout, key, signal } = options;
   const methods = new Map<string, (...args: unknown[]) => Promise<unknown>>();
   const method = (name: string) => (...args: unknown[]) => {
-    const call = manager.call(id, name, args, timeout, key).then(undefined, rethrow);
-    return signal ? withSignal(call, signal) : call;
+    if (!signal) return manager.call(id, name, args, timeout, key).then(undefined, rethrow);
+    return withSignal((cancel) => manager.call(id, name, args, timeout, key, cancel).then(undefined, rethrow), signal);
   };
   return new Proxy(Object.create(null), {
     get(_, prop) {

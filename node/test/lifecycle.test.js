@@ -58,6 +58,19 @@ for (const isolation of ISOLATIONS) {
     }),
   );
 
+  test(`an AbortSignal rejects the call and cancels it in the worker (${isolation})`, { timeout: 30000 }, () =>
+    withManager({ isolation }, async (pm) => {
+      const calc = await pm.spawn(fixture('calculator.js'));
+      const controller = new AbortController();
+      const call = calc.withOptions({ signal: controller.signal }).slow(20000);
+      setTimeout(() => controller.abort(), 100);
+      const err = await call.then(() => null, (e) => e);
+      assert.equal(err?.name, 'AbortError', String(err));
+      assert.ok(await eventually(() => calc.wasAborted()), 'the method never saw its signal abort');
+      assert.equal(await calc.add(2, 3), 5);
+    }),
+  );
+
   test(`kill stops the process for good (${isolation})`, { timeout: 30000 }, () =>
     withManager({ isolation }, async (pm) => {
       const calc = await pm.spawn(fixture('calculator.js'));

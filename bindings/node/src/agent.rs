@@ -129,7 +129,8 @@ pub fn settle(env: Env, token: u64, value: Js) {
 
 /// The JS runtime answers request `token` with an error.
 pub fn fail(token: u64, info: ErrorInfo) {
-    if let Some(tx) = PENDING.lock().unwrap().remove(&token) {
+    let tx = PENDING.lock().unwrap().remove(&token);
+    if let Some(tx) = tx {
         let _ = tx.send(Err(info));
     }
 }

@@ -11,7 +11,9 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use futures::future::{AbortHandle, Abortable};
 use std::time::Duration;
 
 use titan_pm::host::{HandlerFactory, OutputStream};
@@ -169,14 +171,27 @@ impl Host {
         self.promise(env, future, id_to_js)
     }
 
-    pub fn call(&self, env: Env, id: u64, method: String, args: Js, timeout: Option<f64>, key: Option<String>) -> napi::Result<Js> {
+    /// With `cancel`, `cancel_call(cancel)` drops the call, which the core cancels in the worker too.
+    pub fn call(&self, env: Env, id: u64, method: String, args: Js, options: CallArgs) -> napi::Result<Js> {
         let args = match convert::list_from_js(env, args) {
             Ok(a) => a,
             Err(u) => return self.rejected(env, errors::unsupported(env, "args", &u)),
         };
-        let options = CallOptions { timeout: timeout.map(ms), key };
+        let call_options = CallOptions { timeout: options.timeout.map(ms), key: options.key };
         let pm = self.pm.clone();
-        self.promise(env, async move { pm.call_value(id, &method, args, options).await }, |env, v| convert::to_js(env, &v))
+        let to_js = |env, v: Value| convert::to_js(env, &v);
+        let Some(token) = options.cancel else {
+            return self.promise(env, async move { pm.call_value(id, &method, args, call_options).await }, to_js);
+        };
+        let (abort, registration) = AbortHandle::new_pair();
+        CANCELS.lock().unwrap().insert(token, abort);
+        let call = Abortable::new(async move { pm.call_value(id, &method, args, call_options).await }, registration);
+        let future = async move {
+            let result = call.await;
+            CANCELS.lock().unwrap().remove(&token);
+            result.unwrap_or_else(|_| Err(Error::Config("the call was cancelled by its AbortSignal".into())))
+        };
+        self.promise(env, future, to_js)
     }
 
     pub fn list(&self, env: Env) -> napi::Result<Js> {
@@ -201,6 +216,23 @@ impl Host {
     fn spawn_options(&self, env: Env, options: Js) -> Result<SpawnOptions, Js> {
         let v = convert::from_js(env, options).map_err(|u| errors::unsupported(env, "options", &u))?;
         spawn_options(&v, &self.tsfn).map_err(|e| errors::to_js(env, &e))
+    }
+}
+
+/// A call's per-call options; `cancel` names it for `cancel_call`.
+pub struct CallArgs {
+    pub timeout: Option<f64>,
+    pub key: Option<String>,
+    pub cancel: Option<u64>,
+}
+
+static CANCELS: LazyLock<Mutex<HashMap<u64, AbortHandle>>> = LazyLock::new(Default::default);
+
+/// Drops the call named `token` (its AbortSignal fired).
+pub fn cancel_call(token: u64) {
+    let abort = CANCELS.lock().unwrap().remove(&token);
+    if let Some(abort) = abort {
+        abort.abort(); // polls the call on this thread, which takes CANCELS again
     }
 }
 
@@ -391,7 +423,8 @@ fn manager_config(v: &Value, tsfn: &Arc<Tsfn<HostMsg>>) -> Result<ManagerConfig,
     if let Some(r) = restart_policy(v)? {
         c.restart = r;
     }
-    let durations: [(&str, &mut Duration); 5] = [
+    let durations: [(&str, &mut Duration); 6] = [
+        ("spin", &mut c.spin),
         ("timeout", &mut c.timeout),
         ("spawnTimeout", &mut c.spawn_timeout),
         ("healthTimeout", &mut c.health_timeout),

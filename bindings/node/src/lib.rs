@@ -86,9 +86,21 @@ impl NativeManager {
         self.host.spawn_slot(env.raw(), slot as u64, target, isolation, options.0).map(Raw)
     }
 
+    /// `cancel`: a number naming the call for `cancelCall`.
     #[napi(ts_return_type = "Promise<unknown>")]
-    pub fn call(&self, env: Env, id: f64, method: String, args: Raw, timeout: Option<f64>, key: Option<String>) -> napi::Result<Raw> {
-        self.host.call(env.raw(), id as u64, method, args.0, timeout, key).map(Raw)
+    #[allow(clippy::too_many_arguments)]
+    pub fn call(
+        &self,
+        env: Env,
+        id: f64,
+        method: String,
+        args: Raw,
+        timeout: Option<f64>,
+        key: Option<String>,
+        cancel: Option<f64>,
+    ) -> napi::Result<Raw> {
+        let options = host::CallArgs { timeout, key, cancel: cancel.map(|c| c as u64) };
+        self.host.call(env.raw(), id as u64, method, args.0, options).map(Raw)
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -124,6 +136,12 @@ impl NativeManager {
         let pm = self.host.pm.clone();
         self.host.promise(env.raw(), async move { pm.shutdown().await; Ok(()) }, host::unit_to_js).map(Raw)
     }
+}
+
+/// Cancels the call started with `cancel: token` (its AbortSignal fired).
+#[napi]
+pub fn cancel_call(token: f64) {
+    host::cancel_call(token as u64);
 }
 
 // ---- worker runtimes inside a host (isolation worker / none) ----

@@ -29,6 +29,18 @@ function describeValue(v: unknown): string {
   return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
 }
 
+/** A CommonJS file is required (faster to start); an ES module is imported. */
+async function importFile(file: string): Promise<any> {
+  if (!file.endsWith('.mjs')) {
+    try {
+      return { default: require(file) };
+    } catch (e: any) {
+      if (e?.code !== 'ERR_REQUIRE_ESM') throw e;
+    }
+  }
+  return import(pathToFileURL(file).href);
+}
+
 /** Loads `target` and returns its @Process class. */
 export async function loadClass(target: string): Promise<{ cls: new () => any; def: ProcessDefinition }> {
   const file = path.resolve(target);
@@ -42,7 +54,7 @@ export async function loadClass(target: string): Promise<{ cls: new () => any; d
   if (statSync(file).isDirectory()) throw new LoadError(`${target} is a directory, not a worker file`);
   let mod: any;
   try {
-    mod = await import(pathToFileURL(file).href);
+    mod = await importFile(file);
   } catch (e: any) {
     const where = e instanceof SyntaxError && typeof e.stack === 'string' ? `\n${e.stack}` : '';
     throw new LoadError(`cannot load ${base}: ${e?.name ?? 'Error'}: ${e?.message ?? e}${where}`);
