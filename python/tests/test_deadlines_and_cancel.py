@@ -89,6 +89,35 @@ def test_wait_for_around_a_call_cancels_it(tmp_path):
     run(main())
 
 
+def test_a_signal_during_a_blocking_call_cancels_the_call(tmp_path):
+    """Ctrl-C (here an alarm whose handler raises) interrupts a blocking call and cancels it in the worker."""
+    import signal
+
+    marker = tmp_path / "interrupted.txt"
+
+    class Interrupted(Exception):
+        pass
+
+    def on_alarm(signum, frame):
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        with SyncProcessManager() as pm:
+            calc = pm.spawn(CALCULATOR)
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            start = time.monotonic()
+            with pytest.raises(Interrupted):
+                calc.slow(30, str(marker))
+            assert time.monotonic() - start < 5.0
+            assert eventually(lambda: marker.exists())
+            assert marker.read_text() == "cancelled"
+            assert calc.add(1, 2) == 3
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_a_sync_method_that_overruns_is_interrupted(tmp_path):
     from conftest import write_worker
 

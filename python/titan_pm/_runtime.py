@@ -55,8 +55,10 @@ def split_target(target: str) -> Tuple[str, Optional[str]]:
     return target, None
 
 
-def load_class(target: str) -> type:
-    """The `@process` class a target names; a `TargetError` says what is wrong."""
+def load_class(target: str, private: bool = False) -> type:
+    """The `@process` class a target names; a `TargetError` says what is wrong.
+    A child loads the file under its own name; in a host (`private`) it gets a
+    name of its own, so it never shadows one of the host's modules."""
     file, selector = split_target(target)
     shown = os.path.basename(file)
     if not os.path.isfile(file):
@@ -65,7 +67,7 @@ def load_class(target: str) -> type:
         raise TargetError(f"{shown} is not a .py file")
     path = os.path.abspath(file)
     stem = os.path.splitext(os.path.basename(path))[0]
-    name = stem if stem.isidentifier() and stem not in sys.modules else f"_titan_worker_{abs(hash(path))}"
+    name = stem if stem.isidentifier() and stem not in sys.modules and not private else f"_titan_worker_{stem}_{abs(hash(path))}"
     folder = os.path.dirname(path)
     if folder not in sys.path:
         sys.path.insert(0, folder)
@@ -130,7 +132,7 @@ class Runtime:
             if d is None:
                 raise TargetError(f"{target.__name__} is not a @process class")
             return cls(d)
-        return cls(definition(load_class(os.fspath(target))))  # type: ignore[arg-type]
+        return cls(definition(load_class(os.fspath(target), private=True)))  # type: ignore[arg-type]
 
     def __init__(self, d: ProcessDefinition) -> None:
         self.definition = d

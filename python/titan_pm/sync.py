@@ -3,8 +3,11 @@
 The core engine runs on your own thread while a method of the manager runs (a
 call is one round trip with the GIL released, no thread hop); between calls
 it waits, and the next call first lets it catch up on what happened meanwhile
-(crashes, restarts, worker output). Use the manager from the thread that
-created it. Ctrl-C during a call cancels the call and raises KeyboardInterrupt.
+(crashes, restarts, worker output, the recycling of a worker that did not stop
+a timed-out call). For a long-lived service that must supervise while idle,
+use the asyncio `titan_pm.ProcessManager`. Use this manager from the thread
+that created it. Ctrl-C during a call cancels the call and raises
+KeyboardInterrupt.
 
     with ProcessManager() as pm:
         calc = pm.spawn("calculator.py")

@@ -28,10 +28,11 @@ def main(argv: list) -> int:
             pass
 
     from . import _native
-    from ._runtime import Runtime, TargetError
+    from ._runtime import Runtime, TargetError, load_class
+    from .decorators import definition
 
     try:
-        runtime = Runtime.load(argv[1])
+        runtime = Runtime(definition(load_class(argv[1])))  # type: ignore[arg-type]
     except TargetError as e:
         print(f"titan-pm: {e}", file=sys.stderr)
         return 1

@@ -161,7 +161,7 @@ impl LoopRuntime {
     fn inner(&self) -> PyResult<&LoopInner> {
         if std::thread::current().id() != self.owner {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(
-                "a titan_pm.ProcessManager is used from its event loop's thread",
+                "a titan_pm.ProcessManager must be used from its event loop's thread",
             ));
         }
         Ok(&self.inner)

@@ -56,7 +56,7 @@ impl SyncManager {
     fn engine(&self) -> PyResult<&Engine> {
         if std::thread::current().id() != self.owner {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(
-                "a titan_pm.sync.ProcessManager is used from the thread that created it",
+                "a titan_pm.sync.ProcessManager must be used from the thread that created it",
             ));
         }
         Ok(&self.engine)
@@ -93,8 +93,25 @@ impl Engine {
                 }
             })
         });
+        if out.is_err() {
+            self.flush(py);
+        }
         self.last_run.set(Instant::now());
         out
+    }
+
+    /// Lets the engine send what an ended call left behind (a cancel, a capnp
+    /// Finish) before it waits for the next call.
+    fn flush(&self, py: Python<'_>) {
+        let job = SameThread((&self.rt, &self.local));
+        py.detach(move || {
+            let (rt, local) = job.into_inner();
+            local.block_on(rt, async {
+                for _ in 0..16 {
+                    tokio::task::yield_now().await;
+                }
+            })
+        });
     }
 }
 
@@ -146,8 +163,11 @@ impl SyncManager {
         let args = convert::args_to_values(args).map_err(errors::to_py)?;
         let options = config::call(timeout, key)?;
         let e = self.engine()?;
-        let v = e.run(py, e.pm.call_value(process_id, method, args, options))?.map_err(errors::to_py)?;
-        convert::to_py(py, &v)
+        let v = e.run(py, e.pm.call_value(process_id, method, args, options))?;
+        if v.is_err() {
+            e.flush(py);
+        }
+        convert::to_py(py, &v.map_err(errors::to_py)?)
     }
 
     fn kill(&self, py: Python<'_>, process_id: u64) -> PyResult<()> {
@@ -233,8 +253,11 @@ impl SyncManager {
         let options: CallOptions = config::call(timeout, key)?;
         let e = self.engine()?;
         let h = e.pool_handle(pool_id)?.with_options(options);
-        let v = e.run(py, async move { h.call_value(method, args).await })?.map_err(errors::to_py)?;
-        convert::to_py(py, &v)
+        let v = e.run(py, async move { h.call_value(method, args).await })?;
+        if v.is_err() {
+            e.flush(py);
+        }
+        convert::to_py(py, &v.map_err(errors::to_py)?)
     }
 
     fn pool_size(&self, py: Python<'_>, pool_id: u64) -> PyResult<usize> {
