@@ -1,0 +1,151 @@
+// titan-pm for Node against its peers, in one run on one machine:
+// - a worker thread against piscina: sequential p50/p99 of a trivial call,
+//   and throughput with 64 calls in flight on 2 threads;
+// - a child worker against child_process IPC (fork + process.send): the same;
+// - spawn to first answered call (worker thread, child process).
+// Prints each figure, the peer's, and the ratio (brief §6).
+'use strict';
+const { fork } = require('node:child_process');
+const path = require('node:path');
+const { ProcessManager } = require('../../node');
+const { Piscina } = require('piscina');
+
+const ECHO = path.join(__dirname, 'workers', 'echo.js');
+const SEQUENTIAL = Number(process.env.BENCH_CALLS || 5000);
+const THROUGHPUT = Number(process.env.BENCH_THROUGHPUT_CALLS || 20000);
+const IN_FLIGHT = 64;
+const SPAWNS = Number(process.env.BENCH_SPAWNS || 15);
+
+const now = () => performance.now();
+const quantile = (xs, q) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
+
+async function sequential(call) {
+  for (let i = 0; i < 1000; i++) await call(i); // warm up
+  const lat = [];
+  for (let i = 0; i < SEQUENTIAL; i++) {
+    const t = now();
+    await call(i);
+    lat.push((now() - t) * 1000);
+  }
+  return { p50: quantile(lat, 0.5), p99: quantile(lat, 0.99) };
+}
+
+async function throughput(call) {
+  let next = 0;
+  const lane = async () => {
+    while (next < THROUGHPUT) await call(next++);
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, lane)); // warm up
+  next = 0;
+  const t = now();
+  await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
+  return THROUGHPUT / ((now() - t) / 1000);
+}
+
+/** A forked child answering messages, with calls matched by id. */
+function forkEcho() {
+  const child = fork(path.join(__dirname, 'workers', 'fork-echo.js'));
+  const pending = new Map();
+  let id = 0;
+  child.on('message', (m) => {
+    pending.get(m.id)(m.x);
+    pending.delete(m.id);
+  });
+  const call = (x) =>
+    new Promise((resolve) => {
+      pending.set(++id, resolve);
+      child.send({ id, x });
+    });
+  const ready = call(0);
+  return { child, call, ready };
+}
+
+const results = [];
+function report(what, ours, theirs, unit, peer, higherIsBetter) {
+  const ratio = higherIsBetter ? ours / theirs : theirs / ours;
+  results.push({ what, ours, theirs, unit, peer, ratio });
+  console.log(
+    `${what.padEnd(44)} titan-pm ${ours.toFixed(1).padStart(9)} ${unit.padEnd(7)} ${peer.padEnd(14)} ${theirs.toFixed(1).padStart(9)} ${unit.padEnd(7)}` +
+      ` ratio ${ratio.toFixed(2)} (${higherIsBetter ? 'ours/theirs' : 'theirs/ours'}, >= 1 is at least as good)`,
+  );
+}
+
+async function spawnToFirstAnswer(isolation) {
+  const times = [];
+  const pm = new ProcessManager({ isolation, output: 'ignore' });
+  for (let i = 0; i < SPAWNS; i++) {
+    const t = now();
+    const w = await pm.spawn(ECHO);
+    await w.ping(1);
+    times.push(now() - t);
+    await pm.kill(w);
+  }
+  await pm.shutdown();
+  return quantile(times, 0.5);
+}
+
+async function peerSpawnToFirstAnswer(kind) {
+  const times = [];
+  for (let i = 0; i < SPAWNS; i++) {
+    const t = now();
+    if (kind === 'piscina') {
+      const pool = new Piscina({ filename: path.join(__dirname, 'workers', 'piscina-echo.js'), minThreads: 1, maxThreads: 1 });
+      await pool.run(1);
+      times.push(now() - t);
+      await pool.destroy();
+    } else {
+      const f = forkEcho();
+      await f.ready;
+      times.push(now() - t);
+      f.child.kill();
+    }
+  }
+  return quantile(times, 0.5);
+}
+
+async function main() {
+  console.log(`node ${process.version}; ${SEQUENTIAL} sequential calls, ${THROUGHPUT} calls with ${IN_FLIGHT} in flight\n`);
+
+  // ---- worker thread vs piscina ----
+  const pm = new ProcessManager({ isolation: 'worker', output: 'ignore' });
+  const a = await pm.spawn(ECHO);
+  const b = await pm.spawn(ECHO);
+  const one = new Piscina({ filename: path.join(__dirname, 'workers', 'piscina-echo.js'), minThreads: 1, maxThreads: 1 });
+  const two = new Piscina({ filename: path.join(__dirname, 'workers', 'piscina-echo.js'), minThreads: 2, maxThreads: 2 });
+  const oursSeq = await sequential((x) => a.ping(x));
+  const theirsSeq = await sequential((x) => one.run(x));
+  report('worker thread: sequential p50', oursSeq.p50, theirsSeq.p50, 'us', 'piscina', false);
+  report('worker thread: sequential p99', oursSeq.p99, theirsSeq.p99, 'us', 'piscina', false);
+  let rr = 0;
+  const oursTput = await throughput((x) => (rr++ & 1 ? a : b).ping(x)); // two workers, round-robin by hand
+  const theirsTput = await throughput((x) => two.run(x));
+  report(`worker thread: ${IN_FLIGHT} in flight, 2 threads`, oursTput, theirsTput, 'calls/s', 'piscina', true);
+  await pm.shutdown();
+  await one.destroy();
+  await two.destroy();
+
+  // ---- child process vs child_process IPC ----
+  const cpm = new ProcessManager({ isolation: 'child', output: 'ignore' });
+  const c = await cpm.spawn(ECHO);
+  const f = forkEcho();
+  await f.ready;
+  const oursChild = await sequential((x) => c.ping(x));
+  const theirsChild = await sequential((x) => f.call(x));
+  report('child process: sequential p50', oursChild.p50, theirsChild.p50, 'us', 'fork+send', false);
+  report('child process: sequential p99', oursChild.p99, theirsChild.p99, 'us', 'fork+send', false);
+  report(`child process: ${IN_FLIGHT} in flight, 1 child`, await throughput((x) => c.ping(x)), await throughput((x) => f.call(x)), 'calls/s', 'fork+send', true);
+  await cpm.shutdown();
+  f.child.kill();
+
+  // ---- spawn to first answered call ----
+  report('spawn to first answer: worker thread (p50)', await spawnToFirstAnswer('worker'), await peerSpawnToFirstAnswer('piscina'), 'ms', 'piscina', false);
+  report('spawn to first answer: child process (p50)', await spawnToFirstAnswer('child'), await peerSpawnToFirstAnswer('fork'), 'ms', 'fork+send', false);
+
+  const worker = results.find((r) => r.what.startsWith('spawn to first answer: worker'));
+  console.log(`\ntargets (§6): worker-thread p50 and throughput >= piscina; spawn to first answer <= 50 ms -> ${worker.ours.toFixed(1)} ms`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,2 @@
+// piscina's worker: the same trivial function.
+module.exports = (x) => x;
