@@ -23,7 +23,27 @@ function fail(message) {
 function run(cmd, args, env = process.env) {
   const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, env });
   if (r.error) fail(`cannot run ${cmd}: ${r.error.message}`);
-  if (r.status !== 0) fail(`${path.basename(cmd)} ${args[0] ?? ''} failed (exit ${r.status})`);
+  if (r.status !== 0) fail(`${[cmd, ...args].map((a) => path.basename(a)).slice(0, 3).join(' ')} failed (exit ${r.status})`);
+}
+
+function resolvable(id) {
+  try {
+    require.resolve(id, { paths: [root] });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `npm install ./node` links the folder without installing its dependencies: install them here. */
+function ensureBuildTools() {
+  const needTypeScript = !fs.existsSync(path.join(root, 'dist', 'index.js'));
+  if (resolvable('@napi-rs/cli/package.json') && (!needTypeScript || resolvable('typescript/bin/tsc'))) return;
+  console.error('titan-pm: installing the build tools (@napi-rs/cli, typescript) in', root);
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (/^npm_config_(global|prefix|location|only|production|omit)$/i.test(k)) delete env[k];
+  const npm = env.npm_execpath && fs.existsSync(env.npm_execpath) ? [process.execPath, [env.npm_execpath]] : ['npm', []];
+  run(npm[0], [...npm[1], 'install', '--include=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], env);
 }
 
 function buildNative() {
@@ -36,7 +56,7 @@ function buildNative() {
     fail('building the native addon needs cargo (install Rust from https://rustup.rs)');
   }
   if (!env.CARGO_TARGET_DIR && manifest === vendored) env.CARGO_TARGET_DIR = path.join(root, 'native', 'target');
-  const cliPkg = require.resolve('@napi-rs/cli/package.json');
+  const cliPkg = require.resolve('@napi-rs/cli/package.json', { paths: [root] });
   const cli = path.join(path.dirname(cliPkg), require(cliPkg).bin.napi);
   run(process.execPath, [cli, 'build', '--platform', '--release', '--manifest-path', manifest,
     '--package-json-path', path.join(root, 'package.json'), '--output-dir', path.join(root, 'native'),
@@ -54,5 +74,6 @@ function compileTypeScript() {
   run(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json')]);
 }
 
+ensureBuildTools();
 buildNative();
 compileTypeScript();
