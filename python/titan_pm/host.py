@@ -148,7 +148,9 @@ class ProcessManager:
     `cancel_grace`, `restart_policy` (a dict: `enabled`, `max_restarts`,
     `window`, `initial_backoff`, `multiplier`, `max_backoff`; or False),
     `output` ("prefix", "inherit", "ignore" or a callable `(stream, name, pid,
-    line)`), `python` (default: this interpreter), `node`, `tcp_host`."""
+    line)`), `python` (default: this interpreter), `node`, `tcp_host`, `spin`
+    (seconds the engine keeps polling after a job instead of sleeping; 0: off).
+    `engine`: "loop" (default) or "thread" (see the module's doc)."""
 
     def __init__(
         self,

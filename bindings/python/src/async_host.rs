@@ -151,8 +151,11 @@ unsafe impl Sync for LoopRuntime {}
 impl Drop for LoopRuntime {
     fn drop(&mut self) {
         if std::thread::current().id() == self.owner {
-            // SAFETY: dropped once, here.
-            unsafe { ManuallyDrop::drop(&mut self.inner) };
+            // SAFETY: taken once, here.
+            let LoopInner { done, tasks, watched, local, rt, .. } = unsafe { ManuallyDrop::take(&mut self.inner) };
+            drop((done, tasks, watched, local));
+            // A garbage collection may drop us inside another runtime (a handler's code).
+            rt.shutdown_background();
         }
     }
 }

@@ -51,6 +51,7 @@ pub fn manager(options: &Bound<'_, PyDict>) -> PyResult<ManagerConfig> {
             "python" => c.python = v.extract()?,
             "node" => c.node = v.extract()?,
             "tcp_host" => c.tcp_host = v.extract()?,
+            "spin" => c.spin = seconds(&k, &v)?,
             other => return Err(bad(format!("unknown option {other:?}"))),
         }
     }

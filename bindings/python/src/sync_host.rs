@@ -46,8 +46,11 @@ unsafe impl Sync for SyncManager {}
 impl Drop for SyncManager {
     fn drop(&mut self) {
         if std::thread::current().id() == self.owner {
-            // SAFETY: dropped once, here.
-            unsafe { ManuallyDrop::drop(&mut self.engine) };
+            // SAFETY: taken once, here.
+            let Engine { pm, events, pools, local, rt, .. } = unsafe { ManuallyDrop::take(&mut self.engine) };
+            drop((pm, events, pools, local));
+            // A garbage collection may drop us inside another runtime (a handler's code).
+            rt.shutdown_background();
         }
     }
 }
