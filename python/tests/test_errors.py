@@ -79,3 +79,21 @@ def test_missing_and_non_public_methods_name_the_public_ones():
             assert await calc.add(1, 1) == 2  # the worker is fine
 
     run(main())
+
+
+def test_bad_options_are_config_errors_at_once():
+    from titan_pm import ConfigError
+    from titan_pm.sync import ProcessManager as Sync
+
+    for make in (ProcessManager, Sync):
+        with pytest.raises(ConfigError, match="timeout"):
+            make(timeout=-1)
+        with pytest.raises(ConfigError, match="unknown option"):
+            make(timout=1.0)
+        with pytest.raises(ConfigError, match="unknown transport"):
+            make(transport="pigeon")
+        with pytest.raises(ConfigError, match="unknown isolation"):
+            make(isolation="vm")
+    with pytest.raises(ConfigError, match="unknown pool strategy"):
+        with Sync() as pm:
+            pm.pool(CALCULATOR, strategy="fastest")

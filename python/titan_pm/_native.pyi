@@ -61,6 +61,9 @@ class Completion:
     def __call__(self, ok: bool, value: Any) -> None: ...
     def not_found(self, method: str, available: List[str]) -> None: ...
 
+def check_manager_options(options: Dict[str, Any]) -> None:
+    """Raises ConfigError for a bad manager option."""
+
 def serve_worker(runtime: Any) -> None:
     """Serves a `titan_pm._runtime.Runtime` to the host that started this process."""
 

@@ -207,6 +207,18 @@ class Runtime:
     def shutdown(self, done: Any) -> None:
         hooks = [getattr(self.instance, n) for n in self.definition.on_shutdown] if self.instance is not None else []
 
+        def failed(hook: Any) -> None:
+            print(f"titan-pm: shutdown hook {hook.__name__} raised:", file=sys.stderr)
+            traceback.print_exc()
+
+        if not any(inspect.iscoroutinefunction(h) for h in hooks):
+            for hook in hooks:
+                try:
+                    hook()
+                except Exception:
+                    failed(hook)
+            return done(True, None)
+
         async def run_hooks() -> None:
             for hook in hooks:
                 try:
@@ -214,19 +226,10 @@ class Runtime:
                     if inspect.isawaitable(r):
                         await r
                 except Exception:
-                    print(f"titan-pm: shutdown hook {hook.__name__} raised:", file=sys.stderr)
-                    traceback.print_exc()
+                    failed(hook)
 
-        if any(inspect.iscoroutinefunction(h) for h in hooks):
-            future = asyncio.run_coroutine_threadsafe(run_hooks(), self._event_loop())
-            future.add_done_callback(functools.partial(self._async_done, None, done, None))
-        else:
-            coro = run_hooks()
-            try:
-                coro.send(None)
-            except StopIteration:
-                pass
-            done(True, None)
+        future = asyncio.run_coroutine_threadsafe(run_hooks(), self._event_loop())
+        future.add_done_callback(functools.partial(self._async_done, None, done, None))
 
     def close(self) -> None:
         """Stops the runtime's threads (the instance's calls are over)."""

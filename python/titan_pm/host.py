@@ -164,6 +164,7 @@ class ProcessManager:
         if engine not in ("loop", "thread"):
             raise ConfigError(f"unknown engine {engine!r} (expected loop or thread)")
         self._options = manager_options(isolation, transport, python, options)
+        _native.check_manager_options(self._options)  # the engine starts at first use, in the loop
         self._isolation = isolation
         self._engine = engine
         self._native: Any = None
@@ -258,8 +259,8 @@ class ProcessManager:
                 r = cb(event)
                 if inspect.isawaitable(r):
                     asyncio.ensure_future(r)
-            except Exception:
-                self._loop.call_exception_handler({"message": f"titan-pm event listener {cb!r} raised", "exception": None})  # type: ignore[union-attr]
+            except Exception as e:
+                self._loop.call_exception_handler({"message": f"titan-pm event listener {cb!r} raised", "exception": e})  # type: ignore[union-attr]
 
     # ---- the API ----
 

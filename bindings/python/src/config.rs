@@ -35,6 +35,12 @@ fn each<'py>(options: &Bound<'py, PyDict>) -> impl Iterator<Item = (String, Boun
         .into_iter()
 }
 
+/// Checks manager options without starting anything (a bad one is a `ConfigError`).
+#[pyfunction]
+pub fn check_manager_options(options: &Bound<'_, PyDict>) -> PyResult<()> {
+    manager(options).map(|_| ())
+}
+
 pub fn manager(options: &Bound<'_, PyDict>) -> PyResult<ManagerConfig> {
     let mut c = ManagerConfig::default();
     for (k, v) in each(options) {

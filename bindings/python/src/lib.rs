@@ -41,6 +41,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // worker
     m.add_class::<worker::Completion>()?;
     m.add_function(wrap_pyfunction!(worker::serve_worker, m)?)?;
+    // options
+    m.add_function(wrap_pyfunction!(config::check_manager_options, m)?)?;
     // values
     m.add_function(wrap_pyfunction!(convert::roundtrip, m)?)?;
     Ok(())
