@@ -37,7 +37,7 @@ function resolvable(id) {
 
 /** `npm install ./node` links the folder without installing its dependencies: install them here. */
 function ensureBuildTools() {
-  const needTypeScript = !fs.existsSync(path.join(root, 'dist', 'index.js'));
+  const needTypeScript = fs.existsSync(path.join(root, 'tsconfig.json'));
   if (resolvable('@napi-rs/cli/package.json') && (!needTypeScript || resolvable('typescript/bin/tsc'))) return;
   console.error('titan-pm: installing the build tools (@napi-rs/cli, typescript) in', root);
   const env = { ...process.env };
@@ -64,6 +64,7 @@ function buildNative() {
 }
 
 function compileTypeScript() {
+  if (!fs.existsSync(path.join(root, 'tsconfig.json'))) return; // a packed tarball ships dist/, not the sources
   let tsc;
   try {
     tsc = require.resolve('typescript/bin/tsc', { paths: [root] });
