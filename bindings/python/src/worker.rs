@@ -88,6 +88,8 @@ impl Drop for CancelGuard {
 
 pub struct PyHandler {
     runtime: Py<PyAny>,
+    /// The runtime's bound `call`, looked up once.
+    call_entry: Py<PyAny>,
     description: Description,
 }
 
@@ -108,7 +110,8 @@ impl PyHandler {
             runtime: d.get_item("runtime")?.extract()?,
             has_health_check: d.get_item("has_health_check")?.extract()?,
         };
-        Ok(PyHandler { runtime, description })
+        let call_entry = runtime.getattr(py, "call")?;
+        Ok(PyHandler { runtime, call_entry, description })
     }
 
     /// Calls `runtime.<entry>(*args, done)` and returns what `done` receives.
@@ -126,7 +129,8 @@ impl PyHandler {
                 a.push(done.clone().into_any());
                 let call = (|| -> PyResult<()> {
                     let a = pyo3::types::PyTuple::new(py, a)?;
-                    self.runtime.bind(py).getattr(entry)?.call1(a)?;
+                    let f = if entry == "call" { self.call_entry.bind(py).clone() } else { self.runtime.bind(py).getattr(entry)? };
+                    f.call1(a)?;
                     Ok(())
                 })();
                 if let Err(e) = call {
