@@ -121,3 +121,31 @@ def test_a_manager_is_bound_to_its_loop():
             await pm.spawn(CALCULATOR)
 
     run(second())
+
+
+def test_a_signal_reaches_an_idle_loop_running_the_engine():
+    """The engine's wait checks for signals as the selector's own wait would (Ctrl-C)."""
+
+    class Interrupted(Exception):
+        pass
+
+    def on_alarm(signum, frame):
+        raise Interrupted()
+
+    async def main():
+        async with ProcessManager() as pm:
+            await pm.spawn(CALCULATOR)
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            await asyncio.sleep(30)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        import time
+
+        start = time.monotonic()
+        with pytest.raises(Interrupted):
+            asyncio.run(main())
+        assert time.monotonic() - start < 10.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -245,6 +245,7 @@ impl LoopRuntime {
     /// is readable, `timeout` seconds pass (None: no limit), or results are ready.
     #[pyo3(signature = (fd, timeout=None))]
     fn wait(&self, py: Python<'_>, fd: RawFd, timeout: Option<f64>) -> PyResult<()> {
+        // A signal (Ctrl-C) is raised from here, as from the selector's own wait.
         let inner = self.inner()?;
         let at_once = timeout == Some(0.0) || !inner.done.borrow().is_empty() || readable_now(fd);
         let watched = if at_once { None } else { Some(inner.watched(fd).map_err(|e| errors::to_py(Error::Config(format!("cannot watch the loop: {e}"))))?) };
@@ -252,9 +253,9 @@ impl LoopRuntime {
         inner.block_on(py, SameThread(async move {
             // One turn of the engine: ready tasks run and I/O is polled without blocking.
             tokio::task::yield_now().await;
-            let Some(watched) = watched else { return };
+            let Some(watched) = watched else { return Ok(()) };
             if !done.borrow().is_empty() {
-                return;
+                return Ok(());
             }
             let limit = async {
                 match timeout {
@@ -266,9 +267,10 @@ impl LoopRuntime {
                 r = watched.readable() => if let Ok(mut g) = r { g.clear_ready() },
                 _ = notify.notified() => {}
                 _ = limit => {}
+                e = crate::sync_host::interrupted() => return Err(e),
             }
-        }));
-        Ok(())
+            Ok(())
+        }))
     }
 
     /// Finished operations as `(token, ok, value_or_exception)`.

@@ -119,7 +119,7 @@ impl Engine {
 }
 
 /// Resolves with the exception of a pending signal (KeyboardInterrupt), checked every 50 ms.
-async fn interrupted() -> PyErr {
+pub(crate) async fn interrupted() -> PyErr {
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         if let Err(e) = Python::attach(|py| py.check_signals()) {
