@@ -9,12 +9,14 @@ import { Worker } from 'node:worker_threads';
 
 import { native } from './binding';
 import { rethrow, spawnError, TitanError } from './errors';
-import { makeProxy } from './proxy';
+import { makePoolProxy, makeProxy, PoolState } from './proxy';
 import type {
   HealthReport,
   Isolation,
   ManagerConfig,
   OutputOption,
+  PoolOptions,
+  PoolProxy,
   ProcessInfo,
   ProcessMetrics,
   ProcessProxy,
@@ -36,6 +38,7 @@ export class ProcessManager extends EventEmitter {
   readonly #native: NativeManager;
   /** In-process runtimes by slot: a worker thread, or null for one on this thread. */
   readonly #runtimes = new Map<number, Worker | null>();
+  readonly #pools = new Map<number, PoolState>();
 
   constructor(config: ManagerConfig = {}) {
     super();
@@ -67,9 +70,29 @@ export class ProcessManager extends EventEmitter {
     }
   }
 
-  /** Pools are not built yet (the core's pool module is in progress): this throws. */
-  async pool<T = any>(_target: string, _options: Record<string, unknown> = {}): Promise<ProcessProxy<T>> {
-    throw new TitanError('pools are not implemented yet in titan-pm for Node (spawn several workers instead)');
+  /** Starts a pool of workers of `target` (the core balances, queues, replaces and scales them). */
+  async pool<T = any>(target: string, options: PoolOptions = {}): Promise<PoolProxy<T>> {
+    const isolation: Isolation = options.isolation ?? this.#config.isolation ?? 'worker';
+    const output = typeof options.output === 'function' ? undefined : options.output;
+    const nativeOptions = { ...options, isolation, output };
+    let id: number;
+    if (isolation === 'child' || !JS_FILE.test(target)) {
+      nativeOptions.env = { ...options.env, TITAN_NODE_WORKER: WORKER_ENTRY };
+      id = await this.#native.pool(null, target, nativeOptions).catch(rethrow);
+    } else {
+      const slot = native.newSlot();
+      try {
+        await this.#startRuntime(slot, target, isolation, options.output);
+        id = await this.#native.pool(slot, target, nativeOptions).catch(rethrow);
+      } catch (e) {
+        native.releaseSlot(slot);
+        this.#stopRuntime(slot);
+        throw e instanceof LoadError ? spawnError(target, e.message) : e;
+      }
+    }
+    const state: PoolState = { size: (await this.#native.poolSize(id).catch(rethrow)) as number, events: new EventEmitter() };
+    this.#pools.set(id, state);
+    return makePoolProxy<T>(this.#native, id, state);
   }
 
   /** The worker's own health check, answered out of band. */
@@ -111,6 +134,15 @@ export class ProcessManager extends EventEmitter {
       case 'stop':
         this.#stopRuntime(args[0]);
         break;
+      case 'pool': {
+        const pool = this.#pools.get(args[0]);
+        if (!pool) break;
+        if (args[1] === 'pool:initialized') pool.size = args[2].size;
+        if (args[1] === 'pool:scaled') pool.size = args[2].to;
+        pool.events.emit(args[1], args[2]);
+        if (args[1] === 'pool:destroyed') this.#pools.delete(args[0]);
+        break;
+      }
       case 'output':
         if (typeof this.#config.output === 'function') this.#config.output(args[0], args[1], args[2], args[3]);
         break;

@@ -2,7 +2,9 @@
 // worker; `__processId` and `withOptions` are the handle's own.
 import { native } from './binding';
 import { rethrow } from './errors';
-import type { CallOptions, ProcessProxy } from './types';
+import type { EventEmitter } from 'node:events';
+
+import type { CallOptions, PoolMetrics, PoolProxy, ProcessProxy } from './types';
 
 type NativeManager = InstanceType<typeof native.NativeManager>;
 
@@ -32,21 +34,60 @@ function withSignal<T>(start: (cancel: number) => Promise<T>, signal: AbortSigna
   });
 }
 
-export function makeProxy<T>(manager: NativeManager, id: number, options: CallOptions = {}): ProcessProxy<T> {
+type Call = (name: string, args: unknown[], timeout?: number, key?: string, cancel?: number) => Promise<unknown>;
+
+/** Any property is a method calling the worker; `own` properties come first. */
+function callProxy(call: Call, options: CallOptions, own: (prop: string) => unknown): any {
   const { timeout, key, signal } = options;
   const methods = new Map<string, (...args: unknown[]) => Promise<unknown>>();
   const method = (name: string) => (...args: unknown[]) => {
-    if (!signal) return manager.call(id, name, args, timeout, key).then(undefined, rethrow);
-    return withSignal((cancel) => manager.call(id, name, args, timeout, key, cancel).then(undefined, rethrow), signal);
+    if (!signal) return call(name, args, timeout, key).then(undefined, rethrow);
+    return withSignal((cancel) => call(name, args, timeout, key, cancel).then(undefined, rethrow), signal);
   };
   return new Proxy(Object.create(null), {
     get(_, prop) {
-      if (prop === '__processId') return id;
-      if (prop === 'withOptions') return (more: CallOptions) => makeProxy<T>(manager, id, { ...options, ...more });
       if (typeof prop !== 'string' || prop === 'then') return undefined; // not a thenable
+      const value = own(prop);
+      if (value !== undefined) return value;
       let f = methods.get(prop);
       if (!f) methods.set(prop, (f = method(prop)));
       return f;
     },
-  }) as ProcessProxy<T>;
+  });
+}
+
+export function makeProxy<T>(manager: NativeManager, id: number, options: CallOptions = {}): ProcessProxy<T> {
+  const call: Call = (name, args, timeout, key, cancel) => manager.call(id, name, args, timeout, key, cancel);
+  return callProxy(call, options, (prop) => {
+    if (prop === '__processId') return id;
+    if (prop === 'withOptions') return (more: CallOptions) => makeProxy<T>(manager, id, { ...options, ...more });
+    return undefined;
+  });
+}
+
+/** What a pool proxy shares across its `withOptions` views. */
+export interface PoolState {
+  size: number;
+  events: EventEmitter;
+}
+
+export function makePoolProxy<T>(manager: NativeManager, id: number, state: PoolState, options: CallOptions = {}): PoolProxy<T> {
+  const call: Call = (name, args, timeout, key, cancel) => manager.poolCall(id, name, args, timeout, key, cancel);
+  let proxy: PoolProxy<T>;
+  const own: Record<string, unknown> = {
+    __poolId: id,
+    withOptions: (more: CallOptions) => makePoolProxy<T>(manager, id, state, { ...options, ...more }),
+    scale: async (n: number) => {
+      await manager.poolScale(id, n).catch(rethrow);
+      state.size = (await manager.poolSize(id).catch(rethrow)) as number;
+    },
+    metrics: () => manager.poolMetrics(id).catch(rethrow) as Promise<PoolMetrics>,
+    drain: () => manager.poolDrain(id).catch(rethrow),
+    destroy: () => manager.poolDestroy(id).catch(rethrow),
+    on: (event: string, listener: (...args: any[]) => void) => (state.events.on(event, listener), proxy),
+    once: (event: string, listener: (...args: any[]) => void) => (state.events.once(event, listener), proxy),
+    off: (event: string, listener: (...args: any[]) => void) => (state.events.off(event, listener), proxy),
+  };
+  proxy = callProxy(call, options, (prop) => (prop === 'size' ? state.size : own[prop]));
+  return proxy;
 }

@@ -129,10 +129,84 @@ export type CallerArgs<A extends any[]> = A extends [...infer Head, AbortSignal]
 /** A worker method as the host calls it: same arguments, a Promise of the result. */
 export type Remote<F> = F extends (...args: infer A) => infer R ? (...args: CallerArgs<A>) => Promise<Awaited<R>> : never;
 
-/** The host's handle to a spawned process: every method of `T` returns a Promise of its result. */
-export type ProcessProxy<T> = {
+export type PoolStrategy =
+  | 'round-robin'
+  | 'random'
+  | 'least-loaded'
+  | 'least-connections'
+  | 'weighted-round-robin'
+  | 'least-response-time'
+  | 'latency'
+  | 'ip-hash'
+  | 'consistent-hash'
+  | 'weighted'
+  | 'adaptive'
+  | 'power-of-two';
+
+/** `pm.pool(target, options)`: the spawn options of each worker, and the pool's own (durations in ms). */
+export interface PoolOptions extends SpawnOptions {
+  /** Workers (default 2), or `'auto'`: the CPU count. */
+  size?: number | 'auto';
+  /** Default `least-connections`. */
+  strategy?: PoolStrategy;
+  /** Calls one worker runs at once (default 1). */
+  concurrency?: number;
+  /** Calls that may wait for a free worker (default 100); beyond it PoolBackpressureError at once. */
+  maxQueueSize?: number;
+  /** A pool call's default deadline, ms. */
+  requestTimeout?: number;
+  /** A call whose worker crashed is retried on another worker up to this many times (default 0). */
+  retries?: number;
+  /** Per-worker weights for the weighted strategies. */
+  weights?: number[];
+  autoScale?: boolean | { enabled?: boolean; min?: number; max?: number; targetCpu?: number; targetMemory?: number; scaleUpThreshold?: number; scaleDownThreshold?: number; cooldown?: number; interval?: number };
+  circuitBreaker?: boolean | { threshold?: number; timeout?: number; halfOpenRequests?: number };
+  health?: boolean | { interval?: number; unhealthyThreshold?: number };
+  recycle?: { maxRequests?: number; maxLifetime?: number; maxMemory?: number };
+}
+
+export interface PoolMetrics {
+  size: number;
+  busy: number;
+  idle: number;
+  queueLength: number;
+  requests: number;
+  errors: number;
+  errorRate: number;
+  latency: { p50: number; p95: number; p99: number };
+  state: string;
+  breaker: 'open' | 'halfopen' | 'close' | null;
+  workers: { processId: number; pid: number; inFlight: number; requests: number; errors: number; latency: { p50: number; p95: number; p99: number }; cpu: number; memory: number }[];
+}
+
+/** Pool event names: pool:initialized, pool:scaled, pool:drained, pool:destroyed, pool:failed, worker:spawned, worker:crashed, worker:replaced, worker:unhealthy, circuitbreaker:open|halfopen|close. */
+export type PoolEventName = string;
+
+type Methods<T> = {
   readonly [K in keyof T as K extends 'init' ? never : T[K] extends AnyFunction ? K : never]: Remote<T[K]>;
-} & {
+};
+
+/** A pool of workers of `T`: every method of `T` goes to the worker the strategy picks; the pool's own members win over `T`'s. */
+export type PoolProxy<T> = Omit<Methods<T>, 'size' | 'scale' | 'metrics' | 'drain' | 'destroy' | 'on' | 'once' | 'off' | 'withOptions'> & {
+  readonly __poolId: number;
+  /** The number of workers, as last reported. */
+  readonly size: number;
+  /** Grows or shrinks to `n` workers; removed ones finish their calls first. */
+  scale(n: number): Promise<void>;
+  metrics(): Promise<PoolMetrics>;
+  /** Finishes in-flight and queued calls and refuses new ones. */
+  drain(): Promise<void>;
+  /** Drains, then stops every worker. */
+  destroy(): Promise<void>;
+  on(event: PoolEventName, listener: (data: any) => void): PoolProxy<T>;
+  once(event: PoolEventName, listener: (data: any) => void): PoolProxy<T>;
+  off(event: PoolEventName, listener: (data: any) => void): PoolProxy<T>;
+  /** A view whose calls use these options (`key` feeds the hash strategies). */
+  withOptions(options: CallOptions): PoolProxy<T>;
+};
+
+/** The host's handle to a spawned process: every method of `T` returns a Promise of its result. */
+export type ProcessProxy<T> = Methods<T> & {
   /** The process id: stable across restarts. */
   readonly __processId: number;
   /** A view whose calls use these options. */

@@ -39,6 +39,7 @@ pub enum HostMsg {
     /// Stop the JS runtime of `slot`.
     Stop { slot: u64 },
     Output { stream: &'static str, name: String, pid: u32, line: String },
+    Pool { pool: u64, name: &'static str, data: Value },
 }
 
 pub struct Host {
@@ -131,21 +132,58 @@ impl Host {
     /// Spawns the JS object attached to `slot` (isolation `worker` or `none`): the core
     /// serves it on its engine; a restart asks JS for a new runtime in a new slot.
     pub fn spawn_slot(&self, env: Env, slot_id: u64, target: String, isolation: String, options: Js) -> napi::Result<Js> {
-        let mut options = match self.spawn_options(env, options) {
+        let options = match self.spawn_options(env, options) {
             Ok(o) => o,
             Err(e) => return self.rejected(env, e),
         };
+        let (handler, options) = match self.handler_target(slot_id, target, options) {
+            Ok(x) => x,
+            Err(e) => return self.rejected(env, errors::to_js(env, &e)),
+        };
+        let pm = self.pm.clone();
+        let isolations = self.isolations.clone();
+        let future = async move {
+            let id = pm.spawn(handler, options).await?.id();
+            isolations.lock().unwrap().insert(id, isolation);
+            Ok(id)
+        };
+        self.promise(env, future, id_to_js)
+    }
+
+    /// A pool of `target` (a file the core runs, or with `slot` the JS runtime attached to it).
+    pub fn pool(&self, env: Env, slot_id: Option<u64>, target: String, options: Js) -> napi::Result<Js> {
+        let v = match convert::from_js(env, options) {
+            Ok(v) => v,
+            Err(u) => return self.rejected(env, errors::unsupported(env, "options", &u)),
+        };
+        let built = spawn_options(&v, &self.tsfn).and_then(|spawn| {
+            let (target, spawn) = match slot_id {
+                Some(slot) => self.handler_target(slot, target, spawn)?,
+                None => (Target::Path(target), spawn),
+            };
+            Ok((target, crate::pool::options(&v, spawn)?))
+        });
+        let (target, options) = match built {
+            Ok(x) => x,
+            Err(e) => return self.rejected(env, errors::to_js(env, &e)),
+        };
+        let future = crate::pool::start(self.pm.clone(), target, options, self.tsfn.clone());
+        self.promise(env, future, id_to_js)
+    }
+
+    /// The core target for the JS runtime attached to `slot_id`: its factory uses that
+    /// runtime first, then asks JS for a new one (restarts, pool members) in a new slot.
+    fn handler_target(&self, slot_id: u64, target: String, mut options: SpawnOptions) -> Result<(Target, SpawnOptions), Error> {
         let port = agent::slot(slot_id).and_then(|s| s.port_now());
         let Some(Ok(port)) = port else {
-            let e = Error::Spawn { target, reason: "the worker runtime is not ready".into(), stderr_tail: String::new() };
-            return self.rejected(env, errors::to_js(env, &e));
+            return Err(Error::Spawn { target, reason: "the worker runtime is not ready".into(), stderr_tail: String::new() });
         };
         let description = port.description.clone();
         let name = options.name.clone().unwrap_or_else(|| description.name.clone());
+        let runtime_isolation = options.isolation.map(|i| i.as_str()).unwrap_or("worker").to_string();
         options.isolation = Some(Isolation::None);
         let tsfn = self.tsfn.clone();
         let first = Mutex::new(Some(slot_id));
-        let runtime_isolation = isolation.clone();
         let factory: HandlerFactory = Arc::new(move || {
             let id = first.lock().unwrap().take().unwrap_or_else(|| {
                 let id = agent::new_slot();
@@ -161,17 +199,11 @@ impl Host {
             });
             Ok(agent::handler_rc(JsHandler::for_slot(slot, description.clone(), on_drop)))
         });
-        let pm = self.pm.clone();
-        let isolations = self.isolations.clone();
-        let future = async move {
-            let id = pm.spawn(Target::Handler { name, factory }, options).await?.id();
-            isolations.lock().unwrap().insert(id, isolation);
-            Ok(id)
-        };
-        self.promise(env, future, id_to_js)
+        Ok((Target::Handler { name, factory }, options))
     }
 
-    /// With `cancel`, `cancel_call(cancel)` drops the call, which the core cancels in the worker too.
+    /// Calls a process (or with `options.pool` a pool). With `cancel`, `cancel_call(cancel)`
+    /// drops the call, which the core cancels in the worker too.
     pub fn call(&self, env: Env, id: u64, method: String, args: Js, options: CallArgs) -> napi::Result<Js> {
         let args = match convert::list_from_js(env, args) {
             Ok(a) => a,
@@ -179,13 +211,21 @@ impl Host {
         };
         let call_options = CallOptions { timeout: options.timeout.map(ms), key: options.key };
         let pm = self.pm.clone();
+        let pool = options.pool;
+        let call = async move {
+            if pool {
+                crate::pool::call(id, method, args, call_options).await
+            } else {
+                pm.call_value(id, &method, args, call_options).await
+            }
+        };
         let to_js = |env, v: Value| convert::to_js(env, &v);
         let Some(token) = options.cancel else {
-            return self.promise(env, async move { pm.call_value(id, &method, args, call_options).await }, to_js);
+            return self.promise(env, call, to_js);
         };
         let (abort, registration) = AbortHandle::new_pair();
         CANCELS.lock().unwrap().insert(token, abort);
-        let call = Abortable::new(async move { pm.call_value(id, &method, args, call_options).await }, registration);
+        let call = Abortable::new(call, registration);
         let future = async move {
             let result = call.await;
             CANCELS.lock().unwrap().remove(&token);
@@ -221,6 +261,7 @@ impl Host {
 
 /// A call's per-call options; `cancel` names it for `cancel_call`.
 pub struct CallArgs {
+    pub pool: bool,
     pub timeout: Option<f64>,
     pub key: Option<String>,
     pub cancel: Option<u64>,
@@ -257,13 +298,14 @@ fn notify(env: Env, cb: Js, msg: HostMsg) -> napi::Result<()> {
         HostMsg::Start { slot, target, isolation } => vec![s("start")?, n(slot as f64)?, s(&target)?, s(&isolation)?],
         HostMsg::Stop { slot } => vec![s("stop")?, n(slot as f64)?],
         HostMsg::Output { stream, name, pid, line } => vec![s("output")?, s(stream)?, s(&name)?, n(pid as f64)?, s(&line)?],
+        HostMsg::Pool { pool, name, data } => vec![s("pool")?, n(pool as f64)?, s(name)?, convert::to_js(env, &data)?],
     };
     js::call(env, cb, &args).map(|_| ())
 }
 
 // ---- values the host hands to JS ----
 
-fn map(entries: Vec<(&str, Value)>) -> Value {
+pub fn map(entries: Vec<(&str, Value)>) -> Value {
     Value::Map(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
@@ -346,7 +388,7 @@ fn ms(x: f64) -> Duration {
     Duration::from_secs_f64(x.max(0.0) / 1000.0)
 }
 
-fn duration(v: &Value, key: &str) -> Result<Option<Duration>, Error> {
+pub fn duration(v: &Value, key: &str) -> Result<Option<Duration>, Error> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Int(x)) if *x >= 0 => Ok(Some(ms(*x as f64))),

@@ -4,7 +4,7 @@
 //! `node/` is the public API; this module is its private `binding`.
 //!
 //! Exports, by concept:
-//! - host: `NativeManager` (spawn, call, kill, processes, health, metrics, shutdown);
+//! - host: `NativeManager` (spawn, call, kill, processes, health, metrics, shutdown, pools);
 //! - worker runtimes in a host (isolation `worker`/`none`): `newSlot`,
 //!   `attach`, `attachFailed`, `portClosed`, `releaseSlot`;
 //! - a child worker process: `takeEndpoint`, `serveChild`;
@@ -15,6 +15,7 @@ mod convert;
 mod errors;
 mod host;
 mod js;
+mod pool;
 mod runtime;
 mod tsfn;
 
@@ -99,8 +100,61 @@ impl NativeManager {
         key: Option<String>,
         cancel: Option<f64>,
     ) -> napi::Result<Raw> {
-        let options = host::CallArgs { timeout, key, cancel: cancel.map(|c| c as u64) };
+        let options = host::CallArgs { pool: false, timeout, key, cancel: cancel.map(|c| c as u64) };
         self.host.call(env.raw(), id as u64, method, args.0, options).map(Raw)
+    }
+
+    // ---- pools ----
+
+    /// A pool of `target`; with `slot`, of the JS runtime attached to it (and more like it).
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn pool(&self, env: Env, slot: Option<f64>, target: String, options: Raw) -> napi::Result<Raw> {
+        self.host.pool(env.raw(), slot.map(|s| s as u64), target, options.0).map(Raw)
+    }
+
+    #[napi(ts_return_type = "Promise<unknown>")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn pool_call(
+        &self,
+        env: Env,
+        pool: f64,
+        method: String,
+        args: Raw,
+        timeout: Option<f64>,
+        key: Option<String>,
+        cancel: Option<f64>,
+    ) -> napi::Result<Raw> {
+        let options = host::CallArgs { pool: true, timeout, key, cancel: cancel.map(|c| c as u64) };
+        self.host.call(env.raw(), pool as u64, method, args.0, options).map(Raw)
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn pool_size(&self, env: Env, pool: f64) -> napi::Result<Raw> {
+        let future = async move { pool::get(pool as u64)?.size().await.map(|n| n as u64) };
+        self.host.promise(env.raw(), future, host::id_to_js).map(Raw)
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn pool_scale(&self, env: Env, pool: f64, size: f64) -> napi::Result<Raw> {
+        let future = async move { pool::get(pool as u64)?.scale(size.max(0.0) as usize).await };
+        self.host.promise(env.raw(), future, host::unit_to_js).map(Raw)
+    }
+
+    #[napi(ts_return_type = "Promise<object>")]
+    pub fn pool_metrics(&self, env: Env, pool: f64) -> napi::Result<Raw> {
+        let future = async move { pool::get(pool as u64)?.metrics().await.map(pool::metrics_value) };
+        self.host.promise(env.raw(), future, |env, v| convert::to_js(env, &v)).map(Raw)
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn pool_drain(&self, env: Env, pool: f64) -> napi::Result<Raw> {
+        let future = async move { pool::get(pool as u64)?.drain().await };
+        self.host.promise(env.raw(), future, host::unit_to_js).map(Raw)
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn pool_destroy(&self, env: Env, pool: f64) -> napi::Result<Raw> {
+        self.host.promise(env.raw(), pool::destroy(pool as u64), host::unit_to_js).map(Raw)
     }
 
     #[napi(ts_return_type = "Promise<void>")]

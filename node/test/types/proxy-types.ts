@@ -15,7 +15,16 @@ export async function check(pm: ProcessManager): Promise<void> {
   const p50: number = (await pm.getMetrics(id)).latency.p50;
   const error: TitanError = new RemoteError('x');
   const timeout: TitanError = new CallTimeoutError('y');
-  void [sum, later, done, quick, state, p50, error, timeout, createProcessManager({ isolation: 'worker' })];
+  const pool = await pm.pool<Calculator>('calculator.js', { size: 4, strategy: 'least-loaded', maxQueueSize: 10 });
+  const pooled: number = await pool.add(1, 2);
+  const size: number = pool.size;
+  await pool.scale(8);
+  pool.on('pool:scaled', (e) => void e);
+  const keyed: Promise<number> = pool.withOptions({ key: 'user-1' }).increment();
+  void [sum, later, done, quick, state, p50, error, timeout, createProcessManager({ isolation: 'worker' }), pooled, size, keyed];
+
+  // @ts-expect-error: not a known strategy
+  await pm.pool('x.js', { strategy: 'fastest' });
 
   // @ts-expect-error: add takes numbers
   await calc.add('1', 2);

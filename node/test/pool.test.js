@@ -1,0 +1,60 @@
+// Pools through the Node API, for worker threads and child processes: calls
+// spread by the strategy, a bounded queue, scaling with its event, a crashed
+// member replaced, and destroy. The balancing itself is the core's.
+'use strict';
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const { ISOLATIONS, fixture, withManager, eventually } = require('./helpers');
+const { PoolBackpressureError, ProcessCrashedError } = require('titan-pm');
+
+for (const isolation of ISOLATIONS) {
+  test(`a pool spreads calls, bounds its queue, scales and is destroyed (${isolation})`, { timeout: 60000 }, () =>
+    withManager({ isolation }, async (pm) => {
+      const pool = await pm.pool(fixture('calculator.js'), { size: 2, strategy: 'round-robin', maxQueueSize: 2 });
+      assert.equal(pool.size, 2);
+      assert.equal(typeof pool.__poolId, 'number');
+      for (let i = 0; i < 6; i++) assert.equal(await pool.add(i, 1), i + 1);
+      const metrics = await pool.metrics();
+      assert.deepEqual(metrics.workers.map((w) => w.requests), [3, 3], 'round-robin puts 3 calls on each worker');
+
+      const results = await Promise.allSettled(Array.from({ length: 8 }, () => pool.slow(300)));
+      const refused = results.filter((r) => r.status === 'rejected');
+      assert.equal(results.length - refused.length, 4, '2 running + 2 queued');
+      assert.ok(refused.every((r) => r.reason instanceof PoolBackpressureError), String(refused[0]?.reason));
+
+      const scaled = [];
+      pool.on('pool:scaled', (e) => scaled.push(e));
+      await pool.scale(3);
+      assert.equal(pool.size, 3);
+      assert.ok(await eventually(() => scaled.length === 1));
+      assert.deepEqual(scaled, [{ from: 2, to: 3 }]);
+
+      const destroyed = new Promise((resolve) => pool.once('pool:destroyed', resolve));
+      await pool.destroy();
+      await destroyed;
+    }),
+  );
+
+  test(`a pool member that crashes is replaced (${isolation})`, { timeout: 60000 }, () =>
+    withManager({ isolation }, async (pm) => {
+      const pool = await pm.pool(fixture('calculator.js'), { size: 2 });
+      const crashed = [];
+      pool.on('worker:crashed', (e) => crashed.push(e.processId));
+      const err = await pool.crash(5).then(() => null, (e) => e);
+      assert.ok(err instanceof ProcessCrashedError, String(err));
+      assert.equal(err.exitCode, 5);
+      assert.ok(await eventually(async () => crashed.length === 1 && (await pool.metrics()).workers.length === 2));
+      assert.equal(await pool.add(2, 2), 4);
+      assert.equal(pool.size, 2);
+    }),
+  );
+}
+
+test('a pool key routes consistently with consistent-hash', { timeout: 60000 }, () =>
+  withManager({ isolation: 'child' }, async (pm) => {
+    const pool = await pm.pool(fixture('calculator.js'), { size: 3, strategy: 'consistent-hash' });
+    const pids = new Set();
+    for (let i = 0; i < 5; i++) pids.add(await pool.withOptions({ key: 'user-42' }).pid());
+    assert.equal(pids.size, 1);
+  }),
+);
