@@ -28,6 +28,7 @@ class LoopRuntime:
     def __init__(self) -> None: ...
     def wait(self, fd: int, timeout: Optional[float] = None) -> None: ...
     def take_done(self) -> List[Tuple[int, bool, Any]]: ...
+    def kick(self) -> None: ...
     def release(self) -> None: ...
     def cancel(self, token: int) -> None: ...
 
@@ -64,8 +65,9 @@ class Completion:
 def check_manager_options(options: Dict[str, Any]) -> None:
     """Raises ConfigError for a bad manager option."""
 
-def serve_worker(runtime: Any) -> None:
-    """Serves a `titan_pm._runtime.Runtime` to the host that started this process."""
+def serve_worker_on(loop_runtime: LoopRuntime, runtime: Any) -> int:
+    """Serves a `titan_pm._runtime.Runtime` to the host that started this process, from the
+    loop `loop_runtime` drives; returns the token under which the agent's end is handed over."""
 
 def roundtrip(value: Any) -> Any:
     """Sends `value` through the codec and back."""

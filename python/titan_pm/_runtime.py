@@ -8,8 +8,10 @@ Where code runs:
   runs right on the agent's thread, so a call needs no thread hop; any other
   sync method runs on the runtime's call thread, one at a time, so a slow one
   never blocks health probes or async calls;
-- async methods, and async init, health check and shutdown hooks, run on the
-  runtime's asyncio loop, in a thread of its own.
+- async methods, and async init, health check and shutdown hooks, run on an
+  asyncio loop: in a child worker, the loop of its main thread, which also runs
+  the agent (so an async call needs no thread hop either); in a worker hosted in
+  another process's thread, a loop thread of the runtime's own.
 
 A cancelled async call cancels its asyncio task; a cancelled sync call on the
 call thread gets `CancelledCall` raised inside it (Python code only: a call
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import functools
 import importlib.util
 import inspect
 import os
@@ -135,15 +136,23 @@ class Runtime:
             return cls(d)
         return cls(definition(load_class(os.fspath(target), private=True)))  # type: ignore[arg-type]
 
-    def __init__(self, d: ProcessDefinition) -> None:
+    def __init__(
+        self, d: ProcessDefinition, loop: Optional[asyncio.AbstractEventLoop] = None, wake: Optional[Any] = None
+    ) -> None:
+        """With `loop` (a child worker), async code runs on that loop, which runs on the
+        agent's thread, and `wake()` ends the loop's current wait for I/O (the agent
+        calls in from inside it); without (a worker in a host's process), async code
+        runs on a loop thread of the runtime's own."""
         self.definition = d
+        self._on_agent_loop = loop is not None
+        self._wake = wake
         self.instance: Any = None
         self._public: List[str] = list(d.methods)
         self._streak: Dict[str, int] = {}
         self._bound: Dict[str, Any] = {}  # public name -> bound method, once the instance exists
         self._running: Dict[int, Any] = {}  # call id -> concurrent future of an async call
         self._lock = threading.Lock()
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = loop
         self._calls: "Optional[queue.SimpleQueue[Any]]" = None
         self._call_thread: Optional[threading.Thread] = None
         self._current: Optional[int] = None  # the call id running on the call thread
@@ -193,9 +202,10 @@ class Runtime:
                 coro = fn(*args)
             except BaseException as e:
                 return done(False, e)
-            future = asyncio.run_coroutine_threadsafe(coro, self._event_loop())
+            future = self._schedule(coro, done, None, call_id)
             self._running[call_id] = future
-            future.add_done_callback(functools.partial(self._async_done, call_id, done, None))
+            if future.done():  # finished on the runtime's loop thread already
+                self._running.pop(call_id, None)
         else:
             self._call_queue().put((call_id, method, fn, args, done))
 
@@ -203,6 +213,8 @@ class Runtime:
         future = self._running.pop(call_id, None)
         if future is not None:
             future.cancel()
+            if self._on_agent_loop:
+                self._wake()  # type: ignore[misc]
             return
         with self._lock:
             if self._current == call_id and self._call_thread is not None:
@@ -241,12 +253,11 @@ class Runtime:
                 except Exception:
                     failed(hook)
 
-        future = asyncio.run_coroutine_threadsafe(run_hooks(), self._event_loop())
-        future.add_done_callback(functools.partial(self._async_done, None, done, None))
+        self._schedule(run_hooks(), done)
 
     def close(self) -> None:
         """Stops the runtime's threads (the instance's calls are over)."""
-        if self._loop is not None:
+        if self._loop is not None and not self._on_agent_loop:
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._calls is not None:
             self._calls.put(None)
@@ -260,8 +271,7 @@ class Runtime:
                 coro = fn(*args, **kwargs)
             except BaseException as e:
                 return done(False, e)
-            future = asyncio.run_coroutine_threadsafe(coro, self._event_loop())
-            future.add_done_callback(functools.partial(self._async_done, None, done, wrap))
+            self._schedule(coro, done, wrap)
             return
         try:
             r = fn(*args, **kwargs)
@@ -285,21 +295,34 @@ class Runtime:
         self._streak[method] = self._streak.get(method, 0) + 1 if took < INLINE_BELOW else 0
         done(ok, r)
 
-    def _async_done(self, call_id: Optional[int], done: Any, wrap: Any, future: Any) -> None:
-        if call_id is not None:
-            self._running.pop(call_id, None)
-        if future.cancelled():
-            return  # the host dropped the call; nobody waits for it
-        e = future.exception()
-        if e is not None:
-            if isinstance(e, SystemExit):
-                _exit(e)
-            return done(False, e)
+    async def _complete(self, coro: Any, done: Any, wrap: Any, call_id: Optional[int]) -> None:
+        """Awaits `coro` and reports to `done` at once (not one loop turn later, as a
+        done callback would); a cancelled call reports nothing: nobody waits for it."""
         try:
-            r = wrap(future.result()) if wrap else future.result()
+            r = await coro
+            r = wrap(r) if wrap else r
+            ok = True
+        except asyncio.CancelledError:
+            return
+        except SystemExit as e:
+            _exit(e)
         except BaseException as e:
-            return done(False, e)
-        done(True, r)
+            r, ok = e, False
+        finally:
+            if call_id is not None:
+                self._running.pop(call_id, None)
+        done(ok, r)
+
+    def _schedule(self, coro: Any, done: Any, wrap: Any = None, call_id: Optional[int] = None) -> Any:
+        """Runs `coro` on the runtime's loop, reporting to `done`; returns what cancels it."""
+        work = self._complete(coro, done, wrap, call_id)
+        if self._on_agent_loop:
+            # Called on the loop's own thread, from within its wait for I/O: a plain
+            # task, and a nudge so the loop runs it now.
+            task = self._loop.create_task(work)  # type: ignore[union-attr]
+            self._wake()  # type: ignore[misc]
+            return task
+        return asyncio.run_coroutine_threadsafe(work, self._event_loop())
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:

@@ -3,16 +3,23 @@
 A titan-pm host starts it with its endpoint and secret in the environment
 (`TITAN_IPC_FD` or `TITAN_CONNECT`, and `TITAN_SECRET`); it loads the target's
 `@process` class and serves it through the native agent until the host says
-shut down or goes away. A target it cannot load is reported on stderr (which
+shut down or goes away. The main thread runs the asyncio loop, and the agent
+runs inside the loop's wait for I/O (`titan_pm._loop`). A target it cannot load is reported on stderr (which
 the host puts in its `SpawnError`) with exit status 1.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
 import traceback
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._loop import LoopDriver
+    from ._runtime import Runtime
 
 
 def main(argv: list) -> int:
@@ -27,12 +34,19 @@ def main(argv: list) -> int:
         except (AttributeError, ValueError):
             pass
 
-    from . import _native
     from ._runtime import Runtime, TargetError, load_class
     from .decorators import definition
 
+    from ._loop import loop_driver
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    driver = loop_driver(loop)
+    if driver is None:
+        print("titan-pm worker: the event loop is not a selector loop", file=sys.stderr)
+        return 1
     try:
-        runtime = Runtime(definition(load_class(argv[1])))  # type: ignore[arg-type]
+        runtime = Runtime(definition(load_class(argv[1])), loop=loop, wake=driver.native.kick)  # type: ignore[arg-type]
     except TargetError as e:
         print(f"titan-pm: {e}", file=sys.stderr)
         return 1
@@ -45,13 +59,25 @@ def main(argv: list) -> int:
         traceback.print_exc()
         return 1
     try:
-        _native.serve_worker(runtime)
+        serve(runtime, loop, driver)
     except Exception as e:
         print(f"titan-pm worker: {e}", file=sys.stderr)
         return 1
     finally:
         runtime.close()
     return 0
+
+
+def serve(runtime: "Runtime", loop: asyncio.AbstractEventLoop, driver: "LoopDriver") -> None:
+    """Runs the agent and the runtime's asyncio loop together on this thread until the host is done."""
+    from . import _native
+
+    finished = loop.create_future()
+    driver.waiting[_native.serve_worker_on(driver.native, runtime)] = finished
+    try:
+        loop.run_until_complete(finished)
+    finally:
+        loop.close()
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ pub struct LoopRuntime {
     inner: ManuallyDrop<LoopInner>,
 }
 
-struct LoopInner {
+pub(crate) struct LoopInner {
     done: Rc<RefCell<Done>>,
     notify: Rc<Notify>,
     tasks: RefCell<HashMap<u64, AbortHandle>>,
@@ -161,7 +161,7 @@ impl Drop for LoopRuntime {
 }
 
 impl LoopRuntime {
-    fn inner(&self) -> PyResult<&LoopInner> {
+    pub(crate) fn inner(&self) -> PyResult<&LoopInner> {
         if std::thread::current().id() != self.owner {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(
                 "a titan_pm.ProcessManager must be used from its event loop's thread",
@@ -173,6 +173,11 @@ impl LoopRuntime {
 
 impl LoopInner {
     fn begin(&self, token: u64, op: Op) {
+        self.begin_local(token, op)
+    }
+
+    /// Runs `op` on the loop's thread; its result is handed over under `token`.
+    pub(crate) fn begin_local(&self, token: u64, op: futures::future::LocalBoxFuture<'static, Result<Out, Error>>) {
         let (abort, registration) = AbortHandle::new_pair();
         let (done, notify) = (self.done.clone(), self.notify.clone());
         self.local.spawn_local(async move {
@@ -184,7 +189,7 @@ impl LoopInner {
         self.tasks.borrow_mut().insert(token, abort);
     }
 
-    fn token(&self) -> u64 {
+    pub(crate) fn token(&self) -> u64 {
         let t = self.next.get() + 1;
         self.next.set(t);
         t
@@ -284,6 +289,13 @@ impl LoopRuntime {
             }
         }
         hand_over(py, done, |token, op| inner.begin(token, op))
+    }
+
+    /// Ends the current (or next) `wait` early: Python code run from inside it
+    /// scheduled work on the loop (a task, a callback).
+    fn kick(&self) -> PyResult<()> {
+        self.inner()?.notify.notify_one();
+        Ok(())
     }
 
     /// Stops watching the loop's descriptor (the selector is about to close it).

@@ -4,7 +4,7 @@
 //! - host: [`sync_host::SyncManager`] runs the core engine on the caller's
 //!   thread (no thread hop per call); [`async_host::AsyncManager`] runs it on an
 //!   engine thread and hands results to the asyncio loop through a wake socket.
-//! - worker: [`worker::serve_worker`] serves a Python object through the core
+//! - worker: [`worker::serve_worker_on`] serves a Python object through the core
 //!   agent; [`worker::PyHandler`] is the core `Handler` over it.
 //! - [`convert`]: Python values <-> `Value`; [`errors`]: core errors -> Python
 //!   exceptions; [`config`]: keyword options (seconds) -> core options.
@@ -40,7 +40,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<async_host::LoopRuntime>()?;
     // worker
     m.add_class::<worker::Completion>()?;
-    m.add_function(wrap_pyfunction!(worker::serve_worker, m)?)?;
+    m.add_function(wrap_pyfunction!(worker::serve_worker_on, m)?)?;
     // options
     m.add_function(wrap_pyfunction!(config::check_manager_options, m)?)?;
     // values

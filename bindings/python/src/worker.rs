@@ -1,6 +1,7 @@
 //! The worker side: [`PyHandler`] is the core agent's `Handler` over a
 //! `titan_pm._runtime.Runtime` (the Python object that owns the user's
-//! instance), and [`serve_worker`] serves it in a child started by a host.
+//! instance), and [`serve_worker_on`] serves it in a child started by a host,
+//! from the child's asyncio loop (see `async_host::LoopRuntime`).
 //!
 //! The agent runs on the thread that serves (a child's main thread). Each entry
 //! point hands the runtime a [`Completion`]: a fast sync method runs right there
@@ -21,7 +22,8 @@ use titan_pm::transport::Endpoint;
 use titan_pm::Value;
 use tokio::sync::oneshot;
 
-use crate::{convert, errors, SameThread};
+use crate::async_host::{LoopRuntime, Out};
+use crate::{convert, errors};
 
 type Outcome = Result<Value, ErrorInfo>;
 
@@ -228,24 +230,21 @@ fn health_report(v: &Value) -> HealthReport {
     HealthReport::new(status(v.get("status")), checks)
 }
 
-/// Serves `runtime` to the host that started this process (its endpoint and
-/// secret are in the environment); returns when the host says shut down or goes away.
+/// Serves `runtime` to the host that started this process from the event loop
+/// that `loop_runtime` drives (the worker's main thread runs both the agent and
+/// the asyncio loop, so an async method needs no thread hop). Returns the token
+/// under which the agent's end is handed over (when the host says shut down or goes away).
 #[pyfunction]
-pub fn serve_worker(py: Python<'_>, runtime: Py<PyAny>) -> PyResult<()> {
+pub fn serve_worker_on(py: Python<'_>, loop_runtime: &Bound<'_, LoopRuntime>, runtime: Py<PyAny>) -> PyResult<u64> {
     let handler: Rc<dyn Handler> = Rc::new(PyHandler::new(py, runtime)?);
     let (endpoint, secret) = Endpoint::from_env().map_err(errors::to_py)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| errors::to_py(titan_pm::Error::Config(format!("cannot start a runtime: {e}"))))?;
-    let job = SameThread((rt, handler, endpoint, secret));
-    let result = py.detach(move || {
-        let (rt, handler, endpoint, secret) = job.into_inner();
-        let local = tokio::task::LocalSet::new();
-        let r = local.block_on(&rt, agent::connect_and_serve(endpoint, &secret, handler));
-        drop(local);
-        SameThread(r)
-    });
-    result.0.map_err(errors::to_py)
+    let inner = loop_runtime.get().inner()?;
+    let token = inner.token();
+    inner.begin_local(
+        token,
+        Box::pin(async move { agent::connect_and_serve(endpoint, &secret, handler).await.map(|_| Out::Unit) }),
+    );
+    Ok(token)
 }
+
 
