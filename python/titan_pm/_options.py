@@ -20,9 +20,6 @@ def manager_options(isolation: str, transport: str, python: Optional[str], extra
         raise ConfigError(f"unknown isolation {isolation!r} (expected child, worker or none)")
     opts = dict(extra)
     opts.update(isolation=isolation, transport=transport, python=python or sys.executable)
-    # A Python host's engine shares a small machine with its Python workers:
-    # polling after each job measured slower here (p50 and p99), so it is off.
-    opts.setdefault("spin", 0.0)
     return opts
 
 
