@@ -111,6 +111,29 @@ where
     Ok(())
 }
 
+/// Serves `handler` to a host on the same thread, without a connection: the
+/// `Worker` capability is a local client (values still cross the codec). The
+/// future resolves when the agent stops: `Ok` after `shutdown`, or
+/// `Err(ProcessCrashed)` when the handler's runtime ended (`Handler::terminated`).
+pub(crate) fn serve_local(handler: Rc<dyn Handler>) -> (worker::Client, LocalBoxFuture<'static, Result<()>>) {
+    let terminated = handler.terminated();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let worker: worker::Client = capnp_rpc::new_client(server::WorkerServer::new(handler, stop_tx));
+    let done = async move {
+        let terminated = async move {
+            match terminated {
+                Some(f) => f.await,
+                None => futures::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = stop_rx => Ok(()),
+            exit_code = terminated => Err(Error::ProcessCrashed { process_id: 0, exit_code, signal: None }),
+        }
+    };
+    (worker, Box::pin(done))
+}
+
 /// Connects to `endpoint` and serves `handler` there.
 pub async fn connect_and_serve(endpoint: Endpoint, secret: &str, handler: Rc<dyn Handler>) -> Result<()> {
     match endpoint {

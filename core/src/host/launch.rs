@@ -444,16 +444,24 @@ fn start_thread(factory: HandlerFactory, registry: &Rc<Registry>, secret: &str, 
 
 fn start_in_engine(factory: &HandlerFactory, registry: &Rc<Registry>, secret: &str) -> Result<Started> {
     let handler = factory().map_err(|e| Error::spawn("handler", format_start_error(&e)))?;
-    let (host_end, worker_end) = tokio::net::UnixStream::pair().map_err(|e| Error::spawn("handler", e.to_string()))?;
-    let connection = registry.accept(host_end);
+    // No socket: the host calls the agent's capability directly, on this thread.
+    let (worker, done) = agent::serve_local(handler);
+    let connection = Connection::local();
+    let registered = Registered { worker, pid: std::process::id(), connection: connection.clone() };
+    if registry.register(secret, registered).is_err() {
+        return Err(Error::spawn("handler", "the spawn was forgotten before its worker registered"));
+    }
     let (exit_tx, exit_rx) = watch::channel(None);
-    let secret = secret.to_string();
+    let closed = connection.closed.clone();
     tokio::task::spawn_local(async move {
-        let status = match agent::serve(worker_end, &secret, handler).await {
-            Ok(()) => ExitStatus { code: Some(0), ..Default::default() },
-            // The handler's runtime ended on its own (`Handler::terminated`).
-            Err(Error::ProcessCrashed { exit_code, signal, .. }) => ExitStatus { code: exit_code, signal, error: None },
-            Err(e) => ExitStatus { code: Some(1), error: Some(e.to_string()), signal: None },
+        let status = tokio::select! {
+            r = done => match r {
+                Ok(()) => ExitStatus { code: Some(0), ..Default::default() },
+                // The handler's runtime ended on its own (`Handler::terminated`).
+                Err(Error::ProcessCrashed { exit_code, signal, .. }) => ExitStatus { code: exit_code, signal, error: None },
+                Err(e) => ExitStatus { code: Some(1), error: Some(e.to_string()), signal: None },
+            },
+            _ = closed => ExitStatus { code: Some(0), ..Default::default() }, // killed
         };
         let _ = exit_tx.send(Some(status));
     });

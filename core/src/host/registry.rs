@@ -43,6 +43,18 @@ impl Connection {
     pub(crate) fn close(&self) {
         self.abort.abort();
     }
+
+    /// A connection without a socket (an agent on the engine's own thread): it ends when closed.
+    pub(crate) fn local() -> Connection {
+        use futures::FutureExt;
+        let (abort, registration) = AbortHandle::new_pair();
+        let (closed_tx, closed_rx) = oneshot::channel();
+        tokio::task::spawn_local(async move {
+            let _ = futures::future::Abortable::new(futures::future::pending::<()>(), registration).await;
+            let _ = closed_tx.send(());
+        });
+        Connection { abort, closed: closed_rx.shared() }
+    }
 }
 
 /// A connection that has not registered by then is closed.
@@ -151,7 +163,7 @@ impl Registry {
         Ok(addr)
     }
 
-    fn register(&self, secret: &str, registered: Registered) -> std::result::Result<(), Registered> {
+    pub(crate) fn register(&self, secret: &str, registered: Registered) -> std::result::Result<(), Registered> {
         let key = self.pending.borrow().keys().find(|k| secrets_match(k, secret)).cloned();
         match key.and_then(|k| self.pending.borrow_mut().remove(&k)) {
             Some(waiter) => waiter.send(registered),
