@@ -13,6 +13,8 @@ for (const isolation of ISOLATIONS) {
       const pool = await pm.pool(fixture('calculator.js'), { size: 2, strategy: 'round-robin', maxQueueSize: 2 });
       assert.equal(pool.size, 2);
       assert.equal(typeof pool.__poolId, 'number');
+      const members = await pm.listProcesses();
+      assert.deepEqual(members.map((p) => p.isolation), [isolation, isolation]);
       for (let i = 0; i < 6; i++) assert.equal(await pool.add(i, 1), i + 1);
       const metrics = await pool.metrics();
       assert.deepEqual(metrics.workers.map((w) => w.requests), [3, 3], 'round-robin puts 3 calls on each worker');

@@ -47,7 +47,7 @@ pub struct Host {
     tsfn: Arc<Tsfn<HostMsg>>,
     pending: Rc<Cell<usize>>,
     /// The isolation each in-process worker was asked for (the core runs them all on its engine).
-    isolations: Arc<Mutex<HashMap<u64, String>>>,
+    isolations: crate::pool::Isolations,
 }
 
 impl Host {
@@ -157,17 +157,21 @@ impl Host {
             Err(u) => return self.rejected(env, errors::unsupported(env, "options", &u)),
         };
         let built = spawn_options(&v, &self.tsfn).and_then(|spawn| {
-            let (target, spawn) = match slot_id {
-                Some(slot) => self.handler_target(slot, target, spawn)?,
-                None => (Target::Path(target), spawn),
+            let isolation = spawn.isolation.map(|i| (i.as_str().to_string(), self.isolations.clone()));
+            let (target, spawn, isolation) = match slot_id {
+                Some(slot) => {
+                    let (target, spawn) = self.handler_target(slot, target, spawn)?;
+                    (target, spawn, isolation)
+                }
+                None => (Target::Path(target), spawn, None),
             };
-            Ok((target, crate::pool::options(&v, spawn)?))
+            Ok((target, crate::pool::options(&v, spawn)?, isolation))
         });
-        let (target, options) = match built {
+        let (target, options, isolation) = match built {
             Ok(x) => x,
             Err(e) => return self.rejected(env, errors::to_js(env, &e)),
         };
-        let future = crate::pool::start(self.pm.clone(), target, options, self.tsfn.clone());
+        let future = crate::pool::start(self.pm.clone(), target, options, self.tsfn.clone(), isolation);
         self.promise(env, future, id_to_js)
     }
 

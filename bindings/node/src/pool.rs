@@ -18,17 +18,34 @@ pub fn get(id: u64) -> Result<PoolHandle, Error> {
     POOLS.lock().unwrap().get(&id).cloned().ok_or_else(|| Error::Config(format!("no pool with id {id}")))
 }
 
+/// Which JS isolation each in-process worker was asked for, by process id.
+pub type Isolations = Arc<Mutex<HashMap<u64, String>>>;
+
 /// Starts a pool of `target` and forwards its events; resolves with the pool's id.
-pub async fn start(pm: titan_pm::ProcessManager, target: Target, options: PoolOptions, tsfn: Arc<Tsfn<HostMsg>>) -> Result<u64, Error> {
+/// `isolation`: the JS isolation of in-process members, recorded for `listProcesses`.
+pub async fn start(
+    pm: titan_pm::ProcessManager,
+    target: Target,
+    options: PoolOptions,
+    tsfn: Arc<Tsfn<HostMsg>>,
+    isolation: Option<(String, Isolations)>,
+) -> Result<u64, Error> {
     let pool = pm.pool(target, options).await?;
     let id = pool.id();
     let mut events = pool.events();
+    if let Some((isolation, isolations)) = &isolation {
+        let members = pool.metrics().await?.workers;
+        isolations.lock().unwrap().extend(members.iter().map(|w| (w.process_id, isolation.clone())));
+    }
     POOLS.lock().unwrap().insert(id, pool);
     runtime::spawn(async move {
         use tokio::sync::broadcast::error::RecvError;
         loop {
             match events.recv().await {
                 Ok(e) => {
+                    if let (titan_pm::pool::PoolEvent::WorkerSpawned { process_id }, Some((isolation, isolations))) = (&e, &isolation) {
+                        isolations.lock().unwrap().insert(*process_id, isolation.clone());
+                    }
                     let destroyed = e.name() == "pool:destroyed";
                     if !tsfn.send(HostMsg::Pool { pool: id, name: e.name(), data: e.data() }) || destroyed {
                         return;
