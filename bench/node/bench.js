@@ -1,6 +1,7 @@
 // titan-pm for Node against its peers, in one run on one machine:
 // - a worker thread against piscina: sequential p50/p99 of a trivial call,
-//   and throughput with 64 calls in flight on 2 threads;
+//   and throughput with 64 calls in flight on 2 threads (two workers called
+//   round-robin by hand, and a titan-pm pool of 2);
 // - a child worker against child_process IPC (fork + process.send): the same;
 // - spawn to first answered call (worker thread, child process).
 // Prints each figure, the peer's, and the ratio (brief §6).
@@ -120,6 +121,9 @@ async function main() {
   const oursTput = await throughput((x) => (rr++ & 1 ? a : b).ping(x)); // two workers, round-robin by hand
   const theirsTput = await throughput((x) => two.run(x));
   report(`worker thread: ${IN_FLIGHT} in flight, 2 threads`, oursTput, theirsTput, 'calls/s', 'piscina', true);
+  // The core's pool (least-connections), one call per worker at a time like piscina's default.
+  const pool = await pm.pool(ECHO, { size: 2, maxQueueSize: 1000 });
+  report(`pool of 2 (1 call/worker): ${IN_FLIGHT} in flight`, await throughput((x) => pool.ping(x)), theirsTput, 'calls/s', 'piscina', true);
   await pm.shutdown();
   await one.destroy();
   await two.destroy();

@@ -80,6 +80,11 @@ const classes: Record<string, new (message: string) => TitanError> = {
 
 const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
 
+/** `9` → `'SIGKILL'`. */
+export function signalName(n: number): string {
+  return signalNames.get(n) ?? `SIG${n}`;
+}
+
 /** The exported class for an error from the binding; anything else is returned as is. */
 export function fromNative(e: unknown): unknown {
   const tagged = e as { titanClass?: string; message: string; stack?: string; [k: string]: unknown };
@@ -90,7 +95,7 @@ export function fromNative(e: unknown): unknown {
     if (k !== 'titanClass' && k !== 'message' && k !== 'stack') err[k] = v;
   }
   if (err instanceof ProcessCrashedError && typeof tagged.signal === 'number') {
-    err.signal = signalNames.get(tagged.signal) ?? `SIG${tagged.signal}`;
+    err.signal = signalName(tagged.signal);
   }
   if (err instanceof RemoteError && err.remoteStack) {
     err.stack = `${err.stack}\n--- remote stack ---\n${err.remoteStack}`;

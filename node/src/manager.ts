@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 
 import { native } from './binding';
-import { rethrow, spawnError, TitanError } from './errors';
+import { rethrow, signalName, spawnError } from './errors';
 import { makePoolProxy, makeProxy, PoolState } from './proxy';
 import type {
   HealthReport,
@@ -126,6 +126,7 @@ export class ProcessManager extends EventEmitter {
   #onMessage(kind: string, args: any[]): void {
     switch (kind) {
       case 'event':
+        if (typeof args[1].signal === 'number') args[1].signal = signalName(args[1].signal);
         this.emit(args[0], args[1]);
         break;
       case 'start': // the core restarts an in-process worker

@@ -107,8 +107,8 @@ export interface ProcessEvent {
   processId: number;
   pid?: number;
   exitCode?: number | null;
-  /** The signal number that ended the worker. */
-  signal?: number | null;
+  /** The signal that ended the worker, such as `'SIGKILL'`. */
+  signal?: string | null;
   attempt?: number;
   /** ms before the restart. */
   delay?: number;

@@ -95,10 +95,14 @@ for (const isolation of ISOLATIONS) {
 
 test('a child killed by a signal reports the signal name', { timeout: 30000 }, () =>
   withManager({ isolation: 'child', ...fast }, async (pm) => {
+    const crashes = [];
+    pm.on('crash', (e) => crashes.push(e.signal));
     const calc = await pm.spawn(fixture('calculator.js'));
     const err = await calc.kill('SIGKILL').then(() => null, (e) => e);
     assert.ok(err instanceof ProcessCrashedError, String(err));
     assert.equal(err.signal, 'SIGKILL');
+    assert.ok(await eventually(() => crashes.length === 1));
+    assert.deepEqual(crashes, ['SIGKILL']);
     assert.equal(await calc.add(1, 2), 3);
   }),
 );
