@@ -71,7 +71,10 @@ where
     let (reader, writer) = tokio::io::split(stream);
     let mut options = capnp::message::ReaderOptions::new();
     options.traversal_limit_in_words(Some(1 << 30));
-    VatNetwork::new(BufReader::new(reader.compat()), writer.compat_write(), side, options)
+    // Buffered: capnp writes a message's segment table and segments separately
+    // and flushes after each message, so a message is one write, not two.
+    let writer = futures::io::BufWriter::new(writer.compat_write());
+    VatNetwork::new(BufReader::new(reader.compat()), writer, side, options)
 }
 
 /// A fresh random secret for one spawn, as hex.
