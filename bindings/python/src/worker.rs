@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use futures::future::LocalBoxFuture;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyList, PyTuple};
 use titan_pm::agent::{self, CallContext, Handler};
 use titan_pm::protocol::{Description, ErrorInfo, ErrorInfoKind, HealthCheck, HealthReport, HealthStatus, MethodInfo};
 use titan_pm::transport::Endpoint;
@@ -125,25 +125,21 @@ impl PyHandler {
     ) -> oneshot::Receiver<Outcome> {
         let (completion, rx) = Completion::new(kind);
         Python::attach(|py| {
-            let started = (|| -> PyResult<()> {
-                let mut a = args(py)?;
-                let done = Bound::new(py, completion)?;
+            let done = match Bound::new(py, completion) {
+                Ok(done) => done,
+                Err(e) => return e.print(py), // the caller gets `lost()`
+            };
+            let called = args(py).and_then(|mut a| {
                 a.push(done.clone().into_any());
-                let call = (|| -> PyResult<()> {
-                    let a = pyo3::types::PyTuple::new(py, a)?;
-                    let f = if entry == "call" { self.call_entry.bind(py).clone() } else { self.runtime.bind(py).getattr(entry)? };
-                    f.call1(a)?;
-                    Ok(())
-                })();
-                if let Err(e) = call {
-                    done.get().send(Err(errors::to_info(py, e.value(py), kind)));
-                }
-                Ok(())
-            })();
-            if let Err(e) = started {
-                // Converting the arguments failed before the runtime saw them:
-                // the completion is gone, so the caller gets `lost()`.
-                e.print(py);
+                let f = match entry {
+                    "call" => self.call_entry.bind(py).clone(),
+                    _ => self.runtime.bind(py).getattr(entry)?,
+                };
+                f.call1(PyTuple::new(py, a)?).map(|_| ())
+            });
+            // The runtime reports through `done`; if it raised before it could, that is the outcome.
+            if let Err(e) = called {
+                done.get().send(Err(errors::to_info(py, e.value(py), kind)));
             }
         });
         rx
