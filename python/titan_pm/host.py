@@ -91,18 +91,18 @@ class Pool:
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
             raise AttributeError(name)
-        call = self._pm._pool_call
+        call = self._pm._call
         pid, timeout, key = self.pool_id, self._timeout, self._key
 
         def method(*args: Any) -> Any:
-            return call(pid, name, args, timeout, key)
+            return call(pid, name, args, timeout, key, True)
 
         method.__name__ = method.__qualname__ = name
         self.__dict__[name] = method
         return method
 
     def call(self, method: str, *args: Any) -> Any:
-        return self._pm._pool_call(self.pool_id, method, args, self._timeout, self._key)
+        return self._pm._call(self.pool_id, method, args, self._timeout, self._key, True)
 
     def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "Pool":
         """A view whose calls use `timeout` (seconds) and `key` (for the hash strategies)."""
@@ -149,7 +149,7 @@ class ProcessManager:
     `window`, `initial_backoff`, `multiplier`, `max_backoff`; or False),
     `output` ("prefix", "inherit", "ignore" or a callable `(stream, name, pid,
     line)`), `python` (default: this interpreter), `node`, `tcp_host`, `spin`
-    (seconds the engine keeps polling after a job instead of sleeping; 0: off).
+    (seconds the engine keeps polling after a job instead of sleeping; default 0).
     `engine`: "loop" (default) or "thread" (see the module's doc)."""
 
     def __init__(
@@ -224,26 +224,15 @@ class ProcessManager:
             self._waiting.pop(token, None)
             self._native.cancel(token)
 
-    async def _pool_call(self, pool_id: int, method: str, args: Any, timeout: Optional[float], key: Optional[str]) -> Any:
+    async def _call(
+        self, target: int, method: str, args: Any, timeout: Optional[float], key: Optional[str], pool: bool = False
+    ) -> Any:
+        """Calls a process (or a pool). The hot path: no done callback; a cancelled await cancels the call."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._bind()
-        token = self._native.pool_call(pool_id, method, args, timeout, key)
-        fut = loop.create_future()
-        self._waiting[token] = fut
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            self._waiting.pop(token, None)
-            self._native.cancel(token)
-            raise
-
-    async def _call(self, pid: int, method: str, args: Any, timeout: Optional[float], key: Optional[str]) -> Any:
-        # The hot path: no done callback; a cancelled await cancels the call.
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._bind()
-        token = self._native.call(pid, method, args, timeout, key)
+        call = self._native.pool_call if pool else self._native.call
+        token = call(target, method, args, timeout, key)
         fut = loop.create_future()
         self._waiting[token] = fut
         try:
