@@ -9,6 +9,8 @@ calls in flight (asyncio) against one worker and against two workers
 round-robin by hand, and a pool of two, against
 `multiprocessing.Pool(2).map(chunksize=1)`. Spawn to first answered call.
 Each line prints our figure, the peer's, and the ratio; targets from the brief.
+The contestants run interleaved in several rounds (this machine's timings drift
+a lot between seconds); figures and ratios are medians over the rounds.
 """
 
 import asyncio
@@ -24,8 +26,9 @@ from titan_pm.sync import ProcessManager as SyncProcessManager
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "echo_worker.py")
-SEQ = int(os.environ.get("BENCH_SEQ", 5000))
-THROUGHPUT = int(os.environ.get("BENCH_CALLS", 20000))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", 5))
+SEQ = int(os.environ.get("BENCH_SEQ", 2000))
+THROUGHPUT = int(os.environ.get("BENCH_CALLS", 12800))
 SPAWNS = int(os.environ.get("BENCH_SPAWNS", 10))
 IN_FLIGHT = 64
 PAYLOAD = "x" * 16
@@ -49,11 +52,6 @@ def timed(fn, n, warmup=200):
         fn()
         out.append(time.perf_counter() - t)
     return out
-
-
-def report(name, samples):
-    print(f"  {name:<38} p50 {pct(samples, 0.5) * 1e6:8.1f} us   p99 {pct(samples, 0.99) * 1e6:8.1f} us")
-    return pct(samples, 0.5)
 
 
 def raw_socketpair():
@@ -146,37 +144,67 @@ def spawn_to_first_answer():
 
 
 
+def median(xs):
+    return statistics.median(xs)
+
+
 def main():
-    print(f"titan-pm Python bench: {SEQ} sequential calls, {THROUGHPUT} calls with {IN_FLIGHT} in flight, "
-          f"{SPAWNS} spawns (python {sys.version.split()[0]}, {os.cpu_count()} cpus)\n")
+    print(f"titan-pm Python bench: {ROUNDS} rounds, each {SEQ} sequential calls and {THROUGHPUT} calls with "
+          f"{IN_FLIGHT} in flight per contestant, interleaved; {SPAWNS} spawns "
+          f"(python {sys.version.split()[0]}, {os.cpu_count()} cpus)")
+    print("each figure is the median over the rounds; each ratio the median of the per-round ratios\n")
+    seq = {k: [] for k in ("raw", "pool1", "blocking", "asyncio")}
+    p99 = {k: [] for k in seq}
+    tput = {k: [] for k in ("mp2", "one", "two", "pool2")}
+    for _ in range(ROUNDS):
+        for k, samples in (
+            ("raw", raw_socketpair()),
+            ("pool1", mp_apply()),
+            ("blocking", titan_blocking()),
+            ("asyncio", asyncio.run(titan_asyncio_sequential())),
+        ):
+            seq[k].append(pct(samples, 0.5))
+            p99[k].append(pct(samples, 0.99))
+        tput["mp2"].append(mp_map_throughput())
+        tput["one"].append(asyncio.run(titan_throughput(1)))
+        tput["two"].append(asyncio.run(titan_throughput(2)))
+        tput["pool2"].append(asyncio.run(titan_throughput(2, pool=True)))
+
     print("sequential, one small call to a Python child worker")
-    raw = report("raw socketpair echo", raw_socketpair())
-    pool1 = report("multiprocessing.Pool(1).apply", mp_apply())
-    blocking = report("titan-pm blocking (sync API)", titan_blocking())
-    aio = report("titan-pm asyncio (await, one at a time)", asyncio.run(titan_asyncio_sequential()))
+    names = {
+        "raw": "raw socketpair echo",
+        "pool1": "multiprocessing.Pool(1).apply",
+        "blocking": "titan-pm blocking (sync API)",
+        "asyncio": "titan-pm asyncio (await, one at a time)",
+    }
+    for k, name in names.items():
+        print(f"  {name:<40} p50 {median(seq[k]) * 1e6:8.1f} us   p99 {median(p99[k]) * 1e6:8.1f} us")
 
     print(f"\nthroughput, {IN_FLIGHT} calls in flight")
-    mp2 = mp_map_throughput()
-    print(f"  {'multiprocessing.Pool(2).map(chunksize=1)':<44} {mp2:10.0f} calls/s")
-    one = asyncio.run(titan_throughput(1))
-    print(f"  {'titan-pm asyncio, 1 worker':<44} {one:10.0f} calls/s")
-    two = asyncio.run(titan_throughput(2))
-    print(f"  {'titan-pm asyncio, 2 workers round-robin':<44} {two:10.0f} calls/s")
-    pool2 = asyncio.run(titan_throughput(2, pool=True))
-    print(f"  {'titan-pm asyncio, pool of 2 (concurrency 32)':<44} {pool2:10.0f} calls/s")
+    names = {
+        "mp2": "multiprocessing.Pool(2).map(chunksize=1)",
+        "one": "titan-pm asyncio, 1 worker",
+        "two": "titan-pm asyncio, 2 workers round-robin",
+        "pool2": "titan-pm asyncio, pool of 2 (concurrency 32)",
+    }
+    for k, name in names.items():
+        print(f"  {name:<46} {median(tput[k]):10.0f} calls/s")
 
     print("\nspawn to first answered call (Python child, blocking API)")
     spawn = spawn_to_first_answer()
-    print(f"  p50 {statistics.median(spawn) * 1e3:.1f} ms   max {max(spawn) * 1e3:.1f} ms")
+    print(f"  p50 {median(spawn) * 1e3:.1f} ms   max {max(spawn) * 1e3:.1f} ms")
+
+    def r(a, b):
+        return median([x / y for x, y in zip(a, b)])
 
     print("\nratios (targets from the brief, section 6)")
-    print(f"  blocking p50 / Pool(1).apply p50      {blocking / pool1:5.2f}x   (target <= 0.5x)")
-    print(f"  asyncio p50 / Pool(1).apply p50       {aio / pool1:5.2f}x")
-    print(f"  blocking p50 / raw socketpair p50     {blocking / raw:5.2f}x")
-    print(f"  pool of 2 / Pool(2).map throughput    {pool2 / mp2:5.2f}x   (target >= 1.5x)")
-    print(f"  2 workers / Pool(2).map throughput    {two / mp2:5.2f}x")
-    print(f"  1 worker / Pool(2).map throughput     {one / mp2:5.2f}x")
-    print(f"  spawn to first answer p50             {statistics.median(spawn) * 1e3:5.1f} ms (target <= 150 ms)")
+    print(f"  blocking p50 / Pool(1).apply p50       {r(seq['blocking'], seq['pool1']):5.2f}x   (target <= 0.5x)")
+    print(f"  asyncio p50 / Pool(1).apply p50        {r(seq['asyncio'], seq['pool1']):5.2f}x")
+    print(f"  blocking p50 / raw socketpair p50      {r(seq['blocking'], seq['raw']):5.2f}x")
+    print(f"  pool of 2 / Pool(2).map throughput     {r(tput['pool2'], tput['mp2']):5.2f}x   (target >= 1.5x)")
+    print(f"  2 workers / Pool(2).map throughput     {r(tput['two'], tput['mp2']):5.2f}x")
+    print(f"  1 worker / Pool(2).map throughput      {r(tput['one'], tput['mp2']):5.2f}x")
+    print(f"  spawn to first answer p50              {median(spawn) * 1e3:5.1f} ms (target <= 150 ms)")
 
 
 if __name__ == "__main__":
