@@ -16,6 +16,8 @@ const SEQUENTIAL = Number(process.env.BENCH_CALLS || 5000);
 const THROUGHPUT = Number(process.env.BENCH_THROUGHPUT_CALLS || 20000);
 const IN_FLIGHT = 64;
 const SPAWNS = Number(process.env.BENCH_SPAWNS || 15);
+// The core engine's spin (ms) for titan-pm's managers; unset: the default.
+const SPIN = process.env.BENCH_SPIN === undefined ? undefined : Number(process.env.BENCH_SPIN);
 
 const now = () => performance.now();
 const quantile = (xs, q) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
@@ -73,7 +75,7 @@ function report(what, ours, theirs, unit, peer, higherIsBetter) {
 
 async function spawnToFirstAnswer(isolation) {
   const times = [];
-  const pm = new ProcessManager({ isolation, output: 'ignore' });
+  const pm = new ProcessManager({ isolation, output: 'ignore', spin: SPIN });
   for (let i = 0; i < SPAWNS; i++) {
     const t = now();
     const w = await pm.spawn(ECHO);
@@ -105,10 +107,10 @@ async function peerSpawnToFirstAnswer(kind) {
 }
 
 async function main() {
-  console.log(`node ${process.version}; ${SEQUENTIAL} sequential calls, ${THROUGHPUT} calls with ${IN_FLIGHT} in flight\n`);
+  console.log(`node ${process.version}; ${SEQUENTIAL} sequential calls, ${THROUGHPUT} calls with ${IN_FLIGHT} in flight; engine spin ${SPIN ?? 'default'}\n`);
 
   // ---- worker thread vs piscina ----
-  const pm = new ProcessManager({ isolation: 'worker', output: 'ignore' });
+  const pm = new ProcessManager({ isolation: 'worker', output: 'ignore', spin: SPIN });
   const a = await pm.spawn(ECHO);
   const b = await pm.spawn(ECHO);
   const one = new Piscina({ filename: path.join(__dirname, 'workers', 'piscina-echo.js'), minThreads: 1, maxThreads: 1 });
@@ -129,7 +131,7 @@ async function main() {
   await two.destroy();
 
   // ---- child process vs child_process IPC ----
-  const cpm = new ProcessManager({ isolation: 'child', output: 'ignore' });
+  const cpm = new ProcessManager({ isolation: 'child', output: 'ignore', spin: SPIN });
   const c = await cpm.spawn(ECHO);
   const f = forkEcho();
   await f.ready;
