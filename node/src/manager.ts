@@ -14,6 +14,7 @@ import type {
   HealthReport,
   Isolation,
   ManagerConfig,
+  OutputCallback,
   OutputOption,
   PoolOptions,
   PoolProxy,
@@ -39,19 +40,20 @@ export class ProcessManager extends EventEmitter {
   /** In-process runtimes by slot: a worker thread, or null for one on this thread. */
   readonly #runtimes = new Map<number, Worker | null>();
   readonly #pools = new Map<number, PoolState>();
+  /** Output callbacks by the number the native side knows them by. */
+  readonly #outputs = new Map<number, OutputCallback>();
 
   constructor(config: ManagerConfig = {}) {
     super();
     this.#config = { ...config };
-    const output = typeof config.output === 'function' ? 'callback' : config.output;
+    const output = this.#outputOption(config.output);
     this.#native = new native.NativeManager({ ...config, output }, (kind: string, ...args: any[]) => this.#onMessage(kind, args));
   }
 
   /** Spawns `target` (a compiled .js/.mjs/.cjs worker, a .py worker or an executable) and waits until it is ready. */
   async spawn<T = any>(target: string, options: SpawnOptions = {}): Promise<ProcessProxy<T>> {
     const isolation: Isolation = options.isolation ?? this.#config.isolation ?? 'worker';
-    const output = typeof options.output === 'function' ? undefined : options.output;
-    const nativeOptions = { ...options, isolation, output };
+    const nativeOptions = { ...options, isolation, output: this.#outputOption(options.output) };
     if (isolation === 'child' || !JS_FILE.test(target)) {
       // The core runs the file (or says why it cannot run it in-process).
       nativeOptions.env = { ...options.env, TITAN_NODE_WORKER: WORKER_ENTRY };
@@ -73,8 +75,7 @@ export class ProcessManager extends EventEmitter {
   /** Starts a pool of workers of `target` (the core balances, queues, replaces and scales them). */
   async pool<T = any>(target: string, options: PoolOptions = {}): Promise<PoolProxy<T>> {
     const isolation: Isolation = options.isolation ?? this.#config.isolation ?? 'worker';
-    const output = typeof options.output === 'function' ? undefined : options.output;
-    const nativeOptions = { ...options, isolation, output };
+    const nativeOptions = { ...options, isolation, output: this.#outputOption(options.output) };
     let id: number;
     if (isolation === 'child' || !JS_FILE.test(target)) {
       nativeOptions.env = { ...options.env, TITAN_NODE_WORKER: WORKER_ENTRY };
@@ -145,7 +146,7 @@ export class ProcessManager extends EventEmitter {
         break;
       }
       case 'output':
-        if (typeof this.#config.output === 'function') this.#config.output(args[0], args[1], args[2], args[3]);
+        this.#outputs.get(args[0])?.(args[1], args[2], args[3], args[4]);
         break;
     }
   }
@@ -184,6 +185,14 @@ export class ProcessManager extends EventEmitter {
       });
       worker.once('exit', (code) => reject(new LoadError(`the worker thread exited (code ${code}) before it was ready`)));
     });
+  }
+
+  /** The native form of an output option: a callback becomes `callback:N`. */
+  #outputOption(output: OutputOption | undefined): string | undefined {
+    if (typeof output !== 'function') return output;
+    const n = this.#outputs.size + 1;
+    this.#outputs.set(n, output);
+    return `callback:${n}`;
   }
 
   #stopRuntime(slot: number): void {

@@ -6,7 +6,7 @@ export type ProcessState = 'starting' | 'running' | 'restarting' | 'stopping' | 
 
 /** Called with each line a worker writes, instead of printing it. */
 export type OutputCallback = (stream: 'stdout' | 'stderr', name: string, pid: number, line: string) => void;
-/** Worker output: `prefix` (default: `[name:pid] line` on the host's stdout/stderr), `inherit`, `ignore`, or a callback. */
+/** Worker output: `prefix` (default: `[name:pid] line` on the host's stdout/stderr), `inherit`, `ignore`, or a callback (per manager or per spawn). */
 export type OutputOption = 'prefix' | 'inherit' | 'ignore' | OutputCallback;
 
 export interface RestartPolicy {

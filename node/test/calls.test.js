@@ -56,6 +56,25 @@ for (const isolation of ISOLATIONS) {
     }),
   );
 
+  test(`worker output reaches an output callback, per manager or per spawn (${isolation})`, { timeout: 30000 }, async () => {
+    const { ProcessManager } = require('titan-pm');
+    const managerLines = [];
+    const spawnLines = [];
+    const pm = new ProcessManager({ isolation, output: (stream, name, pid, line) => managerLines.push([stream, name, typeof pid, line]) });
+    try {
+      const a = await pm.spawn(fixture('calculator.js'));
+      const b = await pm.spawn(fixture('calculator.js'), { output: (stream, name, pid, line) => spawnLines.push([stream, line]) });
+      await a.log('from a');
+      await b.log('from b');
+      const { eventually } = require('./helpers');
+      assert.ok(await eventually(() => managerLines.length === 2 && spawnLines.length === 2), JSON.stringify({ managerLines, spawnLines }));
+      assert.deepEqual(managerLines.sort(), [['stderr', 'calculator', 'number', 'err: from a'], ['stdout', 'calculator', 'number', 'from a']]);
+      assert.deepEqual(spawnLines.sort(), [['stderr', 'err: from b'], ['stdout', 'from b']]);
+    } finally {
+      await pm.shutdown();
+    }
+  });
+
   for (const transport of ['unix', 'tcp']) {
     test(`transport ${transport} (${isolation})`, { timeout: 30000 }, () =>
       withManager({ isolation, transport }, async (pm) => {

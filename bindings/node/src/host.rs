@@ -38,7 +38,8 @@ pub enum HostMsg {
     Start { slot: u64, target: String, isolation: String },
     /// Stop the JS runtime of `slot`.
     Stop { slot: u64 },
-    Output { stream: &'static str, name: String, pid: u32, line: String },
+    /// A worker's output line for the JS callback numbered `callback`.
+    Output { callback: u64, stream: &'static str, name: String, pid: u32, line: String },
     Pool { pool: u64, name: &'static str, data: Value },
 }
 
@@ -301,7 +302,9 @@ fn notify(env: Env, cb: Js, msg: HostMsg) -> napi::Result<()> {
         HostMsg::Event(e) => vec![s("event")?, s(e.kind.name())?, convert::to_js(env, &event_value(&e))?],
         HostMsg::Start { slot, target, isolation } => vec![s("start")?, n(slot as f64)?, s(&target)?, s(&isolation)?],
         HostMsg::Stop { slot } => vec![s("stop")?, n(slot as f64)?],
-        HostMsg::Output { stream, name, pid, line } => vec![s("output")?, s(stream)?, s(&name)?, n(pid as f64)?, s(&line)?],
+        HostMsg::Output { callback, stream, name, pid, line } => {
+            vec![s("output")?, n(callback as f64)?, s(stream)?, s(&name)?, n(pid as f64)?, s(&line)?]
+        }
         HostMsg::Pool { pool, name, data } => vec![s("pool")?, n(pool as f64)?, s(name)?, convert::to_js(env, &data)?],
     };
     js::call(env, cb, &args).map(|_| ())
@@ -447,11 +450,13 @@ fn output(v: &Value, tsfn: &Arc<Tsfn<HostMsg>>) -> Result<Option<Output>, Error>
         Some("prefix") => Output::Prefix,
         Some("inherit") => Output::Inherit,
         Some("ignore") => Output::Ignore,
-        Some("callback") => {
+        // `callback:N`: lines go to the JS callback the TypeScript layer numbered N.
+        Some(c) if c.strip_prefix("callback:").is_some_and(|n| n.parse::<u64>().is_ok()) => {
+            let callback: u64 = c["callback:".len()..].parse().unwrap_or(0);
             let tsfn = tsfn.clone();
             Output::Callback(Arc::new(move |stream, name, pid, line| {
                 let stream = if stream == OutputStream::Stdout { "stdout" } else { "stderr" };
-                tsfn.send(HostMsg::Output { stream, name: name.into(), pid, line: line.into() });
+                tsfn.send(HostMsg::Output { callback, stream, name: name.into(), pid, line: line.into() });
             }))
         }
         Some(other) => return Err(Error::Config(format!("unknown output {other:?} (expected prefix, inherit, ignore or a function)"))),
