@@ -98,3 +98,15 @@ def test_kill_is_not_a_crash_and_does_not_restart():
             assert e.value.state == "stopped"
 
     run(main())
+
+
+def test_a_blocking_manager_with_an_engine_thread_restarts_while_idle():
+    with SyncProcessManager(engine="thread", restart_policy=FAST_RESTARTS) as pm:
+        calc = pm.spawn(CALCULATOR)
+        old_pid = calc.pid()
+        os.kill(old_pid, signal.SIGKILL)
+        time.sleep(1.5)  # no call: the engine thread notices the crash and restarts on its own
+        info = pm.get_process(calc.process_id)
+        assert info["state"] == "running" and info["restarts"] == 1
+        assert info["pid"] != old_pid and alive(info["pid"])
+        assert calc.add(2, 2) == 4

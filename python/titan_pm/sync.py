@@ -4,9 +4,9 @@ The core engine runs on your own thread while a method of the manager runs (a
 call is one round trip with the GIL released, no thread hop); between calls
 it waits, and the next call first lets it catch up on what happened meanwhile
 (crashes, restarts, worker output, the recycling of a worker that did not stop
-a timed-out call). For a long-lived service that must supervise while idle,
-use the asyncio `titan_pm.ProcessManager`. Use this manager from the thread
-that created it. Ctrl-C during a call cancels the call and raises
+a timed-out call). For a script that must supervise while it does other
+work, `ProcessManager(engine="thread")` runs the engine on a thread of its own
+(two thread hops per call). Use this manager from the thread that created it. Ctrl-C during a call cancels the call and raises
 KeyboardInterrupt.
 
     with ProcessManager() as pm:
@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from . import _native
 from ._options import check_event, manager_options, native_target
+from .errors import ConfigError
 
 __all__ = ["ProcessManager", "ProcessHandle", "Pool"]
 
@@ -152,8 +153,21 @@ class ProcessManager:
     """The blocking twin of `titan_pm.ProcessManager`: the same options (seconds),
     the same methods, each returning its result instead of an awaitable."""
 
-    def __init__(self, *, isolation: str = "child", transport: str = "ipc", python: Optional[str] = None, **options: Any):
-        self._native = _native.SyncManager(manager_options(isolation, transport, python, options))
+    def __init__(
+        self,
+        *,
+        isolation: str = "child",
+        transport: str = "ipc",
+        python: Optional[str] = None,
+        engine: str = "caller",
+        **options: Any,
+    ):
+        """`engine`: "caller" (default: the engine runs on your thread during each
+        call, no thread hop) or "thread" (on a thread of its own: it supervises
+        between calls too, at two thread hops per call)."""
+        if engine not in ("caller", "thread"):
+            raise ConfigError(f"unknown engine {engine!r} (expected caller or thread)")
+        self._native = _native.SyncManager(manager_options(isolation, transport, python, options), engine == "thread")
         self._isolation = isolation
         self._listeners: Dict[str, List[Callable[[Event], Any]]] = {}
 

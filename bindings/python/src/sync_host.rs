@@ -4,7 +4,9 @@
 //!
 //! The engine runs while a method of the manager runs; between calls it waits,
 //! and the next call first lets it catch up (crashes, restarts, output). The
-//! manager belongs to the thread that created it.
+//! manager belongs to the thread that created it. With `engine_thread` the
+//! engine runs on a thread of its own instead (the same `block_on` then only
+//! waits for its answers).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -131,14 +133,20 @@ pub(crate) async fn interrupted() -> PyErr {
 #[pymethods]
 impl SyncManager {
     #[new]
-    fn new(options: &Bound<'_, PyDict>) -> PyResult<Self> {
+    /// `engine_thread`: the engine runs on a thread of its own (supervising between
+    /// calls, two thread hops per call) instead of on the caller's thread.
+    #[pyo3(signature = (options, engine_thread=false))]
+    fn new(options: &Bound<'_, PyDict>, engine_thread: bool) -> PyResult<Self> {
         let cfg = config::manager(options)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| errors::to_py(titan_pm::Error::Config(format!("cannot start a runtime: {e}"))))?;
         let local = tokio::task::LocalSet::new();
-        let pm = local.block_on(&rt, async { ProcessManager::new_local(cfg) });
+        let pm = match engine_thread {
+            true => ProcessManager::new(cfg),
+            false => local.block_on(&rt, async { ProcessManager::new_local(cfg) }),
+        };
         let events = RefCell::new(pm.events());
         let engine = Engine { pm, events, pools: RefCell::default(), local, rt, last_run: Cell::new(Instant::now()) };
         Ok(SyncManager { owner: std::thread::current().id(), engine: ManuallyDrop::new(engine) })
