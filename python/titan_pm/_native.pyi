@@ -3,7 +3,8 @@
 from typing import Any, Dict, List, Optional, Tuple
 
 class SyncManager:
-    """The core engine on the caller's thread; every method blocks with the GIL released."""
+    """The core engine on the caller's thread (or, with `engine_thread`, a thread of its own);
+    every method blocks with the GIL released."""
     def __init__(self, options: Dict[str, Any], engine_thread: bool = False) -> None: ...
     def spawn(self, target: Any, in_process: bool, options: Dict[str, Any]) -> int: ...
     def call(self, process_id: int, method: str, args: Tuple[Any, ...], timeout: Optional[float] = None, key: Optional[str] = None) -> Any: ...
