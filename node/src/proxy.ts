@@ -46,7 +46,8 @@ function callProxy(call: Call, options: CallOptions, own: (prop: string) => unkn
   };
   return new Proxy(Object.create(null), {
     get(_, prop) {
-      if (typeof prop !== 'string' || prop === 'then') return undefined; // not a thenable
+      // Not a thenable, and not something JSON.stringify or inspection would call.
+      if (typeof prop !== 'string' || prop === 'then' || prop === 'toJSON' || prop === 'constructor') return undefined;
       const value = own(prop);
       if (value !== undefined) return value;
       let f = methods.get(prop);
