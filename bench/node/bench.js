@@ -4,7 +4,9 @@
 //   round-robin by hand, and a titan-pm pool of 2);
 // - a child worker against child_process IPC (fork + process.send): the same;
 // - spawn to first answered call (worker thread, child process).
-// Prints each figure, the peer's, and the ratio (brief §6).
+// Prints each figure, the peer's, and the ratio (brief §6). Contestants take
+// turns over BENCH_ROUNDS rounds (timings drift on a shared machine); each line
+// shows the medians over the rounds and the median of the per-round ratios.
 'use strict';
 const { fork } = require('node:child_process');
 const path = require('node:path');
@@ -15,6 +17,7 @@ const ECHO = path.join(__dirname, 'workers', 'echo.js');
 const SEQUENTIAL = Number(process.env.BENCH_CALLS || 5000);
 const THROUGHPUT = Number(process.env.BENCH_THROUGHPUT_CALLS || 20000);
 const IN_FLIGHT = 64;
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 5);
 const SPAWNS = Number(process.env.BENCH_SPAWNS || 15);
 // The core engine's spin (ms) for titan-pm's managers; unset: the default.
 const SPIN = process.env.BENCH_SPIN === undefined ? undefined : Number(process.env.BENCH_SPIN);
@@ -22,10 +25,12 @@ const SPIN = process.env.BENCH_SPIN === undefined ? undefined : Number(process.e
 const now = () => performance.now();
 const quantile = (xs, q) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
 
+const median = (xs) => quantile(xs, 0.5);
+
 async function sequential(call) {
-  for (let i = 0; i < 1000; i++) await call(i); // warm up
+  for (let i = 0; i < 300; i++) await call(i); // warm up
   const lat = [];
-  for (let i = 0; i < SEQUENTIAL; i++) {
+  for (let i = 0; i < SEQUENTIAL / ROUNDS; i++) {
     const t = now();
     await call(i);
     lat.push((now() - t) * 1000);
@@ -34,15 +39,27 @@ async function sequential(call) {
 }
 
 async function throughput(call) {
+  const calls = Math.ceil(THROUGHPUT / ROUNDS);
   let next = 0;
   const lane = async () => {
-    while (next < THROUGHPUT) await call(next++);
+    while (next < calls) await call(next++);
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, lane)); // warm up
   next = 0;
   const t = now();
   await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
-  return THROUGHPUT / ((now() - t) / 1000);
+  return calls / ((now() - t) / 1000);
+}
+
+/** Runs `ours` and `theirs` in turns, ROUNDS times; returns each one's results. */
+async function turns(ours, theirs) {
+  const a = [];
+  const b = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    a.push(await ours());
+    b.push(await theirs());
+  }
+  return [a, b];
 }
 
 /** A forked child answering messages, with calls matched by id. */
@@ -64,8 +81,12 @@ function forkEcho() {
 }
 
 const results = [];
-function report(what, ours, theirs, unit, peer, higherIsBetter) {
-  const ratio = higherIsBetter ? ours / theirs : theirs / ours;
+/** `ours` and `theirs` are lists of per-round figures (or single figures). */
+function report(what, oursRounds, theirsRounds, unit, peer, higherIsBetter) {
+  const [os, ts] = [[oursRounds].flat(), [theirsRounds].flat()];
+  const ours = median(os);
+  const theirs = median(ts);
+  const ratio = median(os.map((o, i) => (higherIsBetter ? o / ts[i] : ts[i] / o)));
   results.push({ what, ours, theirs, unit, peer, ratio });
   console.log(
     `${what.padEnd(44)} titan-pm ${ours.toFixed(1).padStart(9)} ${unit.padEnd(7)} ${peer.padEnd(14)} ${theirs.toFixed(1).padStart(9)} ${unit.padEnd(7)}` +
@@ -107,7 +128,10 @@ async function peerSpawnToFirstAnswer(kind) {
 }
 
 async function main() {
-  console.log(`node ${process.version}; ${SEQUENTIAL} sequential calls, ${THROUGHPUT} calls with ${IN_FLIGHT} in flight; engine spin ${SPIN ?? 'default'}\n`);
+  console.log(
+    `node ${process.version}; ${SEQUENTIAL} sequential calls and ${THROUGHPUT} calls with ${IN_FLIGHT} in flight, ` +
+      `in ${ROUNDS} interleaved rounds; engine spin ${SPIN ?? 'default'}\n`,
+  );
 
   // ---- worker thread vs piscina ----
   const pm = new ProcessManager({ isolation: 'worker', output: 'ignore', spin: SPIN });
@@ -115,17 +139,19 @@ async function main() {
   const b = await pm.spawn(ECHO);
   const one = new Piscina({ filename: path.join(__dirname, 'workers', 'piscina-echo.js'), minThreads: 1, maxThreads: 1 });
   const two = new Piscina({ filename: path.join(__dirname, 'workers', 'piscina-echo.js'), minThreads: 2, maxThreads: 2 });
-  const oursSeq = await sequential((x) => a.ping(x));
-  const theirsSeq = await sequential((x) => one.run(x));
-  report('worker thread: sequential p50', oursSeq.p50, theirsSeq.p50, 'us', 'piscina', false);
-  report('worker thread: sequential p99', oursSeq.p99, theirsSeq.p99, 'us', 'piscina', false);
+  const [oursSeq, theirsSeq] = await turns(() => sequential((x) => a.ping(x)), () => sequential((x) => one.run(x)));
+  report('worker thread: sequential p50', oursSeq.map((r) => r.p50), theirsSeq.map((r) => r.p50), 'us', 'piscina', false);
+  report('worker thread: sequential p99', oursSeq.map((r) => r.p99), theirsSeq.map((r) => r.p99), 'us', 'piscina', false);
   let rr = 0;
-  const oursTput = await throughput((x) => (rr++ & 1 ? a : b).ping(x)); // two workers, round-robin by hand
-  const theirsTput = await throughput((x) => two.run(x));
+  const [oursTput, theirsTput] = await turns(
+    () => throughput((x) => (rr++ & 1 ? a : b).ping(x)), // two workers, round-robin by hand
+    () => throughput((x) => two.run(x)),
+  );
   report(`worker thread: ${IN_FLIGHT} in flight, 2 threads`, oursTput, theirsTput, 'calls/s', 'piscina', true);
   // The core's pool (least-connections), one call per worker at a time like piscina's default.
   const pool = await pm.pool(ECHO, { size: 2, maxQueueSize: 1000 });
-  report(`pool of 2 (1 call/worker): ${IN_FLIGHT} in flight`, await throughput((x) => pool.ping(x)), theirsTput, 'calls/s', 'piscina', true);
+  const [poolTput, theirsTput2] = await turns(() => throughput((x) => pool.ping(x)), () => throughput((x) => two.run(x)));
+  report(`pool of 2 (1 call/worker): ${IN_FLIGHT} in flight`, poolTput, theirsTput2, 'calls/s', 'piscina', true);
   await pm.shutdown();
   await one.destroy();
   await two.destroy();
@@ -135,11 +161,11 @@ async function main() {
   const c = await cpm.spawn(ECHO);
   const f = forkEcho();
   await f.ready;
-  const oursChild = await sequential((x) => c.ping(x));
-  const theirsChild = await sequential((x) => f.call(x));
-  report('child process: sequential p50', oursChild.p50, theirsChild.p50, 'us', 'fork+send', false);
-  report('child process: sequential p99', oursChild.p99, theirsChild.p99, 'us', 'fork+send', false);
-  report(`child process: ${IN_FLIGHT} in flight, 1 child`, await throughput((x) => c.ping(x)), await throughput((x) => f.call(x)), 'calls/s', 'fork+send', true);
+  const [oursChild, theirsChild] = await turns(() => sequential((x) => c.ping(x)), () => sequential((x) => f.call(x)));
+  report('child process: sequential p50', oursChild.map((r) => r.p50), theirsChild.map((r) => r.p50), 'us', 'fork+send', false);
+  report('child process: sequential p99', oursChild.map((r) => r.p99), theirsChild.map((r) => r.p99), 'us', 'fork+send', false);
+  const [oursChildTput, theirsChildTput] = await turns(() => throughput((x) => c.ping(x)), () => throughput((x) => f.call(x)));
+  report(`child process: ${IN_FLIGHT} in flight, 1 child`, oursChildTput, theirsChildTput, 'calls/s', 'fork+send', true);
   await cpm.shutdown();
   f.child.kill();
 
