@@ -74,3 +74,32 @@ async fn a_queued_call_past_its_deadline_never_starts() {
     assert_eq!(pool.metrics().await.unwrap().queue_length, 0);
     pm.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_dropped_pool_call_is_cancelled_and_frees_its_worker() {
+    let pm = ProcessManager::new(ManagerConfig::default());
+    let options = PoolOptions { size: PoolSize::Fixed(1), ..PoolOptions::default() };
+    let pool = pm.pool(WORKER, options).await.unwrap();
+    // One call running, one queued; the caller gives up on both.
+    let running = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.call::<u64>("slow", (5_000,)).await }
+    });
+    let queued = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.call::<i64>("increment", ()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    queued.abort();
+    let _ = queued.await;
+    running.abort();
+    let _ = running.await;
+    // The worker is free at once, the queued call never ran, and the running one was cancelled in the worker.
+    let next = tokio::time::timeout(Duration::from_secs(2), pool.call::<i64>("increment", ())).await;
+    assert_eq!(next.expect("the worker was not freed").unwrap(), 1);
+    let member = pool.metrics().await.unwrap().workers[0].process_id;
+    assert_eq!(pm.handle(member).call::<u64>("cancelled", ()).await.unwrap(), 1);
+    let m = pool.metrics().await.unwrap();
+    assert_eq!((m.busy, m.queue_length), (0, 0));
+    pm.shutdown().await;
+}

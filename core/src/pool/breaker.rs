@@ -112,6 +112,14 @@ impl Breaker {
         }
     }
 
+    /// An admitted call that will never report (its caller dropped it): a half-open
+    /// trial slot is handed back.
+    pub fn forget_trial(&mut self) {
+        if self.state == BreakerState::HalfOpen {
+            self.trials_started = self.trials_started.saturating_sub(1);
+        }
+    }
+
     fn open(&mut self, now: Instant) -> BreakerState {
         self.state = BreakerState::Open;
         self.opened_at = Some(now);
@@ -148,5 +156,18 @@ mod tests {
         let t2 = t1 + Duration::from_millis(100);
         b.admit(t2).unwrap();
         assert_eq!(b.record(false, t2), Some(BreakerState::Open), "a failed trial opens it again");
+    }
+
+    #[test]
+    fn a_trial_whose_caller_gave_up_hands_its_slot_back() {
+        let opts = BreakerOptions { threshold: 1, timeout: Duration::ZERO, half_open_requests: 1 };
+        let mut b = Breaker::new(opts);
+        let t = Instant::now();
+        b.record(false, t);
+        b.admit(t).unwrap();
+        assert!(b.admit(t).is_err());
+        b.forget_trial();
+        b.admit(t).unwrap();
+        assert_eq!(b.record(true, t), Some(BreakerState::Closed));
     }
 }

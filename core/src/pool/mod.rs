@@ -217,7 +217,8 @@ impl PoolHandle {
 
     pub async fn call_value(&self, method: &str, args: Vec<Value>) -> Result<Value> {
         let (id, method, options) = (self.id, method.to_string(), self.options.clone());
-        self.pm.exec(move |engine| async move { engine.pool(id)?.call(method, args, options).await }).await
+        // Dropping the returned future cancels the call, in the queue or in the worker.
+        self.pm.exec_with(true, move |engine| async move { engine.pool(id)?.call(method, args, options).await }).await
     }
 
     /// The number of workers serving (not counting ones draining to leave).

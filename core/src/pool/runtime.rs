@@ -195,8 +195,9 @@ impl Pool {
         let deadline = Instant::now() + timeout;
         self.check_open()?;
         self.admit()?;
+        let mut verdict = Verdict { pool: self, given: false };
         let result = self.call_with_retries(&method, &args, options.key.as_deref(), deadline, timeout).await;
-        self.record_outcome(&result);
+        verdict.give(&result);
         result
     }
 
@@ -211,15 +212,15 @@ impl Pool {
         let mut attempt = 0;
         loop {
             let member = self.acquire(key, deadline, method, timeout).await?;
-            let started = Instant::now();
-            let left = CallOptions { timeout: Some(deadline.saturating_duration_since(started)), key: None };
-            let result = member.process.call(method, args, &left).await;
+            let lease = Lease { pool: self, member, started: Instant::now(), returned: false };
+            let left = CallOptions { timeout: Some(deadline.saturating_duration_since(lease.started)), key: None };
+            let result = lease.member.process.call(method, args, &left).await;
             let result = match result {
                 // The member's own deadline is the rest of the pool call's: report the pool's.
                 Err(Error::CallTimeout { .. }) => Err(Error::CallTimeout { method: method.into(), timeout_ms: timeout.as_millis() as u64 }),
                 r => r,
             };
-            self.release(&member, &result, started.elapsed());
+            lease.finish(&result);
             if matches!(result, Err(Error::ProcessFailed { .. })) && Instant::now() < deadline {
                 continue; // the member died before the call was sent: it never ran, send it elsewhere
             }
@@ -252,15 +253,7 @@ impl Pool {
         Ok(())
     }
 
-    /// Every admitted call reports here once, so the breaker never waits for a lost trial.
-    fn record_outcome(&self, result: &Result<Value>) {
-        let ok = matches!(result, Ok(_) | Err(Error::MethodNotFound { .. } | Error::Serialization { .. }));
-        let changed = self.breaker.borrow_mut().as_mut().and_then(|b| b.record(ok, Instant::now()));
-        if let Some(s) = changed {
-            self.emit(PoolEvent::Breaker(s));
-        }
-    }
-
+    
     /// A member with room now, or a place in the queue until one frees up (within the deadline).
     async fn acquire(self: &Rc<Self>, key: Option<&str>, deadline: Instant, method: &str, timeout: Duration) -> Result<Rc<Member>> {
         if self.queue.borrow().is_empty() {
@@ -309,8 +302,14 @@ impl Pool {
         Some(live[i].clone())
     }
 
-    fn release(self: &Rc<Self>, member: &Rc<Member>, result: &Result<Value>, elapsed: Duration) {
+    /// A call left `member`: with its result, or `None` if the caller dropped it.
+    fn release(self: &Rc<Self>, member: &Rc<Member>, result: Option<&Result<Value>>, elapsed: Duration) {
         member.in_flight.set(member.in_flight.get() - 1);
+        let Some(result) = result else {
+            self.pump();
+            self.changed.notify_waiters();
+            return;
+        };
         let ok = result.is_ok();
         member.stats.borrow_mut().record(elapsed, ok);
         self.stats.borrow_mut().record(elapsed, ok);
@@ -664,6 +663,59 @@ impl Pool {
             },
             breaker: self.breaker.borrow().as_ref().map(|b| b.state()),
             workers,
+        }
+    }
+}
+
+/// A member taken for one call; given back with the result, or, if the caller
+/// drops the call, given back without one.
+struct Lease<'a> {
+    pool: &'a Rc<Pool>,
+    member: Rc<Member>,
+    started: Instant,
+    returned: bool,
+}
+
+impl Lease<'_> {
+    fn finish(mut self, result: &Result<Value>) {
+        self.returned = true;
+        self.pool.release(&self.member, Some(result), self.started.elapsed());
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if !self.returned {
+            self.pool.release(&self.member, None, self.started.elapsed());
+        }
+    }
+}
+
+/// The breaker's verdict on one admitted call: its outcome, or, if the caller
+/// dropped the call, nothing (a half-open trial slot is handed back), so the
+/// breaker never waits for a trial that will not report.
+struct Verdict<'a> {
+    pool: &'a Rc<Pool>,
+    given: bool,
+}
+
+impl Verdict<'_> {
+    fn give(&mut self, result: &Result<Value>) {
+        self.given = true;
+        let ok = matches!(result, Ok(_) | Err(Error::MethodNotFound { .. } | Error::Serialization { .. }));
+        let changed = self.pool.breaker.borrow_mut().as_mut().and_then(|b| b.record(ok, Instant::now()));
+        if let Some(s) = changed {
+            self.pool.emit(PoolEvent::Breaker(s));
+        }
+    }
+}
+
+impl Drop for Verdict<'_> {
+    fn drop(&mut self) {
+        if !self.given {
+            if let Some(b) = self.pool.breaker.borrow_mut().as_mut() {
+                b.forget_trial();
+            }
         }
     }
 }
