@@ -159,8 +159,8 @@ export interface PoolOptions extends SpawnOptions {
   retries?: number;
   /** Per-worker weights for the weighted strategies. */
   weights?: number[];
-  autoScale?: boolean | { enabled?: boolean; min?: number; max?: number; targetCpu?: number; targetMemory?: number; scaleUpThreshold?: number; scaleDownThreshold?: number; cooldown?: number; interval?: number };
-  circuitBreaker?: boolean | { threshold?: number; timeout?: number; halfOpenRequests?: number };
+  autoScale?: boolean | { enabled?: boolean; min?: number; max?: number; targetCPU?: number; targetMemory?: number; scaleUpThreshold?: number; scaleDownThreshold?: number; cooldownPeriod?: number; interval?: number };
+  circuitBreaker?: boolean | { enabled?: boolean; threshold?: number; timeout?: number; halfOpenRequests?: number };
   health?: boolean | { interval?: number; unhealthyThreshold?: number };
   recycle?: { maxRequests?: number; maxLifetime?: number; maxMemory?: number };
 }

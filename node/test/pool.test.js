@@ -5,7 +5,7 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { ISOLATIONS, fixture, withManager, eventually } = require('./helpers');
-const { PoolBackpressureError, ProcessCrashedError } = require('titan-pm');
+const { ConfigError, PoolBackpressureError, ProcessCrashedError } = require('titan-pm');
 
 for (const isolation of ISOLATIONS) {
   test(`a pool spreads calls, bounds its queue, scales and is destroyed (${isolation})`, { timeout: 60000 }, () =>
@@ -60,3 +60,19 @@ test('a pool key routes consistently with consistent-hash', { timeout: 60000 }, 
     assert.equal(pids.size, 1);
   }),
 );
+
+test('pool options take the documented names; an unknown one is an error', { timeout: 60000 }, () =>
+  withManager({ isolation: 'worker' }, async (pm) => {
+    const pool = await pm.pool(fixture('calculator.js'), {
+      size: 1,
+      autoScale: { min: 1, max: 2, targetCPU: 90, cooldownPeriod: 500 },
+      circuitBreaker: { enabled: false, threshold: 1 },
+    });
+    assert.equal(await pool.add(1, 2), 3);
+    assert.equal((await pool.metrics()).breaker, null, 'enabled: false leaves the breaker off');
+    await pool.destroy();
+    await assert.rejects(
+      pm.pool(fixture('calculator.js'), { size: 1, autoScale: { targetCpuu: 90 } }),
+      (e) => e instanceof ConfigError && /unknown autoScale option "targetCpuu"/.test(e.message),
+    );
+  }));

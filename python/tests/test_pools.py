@@ -68,3 +68,23 @@ def test_a_pool_replaces_a_worker_that_dies():
         assert "worker:crashed" in [e["type"] for e in events]
         assert [pool.add(i, 1) for i in range(4)] == [1, 2, 3, 4]
         assert pool.with_options(key="user-1").add(2, 2) == 4
+
+
+def test_pool_options_use_the_issue_names_and_unknown_ones_are_errors():
+    from titan_pm import ConfigError
+
+    async def main():
+        async with ProcessManager() as pm:
+            pool = await pm.pool(
+                CALCULATOR,
+                size=1,
+                auto_scale={"min": 1, "max": 2, "target_cpu": 90, "cooldown_period": 0.5},
+                circuit_breaker={"enabled": False, "threshold": 1},
+            )
+            assert await pool.add(1, 2) == 3
+            assert (await pool.metrics())["breaker"] is None, "enabled=False leaves the breaker off"
+            await pool.destroy()
+            with pytest.raises(ConfigError, match="cooldown_perio"):
+                await pm.pool(CALCULATOR, size=1, auto_scale={"cooldown_perio": 1})
+
+    run(main())

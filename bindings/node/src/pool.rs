@@ -121,10 +121,17 @@ fn number(v: &Value, key: &str) -> Option<f64> {
     }
 }
 
-fn section<'a>(v: &'a Value, key: &str) -> Result<Option<&'a Value>, Error> {
+/// An options object (or `true` for its defaults); a key it does not know is an error.
+fn section<'a>(v: &'a Value, key: &str, known: &[&str]) -> Result<Option<&'a Value>, Error> {
     match v.get(key) {
         None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(None),
-        Some(m @ Value::Map(_)) => Ok(Some(m)),
+        Some(m @ Value::Map(entries)) => {
+            if let Some((k, _)) = entries.iter().find(|(k, _)| k != "enabled" && !known.contains(&k.as_str())) {
+                return Err(Error::Config(format!("unknown {key} option {k:?} (expected: {})", known.join(", "))));
+            }
+            // `{ enabled: false, ... }` is off.
+            Ok((m.get("enabled") != Some(&Value::Bool(false))).then_some(m))
+        }
         Some(Value::Bool(true)) => Ok(Some(&Value::Null)),
         Some(other) => Err(Error::Config(format!("{key} must be an object, not {}", other.type_name()))),
     }
@@ -155,35 +162,39 @@ pub fn options(v: &Value, spawn: SpawnOptions) -> Result<PoolOptions, Error> {
     if let Some(Value::List(ws)) = v.get("weights") {
         o.weights = ws.iter().map(|w| w.as_i64().unwrap_or(1).max(0) as u32).collect();
     }
-    if let Some(a) = section(v, "autoScale")? {
+    const AUTO_SCALE: &[&str] = &[
+        "enabled", "min", "max", "targetCPU", "targetCpu", "targetMemory", "scaleUpThreshold", "scaleDownThreshold",
+        "cooldownPeriod", "cooldown", "interval",
+    ];
+    if let Some(a) = section(v, "autoScale", AUTO_SCALE)? {
         let mut s = AutoScale::default();
         if let Some(Value::Bool(b)) = a.get("enabled") {
             s.enabled = *b;
         }
         s.min = count(a, "min")?.map(|n| n as usize).unwrap_or(s.min);
         s.max = count(a, "max")?.map(|n| n as usize).unwrap_or(s.max);
-        s.target_cpu = number(a, "targetCpu").unwrap_or(s.target_cpu);
+        s.target_cpu = number(a, "targetCPU").or(number(a, "targetCpu")).unwrap_or(s.target_cpu);
         s.target_memory = count(a, "targetMemory")?.unwrap_or(s.target_memory);
         s.scale_up_threshold = number(a, "scaleUpThreshold").unwrap_or(s.scale_up_threshold);
         s.scale_down_threshold = number(a, "scaleDownThreshold").unwrap_or(s.scale_down_threshold);
-        s.cooldown = duration(a, "cooldown")?.unwrap_or(s.cooldown);
+        s.cooldown = duration(a, "cooldownPeriod")?.or(duration(a, "cooldown")?).unwrap_or(s.cooldown);
         s.interval = duration(a, "interval")?.unwrap_or(s.interval);
         o.auto_scale = Some(s);
     }
-    if let Some(b) = section(v, "circuitBreaker")? {
+    if let Some(b) = section(v, "circuitBreaker", &["threshold", "timeout", "halfOpenRequests"])? {
         let mut s = BreakerOptions::default();
         s.threshold = count(b, "threshold")?.map(|n| n as u32).unwrap_or(s.threshold);
         s.timeout = duration(b, "timeout")?.unwrap_or(s.timeout);
         s.half_open_requests = count(b, "halfOpenRequests")?.map(|n| n as u32).unwrap_or(s.half_open_requests);
         o.circuit_breaker = Some(s);
     }
-    if let Some(h) = section(v, "health")? {
+    if let Some(h) = section(v, "health", &["interval", "unhealthyThreshold"])? {
         let mut s = PoolHealth::default();
         s.interval = duration(h, "interval")?.unwrap_or(s.interval);
         s.unhealthy_threshold = count(h, "unhealthyThreshold")?.map(|n| n as u32).unwrap_or(s.unhealthy_threshold);
         o.health = Some(s);
     }
-    if let Some(r) = section(v, "recycle")? {
+    if let Some(r) = section(v, "recycle", &["maxRequests", "maxLifetime", "maxMemory"])? {
         o.recycle = Recycle {
             max_requests: count(r, "maxRequests")?,
             max_lifetime: duration(r, "maxLifetime")?,

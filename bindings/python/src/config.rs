@@ -188,7 +188,7 @@ pub fn pool(options: &Bound<'_, PyDict>) -> PyResult<PoolOptions> {
                     "target_memory" => a.target_memory = v.extract()?,
                     "scale_up_threshold" => a.scale_up_threshold = v.extract()?,
                     "scale_down_threshold" => a.scale_down_threshold = v.extract()?,
-                    "cooldown" => a.cooldown = seconds(k, v)?,
+                    "cooldown_period" | "cooldown" => a.cooldown = seconds(k, v)?,
                     "interval" => a.interval = seconds(k, v)?,
                     _ => return Ok(false),
                 }
@@ -243,6 +243,12 @@ fn fields<T>(
     let d = v.cast::<PyDict>().map_err(|_| bad(format!("{name} must be a dict or a bool")))?;
     let mut t = default;
     for (k, v) in each(d) {
+        if k == "enabled" {
+            if !v.extract::<bool>()? {
+                return Ok(None); // {"enabled": False, ...} is off
+            }
+            continue;
+        }
         if !set(&mut t, &k, &v)? {
             return Err(bad(format!("unknown {name} field {k:?}")));
         }
