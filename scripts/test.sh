@@ -25,7 +25,7 @@ run rust cargo test --workspace --quiet
 
 echo
 echo "=== summary"
-grep -h "^test result:" "$logs/rust.log" 2>/dev/null | awk '{p+=$4; f+=$6} END {printf "cargo test: %d passed, %d failed\n", p, f}'
+grep -h "^test result:" "$logs/rust.log" 2>/dev/null | awk '{p+=$4; f+=$6} END {printf "cargo: %d passed, %d failed\n", p, f}'
 [ -f "$logs/python.log" ] && grep -E "^=+ .*(passed|failed|error).* =+$" "$logs/python.log" | tail -1
 [ -f "$logs/node.log" ] && grep -E "^# (tests|pass|fail) " "$logs/node.log" | tail -3
 exit $status
