@@ -148,6 +148,9 @@ export class ProcessManager extends EventEmitter {
       case 'output':
         this.#outputs.get(args[0])?.(args[1], args[2], args[3], args[4]);
         break;
+      case 'outputDropped': // lines for an output callback were dropped: its queue was full
+        this.emit('output:dropped', { dropped: args[1] });
+        break;
     }
   }
 
