@@ -23,14 +23,14 @@ const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
 /// Why a value could not be converted, and where (`path` is filled on the way out).
 pub struct Unsupported {
     segments: Vec<String>,
-    /// Keep only the first `keep` segments from the root (a cycle names where it closes).
-    keep: Option<usize>,
+    /// Drop this many of the deepest segments (a cycle names where it closes).
+    skip: usize,
     pub message: String,
 }
 
 impl Unsupported {
     fn new(message: impl Into<String>) -> Self {
-        Unsupported { segments: Vec::new(), keep: None, message: message.into() }
+        Unsupported { segments: Vec::new(), skip: 0, message: message.into() }
     }
     fn at(mut self, segment: String) -> Self {
         self.segments.push(segment);
@@ -38,8 +38,7 @@ impl Unsupported {
     }
     /// `root[1]["items"]`.
     pub fn path(&self, root: &str) -> String {
-        let keep = self.keep.unwrap_or(usize::MAX);
-        self.segments.iter().rev().take(keep).fold(root.to_string(), |p, s| p + s)
+        self.segments.iter().skip(self.skip).rev().fold(root.to_string(), |p, s| p + s)
     }
 }
 
@@ -183,7 +182,7 @@ impl Reader {
         for j in 1..chain.len() {
             if (0..j).any(|i| js::strict_equals(self.env, chain[i], chain[j])) {
                 let mut u = Unsupported::new("a cyclic value (it contains itself) cannot be sent");
-                u.keep = Some(j);
+                u.skip = chain.len() - 1 - j; // `v` is `chain.len() - 1` segments deep
                 return u;
             }
         }

@@ -18,13 +18,13 @@ enum Step {
 
 struct Bad {
     steps: Vec<Step>,
-    /// Keep only the first `keep` steps from the root (a cycle names where it closes).
-    keep: Option<usize>,
+    /// Drop this many of the deepest steps (a cycle names where it closes).
+    skip: usize,
     message: String,
 }
 
 fn bad(message: String) -> Bad {
-    Bad { steps: Vec::new(), keep: None, message }
+    Bad { steps: Vec::new(), skip: 0, message }
 }
 
 /// Converts `obj`; `root` names it in errors ("args", "result", "dependencies").
@@ -40,7 +40,7 @@ pub fn args_to_values(args: &Bound<'_, PyTuple>) -> Result<Vec<Value>, Error> {
 
 fn path(root: &str, b: &Bad) -> String {
     let mut p = root.to_string();
-    for s in b.steps.iter().rev().take(b.keep.unwrap_or(usize::MAX)) {
+    for s in b.steps.iter().skip(b.skip).rev() {
         match s {
             Step::Index(i) => p.push_str(&format!("[{i}]")),
             Step::Key(k) => p.push_str(&format!("[{k:?}]")),
@@ -132,7 +132,7 @@ impl Reader {
             // The first list or dict that is also one of its own ancestors closes a cycle.
             if let Some(j) = (1..chain.len()).find(|&j| chain[..j].contains(&chain[j])) {
                 let mut b = bad("a cyclic value (it contains itself) cannot be sent".into());
-                b.keep = Some(j);
+                b.skip = chain.len() - 1 - j; // `obj` is `chain.len() - 1` steps deep
                 return Err(b);
             }
             return Err(bad(format!("nested deeper than {MAX_DEPTH} levels of lists and maps")));
