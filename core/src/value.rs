@@ -17,14 +17,11 @@
 use crate::error::{Error, Result};
 use crate::titan_capnp::value;
 
-/// How deeply lists and maps may nest in one value, the same in every front end
-/// and isolation: a scalar is depth 0, `[]` and `{}` depth 1, `[[1]]` depth 2.
-/// Each call argument, a result and the spawn dependencies are measured on their
-/// own. Front ends check it while converting, before anything is sent; a value
-/// deeper than this is a `SerializationError` naming the path of the first list
-/// or map past the limit (a cyclic value is refused the same way, naming the
-/// place where it contains itself).
-pub const MAX_DEPTH: usize = 64;
+/// The deepest a value may nest: anything inside more than this many lists or
+/// maps is refused (before it is sent) with a `SerializationError` naming its
+/// path. The same limit holds in every front end and isolation; the wire
+/// reader's nesting limit is set to admit exactly this much.
+pub const MAX_DEPTH: usize = 100;
 
 /// A dynamic value: what crosses the wire as an argument or a result.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -12,8 +12,8 @@ const path = require('node:path');
 const { fixture, withManager, eventually } = require('./helpers');
 const { ProcessManager, SerializationError } = require('titan-pm');
 
-/** The core's `value::MAX_DEPTH`: lists and maps nested in one another, at most. */
-const MAX_DEPTH = 64;
+/** The core's `value::MAX_DEPTH`: a value inside more lists and maps than this is refused. */
+const MAX_DEPTH = 100;
 
 /** `depth` arrays nested in one another around `inner`. */
 function nestedArrays(depth, inner = 1) {
@@ -67,14 +67,15 @@ test('an argument nested past the limit is a SerializationError naming the first
   withManager({ isolation: 'worker' }, async (pm) => {
     const calc = await pm.spawn(fixture('calculator.js'));
     const tooDeep = new RegExp(`deeper than ${MAX_DEPTH} levels`);
-    await serializationError(calc.echo(nestedArrays(10000)), `args[0]${'[0]'.repeat(MAX_DEPTH)}`, tooDeep);
-    await serializationError(calc.echo(nestedObjects(100000)), `args[0]${'["a"]'.repeat(MAX_DEPTH)}`, tooDeep);
-    await serializationError(calc.echo(nestedArrays(MAX_DEPTH + 1)), `args[0]${'[0]'.repeat(MAX_DEPTH)}`, tooDeep);
+    // The path names the first value inside more than MAX_DEPTH lists and maps.
+    await serializationError(calc.echo(nestedArrays(10000)), `args[0]${'[0]'.repeat(MAX_DEPTH + 1)}`, tooDeep);
+    await serializationError(calc.echo(nestedObjects(100000)), `args[0]${'["a"]'.repeat(MAX_DEPTH + 1)}`, tooDeep);
+    await serializationError(calc.echo(2, nestedArrays(MAX_DEPTH + 1)), `args[1]${'[0]'.repeat(MAX_DEPTH + 1)}`, tooDeep);
     // The same limit for the spawn dependencies (a map: one level, then the values).
     const deps = { dependencies: { config: nestedArrays(MAX_DEPTH) } };
     const spawned = await rejection(pm.spawn(fixture('calculator.js'), deps));
     assert.ok(spawned instanceof SerializationError, String(spawned));
-    assert.equal(spawned.path, `options["dependencies"]["config"]${'[0]'.repeat(MAX_DEPTH - 1)}`);
+    assert.equal(spawned.path, `options["dependencies"]["config"]${'[0]'.repeat(MAX_DEPTH)}`);
     await pm.spawn(fixture('calculator.js'), { dependencies: { config: nestedArrays(MAX_DEPTH - 1) } });
     assert.equal(await calc.add(1, 2), 3);
   }),
@@ -98,7 +99,7 @@ for (const isolation of ['worker', 'none', 'child']) {
       const calc = await pm.spawn(fixture('calculator.js'));
       const pid = await calc.pid();
       for (const depth of [MAX_DEPTH + 1, 3000, 100000]) {
-        await serializationError(calc.nested(depth), `result${'[0]'.repeat(MAX_DEPTH)}`, /deeper than/);
+        await serializationError(calc.nested(depth), `result${'[0]'.repeat(MAX_DEPTH + 1)}`, /deeper than/);
         assert.equal(await calc.add(1, 2), 3);
       }
       await serializationError(calc.cyclic(), 'result["loop"]["self"]', /cyclic/);

@@ -75,7 +75,8 @@ pub fn report_from_js(env: Env, v: Js) -> Result<Value, Unsupported> {
 }
 
 /// One conversion: the lists and maps enclosing the current value (`ancestors`)
-/// bound the recursion (at most `limit` deep) and reveal cycles.
+/// bound the recursion (a value inside more than `limit` of them is refused,
+/// before recursing further) and reveal cycles.
 struct Reader {
     env: Env,
     limit: usize,
@@ -86,6 +87,9 @@ struct Reader {
 impl Reader {
     fn value(&mut self, v: Js) -> Result<Value, Unsupported> {
         let env = self.env;
+        if self.ancestors.len() > self.limit {
+            return Err(self.too_deep(v));
+        }
         Ok(match js::type_of(env, v) {
             ValueType::napi_undefined | ValueType::napi_null => Value::Null,
             ValueType::napi_boolean => Value::Bool(js::get_bool(env, v)),
@@ -164,18 +168,16 @@ impl Reader {
         })
     }
 
-    /// Converts the list or map `v` with `convert`, one level deeper; past the
-    /// limit it is an error (naming where the value contains itself, if it does).
+    /// Converts the list or map `v` with `convert`, its items one level deeper.
     fn nested(&mut self, v: Js, convert: impl FnOnce(&mut Self) -> Result<Value, Unsupported>) -> Result<Value, Unsupported> {
-        if self.ancestors.len() >= self.limit {
-            return Err(self.too_deep(v));
-        }
         self.ancestors.push(v);
         let out = convert(self);
         self.ancestors.pop();
         out
     }
 
+    /// `v` sits inside more lists and maps than the limit: an error, naming where the
+    /// value contains itself if it does.
     fn too_deep(&self, v: Js) -> Unsupported {
         let chain: Vec<Js> = self.ancestors.iter().copied().chain(std::iter::once(v)).collect();
         // The first list or map that is also one of its own ancestors closes a cycle.
@@ -186,7 +188,7 @@ impl Reader {
                 return u;
             }
         }
-        Unsupported::new(format!("nested deeper than {MAX_DEPTH} levels of lists and maps"))
+        Unsupported::new(format!("nested deeper than {MAX_DEPTH} levels"))
     }
 
     fn map(&mut self, map: Js) -> Result<Value, Unsupported> {

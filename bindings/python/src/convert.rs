@@ -50,13 +50,17 @@ fn path(root: &str, b: &Bad) -> String {
 }
 
 /// One conversion: the lists and dicts enclosing the current value (`ancestors`)
-/// bound the recursion (`MAX_DEPTH`, checked before recursing) and reveal cycles.
+/// bound the recursion (a value inside more than `MAX_DEPTH` of them is refused,
+/// before recursing further) and reveal cycles.
 struct Reader {
     ancestors: Vec<*mut pyo3::ffi::PyObject>,
 }
 
 impl Reader {
     fn convert(&mut self, obj: &Bound<'_, PyAny>) -> Result<Value, Bad> {
+        if self.ancestors.len() > MAX_DEPTH {
+            return Err(self.too_deep(obj));
+        }
         if obj.is_none() {
             return Ok(Value::Null);
         }
@@ -124,19 +128,21 @@ impl Reader {
         Ok(Value::List(out))
     }
 
-    /// Converts the list or dict `obj` with `convert`, one level deeper; past the
-    /// limit it is an error (naming where the value contains itself, if it does).
-    fn nested(&mut self, obj: &Bound<'_, PyAny>, convert: impl FnOnce(&mut Self) -> Result<Value, Bad>) -> Result<Value, Bad> {
-        if self.ancestors.len() >= MAX_DEPTH {
-            let chain: Vec<_> = self.ancestors.iter().copied().chain(std::iter::once(obj.as_ptr())).collect();
-            // The first list or dict that is also one of its own ancestors closes a cycle.
-            if let Some(j) = (1..chain.len()).find(|&j| chain[..j].contains(&chain[j])) {
-                let mut b = bad("a cyclic value (it contains itself) cannot be sent".into());
-                b.skip = chain.len() - 1 - j; // `obj` is `chain.len() - 1` steps deep
-                return Err(b);
-            }
-            return Err(bad(format!("nested deeper than {MAX_DEPTH} levels of lists and maps")));
+    /// `obj` sits inside more lists and dicts than `MAX_DEPTH`: an error, naming
+    /// where the value contains itself if it does.
+    fn too_deep(&self, obj: &Bound<'_, PyAny>) -> Bad {
+        let chain: Vec<_> = self.ancestors.iter().copied().chain(std::iter::once(obj.as_ptr())).collect();
+        // The first list or dict that is also one of its own ancestors closes a cycle.
+        if let Some(j) = (1..chain.len()).find(|&j| chain[..j].contains(&chain[j])) {
+            let mut b = bad("a cyclic value (it contains itself) cannot be sent".into());
+            b.skip = chain.len() - 1 - j; // `obj` is `chain.len() - 1` steps deep
+            return b;
         }
+        bad(format!("nested deeper than {MAX_DEPTH} levels"))
+    }
+
+    /// Converts the list or dict `obj` with `convert`, its items one level deeper.
+    fn nested(&mut self, obj: &Bound<'_, PyAny>, convert: impl FnOnce(&mut Self) -> Result<Value, Bad>) -> Result<Value, Bad> {
         self.ancestors.push(obj.as_ptr());
         let out = convert(self);
         self.ancestors.pop();
