@@ -112,7 +112,7 @@ impl Engine {
     }
 
     pub(crate) fn pool(&self, id: u64) -> Result<Rc<Pool>> {
-        self.pools.borrow().get(&id).cloned().ok_or_else(|| Error::Config(format!("no pool with id {id}")))
+        self.pools.borrow().get(&id).cloned().ok_or(Error::NotFound { what: "pool", id })
     }
 
     pub(crate) async fn destroy_pool(self: &Rc<Self>, id: u64) -> Result<()> {
@@ -123,7 +123,7 @@ impl Engine {
     }
 
     pub(crate) fn process(&self, id: u64) -> Result<Rc<Process>> {
-        self.processes.borrow().get(&id).cloned().ok_or_else(|| Error::Config(format!("no process with id {id}")))
+        self.processes.borrow().get(&id).cloned().ok_or(Error::NotFound { what: "process", id })
     }
 
     pub(crate) async fn call(&self, id: u64, method: String, args: Vec<Value>, options: CallOptions) -> Result<Value> {

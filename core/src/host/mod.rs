@@ -25,7 +25,6 @@ pub(crate) mod process;
 mod registry;
 mod restart;
 
-use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -38,6 +37,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 pub use metrics::{Latency, ProcessMetrics};
 pub use output::{Output, OutputStream};
 pub use restart::RestartPolicy;
+pub use crate::state::ProcessState;
 
 use crate::agent::Handler;
 use crate::error::{Error, Result};
@@ -77,36 +77,6 @@ impl std::str::FromStr for Isolation {
             "child" => Ok(Isolation::Child),
             _ => Err(Error::Config(format!("unknown isolation {s:?} (expected none, worker or child)"))),
         }
-    }
-}
-
-/// A process's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProcessState {
-    Starting,
-    Running,
-    Restarting,
-    Stopping,
-    Stopped,
-    Failed,
-}
-
-impl ProcessState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProcessState::Starting => "starting",
-            ProcessState::Running => "running",
-            ProcessState::Restarting => "restarting",
-            ProcessState::Stopping => "stopping",
-            ProcessState::Stopped => "stopped",
-            ProcessState::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for ProcessState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
