@@ -23,7 +23,6 @@ pub(crate) mod metrics;
 mod output;
 pub(crate) mod process;
 mod registry;
-mod restart;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -36,7 +35,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use metrics::{Latency, ProcessMetrics};
 pub use output::{Output, OutputStream};
-pub use restart::RestartPolicy;
+pub use crate::policy::RestartPolicy;
 pub use crate::state::ProcessState;
 
 use crate::agent::Handler;
@@ -133,6 +132,10 @@ pub struct ManagerConfig {
     pub restart: RestartPolicy,
     /// The default deadline of every call (`resources.timeout`).
     pub timeout: Duration,
+    /// Memory and CPU limits of every worker (`resources.maxMemory`, `resources.maxCpu`).
+    pub resources: Resources,
+    /// Periodic health probes and what is measured (`monitoring`).
+    pub monitoring: Monitoring,
     /// How long a worker has to start, register and run `init`.
     pub spawn_timeout: Duration,
     /// A health probe that takes longer reports `unhealthy`.
@@ -160,6 +163,8 @@ impl Default for ManagerConfig {
             transport: Transport::Ipc,
             restart: RestartPolicy::default(),
             timeout: Duration::from_secs(30),
+            resources: Resources::default(),
+            monitoring: Monitoring::default(),
             spawn_timeout: Duration::from_secs(10),
             health_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(5),
@@ -173,6 +178,43 @@ impl Default for ManagerConfig {
     }
 }
 
+/// Limits on a worker's resources.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resources {
+    /// RSS in bytes above which the worker is restarted (event `memory`); a Node
+    /// worker thread also gets it as its heap limit.
+    pub max_memory: Option<u64>,
+    /// Percent of one core; enforced where the OS allows it (see the README).
+    pub max_cpu: Option<f64>,
+}
+
+/// What the manager watches on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Monitoring {
+    /// Periodic health probes; 3 unhealthy answers in a row restart the worker (event `unhealthy`).
+    pub health_check: Option<HealthProbe>,
+    pub metrics: bool,
+    pub tracing: bool,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring { health_check: None, metrics: true, tracing: false }
+    }
+}
+
+/// How often the manager probes each process's health (a class's `@HealthCheck({ interval })` overrides it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthProbe {
+    pub interval: Duration,
+}
+
+impl Default for HealthProbe {
+    fn default() -> Self {
+        HealthProbe { interval: Duration::from_secs(30) }
+    }
+}
+
 /// Per-spawn options; `None` takes the manager's default.
 #[derive(Clone, Default)]
 pub struct SpawnOptions {
@@ -183,7 +225,10 @@ pub struct SpawnOptions {
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
     pub name: Option<String>,
+    /// The version the worker's `@Process` must declare; a mismatch is a `SpawnError`.
+    pub version: Option<String>,
     pub timeout: Option<Duration>,
+    pub resources: Option<Resources>,
     pub restart: Option<RestartPolicy>,
     pub output: Option<Output>,
 }
@@ -226,6 +271,10 @@ pub enum EventKind {
     Exited,
     /// A connection presented a wrong secret and was refused.
     ConnectionRefused,
+    /// The worker's RSS went above `resources.maxMemory`: it is restarted.
+    MemoryExceeded { rss: u64, limit: u64 },
+    /// The periodic health probe found the worker unhealthy this many times in a row: it is restarted.
+    Unhealthy { probes: u32 },
 }
 
 impl EventKind {
@@ -239,6 +288,8 @@ impl EventKind {
             EventKind::Failed => "failed",
             EventKind::Exited => "exit",
             EventKind::ConnectionRefused => "refused",
+            EventKind::MemoryExceeded { .. } => "memory",
+            EventKind::Unhealthy { .. } => "unhealthy",
         }
     }
 }

@@ -18,7 +18,6 @@
 //! ```
 
 mod autoscale;
-mod breaker;
 mod runtime;
 mod strategy;
 
@@ -27,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 pub use autoscale::{scale_decision, AutoScale, Load};
-pub use breaker::{Breaker, BreakerOptions, BreakerState};
+pub use crate::policy::breaker::{Breaker, BreakerOptions, BreakerState};
 pub(crate) use runtime::Pool;
 pub use strategy::{adaptive_score, Balancer, Strategy, WorkerView};
 
