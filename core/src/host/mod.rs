@@ -391,6 +391,12 @@ impl ProcessManager {
         Ok(crate::pool::PoolHandle { pm: self.clone(), id, options: CallOptions::default(), events })
     }
 
+    /// A handle to an existing pool (pools are owned by the engine; bridges keep no registry of their own).
+    pub async fn pool_handle(&self, pool_id: u64) -> Result<crate::pool::PoolHandle> {
+        let events = self.exec(move |engine| async move { Ok(engine.pool(pool_id)?.events.clone()) }).await?;
+        Ok(crate::pool::PoolHandle { pm: self.clone(), id: pool_id, options: CallOptions::default(), events })
+    }
+
     /// A handle to an existing process.
     pub fn handle(&self, process_id: u64) -> ProcessHandle {
         ProcessHandle { pm: self.clone(), id: process_id, options: CallOptions::default() }
