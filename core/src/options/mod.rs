@@ -22,7 +22,8 @@
 //! assert_eq!(c.resources.max_memory, Some(512 << 20));
 //! assert_eq!(c.timeout, std::time::Duration::from_secs(2));
 //! let bad = to_value(&serde_json::json!({ "resources": { "maxMem": 1 } })).unwrap();
-//! assert!(options::manager(&bad, Dialect::Js, &|_| None).unwrap_err().to_string().contains("resources.maxMem"));
+//! let e = options::manager(&bad, Dialect::Js, &|_| None).err().unwrap();
+//! assert!(e.to_string().contains("resources.maxMem: unknown option"));
 //! ```
 //!
 //! A new option is one getter call in the reader of its object here, one field
@@ -32,7 +33,7 @@ mod dialect;
 mod section;
 
 pub use dialect::Dialect;
-pub use section::{parse_bytes, parse_duration, Section, Toggle};
+pub use section::{parse_bytes, parse_duration, probe, Section, Toggle};
 
 use crate::error::{Error, Result};
 use crate::host::{HealthProbe, ManagerConfig, Monitoring, Output, Resources, SpawnOptions};
@@ -261,6 +262,11 @@ fn restart_policy(s: &mut Section<'_>) -> Result<Option<RestartPolicy>> {
                 r.backoff.multiplier = m;
             }
             match p.get("backoff") {
+                None if p.probing() => {
+                    let mut b = p.section("backoff")?.expect("probing enters every object");
+                    backoff(&mut b, r.backoff)?;
+                    b.finish()?;
+                }
                 None => {}
                 // A bare duration: the initial wait.
                 Some(Value::Int(_) | Value::Float(_) | Value::Text(_)) => r.backoff.initial = p.duration("backoff")?.unwrap_or(r.backoff.initial),
@@ -348,6 +354,26 @@ fn output(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<Option<
         },
     };
     Ok(Some(o))
+}
+
+/// Every option path of `kind` (`manager`, `spawn` or `pool`) in `dialect`, sorted:
+/// what the TS types and the Python stubs are checked against.
+///
+/// ```
+/// use titan_pm::options::{schema, Dialect};
+/// let paths = schema("pool", Dialect::Python);
+/// assert!(paths.contains(&"auto_scale.target_cpu".to_string()));
+/// assert!(paths.contains(&"restart_policy.backoff.type".to_string()));
+/// ```
+pub fn schema(kind: &str, dialect: Dialect) -> Vec<String> {
+    let none = |_: u64| None;
+    probe(|| {
+        let _ = match kind {
+            "manager" => manager(&Value::Null, dialect, &none).map(|_| ()),
+            "spawn" => spawn(&Value::Null, dialect, &none).map(|_| ()),
+            _ => pool(&Value::Null, dialect, &none).map(|_| ()),
+        };
+    })
 }
 
 /// The error every front end gives for an option object that is not an object.

@@ -8,7 +8,7 @@
 //! let mut s = Section::root(&v, "pool", Dialect::Js).unwrap();
 //! assert_eq!(s.count("maxQueueSize").unwrap(), Some(5));
 //! let e = s.finish().unwrap_err().to_string();
-//! assert!(e.contains("pool.maxQueue: unknown option"), "{e}");
+//! assert!(e.contains("maxQueue: unknown option (expected one of: maxQueueSize)"), "{e}");
 //! ```
 
 use std::time::Duration;
@@ -18,6 +18,26 @@ use crate::error::{Error, Result};
 use crate::value::Value;
 
 static EMPTY: Vec<(String, Value)> = Vec::new();
+
+thread_local! {
+    /// While [`probe`] runs: every option path the readers accept.
+    static PROBE: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `read` over an empty object with every sub-object entered, and returns
+/// every option path it accepts: the schema, for the front ends' drift tests.
+pub fn probe(read: impl FnOnce()) -> Vec<String> {
+    PROBE.with(|p| *p.borrow_mut() = Some(Vec::new()));
+    read();
+    let mut paths = PROBE.with(|p| p.borrow_mut().take()).unwrap_or_default();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+fn probing() -> bool {
+    PROBE.with(|p| p.borrow().is_some())
+}
 
 /// An options object being read.
 pub struct Section<'a> {
@@ -202,11 +222,22 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// Whether the schema is being probed (readers then enter every sub-object).
+    pub fn probing(&self) -> bool {
+        probing()
+    }
+
     /// A sub-object (`autoScale: {...}`), or `true` for its defaults, or `false` for off.
     /// `{ enabled: false, ... }` is off as well.
     pub fn toggle(&mut self, name: &'static str) -> Result<Toggle<'a>> {
         let path = self.path(name);
         let dialect = self.dialect;
+        if probing() {
+            self.known.push(name);
+            let mut s = Section::over(&EMPTY, path, dialect);
+            s.known.push("enabled");
+            return Ok(Toggle::On(s));
+        }
         match self.get(name) {
             None => Ok(Toggle::Absent),
             Some(Value::Bool(false)) => Ok(Toggle::Off),
@@ -226,6 +257,10 @@ impl<'a> Section<'a> {
     pub fn section(&mut self, name: &'static str) -> Result<Option<Section<'a>>> {
         let path = self.path(name);
         let dialect = self.dialect;
+        if probing() {
+            self.known.push(name);
+            return Ok(Some(Section::over(&EMPTY, path, dialect)));
+        }
         match self.get(name) {
             None => Ok(None),
             Some(Value::Map(entries)) => Ok(Some(Section::over(entries, path, dialect))),
@@ -235,6 +270,11 @@ impl<'a> Section<'a> {
 
     /// Refuses every key that no getter asked for, naming its full path and the accepted names.
     pub fn finish(self) -> Result<()> {
+        if probing() {
+            let paths: Vec<String> = self.known.iter().map(|k| self.path(k)).collect();
+            PROBE.with(|p| p.borrow_mut().as_mut().map(|v| v.extend(paths)));
+            return Ok(());
+        }
         for (key, _) in self.entries {
             if !self.known.iter().any(|k| self.dialect.name(k) == key.as_str()) {
                 let mut names: Vec<String> = self.known.iter().map(|k| self.dialect.name(k).into_owned()).collect();
