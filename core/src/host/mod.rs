@@ -299,6 +299,8 @@ type Job = Box<dyn FnOnce(Rc<Engine>) -> LocalBoxFuture<'static, ()> + Send>;
 struct Shared {
     jobs: mpsc::UnboundedSender<Job>,
     events: broadcast::Sender<Event>,
+    /// The event channel of every live pool, by pool id: what a handle needs besides the id.
+    pools: std::sync::Mutex<std::collections::HashMap<u64, broadcast::Sender<crate::pool::PoolEvent>>>,
 }
 
 /// Spawns, calls, supervises and stops workers. Clone it freely.
@@ -333,7 +335,7 @@ impl ProcessManager {
     fn build(config: ManagerConfig) -> (Self, impl FnOnce() -> LocalBoxFuture<'static, ()> + Send) {
         let (jobs, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
-        let pm = ProcessManager { shared: Arc::new(Shared { jobs, events: events.clone() }) };
+        let pm = ProcessManager { shared: Arc::new(Shared { jobs, events: events.clone(), pools: Default::default() }) };
         let run = move || -> LocalBoxFuture<'static, ()> { Box::pin(Engine::run(config, events, rx)) };
         (pm, run)
     }
@@ -388,13 +390,19 @@ impl ProcessManager {
         let (events, _) = broadcast::channel(1024);
         let sender = events.clone();
         let id = self.exec(move |engine| async move { engine.start_pool(target, options, sender).await }).await?;
+        self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).insert(id, events.clone());
         Ok(crate::pool::PoolHandle { pm: self.clone(), id, options: CallOptions::default(), events })
     }
 
-    /// A handle to an existing pool (pools are owned by the engine; bridges keep no registry of their own).
-    pub async fn pool_handle(&self, pool_id: u64) -> Result<crate::pool::PoolHandle> {
-        let events = self.exec(move |engine| async move { Ok(engine.pool(pool_id)?.events.clone()) }).await?;
+    /// A handle to a live pool, by id (the manager owns its pools; bridges keep no registry of their own).
+    pub fn pool_handle(&self, pool_id: u64) -> Result<crate::pool::PoolHandle> {
+        let events = self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).get(&pool_id).cloned();
+        let events = events.ok_or(Error::NotFound { what: "pool", id: pool_id })?;
         Ok(crate::pool::PoolHandle { pm: self.clone(), id: pool_id, options: CallOptions::default(), events })
+    }
+
+    pub(crate) fn forget_pool(&self, pool_id: u64) {
+        self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).remove(&pool_id);
     }
 
     /// A handle to an existing process.
@@ -444,6 +452,7 @@ impl ProcessManager {
     /// Stops intake, drains in-flight calls, runs shutdown hooks, then SIGTERM and SIGKILL.
     pub async fn shutdown(&self) {
         let _ = self.exec(|engine| async move { engine.shutdown().await; Ok(()) }).await;
+        self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 

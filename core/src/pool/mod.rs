@@ -246,7 +246,9 @@ impl PoolHandle {
     /// Drains, then stops every worker.
     pub async fn destroy(&self) -> Result<()> {
         let id = self.id;
-        self.pm.exec(move |engine| async move { engine.destroy_pool(id).await }).await
+        let result = self.pm.exec(move |engine| async move { engine.destroy_pool(id).await }).await;
+        self.pm.forget_pool(id);
+        result
     }
 
     pub fn events(&self) -> broadcast::Receiver<PoolEvent> {

@@ -59,7 +59,7 @@ pub(crate) struct Pool {
     target: Target,
     options: PoolOptions,
     engine: Weak<Engine>,
-    pub(crate) events: broadcast::Sender<PoolEvent>,
+    events: broadcast::Sender<PoolEvent>,
     state: Cell<PoolState>,
     desired: Cell<usize>,
     members: RefCell<Vec<Rc<Member>>>,
