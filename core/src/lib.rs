@@ -11,6 +11,7 @@
 //! The wire protocol is `schema/titan.capnp`; `generated` is compiled from it.
 
 pub mod agent;
+pub mod dialect;
 pub mod error;
 pub mod generated;
 pub mod host;
