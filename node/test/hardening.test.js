@@ -111,6 +111,29 @@ for (const isolation of ['worker', 'none', 'child']) {
   );
 }
 
+/** The core's `value::MAX_MESSAGE_BYTES`: the encoded values of one message, at most. */
+const MAX_MESSAGE_BYTES = 64 * 2 ** 20;
+
+for (const isolation of ['worker', 'none', 'child']) {
+  test(`a value over the message size limit is a SerializationError on the sending side (${isolation})`, { timeout: 120000 }, () =>
+    withManager({ isolation }, async (pm) => {
+      const calc = await pm.spawn(fixture('calculator.js'));
+      const pid = await calc.pid();
+      const big = Buffer.alloc(MAX_MESSAGE_BYTES + 1024, 7);
+      const sent = await rejection(calc.echo(big));
+      assert.ok(sent instanceof SerializationError, String(sent));
+      assert.match(sent.message, /over the limit/);
+      assert.equal((await pm.getMetrics(calc)).requests, 1, 'the refused call was not sent');
+      const returned = await rejection(calc.blob(MAX_MESSAGE_BYTES + 1024));
+      assert.ok(returned instanceof SerializationError, String(returned));
+      assert.match(returned.message, /over the limit/);
+      assert.equal((await calc.blob(1024)).length, 1024);
+      assert.equal(await calc.pid(), pid, 'the same worker still serves');
+      assert.equal((await pm.listProcesses())[0].restarts, 0);
+    }),
+  );
+}
+
 test('a lone surrogate is a SerializationError naming the path, as an argument and as a result', { timeout: 30000 }, () =>
   withManager({ isolation: 'worker' }, async (pm) => {
     const calc = await pm.spawn(fixture('calculator.js'));

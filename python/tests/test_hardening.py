@@ -118,3 +118,21 @@ def test_results_past_the_limit_fail_the_call_and_the_worker_keeps_serving(isola
         assert calc.add(2, 3) == 5
         assert calc.pid() == pid
         assert pm.list_processes()[0]["restarts"] == 0
+
+
+# The core's value::MAX_MESSAGE_BYTES: the encoded values of one message, at most.
+MAX_MESSAGE_BYTES = 64 << 20
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_a_value_over_the_message_size_limit_is_refused_on_the_sending_side(isolation):
+    with SyncProcessManager(isolation=isolation) as pm:
+        calc = pm.spawn(CALCULATOR)
+        pid = calc.pid()
+        with pytest.raises(SerializationError, match="over the limit"):
+            calc.echo(b"\x07" * (MAX_MESSAGE_BYTES + 1024))
+        with pytest.raises(SerializationError, match="over the limit"):
+            calc.blob(MAX_MESSAGE_BYTES + 1024)
+        assert len(calc.blob(1024)) == 1024
+        assert calc.pid() == pid
+        assert pm.list_processes()[0]["restarts"] == 0

@@ -80,6 +80,10 @@ class Calculator:
         return {"ok": 1, "loop": loop}
 
     @public
+    def blob(self, size):
+        return b"\x07" * size
+
+    @public
     def lone_surrogate(self):
         return {"s": "ab\udc00"}
 
