@@ -177,7 +177,11 @@ export class ProcessManager extends EventEmitter {
       if (this.#runtimes.get(slot) === worker) this.#runtimes.delete(slot);
     });
     return new Promise<Description>((resolve, reject) => {
-      worker.once('message', (m: { ok: boolean; description: Description; message: string }) => {
+      worker.on('message', (m: { ok?: boolean; description: Description; message: string; titanOutputDropped?: number }) => {
+        if (typeof m?.titanOutputDropped === 'number') {
+          this.emit('output:dropped', { dropped: m.titanOutputDropped }); // its bounded stdout/stderr was full
+          return;
+        }
         worker.unref(); // a ready worker thread does not keep the host alive
         if (m.ok) {
           name.current = m.description.name;
