@@ -333,6 +333,7 @@ impl ProcessManager {
     }
 
     fn build(config: ManagerConfig) -> (Self, impl FnOnce() -> LocalBoxFuture<'static, ()> + Send) {
+        crate::telemetry::init();
         let (jobs, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
         let pm = ProcessManager { shared: Arc::new(Shared { jobs, events: events.clone(), services: Default::default() }) };
