@@ -47,6 +47,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // options
     m.add_function(wrap_pyfunction!(options::check_manager_options, m)?)?;
     m.add_function(wrap_pyfunction!(options::option_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(options::event_names, m)?)?;
     // values
     m.add_function(wrap_pyfunction!(convert::roundtrip, m)?)?;
     Ok(())

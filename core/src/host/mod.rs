@@ -278,6 +278,9 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every process event name, as front ends accept them for listeners.
+    pub const NAMES: &'static [&'static str] = &["spawn", "ready", "crash", "restart", "failed", "exit", "refused", "memory", "unhealthy"];
+
     /// The event's name, as front ends emit it.
     pub fn name(&self) -> &'static str {
         match self {
