@@ -90,6 +90,16 @@ def test_arguments_past_the_limit_are_refused_before_sending(isolation):
         assert calc.add(1, 2) == 3
 
 
+def test_spawn_dependencies_have_the_same_limit():
+    with SyncProcessManager() as pm:
+        # A dependencies dict holding MAX_DEPTH - 1 lists: its innermost int is MAX_DEPTH deep.
+        calc = pm.spawn(CALCULATOR, dependencies={"config": nested_lists(MAX_DEPTH - 1)})
+        assert calc.add(1, 2) == 3
+        with pytest.raises(SerializationError, match=f"deeper than {MAX_DEPTH} levels") as e:
+            pm.spawn(CALCULATOR, dependencies={"config": nested_lists(MAX_DEPTH)})
+        assert e.value.path == 'options["dependencies"]["config"]' + "[0]" * MAX_DEPTH
+
+
 @pytest.mark.parametrize("isolation", ISOLATIONS)
 def test_a_value_exactly_at_the_limit_goes_through(isolation):
     with SyncProcessManager(isolation=isolation) as pm:

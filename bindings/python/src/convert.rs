@@ -29,7 +29,13 @@ fn bad(message: String) -> Bad {
 
 /// Converts `obj`; `root` names it in errors ("args", "result", "dependencies").
 pub fn to_value(obj: &Bound<'_, PyAny>, root: &str) -> Result<Value, Error> {
-    let mut reader = Reader { ancestors: Vec::new() };
+    let mut reader = Reader { ancestors: Vec::new(), limit: MAX_DEPTH };
+    reader.convert(obj).map_err(|b| Error::Serialization { path: path(root, &b), message: b.message })
+}
+
+/// Converts an options dict: its values (`dependencies`) get the full depth below it.
+pub fn options_to_value(obj: &Bound<'_, PyAny>, root: &str) -> Result<Value, Error> {
+    let mut reader = Reader { ancestors: Vec::new(), limit: MAX_DEPTH + 1 };
     reader.convert(obj).map_err(|b| Error::Serialization { path: path(root, &b), message: b.message })
 }
 
@@ -50,15 +56,16 @@ fn path(root: &str, b: &Bad) -> String {
 }
 
 /// One conversion: the lists and dicts enclosing the current value (`ancestors`)
-/// bound the recursion (a value inside more than `MAX_DEPTH` of them is refused,
+/// bound the recursion (a value inside more than `limit` of them is refused,
 /// before recursing further) and reveal cycles.
 struct Reader {
     ancestors: Vec<*mut pyo3::ffi::PyObject>,
+    limit: usize,
 }
 
 impl Reader {
     fn convert(&mut self, obj: &Bound<'_, PyAny>) -> Result<Value, Bad> {
-        if self.ancestors.len() > MAX_DEPTH {
+        if self.ancestors.len() > self.limit {
             return Err(self.too_deep(obj));
         }
         if obj.is_none() {
@@ -128,7 +135,7 @@ impl Reader {
         Ok(Value::List(out))
     }
 
-    /// `obj` sits inside more lists and dicts than `MAX_DEPTH`: an error, naming
+    /// `obj` sits inside more lists and dicts than the limit: an error, naming
     /// where the value contains itself if it does.
     fn too_deep(&self, obj: &Bound<'_, PyAny>) -> Bad {
         let chain: Vec<_> = self.ancestors.iter().copied().chain(std::iter::once(obj.as_ptr())).collect();
