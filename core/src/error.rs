@@ -12,7 +12,7 @@
 //! assert_eq!(e.to_string(), "call to add timed out after 50 ms");
 //! ```
 
-use crate::host::ProcessState;
+use crate::state::ProcessState;
 
 /// How a caller should respond to an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,7 @@ pub enum ErrorKind {
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The method raised. Front ends re-raise it with the remote type and stack.
     #[error("{remote_type}: {message}")]
@@ -67,9 +68,27 @@ pub enum Error {
     #[error("circuit breaker is open")]
     CircuitOpen,
 
-    /// An option or argument given to the manager is invalid.
+    /// An option or argument given to the manager is invalid; the message starts
+    /// with the option's path (`autoScale.targetCPU: must be a number`). Fix the call.
     #[error("invalid configuration: {0}")]
     Config(String),
+
+    /// No process or pool has that id (killed and forgotten, or never there).
+    #[error("no {what} with id {id}")]
+    NotFound { what: &'static str, id: u64 },
+
+    /// The operating system refused something (a socket, a file, a thread).
+    #[error("{context}: {message}")]
+    Io { context: String, message: String },
+
+    /// The other side refused us (a host refusing a worker's registration, a
+    /// worker that cannot reach its host).
+    #[error("refused: {0}")]
+    Refused(String),
+
+    /// The caller cancelled the operation (dropped it, or an abort signal fired).
+    #[error("cancelled")]
+    Cancelled,
 
     /// The manager was shut down.
     #[error("the process manager is shut down")]
@@ -79,9 +98,14 @@ pub enum Error {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Remote { .. } | Error::Serialization { .. } | Error::Spawn { .. } | Error::Config(_) => {
-                ErrorKind::Failed
-            }
+            Error::Remote { .. }
+            | Error::Serialization { .. }
+            | Error::Spawn { .. }
+            | Error::Config(_)
+            | Error::Io { .. }
+            | Error::Refused(_)
+            | Error::Cancelled => ErrorKind::Failed,
+            Error::NotFound { .. } => ErrorKind::Unimplemented,
             Error::CallTimeout { .. } | Error::PoolBackpressure { .. } | Error::CircuitOpen => ErrorKind::Overloaded,
             Error::ProcessCrashed { .. } => ErrorKind::Disconnected,
             Error::MethodNotFound { .. } => ErrorKind::Unimplemented,
@@ -101,9 +125,14 @@ impl Error {
             Error::Spawn { .. } => "SpawnError",
             Error::PoolBackpressure { .. } => "PoolBackpressureError",
             Error::CircuitOpen => "CircuitOpenError",
-            Error::Config(_) => "ConfigError",
+            Error::Config(_) | Error::NotFound { .. } | Error::Io { .. } | Error::Refused(_) => "ConfigError",
+            Error::Cancelled => "CancelledError",
             Error::ManagerShutDown => "ProcessFailedError",
         }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, e: impl std::fmt::Display) -> Error {
+        Error::Io { context: context.into(), message: e.to_string() }
     }
 
     pub(crate) fn spawn(target: &str, reason: impl Into<String>) -> Error {

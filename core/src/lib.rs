@@ -14,8 +14,12 @@ pub mod agent;
 pub mod error;
 pub mod generated;
 pub mod host;
+pub mod options;
+pub mod policy;
 pub mod pool;
 pub mod protocol;
+pub mod reports;
+pub mod state;
 pub mod transport;
 pub mod value;
 
@@ -23,9 +27,10 @@ pub use error::{Error, ErrorKind, Result};
 pub use generated::titan_capnp;
 pub use host::{
     CallOptions, Event, EventKind, Isolation, ManagerConfig, Output, ProcessHandle, ProcessInfo, ProcessManager,
-    ProcessMetrics, ProcessState, RestartPolicy, SpawnOptions, Target,
+    ProcessMetrics, RestartPolicy, SpawnOptions, Target,
 };
 pub use pool::{PoolHandle, PoolOptions, PoolSize, Strategy};
 pub use protocol::{HealthReport, HealthStatus};
+pub use state::ProcessState;
 pub use transport::Transport;
 pub use value::Value;

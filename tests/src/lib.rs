@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use titan_pm::agent::{Handler, WorkerDef, WorkerError};
-use titan_pm::protocol::{HealthCheck, HealthReport, HealthStatus};
+use titan_pm::protocol::{CheckStatus, HealthCheck, HealthReport, HealthStatus};
 use titan_pm::Value;
 
 /// Counts a call as cancelled if it is dropped before it finishes.
@@ -117,9 +117,10 @@ pub fn test_worker() -> WorkerDef {
         })
         .method("raise", |(message,): (String,)| async move { Err::<(), _>(WorkerError::new("ValueError", message)) })
         .health_check(move || {
-            let status = if sick2.get() { HealthStatus::Unhealthy } else { HealthStatus::Degraded };
+            let (status, check) =
+                if sick2.get() { (HealthStatus::Unhealthy, CheckStatus::Fail) } else { (HealthStatus::Degraded, CheckStatus::Warn) };
             async move {
-                let check = HealthCheck { name: "self".into(), status, message: "test".into() };
+                let check = HealthCheck { name: "self".into(), status: check, message: "test".into() };
                 HealthReport::new(status, vec![check])
             }
         })

@@ -10,7 +10,7 @@ const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 
 fn fast_restarts() -> ManagerConfig {
     ManagerConfig {
-        restart: RestartPolicy { initial_backoff: Duration::from_millis(20), ..RestartPolicy::default() },
+        restart: RestartPolicy { backoff: titan_pm::policy::Backoff { initial: Duration::from_millis(20), ..Default::default() }, ..RestartPolicy::default() },
         ..ManagerConfig::default()
     }
 }
@@ -83,7 +83,7 @@ async fn the_restart_budget_ends_in_failed_and_calls_fail_fast() {
     let config = ManagerConfig {
         restart: RestartPolicy {
             max_restarts: 2,
-            initial_backoff: Duration::from_millis(10),
+            backoff: titan_pm::policy::Backoff { initial: Duration::from_millis(10), ..Default::default() },
             ..RestartPolicy::default()
         },
         ..ManagerConfig::default()

@@ -58,7 +58,7 @@ fn build(env: Env, e: &Error) -> napi::Result<Js> {
             set_str("stderrTail", stderr_tail)?;
         }
         Error::PoolBackpressure { queue_size } => set_num("queueSize", *queue_size as f64)?,
-        Error::CircuitOpen | Error::Config(_) => {}
+        _ => {}
     }
     Ok(err)
 }

@@ -68,7 +68,7 @@ fn build(py: Python<'_>, err: &Error) -> PyResult<PyErr> {
             "PoolBackpressureError"
         }
         Error::CircuitOpen => "CircuitOpenError",
-        Error::Config(_) => "ConfigError",
+        other => other.class_name(),
     };
     let message = match err {
         Error::Remote { message, .. } => message.clone(),

@@ -90,9 +90,9 @@ where
     req.get().set_pid(std::process::id());
     tokio::select! {
         r = req.send().promise => {
-            r.map_err(|e| Error::Config(format!("the host refused this worker: {}", e.extra)))?;
+            r.map_err(|e| Error::Refused(format!("the host refused this worker: {}", e.extra)))?;
         }
-        _ = &mut connection => return Err(Error::Config("the host closed the connection before registration".into())),
+        _ = &mut connection => return Err(Error::Refused("the host closed the connection before registration".into())),
     }
     let terminated = async move {
         match terminated {
@@ -180,5 +180,5 @@ pub fn run_executable(make_handler: impl FnOnce() -> Rc<dyn Handler>) -> ! {
 }
 
 fn io_err(e: std::io::Error) -> Error {
-    Error::Config(format!("cannot reach the host: {e}"))
+    Error::Refused(format!("cannot reach the host: {e}"))
 }

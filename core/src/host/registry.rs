@@ -204,5 +204,5 @@ impl registry::Server for RegistryServer {
 }
 
 fn io(what: &str, e: std::io::Error) -> Error {
-    Error::Config(format!("cannot open the {what}: {e}"))
+    Error::io(format!("cannot open the {what}"), e)
 }
