@@ -2,16 +2,18 @@
 # Builds the Python release artifacts into dist/python (or the folder given as
 # $1): an abi3 wheel (CPython 3.9+) tagged manylinux_2_28, and an sdist.
 #
-# The wheel is linked with zig (PyPI's `ziglang`, driven by maturin) against
-# glibc 2.28, so it installs without compiling on any x86_64/aarch64 Linux with
-# glibc 2.28 or newer (Debian 10+, Ubuntu 18.10+, RHEL 8+); `auditwheel show`
-# must agree with the tag or this script fails. The sdist holds the Python
+# The wheel is linked with zig (PyPI's `ziglang`, scripts/zig-linker.sh)
+# against glibc 2.28, so it installs without compiling on any x86_64/aarch64
+# Linux with glibc 2.28 or newer (Debian 10+, Ubuntu 18.10+, RHEL 8+); maturin
+# checks the symbols for the tag, and `auditwheel show` must agree with it or
+# this script fails. The sdist holds the Python
 # package and the Rust sources (core/, bindings/python/) with a workspace of
 # their own: `pip install titan_pm-*.tar.gz` builds it with cargo.
 #
 # Installs maturin, ziglang and auditwheel into .venv (created if missing).
-# Shares CARGO_TARGET_DIR; zig builds go to $CARGO_TARGET_DIR/<triple>/release,
-# so a rebuild reuses the compiled dependencies.
+# Shares CARGO_TARGET_DIR: the build goes to $CARGO_TARGET_DIR/<triple>/release
+# with the same linker setting as scripts/build-npm.sh, so the two share the
+# compiled dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -28,11 +30,12 @@ die() { echo "build-wheels: $*" >&2; exit 1; }
 step "installing maturin, ziglang, auditwheel into $venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check "maturin>=1.9,<2" "ziglang==0.17.1" "auditwheel>=6,<7" \
     || die "cannot install the build tools"
-export PATH="$venv/bin:$PATH"   # maturin finds zig as `python -m ziglang` of this interpreter
+export PATH="$venv/bin:$PATH"
+. scripts/zig-linker.sh || die "cannot set up the zig linker"
 
 rm -f "$out"/titan_pm-*.whl "$out"/titan_pm-*.tar.gz
-step "building the $tag abi3 wheel (zig)"
-(cd python && maturin build --release --zig --compatibility "$tag" --out "$out") || die "the wheel build failed"
+step "building the $tag abi3 wheel ($triple, linked by zig against glibc $GLIBC)"
+(cd python && maturin build --release --target "$triple" --compatibility "$tag" --out "$out") || die "the wheel build failed"
 step "building the sdist"
 (cd python && maturin sdist --out "$out") || die "the sdist build failed"
 
@@ -45,7 +48,8 @@ arch=$(uname -m)
 [[ "$report" == *"consistent with the following platform tag: \"${tag}_${arch}\""* ]] \
     || die "auditwheel does not agree with the ${tag}_${arch} tag"
 sdist=$(ls "$out"/titan_pm-*.tar.gz)
+listing=$(tar tzf "$sdist") || die "cannot list $sdist"
 for f in pyproject.toml Cargo.toml Cargo.lock core/Cargo.toml bindings/python/Cargo.toml titan_pm/py.typed; do
-    tar tzf "$sdist" | grep -qx "titan_pm-[^/]*/$f" || die "the sdist lacks $f"
+    grep -qx "titan_pm-[^/]*/$f" <<<"$listing" || die "the sdist lacks $f"
 done
 ls -l "$out"
