@@ -9,7 +9,6 @@ fn main() {
     let text = fs::read_to_string(&readme).expect("README.md");
     let mut out = String::new();
     let mut body: Option<(usize, Vec<&str>)> = None;
-    let mut steps = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
         match &mut body {
@@ -26,13 +25,16 @@ fn main() {
                     let (start, lines) = (*start, std::mem::take(lines));
                     body = None;
                     let code = lines.join("\n");
-                    let (uses, rest): (Vec<&str>, Vec<&str>) = lines.iter().partition(|l| l.starts_with("use "));
                     if code.contains("fn main") {
                         // A whole program: a module of its own.
                         out.push_str(&format!("/// README.md line {start}\n#[allow(dead_code)]\nmod block_{start} {{\n{code}\n}}\n"));
                     } else {
-                        // A step of the host example: one async function holds every step, in order.
-                        steps.push((start, uses.join("\n"), rest.join("\n")));
+                        // A fragment of a host: the body of an async function of its own.
+                        out.push_str(&format!(
+                            "/// README.md line {start}\n#[allow(unused_variables, unused_imports, unreachable_code, dead_code, clippy::all)]\n\
+                             async fn block_{start}(pm: &titan_pm::ProcessManager, user_id: String) -> Result<(), Box<dyn std::error::Error>> {{\n\
+                             {code}\n    Ok(())\n}}\n"
+                        ));
                     }
                 } else {
                     lines.push(line);
@@ -40,11 +42,5 @@ fn main() {
             }
         }
     }
-    out.push_str("#[allow(unused_variables, unused_imports, unreachable_code, clippy::all)]\n");
-    out.push_str("pub async fn steps(user_id: String) -> Result<(), Box<dyn std::error::Error>> {\n");
-    for (start, uses, rest) in &steps {
-        out.push_str(&format!("    // README.md line {start}\n{uses}\n{rest}\n"));
-    }
-    out.push_str("    Ok(())\n}\n");
     fs::write(PathBuf::from(env::var("OUT_DIR").unwrap()).join("snippets.rs"), out).unwrap();
 }
