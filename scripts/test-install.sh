@@ -4,8 +4,9 @@
 # scripts/build-npm.sh) into dist/, then
 #   - the wheel into a fresh venv, offline (--no-index) with no Rust toolchain
 #     on PATH, and runs examples/python-quickstart (asyncio and blocking hosts);
-#   - the typing check (tests/typing: mypy on a user script that must pass and
-#     on one with typos that must fail), mypy installed into that venv;
+#   - the typing check (tests/typing: mypy and pyright on a user script that
+#     must pass and on one with typos that must fail), mypy installed into that
+#     venv, pyright from npm into a temporary folder;
 #   - the packed npm tarballs (main + platform) into a fresh project, offline,
 #     with no cargo on PATH, then compiles examples/node-quickstart against
 #     the installed types and runs it.
@@ -70,11 +71,13 @@ if [ -n "$wheel" ]; then
     check python-quickstart-blocking quickstart sync_main.py
 
     if [ -d tests/typing ]; then
-        step "typing check (mypy on tests/typing against the installed wheel)"
-        if "$py" -m pip install -q --disable-pip-version-check "mypy>=1.10"; then
-            check typing bash tests/typing/run.sh "$py"
+        step "typing check (mypy and pyright on tests/typing against the installed wheel)"
+        mkdir -p "$work/pyright" && echo '{ "name": "pyright-tool", "private": true }' > "$work/pyright/package.json"
+        if "$py" -m pip install -q --disable-pip-version-check "mypy>=1.10" \
+            && (cd "$work/pyright" && npm install --no-audit --no-fund --loglevel=error "pyright@1" >/dev/null); then
+            check typing env PYRIGHT="$work/pyright/node_modules/.bin/pyright" bash tests/typing/run.sh "$py"
         else
-            fail typing "cannot install mypy"
+            fail typing "cannot install mypy and pyright"
         fi
     fi
 else
