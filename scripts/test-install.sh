@@ -4,6 +4,7 @@
 # scripts/build-npm.sh) into dist/, then
 #   - the wheel into a fresh venv, offline (--no-index) with no Rust toolchain
 #     on PATH, and runs examples/python-quickstart (asyncio and blocking hosts);
+#   - the sdist into another fresh venv: it builds from source with cargo;
 #   - the typing check (tests/typing: mypy and pyright on a user script that
 #     must pass and on one with typos that must fail), mypy installed into that
 #     venv, pyright from npm into a temporary folder;
@@ -82,6 +83,23 @@ if [ -n "$wheel" ]; then
     fi
 else
     fail pip-install "no wheel in $dist/python"
+fi
+
+# --- The sdist builds from source (cargo; the build backend, maturin, comes from PyPI)
+sdist=$(ls "$dist"/python/titan_pm-*.tar.gz 2>/dev/null | head -1)
+if [ -n "$sdist" ]; then
+    step "pip install $(basename "$sdist") into a fresh venv (builds with cargo)"
+    python3 -m venv "$work/sdist-venv"
+    t0=$(now)
+    if "$work/sdist-venv/bin/python" -m pip install -q --disable-pip-version-check "$sdist" \
+        && (cd "$work" && "$work/sdist-venv/bin/python" -c "from titan_pm import _native; assert _native.roundtrip({'a': [1, 2.5, b'x']}) == {'a': [1, 2.5, b'x']}"); then
+        echo "sdist build and install: $(secs "$t0" "$(now)") s"
+        ok sdist-builds
+    else
+        fail sdist-builds
+    fi
+else
+    fail sdist-builds "no sdist in $dist/python"
 fi
 
 # --- Node
