@@ -31,17 +31,20 @@ step "npm ci in node/"
 (cd node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) || die "npm ci failed"
 
 step "napi build --release --target $triple (zig, glibc $GLIBC)"
-rm -f node/native/*.node
+# Into a folder of its own: the checkout's own build (node/native, scripts/build.js) stays as it is.
+built="$CARGO_TARGET_DIR/titan-npm"
+rm -rf "$built" && mkdir -p "$built"
 (cd node && npx napi build --platform --release --target "$triple" --manifest-path ../bindings/node/Cargo.toml \
-    --package-json-path package.json --output-dir native --js binding.js --dts binding.d.ts) || die "napi build failed"
-[ -f "node/native/$node_file" ] || die "napi build did not write native/$node_file"
+    --package-json-path package.json --output-dir "$built" --js binding.js --dts binding.d.ts) || die "napi build failed"
+[ -f "$built/$node_file" ] || die "napi build did not write $node_file"
 if command -v objdump >/dev/null; then
-    newest=$(objdump -T "node/native/$node_file" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
+    newest=$(objdump -T "$built/$node_file" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
     [ "$(printf '%s\n%s\n' "$newest" "$GLIBC" | sort -V | tail -1)" = "$GLIBC" ] \
         || die "the addon needs glibc $newest, newer than $GLIBC"
     echo "the addon needs glibc $newest or newer"
 fi
-cp "node/native/$node_file" "$pkgdir/$node_file"
+cp "$built/$node_file" "$pkgdir/$node_file"
+mkdir -p node/native && cp "$built/binding.js" "$built/binding.d.ts" node/native/   # the loader the main package ships
 
 step "compiling the TypeScript"
 (cd node && npx tsc -p tsconfig.json) || die "tsc failed"
