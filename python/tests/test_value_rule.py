@@ -133,3 +133,24 @@ class Dates:
             assert await d.next_day(datetime.date(2024, 2, 28), decimal.Decimal("2")) == "2024-03-01"
 
     run(main())
+
+
+@process(name="configured")
+class Configured:
+    def init(self, start: datetime.date, color: Color, origin: Point) -> None:
+        self.config = (start, color, origin)
+
+    @public
+    def describe(self) -> str:
+        start, color, origin = self.config
+        assert isinstance(start, datetime.date) and color is Color.BLUE and isinstance(origin, Point)
+        return f"{start.isoformat()} {color.name} {origin.x},{origin.y}"
+
+
+def test_spawn_dependencies_travel_by_the_rule_and_init_gets_its_types():
+    with SyncProcessManager() as pm:
+        c = pm.spawn(Configured, isolation="worker",
+                     dependencies={"start": datetime.date(2024, 1, 31), "color": Color.BLUE, "origin": Point(3, 4)})
+        assert c.describe() == "2024-01-31 BLUE 3,4"
+        with pytest.raises(SerializationError, match=r'dependencies\["tags"\]: set is not sent'):
+            pm.spawn(Configured, isolation="worker", dependencies={"tags": {"a"}})

@@ -32,7 +32,7 @@ import time
 import traceback
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from ._values import args_decoder, result_encoding
+from ._values import args_decoder, kwargs_decoder, result_encoding
 from .decorators import ProcessDefinition, definition
 
 # A sync method runs on the agent's thread after this many runs in a row each faster than INLINE_BELOW.
@@ -161,7 +161,14 @@ class Runtime:
         self._encode_result = {n: result_encoding(fn) for n, fn in self._bound.items()}
         if not self.definition.has_init:
             return done(True, None)
-        self._run(self.instance.init, (), dependencies or {}, done)
+        dependencies = dependencies or {}
+        decode = kwargs_decoder(self.instance.init)
+        if decode is not None:
+            try:
+                dependencies = decode(dependencies)
+            except Exception as e:
+                return done(False, e)
+        self._run(self.instance.init, (), dependencies, done)
 
     def call(self, method: str, args: List[Any], call_id: int, done: Any) -> None:
         fn = self._bound.get(method)

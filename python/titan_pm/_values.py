@@ -12,8 +12,9 @@ own types: None, bool, int, float, str, bytes, list/tuple, dict with str keys).
 | `set`, `frozenset`                   | refused: `SerializationError` says to send `sorted(x)` or `list(x)` |                   |
 
 Anything else the codec does not take is refused by it (`SerializationError`
-naming the path and the types that travel). Values inside those are converted by the same rule, recursively. "Decoded
-back": a worker method's parameters are decoded by their annotations; a host's
+naming the path and the types that travel). Values inside those are converted by the same rule, recursively (the spawn's
+`dependencies` too). "Decoded back": a worker method's parameters, and its
+`init`'s, are decoded by their annotations; a host's
 typed call (`handle.call(Class.method, ...)`) decodes the result by the
 method's return annotation (`Optional[X]`, `list[X]`, `dict[str, X]`, tuples
 of those included). Elsewhere (an untyped call, `Any`, no annotation) the value
@@ -49,7 +50,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .errors import SerializationError
 
-__all__ = ["encode", "encode_args", "decode", "decoder", "args_decoder", "result_decoder", "result_encoder", "result_encoding"]
+__all__ = ["encode", "encode_args", "decode", "decoder", "args_decoder", "result_decoder", "result_encoder", "result_encoding", "kwargs_decoder"]
 
 _PLAIN = (type(None), bool, int, float, str, bytes, bytearray)
 _TEMPORAL = (datetime.datetime, datetime.date, datetime.time)
@@ -199,6 +200,16 @@ def args_decoder(fn: Any) -> Optional[Callable[[List[Any]], List[Any]]]:
     if not any(decs):
         return None
     return lambda args: [decs[i](a) if i < len(decs) and decs[i] else a for i, a in enumerate(args)]
+
+
+def kwargs_decoder(fn: Any) -> Optional[Callable[[Dict[str, Any]], Dict[str, Any]]]:
+    """For a worker's `init`: decodes the spawn's dependencies (keyword arguments) by its
+    parameters' annotations, or None when none needs it."""
+    hints = _hints(fn)
+    decs = {name: d for name, t in hints.items() if name != "return" and (d := decoder(t)) is not None}
+    if not decs:
+        return None
+    return lambda kwargs: {k: (decs[k](v) if k in decs else v) for k, v in kwargs.items()}
 
 
 @functools.lru_cache(maxsize=1024)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Coroutine, Dict, Generic, List,
 from . import _native
 from ._loop import ThreadDelivery, loop_driver
 from ._methods import check_interface, remote_call, result_decoder_of
-from ._values import encode_args
+from ._values import encode, encode_args
 from ._options import add_seed_names, check_event, manager_options, native_target
 from .errors import ConfigError, SerializationError
 
@@ -329,6 +329,8 @@ class ProcessManager:
         check_interface(interface)
         self._bind()
         target, in_process = native_target(target, isolation or self._isolation)
+        if dependencies:
+            dependencies = encode(dependencies, "dependencies")  # the value rule (titan_pm._values)
         options.update(dependencies=dependencies, isolation=isolation)
         pid = await self._wait(self._native.spawn(target, in_process, options))
         return ProcessHandle(self, pid)

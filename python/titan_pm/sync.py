@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Coroutine, Dict, Generic, List,
 
 from . import _native
 from ._methods import check_interface, remote_call, result_decoder_of
-from ._values import encode_args
+from ._values import encode, encode_args
 from ._options import add_seed_names, check_event, manager_options, native_target
 from .errors import ConfigError, SerializationError
 
@@ -258,6 +258,8 @@ class ProcessManager:
         `interface`, the worker's `@process` class, only types the handle."""
         check_interface(interface)
         target, in_process = native_target(target, isolation or self._isolation)
+        if dependencies:
+            dependencies = encode(dependencies, "dependencies")  # the value rule (titan_pm._values)
         options.update(dependencies=dependencies, isolation=isolation)
         try:
             return ProcessHandle(self, self._native.spawn(target, in_process, options))
