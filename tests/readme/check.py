@@ -35,7 +35,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-FENCE = re.compile(r"^```(\S*)(.*)$")
+FENCE = re.compile(r"^```([^\s,]*)(.*)$")
 NAMED = {"python": re.compile(r"^#\s*([\w.-]+\.py)\s*$"), "ts": re.compile(r"^//\s*([\w.-]+\.ts)\s*$")}
 LANGS = {"python": "python", "py": "python", "ts": "ts", "typescript": "ts"}
 
