@@ -3,6 +3,9 @@ limit (the core's `value::MAX_DEPTH`), cyclic values and strs with lone
 surrogates are a `SerializationError` naming the path, on the side that tried
 to send them, in every isolation; the worker keeps serving."""
 
+import dataclasses
+from typing import Any
+
 import pytest
 
 from conftest import CALCULATOR
@@ -14,6 +17,11 @@ from titan_pm.sync import ProcessManager as SyncProcessManager
 # refused (the same in Node and Rust); the path names the first such value.
 MAX_DEPTH = 100
 ISOLATIONS = ["child", "worker", "none"]
+
+
+@dataclasses.dataclass
+class Node:
+    next: Any
 
 
 def nested_lists(depth, inner=1):
@@ -83,6 +91,11 @@ def test_arguments_past_the_limit_are_refused_before_sending(isolation):
         with pytest.raises(SerializationError, match="cyclic") as e:
             calc.echo(1, loop)
         assert e.value.path == "args[1][0]"
+        node = Node(None)
+        node.next = node
+        with pytest.raises(SerializationError, match="cyclic") as e:
+            calc.echo({"head": node})  # through the value rule (a dataclass travels as a dict)
+        assert e.value.path == 'args[0]["head"]["next"]'
         with pytest.raises(SerializationError, match="lone surrogate") as e:
             calc.echo(["ok", "\udc00"])
         assert e.value.path == "args[0][1]"
