@@ -182,7 +182,9 @@ interface Manager {
   # Graceful stop of one process (drain, hooks, SIGTERM, SIGKILL), unlike `kill`.
   stop @11 (target :Text) -> ();
   # Applies a process file (`{manager, process: [...], pool: [...]}` as a Value):
-  # starts new entries, replaces changed ones (rolling), stops removed ones.
-  # Returns `{started: [names], reloaded: [names], stopped: [names], unchanged: [names]}`.
-  apply @12 (file :Value) -> (summary :Value);
+  # starts new entries, replaces changed ones (rolling: each new worker is ready
+  # before the old one drains), stops removed ones; with `reloadAll`, unchanged
+  # entries are reloaded too (new code on disk). Returns
+  # `{started, reloaded, stopped, unchanged, warnings}` (lists of names / texts).
+  apply @12 (file :Value, reloadAll :Bool) -> (summary :Value);
 }

@@ -7,10 +7,12 @@
 //! - [`pool`]: pools of workers with balancing, queueing, scaling and a breaker.
 //! - [`value`], [`protocol`], [`transport`]: what crosses the wire and how.
 //! - [`error`]: the one error type, with the brief's error kinds.
+//! - [`control`]: the control socket the `titan-pm` CLI talks to, and process files.
 //!
 //! The wire protocol is `schema/titan.capnp`; `generated` is compiled from it.
 
 pub mod agent;
+pub mod control;
 pub mod error;
 pub mod generated;
 pub mod host;
@@ -26,10 +28,10 @@ pub mod value;
 pub use error::{Error, ErrorKind, Result};
 pub use generated::titan_capnp;
 pub use host::{
-    CallOptions, Event, EventKind, Isolation, ManagerConfig, Output, ProcessHandle, ProcessInfo, ProcessManager,
+    CallOptions, Event, EventKind, Isolation, LogLine, ManagerConfig, Output, ProcessHandle, ProcessInfo, ProcessManager,
     ProcessMetrics, RestartPolicy, SpawnOptions, Target,
 };
-pub use pool::{PoolHandle, PoolOptions, PoolSize, Strategy};
+pub use pool::{PoolHandle, PoolInfo, PoolOptions, PoolSize, Strategy};
 pub use protocol::{HealthReport, HealthStatus};
 pub use state::ProcessState;
 pub use transport::Transport;
