@@ -187,4 +187,7 @@ interface Manager {
   # entries are reloaded too (new code on disk). Returns
   # `{started, reloaded, stopped, unchanged, warnings}` (lists of names / texts).
   apply @12 (file :Value, reloadAll :Bool) -> (summary :Value);
+  # Calls `method` on a process (by id or name; several of that name: the first)
+  # or through a pool (its balancing, queue and breaker). Errors are RPC exceptions.
+  call @13 (target :Text, method :Text, args :List(Value), timeoutMs :UInt64) -> (result :Value);
 }

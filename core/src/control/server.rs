@@ -361,7 +361,30 @@ impl manager::Server for ManagerServer {
 
     async fn shutdown(self: CapRc<Self>, _: manager::ShutdownParams, _: manager::ShutdownResults) -> capnp::Result<()> {
         self.shared.pm.shutdown().await;
-        let _ = self.shared.done.send(true);
+        // The owner exits once `done` is set: let this reply reach the client first.
+        let shared = self.shared.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let _ = shared.done.send(true);
+        });
+        Ok(())
+    }
+
+    async fn call(self: CapRc<Self>, params: manager::CallParams, mut results: manager::CallResults) -> capnp::Result<()> {
+        let p = params.get()?;
+        let (target, method) = (text(p.get_target())?, text(p.get_method())?);
+        let args = value::read_list(p.get_args()?, "args").map_err(err)?;
+        let timeout = Some(p.get_timeout_ms()).filter(|ms| *ms > 0).map(std::time::Duration::from_millis);
+        let options = crate::host::CallOptions { timeout, key: None };
+        let pm = &self.shared.pm;
+        let result = match targets::resolve(pm, &target).await.map_err(err)? {
+            Resolved::Pool(pool) => pm.pool_handle(pool.pool_id).map_err(err)?.with_options(options).call_value(&method, args).await,
+            Resolved::Processes(ids) => match ids.first() {
+                Some(id) if !target.is_empty() => pm.call_value(*id, &method, args, options).await,
+                _ => return Err(capnp::Error::failed("call needs a process or pool".into())),
+            },
+        };
+        value::write(&result.map_err(err)?, results.get().init_result());
         Ok(())
     }
 

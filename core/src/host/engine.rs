@@ -88,6 +88,7 @@ impl Engine {
         let spec = Spec {
             resources: options.resources.unwrap_or_else(|| self.config.resources.clone()),
             version: options.version,
+            named: options.name.is_some(),
             isolation: options.isolation.unwrap_or(self.config.isolation),
             transport: options.transport.unwrap_or(self.config.transport),
             target,

@@ -38,6 +38,8 @@ pub(crate) struct Spec {
     pub resources: Resources,
     /// The version the worker must declare, if the spawn asked for one.
     pub version: Option<String>,
+    /// The spawn gave a `name`: the worker's declared name does not replace it.
+    pub named: bool,
 }
 
 pub(crate) struct Process {
@@ -89,7 +91,7 @@ impl Process {
                 ));
             }
         }
-        if process.name.borrow().is_empty() || matches!(process.spec.target, Target::Path(_)) {
+        if process.name.borrow().is_empty() || (matches!(process.spec.target, Target::Path(_)) && !process.spec.named) {
             if !instance.description.name.is_empty() {
                 *process.name.borrow_mut() = instance.description.name.clone();
             }
