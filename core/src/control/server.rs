@@ -29,7 +29,7 @@ pub(super) async fn run(pm: ProcessManager, listener: std::os::unix::net::UnixLi
     let listener = match tokio::net::UnixListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("titan-pm: control socket: {e}");
+            tracing::warn!(target: "titan_pm", "control socket: {e}");
             return;
         }
     };
@@ -41,7 +41,7 @@ pub(super) async fn run(pm: ProcessManager, listener: std::os::unix::net::UnixLi
         };
         let Ok((stream, _)) = accepted else { continue };
         if !super::socket::same_user(&stream) {
-            eprintln!("titan-pm: control socket: refused a connection from another user");
+            tracing::warn!(target: "titan_pm", "control socket: refused a connection from another user");
             continue;
         }
         if *shared.connections.borrow() >= super::socket::MAX_CONNECTIONS {
