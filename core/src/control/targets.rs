@@ -64,3 +64,41 @@ pub async fn pool(pm: &ProcessManager, target: &str) -> Result<PoolInfo> {
         Resolved::Processes(_) => Err(Error::Config(format!("{target:?} is a process, not a pool"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Isolation;
+    use crate::state::ProcessState;
+    use crate::transport::Transport;
+
+    fn process(id: u64, name: &str) -> ProcessInfo {
+        ProcessInfo {
+            process_id: id,
+            name: name.into(),
+            pid: 100 + id as u32,
+            state: ProcessState::Running,
+            restarts: 0,
+            isolation: Isolation::Child,
+            transport: Transport::Ipc,
+        }
+    }
+
+    #[test]
+    fn targets_name_processes_and_pools() {
+        let processes = [process(1, "api"), process(3, "calc"), process(4, "calc"), process(5, "api")];
+        let pool = PoolInfo { pool_id: 2, name: "calc".into(), target: "w".into(), size: 2, members: vec![3, 4], state: "running" };
+        let pools = [pool.clone()];
+        let r = |t: &str| resolve_in(t, &processes, &pools);
+        assert_eq!(r("").unwrap(), Resolved::Processes(vec![1, 3, 4, 5]));
+        assert_eq!(r("1").unwrap(), Resolved::Processes(vec![1]));
+        assert_eq!(r("2").unwrap(), Resolved::Pool(pool.clone()));
+        assert_eq!(r("pool:2").unwrap(), Resolved::Pool(pool.clone()));
+        assert_eq!(r("calc").unwrap(), Resolved::Pool(pool));
+        assert_eq!(r("api").unwrap(), Resolved::Processes(vec![1, 5]));
+        assert!(r("9").unwrap_err().to_string().contains("9"));
+        assert!(r("pool:x").unwrap_err().to_string().contains("bad pool id"));
+        let e = r("web").unwrap_err().to_string();
+        assert!(e.contains("no process or pool named \"web\" (running: api, calc)"), "{e}");
+    }
+}
