@@ -132,6 +132,13 @@ fn cli_lists_logs_restarts_scales_and_measures() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no process or pool named \"nosuch\""), "{err}");
 
+    // A pool member is not killed alone: the error says what to do.
+    let member = rows(&json(&socket, &["pools"]))[0]["members"][0].as_u64().unwrap().to_string();
+    let out = cli(&socket, &["kill", &member]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is a member of pool \"workers\"") && err.contains("titan-pm scale workers N"), "{err}");
+
     // stop: graceful, the process leaves the list; kill a pool: it is destroyed.
     ok(&socket, &["stop", "solo"]);
     ok(&socket, &["kill", "workers"]);

@@ -18,13 +18,18 @@ pub fn test_worker() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let path = titan_pm().with_file_name("test-worker");
-            // Always (a no-op when fresh): another crate's binary is not rebuilt by this crate's tests.
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "-q", "-p", "titan-pm-tests", "--bin", "test-worker"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("cargo build of the test worker");
-            assert!(status.success(), "cannot build the test worker");
+            // `cargo test --workspace` (and scripts/test.sh) builds it with everything else;
+            // `cargo test -p titan-pm-cli` alone does not, so it is built here if missing.
+            // (Not rebuilt when present: a lone build resolves features differently and would
+            // recompile the core each run. After changing the test worker, build the workspace.)
+            if !path.exists() {
+                let status = Command::new(env!("CARGO"))
+                    .args(["build", "-q", "-p", "titan-pm-tests", "--bin", "test-worker"])
+                    .current_dir(env!("CARGO_MANIFEST_DIR"))
+                    .status()
+                    .expect("cargo build of the test worker");
+                assert!(status.success(), "cannot build the test worker");
+            }
             assert!(path.exists(), "no test worker at {}", path.display());
             path
         })

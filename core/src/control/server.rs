@@ -70,6 +70,19 @@ struct ManagerServer {
     shared: Rc<Shared>,
 }
 
+/// A pool member is not stopped alone (its pool would keep counting it): says what to do instead.
+async fn refuse_pool_members(pm: &ProcessManager, ids: &[u64], what: &str) -> capnp::Result<()> {
+    for pool in pm.pools().await {
+        if let Some(id) = ids.iter().find(|id| pool.members.contains(id)) {
+            return Err(capnp::Error::failed(format!(
+                "process {id} is a member of pool {:?}: {what} the pool, `titan-pm scale {} N` or `titan-pm restart {id}`",
+                pool.name, pool.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn err(e: crate::Error) -> capnp::Error {
     capnp::Error::failed(e.to_string())
 }
@@ -204,6 +217,7 @@ impl manager::Server for ManagerServer {
         match targets::resolve(pm, &target).await.map_err(err)? {
             Resolved::Pool(p) => pm.pool_handle(p.pool_id).map_err(err)?.destroy().await.map_err(err)?,
             Resolved::Processes(ids) => {
+                refuse_pool_members(pm, &ids, "kill").await?;
                 for id in ids {
                     pm.kill(id).await.map_err(err)?;
                 }
@@ -237,6 +251,7 @@ impl manager::Server for ManagerServer {
         match targets::resolve(pm, &target).await.map_err(err)? {
             Resolved::Pool(p) => pm.pool_handle(p.pool_id).map_err(err)?.destroy().await.map_err(err)?,
             Resolved::Processes(ids) => {
+                refuse_pool_members(pm, &ids, "stop").await?;
                 for id in ids {
                     pm.stop(id).await.map_err(err)?;
                 }
