@@ -97,6 +97,17 @@ fn cli_lists_logs_restarts_scales_and_measures() {
     assert_eq!(info[0]["restarts"], 1);
     assert!(!alive(pid as i32) || { std::thread::sleep(Duration::from_secs(2)); !alive(pid as i32) }, "the old instance stopped");
 
+    // events: a stream, until interrupted; process and pool events as JSON lines.
+    let events_out = dir.path().join("events.jsonl");
+    let mut events = std::process::Command::new(titan_pm())
+        .arg("--socket")
+        .arg(&socket)
+        .arg("events")
+        .stdout(std::fs::File::create(&events_out).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500)); // subscribed
+
     // scale: the pool's size changes.
     ok(&socket, &["scale", "workers", "3"]);
     assert_eq!(rt.block_on(pool.size()).unwrap(), 3);
@@ -105,6 +116,16 @@ fn cli_lists_logs_restarts_scales_and_measures() {
     let pools = rows(&json(&socket, &["pools"]));
     assert_eq!(pools.len(), 1);
     assert_eq!(pools[0]["size"], 3);
+    eventually(Duration::from_secs(10), "the events stream shows the scale", || {
+        let text = std::fs::read_to_string(&events_out).unwrap_or_default();
+        text.contains("\"pool:scaled\"") && text.contains("\"spawn\"")
+    });
+    unsafe { libc::kill(events.id() as i32, libc::SIGINT) };
+    eventually(Duration::from_secs(10), "events stops on Ctrl-C", || events.try_wait().unwrap().is_some());
+    let scaled = std::fs::read_to_string(&events_out).unwrap();
+    let line = scaled.lines().find(|l| l.contains("pool:scaled")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!((v["from"].as_u64(), v["to"].as_u64(), v["poolId"].as_u64()), (Some(2), Some(3), Some(pool.id())));
 
     // metrics --prometheus parses, and counts solo's calls.
     let text = ok(&socket, &["metrics", "--prometheus"]);

@@ -351,22 +351,63 @@ impl manager::Server for ManagerServer {
 
     async fn events(self: CapRc<Self>, params: manager::EventsParams, mut results: manager::EventsResults) -> capnp::Result<()> {
         let sink: event_sink::Client = params.get()?.get_sink()?;
-        let mut events = self.shared.pm.events();
+        // Process events, and the events of every pool live now (with `poolId`), into one bounded queue.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(256);
+        let lagged = |n: u64| map(vec![("type", Value::Text("lagged".into())), ("skipped", Value::Int(n as i64))]);
         let (abort, registration) = AbortHandle::new_pair();
-        tokio::task::spawn_local(Abortable::new(
-            async move {
+        let mut sources: Vec<futures::future::LocalBoxFuture<'static, ()>> = Vec::new();
+        let mut events = self.shared.pm.events();
+        let to = tx.clone();
+        sources.push(Box::pin(async move {
+            loop {
+                let v = match events.recv().await {
+                    Ok(e) => e.report(JS),
+                    Err(broadcast::error::RecvError::Lagged(n)) => lagged(n),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if to.send(v).await.is_err() {
+                    return;
+                }
+            }
+        }));
+        for pool in self.shared.pm.pools().await {
+            let Ok(handle) = self.shared.pm.pool_handle(pool.pool_id) else { continue };
+            let mut events = handle.events();
+            let to = tx.clone();
+            sources.push(Box::pin(async move {
                 loop {
                     let v = match events.recv().await {
-                        Ok(e) => e.report(JS),
-                        Err(broadcast::error::RecvError::Lagged(n)) => map(vec![("type", Value::Text("lagged".into())), ("skipped", Value::Int(n as i64))]),
+                        Ok(e) => match e.report(JS) {
+                            Value::Map(mut m) => {
+                                m.push(("poolId".into(), Value::Int(pool.pool_id as i64)));
+                                Value::Map(m)
+                            }
+                            other => other,
+                        },
+                        Err(broadcast::error::RecvError::Lagged(n)) => lagged(n),
                         Err(broadcast::error::RecvError::Closed) => return,
                     };
-                    let mut req = sink.event_request();
-                    value::write(&v, req.get().init_event());
-                    if req.send().promise.await.is_err() {
+                    if to.send(v).await.is_err() {
                         return;
                     }
                 }
+            }));
+        }
+        drop(tx);
+        tokio::task::spawn_local(Abortable::new(
+            async move {
+                let feed = futures::future::join_all(sources);
+                let send = async move {
+                    while let Some(v) = rx.recv().await {
+                        let mut req = sink.event_request();
+                        value::write(&v, req.get().init_event());
+                        if req.send().promise.await.is_err() {
+                            return; // the client went away
+                        }
+                    }
+                };
+                futures::pin_mut!(feed, send);
+                futures::future::select(feed, send).await;
             },
             registration,
         ));
