@@ -7,6 +7,8 @@
 //! own control socket, so `reload` later compares against it. `titan-pm stop`,
 //! SIGTERM or SIGINT stop every worker gracefully, then the manager exits.
 //! The starting shell waits until every entry is up (or failed) and exits.
+//! The daemon's log is rotated: past [`LOG_MAX_BYTES`] it becomes
+//! `titan-pm.log.1` (replacing the previous one) and a new log starts.
 
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
@@ -18,6 +20,31 @@ use titan_pm::value::{self, Value};
 use titan_pm::ProcessManager;
 
 use crate::client::{self, json, read, rpc_err};
+
+/// The daemon's log file rotates past this size (checked every [`LOG_CHECK`]).
+pub const LOG_MAX_BYTES: u64 = 10 << 20;
+const LOG_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Moves a log past [`LOG_MAX_BYTES`] to `.1` and points stdout/stderr at a fresh file.
+fn rotate(log: &Path, max: u64) {
+    if std::fs::metadata(log).map(|m| m.len()).unwrap_or(0) < max {
+        return;
+    }
+    let old = log.with_extension("log.1");
+    if std::fs::rename(log, &old).is_err() {
+        return;
+    }
+    let Ok(c) = std::ffi::CString::new(log.as_os_str().as_encoded_bytes()) else { return };
+    // SAFETY: plain fd calls; stdout/stderr now write to the new file.
+    unsafe {
+        let fd = libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC, 0o600);
+        if fd >= 0 {
+            libc::dup2(fd, 1);
+            libc::dup2(fd, 2);
+            libc::close(fd);
+        }
+    }
+}
 
 /// Reads a process file into a `Value`, scripts made absolute (relative to the file).
 pub fn read_file(path: &Path) -> Result<Value, String> {
@@ -56,7 +83,8 @@ pub fn start(path: &Path, socket: &Path, no_daemon: bool) -> Result<(), String> 
     if no_daemon {
         return serve(config, v, &socket, &pid_file, None);
     }
-    daemonize(&log, |ready| serve(config, v, &socket, &pid_file, Some(ready)))?;
+    let log2 = log.clone();
+    daemonize(&log, |ready| serve(config, v, &socket, &pid_file, Some((ready, log2))))?;
     println!("log: {}\npid file: {}\nsocket: {}", log.display(), pid_file.display(), socket.display());
     Ok(())
 }
@@ -119,7 +147,17 @@ fn daemonize(log: &Path, body: impl FnOnce(std::fs::File) -> Result<(), String>)
     }
 }
 
-fn serve(config: titan_pm::ManagerConfig, file: Value, socket: &Path, pid_file: &Path, ready: Option<std::fs::File>) -> Result<(), String> {
+fn serve(
+    config: titan_pm::ManagerConfig,
+    file: Value,
+    socket: &Path,
+    pid_file: &Path,
+    daemon: Option<(std::fs::File, PathBuf)>,
+) -> Result<(), String> {
+    let (ready, log) = match daemon {
+        Some((r, l)) => (Some(r), Some(l)),
+        None => (None, None),
+    };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
@@ -161,6 +199,14 @@ fn serve(config: titan_pm::ManagerConfig, file: Value, socket: &Path, pid_file: 
         let started: Vec<String> = summary["started"].as_array().cloned().unwrap_or_default().iter().filter_map(|n| n.as_str().map(String::from)).collect();
         report(format!("ok\nstarted: {} (manager pid {})\n", started.join(", "), std::process::id()));
         eprintln!("titan-pm: manager {} serving {}", std::process::id(), socket.display());
+        if let Some(log) = log {
+            tokio::task::spawn_local(async move {
+                loop {
+                    tokio::time::sleep(LOG_CHECK).await;
+                    rotate(&log, LOG_MAX_BYTES);
+                }
+            });
+        }
         use tokio::signal::unix::{signal, SignalKind};
         let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
             (Ok(t), Ok(i)) => (t, i),
@@ -176,4 +222,30 @@ fn serve(config: titan_pm::ManagerConfig, file: Value, socket: &Path, pid_file: 
         eprintln!("titan-pm: manager {} stopped", std::process::id());
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_past_its_size_moves_to_dot_1_and_output_goes_to_a_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("titan-pm.log");
+        std::fs::write(&log, "old line\n").unwrap();
+        // Keep this test process's own stdout/stderr to put them back.
+        let (out, err) = unsafe { (libc::dup(1), libc::dup(2)) };
+        rotate(&log, 1000); // under the limit: nothing moves
+        assert!(!log.with_extension("log.1").exists());
+        rotate(&log, 4);
+        unsafe { libc::write(1, b"new line\n".as_ptr().cast(), 9) };
+        unsafe {
+            libc::dup2(out, 1);
+            libc::dup2(err, 2);
+            libc::close(out);
+            libc::close(err);
+        }
+        assert_eq!(std::fs::read_to_string(log.with_extension("log.1")).unwrap(), "old line\n");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "new line\n");
+    }
 }

@@ -42,7 +42,7 @@ name = "workers"
 script = "{worker}"
 size = 2
 strategy = "least-connections"
-env = {{ TITAN_TEST_VERSION = "{pool_env}" }}
+dependencies = {{ version = "{pool_env}" }}
 "#,
             worker = worker.display()
         ),
@@ -74,14 +74,14 @@ fn start_ls_reload_stop() {
     assert_eq!(pids(&ls, "solo").len(), 1, "{ls}");
     assert_eq!(pids(&ls, "workers").len(), 2, "{ls}");
     assert!(ls.as_array().unwrap().iter().all(|r| r["state"] == "running"));
-    assert_eq!(ok(&socket, &["call", "workers", "env", "TITAN_TEST_VERSION"]).trim(), "\"1\"");
+    assert_eq!(ok(&socket, &["call", "workers", "dependencies"]).trim(), r#"{"version":"1"}"#);
 
     // A second start on the same socket is refused with the way out.
     let again = cli(&socket, &["start", file.to_str().unwrap()]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already serves"));
 
-    // reload --changed-only: the pool changed (its env), the process did not.
+    // reload --changed-only: the pool changed (its dependencies), the process did not.
     write_file(&file, "2");
     let summary = json(&socket, &["reload", "--changed-only", file.to_str().unwrap()]);
     assert_eq!(summary["reloaded"], serde_json::json!(["workers"]), "{summary}");
@@ -92,7 +92,7 @@ fn start_ls_reload_stop() {
     assert_eq!(new.len(), 2);
     assert!(new.iter().all(|p| !old.contains(p)), "every member replaced: {old:?} -> {new:?}");
     for _ in 0..4 {
-        assert_eq!(ok(&socket, &["call", "workers", "env", "TITAN_TEST_VERSION"]).trim(), "\"2\"");
+        assert_eq!(ok(&socket, &["call", "workers", "dependencies"]).trim(), r#"{"version":"2"}"#);
     }
     // reload (every entry): the process restarts too, keeping its id.
     let summary = json(&socket, &["reload", file.to_str().unwrap()]);
