@@ -125,8 +125,8 @@ fn draw(f: &mut ratatui::Frame, rows: &[J], tracks: &BTreeMap<u64, Track>, scrol
             q[skip..].to_vec()
         };
         f.render_widget(Paragraph::new("cpu"), cpu_label);
-        f.render_widget(Sparkline::default().data(&data(t.map(|t| &t.cpu), cpu.width)).max(1000).style(Style::default().fg(Color::Green)), cpu);
+        f.render_widget(Sparkline::default().data(data(t.map(|t| &t.cpu), cpu.width)).max(1000).style(Style::default().fg(Color::Green)), cpu);
         f.render_widget(Paragraph::new(" mem"), mem_label);
-        f.render_widget(Sparkline::default().data(&data(t.map(|t| &t.memory), mem.width)).style(Style::default().fg(Color::Yellow)), mem);
+        f.render_widget(Sparkline::default().data(data(t.map(|t| &t.memory), mem.width)).style(Style::default().fg(Color::Yellow)), mem);
     }
 }

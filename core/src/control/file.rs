@@ -48,6 +48,7 @@ pub struct Entry {
 }
 
 #[derive(Clone)]
+#[allow(clippy::large_enum_variant)] // a few per file, read once
 pub enum Kind {
     Process(SpawnOptions),
     Pool(PoolOptions),

@@ -15,7 +15,10 @@ use std::fmt::Write;
 
 use crate::value::Value;
 
-const PROCESS: &[(&str, &str, &str, &str)] = &[
+/// (report field, family name, type, help)
+type Family = (&'static str, &'static str, &'static str, &'static str);
+
+const PROCESS: &[Family] = &[
     ("cpu", "titan_process_cpu_percent", "gauge", "CPU use, percent of one core"),
     ("memory", "titan_process_memory_bytes", "gauge", "resident memory"),
     ("requests", "titan_process_requests_total", "counter", "calls answered"),
@@ -23,7 +26,7 @@ const PROCESS: &[(&str, &str, &str, &str)] = &[
     ("inFlight", "titan_process_in_flight", "gauge", "calls running now"),
 ];
 
-const POOL: &[(&str, &str, &str, &str)] = &[
+const POOL: &[Family] = &[
     ("size", "titan_pool_size", "gauge", "serving members"),
     ("busy", "titan_pool_busy", "gauge", "members with calls running"),
     ("queueLength", "titan_pool_queue_length", "gauge", "calls waiting for a member"),
@@ -53,7 +56,7 @@ fn rows(v: &Value, key: &str) -> Vec<Value> {
 /// Renders `{processes: [...], pools: [...]}` as Prometheus text.
 pub fn render(v: &Value) -> String {
     let mut out = String::new();
-    let groups: [(&str, &str, &str, &[(&str, &str, &str, &str)]); 2] =
+    let groups: [(&str, &str, &str, &[Family]); 2] =
         [("processes", "processId", "process_id", PROCESS), ("pools", "poolId", "pool_id", POOL)];
     for (key, id_key, id_label, families) in groups {
         let rows = rows(v, key);

@@ -91,10 +91,9 @@ impl Process {
                 ));
             }
         }
-        if process.name.borrow().is_empty() || (matches!(process.spec.target, Target::Path(_)) && !process.spec.named) {
-            if !instance.description.name.is_empty() {
-                *process.name.borrow_mut() = instance.description.name.clone();
-            }
+        let unnamed = process.name.borrow().is_empty() || (matches!(process.spec.target, Target::Path(_)) && !process.spec.named);
+        if unnamed && !instance.description.name.is_empty() {
+            *process.name.borrow_mut() = instance.description.name.clone();
         }
         process.install(instance, engine);
         Ok(process)
