@@ -340,7 +340,7 @@ fn start_child(
         }
         None => {
             let (host_end, child_end) =
-                std::os::unix::net::UnixStream::pair().map_err(|e| Error::spawn(target, format!("socketpair: {e}")))?;
+                transport::ipc::pair().map_err(|e| Error::spawn(target, format!("socketpair: {e}")))?;
             cmd.env(transport::ENV_IPC_FD, "3");
             Some((host_end, child_end))
         }
@@ -408,7 +408,7 @@ fn start_thread(factory: HandlerFactory, registry: &Rc<Registry>, secret: &str, 
     let (stream, connection) = match endpoint {
         Some(e) => (Err(e), None),
         None => {
-            let (host_end, worker_end) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+            let (host_end, worker_end) = transport::ipc::pair().expect("socketpair");
             host_end.set_nonblocking(true).expect("nonblocking socket");
             let conn = registry.accept(tokio::net::UnixStream::from_std(host_end).expect("tokio socket"));
             (Ok(worker_end), Some(conn))

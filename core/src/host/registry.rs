@@ -22,7 +22,7 @@ use tokio::sync::{broadcast, oneshot};
 use super::{Event, EventKind};
 use crate::error::{Error, Result};
 use crate::titan_capnp::{registry, worker};
-use crate::transport::{secrets_match, vat_network, Endpoint};
+use crate::transport::{secrets_match, tcp, unix, vat_network, Endpoint};
 
 /// A worker that registered: its capability, pid and a way to close its connection.
 pub(crate) struct Registered {
@@ -129,10 +129,7 @@ impl Registry {
         if let Some((_, path)) = self.unix.get() {
             return Ok(path.clone());
         }
-        // tempfile creates the directory with mode 0700.
-        let dir = tempfile::Builder::new().prefix("titan-pm-").tempdir().map_err(|e| io("runtime directory", e))?;
-        let path = dir.path().join("host.sock");
-        let listener = tokio::net::UnixListener::bind(&path).map_err(|e| io("unix socket", e))?;
+        let (dir, path, listener) = unix::bind_private().map_err(|e| io("unix socket", e))?;
         let me = self.me.clone();
         tokio::task::spawn_local(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -148,9 +145,7 @@ impl Registry {
         if let Some(addr) = self.tcp.get() {
             return Ok(*addr);
         }
-        let listener =
-            tokio::net::TcpListener::bind((self.tcp_host.as_str(), 0)).await.map_err(|e| io("tcp listener", e))?;
-        let addr = listener.local_addr().map_err(|e| io("tcp listener", e))?;
+        let (listener, addr) = tcp::bind(&self.tcp_host).await.map_err(|e| io("tcp listener", e))?;
         let me = self.me.clone();
         tokio::task::spawn_local(async move {
             while let Ok((stream, _)) = listener.accept().await {

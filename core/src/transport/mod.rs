@@ -5,6 +5,10 @@
 //! `TITAN_IPC_FD` (an inherited socket), or `TITAN_CONNECT` (`unix:/path` or
 //! `tcp:127.0.0.1:port`), and proves who it is with `TITAN_SECRET`.
 //!
+//! One file per transport: [`ipc`] (an inherited socketpair), [`unix`] and
+//! [`tcp`] (a listener on the host, a connect on the worker); `network` runs
+//! Cap'n Proto's two-party protocol over any of their byte streams.
+//!
 //! ```
 //! use titan_pm::Transport;
 //! assert_eq!("unix".parse::<Transport>().unwrap(), Transport::Unix);
@@ -13,13 +17,14 @@
 
 use std::str::FromStr;
 
-use capnp_rpc::rpc_twoparty_capnp::Side;
-use capnp_rpc::twoparty::VatNetwork;
-use futures::io::BufReader;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
-
 use crate::error::{Error, Result};
+
+pub(crate) mod ipc;
+mod network;
+pub(crate) mod tcp;
+pub(crate) mod unix;
+
+pub use network::vat_network;
 
 pub const ENV_IPC_FD: &str = "TITAN_IPC_FD";
 pub const ENV_CONNECT: &str = "TITAN_CONNECT";
@@ -61,20 +66,6 @@ impl FromStr for Transport {
             _ => Err(Error::Config(format!("unknown transport {s:?} (expected ipc, unix, tcp or http)"))),
         }
     }
-}
-
-/// A Cap'n Proto two-party network over a byte stream.
-pub fn vat_network<S>(stream: S, side: Side) -> VatNetwork<BufReader<tokio_util::compat::Compat<tokio::io::ReadHalf<S>>>>
-where
-    S: AsyncRead + AsyncWrite + 'static,
-{
-    let (reader, writer) = tokio::io::split(stream);
-    let mut options = capnp::message::ReaderOptions::new();
-    options.traversal_limit_in_words(Some(1 << 30));
-    // Buffered: capnp writes a message's segment table and segments separately
-    // and flushes after each message, so a message is one write, not two.
-    let writer = futures::io::BufWriter::new(writer.compat_write());
-    VatNetwork::new(BufReader::new(reader.compat()), writer, side, options)
 }
 
 /// A fresh random secret for one spawn, as hex.
