@@ -71,6 +71,7 @@ impl Engine {
         if !matches!(options.dependencies, Value::Null | Value::Map(_)) {
             return Err(Error::Config(format!("dependencies must be a map, not {}", options.dependencies.type_name())));
         }
+        crate::value::check(&options.dependencies, "dependencies")?;
         let name = options.name.clone().unwrap_or_else(|| default_name(&target));
         let spec = Spec {
             isolation: options.isolation.unwrap_or(self.config.isolation),
@@ -141,11 +142,13 @@ impl Engine {
 
     pub(crate) async fn shutdown(self: &Rc<Self>) {
         self.closed.set(true);
+        // One deadline for everything: `shutdown_timeout` is the total, as users read it.
+        let deadline = std::time::Instant::now() + self.config.shutdown_timeout;
         let pools: Vec<_> = std::mem::take(&mut *self.pools.borrow_mut()).into_values().collect();
-        futures::future::join_all(pools.iter().map(|p| p.destroy(self))).await;
         let processes: Vec<_> = self.processes.borrow().values().cloned().collect();
-        let step = self.config.shutdown_timeout;
-        futures::future::join_all(processes.iter().map(|p| p.stop(step))).await;
+        let pools = futures::future::join_all(pools.iter().map(|p| p.destroy_by(self, deadline)));
+        let processes = futures::future::join_all(processes.iter().map(|p| p.stop_by(deadline)));
+        futures::future::join(pools, processes).await;
     }
 }
 

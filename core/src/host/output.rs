@@ -1,16 +1,32 @@
 //! Worker output: each stdout/stderr line of a child goes to the host's own
 //! stdout/stderr prefixed `[name:pid] ` (or inherited, ignored, or handed to a
 //! callback), and the last stderr lines are kept for `SpawnError`.
+//!
+//! Output is bytes: it is read until the pipe closes, whatever it holds, and
+//! decoded lossily (invalid UTF-8 becomes U+FFFD). A line longer than
+//! [`MAX_LINE_BYTES`] is split. The engine never writes to the host's
+//! stdout/stderr nor runs a callback itself: it queues the line for a writer
+//! thread (one for stdout, one for stderr, one for callbacks), each queue
+//! bounded by [`OUTPUT_QUEUE_BYTES`]. When a queue is full (the host's stdout
+//! is a pipe nobody drains, a callback is slow) the line is dropped and
+//! counted in the process's metrics (`output_dropped`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::Write;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
+/// The longest line forwarded whole; longer ones are split into pieces of at most this many bytes.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// How many bytes of lines each writer thread's queue holds; past it lines are dropped and counted.
+pub const OUTPUT_QUEUE_BYTES: usize = 4 << 20;
 const TAIL_LINES: usize = 40;
+/// Longer stderr lines are cut in the tail kept for `SpawnError`.
+const TAIL_LINE_BYTES: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputStream {
@@ -27,7 +43,8 @@ pub enum Output {
     /// The child writes to the host's stdout/stderr directly (no stderr tail for errors).
     Inherit,
     Ignore,
-    /// Called with (stream, worker name, pid, line).
+    /// Called with (stream, worker name, pid, line), on a thread of its own
+    /// (never the engine's), one line after another.
     Callback(Arc<dyn Fn(OutputStream, &str, u32, &str) + Send + Sync>),
 }
 
@@ -41,7 +58,16 @@ impl StderrTail {
         if lines.len() == TAIL_LINES {
             lines.pop_front();
         }
-        lines.push_back(line.to_string());
+        let mut line = line.to_string();
+        if line.len() > TAIL_LINE_BYTES {
+            let mut cut = TAIL_LINE_BYTES;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+            line.push_str(" [...]");
+        }
+        lines.push_back(line);
     }
 
     pub(crate) fn text(&self) -> String {
@@ -49,30 +75,230 @@ impl StderrTail {
     }
 }
 
-/// Reads `stream` line by line until it closes, forwarding each line.
+/// Lines of one process that could not be queued (cumulative across restarts).
+#[derive(Clone, Default)]
+pub(crate) struct Dropped(Rc<Cell<u64>>);
+
+impl Dropped {
+    pub(crate) fn get(&self) -> u64 {
+        self.0.get()
+    }
+
+    fn add(&self, name: &str, pid: u32) {
+        let n = self.0.get() + 1;
+        self.0.set(n);
+        // Say so on the first drop and then at 1024, 2^20, ..., not per line.
+        if n.is_power_of_two() && n.trailing_zeros() % 10 == 0 {
+            tracing::warn!("titan-pm: {n} output lines of {name}:{pid} dropped: the host's output is not keeping up");
+        }
+    }
+}
+
+/// Reads `stream` until it closes, forwarding each line.
 pub(crate) async fn forward(
-    stream: impl AsyncRead + Unpin,
+    mut stream: impl AsyncRead + Unpin,
     which: OutputStream,
     output: Output,
     name: Rc<RefCell<String>>,
     pid: u32,
     tail: StderrTail,
+    dropped: Dropped,
 ) {
-    let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut splitter = Lines::default();
+    let mut chunk = vec![0u8; 16 * 1024];
+    let mut emit = |bytes: &[u8]| {
+        let line = String::from_utf8_lossy(bytes);
+        let line = line.strip_suffix('\r').unwrap_or(&line);
         if which == OutputStream::Stderr {
-            tail.push(&line);
+            tail.push(line);
         }
         let name = name.borrow();
-        match &output {
+        let queued = match &output {
             Output::Prefix => {
-                let _ = match which {
-                    OutputStream::Stdout => writeln!(std::io::stdout().lock(), "[{name}:{pid}] {line}"),
-                    OutputStream::Stderr => writeln!(std::io::stderr().lock(), "[{name}:{pid}] {line}"),
-                };
+                let text = format!("[{name}:{pid}] {line}\n");
+                let sink = if which == OutputStream::Stdout { Sink::Stdout } else { Sink::Stderr };
+                sink.submit(text.len(), Job::Write(text))
             }
-            Output::Callback(f) => f(which, &name[..], pid, &line),
-            Output::Inherit | Output::Ignore => {}
+            Output::Callback(f) => {
+                let job = Job::Call(f.clone(), which, name.clone(), pid, line.to_string());
+                Sink::Callback.submit(line.len() + name.len(), job)
+            }
+            Output::Inherit | Output::Ignore => true,
+        };
+        if !queued {
+            dropped.add(&name, pid);
         }
+    };
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!("titan-pm: reading the output of {}:{pid} failed: {e}", name.borrow());
+                break;
+            }
+        };
+        splitter.feed(&chunk[..n], &mut emit);
+    }
+    splitter.finish(&mut emit);
+}
+
+/// Splits bytes into lines of at most [`MAX_LINE_BYTES`], holding no more than that.
+#[derive(Default)]
+struct Lines {
+    pending: Vec<u8>,
+}
+
+impl Lines {
+    fn feed(&mut self, mut data: &[u8], emit: &mut impl FnMut(&[u8])) {
+        while !data.is_empty() {
+            let room = MAX_LINE_BYTES - self.pending.len();
+            let take = data.len().min(room);
+            match data[..take].iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.pending.extend_from_slice(&data[..i]);
+                    emit(&self.pending);
+                    self.pending.clear();
+                    data = &data[i + 1..];
+                }
+                None => {
+                    self.pending.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if self.pending.len() == MAX_LINE_BYTES {
+                        self.split(emit);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Emits a full piece, keeping a UTF-8 character cut at its end for the next one.
+    fn split(&mut self, emit: &mut impl FnMut(&[u8])) {
+        let cut = match std::str::from_utf8(&self.pending) {
+            Err(e) if e.error_len().is_none() && e.valid_up_to() + 4 > self.pending.len() => e.valid_up_to(),
+            _ => self.pending.len(),
+        };
+        emit(&self.pending[..cut]);
+        self.pending.drain(..cut);
+    }
+
+    fn finish(&mut self, emit: &mut impl FnMut(&[u8])) {
+        if !self.pending.is_empty() {
+            emit(&self.pending);
+            self.pending.clear();
+        }
+    }
+}
+
+/// A unit of work for a writer thread.
+enum Job {
+    Write(String),
+    Call(Arc<dyn Fn(OutputStream, &str, u32, &str) + Send + Sync>, OutputStream, String, u32, String),
+}
+
+#[derive(Clone, Copy)]
+enum Sink {
+    Stdout,
+    Stderr,
+    Callback,
+}
+
+/// A bounded queue and the thread that empties it.
+struct Queue {
+    state: Mutex<(VecDeque<(usize, Job)>, usize)>,
+    ready: Condvar,
+}
+
+impl Sink {
+    /// Queues `job` (of `bytes`), or returns false when the queue is full or has no thread.
+    fn submit(self, bytes: usize, job: Job) -> bool {
+        static QUEUES: [OnceLock<Option<Arc<Queue>>>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        let Some(queue) = QUEUES[self as usize].get_or_init(|| self.start()) else { return false };
+        let Ok(mut state) = queue.state.lock() else { return false };
+        if state.1 + bytes > OUTPUT_QUEUE_BYTES && !state.0.is_empty() {
+            return false;
+        }
+        state.1 += bytes;
+        state.0.push_back((bytes, job));
+        queue.ready.notify_one();
+        true
+    }
+
+    fn start(self) -> Option<Arc<Queue>> {
+        let queue = Arc::new(Queue { state: Mutex::new((VecDeque::new(), 0)), ready: Condvar::new() });
+        let q = queue.clone();
+        let name = match self {
+            Sink::Stdout => "titan-pm-stdout",
+            Sink::Stderr => "titan-pm-stderr",
+            Sink::Callback => "titan-pm-output",
+        };
+        let started = std::thread::Builder::new().name(name.into()).spawn(move || loop {
+            let (bytes, job) = {
+                let Ok(mut state) = q.state.lock() else { return };
+                loop {
+                    if let Some(item) = state.0.pop_front() {
+                        break item;
+                    }
+                    let Ok(s) = q.ready.wait(state) else { return };
+                    state = s;
+                }
+            };
+            match job {
+                Job::Write(text) => {
+                    let _ = match self {
+                        Sink::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
+                        _ => std::io::stdout().lock().write_all(text.as_bytes()),
+                    };
+                }
+                Job::Call(f, which, name, pid, line) => {
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| f(which, &name, pid, &line)));
+                }
+            }
+            if let Ok(mut state) = q.state.lock() {
+                state.1 -= bytes;
+            }
+        });
+        match started {
+            Ok(_) => Some(queue),
+            Err(e) => {
+                tracing::warn!("titan-pm: cannot start the {name} thread ({e}); worker output is dropped");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(input: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut lines = Lines::default();
+        for chunk in input {
+            lines.feed(chunk, &mut |l: &[u8]| out.push(l.to_vec()));
+        }
+        lines.finish(&mut |l: &[u8]| out.push(l.to_vec()));
+        out
+    }
+
+    #[test]
+    fn lines_split_on_newlines_and_at_the_limit() {
+        assert_eq!(split(&[b"a\nb", b"c\n\nd"]), vec![b"a".to_vec(), b"bc".to_vec(), b"".to_vec(), b"d".to_vec()]);
+        let long = vec![b'x'; MAX_LINE_BYTES * 2 + 5];
+        let pieces = split(&[&long, b"\n"]);
+        assert_eq!(pieces.iter().map(Vec::len).collect::<Vec<_>>(), vec![MAX_LINE_BYTES, MAX_LINE_BYTES, 5]);
+    }
+
+    #[test]
+    fn a_split_never_cuts_a_character() {
+        let mut text = vec![b'x'; MAX_LINE_BYTES - 1];
+        text.extend_from_slice("é".as_bytes()); // straddles the limit
+        text.extend_from_slice(b"yz");
+        let pieces = split(&[&text]);
+        assert_eq!(pieces[0].len(), MAX_LINE_BYTES - 1);
+        assert_eq!(pieces[1], "éyz".as_bytes());
+        assert!(pieces.iter().all(|p| std::str::from_utf8(p).is_ok()));
     }
 }

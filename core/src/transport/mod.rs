@@ -24,7 +24,14 @@ mod network;
 pub(crate) mod tcp;
 pub(crate) mod unix;
 
-pub use network::vat_network;
+pub use network::{
+    reader_options, vat_network, vat_network_limited, FrameLimit, PREAUTH_MAX_MESSAGE_BYTES, PREAUTH_MAX_SEGMENTS,
+};
+
+/// How long a connection may take to register before it is closed.
+pub const PREAUTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The most unauthenticated connections a host's listeners hold; past it the oldest is closed.
+pub const MAX_PREAUTH_CONNECTIONS: usize = 64;
 
 pub const ENV_IPC_FD: &str = "TITAN_IPC_FD";
 pub const ENV_CONNECT: &str = "TITAN_CONNECT";

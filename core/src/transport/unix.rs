@@ -4,11 +4,18 @@
 use std::path::{Path, PathBuf};
 
 /// A listener in a fresh private directory; the directory lives as long as the `TempDir`.
+///
+/// The directory is made 0700 and the socket 0600 explicitly (chmod is not
+/// subject to the umask), so no other user can reach the socket whatever the
+/// host's umask.
 pub(crate) fn bind_private() -> std::io::Result<(tempfile::TempDir, PathBuf, tokio::net::UnixListener)> {
-    // tempfile creates the directory with mode 0700.
-    let dir = tempfile::Builder::new().prefix("titan-pm-").tempdir()?;
+    use std::fs::Permissions;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new().prefix("titan-pm-").permissions(Permissions::from_mode(0o700)).tempdir()?;
+    std::fs::set_permissions(dir.path(), Permissions::from_mode(0o700))?;
     let path = dir.path().join("host.sock");
     let listener = tokio::net::UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, Permissions::from_mode(0o600))?;
     Ok((dir, path, listener))
 }
 
