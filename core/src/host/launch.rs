@@ -383,14 +383,15 @@ fn start_child(
     let tail = StderrTail::default();
     if piped {
         let name = spec.name.clone();
+        let forwarder = output::Forwarder::new(spec.output.clone());
         if let Some(out) = child.stdout.take() {
             let dropped = spec.output_dropped.clone();
-            let fwd = output::forward(out, OutputStream::Stdout, spec.output.clone(), name.clone(), pid, tail.clone(), dropped);
+            let fwd = output::forward(out, OutputStream::Stdout, forwarder.clone(), name.clone(), pid, tail.clone(), dropped);
             tokio::task::spawn_local(fwd);
         }
         if let Some(err) = child.stderr.take() {
             let dropped = spec.output_dropped.clone();
-            let fwd = output::forward(err, OutputStream::Stderr, spec.output.clone(), name, pid, tail.clone(), dropped);
+            let fwd = output::forward(err, OutputStream::Stderr, forwarder, name, pid, tail.clone(), dropped);
             tokio::task::spawn_local(fwd);
         }
     }

@@ -35,7 +35,7 @@ use futures::future::LocalBoxFuture;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use metrics::{Latency, ProcessMetrics};
-pub use output::{Output, OutputStream};
+pub use output::{Output, OutputStream, MAX_LINE_BYTES, OUTPUT_QUEUE_BYTES};
 pub use restart::RestartPolicy;
 pub use crate::state::ProcessState;
 

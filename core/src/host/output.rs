@@ -6,12 +6,13 @@
 //! decoded lossily (invalid UTF-8 becomes U+FFFD). A line longer than
 //! [`MAX_LINE_BYTES`] is split. The engine never writes to the host's
 //! stdout/stderr nor runs a callback itself: it queues the line for a writer
-//! thread (one for stdout, one for stderr, one for callbacks), each queue
-//! bounded by [`OUTPUT_QUEUE_BYTES`]. When a queue is full (the host's stdout
+//! thread (one for the host's stdout, one for its stderr, and one per worker
+//! instance whose output is a callback), each queue bounded by
+//! [`OUTPUT_QUEUE_BYTES`]. When a queue is full (the host's stdout
 //! is a pipe nobody drains, a callback is slow) the line is dropped and
 //! counted in the process's metrics (`output_dropped`).
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
@@ -24,6 +25,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// How many bytes of lines each writer thread's queue holds; past it lines are dropped and counted.
 pub const OUTPUT_QUEUE_BYTES: usize = 4 << 20;
+/// What a queued line costs beyond its text (allocations, queue slot), as counted against the bound.
+const JOB_OVERHEAD: usize = 128;
 const TAIL_LINES: usize = 40;
 /// Longer stderr lines are cut in the tail kept for `SpawnError`.
 const TAIL_LINE_BYTES: usize = 4096;
@@ -94,11 +97,33 @@ impl Dropped {
     }
 }
 
+/// Where the output lines of one instance go: its `Output`, and for a
+/// callback, the queue of the thread that runs it (started on the first line,
+/// ended when the instance's output has closed and the queue is empty).
+pub(crate) struct Forwarder {
+    output: Output,
+    callbacks: OnceCell<Option<Arc<Queue>>>,
+}
+
+impl Forwarder {
+    pub(crate) fn new(output: Output) -> Rc<Self> {
+        Rc::new(Forwarder { output, callbacks: OnceCell::new() })
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        if let Some(Some(q)) = self.callbacks.get() {
+            q.close();
+        }
+    }
+}
+
 /// Reads `stream` until it closes, forwarding each line.
 pub(crate) async fn forward(
     mut stream: impl AsyncRead + Unpin,
     which: OutputStream,
-    output: Output,
+    forwarder: Rc<Forwarder>,
     name: Rc<RefCell<String>>,
     pid: u32,
     tail: StderrTail,
@@ -113,16 +138,22 @@ pub(crate) async fn forward(
             tail.push(line);
         }
         let name = name.borrow();
-        let queued = match &output {
+        let queued = match &forwarder.output {
             Output::Prefix => {
                 let text = format!("[{name}:{pid}] {line}\n");
-                let sink = if which == OutputStream::Stdout { Sink::Stdout } else { Sink::Stderr };
-                sink.submit(text.len(), Job::Write(text))
+                let queue = if which == OutputStream::Stdout { &STDOUT } else { &STDERR };
+                match queue.get_or_init(|| Queue::start(Target::Stdio(which))) {
+                    Some(q) => q.submit(text.len() + JOB_OVERHEAD, Job::Write(text)),
+                    None => false,
+                }
             }
-            Output::Callback(f) => {
-                let job = Job::Call(f.clone(), which, name.clone(), pid, line.to_string());
-                Sink::Callback.submit(line.len() + name.len(), job)
-            }
+            Output::Callback(f) => match forwarder.callbacks.get_or_init(|| Queue::start(Target::Callback)) {
+                Some(q) => {
+                    let job = Job::Call(f.clone(), which, name.clone(), pid, line.to_string());
+                    q.submit(line.len() + name.len() + JOB_OVERHEAD, job)
+                }
+                None => false,
+            },
             Output::Inherit | Output::Ignore => true,
         };
         if !queued {
@@ -140,6 +171,8 @@ pub(crate) async fn forward(
             }
         };
         splitter.feed(&chunk[..n], &mut emit);
+        // A flood of short lines is work for the engine: let calls through between chunks.
+        tokio::task::yield_now().await;
     }
     splitter.finish(&mut emit);
 }
@@ -197,66 +230,89 @@ enum Job {
     Call(Arc<dyn Fn(OutputStream, &str, u32, &str) + Send + Sync>, OutputStream, String, u32, String),
 }
 
+/// The host's stdout and stderr writers, shared by every worker (lines must not interleave).
+static STDOUT: OnceLock<Option<Arc<Queue>>> = OnceLock::new();
+static STDERR: OnceLock<Option<Arc<Queue>>> = OnceLock::new();
+
 #[derive(Clone, Copy)]
-enum Sink {
-    Stdout,
-    Stderr,
+enum Target {
+    Stdio(OutputStream),
     Callback,
 }
 
-/// A bounded queue and the thread that empties it.
+/// A queue bounded by [`OUTPUT_QUEUE_BYTES`] and the thread that empties it.
 struct Queue {
-    state: Mutex<(VecDeque<(usize, Job)>, usize)>,
+    state: Mutex<QueueState>,
     ready: Condvar,
 }
 
-impl Sink {
-    /// Queues `job` (of `bytes`), or returns false when the queue is full or has no thread.
-    fn submit(self, bytes: usize, job: Job) -> bool {
-        static QUEUES: [OnceLock<Option<Arc<Queue>>>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-        let Some(queue) = QUEUES[self as usize].get_or_init(|| self.start()) else { return false };
-        let Ok(mut state) = queue.state.lock() else { return false };
-        if state.1 + bytes > OUTPUT_QUEUE_BYTES && !state.0.is_empty() {
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<(usize, Job)>,
+    bytes: usize,
+    /// No more jobs will come: the thread ends once the queue is empty.
+    closed: bool,
+}
+
+impl Queue {
+    /// Queues `job` (counted as `bytes`), or returns false when the queue is full.
+    fn submit(&self, bytes: usize, job: Job) -> bool {
+        let Ok(mut state) = self.state.lock() else { return false };
+        if state.bytes + bytes > OUTPUT_QUEUE_BYTES && !state.jobs.is_empty() {
             return false;
         }
-        state.1 += bytes;
-        state.0.push_back((bytes, job));
-        queue.ready.notify_one();
+        state.bytes += bytes;
+        state.jobs.push_back((bytes, job));
+        self.ready.notify_one();
         true
     }
 
-    fn start(self) -> Option<Arc<Queue>> {
-        let queue = Arc::new(Queue { state: Mutex::new((VecDeque::new(), 0)), ready: Condvar::new() });
-        let q = queue.clone();
-        let name = match self {
-            Sink::Stdout => "titan-pm-stdout",
-            Sink::Stderr => "titan-pm-stderr",
-            Sink::Callback => "titan-pm-output",
-        };
-        let started = std::thread::Builder::new().name(name.into()).spawn(move || loop {
-            let (bytes, job) = {
-                let Ok(mut state) = q.state.lock() else { return };
-                loop {
-                    if let Some(item) = state.0.pop_front() {
-                        break item;
-                    }
-                    let Ok(s) = q.ready.wait(state) else { return };
-                    state = s;
-                }
-            };
-            match job {
-                Job::Write(text) => {
-                    let _ = match self {
-                        Sink::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
-                        _ => std::io::stdout().lock().write_all(text.as_bytes()),
-                    };
-                }
-                Job::Call(f, which, name, pid, line) => {
-                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| f(which, &name, pid, &line)));
-                }
+    fn close(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.closed = true;
+            self.ready.notify_one();
+        }
+    }
+
+    /// The next job; `None` once closed and empty.
+    fn next(&self) -> Option<(usize, Job)> {
+        let mut state = self.state.lock().ok()?;
+        loop {
+            if let Some(item) = state.jobs.pop_front() {
+                return Some(item);
             }
-            if let Ok(mut state) = q.state.lock() {
-                state.1 -= bytes;
+            if state.closed {
+                return None;
+            }
+            state = self.ready.wait(state).ok()?;
+        }
+    }
+
+    /// Starts the thread; `None` (and every line dropped, counted) if it cannot start.
+    fn start(target: Target) -> Option<Arc<Queue>> {
+        let queue = Arc::new(Queue { state: Mutex::default(), ready: Condvar::new() });
+        let q = queue.clone();
+        let name = match target {
+            Target::Stdio(OutputStream::Stdout) => "titan-pm-stdout",
+            Target::Stdio(OutputStream::Stderr) => "titan-pm-stderr",
+            Target::Callback => "titan-pm-output",
+        };
+        let started = std::thread::Builder::new().name(name.into()).spawn(move || {
+            while let Some((bytes, job)) = q.next() {
+                match job {
+                    Job::Write(text) => {
+                        let _ = match target {
+                            Target::Stdio(OutputStream::Stderr) => std::io::stderr().lock().write_all(text.as_bytes()),
+                            _ => std::io::stdout().lock().write_all(text.as_bytes()),
+                        };
+                    }
+                    Job::Call(f, which, name, pid, line) => {
+                        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| f(which, &name, pid, &line)));
+                    }
+                }
+                if let Ok(mut state) = q.state.lock() {
+                    state.bytes -= bytes;
+                }
             }
         });
         match started {

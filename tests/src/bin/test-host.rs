@@ -6,7 +6,7 @@
 //!   lines: `spawn` (a tcp worker: `spawned PID` or `error ...`), `call`
 //!   (`called MS` or `error ...`), `quit`;
 //! - `test-host --blocked-stdout WORKER` (run it with a stdout nobody reads):
-//!   the worker floods stdout while the host makes calls with a 2 s deadline;
+//!   a worker floods stdout while the host calls another with a 2 s deadline;
 //!   prints `result max_call_ms=N dropped=N` on stderr.
 use std::io::BufRead;
 use std::time::{Duration, Instant};
@@ -78,12 +78,14 @@ async fn emfile(worker: &str) {
 async fn blocked_stdout(worker: &str) {
     let pm = ProcessManager::new(ManagerConfig::default());
     let h = pm.spawn(worker, SpawnOptions::default()).await.expect("spawn");
+    // Calls go to another worker: the flooding one is busy writing.
+    let other = pm.spawn(worker, SpawnOptions::default()).await.expect("spawn");
     // 64 MiB of 100-byte lines: far more than a pipe and the output queue hold.
     let flood = tokio::spawn({
         let h = h.clone();
         async move { h.call::<()>("spew", (64usize << 20, 100usize)).await }
     });
-    let quick = h.with_options(CallOptions { timeout: Some(Duration::from_secs(2)), ..Default::default() });
+    let quick = other.with_options(CallOptions { timeout: Some(Duration::from_secs(2)), ..Default::default() });
     let mut max = Duration::ZERO;
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(50)).await;
