@@ -70,6 +70,7 @@ struct Description {
   pid @3 :UInt32;
   runtime @4 :Text;       # "rust", "python", "node", ...
   hasHealthCheck @5 :Bool;
+  healthIntervalMs @6 :UInt64;  # the class's own probe interval (@HealthCheck({ interval })), 0 = the host's
 }
 
 struct HealthReport {
@@ -83,9 +84,16 @@ struct HealthReport {
     unhealthy @2;
   }
 
+  # A check's own verdict, as the worker returned it.
+  enum CheckStatus {
+    pass @0;
+    warn @1;
+    fail @2;
+  }
+
   struct Check {
     name @0 :Text;
-    status @1 :Status;
+    status @1 :CheckStatus;
     message @2 :Text;
   }
 }

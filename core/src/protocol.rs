@@ -11,6 +11,8 @@
 use crate::error::{Error, Result};
 use crate::titan_capnp::{description, error_info, health_report};
 use crate::value::text;
+use crate::options::{Dialect, Section};
+use crate::value::Value;
 
 /// What went wrong in a worker, as it crosses the wire.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,6 +154,8 @@ pub struct Description {
     pub pid: u32,
     pub runtime: String,
     pub has_health_check: bool,
+    /// The class's own health probe interval (`@HealthCheck({ interval })`); 0 = the host's.
+    pub health_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -168,6 +172,7 @@ impl Description {
         b.set_pid(self.pid);
         b.set_runtime(self.runtime.as_str());
         b.set_has_health_check(self.has_health_check);
+        b.set_health_interval_ms(self.health_interval_ms);
         let mut l = b.init_methods(self.methods.len() as u32);
         for (i, m) in self.methods.iter().enumerate() {
             let mut e = l.reborrow().get(i as u32);
@@ -189,7 +194,47 @@ impl Description {
             pid: r.get_pid(),
             runtime: text(r.get_runtime().map_err(ser)?, p)?,
             has_health_check: r.get_has_health_check(),
+            health_interval_ms: r.get_health_interval_ms(),
         })
+    }
+
+    /// A worker runtime's description of its class, in its language's dialect:
+    /// `{name, version, methods: [name | [name, timeoutMs] | {name, timeout}], runtime,
+    /// hasHealthCheck, healthInterval}` (durations in the dialect's unit). `pid` is this process's.
+    pub fn from_value(v: &Value, dialect: Dialect) -> Result<Self> {
+        let mut s = Section::root(v, "description", dialect)?;
+        let mut methods = Vec::new();
+        for (i, m) in s.get("methods").map(|m| match m {
+            Value::List(items) => items.as_slice(),
+            _ => &[],
+        }).unwrap_or(&[]).iter().enumerate() {
+            let bad = || Error::Serialization { path: format!("description.methods[{i}]"), message: "expected a name or [name, timeout]".into() };
+            let (name, timeout_ms) = match m {
+                Value::Text(n) => (n.clone(), 0),
+                Value::List(pair) => match pair.as_slice() {
+                    [Value::Text(n), Value::Int(t)] if *t >= 0 => (n.clone(), *t as u64),
+                    _ => return Err(bad()),
+                },
+                Value::Map(_) => {
+                    let mut ms = Section::root(m, "method", dialect)?;
+                    let name = ms.text("name")?.ok_or_else(bad)?.to_string();
+                    let timeout = ms.duration("timeout")?.map(|d| d.as_millis() as u64).unwrap_or(0);
+                    (name, timeout)
+                }
+                _ => return Err(bad()),
+            };
+            methods.push(MethodInfo { name, timeout_ms });
+        }
+        let d = Description {
+            name: s.text("name")?.unwrap_or_default().to_string(),
+            version: s.text("version")?.unwrap_or_default().to_string(),
+            methods,
+            pid: std::process::id(),
+            runtime: s.text("runtime")?.unwrap_or_default().to_string(),
+            has_health_check: s.bool("hasHealthCheck")?.unwrap_or(false),
+            health_interval_ms: s.duration("healthInterval")?.map(|d| d.as_millis() as u64).unwrap_or(0),
+        };
+        Ok(d)
     }
 }
 
@@ -233,10 +278,59 @@ impl HealthStatus {
     }
 }
 
+/// One check's verdict, kept as the worker said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckStatus {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl CheckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Pass => "pass",
+            CheckStatus::Warn => "warn",
+            CheckStatus::Fail => "fail",
+        }
+    }
+
+    /// `pass|warn|fail`, also `healthy|degraded|unhealthy` and `true`/`false`.
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Bool(true) => Some(CheckStatus::Pass),
+            Value::Bool(false) => Some(CheckStatus::Fail),
+            Value::Text(s) => match s.as_str() {
+                "pass" | "healthy" | "ok" => Some(CheckStatus::Pass),
+                "warn" | "degraded" => Some(CheckStatus::Warn),
+                "fail" | "unhealthy" => Some(CheckStatus::Fail),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn to_wire(self) -> health_report::CheckStatus {
+        match self {
+            CheckStatus::Pass => health_report::CheckStatus::Pass,
+            CheckStatus::Warn => health_report::CheckStatus::Warn,
+            CheckStatus::Fail => health_report::CheckStatus::Fail,
+        }
+    }
+
+    fn from_wire(s: std::result::Result<health_report::CheckStatus, capnp::NotInSchema>) -> Self {
+        match s {
+            Ok(health_report::CheckStatus::Pass) => CheckStatus::Pass,
+            Ok(health_report::CheckStatus::Warn) => CheckStatus::Warn,
+            _ => CheckStatus::Fail,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthCheck {
     pub name: String,
-    pub status: HealthStatus,
+    pub status: CheckStatus,
     pub message: String,
 }
 
@@ -257,8 +351,66 @@ impl HealthReport {
     }
     /// An unhealthy report with one check that says why.
     pub fn unhealthy(check: &str, message: impl Into<String>) -> Self {
-        let c = HealthCheck { name: check.into(), status: HealthStatus::Unhealthy, message: message.into() };
+        let c = HealthCheck { name: check.into(), status: CheckStatus::Fail, message: message.into() };
         Self::new(HealthStatus::Unhealthy, vec![c])
+    }
+
+    /// What a worker's health check returned: `{status?, checks?: [{name, status, message}], timestamp?}`,
+    /// or a bare status / bool. The overall status is the worker's own, else derived from the checks
+    /// (any `fail` -> unhealthy, any `warn` -> degraded, else healthy); the worker's timestamp is kept.
+    pub fn from_value(v: &Value) -> Self {
+        let overall = |s: &Value| match s {
+            Value::Bool(true) => Some(HealthStatus::Healthy),
+            Value::Bool(false) => Some(HealthStatus::Unhealthy),
+            Value::Text(t) => HealthStatus::parse(t),
+            _ => None,
+        };
+        if let Some(s) = overall(v) {
+            return Self::new(s, Vec::new());
+        }
+        if matches!(v, Value::Null) {
+            return Self::healthy(); // the check returned nothing and raised nothing
+        }
+        if !matches!(v, Value::Map(_)) {
+            return Self::unhealthy("health_check", format!("the health check returned {}, not a status", v.type_name()));
+        }
+        let mut checks = Vec::new();
+        if let Some(Value::List(items)) = v.get("checks") {
+            for (i, c) in items.iter().enumerate() {
+                if let Value::Text(name) = c {
+                    checks.push(HealthCheck { name: name.clone(), status: CheckStatus::Pass, message: String::new() });
+                    continue;
+                }
+                let name = c.get("name").and_then(Value::as_str).map(String::from).unwrap_or_else(|| format!("check {i}"));
+                let status = c.get("status").or(c.get("healthy")).and_then(CheckStatus::from_value);
+                let mut message = c.get("message").and_then(Value::as_str).unwrap_or("").to_string();
+                if status.is_none() {
+                    message = format!("no valid status (expected pass, warn or fail){}", if message.is_empty() { String::new() } else { format!(": {message}") });
+                }
+                checks.push(HealthCheck { name, status: status.unwrap_or(CheckStatus::Fail), message });
+            }
+        }
+        let derived = if checks.iter().any(|c| c.status == CheckStatus::Fail) {
+            HealthStatus::Unhealthy
+        } else if checks.iter().any(|c| c.status == CheckStatus::Warn) {
+            HealthStatus::Degraded
+        } else {
+            HealthStatus::Healthy
+        };
+        let status = match v.get("status") {
+            None | Some(Value::Null) => derived,
+            Some(s) => match overall(s) {
+                Some(s) => s,
+                None => return Self::unhealthy("health_check", format!("unknown status {s:?} (expected healthy, degraded or unhealthy)")),
+            },
+        };
+        let mut report = Self::new(status, checks);
+        match v.get("timestamp") {
+            Some(Value::Int(t)) if *t > 0 => report.timestamp_ms = *t as u64,
+            Some(Value::Float(t)) if *t > 0.0 => report.timestamp_ms = *t as u64,
+            _ => {}
+        }
+        report
     }
 
     pub fn write(&self, mut b: health_report::Builder<'_>) {
@@ -279,7 +431,7 @@ impl HealthReport {
         for c in r.get_checks().map_err(ser)?.iter() {
             checks.push(HealthCheck {
                 name: text(c.get_name().map_err(ser)?, p)?,
-                status: HealthStatus::from_wire(c.get_status()),
+                status: CheckStatus::from_wire(c.get_status()),
                 message: text(c.get_message().map_err(ser)?, p)?,
             });
         }

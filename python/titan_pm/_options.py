@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from enum import Enum
 from typing import Any, Dict, Optional, Tuple
 
 from ._runtime import split_target
@@ -48,3 +49,29 @@ def native_target(target: Any, isolation: str) -> Tuple[Any, bool]:
 def check_event(event: str) -> None:
     if event not in EVENTS:
         raise ConfigError(f"unknown event {event!r} (expected one of {', '.join(EVENTS)})")
+
+
+class PoolStrategy(str, Enum):
+    """A pool's balancing strategy; the kebab-case strings are accepted as well."""
+
+    ROUND_ROBIN = "round-robin"
+    RANDOM = "random"
+    LEAST_LOADED = "least-loaded"
+    LEAST_CONNECTIONS = "least-connections"
+    WEIGHTED_ROUND_ROBIN = "weighted-round-robin"
+    LEAST_RESPONSE_TIME = "least-response-time"
+    IP_HASH = "ip-hash"
+    CONSISTENT_HASH = "consistent-hash"
+    WEIGHTED = "weighted"
+    ADAPTIVE = "adaptive"
+    POWER_OF_TWO = "power-of-two"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def add_seed_names(handle_class: type, id_attribute: str) -> None:
+    """The seed's spellings on a handle class: `handle.__processId` (an alias of the id)
+    and `handle["method"]` (the same callable as `handle.method`)."""
+    setattr(handle_class, "__processId", property(lambda self: getattr(self, id_attribute)))
+    setattr(handle_class, "__getitem__", lambda self, method: getattr(self, method))

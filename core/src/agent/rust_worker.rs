@@ -149,6 +149,7 @@ impl Handler for WorkerDef {
             pid: std::process::id(),
             runtime: "rust".into(),
             has_health_check: self.health.is_some(),
+            health_interval_ms: 0,
         }
     }
 

@@ -2,7 +2,7 @@
 //! `ProcessManager` handles send it, and shuts everything down at the end.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
 use tokio::sync::{broadcast, mpsc};
@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::process::{Process, Spec};
 use crate::pool::{Pool, PoolEvent, PoolOptions};
 use super::registry::Registry;
-use super::{CallOptions, Event, EventKind, Job, ManagerConfig, ProcessInfo, SpawnOptions, Target};
+use super::{CallOptions, Event, EventKind, Job, ManagerConfig, ProcessInfo, ProcessState, SpawnOptions, Target};
 use crate::error::{Error, Result};
 use crate::value::Value;
 
@@ -20,9 +20,14 @@ pub(crate) struct Engine {
     events: broadcast::Sender<Event>,
     processes: RefCell<BTreeMap<u64, Rc<Process>>>,
     pools: RefCell<BTreeMap<u64, Rc<Pool>>>,
+    /// Ids and final states of killed processes, oldest first, at most [`ENDED_HISTORY`].
+    ended: RefCell<VecDeque<(u64, ProcessState)>>,
     next_id: Cell<u64>,
     closed: Cell<bool>,
 }
+
+/// How many killed processes the engine remembers (id and final state only).
+pub(crate) const ENDED_HISTORY: usize = 1024;
 
 impl Engine {
     /// Runs jobs until every `ProcessManager` handle is gone, then stops all processes.
@@ -33,6 +38,7 @@ impl Engine {
             events,
             processes: RefCell::default(),
             pools: RefCell::default(),
+            ended: RefCell::default(),
             next_id: Cell::new(0),
             closed: Cell::new(false),
         });
@@ -74,6 +80,8 @@ impl Engine {
         crate::value::check(&options.dependencies, "dependencies")?;
         let name = options.name.clone().unwrap_or_else(|| default_name(&target));
         let spec = Spec {
+            resources: options.resources.unwrap_or_else(|| self.config.resources.clone()),
+            version: options.version,
             isolation: options.isolation.unwrap_or(self.config.isolation),
             transport: options.transport.unwrap_or(self.config.transport),
             target,
@@ -124,16 +132,37 @@ impl Engine {
     }
 
     pub(crate) fn process(&self, id: u64) -> Result<Rc<Process>> {
-        self.processes.borrow().get(&id).cloned().ok_or(Error::NotFound { what: "process", id })
+        if let Some(p) = self.processes.borrow().get(&id) {
+            return Ok(p.clone());
+        }
+        match self.ended.borrow().iter().find(|(e, _)| *e == id) {
+            Some((_, state)) => Err(Error::ProcessFailed { process_id: id, state: *state }),
+            None => Err(Error::NotFound { what: "process", id }),
+        }
     }
 
     pub(crate) async fn call(&self, id: u64, method: String, args: Vec<Value>, options: CallOptions) -> Result<Value> {
         self.process(id)?.call(&method, &args, &options).await
     }
 
+    /// Kills a process and forgets it: it leaves the list after its `exit` event, and
+    /// only its id and final state are kept, in a bounded history (so a later call
+    /// through an old handle still gets `ProcessFailed` with the state).
     pub(crate) async fn kill(&self, id: u64) -> Result<()> {
-        self.process(id)?.kill().await;
+        let process = self.process(id)?;
+        process.kill().await;
+        self.retire(id, process.state());
         Ok(())
+    }
+
+    /// Drops a stopped process from the list, remembering its final state.
+    pub(crate) fn retire(&self, id: u64, state: ProcessState) {
+        self.processes.borrow_mut().remove(&id);
+        let mut ended = self.ended.borrow_mut();
+        if ended.len() >= ENDED_HISTORY {
+            ended.pop_front();
+        }
+        ended.push_back((id, state));
     }
 
     pub(crate) fn list(&self) -> Vec<ProcessInfo> {

@@ -27,6 +27,20 @@ pub struct Latency {
     pub p99: f64,
 }
 
+/// A process's RSS in bytes (0 if it cannot be read).
+pub(crate) fn rss(pid: u32) -> u64 {
+    procfs::process::Process::new(pid as i32).and_then(|p| p.stat()).map(|s| s.rss * procfs::page_size()).unwrap_or(0)
+}
+
+/// The machine's memory in bytes (`MemTotal`), read once; at least 1.
+pub(crate) fn machine_memory() -> u64 {
+    static TOTAL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        use procfs::Current;
+        procfs::Meminfo::current().map(|m| m.mem_total).unwrap_or(1).max(1)
+    })
+}
+
 /// What the host counts about the calls of one process (across restarts).
 pub(crate) struct CallStats {
     latency_us: Histogram<u64>,

@@ -23,7 +23,6 @@ pub(crate) mod metrics;
 mod output;
 pub(crate) mod process;
 mod registry;
-mod restart;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -36,7 +35,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use metrics::{Latency, ProcessMetrics};
 pub use output::{Output, OutputStream, MAX_LINE_BYTES, OUTPUT_QUEUE_BYTES};
-pub use restart::RestartPolicy;
+pub use crate::policy::RestartPolicy;
 pub use crate::state::ProcessState;
 
 use crate::agent::Handler;
@@ -133,6 +132,10 @@ pub struct ManagerConfig {
     pub restart: RestartPolicy,
     /// The default deadline of every call (`resources.timeout`).
     pub timeout: Duration,
+    /// Memory and CPU limits of every worker (`resources.maxMemory`, `resources.maxCpu`).
+    pub resources: Resources,
+    /// Periodic health probes and what is measured (`monitoring`).
+    pub monitoring: Monitoring,
     /// How long a worker has to start, register and run `init`.
     pub spawn_timeout: Duration,
     /// A health probe that takes longer reports `unhealthy`.
@@ -160,6 +163,8 @@ impl Default for ManagerConfig {
             transport: Transport::Ipc,
             restart: RestartPolicy::default(),
             timeout: Duration::from_secs(30),
+            resources: Resources::default(),
+            monitoring: Monitoring::default(),
             spawn_timeout: Duration::from_secs(10),
             health_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(5),
@@ -173,6 +178,43 @@ impl Default for ManagerConfig {
     }
 }
 
+/// Limits on a worker's resources.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resources {
+    /// RSS in bytes above which the worker is restarted (event `memory`); a Node
+    /// worker thread also gets it as its heap limit.
+    pub max_memory: Option<u64>,
+    /// Percent of one core; enforced where the OS allows it (see the README).
+    pub max_cpu: Option<f64>,
+}
+
+/// What the manager watches on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Monitoring {
+    /// Periodic health probes; 3 unhealthy answers in a row restart the worker (event `unhealthy`).
+    pub health_check: Option<HealthProbe>,
+    pub metrics: bool,
+    pub tracing: bool,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring { health_check: None, metrics: true, tracing: false }
+    }
+}
+
+/// How often the manager probes each process's health (a class's `@HealthCheck({ interval })` overrides it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthProbe {
+    pub interval: Duration,
+}
+
+impl Default for HealthProbe {
+    fn default() -> Self {
+        HealthProbe { interval: Duration::from_secs(30) }
+    }
+}
+
 /// Per-spawn options; `None` takes the manager's default.
 #[derive(Clone, Default)]
 pub struct SpawnOptions {
@@ -183,7 +225,10 @@ pub struct SpawnOptions {
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
     pub name: Option<String>,
+    /// The version the worker's `@Process` must declare; a mismatch is a `SpawnError`.
+    pub version: Option<String>,
     pub timeout: Option<Duration>,
+    pub resources: Option<Resources>,
     pub restart: Option<RestartPolicy>,
     pub output: Option<Output>,
 }
@@ -226,6 +271,10 @@ pub enum EventKind {
     Exited,
     /// A connection presented a wrong secret and was refused.
     ConnectionRefused,
+    /// The worker's RSS went above `resources.maxMemory`: it is restarted.
+    MemoryExceeded { rss: u64, limit: u64 },
+    /// The periodic health probe found the worker unhealthy this many times in a row: it is restarted.
+    Unhealthy { probes: u32 },
 }
 
 impl EventKind {
@@ -239,6 +288,8 @@ impl EventKind {
             EventKind::Failed => "failed",
             EventKind::Exited => "exit",
             EventKind::ConnectionRefused => "refused",
+            EventKind::MemoryExceeded { .. } => "memory",
+            EventKind::Unhealthy { .. } => "unhealthy",
         }
     }
 }
@@ -248,6 +299,8 @@ type Job = Box<dyn FnOnce(Rc<Engine>) -> LocalBoxFuture<'static, ()> + Send>;
 struct Shared {
     jobs: mpsc::UnboundedSender<Job>,
     events: broadcast::Sender<Event>,
+    /// The event channel of every live pool, by pool id: what a handle needs besides the id.
+    pools: std::sync::Mutex<std::collections::HashMap<u64, broadcast::Sender<crate::pool::PoolEvent>>>,
 }
 
 /// Spawns, calls, supervises and stops workers. Clone it freely.
@@ -282,7 +335,7 @@ impl ProcessManager {
     fn build(config: ManagerConfig) -> (Self, impl FnOnce() -> LocalBoxFuture<'static, ()> + Send) {
         let (jobs, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
-        let pm = ProcessManager { shared: Arc::new(Shared { jobs, events: events.clone() }) };
+        let pm = ProcessManager { shared: Arc::new(Shared { jobs, events: events.clone(), pools: Default::default() }) };
         let run = move || -> LocalBoxFuture<'static, ()> { Box::pin(Engine::run(config, events, rx)) };
         (pm, run)
     }
@@ -337,7 +390,19 @@ impl ProcessManager {
         let (events, _) = broadcast::channel(1024);
         let sender = events.clone();
         let id = self.exec(move |engine| async move { engine.start_pool(target, options, sender).await }).await?;
+        self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).insert(id, events.clone());
         Ok(crate::pool::PoolHandle { pm: self.clone(), id, options: CallOptions::default(), events })
+    }
+
+    /// A handle to a live pool, by id (the manager owns its pools; bridges keep no registry of their own).
+    pub fn pool_handle(&self, pool_id: u64) -> Result<crate::pool::PoolHandle> {
+        let events = self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).get(&pool_id).cloned();
+        let events = events.ok_or(Error::NotFound { what: "pool", id: pool_id })?;
+        Ok(crate::pool::PoolHandle { pm: self.clone(), id: pool_id, options: CallOptions::default(), events })
+    }
+
+    pub(crate) fn forget_pool(&self, pool_id: u64) {
+        self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).remove(&pool_id);
     }
 
     /// A handle to an existing process.
@@ -387,6 +452,7 @@ impl ProcessManager {
     /// Stops intake, drains in-flight calls, runs shutdown hooks, then SIGTERM and SIGKILL.
     pub async fn shutdown(&self) {
         let _ = self.exec(|engine| async move { engine.shutdown().await; Ok(()) }).await;
+        self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 

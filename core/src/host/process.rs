@@ -12,13 +12,18 @@ use super::engine::Engine;
 use super::launch::{self, ExitStatus, Instance, LaunchSpec};
 use super::metrics::{CallStats, CpuSampler, ProcessMetrics};
 use super::output::Dropped;
-use super::restart::RestartBudget;
-use super::{CallOptions, EventKind, Isolation, Output, ProcessInfo, ProcessState, RestartPolicy, Target};
+use crate::policy::RestartBudget;
+use super::{CallOptions, EventKind, Isolation, Output, ProcessInfo, ProcessState, Resources, RestartPolicy, Target};
 use crate::error::{Error, Result};
 use crate::protocol::{ErrorInfo, HealthReport};
 use crate::titan_capnp::worker;
 use crate::transport::Transport;
 use crate::value::{self, Value};
+
+/// How often the RSS of a worker with `resources.maxMemory` is read.
+const MEMORY_INTERVAL: Duration = Duration::from_millis(500);
+/// Unhealthy probes in a row that restart a worker.
+pub(crate) const UNHEALTHY_PROBES: u32 = 3;
 
 /// What a process was spawned with; every restart launches the same.
 pub(crate) struct Spec {
@@ -31,6 +36,9 @@ pub(crate) struct Spec {
     pub timeout: Duration,
     pub restart: RestartPolicy,
     pub output: Output,
+    pub resources: Resources,
+    /// The version the worker must declare, if the spawn asked for one.
+    pub version: Option<String>,
 }
 
 pub(crate) struct Process {
@@ -66,6 +74,18 @@ impl Process {
             engine: Rc::downgrade(engine),
         });
         let instance = process.launch(engine).await?;
+        if let Some(wanted) = &process.spec.version {
+            let found = &instance.description.version;
+            if wanted != found {
+                instance.kill();
+                let _ = tokio::time::timeout(Duration::from_secs(2), instance.exited()).await;
+                let found = if found.is_empty() { "none".to_string() } else { format!("{found:?}") };
+                return Err(Error::spawn(
+                    &process.spec.target.describe(),
+                    format!("version mismatch: the spawn asked for {wanted:?}, the worker declares {found}"),
+                ));
+            }
+        }
         if process.name.borrow().is_empty() || matches!(process.spec.target, Target::Path(_)) {
             if !instance.description.name.is_empty() {
                 *process.name.borrow_mut() = instance.description.name.clone();
@@ -98,9 +118,66 @@ impl Process {
         engine.emit(self.id, EventKind::Spawned { pid: instance.pid });
         engine.emit(self.id, EventKind::Ready { pid: instance.pid });
         let me = self.clone();
+        let watched = instance.clone();
         tokio::task::spawn_local(async move {
             let status = instance.exited().await;
             me.on_exit(instance, status).await;
+        });
+        self.watch(watched, engine);
+    }
+
+    /// While `instance` runs: restarts it when its RSS passes `resources.maxMemory`
+    /// (event `memory`) or when the periodic health probe finds it unhealthy
+    /// [`UNHEALTHY_PROBES`] times in a row (event `unhealthy`).
+    fn watch(self: &Rc<Self>, instance: Rc<Instance>, engine: &Engine) {
+        let max_memory = self.spec.resources.max_memory.filter(|_| self.spec.isolation == Isolation::Child);
+        let own = instance.description.health_interval_ms;
+        let probe = match (own, &engine.config.monitoring.health_check) {
+            (ms, _) if ms > 0 => Some(Duration::from_millis(ms)),
+            (_, Some(h)) => Some(h.interval),
+            (_, None) => None,
+        };
+        if max_memory.is_none() && probe.is_none() {
+            return;
+        }
+        let me = Rc::downgrade(self);
+        tokio::task::spawn_local(async move {
+            let tick = match (probe, max_memory) {
+                (Some(p), Some(_)) => p.min(MEMORY_INTERVAL),
+                (Some(p), None) => p,
+                (None, _) => MEMORY_INTERVAL,
+            };
+            let mut next_probe = Instant::now() + probe.unwrap_or(Duration::MAX / 4);
+            let mut unhealthy = 0;
+            loop {
+                tokio::select! {
+                    _ = instance.exited() => return,
+                    _ = tokio::time::sleep(tick) => {}
+                }
+                let Some(me) = me.upgrade() else { return };
+                if me.state() != ProcessState::Running || instance.has_exited() {
+                    return;
+                }
+                let Some(engine) = me.engine.upgrade() else { return };
+                if let Some(limit) = max_memory {
+                    let rss = super::metrics::rss(instance.pid);
+                    if rss > limit {
+                        engine.emit(me.id, EventKind::MemoryExceeded { rss, limit });
+                        instance.kill();
+                        return;
+                    }
+                }
+                if probe.is_some() && Instant::now() >= next_probe {
+                    next_probe = Instant::now() + probe.unwrap_or_default();
+                    let report = me.health().await;
+                    unhealthy = if report.status == crate::protocol::HealthStatus::Unhealthy { unhealthy + 1 } else { 0 };
+                    if unhealthy >= UNHEALTHY_PROBES && !instance.has_exited() && me.state() == ProcessState::Running {
+                        engine.emit(me.id, EventKind::Unhealthy { probes: unhealthy });
+                        instance.kill();
+                        return;
+                    }
+                }
+            }
         });
     }
 
@@ -268,13 +345,16 @@ impl Process {
         }
     }
 
-    /// Stops at once (SIGKILL); not a crash, so no restart.
+    /// Stops at once (SIGKILL); not a crash, so no restart. Emits `exit` once the instance is gone.
     pub(crate) async fn kill(&self) {
         self.state.send_replace(ProcessState::Stopped);
-        let instance = self.instance.borrow().clone();
+        let instance = self.instance.borrow_mut().take();
         if let Some(instance) = instance {
             instance.kill();
             let _ = tokio::time::timeout(Duration::from_secs(2), instance.exited()).await;
+        }
+        if let Some(engine) = self.engine.upgrade() {
+            engine.emit(self.id, EventKind::Exited);
         }
     }
 

@@ -19,8 +19,8 @@ pub struct AutoScale {
     pub max: usize,
     /// Grow when the workers' average CPU (percent of one core) is above this.
     pub target_cpu: f64,
-    /// Grow when the workers' average RSS in bytes is above this (0: ignore memory).
-    pub target_memory: u64,
+    /// Grow when the workers' average RSS is above this percent of the machine's memory (0: ignore memory).
+    pub target_memory: f64,
     /// Grow when (in flight + queued) / capacity is above this.
     pub scale_up_threshold: f64,
     /// Shrink when saturation is below this (and CPU below half its target).
@@ -37,7 +37,7 @@ impl Default for AutoScale {
             min: 1,
             max: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             target_cpu: 80.0,
-            target_memory: 0,
+            target_memory: 0.0,
             scale_up_threshold: 0.8,
             scale_down_threshold: 0.2,
             cooldown: Duration::from_secs(30),
@@ -50,7 +50,8 @@ impl Default for AutoScale {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Load {
     pub cpu: f64,
-    pub memory: u64,
+    /// The workers' average RSS as a percent of the machine's memory.
+    pub memory: f64,
     pub saturation: f64,
     /// The queue grew on each of the last few looks.
     pub queue_growing: bool,
@@ -69,12 +70,12 @@ pub fn scale_decision(opts: &AutoScale, size: usize, load: &Load, since_last_ste
         return size;
     }
     let hot = load.cpu > opts.target_cpu
-        || (opts.target_memory > 0 && load.memory > opts.target_memory)
+        || (opts.target_memory > 0.0 && load.memory > opts.target_memory)
         || load.saturation > opts.scale_up_threshold
         || load.queue_growing;
     let cold = load.saturation < opts.scale_down_threshold
         && load.cpu < opts.target_cpu / 2.0
-        && (opts.target_memory == 0 || load.memory < opts.target_memory / 2);
+        && (opts.target_memory == 0.0 || load.memory < opts.target_memory / 2.0);
     if hot && size < max {
         size + 1
     } else if cold && !hot && size > min {
@@ -103,8 +104,9 @@ mod tests {
             assert_eq!(scale_decision(&opts(), 2, &load, long), 3, "{load:?}");
             assert_eq!(scale_decision(&opts(), 4, &load, long), 4, "{load:?}");
         }
-        let mem = AutoScale { target_memory: 100, ..opts() };
-        assert_eq!(scale_decision(&mem, 2, &Load { memory: 200, ..Load::default() }, long), 3);
+        let mem = AutoScale { target_memory: 80.0, ..opts() };
+        assert_eq!(scale_decision(&mem, 2, &Load { memory: 85.0, ..Load::default() }, long), 3);
+        assert_eq!(scale_decision(&mem, 2, &Load { memory: 1.0, ..Load::default() }, long), 2);
     }
 
     #[test]

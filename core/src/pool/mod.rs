@@ -18,7 +18,6 @@
 //! ```
 
 mod autoscale;
-mod breaker;
 mod runtime;
 mod strategy;
 
@@ -27,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 pub use autoscale::{scale_decision, AutoScale, Load};
-pub use breaker::{Breaker, BreakerOptions, BreakerState};
+pub use crate::policy::breaker::{Breaker, BreakerOptions, BreakerState};
 pub(crate) use runtime::Pool;
 pub use strategy::{adaptive_score, Balancer, Strategy, WorkerView};
 
@@ -247,7 +246,9 @@ impl PoolHandle {
     /// Drains, then stops every worker.
     pub async fn destroy(&self) -> Result<()> {
         let id = self.id;
-        self.pm.exec(move |engine| async move { engine.destroy_pool(id).await }).await
+        let result = self.pm.exec(move |engine| async move { engine.destroy_pool(id).await }).await;
+        self.pm.forget_pool(id);
+        result
     }
 
     pub fn events(&self) -> broadcast::Receiver<PoolEvent> {

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::host::engine::Engine;
 use crate::host::metrics::CallStats;
 use crate::host::process::Process;
+use crate::host::metrics::machine_memory;
 use crate::host::{CallOptions, ProcessState, RestartPolicy, SpawnOptions, Target};
 use crate::protocol::HealthStatus;
 use crate::value::Value;
@@ -592,7 +593,7 @@ impl Pool {
         let capacity = (live.len() * self.options.concurrency).max(1) as f64;
         Load {
             cpu: live.iter().map(|m| m.cpu.get()).sum::<f64>() / n,
-            memory: (live.iter().map(|m| m.memory.get() as f64).sum::<f64>() / n) as u64,
+            memory: live.iter().map(|m| m.memory.get() as f64).sum::<f64>() / n / machine_memory() as f64 * 100.0,
             saturation: (in_flight + self.queue.borrow().len()) as f64 / capacity,
             queue_growing: false,
         }

@@ -1,18 +1,21 @@
-//! Restart policy: how often a crashed process is started again, and how long
-//! to wait before each attempt (exponential backoff).
+//! Restart policy: whether a crashed process is started again, how often
+//! (at most `max_restarts` within `window`: OTP's intensity), and how long to
+//! wait before each attempt ([`Backoff`]). Processes and pool replacement use it.
 //!
 //! ```
 //! use std::time::Duration;
 //! use titan_pm::RestartPolicy;
 //! let p = RestartPolicy::default();
 //! assert_eq!((p.max_restarts, p.window), (3, Duration::from_secs(60)));
-//! assert_eq!(p.backoff(0), Duration::from_millis(100));
-//! assert_eq!(p.backoff(2), Duration::from_millis(400));
-//! assert_eq!(p.backoff(30), Duration::from_secs(30));
+//! assert_eq!(p.backoff.delay(1), Duration::from_millis(100));
+//! assert_eq!(p.backoff.delay(3), Duration::from_millis(400));
+//! assert_eq!(p.backoff.delay(30), Duration::from_secs(30));
 //! ```
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+use super::Backoff;
 
 /// The defaults are the brief's: on, 3 restarts in 60 s, backoff from 100 ms doubling to 30 s.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,9 +23,7 @@ pub struct RestartPolicy {
     pub enabled: bool,
     pub max_restarts: u32,
     pub window: Duration,
-    pub initial_backoff: Duration,
-    pub multiplier: f64,
-    pub max_backoff: Duration,
+    pub backoff: Backoff,
 }
 
 impl Default for RestartPolicy {
@@ -31,9 +32,7 @@ impl Default for RestartPolicy {
             enabled: true,
             max_restarts: 3,
             window: Duration::from_secs(60),
-            initial_backoff: Duration::from_millis(100),
-            multiplier: 2.0,
-            max_backoff: Duration::from_secs(30),
+            backoff: Backoff::default(),
         }
     }
 }
@@ -42,23 +41,17 @@ impl RestartPolicy {
     pub fn disabled() -> Self {
         RestartPolicy { enabled: false, ..Self::default() }
     }
-
-    /// The wait before restart number `attempt` (0-based) within the window.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let factor = self.multiplier.max(1.0).powi(attempt.min(64) as i32);
-        self.initial_backoff.mul_f64(factor).min(self.max_backoff)
-    }
 }
 
 /// Restarts of one process within the policy's window.
 #[derive(Debug, Default)]
-pub(crate) struct RestartBudget {
+pub struct RestartBudget {
     recent: VecDeque<Instant>,
 }
 
 impl RestartBudget {
     /// The backoff before the next restart, or `None` when the budget is spent.
-    pub(crate) fn next(&mut self, policy: &RestartPolicy, now: Instant) -> Option<Duration> {
+    pub fn next(&mut self, policy: &RestartPolicy, now: Instant) -> Option<Duration> {
         if !policy.enabled {
             return None;
         }
@@ -68,7 +61,7 @@ impl RestartBudget {
         if self.recent.len() as u32 >= policy.max_restarts {
             return None;
         }
-        let delay = policy.backoff(self.recent.len() as u32);
+        let delay = policy.backoff.delay(self.recent.len() as u32 + 1);
         self.recent.push_back(now);
         Some(delay)
     }
@@ -89,6 +82,15 @@ mod tests {
         assert_eq!(b.next(&p, t), None);
         // Once the window has passed, restarts are allowed again.
         assert_eq!(b.next(&p, t + Duration::from_secs(61)), Some(Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn a_linear_backoff_grows_by_its_initial_step() {
+        let p = RestartPolicy { backoff: Backoff::linear(Duration::from_millis(50), Duration::from_secs(1)), ..RestartPolicy::default() };
+        let mut b = RestartBudget::default();
+        let t = Instant::now();
+        let delays: Vec<_> = (0..3).map(|_| b.next(&p, t).unwrap().as_millis()).collect();
+        assert_eq!(delays, [50, 100, 150]);
     }
 
     #[test]

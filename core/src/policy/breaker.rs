@@ -38,6 +38,15 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
+    /// The state as reports name it: `closed`, `open`, `half-open`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half-open",
+        }
+    }
+
     /// The event name: `circuitbreaker:open|halfopen|close`.
     pub fn event(self) -> &'static str {
         match self {

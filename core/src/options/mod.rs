@@ -1,0 +1,382 @@
+//! Every option of the manager, of a spawn and of a pool, read once: from a
+//! [`Value`] in the caller's [`Dialect`] (TypeScript camelCase + ms, Python
+//! snake_case + seconds) into the core's own types. A bridge converts its
+//! native object to a `Value` and calls these; it keeps no option table.
+//!
+//! Unknown keys are a `ConfigError` naming the full path in the caller's
+//! spelling (`autoScale.targetCPU`, `auto_scale.target_cpu`). The seed's
+//! configuration block is accepted as written; today's flat names stay as
+//! aliases (`timeout` = `resources.timeout`, `healthTimeout` =
+//! `monitoring.healthCheck.timeout`, `restartPolicy.initialBackoff` =
+//! `restartPolicy.backoff.initial`).
+//!
+//! ```
+//! use titan_pm::options::{self, Dialect};
+//! use titan_pm::value::to_value;
+//! let v = to_value(&serde_json::json!({
+//!     "restartPolicy": { "maxRestarts": 5, "backoff": { "type": "linear", "initial": 100, "max": 1000 } },
+//!     "resources": { "maxMemory": "512MB", "timeout": 2000 },
+//! })).unwrap();
+//! let c = options::manager(&v, Dialect::Js, &|_| None).unwrap();
+//! assert_eq!(c.restart.max_restarts, 5);
+//! assert_eq!(c.resources.max_memory, Some(512 << 20));
+//! assert_eq!(c.timeout, std::time::Duration::from_secs(2));
+//! let bad = to_value(&serde_json::json!({ "resources": { "maxMem": 1 } })).unwrap();
+//! let e = options::manager(&bad, Dialect::Js, &|_| None).err().unwrap();
+//! assert!(e.to_string().contains("resources.maxMem: unknown option"));
+//! ```
+//!
+//! A new option is one getter call in the reader of its object here, one field
+//! in the core type it fills, and a line in the TS types and Python stubs.
+
+mod dialect;
+mod section;
+
+pub use dialect::Dialect;
+pub use section::{parse_bytes, parse_duration, probe, Section, Toggle};
+
+use crate::error::{Error, Result};
+use crate::host::{HealthProbe, ManagerConfig, Monitoring, Output, Resources, SpawnOptions};
+use crate::policy::backoff::BackoffKind;
+use crate::policy::{Backoff, BreakerOptions, RestartPolicy};
+use crate::pool::{AutoScale, PoolHealth, PoolOptions, PoolSize, Recycle};
+use crate::value::Value;
+
+/// Resolves a native output callback: a bridge names one `callback:N`.
+pub type OutputCallbacks<'a> = &'a dyn Fn(u64) -> Option<Output>;
+
+/// The manager's options.
+pub fn manager(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Result<ManagerConfig> {
+    let mut s = Section::root(v, "manager", dialect)?;
+    let mut c = ManagerConfig::default();
+    if let Some(i) = s.parse("isolation")? {
+        c.isolation = i;
+    }
+    if let Some(t) = s.parse("transport")? {
+        c.transport = t;
+    }
+    if let Some(r) = restart_policy(&mut s)? {
+        c.restart = r;
+    }
+    if let Some(d) = s.duration("timeout")? {
+        c.timeout = d;
+    }
+    if let Some((r, timeout)) = resources(&mut s)? {
+        c.resources = r;
+        c.timeout = timeout.unwrap_or(c.timeout);
+    }
+    if let Some(d) = s.duration("healthTimeout")? {
+        c.health_timeout = d;
+    }
+    if let Some((m, timeout)) = monitoring(&mut s)? {
+        c.monitoring = m;
+        c.health_timeout = timeout.unwrap_or(c.health_timeout);
+    }
+    for (name, field) in [
+        ("spawnTimeout", &mut c.spawn_timeout),
+        ("shutdownTimeout", &mut c.shutdown_timeout),
+        ("cancelGrace", &mut c.cancel_grace),
+        ("spin", &mut c.spin),
+    ] {
+        if let Some(d) = s.duration(name)? {
+            *field = d;
+        }
+    }
+    if let Some(o) = output(&mut s, callbacks)? {
+        c.output = o;
+    }
+    for (name, field) in [("python", &mut c.python), ("node", &mut c.node), ("tcpHost", &mut c.tcp_host)] {
+        if let Some(t) = s.text(name)? {
+            *field = t.to_string();
+        }
+    }
+    s.finish()?;
+    Ok(c)
+}
+
+/// The options of one spawn (`None` fields take the manager's).
+pub fn spawn(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Result<SpawnOptions> {
+    let mut s = Section::root(v, "spawn", dialect)?;
+    let o = spawn_fields(&mut s, callbacks)?;
+    s.finish()?;
+    Ok(o)
+}
+
+fn spawn_fields(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<SpawnOptions> {
+    let mut o = SpawnOptions {
+        isolation: s.parse("isolation")?,
+        transport: s.parse("transport")?,
+        dependencies: s.get("dependencies").cloned().unwrap_or(Value::Null),
+        env: s.text_map("env")?.unwrap_or_default(),
+        args: s.texts("args")?.unwrap_or_default(),
+        name: s.text("name")?.map(String::from),
+        version: s.text("version")?.map(String::from),
+        timeout: s.duration("timeout")?,
+        restart: restart_policy(s)?,
+        output: output(s, callbacks)?,
+        ..SpawnOptions::default()
+    };
+    if !matches!(o.dependencies, Value::Null | Value::Map(_)) {
+        return Err(s.error("dependencies", format!("must be an object, not {}", o.dependencies.type_name())));
+    }
+    if let Some((r, timeout)) = resources(s)? {
+        o.resources = Some(r);
+        o.timeout = timeout.or(o.timeout);
+    }
+    Ok(o)
+}
+
+/// A pool's options: its own, then the spawn options of its members.
+pub fn pool(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Result<PoolOptions> {
+    let mut s = Section::root(v, "pool", dialect)?;
+    let mut o = PoolOptions::default();
+    match s.get("size") {
+        None => {}
+        Some(Value::Text(t)) if t == "auto" => o.size = PoolSize::Auto,
+        Some(Value::Int(n)) if *n >= 1 => o.size = PoolSize::Fixed(*n as usize),
+        Some(other) => return Err(s.error("size", format!("must be a number >= 1 or \"auto\", not {}", describe(other)))),
+    }
+    if let Some(st) = s.parse("strategy")? {
+        o.strategy = st;
+    }
+    if let Some(n) = s.count("concurrency")? {
+        if n == 0 {
+            return Err(s.error("concurrency", "must be at least 1"));
+        }
+        o.concurrency = n as usize;
+    }
+    if let Some(n) = s.count("maxQueueSize")? {
+        o.max_queue_size = n as usize;
+    }
+    o.request_timeout = s.duration("requestTimeout")?;
+    if let Some(n) = s.count("retries")? {
+        o.retries = n as u32;
+    }
+    if let Some(ws) = s.get("weights") {
+        let Value::List(items) = ws else { return Err(s.error("weights", "must be a list of whole numbers")) };
+        o.weights = items
+            .iter()
+            .map(|w| match w {
+                Value::Int(n) if *n >= 0 => Ok(*n as u32),
+                other => Err(s.error("weights", format!("must be whole numbers >= 0, not {}", describe(other)))),
+            })
+            .collect::<Result<_>>()?;
+    }
+    o.auto_scale = match s.toggle("autoScale")? {
+        Toggle::On(mut a) => {
+            let mut x = AutoScale::default();
+            x.min = a.count("min")?.map(|n| n as usize).unwrap_or(x.min);
+            x.max = a.count("max")?.map(|n| n as usize).unwrap_or(x.max);
+            if let Some((_, v)) = a.get_any(&["targetCPU", "targetCpu"]) {
+                x.target_cpu = positive(&a, "targetCPU", v)?;
+            }
+            x.target_memory = a.percent("targetMemory")?.unwrap_or(x.target_memory);
+            x.scale_up_threshold = a.number("scaleUpThreshold")?.unwrap_or(x.scale_up_threshold);
+            x.scale_down_threshold = a.number("scaleDownThreshold")?.unwrap_or(x.scale_down_threshold);
+            let cooldown = a.duration("cooldownPeriod")?;
+            x.cooldown = a.duration("cooldown")?.or(cooldown).unwrap_or(x.cooldown);
+            x.interval = a.duration("interval")?.unwrap_or(x.interval);
+            if x.min > x.max {
+                return Err(a.error("min", format!("({}) must not be above max ({})", x.min, x.max)));
+            }
+            a.finish()?;
+            Some(x)
+        }
+        Toggle::Off | Toggle::Absent => None,
+    };
+    o.circuit_breaker = match s.toggle("circuitBreaker")? {
+        Toggle::On(mut b) => {
+            let d = BreakerOptions::default();
+            let x = BreakerOptions {
+                threshold: b.count("threshold")?.map(|n| n as u32).unwrap_or(d.threshold),
+                timeout: b.duration("timeout")?.unwrap_or(d.timeout),
+                half_open_requests: b.count("halfOpenRequests")?.map(|n| n as u32).unwrap_or(d.half_open_requests),
+            };
+            b.finish()?;
+            Some(x)
+        }
+        Toggle::Off | Toggle::Absent => None,
+    };
+    o.health = match s.toggle("health")? {
+        Toggle::On(mut h) => {
+            let d = PoolHealth::default();
+            let x = PoolHealth {
+                interval: h.duration("interval")?.unwrap_or(d.interval),
+                unhealthy_threshold: h.count("unhealthyThreshold")?.map(|n| n as u32).unwrap_or(d.unhealthy_threshold),
+            };
+            h.finish()?;
+            Some(x)
+        }
+        Toggle::Off | Toggle::Absent => None,
+    };
+    if let Toggle::On(mut r) = s.toggle("recycle")? {
+        o.recycle = Recycle {
+            max_requests: r.count("maxRequests")?,
+            max_lifetime: r.duration("maxLifetime")?,
+            max_memory: r.bytes("maxMemory")?,
+        };
+        r.finish()?;
+    }
+    o.spawn = spawn_fields(&mut s, callbacks)?;
+    s.finish()?;
+    Ok(o)
+}
+
+fn positive(s: &Section<'_>, name: &str, v: &Value) -> Result<f64> {
+    match v {
+        Value::Int(n) if *n >= 0 => Ok(*n as f64),
+        Value::Float(x) if *x >= 0.0 && x.is_finite() => Ok(*x),
+        other => Err(s.error(name, format!("must be a number >= 0, not {}", describe(other)))),
+    }
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Int(n) => n.to_string(),
+        Value::Float(x) => x.to_string(),
+        Value::Text(t) => format!("{t:?}"),
+        other => other.type_name().into(),
+    }
+}
+
+/// `restartPolicy`: `false` (off), `true` (defaults), or the seed's object.
+fn restart_policy(s: &mut Section<'_>) -> Result<Option<RestartPolicy>> {
+    let mut r = RestartPolicy::default();
+    match s.toggle("restartPolicy")? {
+        Toggle::Absent => return Ok(None),
+        Toggle::Off => return Ok(Some(RestartPolicy::disabled())),
+        Toggle::On(mut p) => {
+            r.max_restarts = p.count("maxRestarts")?.map(|n| n as u32).unwrap_or(r.max_restarts);
+            r.window = p.duration("window")?.unwrap_or(r.window);
+            // The flat names of before the seed's `backoff` object.
+            if let Some(d) = p.duration("initialBackoff")? {
+                r.backoff.initial = d;
+            }
+            if let Some(d) = p.duration("maxBackoff")? {
+                r.backoff.max = d;
+            }
+            if let Some(m) = p.number("multiplier")? {
+                if m < 1.0 {
+                    return Err(p.error("multiplier", format!("must be at least 1, not {m}")));
+                }
+                r.backoff.multiplier = m;
+            }
+            match p.get("backoff") {
+                None if p.probing() => {
+                    let mut b = p.section("backoff")?.expect("probing enters every object");
+                    backoff(&mut b, r.backoff)?;
+                    b.finish()?;
+                }
+                None => {}
+                // A bare duration: the initial wait.
+                Some(Value::Int(_) | Value::Float(_) | Value::Text(_)) => r.backoff.initial = p.duration("backoff")?.unwrap_or(r.backoff.initial),
+                Some(Value::Map(_)) => {
+                    let mut b = p.section("backoff")?.expect("backoff is an object");
+                    r.backoff = backoff(&mut b, r.backoff)?;
+                    b.finish()?;
+                }
+                Some(other) => return Err(p.error("backoff", format!("must be an object or a duration, not {}", other.type_name()))),
+            }
+            p.finish()?;
+        }
+    }
+    Ok(Some(r))
+}
+
+fn backoff(b: &mut Section<'_>, mut x: Backoff) -> Result<Backoff> {
+    match b.text("type")? {
+        None => {}
+        Some("linear") => x.kind = BackoffKind::Linear,
+        Some("exponential") => x.kind = BackoffKind::Exponential,
+        Some(other) => return Err(b.error("type", format!("unknown backoff {other:?} (expected linear or exponential)"))),
+    }
+    x.initial = b.duration("initial")?.unwrap_or(x.initial);
+    x.max = b.duration("max")?.unwrap_or(x.max);
+    if let Some(m) = b.number("multiplier")? {
+        if m < 1.0 {
+            return Err(b.error("multiplier", format!("must be at least 1, not {m}")));
+        }
+        x.multiplier = m;
+    }
+    if x.max < x.initial {
+        return Err(b.error("max", "must not be below initial"));
+    }
+    Ok(x)
+}
+
+/// `resources: { maxMemory, maxCpu, timeout }`; the timeout is returned apart (it is the call deadline).
+fn resources(s: &mut Section<'_>) -> Result<Option<(Resources, Option<std::time::Duration>)>> {
+    let Some(mut r) = s.section("resources")? else { return Ok(None) };
+    let res = Resources { max_memory: r.bytes("maxMemory")?, max_cpu: r.number("maxCpu")? };
+    if let Some(cpu) = res.max_cpu {
+        if cpu <= 0.0 {
+            return Err(r.error("maxCpu", format!("must be a percentage of one core above 0, not {cpu}")));
+        }
+    }
+    let timeout = r.duration("timeout")?;
+    r.finish()?;
+    Ok(Some((res, timeout)))
+}
+
+/// `monitoring: { healthCheck: true | { interval, timeout }, metrics, tracing }`; the probe timeout is returned apart.
+fn monitoring(s: &mut Section<'_>) -> Result<Option<(Monitoring, Option<std::time::Duration>)>> {
+    let Some(mut m) = s.section("monitoring")? else { return Ok(None) };
+    let mut out = Monitoring::default();
+    let mut timeout = None;
+    match m.toggle("healthCheck")? {
+        Toggle::On(mut h) => {
+            let interval = h.duration("interval")?.unwrap_or(HealthProbe::default().interval);
+            if interval.is_zero() {
+                return Err(h.error("interval", "must be above 0"));
+            }
+            timeout = h.duration("timeout")?;
+            out.health_check = Some(HealthProbe { interval });
+            h.finish()?;
+        }
+        Toggle::Off | Toggle::Absent => {}
+    }
+    out.metrics = m.bool("metrics")?.unwrap_or(out.metrics);
+    out.tracing = m.bool("tracing")?.unwrap_or(out.tracing);
+    m.finish()?;
+    Ok(Some((out, timeout)))
+}
+
+/// `output`: `prefix`, `inherit`, `ignore`, or a bridge's `callback:N`.
+fn output(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<Option<Output>> {
+    let Some(t) = s.text("output")? else { return Ok(None) };
+    let o = match t {
+        "prefix" => Output::Prefix,
+        "inherit" => Output::Inherit,
+        "ignore" => Output::Ignore,
+        c => match c.strip_prefix("callback:").and_then(|n| n.parse().ok()).and_then(callbacks) {
+            Some(o) => o,
+            None => return Err(s.error("output", format!("unknown output {t:?} (expected prefix, inherit, ignore or a function)"))),
+        },
+    };
+    Ok(Some(o))
+}
+
+/// Every option path of `kind` (`manager`, `spawn` or `pool`) in `dialect`, sorted:
+/// what the TS types and the Python stubs are checked against.
+///
+/// ```
+/// use titan_pm::options::{schema, Dialect};
+/// let paths = schema("pool", Dialect::Python);
+/// assert!(paths.contains(&"auto_scale.target_cpu".to_string()));
+/// assert!(paths.contains(&"restart_policy.backoff.type".to_string()));
+/// ```
+pub fn schema(kind: &str, dialect: Dialect) -> Vec<String> {
+    let none = |_: u64| None;
+    probe(|| {
+        let _ = match kind {
+            "manager" => manager(&Value::Null, dialect, &none).map(|_| ()),
+            "spawn" => spawn(&Value::Null, dialect, &none).map(|_| ()),
+            _ => pool(&Value::Null, dialect, &none).map(|_| ()),
+        };
+    })
+}
+
+/// The error every front end gives for an option object that is not an object.
+pub fn not_an_object(what: &str, v: &Value) -> Error {
+    Error::Config(format!("{what} options must be an object, not {}", v.type_name()))
+}
