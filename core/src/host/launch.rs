@@ -123,7 +123,7 @@ pub(crate) async fn launch(spec: &LaunchSpec<'_>, registry: &Rc<Registry>) -> Re
     if spec.transport == Transport::Http {
         return Err(Error::Config("transport http is not supported yet (use ipc, unix or tcp)".into()));
     }
-    let secret = transport::new_secret();
+    let secret = transport::new_secret().map_err(|e| Error::spawn(&target_name, e.to_string()))?;
     let registration = registry.expect(&secret);
     let started = start(spec, registry, &secret).await;
     let (exit, child_pid, tail, ipc_connection) = match started {

@@ -101,11 +101,12 @@ impl Registry {
 
     /// Serves the registry on one connection, on the current `LocalSet`.
     ///
-    /// Until it registers, the peer may send only small messages and has
-    /// [`PREAUTH_TIMEOUT`] to do it. A connection from a listener (`listened`)
-    /// also counts toward [`MAX_PREAUTH_CONNECTIONS`]: past it, the oldest
-    /// unauthenticated one is closed. (An ipc socket is not counted: only the
-    /// child the host started holds its other end.)
+    /// Until it registers, the peer may send only small messages. A connection
+    /// from a listener (`listened`) also has [`PREAUTH_TIMEOUT`] to register
+    /// and counts toward [`MAX_PREAUTH_CONNECTIONS`]: past it, the oldest
+    /// unauthenticated one is closed. (An ipc socket is neither timed nor
+    /// counted: only the child the host started holds its other end, and the
+    /// spawn timeout bounds how long it may take.)
     pub(crate) fn accept<S: AsyncRead + AsyncWrite + 'static>(&self, stream: S, listened: bool) -> Connection {
         use futures::FutureExt;
         let (abort, registration) = AbortHandle::new_pair();
@@ -125,8 +126,19 @@ impl Registry {
         let client: registry::Client = capnp_rpc::new_client(server);
         let rpc = RpcSystem::new(Box::new(vat_network_limited(stream, Side::Server, limit)), Some(client.client));
         let me = self.me.clone();
+        let unclaimed = async move {
+            tokio::time::sleep(PREAUTH_TIMEOUT).await;
+            if registered.get() {
+                futures::future::pending::<()>().await;
+            }
+        };
         tokio::task::spawn_local(async move {
-            let _ = futures::future::Abortable::new(rpc, registration).await;
+            tokio::select! {
+                _ = futures::future::Abortable::new(rpc, registration) => {}
+                _ = unclaimed, if listened => {
+                    tracing::warn!("titan-pm: closing a connection that did not register within {PREAUTH_TIMEOUT:?}");
+                }
+            }
             if let Some(registry) = me.upgrade() {
                 registry.unauthenticated.borrow_mut().remove(&id);
             }
@@ -144,14 +156,6 @@ impl Registry {
             }
             waiting.insert(id, conn.abort.clone());
         }
-        let abort = conn.abort.clone();
-        tokio::task::spawn_local(async move {
-            tokio::time::sleep(PREAUTH_TIMEOUT).await;
-            if !registered.get() {
-                tracing::warn!("titan-pm: closing a connection that did not register within {PREAUTH_TIMEOUT:?}");
-                abort.abort();
-            }
-        });
         conn
     }
 

@@ -75,11 +75,11 @@ impl FromStr for Transport {
     }
 }
 
-/// A fresh random secret for one spawn, as hex.
-pub fn new_secret() -> String {
+/// A fresh random secret for one spawn, as hex; an error if the OS has no randomness to give.
+pub fn new_secret() -> Result<String> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the OS random source failed");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    getrandom::fill(&mut bytes).map_err(|e| Error::Config(format!("the OS random source failed: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Constant-time comparison, so a wrong secret's timing says nothing.
