@@ -17,6 +17,8 @@ use crate::value::Value;
 pub(crate) struct Engine {
     pub config: ManagerConfig,
     pub registry: Rc<Registry>,
+    /// Worker output being read or queued, flushed at shutdown.
+    pub output: super::output::Tracker,
     events: broadcast::Sender<Event>,
     processes: RefCell<BTreeMap<u64, Rc<Process>>>,
     pools: RefCell<BTreeMap<u64, Rc<Pool>>>,
@@ -34,6 +36,7 @@ impl Engine {
     pub(crate) async fn run(config: ManagerConfig, events: broadcast::Sender<Event>, mut jobs: mpsc::UnboundedReceiver<Job>) {
         let engine = Rc::new(Engine {
             registry: Registry::new(config.tcp_host.clone(), events.clone()),
+            output: Default::default(),
             config,
             events,
             processes: RefCell::default(),
@@ -178,6 +181,8 @@ impl Engine {
         let pools = futures::future::join_all(pools.iter().map(|p| p.destroy_by(self, deadline)));
         let processes = futures::future::join_all(processes.iter().map(|p| p.stop_by(deadline)));
         futures::future::join(pools, processes).await;
+        // What the workers printed last reaches the host's output (within the same deadline).
+        self.output.flushed_by(deadline).await;
     }
 }
 

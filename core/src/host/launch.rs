@@ -53,6 +53,7 @@ pub(crate) struct LaunchSpec<'a> {
     pub output: &'a Output,
     /// Counts the output lines that could not be queued.
     pub output_dropped: Dropped,
+    pub output_tracker: &'a output::Tracker,
     pub config: &'a ManagerConfig,
 }
 
@@ -383,7 +384,7 @@ fn start_child(
     let tail = StderrTail::default();
     if piped {
         let name = spec.name.clone();
-        let forwarder = output::Forwarder::new(spec.output.clone());
+        let forwarder = output::Forwarder::new(spec.output.clone(), spec.output_tracker);
         if let Some(out) = child.stdout.take() {
             let dropped = spec.output_dropped.clone();
             let fwd = output::forward(out, OutputStream::Stdout, forwarder.clone(), name.clone(), pid, tail.clone(), dropped);

@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -103,18 +104,39 @@ impl Dropped {
 pub(crate) struct Forwarder {
     output: Output,
     callbacks: OnceCell<Option<Arc<Queue>>>,
+    tracker: Tracker,
 }
 
 impl Forwarder {
-    pub(crate) fn new(output: Output) -> Rc<Self> {
-        Rc::new(Forwarder { output, callbacks: OnceCell::new() })
+    pub(crate) fn new(output: Output, tracker: &Tracker) -> Rc<Self> {
+        tracker.readers.set(tracker.readers.get() + 1);
+        Rc::new(Forwarder { output, callbacks: OnceCell::new(), tracker: tracker.clone() })
     }
 }
 
 impl Drop for Forwarder {
     fn drop(&mut self) {
+        self.tracker.readers.set(self.tracker.readers.get() - 1);
         if let Some(Some(q)) = self.callbacks.get() {
             q.close();
+        }
+    }
+}
+
+/// One engine's output in progress: instances whose pipes are still being
+/// read, and lines queued but not yet written (or called back).
+#[derive(Clone, Default)]
+pub(crate) struct Tracker {
+    readers: Rc<Cell<usize>>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Tracker {
+    /// Waits until the output read so far has been written, or `deadline`
+    /// (so that lines printed just before a shutdown are not lost).
+    pub(crate) async fn flushed_by(&self, deadline: std::time::Instant) {
+        while (self.readers.get() > 0 || self.queued.load(Ordering::Acquire) > 0) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 }
@@ -143,14 +165,14 @@ pub(crate) async fn forward(
                 let text = format!("[{name}:{pid}] {line}\n");
                 let queue = if which == OutputStream::Stdout { &STDOUT } else { &STDERR };
                 match queue.get_or_init(|| Queue::start(Target::Stdio(which))) {
-                    Some(q) => q.submit(text.len() + JOB_OVERHEAD, Job::Write(text)),
+                    Some(q) => q.submit(text.len() + JOB_OVERHEAD, Job::Write(text), &forwarder.tracker.queued),
                     None => false,
                 }
             }
             Output::Callback(f) => match forwarder.callbacks.get_or_init(|| Queue::start(Target::Callback)) {
                 Some(q) => {
                     let job = Job::Call(f.clone(), which, name.clone(), pid, line.to_string());
-                    q.submit(line.len() + name.len() + JOB_OVERHEAD, job)
+                    q.submit(line.len() + name.len() + JOB_OVERHEAD, job, &forwarder.tracker.queued)
                 }
                 None => false,
             },
@@ -248,7 +270,8 @@ struct Queue {
 
 #[derive(Default)]
 struct QueueState {
-    jobs: VecDeque<(usize, Job)>,
+    /// Each job with its size and the count of its engine's queued lines.
+    jobs: VecDeque<(usize, Job, Arc<AtomicUsize>)>,
     bytes: usize,
     /// No more jobs will come: the thread ends once the queue is empty.
     closed: bool,
@@ -256,13 +279,14 @@ struct QueueState {
 
 impl Queue {
     /// Queues `job` (counted as `bytes`), or returns false when the queue is full.
-    fn submit(&self, bytes: usize, job: Job) -> bool {
+    fn submit(&self, bytes: usize, job: Job, queued: &Arc<AtomicUsize>) -> bool {
         let Ok(mut state) = self.state.lock() else { return false };
         if state.bytes + bytes > OUTPUT_QUEUE_BYTES && !state.jobs.is_empty() {
             return false;
         }
         state.bytes += bytes;
-        state.jobs.push_back((bytes, job));
+        queued.fetch_add(1, Ordering::AcqRel);
+        state.jobs.push_back((bytes, job, queued.clone()));
         self.ready.notify_one();
         true
     }
@@ -275,7 +299,7 @@ impl Queue {
     }
 
     /// The next job; `None` once closed and empty.
-    fn next(&self) -> Option<(usize, Job)> {
+    fn next(&self) -> Option<(usize, Job, Arc<AtomicUsize>)> {
         let mut state = self.state.lock().ok()?;
         loop {
             if let Some(item) = state.jobs.pop_front() {
@@ -298,7 +322,7 @@ impl Queue {
             Target::Callback => "titan-pm-output",
         };
         let started = std::thread::Builder::new().name(name.into()).spawn(move || {
-            while let Some((bytes, job)) = q.next() {
+            while let Some((bytes, job, queued)) = q.next() {
                 match job {
                     Job::Write(text) => {
                         let _ = match target {
@@ -313,6 +337,7 @@ impl Queue {
                 if let Ok(mut state) = q.state.lock() {
                     state.bytes -= bytes;
                 }
+                queued.fetch_sub(1, Ordering::AcqRel);
             }
         });
         match started {

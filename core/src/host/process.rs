@@ -106,6 +106,7 @@ impl Process {
             name: self.name.clone(),
             output: &self.spec.output,
             output_dropped: self.output_dropped.clone(),
+            output_tracker: &engine.output,
             config: &engine.config,
         };
         launch::launch(&spec, &engine.registry).await
