@@ -11,7 +11,7 @@
 use crate::error::{Error, Result};
 use crate::titan_capnp::{description, error_info, health_report};
 use crate::value::text;
-use crate::options::{Dialect, Section};
+use crate::dialect::{Dialect, Section};
 use crate::value::Value;
 
 /// What went wrong in a worker, as it crosses the wire.

@@ -17,6 +17,7 @@
 //! }
 //! ```
 
+pub mod middleware;
 mod rust_worker;
 mod server;
 
@@ -136,6 +137,7 @@ pub(crate) fn serve_local(handler: Rc<dyn Handler>) -> (worker::Client, LocalBox
 
 /// Connects to `endpoint` and serves `handler` there.
 pub async fn connect_and_serve(endpoint: Endpoint, secret: &str, handler: Rc<dyn Handler>) -> Result<()> {
+    crate::telemetry::init();
     match endpoint {
         Endpoint::Fd(fd) => serve(ipc::from_fd(fd).map_err(io_err)?, secret, handler).await,
         Endpoint::Unix(path) => serve(unix::connect(&path).await.map_err(io_err)?, secret, handler).await,

@@ -417,7 +417,7 @@ fn watch_connection(connection: Connection, mut exit: watch::Receiver<Option<Exi
         let _ = connection.closed.clone().await;
         let exited = tokio::time::timeout(CLOSED_GRACE, wait_exit(&mut exit)).await;
         if exited.is_err() {
-            tracing::warn!("titan-pm: worker {pid} closed its connection but did not exit; killing it");
+            tracing::warn!(target: "titan_pm", "worker {pid} closed its connection but did not exit; killing it");
             signal_group(pid, libc::SIGKILL);
         }
     });

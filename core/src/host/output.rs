@@ -93,7 +93,7 @@ impl Dropped {
         self.0.set(n);
         // Say so on the first drop and then at 1024, 2^20, ..., not per line.
         if n.is_power_of_two() && n.trailing_zeros() % 10 == 0 {
-            tracing::warn!("titan-pm: {n} output lines of {name}:{pid} dropped: the host's output is not keeping up");
+            tracing::warn!(target: "titan_pm", "{n} output lines of {name}:{pid} dropped: the host's output is not keeping up");
         }
     }
 }
@@ -188,7 +188,7 @@ pub(crate) async fn forward(
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                tracing::warn!("titan-pm: reading the output of {}:{pid} failed: {e}", name.borrow());
+                tracing::warn!(target: "titan_pm", "reading the output of {}:{pid} failed: {e}", name.borrow());
                 break;
             }
         };
@@ -343,7 +343,7 @@ impl Queue {
         match started {
             Ok(_) => Some(queue),
             Err(e) => {
-                tracing::warn!("titan-pm: cannot start the {name} thread ({e}); worker output is dropped");
+                tracing::warn!(target: "titan_pm", "cannot start the {name} thread ({e}); worker output is dropped");
                 None
             }
         }

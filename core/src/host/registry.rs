@@ -136,7 +136,7 @@ impl Registry {
             tokio::select! {
                 _ = futures::future::Abortable::new(rpc, registration) => {}
                 _ = unclaimed, if listened => {
-                    tracing::warn!("titan-pm: closing a connection that did not register within {PREAUTH_TIMEOUT:?}");
+                    tracing::warn!(target: "titan_pm", "closing a connection that did not register within {PREAUTH_TIMEOUT:?}");
                 }
             }
             if let Some(registry) = me.upgrade() {
@@ -148,9 +148,7 @@ impl Registry {
             let mut waiting = self.unauthenticated.borrow_mut();
             if waiting.len() >= MAX_PREAUTH_CONNECTIONS {
                 if let Some((_, oldest)) = waiting.pop_first() {
-                    tracing::warn!(
-                        "titan-pm: more than {MAX_PREAUTH_CONNECTIONS} unauthenticated connections; closing the oldest"
-                    );
+                    tracing::warn!(target: "titan_pm", "more than {MAX_PREAUTH_CONNECTIONS} unauthenticated connections; closing the oldest");
                     oldest.abort();
                 }
             }
@@ -252,7 +250,7 @@ impl registry::Server for RegistryServer {
             registry.authenticated(self.id);
             return Ok(());
         }
-        tracing::warn!("titan-pm: refused a worker connection: wrong or missing secret");
+        tracing::warn!(target: "titan_pm", "refused a worker connection: wrong or missing secret");
         let _ = registry.events.send(Event { process_id: 0, kind: EventKind::ConnectionRefused });
         let conn = self.conn.clone();
         tokio::task::spawn_local(async move {
@@ -280,7 +278,7 @@ impl Backoff {
     }
 
     async fn failed(&mut self, listener: &str, e: std::io::Error) {
-        tracing::warn!("titan-pm: the {listener} listener could not accept a connection ({e}); retrying in {:?}", self.0);
+        tracing::warn!(target: "titan_pm", "the {listener} listener could not accept a connection ({e}); retrying in {:?}", self.0);
         tokio::time::sleep(self.0).await;
         self.0 = (self.0 * 2).min(Duration::from_secs(1));
     }

@@ -66,7 +66,7 @@ impl FrameLimit {
 
     fn refuse(&self, what: String) -> io::Error {
         let who = if self.trusted.get() { "peer" } else { "unauthenticated peer" };
-        tracing::warn!("titan-pm: closing a connection: the {who} sent {what}");
+        tracing::warn!(target: "titan_pm", "closing a connection: the {who} sent {what}");
         io::Error::new(io::ErrorKind::InvalidData, format!("{who} sent {what}"))
     }
 }
