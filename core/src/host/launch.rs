@@ -105,7 +105,7 @@ impl Instance {
     /// has its connection closed instead.
     pub(crate) fn signal(&self, signal: i32) {
         match self.child_pid {
-            Some(pid) if !self.has_exited() => signal_group(pid, signal),
+            Some(pid) if !self.has_exited() => signal_child(pid, signal),
             Some(_) => {}
             None => self.connection.close(),
         }
@@ -140,8 +140,10 @@ pub(crate) async fn launch(spec: &LaunchSpec<'_>, registry: &Rc<Registry>) -> Re
         stderr_tail: tail.text(),
     };
     let kill = |conn: Option<&Connection>| {
-        if let Some(pid) = child_pid {
-            signal_group(pid, libc::SIGKILL);
+        match child_pid {
+            Some(pid) if exit.borrow().is_none() => signal_child(pid, libc::SIGKILL),
+            Some(pid) => signal_group(pid, libc::SIGKILL),
+            None => {}
         }
         if let Some(c) = conn {
             c.close();
@@ -418,20 +420,23 @@ fn watch_connection(connection: Connection, mut exit: watch::Receiver<Option<Exi
         let exited = tokio::time::timeout(CLOSED_GRACE, wait_exit(&mut exit)).await;
         if exited.is_err() {
             tracing::warn!(target: "titan_pm", "worker {pid} closed its connection but did not exit; killing it");
-            signal_group(pid, libc::SIGKILL);
+            signal_child(pid, libc::SIGKILL);
         }
     });
 }
 
 /// Signals the process group a child worker leads (the worker and whatever it started).
 fn signal_group(pid: u32, signal: i32) {
-    // SAFETY: plain syscalls; a group that is gone is ESRCH, which is fine.
-    unsafe {
-        if libc::kill(-(pid as i32), signal) != 0 {
-            // Not a group leader (it could not be made one): signal the process itself.
-            libc::kill(pid as i32, signal);
-        }
-    }
+    // SAFETY: a plain syscall; a group that is gone is ESRCH, which is fine.
+    unsafe { libc::kill(-(pid as i32), signal) };
+}
+
+/// Signals a child that has not been reaped yet (so its pid cannot have been
+/// reused): its group, and itself in case it left that group.
+fn signal_child(pid: u32, signal: i32) {
+    signal_group(pid, signal);
+    // SAFETY: as above; the caller knows the child is not reaped.
+    unsafe { libc::kill(pid as i32, signal) };
 }
 
 fn start_thread(factory: HandlerFactory, registry: &Rc<Registry>, secret: &str, endpoint: Option<Endpoint>) -> Result<Started> {
