@@ -59,21 +59,35 @@ async fn shutdown_timeout_bounds_the_whole_shutdown() {
     assert!(pool_call.await.unwrap().is_err());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_closes_its_connection_gets_no_more_calls() {
     let pm = ProcessManager::new(ManagerConfig::default());
     let h = pm.spawn(WORKER, SpawnOptions::default()).await.unwrap();
     let pid = h.info().await.unwrap().pid;
     let started = Instant::now();
     // It closes its connection and then blocks, alive.
-    let err = h.call::<()>("disconnect", ()).await.unwrap_err();
+    let disconnect = tokio::spawn({
+        let h = h.clone();
+        async move { h.call::<()>("disconnect", ()).await }
+    });
+    // Calls made after the connection closed (while the process still lingers) are not
+    // routed to it: they wait for, and get, the restarted instance.
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let mut later = Vec::new();
+    for _ in 0..5 {
+        let h = h.clone();
+        later.push(tokio::spawn(async move { h.call::<u32>("pid", ()).await }));
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    let err = disconnect.await.unwrap().unwrap_err();
     let failed_after = started.elapsed();
     assert!(matches!(err, Error::ProcessCrashed { .. }), "{err:?}");
-    // The next call is not routed to it: it waits for (and gets) the restarted instance.
-    let answered: u32 = h.call("pid", ()).await.unwrap();
+    for call in later {
+        let answered = call.await.unwrap().unwrap();
+        assert_ne!(answered, pid);
+    }
     let answered_after = started.elapsed();
-    eprintln!("closed connection: the call failed after {failed_after:?}, the next answered after {answered_after:?}");
-    assert_ne!(answered, pid);
+    eprintln!("closed connection: the call failed after {failed_after:?}, later calls answered by {answered_after:?}");
     assert!(failed_after < Duration::from_secs(1), "{failed_after:?}");
     assert!(!alive(pid), "the disconnected worker {pid} is still alive");
     assert_eq!(h.info().await.unwrap().restarts, 1);

@@ -17,6 +17,8 @@ const HOST: &str = env!("CARGO_BIN_EXE_test-host");
 
 /// One segment claiming 2^30 - 1 words (8 GiB): what a peer without a secret sent.
 const BOMB: [u8; 8] = [0, 0, 0, 0, 0xff, 0xff, 0xff, 0x3f];
+/// One segment claiming 256 MiB: within what a trusted peer may send, far over a registration.
+const SMALLER_BOMB: [u8; 8] = [0, 0, 0, 0, 0, 0, 0, 0x02];
 
 /// The slowest of `n` calls to `add`, one every 20 ms.
 async fn slowest_call(h: &ProcessHandle, n: usize) -> Duration {
@@ -63,17 +65,19 @@ async fn a_memory_bomb_before_authentication_is_refused_at_once() {
     });
     let attacks = tokio::task::spawn_blocking(move || {
         let mut closed = Vec::new();
-        for i in 0..6 {
-            let timeout = Duration::from_secs(5);
+        for i in 0..8 {
+            // A refused table closes the connection at once; one accepted would wait for its body.
+            let timeout = Duration::from_secs(10);
+            let bomb = if i % 4 < 2 { BOMB } else { SMALLER_BOMB };
             let took = if i % 2 == 0 {
                 let mut s = std::net::TcpStream::connect(addr).unwrap();
                 s.set_read_timeout(Some(timeout)).unwrap();
-                s.write_all(&BOMB).unwrap();
+                s.write_all(&bomb).unwrap();
                 closed_within(s, timeout)
             } else {
                 let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
                 s.set_read_timeout(Some(timeout)).unwrap();
-                s.write_all(&BOMB).unwrap();
+                s.write_all(&bomb).unwrap();
                 closed_within(s, timeout)
             };
             closed.push(took.expect("the host did not close the bomb's connection"));
@@ -83,7 +87,7 @@ async fn a_memory_bomb_before_authentication_is_refused_at_once() {
     let closed = attacks.await.unwrap();
     let slowest = calls.await.unwrap();
     let grew = rss().saturating_sub(before);
-    eprintln!("memory bomb x6: host RSS {} MB -> +{} MB; closed after {closed:?}; slowest call {slowest:?}", before >> 20, grew >> 20);
+    eprintln!("memory bombs x8: host RSS {} MB -> +{} MB; closed after {closed:?}; slowest call {slowest:?}", before >> 20, grew >> 20);
     assert!(closed.iter().all(|d| *d < Duration::from_secs(2)), "{closed:?}");
     assert!(grew < 64 << 20, "the host grew by {} MB", grew >> 20);
     assert!(slowest < Duration::from_millis(500), "a call took {slowest:?} during the attack");
@@ -97,19 +101,24 @@ async fn a_memory_bomb_before_authentication_is_refused_at_once() {
 async fn a_large_registration_is_refused_before_it_is_read() {
     let pm = ProcessManager::new(ManagerConfig::default());
     let addr = pm.tcp_address().await.unwrap();
-    // Just over the unauthenticated limit (64 KiB), body and all: refused all the same.
+    // A table just over the unauthenticated limit (64 KiB), no body: closed at once, not
+    // after waiting PREAUTH_TIMEOUT for a body that would have been read.
     let words: u32 = (titan_pm::transport::PREAUTH_MAX_MESSAGE_BYTES / 8) as u32 + 1;
     let mut frame = vec![0, 0, 0, 0];
     frame.extend_from_slice(&words.to_le_bytes());
-    frame.extend(std::iter::repeat(0u8).take(words as usize * 8));
-    let took = tokio::task::spawn_blocking(move || {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let _ = s.write_all(&frame); // the host may hang up before the body is sent
-        closed_within(s, Duration::from_secs(5))
-    });
-    let took = took.await.unwrap().expect("not closed");
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    // And one with more segments than a registration needs (20 segments of 1 word).
+    let mut segments = 19u32.to_le_bytes().to_vec();
+    segments.extend(std::iter::repeat(1u32.to_le_bytes()).take(20).flatten());
+    for frame in [frame, segments] {
+        let took = tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(&frame).unwrap();
+            closed_within(s, Duration::from_secs(10))
+        });
+        let took = took.await.unwrap().expect("not closed");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
     pm.shutdown().await;
 }
 

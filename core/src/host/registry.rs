@@ -25,6 +25,7 @@ use tokio::sync::{broadcast, oneshot};
 use super::{Event, EventKind};
 use crate::error::{Error, Result};
 use crate::titan_capnp::{registry, worker};
+use crate::transport::network::Throttle;
 use crate::transport::{
     secrets_match, tcp, unix, vat_network_limited, Endpoint, FrameLimit, MAX_PREAUTH_CONNECTIONS, PREAUTH_TIMEOUT,
 };
@@ -136,7 +137,10 @@ impl Registry {
             tokio::select! {
                 _ = futures::future::Abortable::new(rpc, registration) => {}
                 _ = unclaimed, if listened => {
-                    tracing::warn!(target: "titan_pm", "closing a connection that did not register within {PREAUTH_TIMEOUT:?}");
+                    static UNCLAIMED: Throttle = Throttle::new();
+                    if let Some(more) = UNCLAIMED.allow() {
+                        tracing::warn!(target: "titan_pm", "closed a connection that did not register within {PREAUTH_TIMEOUT:?}{more}");
+                    }
                 }
             }
             if let Some(registry) = me.upgrade() {
@@ -148,7 +152,10 @@ impl Registry {
             let mut waiting = self.unauthenticated.borrow_mut();
             if waiting.len() >= MAX_PREAUTH_CONNECTIONS {
                 if let Some((_, oldest)) = waiting.pop_first() {
-                    tracing::warn!(target: "titan_pm", "more than {MAX_PREAUTH_CONNECTIONS} unauthenticated connections; closing the oldest");
+                    static EVICTED: Throttle = Throttle::new();
+                    if let Some(more) = EVICTED.allow() {
+                        tracing::warn!(target: "titan_pm", "more than {MAX_PREAUTH_CONNECTIONS} unauthenticated connections: closed the oldest{more}");
+                    }
                     oldest.abort();
                 }
             }
@@ -250,7 +257,10 @@ impl registry::Server for RegistryServer {
             registry.authenticated(self.id);
             return Ok(());
         }
-        tracing::warn!(target: "titan_pm", "refused a worker connection: wrong or missing secret");
+        static REFUSED: Throttle = Throttle::new();
+        if let Some(more) = REFUSED.allow() {
+            tracing::warn!(target: "titan_pm", "refused a worker connection: wrong or missing secret{more}");
+        }
         let _ = registry.events.send(Event { process_id: 0, kind: EventKind::ConnectionRefused });
         let conn = self.conn.clone();
         tokio::task::spawn_local(async move {
@@ -278,7 +288,11 @@ impl Backoff {
     }
 
     async fn failed(&mut self, listener: &str, e: std::io::Error) {
-        tracing::warn!(target: "titan_pm", "the {listener} listener could not accept a connection ({e}); retrying in {:?}", self.0);
+        static FAILED: Throttle = Throttle::new();
+        if let Some(more) = FAILED.allow() {
+            let pause = self.0;
+            tracing::warn!(target: "titan_pm", "the {listener} listener could not accept a connection ({e}); retrying in {pause:?}{more}");
+        }
         tokio::time::sleep(self.0).await;
         self.0 = (self.0 * 2).min(Duration::from_secs(1));
     }

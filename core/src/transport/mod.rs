@@ -20,7 +20,7 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 
 pub(crate) mod ipc;
-mod network;
+pub(crate) mod network;
 pub(crate) mod tcp;
 pub(crate) mod unix;
 

@@ -65,9 +65,39 @@ impl FrameLimit {
     }
 
     fn refuse(&self, what: String) -> io::Error {
+        static REFUSED: Throttle = Throttle::new();
         let who = if self.trusted.get() { "peer" } else { "unauthenticated peer" };
-        tracing::warn!(target: "titan_pm", "closing a connection: the {who} sent {what}");
+        if let Some(more) = REFUSED.allow() {
+            tracing::warn!(target: "titan_pm", "closing a connection: the {who} sent {what}{more}");
+        }
         io::Error::new(io::ErrorKind::InvalidData, format!("{who} sent {what}"))
+    }
+}
+
+/// At most one warning per kind every 10 s, so that a flood of bad peers does
+/// not become a flood of log lines; the next one says how many were left out.
+pub(crate) struct Throttle {
+    last_ms: std::sync::atomic::AtomicU64,
+    skipped: std::sync::atomic::AtomicU64,
+}
+
+impl Throttle {
+    pub(crate) const fn new() -> Self {
+        Throttle { last_ms: std::sync::atomic::AtomicU64::new(0), skipped: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// `Some(suffix)` when a warning may be logged now (the suffix counts those left out).
+    pub(crate) fn allow(&self) -> Option<String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = crate::protocol::now_ms().max(1);
+        let last = self.last_ms.load(Relaxed);
+        if last != 0 && now.saturating_sub(last) < 10_000 {
+            self.skipped.fetch_add(1, Relaxed);
+            return None;
+        }
+        self.last_ms.store(now, Relaxed);
+        let skipped = self.skipped.swap(0, Relaxed);
+        Some(if skipped > 0 { format!(" (and {skipped} more like it in the last 10 s)") } else { String::new() })
     }
 }
 
