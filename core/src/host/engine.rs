@@ -18,6 +18,8 @@ use crate::value::Value;
 pub(crate) struct Engine {
     pub config: ManagerConfig,
     pub registry: Rc<Registry>,
+    /// Worker output being read or queued, flushed at shutdown.
+    pub output: super::output::Tracker,
     events: broadcast::Sender<Event>,
     processes: RefCell<BTreeMap<u64, Rc<Process>>>,
     services: RefCell<BTreeMap<u64, Rc<dyn Service>>>,
@@ -37,6 +39,7 @@ impl Engine {
     pub(crate) async fn run(config: ManagerConfig, events: broadcast::Sender<Event>, mut jobs: mpsc::UnboundedReceiver<Job>) {
         let engine = Rc::new(Engine {
             registry: Registry::new(config.tcp_host.clone(), events.clone()),
+            output: Default::default(),
             config,
             events,
             processes: RefCell::default(),
@@ -85,6 +88,7 @@ impl Engine {
         if !matches!(options.dependencies, Value::Null | Value::Map(_)) {
             return Err(Error::Config(format!("dependencies must be a map, not {}", options.dependencies.type_name())));
         }
+        crate::value::check(&options.dependencies, "dependencies")?;
         let name = options.name.clone().unwrap_or_else(|| default_name(&target));
         let spec = Spec {
             resources: options.resources.unwrap_or_else(|| self.config.resources.clone()),
@@ -203,18 +207,22 @@ impl Engine {
 
     pub(crate) async fn shutdown(self: &Rc<Self>) {
         self.closed.set(true);
+        // One deadline for everything: `shutdown_timeout` is the total, as users read it.
+        let deadline = std::time::Instant::now() + self.config.shutdown_timeout;
         let services: Vec<_> = std::mem::take(&mut *self.services.borrow_mut()).into_values().collect();
-        futures::future::join_all(services.into_iter().map(|s| s.stop(self.clone()))).await;
         let processes: Vec<_> = self.processes.borrow().values().cloned().collect();
-        let step = self.config.shutdown_timeout;
-        futures::future::join_all(processes.iter().map(|p| p.stop(step))).await;
+        let services = futures::future::join_all(services.into_iter().map(|s| s.stop(self.clone(), deadline)));
+        let processes = futures::future::join_all(processes.iter().map(|p| p.stop_by(deadline)));
+        futures::future::join(services, processes).await;
+        // What the workers printed last reaches the host's output (within the same deadline).
+        self.output.flushed_by(deadline).await;
     }
 }
 
 /// Something the engine owns above single processes (a pool): stopped at shutdown, found by id.
 pub(crate) trait Service: std::any::Any {
-    /// Stops it for good (at shutdown).
-    fn stop(self: Rc<Self>, engine: Rc<Engine>) -> futures::future::LocalBoxFuture<'static, ()>;
+    /// Stops it for good (at shutdown), by `deadline`.
+    fn stop(self: Rc<Self>, engine: Rc<Engine>, deadline: std::time::Instant) -> futures::future::LocalBoxFuture<'static, ()>;
     fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any>;
 }
 

@@ -37,7 +37,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use logs::LogLine;
 pub use metrics::{Latency, ProcessMetrics};
-pub use output::{Output, OutputStream};
+pub use output::{Output, OutputStream, MAX_LINE_BYTES, OUTPUT_QUEUE_BYTES};
 pub use crate::policy::RestartPolicy;
 pub use crate::state::ProcessState;
 

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::engine::Engine;
 use super::launch::{self, ExitStatus, Instance, LaunchSpec};
 use super::metrics::{CallStats, CpuSampler, ProcessMetrics};
+use super::output::Dropped;
 use crate::policy::RestartBudget;
 use super::{CallOptions, EventKind, Isolation, Output, ProcessInfo, ProcessState, Resources, RestartPolicy, Target};
 use crate::error::{Error, Result};
@@ -53,6 +54,7 @@ pub(crate) struct Process {
     budget: RefCell<RestartBudget>,
     stats: RefCell<CallStats>,
     cpu: RefCell<CpuSampler>,
+    output_dropped: Dropped,
     engine: Weak<Engine>,
     /// The last lines its instances wrote (`titan-pm logs`); survives restarts.
     pub(crate) logs: Rc<super::logs::LogRing>,
@@ -74,6 +76,7 @@ impl Process {
             budget: RefCell::default(),
             stats: RefCell::default(),
             cpu: RefCell::default(),
+            output_dropped: Dropped::default(),
             engine: Rc::downgrade(engine),
             logs: Rc::new(super::logs::LogRing::new(id, engine.log_sender())),
             started: Cell::new(Instant::now()),
@@ -110,6 +113,8 @@ impl Process {
             name: self.name.clone(),
             logs: self.logs.clone(),
             output: &self.spec.output,
+            output_dropped: self.output_dropped.clone(),
+            output_tracker: &engine.output,
             config: &engine.config,
         };
         launch::launch(&spec, &engine.registry).await
@@ -247,7 +252,7 @@ impl Process {
             let now = *state.borrow_and_update();
             match now {
                 ProcessState::Running => {
-                    if let Some(i) = self.instance.borrow().as_ref().filter(|i| !i.has_exited()) {
+                    if let Some(i) = self.instance.borrow().as_ref().filter(|i| !i.has_exited() && i.is_connected()) {
                         return Ok(i.clone());
                     }
                 }
@@ -272,6 +277,14 @@ impl Process {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<Value> {
+        // Refused here, before anything is built: capnp cannot hold it (and would panic).
+        value::check_list(args, "args")?;
+        if method.len() > MAX_METHOD_NAME {
+            return Err(Error::Serialization {
+                path: "method".into(),
+                message: format!("a method name of {} bytes is over the limit of {MAX_METHOD_NAME}", method.len()),
+            });
+        }
         let call_id = instance.next_call_id();
         let mut req = instance.worker.call_request();
         {
@@ -370,16 +383,30 @@ impl Process {
         }
     }
 
-    /// Stops intake, drains in-flight calls, runs the shutdown hooks, then SIGTERM, then SIGKILL.
-    pub(crate) async fn stop(&self, step: Duration) {
+    /// Stops intake, drains in-flight calls, runs the shutdown hooks, then
+    /// SIGTERM, then SIGKILL: all within `total`.
+    pub(crate) async fn stop(&self, total: Duration) {
+        self.stop_by(Instant::now() + total).await
+    }
+
+    /// Like `stop`, done by `deadline`: drain and hooks get the first three
+    /// quarters, SIGTERM the last quarter, SIGKILL comes just before the deadline.
+    pub(crate) async fn stop_by(&self, deadline: Instant) {
         if matches!(self.state(), ProcessState::Stopped | ProcessState::Failed) {
             self.state.send_replace(ProcessState::Stopped);
+            return;
+        }
+        if self.state() == ProcessState::Stopping {
+            // Already being stopped (a pool member at manager shutdown): wait for that.
+            let mut state = self.state.subscribe();
+            let stopped = state.wait_for(|s| *s == ProcessState::Stopped);
+            let _ = tokio::time::timeout_at(deadline.into(), stopped).await;
             return;
         }
         self.state.send_replace(ProcessState::Stopping);
         let instance = self.instance.borrow().clone();
         if let Some(instance) = instance {
-            stop_instance(&instance, step).await;
+            stop_instance(&instance, deadline).await;
         }
         self.state.send_replace(ProcessState::Stopped);
     }
@@ -404,7 +431,7 @@ impl Process {
         self.restarts.set(self.restarts.get() + 1);
         self.install(new, engine);
         if let Some(old) = old {
-            stop_instance(&old, engine.config.shutdown_timeout).await;
+            stop_instance(&old, Instant::now() + engine.config.shutdown_timeout).await;
         }
         Ok(())
     }
@@ -444,28 +471,37 @@ impl Process {
             errors: stats.errors,
             in_flight: instance.map(|i| i.in_flight.get() as u64).unwrap_or(0),
             latency: stats.latency(),
+            output_dropped: self.output_dropped.get(),
         }
     }
 }
 
-/// Lets `instance`'s calls finish (each step bounded by `step`), runs its shutdown
-/// hooks, then SIGTERM, then SIGKILL.
-async fn stop_instance(instance: &Rc<Instance>, step: Duration) {
+/// Lets `instance`'s calls finish, runs its shutdown hooks, then SIGTERM, then
+/// SIGKILL, all by `deadline`: drain and hooks get the first three quarters,
+/// SIGTERM the last quarter, SIGKILL comes just before the deadline.
+async fn stop_instance(instance: &Rc<Instance>, deadline: Instant) {
+    let now = Instant::now();
+    let budget = deadline.saturating_duration_since(now);
+    let kill_at = deadline - (budget / 10).min(Duration::from_millis(200));
+    let term_at = kill_at - kill_at.saturating_duration_since(now) / 4;
     let drained = async {
         while instance.in_flight.get() > 0 && !instance.has_exited() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     };
-    let _ = tokio::time::timeout(step, drained).await;
-    let _ = tokio::time::timeout(step, instance.worker.shutdown_request().send().promise).await;
-    if tokio::time::timeout(step, instance.exited()).await.is_err() {
+    let _ = tokio::time::timeout_at(term_at.into(), drained).await;
+    let _ = tokio::time::timeout_at(term_at.into(), instance.worker.shutdown_request().send().promise).await;
+    if tokio::time::timeout_at(term_at.into(), instance.exited()).await.is_err() {
         instance.signal(libc::SIGTERM);
-        if tokio::time::timeout(step, instance.exited()).await.is_err() {
+        if tokio::time::timeout_at(kill_at.into(), instance.exited()).await.is_err() {
             instance.kill();
-            let _ = tokio::time::timeout(Duration::from_secs(1), instance.exited()).await;
+            let _ = tokio::time::timeout_at(deadline.into(), instance.exited()).await;
         }
     }
 }
+
+/// The longest method name a call may carry.
+const MAX_METHOD_NAME: usize = 64 * 1024;
 
 fn timed_out(method: &str, timeout: Duration) -> Error {
     Error::CallTimeout { method: method.to_string(), timeout_ms: timeout.as_millis() as u64 }

@@ -122,7 +122,7 @@ impl Pool {
         }
         if let Some(e) = first_error {
             pool.state.set(PoolState::Destroyed);
-            pool.stop_members(engine).await;
+            pool.stop_members(engine, std::time::Instant::now() + engine.config.shutdown_timeout).await;
             return Err(e);
         }
         pool.emit(PoolEvent::Initialized { size });
@@ -463,7 +463,7 @@ impl Pool {
                 }
             };
             let _ = tokio::time::timeout(step, drained).await;
-            member.process.stop(step).await;
+            member.process.stop(step).await; // retiring: drain, then stop within shutdown_timeout
             pool.remove(&member);
             pool.changed.notify_waiters();
         });
@@ -557,19 +557,26 @@ impl Pool {
     }
 
     pub(crate) async fn destroy(&self, engine: &Rc<Engine>) {
+        self.destroy_by(engine, std::time::Instant::now() + engine.config.shutdown_timeout).await
+    }
+
+    /// Drains, then stops every member: all done by `deadline`.
+    pub(crate) async fn destroy_by(&self, engine: &Rc<Engine>, deadline: std::time::Instant) {
         if self.state.get() != PoolState::Destroyed {
-            let _ = tokio::time::timeout(engine.config.shutdown_timeout, self.drain()).await;
+            // Half the time for the queue and calls to drain, the rest for the members to stop.
+            let now = std::time::Instant::now();
+            let drain_until = now + deadline.saturating_duration_since(now) / 2;
+            let _ = tokio::time::timeout_at(drain_until.into(), self.drain()).await;
         }
         self.state.set(PoolState::Destroyed);
         self.queue.borrow_mut().clear();
-        self.stop_members(engine).await;
+        self.stop_members(engine, deadline).await;
         self.emit(PoolEvent::Destroyed);
     }
 
-    async fn stop_members(&self, engine: &Rc<Engine>) {
+    async fn stop_members(&self, engine: &Rc<Engine>, deadline: std::time::Instant) {
         let members: Vec<_> = self.members.borrow_mut().drain(..).collect();
-        let step = engine.config.shutdown_timeout;
-        futures::future::join_all(members.iter().map(|m| m.process.stop(step))).await;
+        futures::future::join_all(members.iter().map(|m| m.process.stop_by(deadline))).await;
         for m in &members {
             engine.forget(m.process.id);
         }
@@ -790,8 +797,8 @@ impl Drop for Verdict<'_> {
 }
 
 impl Service for Pool {
-    fn stop(self: Rc<Self>, engine: Rc<Engine>) -> futures::future::LocalBoxFuture<'static, ()> {
-        Box::pin(async move { self.destroy(&engine).await })
+    fn stop(self: Rc<Self>, engine: Rc<Engine>, deadline: std::time::Instant) -> futures::future::LocalBoxFuture<'static, ()> {
+        Box::pin(async move { self.destroy_by(&engine, deadline).await })
     }
     fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any> {
         self
