@@ -21,6 +21,8 @@ pub(crate) struct Engine {
     events: broadcast::Sender<Event>,
     processes: RefCell<BTreeMap<u64, Rc<Process>>>,
     services: RefCell<BTreeMap<u64, Rc<dyn Service>>>,
+    /// Services another service owns and stops (a supervisor's pools): not stopped at shutdown directly.
+    owned: RefCell<std::collections::BTreeSet<u64>>,
     /// Ids and final states of killed processes, oldest first, at most [`ENDED_HISTORY`].
     ended: RefCell<VecDeque<(u64, ProcessState)>>,
     next_id: Cell<u64>,
@@ -39,6 +41,7 @@ impl Engine {
             events,
             processes: RefCell::default(),
             services: RefCell::default(),
+            owned: RefCell::default(),
             ended: RefCell::default(),
             next_id: Cell::new(0),
             closed: Cell::new(false),
@@ -82,6 +85,7 @@ impl Engine {
         let spec = Spec {
             resources: options.resources.unwrap_or_else(|| self.config.resources.clone()),
             version: options.version,
+            named: options.name.is_some(),
             isolation: options.isolation.unwrap_or(self.config.isolation),
             transport: options.transport.unwrap_or(self.config.transport),
             target,
@@ -119,6 +123,12 @@ impl Engine {
         self.services.borrow_mut().insert(id, service);
     }
 
+    /// Adds a service that another one owns and stops (a supervisor's pool): shutdown leaves it to its owner.
+    pub(crate) fn add_owned_service(&self, id: u64, service: Rc<dyn Service>) {
+        self.owned.borrow_mut().insert(id);
+        self.services.borrow_mut().insert(id, service);
+    }
+
     /// The service under `id`, as its own type (`None` if there is none, or it is another kind).
     pub(crate) fn service<T: Service>(&self, id: u64) -> Option<Rc<T>> {
         let s = self.services.borrow().get(&id).cloned()?;
@@ -126,6 +136,7 @@ impl Engine {
     }
 
     pub(crate) fn remove_service(&self, id: u64) {
+        self.owned.borrow_mut().remove(&id);
         self.services.borrow_mut().remove(&id);
     }
 
@@ -169,7 +180,12 @@ impl Engine {
 
     pub(crate) async fn shutdown(self: &Rc<Self>) {
         self.closed.set(true);
-        let services: Vec<_> = std::mem::take(&mut *self.services.borrow_mut()).into_values().collect();
+        let owned = std::mem::take(&mut *self.owned.borrow_mut());
+        let services: Vec<_> = std::mem::take(&mut *self.services.borrow_mut())
+            .into_iter()
+            .filter(|(id, _)| !owned.contains(id))
+            .map(|(_, s)| s)
+            .collect();
         futures::future::join_all(services.into_iter().map(|s| s.stop(self.clone()))).await;
         let processes: Vec<_> = self.processes.borrow().values().cloned().collect();
         let step = self.config.shutdown_timeout;
@@ -177,7 +193,7 @@ impl Engine {
     }
 }
 
-/// Something the engine owns above single processes (a pool): stopped at shutdown, found by id.
+/// Something the engine owns above single processes (a pool, a supervisor): stopped at shutdown, found by id.
 pub(crate) trait Service: std::any::Any {
     /// Stops it for good (at shutdown).
     fn stop(self: Rc<Self>, engine: Rc<Engine>) -> futures::future::LocalBoxFuture<'static, ()>;

@@ -33,6 +33,13 @@ pub(crate) struct ExitStatus {
     pub error: Option<String>,
 }
 
+impl ExitStatus {
+    /// Ended on its own with code 0 (OTP's `normal`): a `transient` child is not restarted.
+    pub(crate) fn normal(&self) -> bool {
+        self.code == Some(0) && self.signal.is_none() && self.error.is_none()
+    }
+}
+
 impl From<std::process::ExitStatus> for ExitStatus {
     fn from(s: std::process::ExitStatus) -> Self {
         use std::os::unix::process::ExitStatusExt;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::engine::Engine;
-use super::launch::{self, ExitStatus, Instance, LaunchSpec};
+use super::launch::{self, Instance, LaunchSpec};
+pub(crate) use super::launch::ExitStatus;
 use super::metrics::{CallStats, CpuSampler, ProcessMetrics};
 use crate::policy::RestartBudget;
 use super::{CallOptions, EventKind, Isolation, Output, ProcessInfo, ProcessState, Resources, RestartPolicy, Target};
@@ -38,7 +39,12 @@ pub(crate) struct Spec {
     pub resources: Resources,
     /// The version the worker must declare, if the spawn asked for one.
     pub version: Option<String>,
+    /// The spawn named the process: the worker's own name does not replace it.
+    pub named: bool,
 }
+
+/// Called when a supervised process's instance ends on its own (the supervisor decides what follows).
+pub(crate) type ExitHook = Rc<dyn Fn(ExitStatus)>;
 
 pub(crate) struct Process {
     pub id: u64,
@@ -52,6 +58,8 @@ pub(crate) struct Process {
     stats: RefCell<CallStats>,
     cpu: RefCell<CpuSampler>,
     engine: Weak<Engine>,
+    /// Set when a supervisor owns this process's restarts.
+    supervisor: RefCell<Option<ExitHook>>,
 }
 
 impl Process {
@@ -69,6 +77,7 @@ impl Process {
             stats: RefCell::default(),
             cpu: RefCell::default(),
             engine: Rc::downgrade(engine),
+            supervisor: RefCell::default(),
         });
         let instance = process.launch(engine).await?;
         if let Some(wanted) = &process.spec.version {
@@ -83,7 +92,7 @@ impl Process {
                 ));
             }
         }
-        if process.name.borrow().is_empty() || matches!(process.spec.target, Target::Path(_)) {
+        if process.name.borrow().is_empty() || (matches!(process.spec.target, Target::Path(_)) && !process.spec.named) {
             if !instance.description.name.is_empty() {
                 *process.name.borrow_mut() = instance.description.name.clone();
             }
@@ -317,8 +326,63 @@ impl Process {
             engine.emit(self.id, EventKind::Exited);
             return;
         }
+        let hook = self.supervisor.borrow().clone();
+        if let Some(hook) = hook {
+            // The supervisor decides; calls wait meanwhile, within their deadline.
+            let kind = if status.normal() { EventKind::Exited } else { EventKind::Crashed { exit_code: status.code, signal: status.signal } };
+            engine.emit(self.id, kind);
+            self.state.send_replace(ProcessState::Restarting);
+            return hook(status);
+        }
         engine.emit(self.id, EventKind::Crashed { exit_code: status.code, signal: status.signal });
         self.restart(&engine).await;
+    }
+
+    // ---- supervised: the supervisor drives these ----
+
+    /// Hands this process's restarts to a supervisor: an instance that ends on its
+    /// own leaves the process `restarting` and calls `hook`, nothing more.
+    pub(crate) fn supervise(&self, hook: ExitHook) {
+        *self.supervisor.borrow_mut() = Some(hook);
+    }
+
+    /// Stops the instance (drain, hooks, SIGTERM, SIGKILL) and leaves the process
+    /// `restarting`, so calls wait for [`relaunch`](Self::relaunch) within their deadline.
+    pub(crate) async fn stop_for_restart(&self, step: Duration) {
+        if matches!(self.state(), ProcessState::Stopped | ProcessState::Failed) {
+            self.state.send_replace(ProcessState::Restarting);
+            return;
+        }
+        self.state.send_replace(ProcessState::Restarting);
+        self.stop_instance(step).await;
+    }
+
+    /// Starts a new instance under the same id (the process must be `restarting`,
+    /// else it was stopped meanwhile and nothing is launched).
+    pub(crate) async fn relaunch(self: &Rc<Self>) -> Result<()> {
+        let engine = self.engine.upgrade().ok_or(Error::ManagerShutDown)?;
+        if self.state() != ProcessState::Restarting {
+            self.state.send_replace(ProcessState::Restarting);
+        }
+        self.restarts.set(self.restarts.get() + 1);
+        engine.emit(self.id, EventKind::Restarting { attempt: self.restarts.get(), delay: Duration::ZERO });
+        let instance = self.launch(&engine).await?;
+        if self.state() != ProcessState::Restarting {
+            instance.kill();
+            return Err(Error::ProcessFailed { process_id: self.id, state: self.state() });
+        }
+        self.install(instance, &engine);
+        Ok(())
+    }
+
+    /// Ends a supervised process the supervisor will not restart: `stopped` or `failed`.
+    pub(crate) fn give_up(&self, state: ProcessState) {
+        self.state.send_replace(state);
+        if state == ProcessState::Failed {
+            if let Some(engine) = self.engine.upgrade() {
+                engine.emit(self.id, EventKind::Failed);
+            }
+        }
     }
 
     async fn restart(self: &Rc<Self>, engine: &Rc<Engine>) {
@@ -363,6 +427,12 @@ impl Process {
             return;
         }
         self.state.send_replace(ProcessState::Stopping);
+        self.stop_instance(step).await;
+        self.state.send_replace(ProcessState::Stopped);
+    }
+
+    /// Drains the current instance's calls, runs its shutdown hooks, then SIGTERM, then SIGKILL.
+    async fn stop_instance(&self, step: Duration) {
         let instance = self.instance.borrow().clone();
         if let Some(instance) = instance {
             let drained = async {
@@ -380,7 +450,6 @@ impl Process {
                 }
             }
         }
-        self.state.send_replace(ProcessState::Stopped);
     }
 
     // ---- health and metrics ----

@@ -351,6 +351,11 @@ impl Pool {
 
     // ---- size ----
 
+    /// The process ids of the members serving now.
+    pub(crate) fn member_ids(&self) -> Vec<u64> {
+        self.members.borrow().iter().map(|m| m.process.id).collect()
+    }
+
     pub(crate) fn size(&self) -> usize {
         self.members.borrow().iter().filter(|m| !m.retiring.get()).count()
     }
