@@ -4,6 +4,8 @@
 //! The test worker reads `TEST_MODE` from its environment: `die-before-register`
 //! exits at once with a message on stderr, `init-fails` raises in init; and
 //! `TEST_DIE_IF_EXISTS=path` makes it exit before registering while that file exists.
+//! With `TEST_LOG=path` it appends `start LABEL` after init and `stop LABEL` in its
+//! shutdown hook (`TEST_LABEL`), so tests can read start and stop order.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -35,6 +37,8 @@ pub fn test_worker() -> WorkerDef {
     let cancelled = Rc::new(Cell::new(0u64));
     let (c1, c2) = (cancelled.clone(), cancelled.clone());
     let shutdown_file = std::env::var("TEST_SHUTDOWN_FILE").ok();
+    let log = std::env::var("TEST_LOG").ok().map(|path| (path, std::env::var("TEST_LABEL").unwrap_or_default()));
+    let log2 = log.clone();
     let init_fails = std::env::var("TEST_MODE").as_deref() == Ok("init-fails");
     let deps = Rc::new(std::cell::RefCell::new(Value::Null));
     let delay = Rc::new(Cell::new(0u64));
@@ -44,9 +48,13 @@ pub fn test_worker() -> WorkerDef {
     WorkerDef::new("test-worker", TEST_WORKER_VERSION)
         .on_init(move |dependencies| {
             *d1.borrow_mut() = dependencies;
+            let log = log.clone();
             async move {
                 if init_fails {
                     return Err(WorkerError::new("RuntimeError", "init failed on purpose"));
+                }
+                if let Some((path, label)) = log {
+                    append_line(&path, &format!("start {label}"));
                 }
                 Ok(())
             }
@@ -134,12 +142,24 @@ pub fn test_worker() -> WorkerDef {
         })
         .on_shutdown(move || {
             let file = shutdown_file.clone();
+            let log = log2.clone();
             async move {
                 if let Some(f) = file {
                     let _ = std::fs::write(f, "shutdown hook ran");
                 }
+                if let Some((path, label)) = log {
+                    append_line(&path, &format!("stop {label}"));
+                }
             }
         })
+}
+
+/// Appends one line (one `write` with `O_APPEND`, so lines from several workers do not mix).
+fn append_line(path: &str, line: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }
 }
 
 /// The test worker as an in-process handler target (isolation `worker` or `none`).
