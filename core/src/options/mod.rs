@@ -1,4 +1,4 @@
-//! Every option of the manager, of a spawn and of a pool, read once: from a
+//! Every option of the manager, of a spawn, of a pool, of a supervisor and its children, read once: from a
 //! [`Value`] in the caller's [`Dialect`] (TypeScript camelCase + ms, Python
 //! snake_case + seconds) into the core's own types. A bridge converts its
 //! native object to a `Value` and calls these; it keeps no option table.
@@ -36,6 +36,7 @@ use crate::host::{HealthProbe, ManagerConfig, Monitoring, Output, Resources, Spa
 use crate::policy::backoff::BackoffKind;
 use crate::policy::{Backoff, BreakerOptions, RestartPolicy};
 use crate::pool::{AutoScale, PoolHealth, PoolOptions, PoolSize, Recycle};
+use crate::supervise::{ChildSpec, SupervisorSpec};
 use crate::value::Value;
 
 /// Resolves a native output callback: a bridge names one `callback:N`.
@@ -125,6 +126,14 @@ fn spawn_fields(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<S
 /// A pool's options: its own, then the spawn options of its members.
 pub fn pool(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Result<PoolOptions> {
     let mut s = Section::root(v, "pool", dialect)?;
+    let mut o = pool_fields(&mut s)?;
+    o.spawn = spawn_fields(&mut s, callbacks)?;
+    s.finish()?;
+    Ok(o)
+}
+
+/// A pool's own fields (not its members' spawn options).
+fn pool_fields(s: &mut Section<'_>) -> Result<PoolOptions> {
     let mut o = PoolOptions::default();
     match s.get("size") {
         None => {}
@@ -213,9 +222,69 @@ pub fn pool(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Resu
         };
         r.finish()?;
     }
-    o.spawn = spawn_fields(&mut s, callbacks)?;
-    s.finish()?;
     Ok(o)
+}
+
+/// A supervisor's options (`@Supervisor({ strategy, maxRestarts, window, backoff })`),
+/// as a spec without children; `name` is the class's unless given.
+///
+/// ```
+/// use titan_pm::options::{self, Dialect};
+/// use titan_pm::value::to_value;
+/// let v = to_value(&serde_json::json!({ "strategy": "rest-for-one", "max_restarts": 5, "window": 2.5,
+///                                        "backoff": { "type": "linear", "initial": 0.1, "max": 1 } })).unwrap();
+/// let s = options::supervisor(&v, Dialect::Python).unwrap();
+/// assert_eq!((s.strategy.as_str(), s.policy.max_restarts), ("rest-for-one", 5));
+/// assert_eq!(s.policy.window, std::time::Duration::from_millis(2500));
+/// let bad = to_value(&serde_json::json!({ "strategy": "one-for-some" })).unwrap();
+/// let e = options::supervisor(&bad, Dialect::Js).err().unwrap().to_string();
+/// assert!(e.contains("strategy: unknown supervision strategy"), "{e}");
+/// ```
+pub fn supervisor(v: &Value, dialect: Dialect) -> Result<SupervisorSpec> {
+    let mut s = Section::root(v, "supervisor", dialect)?;
+    let mut spec = SupervisorSpec::new(s.parse("strategy")?.unwrap_or_default());
+    if let Some(n) = s.text("name")? {
+        spec.name = n.to_string();
+    }
+    policy_fields(&mut s, &mut spec.policy)?;
+    s.finish()?;
+    Ok(spec)
+}
+
+/// A child's options (`@Child({ critical, optional, restart, pool, ...spawn options })`).
+///
+/// ```
+/// use titan_pm::options::{self, Dialect};
+/// use titan_pm::value::to_value;
+/// let v = to_value(&serde_json::json!({ "critical": true, "restart": "transient", "pool": { "size": 4 },
+///                                        "env": { "A": "1" } })).unwrap();
+/// let c = options::child(&v, Dialect::Js, &|_| None).unwrap();
+/// assert!(c.critical && c.pool.is_some());
+/// let bad = to_value(&serde_json::json!({ "pool": { "sise": 4 } })).unwrap();
+/// let e = options::child(&bad, Dialect::Js, &|_| None).err().unwrap().to_string();
+/// assert!(e.contains("pool.sise: unknown option"), "{e}");
+/// ```
+pub fn child(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Result<ChildSpec> {
+    let mut s = Section::root(v, "child", dialect)?;
+    let mut c = ChildSpec {
+        critical: s.bool("critical")?.unwrap_or(false),
+        optional: s.bool("optional")?.unwrap_or(false),
+        restart: s.parse("restart")?.unwrap_or_default(),
+        ..ChildSpec::default()
+    };
+    if c.critical && c.optional {
+        return Err(s.error("optional", "critical and optional exclude each other"));
+    }
+    if let Some(mut p) = s.section("pool")? {
+        c.pool = Some(pool_fields(&mut p)?);
+        p.finish()?;
+    }
+    c.spawn = spawn_fields(&mut s, callbacks)?;
+    if c.spawn.restart.is_some() {
+        return Err(s.error("restartPolicy", "a supervised child's restarts belong to its supervisor (set maxRestarts, window, backoff there)"));
+    }
+    s.finish()?;
+    Ok(c)
 }
 
 fn positive(s: &Section<'_>, name: &str, v: &Value) -> Result<f64> {
@@ -242,41 +311,47 @@ fn restart_policy(s: &mut Section<'_>) -> Result<Option<RestartPolicy>> {
         Toggle::Absent => return Ok(None),
         Toggle::Off => return Ok(Some(RestartPolicy::disabled())),
         Toggle::On(mut p) => {
-            r.max_restarts = p.count("maxRestarts")?.map(|n| n as u32).unwrap_or(r.max_restarts);
-            r.window = p.duration("window")?.unwrap_or(r.window);
-            // The flat names of before the seed's `backoff` object.
-            if let Some(d) = p.duration("initialBackoff")? {
-                r.backoff.initial = d;
-            }
-            if let Some(d) = p.duration("maxBackoff")? {
-                r.backoff.max = d;
-            }
-            if let Some(m) = p.number("multiplier")? {
-                if m < 1.0 {
-                    return Err(p.error("multiplier", format!("must be at least 1, not {m}")));
-                }
-                r.backoff.multiplier = m;
-            }
-            match p.get("backoff") {
-                None if p.probing() => {
-                    let mut b = p.section("backoff")?.expect("probing enters every object");
-                    backoff(&mut b, r.backoff)?;
-                    b.finish()?;
-                }
-                None => {}
-                // A bare duration: the initial wait.
-                Some(Value::Int(_) | Value::Float(_) | Value::Text(_)) => r.backoff.initial = p.duration("backoff")?.unwrap_or(r.backoff.initial),
-                Some(Value::Map(_)) => {
-                    let mut b = p.section("backoff")?.expect("backoff is an object");
-                    r.backoff = backoff(&mut b, r.backoff)?;
-                    b.finish()?;
-                }
-                Some(other) => return Err(p.error("backoff", format!("must be an object or a duration, not {}", other.type_name()))),
-            }
+            policy_fields(&mut p, &mut r)?;
             p.finish()?;
         }
     }
     Ok(Some(r))
+}
+
+/// A restart policy's fields (`maxRestarts`, `window`, `backoff`, the flat backoff aliases).
+fn policy_fields(p: &mut Section<'_>, r: &mut RestartPolicy) -> Result<()> {
+    r.max_restarts = p.count("maxRestarts")?.map(|n| n as u32).unwrap_or(r.max_restarts);
+    r.window = p.duration("window")?.unwrap_or(r.window);
+    // The flat names of before the seed's `backoff` object.
+    if let Some(d) = p.duration("initialBackoff")? {
+        r.backoff.initial = d;
+    }
+    if let Some(d) = p.duration("maxBackoff")? {
+        r.backoff.max = d;
+    }
+    if let Some(m) = p.number("multiplier")? {
+        if m < 1.0 {
+            return Err(p.error("multiplier", format!("must be at least 1, not {m}")));
+        }
+        r.backoff.multiplier = m;
+    }
+    match p.get("backoff") {
+        None if p.probing() => {
+            let mut b = p.section("backoff")?.expect("probing enters every object");
+            backoff(&mut b, r.backoff)?;
+            b.finish()?;
+        }
+        None => {}
+        // A bare duration: the initial wait.
+        Some(Value::Int(_) | Value::Float(_) | Value::Text(_)) => r.backoff.initial = p.duration("backoff")?.unwrap_or(r.backoff.initial),
+        Some(Value::Map(_)) => {
+            let mut b = p.section("backoff")?.expect("backoff is an object");
+            r.backoff = backoff(&mut b, r.backoff)?;
+            b.finish()?;
+        }
+        Some(other) => return Err(p.error("backoff", format!("must be an object or a duration, not {}", other.type_name()))),
+    }
+    Ok(())
 }
 
 fn backoff(b: &mut Section<'_>, mut x: Backoff) -> Result<Backoff> {
@@ -352,7 +427,7 @@ fn output(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<Option<
     Ok(Some(o))
 }
 
-/// Every option path of `kind` (`manager`, `spawn` or `pool`) in `dialect`, sorted:
+/// Every option path of `kind` (`manager`, `spawn`, `pool`, `supervisor` or `child`) in `dialect`, sorted:
 /// what the TS types and the Python stubs are checked against.
 ///
 /// ```
@@ -367,6 +442,8 @@ pub fn schema(kind: &str, dialect: Dialect) -> Vec<String> {
         let _ = match kind {
             "manager" => manager(&Value::Null, dialect, &none).map(|_| ()),
             "spawn" => spawn(&Value::Null, dialect, &none).map(|_| ()),
+            "supervisor" => supervisor(&Value::Null, dialect).map(|_| ()),
+            "child" => child(&Value::Null, dialect, &none).map(|_| ()),
             _ => pool(&Value::Null, dialect, &none).map(|_| ()),
         };
     })
