@@ -60,6 +60,12 @@ impl From<usize> for Value {
         Value::Int(n as i64)
     }
 }
+impl From<i64> for Value {
+    fn from(n: i64) -> Value {
+        Value::Int(n)
+    }
+}
+
 impl From<i32> for Value {
     fn from(n: i32) -> Value {
         Value::Int(n as i64)

@@ -5,7 +5,9 @@
 //! exits at once with a message on stderr, `init-fails` raises in init; and
 //! `TEST_DIE_IF_EXISTS=path` makes it exit before registering while that file exists.
 //! With `TEST_LOG=path` it appends `start LABEL` after init and `stop LABEL` in its
-//! shutdown hook (`TEST_LABEL`), so tests can read start and stop order.
+//! shutdown hook (`TEST_LABEL`), so tests can read start and stop order. With
+//! `TEST_INIT_CALL=name` its init calls `add(1, 1)` on the process it was given
+//! under that name and fails unless that answers 2.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -45,11 +47,24 @@ pub fn test_worker() -> WorkerDef {
     let unhealthy = Rc::new(Cell::new(false));
     let (delay1, delay2, sick1, sick2) = (delay.clone(), delay.clone(), unhealthy.clone(), unhealthy.clone());
     let (d1, d2) = (deps.clone(), deps.clone());
-    WorkerDef::new("test-worker", TEST_WORKER_VERSION)
-        .on_init(move |dependencies| {
+    let def = WorkerDef::new("test-worker", TEST_WORKER_VERSION);
+    let caps = def.capabilities();
+    let (caps1, caps2, caps3, caps4, caps5) = (caps.clone(), caps.clone(), caps.clone(), caps.clone(), caps.clone());
+    let init_call = std::env::var("TEST_INIT_CALL").ok();
+    def.on_init(move |dependencies| {
             *d1.borrow_mut() = dependencies;
             let log = log.clone();
+            let init_call = init_call.clone().map(|name| (caps1.process(&name), name));
             async move {
+                if let Some((given, name)) = init_call {
+                    let two: i64 = given.map_err(|e| WorkerError::new("LookupError", e.to_string()))?
+                        .call("add", (1, 1))
+                        .await
+                        .map_err(|e| WorkerError::new(e.class_name(), format!("init could not call {name}: {e}")))?;
+                    if two != 2 {
+                        return Err(WorkerError::new("RuntimeError", format!("{name} answered {two}")));
+                    }
+                }
                 if init_fails {
                     return Err(WorkerError::new("RuntimeError", "init failed on purpose"));
                 }
@@ -60,6 +75,40 @@ pub fn test_worker() -> WorkerDef {
             }
         })
         .method("add", |(a, b): (i64, i64)| async move { Ok(a + b) })
+        // Calls a process this worker was given: {"ok": result} or {"error": class, "message": text}.
+        .method("call_given", move |(name, method, args): (String, String, Vec<serde_json::Value>)| {
+            let caps = caps2.clone();
+            async move {
+                let outcome = async {
+                    let args = args.iter().map(titan_pm::value::to_value).collect::<titan_pm::Result<Vec<_>>>()?;
+                    caps.process(&name)?.call_value(&method, args, None).await
+                }
+                .await;
+                Ok(match outcome {
+                    Ok(v) => serde_json::json!({ "ok": titan_pm::value::from_value::<serde_json::Value>(v).unwrap_or_default() }),
+                    Err(e) => serde_json::json!({ "error": e.class_name(), "message": e.to_string() }),
+                })
+            }
+        })
+        .method("given", move |()| {
+            let names = caps3.process_names();
+            async move { Ok(names) }
+        })
+        // Adds `n` to this class's shared `property` (atomically, on the host); returns the new value.
+        .method("shared_add", move |(property, n): (String, i64)| {
+            let caps = caps4.clone();
+            async move {
+                let v = caps.shared().map_err(|e| e.to_string())?.add(&property, n).await.map_err(|e| e.to_string())?;
+                Ok(titan_pm::value::from_value::<i64>(v).map_err(|e| e.to_string())?)
+            }
+        })
+        .method("shared_get", move |(property,): (String,)| {
+            let caps = caps5.clone();
+            async move {
+                let v = caps.shared().map_err(|e| e.to_string())?.get(&property).await.map_err(|e| e.to_string())?;
+                Ok(titan_pm::value::from_value::<serde_json::Value>(v).map_err(|e| e.to_string())?)
+            }
+        })
         .method("increment", move |()| {
             counter.set(counter.get() + 1);
             let n = counter.get();

@@ -64,6 +64,7 @@ pub struct WorkerDef {
     init: Option<InitFn>,
     health: Option<HealthFn>,
     shutdown: Vec<HookFn>,
+    capabilities: super::Capabilities,
 }
 
 impl WorkerDef {
@@ -75,6 +76,7 @@ impl WorkerDef {
             init: None,
             health: None,
             shutdown: Vec::new(),
+            capabilities: super::Capabilities::new(),
         }
     }
 
@@ -130,6 +132,12 @@ impl WorkerDef {
         self
     }
 
+    /// What the host gives this worker at init (processes it may call, its shared
+    /// state): clone it into methods; it is filled before `init` runs.
+    pub fn capabilities(&self) -> super::Capabilities {
+        self.capabilities.clone()
+    }
+
     pub fn method_names(&self) -> Vec<&str> {
         self.methods.keys().map(|k| k.as_str()).collect()
     }
@@ -151,6 +159,10 @@ impl Handler for WorkerDef {
             has_health_check: self.health.is_some(),
             health_interval_ms: 0,
         }
+    }
+
+    fn grant(&self, capabilities: super::Capabilities) {
+        self.capabilities.replace(capabilities);
     }
 
     fn init(&self, dependencies: Value) -> LocalBoxFuture<'static, Result<(), ErrorInfo>> {

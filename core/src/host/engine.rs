@@ -18,6 +18,8 @@ use crate::value::Value;
 pub(crate) struct Engine {
     pub config: ManagerConfig,
     pub registry: Rc<Registry>,
+    /// Every class's @SharedState values.
+    pub(crate) shared: super::grants::SharedStore,
     events: broadcast::Sender<Event>,
     processes: RefCell<BTreeMap<u64, Rc<Process>>>,
     services: RefCell<BTreeMap<u64, Rc<dyn Service>>>,
@@ -37,6 +39,7 @@ impl Engine {
     pub(crate) async fn run(config: ManagerConfig, events: broadcast::Sender<Event>, mut jobs: mpsc::UnboundedReceiver<Job>) {
         let engine = Rc::new(Engine {
             registry: Registry::new(config.tcp_host.clone(), events.clone()),
+            shared: Default::default(),
             config,
             events,
             processes: RefCell::default(),
@@ -81,11 +84,17 @@ impl Engine {
         if !matches!(options.dependencies, Value::Null | Value::Map(_)) {
             return Err(Error::Config(format!("dependencies must be a map, not {}", options.dependencies.type_name())));
         }
+        for (name, id) in &options.processes {
+            if self.process(*id).is_err() && !self.services.borrow().contains_key(id) {
+                return Err(Error::Config(format!("processes.{name}: no process or pool with id {id}")));
+            }
+        }
         let name = options.name.clone().unwrap_or_else(|| default_name(&target));
         let spec = Spec {
             resources: options.resources.unwrap_or_else(|| self.config.resources.clone()),
             version: options.version,
             named: options.name.is_some(),
+            processes: options.processes,
             isolation: options.isolation.unwrap_or(self.config.isolation),
             transport: options.transport.unwrap_or(self.config.transport),
             target,
@@ -154,6 +163,15 @@ impl Engine {
         self.process(id)?.call(&method, &args, &options).await
     }
 
+    /// Calls a process, or a service that takes calls (a pool), by id: what a worker's `Caller` does.
+    pub(crate) async fn call_any(&self, id: u64, method: String, args: Vec<Value>, options: CallOptions) -> Result<Value> {
+        let service = self.services.borrow().get(&id).cloned();
+        if let Some(call) = service.and_then(|s| s.call(method.clone(), args.clone(), options.clone())) {
+            return call.await;
+        }
+        self.call(id, method, args, options).await
+    }
+
     /// Kills a process and forgets it: it leaves the list after its `exit` event, and
     /// only its id and final state are kept, in a bounded history (so a later call
     /// through an old handle still gets `ProcessFailed` with the state).
@@ -198,6 +216,10 @@ pub(crate) trait Service: std::any::Any {
     /// Stops it for good (at shutdown).
     fn stop(self: Rc<Self>, engine: Rc<Engine>) -> futures::future::LocalBoxFuture<'static, ()>;
     fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any>;
+    /// Runs a call, if this service takes calls (a pool does); `None` if not.
+    fn call(self: Rc<Self>, _method: String, _args: Vec<Value>, _options: CallOptions) -> Option<futures::future::LocalBoxFuture<'static, Result<Value>>> {
+        None
+    }
 }
 
 /// After each job, keeps the engine thread polling (yielding, which polls the

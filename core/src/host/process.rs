@@ -41,6 +41,8 @@ pub(crate) struct Spec {
     pub version: Option<String>,
     /// The spawn named the process: the worker's own name does not replace it.
     pub named: bool,
+    /// Processes the worker may call (name → id), handed to it at every `init`.
+    pub processes: Vec<(String, u64)>,
 }
 
 /// Called when a supervised process's instance ends on its own (the supervisor decides what follows).
@@ -112,6 +114,7 @@ impl Process {
             name: self.name.clone(),
             output: &self.spec.output,
             config: &engine.config,
+            grants: &launch::Grants { engine: Rc::downgrade(engine), processes: self.spec.processes.clone() },
         };
         launch::launch(&spec, &engine.registry).await
     }

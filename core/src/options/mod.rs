@@ -116,6 +116,18 @@ fn spawn_fields(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<S
     if !matches!(o.dependencies, Value::Null | Value::Map(_)) {
         return Err(s.error("dependencies", format!("must be an object, not {}", o.dependencies.type_name())));
     }
+    match s.get("processes") {
+        None => {}
+        Some(Value::Map(m)) => {
+            for (name, id) in m {
+                match id {
+                    Value::Int(n) if *n > 0 => o.processes.push((name.clone(), *n as u64)),
+                    other => return Err(s.error("processes", format!("{name} must be a process id, not {}", describe(other)))),
+                }
+            }
+        }
+        Some(other) => return Err(s.error("processes", format!("must be an object of name: process id, not {}", other.type_name()))),
+    }
     if let Some((r, timeout)) = resources(s)? {
         o.resources = Some(r);
         o.timeout = timeout.or(o.timeout);
@@ -270,6 +282,7 @@ pub fn child(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Res
         critical: s.bool("critical")?.unwrap_or(false),
         optional: s.bool("optional")?.unwrap_or(false),
         restart: s.parse("restart")?.unwrap_or_default(),
+        inject: s.texts("inject")?.unwrap_or_default(),
         ..ChildSpec::default()
     };
     if c.critical && c.optional {

@@ -730,6 +730,9 @@ impl Service for Pool {
     fn stop(self: Rc<Self>, engine: Rc<Engine>) -> futures::future::LocalBoxFuture<'static, ()> {
         Box::pin(async move { self.destroy(&engine).await })
     }
+    fn call(self: Rc<Self>, method: String, args: Vec<Value>, options: CallOptions) -> Option<futures::future::LocalBoxFuture<'static, Result<Value>>> {
+        Some(Box::pin(async move { Pool::call(&self, method, args, options).await }))
+    }
     fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any> {
         self
     }

@@ -134,7 +134,8 @@ impl Child {
         let spec = &self.def.spec;
         match (&self.def.target, &spec.pool) {
             (ChildTarget::Worker(target), None) => {
-                let options = SpawnOptions { restart: Some(RestartPolicy::disabled()), name: Some(self.path.clone()), ..spec.spawn.clone() };
+                let mut options = SpawnOptions { restart: Some(RestartPolicy::disabled()), name: Some(self.path.clone()), ..spec.spawn.clone() };
+                options.processes.extend(sup.injected(&spec.inject)?);
                 let process = engine.start_process(target.clone(), options).await?;
                 // No await between the start and the hook: an exit cannot slip between them.
                 let (child, parent) = (Rc::downgrade(self), Rc::downgrade(sup));
@@ -161,6 +162,7 @@ impl Child {
         let ChildTarget::Worker(target) = &self.def.target else { unreachable!("a pool child is a worker") };
         let mut options = self.def.spec.pool.clone().expect("a pool child has pool options");
         options.spawn = SpawnOptions { name: Some(self.path.clone()), ..self.def.spec.spawn.clone() };
+        options.spawn.processes.extend(sup.injected(&self.def.spec.inject)?);
         let id = if self.id.get() == 0 { engine.new_id() } else { self.id.get() };
         let events = self.pool_events.borrow_mut().get_or_insert_with(|| broadcast::channel(super::runtime::EVENT_BUFFER).0).clone();
         let mut rx = events.subscribe();

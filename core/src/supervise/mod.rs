@@ -105,6 +105,11 @@ pub struct ChildSpec {
     /// Run the worker as a pool (the pool replaces crashed members itself; the
     /// supervisor restarts the pool if the pool fails).
     pub pool: Option<PoolOptions>,
+    /// Siblings this worker may call (@InjectProcess), by name; each must be
+    /// declared before it (so it is up when this one's `init` runs). They reach
+    /// the worker as capabilities, under the sibling's name, and stay valid across
+    /// the sibling's restarts.
+    pub inject: Vec<String>,
     /// How the worker (or each pool member) is spawned; its `restart` is ignored
     /// (the supervisor owns restarts) and its `name` is the supervisor path.
     pub spawn: SpawnOptions,
@@ -155,6 +160,12 @@ impl SupervisorSpec {
             }
             if !seen.insert(c.name.as_str()) {
                 return bad(format!("two children named {:?}", c.name));
+            }
+            for wanted in &c.spec.inject {
+                let before = self.children.iter().take_while(|d| d.name != c.name).any(|d| &d.name == wanted);
+                if !before {
+                    return bad(format!("child {} injects {wanted:?}, which is not a child declared before it", c.name));
+                }
             }
             if c.spec.critical && c.spec.optional {
                 return bad(format!("child {}: critical and optional exclude each other", c.name));

@@ -138,6 +138,21 @@ impl Supervisor {
         })
     }
 
+    /// The ids of the siblings `names` (a worker's @InjectProcess), as grants.
+    pub(crate) fn injected(&self, names: &[String]) -> Result<Vec<(String, u64)>> {
+        names
+            .iter()
+            .map(|n| {
+                let c = self.child_named(n)?;
+                match c.kind() {
+                    super::ChildKind::Supervisor => Err(Error::Config(format!("{} is a supervisor: it takes no calls, inject its children", c.path))),
+                    _ if c.id() == 0 => Err(Error::Config(format!("{} never started, so it cannot be injected", c.path))),
+                    _ => Ok((n.clone(), c.id())),
+                }
+            })
+            .collect()
+    }
+
     pub(crate) fn worker_id(&self, name: &str) -> Result<u64> {
         self.child_named(name)?.worker_id()
     }
