@@ -44,6 +44,14 @@ impl From<String> for WorkerError {
     }
 }
 
+/// A titan-pm error inside a worker (a call to a process it was given failed,
+/// say) raised on to its caller under the error's class name (`CallTimeoutError`, ...).
+impl From<crate::error::Error> for WorkerError {
+    fn from(e: crate::error::Error) -> Self {
+        WorkerError::new(e.class_name(), e.to_string())
+    }
+}
+
 impl From<&str> for WorkerError {
     fn from(message: &str) -> Self {
         WorkerError::new("Error", message)
