@@ -36,7 +36,7 @@ use crate::host::{HealthProbe, ManagerConfig, Monitoring, Output, Resources, Spa
 use crate::policy::backoff::BackoffKind;
 use crate::policy::{Backoff, BreakerOptions, RestartPolicy};
 use crate::pool::{AutoScale, PoolHealth, PoolOptions, PoolSize, Recycle};
-use crate::supervise::{ChildSpec, SupervisorSpec};
+use crate::supervise::{ChildDef, ChildSpec, ChildTarget, SupervisorSpec};
 use crate::value::Value;
 
 /// Resolves a native output callback: a bridge names one `callback:N`.
@@ -254,11 +254,65 @@ fn pool_fields(s: &mut Section<'_>) -> Result<PoolOptions> {
 /// ```
 pub fn supervisor(v: &Value, dialect: Dialect) -> Result<SupervisorSpec> {
     let mut s = Section::root(v, "supervisor", dialect)?;
+    let spec = supervisor_fields(&mut s)?;
+    s.finish()?;
+    Ok(spec)
+}
+
+fn supervisor_fields(s: &mut Section<'_>) -> Result<SupervisorSpec> {
     let mut spec = SupervisorSpec::new(s.parse("strategy")?.unwrap_or_default());
     if let Some(n) = s.text("name")? {
         spec.name = n.to_string();
     }
-    policy_fields(&mut s, &mut spec.policy)?;
+    policy_fields(s, &mut spec.policy)?;
+    Ok(spec)
+}
+
+/// A whole supervision tree from one value, what a front end's decorated class
+/// becomes: the supervisor's options plus `children`, in declaration order, each
+/// `{ name, target, ...child options }` with `target` a worker file or a nested
+/// tree. Errors name the path (`children[1].pool.size`).
+///
+/// ```
+/// use titan_pm::options::{self, Dialect};
+/// use titan_pm::supervise::ChildTarget;
+/// use titan_pm::value::to_value;
+/// let v = to_value(&serde_json::json!({ "name": "App", "strategy": "one-for-all", "maxRestarts": 2, "children": [
+///     { "name": "database", "target": "workers/db.py", "critical": true },
+///     { "name": "nested", "target": { "name": "Inner", "children": [{ "name": "w", "target": "w.js" }] } },
+/// ] })).unwrap();
+/// let spec = options::supervisor_tree(&v, Dialect::Js, &|_| None).unwrap();
+/// assert_eq!((spec.name.as_str(), spec.children.len()), ("App", 2));
+/// assert!(matches!(&spec.children[1].target, ChildTarget::Supervisor(s) if s.children[0].name == "w"));
+/// let bad = to_value(&serde_json::json!({ "children": [{ "name": "a", "target": "a.py" }, { "name": "b", "target": "b.py", "pool": { "size": 0 } }] })).unwrap();
+/// let e = options::supervisor_tree(&bad, Dialect::Js, &|_| None).err().unwrap().to_string();
+/// assert!(e.contains("children[1].pool.size: must be a number >= 1"), "{e}");
+/// ```
+pub fn supervisor_tree(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Result<SupervisorSpec> {
+    let s = Section::root(v, "supervisor", dialect)?;
+    tree(s, callbacks)
+}
+
+fn tree(mut s: Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<SupervisorSpec> {
+    let mut spec = supervisor_fields(&mut s)?;
+    let children = match s.get("children") {
+        None => &[][..],
+        Some(Value::List(items)) => &items[..],
+        Some(other) => return Err(s.error("children", format!("must be a list, not {}", other.type_name()))),
+    };
+    for (i, c) in children.iter().enumerate() {
+        let mut cs = Section::at(c, format!("{}[{i}]", s.path("children")), "child", s.dialect())?;
+        let name = cs.text("name")?.ok_or_else(|| cs.error("name", "is required"))?.to_string();
+        let target = match cs.get("target") {
+            Some(Value::Text(t)) => ChildTarget::Worker(t.as_str().into()),
+            Some(m @ Value::Map(_)) => ChildTarget::Supervisor(Box::new(tree(Section::at(m, cs.path("target"), "supervisor", cs.dialect())?, callbacks)?)),
+            None => return Err(cs.error("target", "is required (a worker file or a supervisor)")),
+            Some(other) => return Err(cs.error("target", format!("must be a worker file or a supervisor, not {}", other.type_name()))),
+        };
+        let spec_of_child = child_fields(&mut cs, callbacks)?;
+        cs.finish()?;
+        spec.children.push(ChildDef { name, target, spec: spec_of_child });
+    }
     s.finish()?;
     Ok(spec)
 }
@@ -278,6 +332,12 @@ pub fn supervisor(v: &Value, dialect: Dialect) -> Result<SupervisorSpec> {
 /// ```
 pub fn child(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Result<ChildSpec> {
     let mut s = Section::root(v, "child", dialect)?;
+    let c = child_fields(&mut s, callbacks)?;
+    s.finish()?;
+    Ok(c)
+}
+
+fn child_fields(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<ChildSpec> {
     let mut c = ChildSpec {
         critical: s.bool("critical")?.unwrap_or(false),
         optional: s.bool("optional")?.unwrap_or(false),
@@ -292,11 +352,10 @@ pub fn child(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Res
         c.pool = Some(pool_fields(&mut p)?);
         p.finish()?;
     }
-    c.spawn = spawn_fields(&mut s, callbacks)?;
+    c.spawn = spawn_fields(s, callbacks)?;
     if c.spawn.restart.is_some() {
         return Err(s.error("restartPolicy", "a supervised child's restarts belong to its supervisor (set maxRestarts, window, backoff there)"));
     }
-    s.finish()?;
     Ok(c)
 }
 
