@@ -76,12 +76,14 @@ pub fn test_worker() -> WorkerDef {
         })
         .method("add", |(a, b): (i64, i64)| async move { Ok(a + b) })
         // Calls a process this worker was given: {"ok": result} or {"error": class, "message": text}.
-        .method("call_given", move |(name, method, args): (String, String, Vec<serde_json::Value>)| {
+        // `timeout_ms` 0: the callee's default deadline.
+        .method("call_given", move |(name, method, args, timeout_ms): (String, String, Vec<serde_json::Value>, u64)| {
             let caps = caps2.clone();
             async move {
                 let outcome = async {
                     let args = args.iter().map(titan_pm::value::to_value).collect::<titan_pm::Result<Vec<_>>>()?;
-                    caps.process(&name)?.call_value(&method, args, None).await
+                    let timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms));
+                    caps.process(&name)?.call_value(&method, args, timeout).await
                 }
                 .await;
                 Ok(match outcome {
