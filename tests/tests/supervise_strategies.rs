@@ -86,6 +86,7 @@ async fn one_for_one_restarts_only_the_child_that_died_and_its_handle_keeps_work
     }
     sup.stop().await.unwrap();
     assert!(pm.list_processes().await.is_empty(), "a stopped supervisor's children leave the list");
+    assert_eq!(sup.state().await.unwrap(), titan_pm::supervise::SupervisorState::Stopped);
     pm.shutdown().await;
 }
 

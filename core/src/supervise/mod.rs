@@ -283,6 +283,17 @@ impl ProcessManager {
         Ok(SupervisorHandle { pm: self.clone(), id, path: Vec::new(), events })
     }
 
+    /// The state of the supervisor at `path` (child names) under the top-level
+    /// supervisor `id`. A top-level supervisor the manager no longer holds was
+    /// stopped (`stop()` releases it), so it reports `stopped`.
+    pub async fn supervisor_state(&self, id: u64, path: Vec<String>) -> Result<SupervisorState> {
+        let p = path.clone();
+        match self.exec(move |engine| async move { Ok(runtime::find(&engine, id, &p)?.state()) }).await {
+            Err(Error::NotFound { what: "supervisor", .. }) if path.is_empty() => Ok(SupervisorState::Stopped),
+            other => other,
+        }
+    }
+
     /// A handle to a live top-level supervisor, by id.
     pub fn supervisor_handle(&self, id: u64) -> Result<SupervisorHandle> {
         let events = self.service(id).and_then(|s| s.downcast::<broadcast::Sender<SupervisorEvent>>().ok());
@@ -309,9 +320,9 @@ impl SupervisorHandle {
         self.pm.exec(move |engine| async move { Ok(runtime::find(&engine, top, &path)?.id) }).await
     }
 
+    /// `running`, `failed` or `stopped` (also after `stop()`, when it has left the manager).
     pub async fn state(&self) -> Result<SupervisorState> {
-        let (top, path) = (self.id, self.path.clone());
-        self.pm.exec(move |engine| async move { Ok(runtime::find(&engine, top, &path)?.state()) }).await
+        self.pm.supervisor_state(self.id, self.path.clone()).await
     }
 
     /// Every child, in declaration order (dynamic ones in the order they were added).
