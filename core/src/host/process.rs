@@ -39,7 +39,7 @@ pub(crate) struct Spec {
     pub resources: Resources,
     /// The version the worker must declare, if the spawn asked for one.
     pub version: Option<String>,
-    /// The spawn named the process: the worker's own name does not replace it.
+    /// The spawn gave a `name`: the worker's declared name does not replace it.
     pub named: bool,
     /// Processes the worker may call (name → id), handed to it at every `init`.
     pub processes: Vec<(String, u64)>,
@@ -62,6 +62,10 @@ pub(crate) struct Process {
     engine: Weak<Engine>,
     /// Set when a supervisor owns this process's restarts.
     supervisor: RefCell<Option<ExitHook>>,
+    /// The last lines its instances wrote (`titan-pm logs`); survives restarts.
+    pub(crate) logs: Rc<super::logs::LogRing>,
+    /// When the current instance became ready (uptime).
+    started: Cell<Instant>,
 }
 
 impl Process {
@@ -80,6 +84,8 @@ impl Process {
             cpu: RefCell::default(),
             engine: Rc::downgrade(engine),
             supervisor: RefCell::default(),
+            logs: Rc::new(super::logs::LogRing::new(id, engine.log_sender())),
+            started: Cell::new(Instant::now()),
         });
         let instance = process.launch(engine).await?;
         if let Some(wanted) = &process.spec.version {
@@ -94,10 +100,9 @@ impl Process {
                 ));
             }
         }
-        if process.name.borrow().is_empty() || (matches!(process.spec.target, Target::Path(_)) && !process.spec.named) {
-            if !instance.description.name.is_empty() {
-                *process.name.borrow_mut() = instance.description.name.clone();
-            }
+        let unnamed = process.name.borrow().is_empty() || (matches!(process.spec.target, Target::Path(_)) && !process.spec.named);
+        if unnamed && !instance.description.name.is_empty() {
+            *process.name.borrow_mut() = instance.description.name.clone();
         }
         process.install(instance, engine);
         Ok(process)
@@ -112,6 +117,7 @@ impl Process {
             env: &self.spec.env,
             args: &self.spec.args,
             name: self.name.clone(),
+            logs: self.logs.clone(),
             output: &self.spec.output,
             config: &engine.config,
             grants: &launch::Grants { engine: Rc::downgrade(engine), processes: self.spec.processes.clone() },
@@ -121,6 +127,7 @@ impl Process {
 
     fn install(self: &Rc<Self>, instance: Rc<Instance>, engine: &Engine) {
         self.last_pid.set(instance.pid);
+        self.started.set(Instant::now());
         *self.instance.borrow_mut() = Some(instance.clone());
         self.state.send_replace(ProcessState::Running);
         engine.emit(self.id, EventKind::Spawned { pid: instance.pid });
@@ -197,6 +204,11 @@ impl Process {
                 }
             }
         });
+    }
+
+    /// How long the current instance has been running (zero when none runs).
+    pub(crate) fn uptime(&self) -> Duration {
+        if self.state() == ProcessState::Running { self.started.get().elapsed() } else { Duration::ZERO }
     }
 
     pub(crate) fn state_receiver(&self) -> watch::Receiver<ProcessState> {
@@ -438,21 +450,33 @@ impl Process {
     async fn stop_instance(&self, step: Duration) {
         let instance = self.instance.borrow().clone();
         if let Some(instance) = instance {
-            let drained = async {
-                while instance.in_flight.get() > 0 && !instance.has_exited() {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-            };
-            let _ = tokio::time::timeout(step, drained).await;
-            let _ = tokio::time::timeout(step, instance.worker.shutdown_request().send().promise).await;
-            if tokio::time::timeout(step, instance.exited()).await.is_err() {
-                instance.signal(libc::SIGTERM);
-                if tokio::time::timeout(step, instance.exited()).await.is_err() {
-                    instance.kill();
-                    let _ = tokio::time::timeout(Duration::from_secs(1), instance.exited()).await;
-                }
-            }
+            stop_instance(&instance, step).await;
         }
+    }
+
+    /// Graceful restart (`restart(id)`, `titan-pm restart`): launches a new
+    /// instance with the same spec; once it is ready, new calls go to it, while
+    /// calls already on the old instance finish; then the old one is stopped
+    /// (drain, shutdown hooks, SIGTERM, SIGKILL). No call fails. The process id
+    /// stays, the pid changes, `restarts` counts it. A failed process starts afresh.
+    pub(crate) async fn replace(self: &Rc<Self>, engine: &Rc<Engine>) -> Result<()> {
+        let before = self.state();
+        if !matches!(before, ProcessState::Running | ProcessState::Failed) {
+            return Err(Error::ProcessFailed { process_id: self.id, state: before });
+        }
+        let new = self.launch(engine).await?;
+        if self.state() != before {
+            new.kill(); // killed or stopped while the new instance started
+            return Err(Error::ProcessFailed { process_id: self.id, state: self.state() });
+        }
+        // Swapping the instance makes the old one's exit watcher stand down (it is not current).
+        let old = self.instance.borrow_mut().take();
+        self.restarts.set(self.restarts.get() + 1);
+        self.install(new, engine);
+        if let Some(old) = old {
+            stop_instance(&old, engine.config.shutdown_timeout).await;
+        }
+        Ok(())
     }
 
     // ---- health and metrics ----
@@ -490,6 +514,25 @@ impl Process {
             errors: stats.errors,
             in_flight: instance.map(|i| i.in_flight.get() as u64).unwrap_or(0),
             latency: stats.latency(),
+        }
+    }
+}
+
+/// Lets `instance`'s calls finish (each step bounded by `step`), runs its shutdown
+/// hooks, then SIGTERM, then SIGKILL.
+async fn stop_instance(instance: &Rc<Instance>, step: Duration) {
+    let drained = async {
+        while instance.in_flight.get() > 0 && !instance.has_exited() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    let _ = tokio::time::timeout(step, drained).await;
+    let _ = tokio::time::timeout(step, instance.worker.shutdown_request().send().promise).await;
+    if tokio::time::timeout(step, instance.exited()).await.is_err() {
+        instance.signal(libc::SIGTERM);
+        if tokio::time::timeout(step, instance.exited()).await.is_err() {
+            instance.kill();
+            let _ = tokio::time::timeout(Duration::from_secs(1), instance.exited()).await;
         }
     }
 }
