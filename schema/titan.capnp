@@ -109,7 +109,10 @@ struct WorkerMetrics {
 interface Worker {
   describe @0 () -> (description :Description);
   # Runs the worker's init with the spawn dependencies (a map). Called once, before any call.
-  init @1 (dependencies :Value) -> (error :ErrorInfo, failed :Bool);
+  # `processes`: the processes this worker may call, by the name it was given them
+  # under (@InjectProcess, sidecars): it can reach exactly these. `shared`: the
+  # host-held state of the worker's class (@SharedState). Both may be absent.
+  init @1 (dependencies :Value, processes :List(Grant), shared :SharedState) -> (error :ErrorInfo, failed :Bool);
   call @2 (method :Text, args :List(Value), context :CallContext) -> (result :CallResult);
   # Stops the call named by callId; returns once the work has stopped.
   cancel @3 (callId :UInt64) -> (found :Bool);
@@ -123,6 +126,31 @@ interface Worker {
 interface Registry {
   # Refused (an RPC error "secret refused") unless `secret` is this spawn's secret.
   register @0 (secret :Text, worker :Worker, pid :UInt32) -> ();
+}
+
+# A process a worker was given (@InjectProcess, sidecars), served by the host. A
+# capability, never an address or a secret: holding it is the permission.
+interface Caller {
+  # Calls the process as a host would (a restart in between is waited for within
+  # the deadline); errors come back as the host would see them. timeoutMs 0: the
+  # process's default deadline.
+  call @0 (method :Text, args :List(Value), timeoutMs :UInt64) -> (result :CallResult);
+}
+
+struct Grant {
+  name @0 :Text;
+  caller @1 :Caller;
+}
+
+# The host-held values of one class's @SharedState properties, shared by every
+# instance of that class under one manager. Each operation is atomic on its own.
+interface SharedState {
+  # The property's value; null if it was never set.
+  get @0 (property :Text) -> (value :Value);
+  set @1 (property :Text, value :Value) -> ();
+  # Adds `delta` (an int or a float) to the property (null counts as 0) and
+  # returns the new value, in one step: no increment from any instance is lost.
+  add @2 (property :Text, delta :Value) -> (value :Value);
 }
 
 # ---- The control interface (`titan-pm` CLI) ----

@@ -10,7 +10,7 @@
 //! | wire | [`protocol`] (errors as data, descriptions, health reports), [`transport`], `generated` (from `schema/titan.capnp`) |
 //! | worker side | [`agent`]: serves a [`agent::Handler`] (a Rust [`agent::WorkerDef`], or a Python or JS object through a bridge) |
 //! | host side | [`host`]: the [`ProcessManager`] engine — spawn, call, restart, health, metrics, shutdown |
-//! | above the host | [`pool`]: pools of workers with balancing, queueing, scaling, a breaker |
+//! | above the host | [`pool`]: pools of workers with balancing, queueing, scaling, a breaker; [`supervise`]: OTP supervision trees of workers, pools and supervisors |
 //! | operating it | [`control`]: the control socket the `titan-pm` CLI talks to (`Manager` in the schema), process files |
 //! | front-end seams | [`options`] (every option, read once from a `Value` in the caller's dialect), [`reports`] (every report as one `Value` shape) |
 //!
@@ -34,6 +34,7 @@ pub mod pool;
 pub mod protocol;
 pub mod reports;
 pub mod state;
+pub mod supervise;
 pub mod telemetry;
 pub mod transport;
 pub mod value;
@@ -47,5 +48,6 @@ pub use host::{
 pub use pool::{PoolHandle, PoolInfo, PoolOptions, PoolSize, Strategy};
 pub use protocol::{HealthReport, HealthStatus};
 pub use state::ProcessState;
+pub use supervise::{ChildSpec, SupervisionStrategy, SupervisorHandle, SupervisorSpec};
 pub use transport::Transport;
 pub use value::Value;

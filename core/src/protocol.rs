@@ -9,6 +9,7 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::state::ProcessState;
 use crate::titan_capnp::{description, error_info, health_report};
 use crate::value::text;
 use crate::dialect::{Dialect, Section};
@@ -66,8 +67,52 @@ impl ErrorInfo {
         self
     }
 
+    /// A host-side error, relayed to a worker that called another process through
+    /// a `Caller`: [`into_error`](Self::into_error) on the worker side gives the
+    /// same error back (same variant, same kind), so a worker handles it as a host would.
+    ///
+    /// ```
+    /// use titan_pm::{protocol::ErrorInfo, Error, ErrorKind, ProcessState};
+    /// let e = Error::CallTimeout { method: "slow".into(), timeout_ms: 50 };
+    /// let back = ErrorInfo::relay(&e).into_error();
+    /// assert_eq!((back.to_string(), back.kind()), (e.to_string(), ErrorKind::Overloaded));
+    /// let e = Error::ProcessFailed { process_id: 3, state: ProcessState::Stopped };
+    /// assert!(matches!(ErrorInfo::relay(&e).into_error(), Error::ProcessFailed { process_id: 3, state: ProcessState::Stopped }));
+    /// ```
+    pub fn relay(e: &Error) -> ErrorInfo {
+        let fields: Vec<String> = match e {
+            Error::Remote { remote_type, message, remote_traceback, code } => {
+                let mut i = ErrorInfo::remote(remote_type.as_str(), message.as_str()).with_stack(remote_traceback.as_str());
+                i.code = code.clone();
+                return i;
+            }
+            Error::MethodNotFound { method, available } => return ErrorInfo::method_not_found(method, available.clone()),
+            Error::Serialization { path, message } => return ErrorInfo::new(ErrorInfoKind::Serialization, path.as_str(), message.as_str()),
+            Error::ProcessCrashed { process_id, exit_code, signal } => {
+                let opt = |x: &Option<i32>| x.map(|n| n.to_string()).unwrap_or_default();
+                vec!["crashed".into(), process_id.to_string(), opt(exit_code), opt(signal)]
+            }
+            Error::ProcessFailed { process_id, state } => vec!["failed".into(), process_id.to_string(), state.as_str().into()],
+            Error::CallTimeout { method, timeout_ms } => vec!["timeout".into(), method.clone(), timeout_ms.to_string()],
+            Error::PoolBackpressure { queue_size } => vec!["backpressure".into(), queue_size.to_string()],
+            Error::CircuitOpen => vec!["circuit".into()],
+            Error::Cancelled => vec!["cancelled".into()],
+            Error::ManagerShutDown => vec!["shutdown".into()],
+            other => vec!["config".into(), other.to_string()],
+        };
+        let mut i = ErrorInfo::remote(e.class_name(), e.to_string());
+        i.code = Some(RELAYED.into());
+        i.available = fields;
+        i
+    }
+
     /// The host-side error for this worker-side failure.
     pub fn into_error(self) -> Error {
+        if self.code.as_deref() == Some(RELAYED) {
+            if let Some(e) = relayed(&self.available) {
+                return e;
+            }
+        }
         match self.kind {
             ErrorInfoKind::MethodNotFound => Error::MethodNotFound { method: self.message, available: self.available },
             ErrorInfoKind::Serialization => Error::Serialization { path: self.type_name, message: self.message },
@@ -139,6 +184,30 @@ fn clip(s: &str) -> &str {
         cut -= 1;
     }
     &s[..cut]
+}
+
+/// The `code` of an [`ErrorInfo::relay`]ed host error; its fields ride in `available`.
+const RELAYED: &str = "titan-pm:relayed";
+
+fn relayed(f: &[String]) -> Option<Error> {
+    let num = |i: usize| f.get(i)?.parse::<u64>().ok();
+    let opt = |i: usize| f.get(i).and_then(|s| s.parse::<i32>().ok());
+    Some(match f.first()?.as_str() {
+        "crashed" => Error::ProcessCrashed { process_id: num(1)?, exit_code: opt(2), signal: opt(3) },
+        "failed" => {
+            let state = [ProcessState::Starting, ProcessState::Running, ProcessState::Restarting, ProcessState::Stopping, ProcessState::Stopped, ProcessState::Failed]
+                .into_iter()
+                .find(|s| Some(s.as_str()) == f.get(2).map(String::as_str))?;
+            Error::ProcessFailed { process_id: num(1)?, state }
+        }
+        "timeout" => Error::CallTimeout { method: f.get(1)?.clone(), timeout_ms: num(2)? },
+        "backpressure" => Error::PoolBackpressure { queue_size: num(1)? as usize },
+        "circuit" => Error::CircuitOpen,
+        "cancelled" => Error::Cancelled,
+        "shutdown" => Error::ManagerShutDown,
+        "config" => Error::Config(f.get(1)?.trim_start_matches("invalid configuration: ").to_string()),
+        _ => return None,
+    })
 }
 
 pub(crate) fn ser(e: capnp::Error) -> Error {

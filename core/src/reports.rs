@@ -1,5 +1,5 @@
 //! Every report the API returns, as one [`Value`] shape: process info, health,
-//! metrics, events, pool metrics and pool events. Names are written once in
+//! metrics, events, pool metrics and pool events, supervisor children and events. Names are written once in
 //! camelCase and spelled per [`Dialect`] (Python gets `process_id`, `in_flight`);
 //! durations follow the dialect's unit, metrics do not (cpu %, bytes, latency ms,
 //! timestamps ms since the epoch, the same everywhere). Bridges convert the
@@ -18,6 +18,7 @@ use crate::host::{Event, EventKind, Latency, ProcessInfo, ProcessMetrics};
 use crate::dialect::Dialect;
 use crate::pool::{PoolEvent, PoolMetrics, PoolWorkerMetrics};
 use crate::protocol::HealthReport;
+use crate::supervise::{ChildInfo, SupervisorEvent};
 use crate::value::Value;
 
 /// Something the API reports, as a `Value` in the caller's dialect.
@@ -59,6 +60,12 @@ impl From<usize> for Value {
         Value::Int(n as i64)
     }
 }
+impl From<i64> for Value {
+    fn from(n: i64) -> Value {
+        Value::Int(n)
+    }
+}
+
 impl From<i32> for Value {
     fn from(n: i32) -> Value {
         Value::Int(n as i64)
@@ -190,6 +197,40 @@ impl Report for PoolEvent {
             PoolEvent::WorkerReplaced { old, new } => f.put("old", *old).put("new", *new),
             PoolEvent::Drained | PoolEvent::Destroyed => f,
             PoolEvent::Breaker(s) => f.put("state", s.as_str()),
+        }
+        .done()
+    }
+}
+
+impl Report for ChildInfo {
+    fn report(&self, d: Dialect) -> Value {
+        Fields::new(d)
+            .put("name", self.name.as_str())
+            .put("kind", self.kind.as_str())
+            .put("state", self.state.as_str())
+            .put("restarts", self.restarts)
+            .put("processId", self.process_id)
+            .put("processIds", Value::List(self.process_ids.iter().map(|&id| Value::from(id)).collect()))
+            .done()
+    }
+}
+
+impl Report for SupervisorEvent {
+    fn report(&self, d: Dialect) -> Value {
+        let f = Fields::new(d).put("type", self.name());
+        match self {
+            SupervisorEvent::ChildStarted { name, process_id } => f.put("name", name.as_str()).put("processId", *process_id),
+            SupervisorEvent::ChildExited { name, process_id, exit_code, signal, normal } => f
+                .put("name", name.as_str())
+                .put("processId", *process_id)
+                .put("exitCode", *exit_code)
+                .put("signal", *signal)
+                .put("normal", Value::Bool(*normal)),
+            SupervisorEvent::ChildRestarted { name, process_id, restarts } => {
+                f.put("name", name.as_str()).put("processId", *process_id).put("restarts", *restarts)
+            }
+            SupervisorEvent::Failed { reason } => f.put("reason", reason.as_str()),
+            SupervisorEvent::Stopped => f,
         }
         .done()
     }

@@ -23,6 +23,7 @@ from .errors import (
 )
 from ._options import PoolStrategy
 from .host import Pool, ProcessHandle, ProcessManager
+from .supervise import Supervisor, SupervisionStrategy, child, supervisor
 
 
 def create_process_manager(**options: object) -> ProcessManager:
@@ -41,6 +42,10 @@ __all__ = [
     "PoolStrategy",
     "ProcessHandle",
     "Pool",
+    "supervisor",
+    "child",
+    "Supervisor",
+    "SupervisionStrategy",
     "TitanError",
     "RemoteError",
     "ProcessCrashedError",

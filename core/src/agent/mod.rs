@@ -17,6 +17,7 @@
 //! }
 //! ```
 
+mod capabilities;
 pub mod middleware;
 mod rust_worker;
 mod server;
@@ -28,6 +29,7 @@ use capnp_rpc::RpcSystem;
 use futures::future::LocalBoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use capabilities::{Capabilities, ProcessRef, SharedRef};
 pub use rust_worker::{WorkerDef, WorkerError};
 
 use crate::error::{Error, Result};
@@ -50,6 +52,9 @@ pub struct CallContext {
 /// agent runs on one thread. Dropping a call's future cancels the call.
 pub trait Handler: 'static {
     fn describe(&self) -> Description;
+    /// Receives, just before `init`, what the host handed over: the processes
+    /// this worker may call and its class's shared state. The default drops them.
+    fn grant(&self, _capabilities: Capabilities) {}
     /// Runs once, with the spawn dependencies (a map), before any call.
     fn init(&self, _dependencies: Value) -> LocalBoxFuture<'static, Result<(), ErrorInfo>> {
         Box::pin(async { Ok(()) })

@@ -44,6 +44,14 @@ impl From<String> for WorkerError {
     }
 }
 
+/// A titan-pm error inside a worker (a call to a process it was given failed,
+/// say) raised on to its caller under the error's class name (`CallTimeoutError`, ...).
+impl From<crate::error::Error> for WorkerError {
+    fn from(e: crate::error::Error) -> Self {
+        WorkerError::new(e.class_name(), e.to_string())
+    }
+}
+
 impl From<&str> for WorkerError {
     fn from(message: &str) -> Self {
         WorkerError::new("Error", message)
@@ -64,6 +72,7 @@ pub struct WorkerDef {
     init: Option<InitFn>,
     health: Option<HealthFn>,
     shutdown: Vec<HookFn>,
+    capabilities: super::Capabilities,
 }
 
 impl WorkerDef {
@@ -75,6 +84,7 @@ impl WorkerDef {
             init: None,
             health: None,
             shutdown: Vec::new(),
+            capabilities: super::Capabilities::new(),
         }
     }
 
@@ -130,6 +140,12 @@ impl WorkerDef {
         self
     }
 
+    /// What the host gives this worker at init (processes it may call, its shared
+    /// state): clone it into methods; it is filled before `init` runs.
+    pub fn capabilities(&self) -> super::Capabilities {
+        self.capabilities.clone()
+    }
+
     pub fn method_names(&self) -> Vec<&str> {
         self.methods.keys().map(|k| k.as_str()).collect()
     }
@@ -151,6 +167,10 @@ impl Handler for WorkerDef {
             has_health_check: self.health.is_some(),
             health_interval_ms: 0,
         }
+    }
+
+    fn grant(&self, capabilities: super::Capabilities) {
+        self.capabilities.replace(capabilities);
     }
 
     fn init(&self, dependencies: Value) -> LocalBoxFuture<'static, Result<(), ErrorInfo>> {

@@ -88,6 +88,9 @@ impl worker::Server for WorkerServer {
                 return Ok(());
             }
         };
+        let caps = super::Capabilities::new();
+        caps.fill(params.get()?)?;
+        self.handler.grant(caps);
         let outcome = AssertUnwindSafe(self.handler.init(deps)).catch_unwind().await;
         let error = match outcome {
             Ok(Ok(())) => return Ok(()),

@@ -18,6 +18,7 @@
 //! ```
 
 pub(crate) mod engine;
+mod grants;
 mod launch;
 mod limits;
 pub mod logs;
@@ -234,6 +235,10 @@ pub struct SpawnOptions {
     pub resources: Option<Resources>,
     pub restart: Option<RestartPolicy>,
     pub output: Option<Output>,
+    /// Processes (or pools) the worker may call, by the name it will use
+    /// (`ctx.process("users")`): each becomes a capability handed to it at `init`.
+    /// It can reach these and no other process.
+    pub processes: Vec<(String, u64)>,
 }
 
 /// Per-call options.

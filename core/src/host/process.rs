@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::engine::Engine;
-use super::launch::{self, ExitStatus, Instance, LaunchSpec};
+use super::launch::{self, Instance, LaunchSpec};
+pub(crate) use super::launch::ExitStatus;
 use super::metrics::{CallStats, CpuSampler, ProcessMetrics};
 use super::output::Dropped;
 use crate::policy::RestartBudget;
@@ -41,7 +42,12 @@ pub(crate) struct Spec {
     pub version: Option<String>,
     /// The spawn gave a `name`: the worker's declared name does not replace it.
     pub named: bool,
+    /// Processes the worker may call (name → id), handed to it at every `init`.
+    pub processes: Vec<(String, u64)>,
 }
+
+/// Called when a supervised process's instance ends on its own (the supervisor decides what follows).
+pub(crate) type ExitHook = Rc<dyn Fn(ExitStatus)>;
 
 pub(crate) struct Process {
     pub id: u64,
@@ -56,6 +62,8 @@ pub(crate) struct Process {
     cpu: RefCell<CpuSampler>,
     output_dropped: Dropped,
     engine: Weak<Engine>,
+    /// Set when a supervisor owns this process's restarts.
+    supervisor: RefCell<Option<ExitHook>>,
     /// The last lines its instances wrote (`titan-pm logs`); survives restarts.
     pub(crate) logs: Rc<super::logs::LogRing>,
     /// When the current instance became ready (uptime).
@@ -78,6 +86,7 @@ impl Process {
             cpu: RefCell::default(),
             output_dropped: Dropped::default(),
             engine: Rc::downgrade(engine),
+            supervisor: RefCell::default(),
             logs: Rc::new(super::logs::LogRing::new(id, engine.log_sender())),
             started: Cell::new(Instant::now()),
         });
@@ -116,6 +125,7 @@ impl Process {
             output_dropped: self.output_dropped.clone(),
             output_tracker: &engine.output,
             config: &engine.config,
+            grants: &launch::Grants { engine: Rc::downgrade(engine), processes: self.spec.processes.clone() },
         };
         launch::launch(&spec, &engine.registry).await
     }
@@ -344,8 +354,63 @@ impl Process {
             engine.emit(self.id, EventKind::Exited);
             return;
         }
+        let hook = self.supervisor.borrow().clone();
+        if let Some(hook) = hook {
+            // The supervisor decides; calls wait meanwhile, within their deadline.
+            let kind = if status.normal() { EventKind::Exited } else { EventKind::Crashed { exit_code: status.code, signal: status.signal } };
+            engine.emit(self.id, kind);
+            self.state.send_replace(ProcessState::Restarting);
+            return hook(status);
+        }
         engine.emit(self.id, EventKind::Crashed { exit_code: status.code, signal: status.signal });
         self.restart(&engine).await;
+    }
+
+    // ---- supervised: the supervisor drives these ----
+
+    /// Hands this process's restarts to a supervisor: an instance that ends on its
+    /// own leaves the process `restarting` and calls `hook`, nothing more.
+    pub(crate) fn supervise(&self, hook: ExitHook) {
+        *self.supervisor.borrow_mut() = Some(hook);
+    }
+
+    /// Stops the instance (drain, hooks, SIGTERM, SIGKILL) and leaves the process
+    /// `restarting`, so calls wait for [`relaunch`](Self::relaunch) within their deadline.
+    pub(crate) async fn stop_for_restart(&self, step: Duration) {
+        if matches!(self.state(), ProcessState::Stopped | ProcessState::Failed) {
+            self.state.send_replace(ProcessState::Restarting);
+            return;
+        }
+        self.state.send_replace(ProcessState::Restarting);
+        self.stop_instance(Instant::now() + step).await;
+    }
+
+    /// Starts a new instance under the same id (the process must be `restarting`,
+    /// else it was stopped meanwhile and nothing is launched).
+    pub(crate) async fn relaunch(self: &Rc<Self>) -> Result<()> {
+        let engine = self.engine.upgrade().ok_or(Error::ManagerShutDown)?;
+        if self.state() != ProcessState::Restarting {
+            self.state.send_replace(ProcessState::Restarting);
+        }
+        self.restarts.set(self.restarts.get() + 1);
+        engine.emit(self.id, EventKind::Restarting { attempt: self.restarts.get(), delay: Duration::ZERO });
+        let instance = self.launch(&engine).await?;
+        if self.state() != ProcessState::Restarting {
+            instance.kill();
+            return Err(Error::ProcessFailed { process_id: self.id, state: self.state() });
+        }
+        self.install(instance, &engine);
+        Ok(())
+    }
+
+    /// Ends a supervised process the supervisor will not restart: `stopped` or `failed`.
+    pub(crate) fn give_up(&self, state: ProcessState) {
+        self.state.send_replace(state);
+        if state == ProcessState::Failed {
+            if let Some(engine) = self.engine.upgrade() {
+                engine.emit(self.id, EventKind::Failed);
+            }
+        }
     }
 
     async fn restart(self: &Rc<Self>, engine: &Rc<Engine>) {
@@ -404,11 +469,16 @@ impl Process {
             return;
         }
         self.state.send_replace(ProcessState::Stopping);
+        self.stop_instance(deadline).await;
+        self.state.send_replace(ProcessState::Stopped);
+    }
+
+    /// Drains the current instance's calls, runs its shutdown hooks, then SIGTERM, then SIGKILL, by `deadline`.
+    async fn stop_instance(&self, deadline: Instant) {
         let instance = self.instance.borrow().clone();
         if let Some(instance) = instance {
             stop_instance(&instance, deadline).await;
         }
-        self.state.send_replace(ProcessState::Stopped);
     }
 
     /// Graceful restart (`restart(id)`, `titan-pm restart`): launches a new

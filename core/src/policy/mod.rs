@@ -14,4 +14,4 @@ pub mod restart;
 
 pub use backoff::Backoff;
 pub use breaker::{Breaker, BreakerOptions, BreakerState};
-pub use restart::{RestartBudget, RestartPolicy};
+pub use restart::{ChildRestart, RestartBudget, RestartPolicy};

@@ -18,7 +18,7 @@
 //! ```
 
 mod autoscale;
-mod runtime;
+pub(crate) mod runtime;
 mod strategy;
 
 use std::time::Duration;

@@ -358,6 +358,11 @@ impl Pool {
 
     // ---- size ----
 
+    /// The process ids of the members serving now.
+    pub(crate) fn member_ids(&self) -> Vec<u64> {
+        self.members.borrow().iter().map(|m| m.process.id).collect()
+    }
+
     pub(crate) fn size(&self) -> usize {
         self.members.borrow().iter().filter(|m| !m.retiring.get()).count()
     }
@@ -799,6 +804,9 @@ impl Drop for Verdict<'_> {
 impl Service for Pool {
     fn stop(self: Rc<Self>, engine: Rc<Engine>, deadline: std::time::Instant) -> futures::future::LocalBoxFuture<'static, ()> {
         Box::pin(async move { self.destroy_by(&engine, deadline).await })
+    }
+    fn call(self: Rc<Self>, method: String, args: Vec<Value>, options: CallOptions) -> Option<futures::future::LocalBoxFuture<'static, Result<Value>>> {
+        Some(Box::pin(async move { Pool::call(&self, method, args, options).await }))
     }
     fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any> {
         self
