@@ -13,6 +13,7 @@ use super::process::{Process, Spec};
 use super::registry::Registry;
 use super::{CallOptions, Event, EventKind, Job, ManagerConfig, ProcessInfo, ProcessState, SpawnOptions, Target};
 use crate::error::{Error, Result};
+use crate::policy::trace::TraceContext;
 use crate::value::Value;
 
 pub(crate) struct Engine {
@@ -139,8 +140,8 @@ impl Engine {
         }
     }
 
-    pub(crate) async fn call(&self, id: u64, method: String, args: Vec<Value>, options: CallOptions) -> Result<Value> {
-        self.process(id)?.call(&method, &args, &options).await
+    pub(crate) async fn call(&self, id: u64, method: String, args: Vec<Value>, options: CallOptions, parent: Option<TraceContext>) -> Result<Value> {
+        self.process(id)?.call(&method, &args, &options, parent.as_ref()).await
     }
 
     /// Kills a process and forgets it: it leaves the list after its `exit` event, and

@@ -11,6 +11,9 @@ use tokio::sync::watch;
 use super::engine::Engine;
 use super::launch::{self, ExitStatus, Instance, LaunchSpec};
 use super::metrics::{CallStats, CpuSampler, ProcessMetrics};
+use super::policies::{self, PolicyLayer};
+use crate::policy::method::HealAction;
+use crate::policy::trace::TraceContext;
 use crate::policy::RestartBudget;
 use super::{CallOptions, EventKind, Isolation, Output, ProcessInfo, ProcessState, Resources, RestartPolicy, Target};
 use crate::error::{Error, Result};
@@ -51,6 +54,8 @@ pub(crate) struct Process {
     budget: RefCell<RestartBudget>,
     stats: RefCell<CallStats>,
     cpu: RefCell<CpuSampler>,
+    /// Method policies of calls made to this process directly (a pool keeps its own).
+    policies: PolicyLayer,
     engine: Weak<Engine>,
 }
 
@@ -68,6 +73,7 @@ impl Process {
             budget: RefCell::default(),
             stats: RefCell::default(),
             cpu: RefCell::default(),
+            policies: PolicyLayer::default(),
             engine: Rc::downgrade(engine),
         });
         let instance = process.launch(engine).await?;
@@ -209,14 +215,78 @@ impl Process {
 
     // ---- calls ----
 
-    pub(crate) async fn call(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions) -> Result<Value> {
+    /// A call under the method's policies (this process's own policy state), else straight through.
+    pub(crate) async fn call(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, parent: Option<&TraceContext>) -> Result<Value> {
+        let state = self.with_method(method, |m| if m.policies.is_empty() { None } else { self.policies.state(m) }).flatten();
+        let Some(state) = state else {
+            return self.call_direct(method, args, options, &TraceContext::child_of(parent)).await;
+        };
+        let name = self.name.borrow().clone();
+        policies::apply(&state, &name, args.to_vec(), parent, |m, a, ctx| {
+            let me = self.clone();
+            let options = options.clone();
+            async move { me.call_direct(&m, &a, &options, &ctx).await }
+        })
+        .await
+    }
+
+    /// A call without the host-side policies (a pool applies its own around it); self-healing
+    /// still watches its errors.
+    pub(crate) async fn call_direct(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, trace: &TraceContext) -> Result<Value> {
         let timeout = options.timeout.or_else(|| self.method_timeout(method)).unwrap_or(self.spec.timeout);
         let deadline = Instant::now() + timeout;
         let instance = self.instance_for_call(deadline, method, timeout).await?;
         let started = Instant::now();
-        let result = self.call_instance(&instance, method, args, deadline, timeout).await;
+        let result = self.call_instance(&instance, method, args, deadline, timeout, trace).await;
         self.stats.borrow_mut().record(started.elapsed(), result.is_ok());
+        if let Err(e) = &result {
+            self.maybe_heal(&instance, method, e);
+        }
         result
+    }
+
+    /// `@SelfHeal`: runs the method's action on `instance` if `error` is a symptom, at most once per cooldown.
+    fn maybe_heal(self: &Rc<Self>, instance: &Rc<Instance>, method: &str, error: &Error) {
+        let Some((symptom, action)) = self.with_method(method, |m| self.policies.heal(m, error)).flatten() else { return };
+        let Some(engine) = self.engine.upgrade() else { return };
+        engine.emit(self.id, EventKind::SelfHeal { method: method.to_string(), symptom, action: action.as_str() });
+        let instance = instance.clone();
+        let dependencies = self.spec.dependencies.clone();
+        let name = self.name.borrow().clone();
+        tokio::task::spawn_local(async move {
+            match action {
+                HealAction::Restart => instance.kill(),
+                HealAction::Recycle => {
+                    let drained = async {
+                        while instance.in_flight.get() > 0 && !instance.has_exited() {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    };
+                    let _ = tokio::time::timeout(policies::RECYCLE_DRAIN, drained).await;
+                    instance.kill();
+                }
+                HealAction::Reinit => {
+                    let mut req = instance.worker.init_request();
+                    let deps = if matches!(dependencies, Value::Null) { Value::Map(Vec::new()) } else { dependencies };
+                    value::write(&deps, req.get().init_dependencies());
+                    let failed = match req.send().promise.await {
+                        Ok(r) => r.get().map(|r| r.get_failed()).unwrap_or(true),
+                        Err(_) => true,
+                    };
+                    if failed {
+                        tracing::warn!(target: "titan_pm", "{name}: self-heal reinit failed; restarting it");
+                        instance.kill();
+                    }
+                }
+            }
+        });
+    }
+
+    /// `f` of the method's description on the current instance (`None`: no instance, or no such method).
+    pub(crate) fn with_method<T>(&self, method: &str, f: impl FnOnce(&crate::protocol::MethodInfo) -> T) -> Option<T> {
+        let instance = self.instance.borrow();
+        let m = instance.as_ref()?.description.methods.iter().find(|m| m.name == method)?;
+        Some(f(m))
     }
 
     /// The method's own default deadline, as the worker described it (0: none).
@@ -257,6 +327,7 @@ impl Process {
         args: &[Value],
         deadline: Instant,
         timeout: Duration,
+        trace: &TraceContext,
     ) -> Result<Value> {
         let call_id = instance.next_call_id();
         let mut req = instance.worker.call_request();
@@ -267,6 +338,9 @@ impl Process {
             let mut c = p.init_context();
             c.set_call_id(call_id);
             c.set_timeout_ms(deadline.saturating_duration_since(Instant::now()).as_millis().max(1) as u64);
+            c.set_trace_id(trace.trace_id.as_str());
+            c.set_span_id(trace.span_id.as_str());
+            c.set_parent_span_id(trace.parent_span_id.as_str());
         }
         let _in_flight = InFlight::enter(instance);
         let crashed = |s: ExitStatus| Error::ProcessCrashed { process_id: self.id, exit_code: s.code, signal: s.signal };
@@ -418,6 +492,7 @@ impl Process {
             errors: stats.errors,
             in_flight: instance.map(|i| i.in_flight.get() as u64).unwrap_or(0),
             latency: stats.latency(),
+            methods: self.policies.metrics(),
         }
     }
 }
