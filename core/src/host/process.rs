@@ -253,19 +253,23 @@ impl Process {
         let instance = instance.clone();
         let dependencies = self.spec.dependencies.clone();
         let name = self.name.borrow().clone();
-        tokio::task::spawn_local(async move {
-            match action {
-                HealAction::Restart => instance.kill(),
-                HealAction::Recycle => {
+        let me = self.clone();
+        match action {
+            // Taken out at once, so that the next call waits for the new instance.
+            HealAction::Restart => me.replace_instance(&instance),
+            HealAction::Recycle => {
+                tokio::task::spawn_local(async move {
                     let drained = async {
                         while instance.in_flight.get() > 0 && !instance.has_exited() {
                             tokio::time::sleep(Duration::from_millis(5)).await;
                         }
                     };
                     let _ = tokio::time::timeout(policies::RECYCLE_DRAIN, drained).await;
-                    instance.kill();
-                }
-                HealAction::Reinit => {
+                    me.replace_instance(&instance);
+                });
+            }
+            HealAction::Reinit => {
+                tokio::task::spawn_local(async move {
                     let mut req = instance.worker.init_request();
                     let deps = if matches!(dependencies, Value::Null) { Value::Map(Vec::new()) } else { dependencies };
                     value::write(&deps, req.get().init_dependencies());
@@ -275,9 +279,26 @@ impl Process {
                     };
                     if failed {
                         tracing::warn!(target: "titan_pm", "{name}: self-heal reinit failed; restarting it");
-                        instance.kill();
+                        me.replace_instance(&instance);
                     }
-                }
+                });
+            }
+        }
+    }
+
+    /// Kills `instance` if it is still the current one and starts a new one (a restart, not a crash).
+    fn replace_instance(self: &Rc<Self>, instance: &Rc<Instance>) {
+        let current = self.instance.borrow().as_ref().is_some_and(|i| Rc::ptr_eq(i, instance));
+        if !current || self.state() != ProcessState::Running {
+            return;
+        }
+        *self.instance.borrow_mut() = None;
+        self.state.send_replace(ProcessState::Restarting);
+        instance.kill();
+        let me = self.clone();
+        tokio::task::spawn_local(async move {
+            if let Some(engine) = me.engine.upgrade() {
+                me.restart(&engine).await;
             }
         });
     }
