@@ -11,7 +11,7 @@
 //! | worker side | [`agent`]: serves a [`agent::Handler`] (a Rust [`agent::WorkerDef`], or a Python or JS object through a bridge) |
 //! | host side | [`host`]: the [`ProcessManager`] engine — spawn, call, restart, health, metrics, shutdown |
 //! | above the host | [`pool`]: pools of workers with balancing, queueing, scaling, a breaker |
-//! | front-end seams | [`options`] (every option, read once from a `Value` in the caller's dialect), [`reports`] (every report as one `Value` shape) |
+//! | front-end seams | [`options`] (every option, read once from a `Value` in the caller's dialect), [`reports`] (every report as one `Value` shape), [`exposition`] (Prometheus text of every metric) |
 //!
 //! To add an option: one getter call in its object's reader in `options/mod.rs`
 //! and a field in the type it fills; the bridges need nothing. A balancing
@@ -24,6 +24,7 @@
 pub mod agent;
 pub mod dialect;
 pub mod error;
+pub mod exposition;
 pub mod generated;
 pub mod host;
 pub mod options;

@@ -15,5 +15,7 @@ export {
   PoolBackpressureError,
   CircuitOpenError,
   ConfigError,
+  RateLimitError,
+  ValidationError,
 } from './errors';
 export type * from './types';

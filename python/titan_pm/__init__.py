@@ -16,8 +16,10 @@ from .errors import (
     PoolBackpressureError,
     ProcessCrashedError,
     ProcessFailedError,
+    RateLimitError,
     RemoteError,
     SerializationError,
+    ValidationError,
     SpawnError,
     TitanError,
 )
@@ -52,4 +54,6 @@ __all__ = [
     "PoolBackpressureError",
     "CircuitOpenError",
     "ConfigError",
+    "RateLimitError",
+    "ValidationError",
 ]

@@ -78,3 +78,47 @@ async fn a_traced_call_is_a_span_parented_to_the_callers_span() {
     assert!(trace::spans().iter().all(|s| !s.name.ends_with(".add")), "no span without @Trace");
     pm.shutdown().await;
 }
+
+#[tokio::test]
+async fn prometheus_text_parses_and_carries_process_pool_and_method_labels() {
+    use titan_pm::pool::{PoolOptions, PoolSize};
+    let pm = ProcessManager::new(ManagerConfig::default());
+    let h = pm.spawn(WORKER, SpawnOptions::default()).await.unwrap();
+    let pool = pm.pool(WORKER, PoolOptions { size: PoolSize::Fixed(2), ..PoolOptions::default() }).await.unwrap();
+    for i in 0..3 {
+        h.call::<i64>("add", (i, 1)).await.unwrap();
+        pool.call::<i64>("add", (i, 2)).await.unwrap();
+    }
+    pool.call::<i64>("add", (0, 0)).await.unwrap();
+    let text = pm.metrics_text().await.unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid exposition");
+    let find = |name: &str, owner: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get("owner") == Some(owner) && s.labels.get("method") == Some("add"))
+            .map(|s| number(&s.value))
+    };
+    // (The parser types `x_total` samples of a `x` counter family as untyped; the TYPE lines are checked below.)
+    assert_eq!(find("titan_method_requests_total", "process"), Some(3.0), "{text}");
+    assert_eq!(find("titan_method_requests_total", "pool"), Some(4.0), "{text}");
+    let p = h.id().to_string();
+    let own = scrape.samples.iter().find(|s| s.metric == "titan_process_requests_total" && s.labels.get("process_id") == Some(p.as_str()));
+    assert_eq!(own.map(|s| number(&s.value)), Some(3.0), "{text}");
+    assert!(scrape.samples.iter().any(|s| s.metric == "titan_pool_requests_total"), "{text}");
+    assert!(
+        scrape.samples.iter().any(|s| s.metric == "titan_method_latency_milliseconds" && s.labels.get("quantile") == Some("0.99")),
+        "{text}"
+    );
+    for family in ["titan_method_requests counter", "titan_process_requests counter", "titan_pool_requests counter", "titan_method_latency_milliseconds gauge"] {
+        assert!(text.contains(&format!("# TYPE {family}\n")), "{family}: {text}");
+    }
+    pm.shutdown().await;
+}
+
+fn number(v: &prometheus_parse::Value) -> f64 {
+    match v {
+        prometheus_parse::Value::Counter(n) | prometheus_parse::Value::Gauge(n) | prometheus_parse::Value::Untyped(n) => *n,
+        other => panic!("not a number: {other:?}"),
+    }
+}

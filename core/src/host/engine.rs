@@ -164,6 +164,15 @@ impl Engine {
         ended.push_back((id, state));
     }
 
+    pub(crate) fn all_processes(&self) -> Vec<Rc<Process>> {
+        self.processes.borrow().values().cloned().collect()
+    }
+
+    /// The ids of every live service (pools), in order.
+    pub(crate) fn service_ids(&self) -> Vec<u64> {
+        self.services.borrow().keys().copied().collect()
+    }
+
     pub(crate) fn list(&self) -> Vec<ProcessInfo> {
         self.processes.borrow().values().map(|p| p.info()).collect()
     }

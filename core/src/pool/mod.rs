@@ -19,6 +19,7 @@
 
 mod autoscale;
 mod runtime;
+pub(crate) use runtime::all_metrics;
 mod strategy;
 
 use std::time::Duration;

@@ -795,3 +795,8 @@ pub(crate) async fn destroy(engine: &Rc<Engine>, id: u64) -> Result<()> {
     engine.remove_service(id);
     Ok(())
 }
+
+/// `(id, name, metrics)` of every live pool (the name: its target).
+pub(crate) fn all_metrics(engine: &Engine) -> Vec<(u64, String, PoolMetrics)> {
+    engine.service_ids().into_iter().filter_map(|id| engine.service::<Pool>(id)).map(|p| (p.id, p.target.describe(), p.metrics())).collect()
+}
