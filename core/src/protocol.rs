@@ -568,3 +568,64 @@ impl HealthReport {
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn described(dialect: Dialect, policies: Value) -> Result<Description> {
+        let method = Value::Map(vec![("name".into(), Value::Text("pay".into())), ("policies".into(), policies)]);
+        let v = Value::Map(vec![("name".into(), Value::Text("svc".into())), ("methods".into(), Value::List(vec![method]))]);
+        Description::from_value(&v, dialect)
+    }
+
+    fn map(entries: &[(&str, Value)]) -> Value {
+        Value::Map(entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    }
+
+    #[test]
+    fn policies_are_read_in_both_dialects_and_survive_the_wire() {
+        let js = map(&[
+            ("rateLimit", map(&[("rps", Value::Int(10)), ("burst", Value::Int(5)), ("strategy", Value::Text("sliding-window".into())), ("key", Value::Int(0))])),
+            ("circuitBreaker", map(&[("threshold", Value::Int(2)), ("timeout", Value::Int(1500)), ("halfOpenRequests", Value::Int(2)), ("fallback", Value::Text("slow".into()))])),
+            ("idempotent", map(&[("key", Value::Text("transactionId".into())), ("ttl", Value::Text("1h".into()))])),
+            ("selfHeal", map(&[("symptoms", Value::List(vec![Value::Text("timeout".into())])), ("action", Value::Text("reinit".into())), ("cooldown", Value::Int(2000))])),
+            ("validate", map(&[("schema", map(&[("type", Value::Text("object".into()))]))])),
+            ("metric", Value::Text("pays".into())),
+            ("trace", Value::Bool(true)),
+            ("cache", map(&[("ttl", Value::Int(30_000))])),
+        ]);
+        let d = described(Dialect::Js, js).unwrap();
+        let p = &d.methods[0].policies;
+        assert_eq!(p.rate_limit.as_ref().unwrap().key, Some(ArgKey::Index(0)));
+        assert_eq!(p.circuit_breaker.as_ref().unwrap().options.timeout, std::time::Duration::from_millis(1500));
+        assert_eq!(p.idempotent.as_ref().unwrap().ttl, std::time::Duration::from_secs(3600));
+        assert_eq!(p.cache.as_ref().unwrap().ttl, std::time::Duration::from_secs(30));
+        let py = map(&[
+            ("circuit_breaker", map(&[("timeout", Value::Float(1.5)), ("half_open_requests", Value::Int(2))])),
+            ("self_heal", map(&[("symptoms", Value::List(vec![Value::Text("crash".into())])), ("cooldown", Value::Int(2))])),
+        ]);
+        let dp = described(Dialect::Python, py).unwrap();
+        let pp = &dp.methods[0].policies;
+        assert_eq!(pp.circuit_breaker.as_ref().unwrap().options.timeout, std::time::Duration::from_millis(1500));
+        assert_eq!(pp.self_heal.as_ref().unwrap().cooldown, std::time::Duration::from_secs(2));
+
+        let mut msg = capnp::message::Builder::new_default();
+        d.write(msg.init_root());
+        let back = Description::read(msg.get_root_as_reader().unwrap()).unwrap();
+        assert_eq!(back.methods, d.methods);
+        assert!(back.has_policies());
+    }
+
+    #[test]
+    fn bad_policy_options_fail_naming_the_option() {
+        let e = described(Dialect::Js, map(&[("rateLimit", map(&[("rps", Value::Int(-1))]))])).unwrap_err();
+        assert!(e.to_string().contains("methods.pay.rateLimit.rps: must be > 0"), "{e}");
+        let e = described(Dialect::Python, map(&[("rate_limit", map(&[("rps", Value::Int(1)), ("strategy", Value::Text("leaky".into()))]))])).unwrap_err();
+        assert!(e.to_string().contains("rate_limit.strategy: unknown strategy"), "{e}");
+        let e = described(Dialect::Js, map(&[("validate", map(&[("schema", map(&[("type", Value::Int(3))]))]))])).unwrap_err();
+        assert!(e.to_string().contains("methods.pay.validate.schema: not a valid JSON Schema"), "{e}");
+        let e = described(Dialect::Js, map(&[("cache", map(&[("ttl", Value::Int(1)), ("tll", Value::Int(1))]))])).unwrap_err();
+        assert!(e.to_string().contains("cache.tll: unknown option"), "{e}");
+    }
+}
