@@ -18,4 +18,5 @@ export {
   RateLimitError,
   ValidationError,
 } from './errors';
+export { RateLimit, Cache, Validate, Trace, Metric, CircuitBreaker, Idempotent, SelfHeal, policiesOf } from './policies';
 export type * from './types';
