@@ -70,8 +70,8 @@ impl Limiter {
                         key = OVERFLOW_KEY;
                     }
                 }
-                let clock = DefaultClock::default();
-                l.check_key(&key.to_string()).map_err(|not_until| not_until.wait_time_from(clock.now()).max(Duration::from_millis(1)))
+                // The limiter's own clock, read only on a refusal (making a clock is not free).
+                l.check_key(&key.to_string()).map_err(|not_until| not_until.wait_time_from(l.clock().now()).max(Duration::from_millis(1)))
             }
             Inner::Window { sliding, limit, window, keys } => {
                 let mut keys = keys.borrow_mut();
