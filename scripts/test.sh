@@ -17,6 +17,11 @@ run() { # run NAME CMD... : runs one suite, keeps its log, remembers a failure
   [ "$rc" = 0 ] || { echo "=== $name failed (exit $rc)"; status=1; }
 }
 
+# tmux: the `titan-pm monit` test drives the terminal view through it.
+if ! command -v tmux >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get install -y -qq tmux >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq tmux >/dev/null; }) \
+    || echo "test.sh: could not install tmux; the monit test will say it is skipped"
+fi
 run schema scripts/check-schema.sh
 run rust-build cargo build --workspace --all-targets
 run rust cargo test --workspace --quiet

@@ -17,6 +17,12 @@
 use crate::error::{Error, Result};
 use crate::titan_capnp::value;
 
+/// The deepest a value may nest: anything inside more than this many lists or
+/// maps is refused (before it is sent) with a `SerializationError` naming its
+/// path. The same limit holds in every front end and isolation; the wire
+/// reader's nesting limit is set to admit exactly this much.
+pub const MAX_DEPTH: usize = 100;
+
 /// A dynamic value: what crosses the wire as an argument or a result.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Value {

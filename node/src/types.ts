@@ -137,8 +137,12 @@ export interface ProcessEvent {
   delay?: number;
 }
 
-/** Event names: spawn, ready, crash, restart, failed, exit, refused. */
-export type EventName = 'spawn' | 'ready' | 'crash' | 'restart' | 'failed' | 'exit' | 'refused';
+/**
+ * Event names: spawn, ready, crash, restart, failed, exit, refused; and
+ * `output:dropped` (`{ dropped }`: worker output lines an output callback lost
+ * because its bounded queue was full while this thread was busy).
+ */
+export type EventName = 'spawn' | 'ready' | 'crash' | 'restart' | 'failed' | 'exit' | 'refused' | 'output:dropped';
 
 type AnyFunction = (...args: any[]) => any;
 

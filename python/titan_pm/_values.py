@@ -48,6 +48,7 @@ import typing
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ._native import MAX_DEPTH  # the core's one nesting limit (titan_pm::value::MAX_DEPTH)
 from .errors import SerializationError
 
 __all__ = ["encode", "encode_args", "decode", "decoder", "args_decoder", "result_decoder", "result_encoder", "result_encoding", "kwargs_decoder"]
@@ -55,7 +56,6 @@ __all__ = ["encode", "encode_args", "decode", "decoder", "args_decoder", "result
 _PLAIN = (type(None), bool, int, float, str, bytes, bytearray)
 _TEMPORAL = (datetime.datetime, datetime.date, datetime.time)
 _AS_STR = (decimal.Decimal, uuid.UUID)
-MAX_DEPTH = 200
 
 
 def _pydantic_model(cls: Any) -> bool:
@@ -64,28 +64,41 @@ def _pydantic_model(cls: Any) -> bool:
     return pydantic is not None and isinstance(cls, type) and issubclass(cls, pydantic.BaseModel)
 
 
-def encode(value: Any, path: str = "value", depth: int = 0) -> Any:
+def encode(value: Any, path: str = "value", depth: int = 0, _inside: Optional[set] = None) -> Any:
     """`value` with what the rule converts converted; a set is refused (`path` names it);
-    anything else is left for the codec, which refuses what it does not take, naming the path."""
+    anything else is left for the codec, which refuses what it does not take, naming the path.
+    The codec's limits hold here too, with its messages: a value inside more than
+    `MAX_DEPTH` lists/dicts, and a value that contains itself (`_inside`: the ids of
+    the containers around `value`), are refused naming the path."""
     if depth > MAX_DEPTH:
         raise SerializationError(f"{path}: nested deeper than {MAX_DEPTH} levels", path=path)
     t = type(value)
     if t in _PLAIN:
         return value
-    if isinstance(value, (list, tuple)):
-        return [encode(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        return {k: encode(v, f"{path}[{json.dumps(k)}]", depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, dict)) or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        inside = set() if _inside is None else _inside
+        if id(value) in inside:
+            raise SerializationError(f"{path}: a cyclic value (it contains itself) cannot be sent", path=path)
+        inside.add(id(value))
+        try:
+            if isinstance(value, (list, tuple)):
+                return [encode(v, f"{path}[{i}]", depth + 1, inside) for i, v in enumerate(value)]
+            if isinstance(value, dict):
+                return {k: encode(v, f"{path}[{json.dumps(k)}]", depth + 1, inside) for k, v in value.items()}
+            return {
+                f.name: encode(getattr(value, f.name), f"{path}[{json.dumps(f.name)}]", depth + 1, inside)
+                for f in dataclasses.fields(value)
+            }
+        finally:
+            inside.discard(id(value))
     if isinstance(value, enum.Enum):
-        return encode(value.value, path, depth + 1)
+        return encode(value.value, path, depth, _inside)  # the same place: not a container
     if isinstance(value, _TEMPORAL):
         return value.isoformat()
     if isinstance(value, _AS_STR):
         return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode(getattr(value, f.name), f"{path}[{json.dumps(f.name)}]", depth + 1) for f in dataclasses.fields(value)}
     if _pydantic_model(t):
-        return encode(value.model_dump(), path, depth + 1)
+        return encode(value.model_dump(), path, depth, _inside)  # the dict stands where the model did
     if isinstance(value, (set, frozenset)):
         raise SerializationError(
             f"{path}: {t.__name__} is not sent (its order is not kept); send sorted(x) or list(x)", path=path

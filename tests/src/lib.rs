@@ -79,6 +79,8 @@ pub fn test_worker() -> WorkerDef {
             async move { Ok(n) }
         })
         .method("pid", |()| async move { Ok(std::process::id()) })
+        // An environment variable of the worker (null if unset): which version of a worker file answers.
+        .method("env", |(name,): (String,)| async move { Ok(std::env::var(name).ok()) })
         .method("allocate", |(mb,): (usize,)| async move {
             // Held for the rest of the process's life, and touched so it counts in RSS.
             let block = Box::leak(vec![1u8; mb << 20].into_boxed_slice());

@@ -26,6 +26,8 @@ pub(crate) struct Engine {
     ended: RefCell<VecDeque<(u64, ProcessState)>>,
     next_id: Cell<u64>,
     closed: Cell<bool>,
+    /// New worker output lines, for `titan-pm logs --follow` (bounded; laggards skip).
+    logs: broadcast::Sender<super::logs::LogLine>,
 }
 
 /// How many killed processes the engine remembers (id and final state only).
@@ -43,6 +45,7 @@ impl Engine {
             ended: RefCell::default(),
             next_id: Cell::new(0),
             closed: Cell::new(false),
+            logs: broadcast::channel(super::logs::LOG_FOLLOW_BUFFER).0,
         });
         let awake = Rc::new(tokio::sync::Notify::new());
         let spinner = (!engine.config.spin.is_zero())
@@ -59,6 +62,10 @@ impl Engine {
 
     pub(crate) fn emit(&self, process_id: u64, kind: EventKind) {
         let _ = self.events.send(Event { process_id, kind });
+    }
+
+    pub(crate) fn log_sender(&self) -> broadcast::Sender<super::logs::LogLine> {
+        self.logs.clone()
     }
 
     fn next_id(&self) -> u64 {
@@ -83,6 +90,7 @@ impl Engine {
         let spec = Spec {
             resources: options.resources.unwrap_or_else(|| self.config.resources.clone()),
             version: options.version,
+            named: options.name.is_some(),
             isolation: options.isolation.unwrap_or(self.config.isolation),
             transport: options.transport.unwrap_or(self.config.transport),
             target,
@@ -126,6 +134,12 @@ impl Engine {
         s.into_any().downcast::<T>().ok()
     }
 
+    /// Every service of type `T`, by id.
+    pub(crate) fn services_of<T: Service>(&self) -> Vec<Rc<T>> {
+        let all: Vec<_> = self.services.borrow().values().cloned().collect();
+        all.into_iter().filter_map(|s| s.into_any().downcast::<T>().ok()).collect()
+    }
+
     pub(crate) fn remove_service(&self, id: u64) {
         self.services.borrow_mut().remove(&id);
     }
@@ -153,6 +167,26 @@ impl Engine {
         self.retire(id, process.state());
         Ok(())
     }
+
+    /// Graceful restart: a new instance is ready before the old one drains and stops.
+    pub(crate) async fn restart(self: &Rc<Self>, id: u64) -> Result<()> {
+        self.process(id)?.replace(self).await
+    }
+
+    /// Graceful stop (drain, shutdown hooks, SIGTERM, SIGKILL), then forgets the process like `kill`.
+    pub(crate) async fn stop(&self, id: u64) -> Result<()> {
+        let process = self.process(id)?;
+        process.stop(self.config.shutdown_timeout).await;
+        self.emit(id, EventKind::Exited);
+        self.retire(id, process.state());
+        Ok(())
+    }
+
+    /// Every listed process (pool members included), by id.
+    pub(crate) fn processes(&self) -> Vec<Rc<Process>> {
+        self.processes.borrow().values().cloned().collect()
+    }
+
 
     /// Drops a stopped process from the list, remembering its final state.
     pub(crate) fn retire(&self, id: u64, state: ProcessState) {
@@ -208,7 +242,7 @@ async fn stay_awake(awake: Rc<tokio::sync::Notify>, spin: std::time::Duration) {
 }
 
 /// A process's name before its worker describes itself: the file's stem.
-fn default_name(target: &Target) -> String {
+pub(crate) fn default_name(target: &Target) -> String {
     match target {
         Target::Path(p) => {
             let file = p.rsplit_once(':').map(|(f, _)| f).filter(|f| f.contains('.')).unwrap_or(p);

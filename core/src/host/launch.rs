@@ -50,6 +50,8 @@ pub(crate) struct LaunchSpec<'a> {
     pub args: &'a [String],
     /// The process's name, shared so output prefixes follow a rename after `describe`.
     pub name: Rc<RefCell<String>>,
+    /// The process's log ring (`titan-pm logs`).
+    pub logs: Rc<super::logs::LogRing>,
     pub output: &'a Output,
     pub config: &'a ManagerConfig,
 }
@@ -376,11 +378,11 @@ fn start_child(
     if piped {
         let name = spec.name.clone();
         if let Some(out) = child.stdout.take() {
-            let fwd = output::forward(out, OutputStream::Stdout, spec.output.clone(), name.clone(), pid, tail.clone());
+            let fwd = output::forward(out, OutputStream::Stdout, spec.output.clone(), name.clone(), pid, tail.clone(), spec.logs.clone());
             tokio::task::spawn_local(fwd);
         }
         if let Some(err) = child.stderr.take() {
-            let fwd = output::forward(err, OutputStream::Stderr, spec.output.clone(), name, pid, tail.clone());
+            let fwd = output::forward(err, OutputStream::Stderr, spec.output.clone(), name, pid, tail.clone(), spec.logs.clone());
             tokio::task::spawn_local(fwd);
         }
     }

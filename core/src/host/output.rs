@@ -57,6 +57,7 @@ pub(crate) async fn forward(
     name: Rc<RefCell<String>>,
     pid: u32,
     tail: StderrTail,
+    logs: Rc<super::logs::LogRing>,
 ) {
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -64,6 +65,7 @@ pub(crate) async fn forward(
             tail.push(&line);
         }
         let name = name.borrow();
+        logs.push(which, &name, pid, &line); // the `titan-pm logs` ring: one call per line
         match &output {
             Output::Prefix => {
                 let _ = match which {

@@ -41,6 +41,8 @@ pub(crate) struct Spec {
     pub resources: Resources,
     /// The version the worker must declare, if the spawn asked for one.
     pub version: Option<String>,
+    /// The spawn gave a `name`: the worker's declared name does not replace it.
+    pub named: bool,
 }
 
 pub(crate) struct Process {
@@ -57,6 +59,10 @@ pub(crate) struct Process {
     /// Method policies of calls made to this process directly (a pool keeps its own).
     policies: PolicyLayer,
     engine: Weak<Engine>,
+    /// The last lines its instances wrote (`titan-pm logs`); survives restarts.
+    pub(crate) logs: Rc<super::logs::LogRing>,
+    /// When the current instance became ready (uptime).
+    started: Cell<Instant>,
 }
 
 impl Process {
@@ -75,6 +81,8 @@ impl Process {
             cpu: RefCell::default(),
             policies: PolicyLayer::default(),
             engine: Rc::downgrade(engine),
+            logs: Rc::new(super::logs::LogRing::new(id, engine.log_sender())),
+            started: Cell::new(Instant::now()),
         });
         let instance = process.launch(engine).await?;
         if let Some(wanted) = &process.spec.version {
@@ -89,10 +97,9 @@ impl Process {
                 ));
             }
         }
-        if process.name.borrow().is_empty() || matches!(process.spec.target, Target::Path(_)) {
-            if !instance.description.name.is_empty() {
-                *process.name.borrow_mut() = instance.description.name.clone();
-            }
+        let unnamed = process.name.borrow().is_empty() || (matches!(process.spec.target, Target::Path(_)) && !process.spec.named);
+        if unnamed && !instance.description.name.is_empty() {
+            *process.name.borrow_mut() = instance.description.name.clone();
         }
         process.install(instance, engine);
         Ok(process)
@@ -107,6 +114,7 @@ impl Process {
             env: &self.spec.env,
             args: &self.spec.args,
             name: self.name.clone(),
+            logs: self.logs.clone(),
             output: &self.spec.output,
             config: &engine.config,
         };
@@ -115,6 +123,7 @@ impl Process {
 
     fn install(self: &Rc<Self>, instance: Rc<Instance>, engine: &Engine) {
         self.last_pid.set(instance.pid);
+        self.started.set(Instant::now());
         *self.instance.borrow_mut() = Some(instance.clone());
         self.state.send_replace(ProcessState::Running);
         engine.emit(self.id, EventKind::Spawned { pid: instance.pid });
@@ -191,6 +200,11 @@ impl Process {
                 }
             }
         });
+    }
+
+    /// How long the current instance has been running (zero when none runs).
+    pub(crate) fn uptime(&self) -> Duration {
+        if self.state() == ProcessState::Running { self.started.get().elapsed() } else { Duration::ZERO }
     }
 
     pub(crate) fn state_receiver(&self) -> watch::Receiver<ProcessState> {
@@ -460,22 +474,34 @@ impl Process {
         self.state.send_replace(ProcessState::Stopping);
         let instance = self.instance.borrow().clone();
         if let Some(instance) = instance {
-            let drained = async {
-                while instance.in_flight.get() > 0 && !instance.has_exited() {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-            };
-            let _ = tokio::time::timeout(step, drained).await;
-            let _ = tokio::time::timeout(step, instance.worker.shutdown_request().send().promise).await;
-            if tokio::time::timeout(step, instance.exited()).await.is_err() {
-                instance.signal(libc::SIGTERM);
-                if tokio::time::timeout(step, instance.exited()).await.is_err() {
-                    instance.kill();
-                    let _ = tokio::time::timeout(Duration::from_secs(1), instance.exited()).await;
-                }
-            }
+            stop_instance(&instance, step).await;
         }
         self.state.send_replace(ProcessState::Stopped);
+    }
+
+    /// Graceful restart (`restart(id)`, `titan-pm restart`): launches a new
+    /// instance with the same spec; once it is ready, new calls go to it, while
+    /// calls already on the old instance finish; then the old one is stopped
+    /// (drain, shutdown hooks, SIGTERM, SIGKILL). No call fails. The process id
+    /// stays, the pid changes, `restarts` counts it. A failed process starts afresh.
+    pub(crate) async fn replace(self: &Rc<Self>, engine: &Rc<Engine>) -> Result<()> {
+        let before = self.state();
+        if !matches!(before, ProcessState::Running | ProcessState::Failed) {
+            return Err(Error::ProcessFailed { process_id: self.id, state: before });
+        }
+        let new = self.launch(engine).await?;
+        if self.state() != before {
+            new.kill(); // killed or stopped while the new instance started
+            return Err(Error::ProcessFailed { process_id: self.id, state: self.state() });
+        }
+        // Swapping the instance makes the old one's exit watcher stand down (it is not current).
+        let old = self.instance.borrow_mut().take();
+        self.restarts.set(self.restarts.get() + 1);
+        self.install(new, engine);
+        if let Some(old) = old {
+            stop_instance(&old, engine.config.shutdown_timeout).await;
+        }
+        Ok(())
     }
 
     // ---- health and metrics ----
@@ -514,6 +540,25 @@ impl Process {
             in_flight: instance.map(|i| i.in_flight.get() as u64).unwrap_or(0),
             latency: stats.latency(),
             methods: self.policies.metrics(),
+        }
+    }
+}
+
+/// Lets `instance`'s calls finish (each step bounded by `step`), runs its shutdown
+/// hooks, then SIGTERM, then SIGKILL.
+async fn stop_instance(instance: &Rc<Instance>, step: Duration) {
+    let drained = async {
+        while instance.in_flight.get() > 0 && !instance.has_exited() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    let _ = tokio::time::timeout(step, drained).await;
+    let _ = tokio::time::timeout(step, instance.worker.shutdown_request().send().promise).await;
+    if tokio::time::timeout(step, instance.exited()).await.is_err() {
+        instance.signal(libc::SIGTERM);
+        if tokio::time::timeout(step, instance.exited()).await.is_err() {
+            instance.kill();
+            let _ = tokio::time::timeout(Duration::from_secs(1), instance.exited()).await;
         }
     }
 }
