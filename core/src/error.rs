@@ -93,6 +93,15 @@ pub enum Error {
     /// The manager was shut down.
     #[error("the process manager is shut down")]
     ManagerShutDown,
+
+    /// A method's rate limit refused the call (it did not run): retry after `retry_after_ms`.
+    #[error("rate limit exceeded: retry after {retry_after_ms} ms")]
+    RateLimit { retry_after_ms: u64 },
+
+    /// The arguments failed the method's validation (it did not run): each failing
+    /// path (a JSON pointer, `""` for the whole argument) and why.
+    #[error("validation failed: {}", failures.iter().map(|(p, m)| format!("{}: {m}", if p.is_empty() { "/" } else { p })).collect::<Vec<_>>().join("; "))]
+    Validation { failures: Vec<(String, String)> },
 }
 
 impl Error {
@@ -104,7 +113,9 @@ impl Error {
             | Error::Config(_)
             | Error::Io { .. }
             | Error::Refused(_)
+            | Error::Validation { .. }
             | Error::Cancelled => ErrorKind::Failed,
+            Error::RateLimit { .. } => ErrorKind::Overloaded,
             Error::NotFound { .. } => ErrorKind::Unimplemented,
             Error::CallTimeout { .. } | Error::PoolBackpressure { .. } | Error::CircuitOpen => ErrorKind::Overloaded,
             Error::ProcessCrashed { .. } => ErrorKind::Disconnected,
@@ -128,6 +139,8 @@ impl Error {
             Error::Config(_) | Error::NotFound { .. } | Error::Io { .. } | Error::Refused(_) => "ConfigError",
             Error::Cancelled => "CancelledError",
             Error::ManagerShutDown => "ProcessFailedError",
+            Error::RateLimit { .. } => "RateLimitError",
+            Error::Validation { .. } => "ValidationError",
         }
     }
 

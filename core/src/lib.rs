@@ -12,7 +12,7 @@
 //! | host side | [`host`]: the [`ProcessManager`] engine — spawn, call, restart, health, metrics, shutdown |
 //! | above the host | [`pool`]: pools of workers with balancing, queueing, scaling, a breaker; [`supervise`]: OTP supervision trees of workers, pools and supervisors |
 //! | operating it | [`control`]: the control socket the `titan-pm` CLI talks to (`Manager` in the schema), process files |
-//! | front-end seams | [`options`] (every option, read once from a `Value` in the caller's dialect), [`reports`] (every report as one `Value` shape) |
+//! | front-end seams | [`options`] (every option, read once from a `Value` in the caller's dialect), [`reports`] (every report as one `Value` shape), [`exposition`] (Prometheus text of every metric) |
 //!
 //! To add an option: one getter call in its object's reader in `options/mod.rs`
 //! and a field in the type it fills; the bridges need nothing. A balancing
@@ -26,6 +26,7 @@ pub mod agent;
 pub mod control;
 pub mod dialect;
 pub mod error;
+pub mod exposition;
 pub mod generated;
 pub mod host;
 pub mod options;

@@ -14,7 +14,7 @@
 //! assert_eq!(info.report(Dialect::Js).get("processId"), Some(&titan_pm::Value::Int(1)));
 //! ```
 
-use crate::host::{Event, EventKind, Latency, ProcessInfo, ProcessMetrics};
+use crate::host::{Event, EventKind, Latency, MethodMetrics, ProcessInfo, ProcessMetrics};
 use crate::dialect::Dialect;
 use crate::pool::{PoolEvent, PoolMetrics, PoolWorkerMetrics};
 use crate::protocol::HealthReport;
@@ -132,8 +132,22 @@ impl Report for ProcessMetrics {
             .put("errors", self.errors)
             .put("inFlight", self.in_flight)
             .put("latency", self.latency.report(d))
+            .put("methods", methods_report(&self.methods, d))
             .done()
     }
+}
+
+/// `{name: {requests, errors, latency}}` per `@Metric` method (names as declared, not re-spelled).
+fn methods_report(methods: &[MethodMetrics], d: Dialect) -> Value {
+    Value::Map(
+        methods
+            .iter()
+            .map(|m| {
+                let v = Fields::new(d).put("requests", m.requests).put("errors", m.errors).put("latency", m.latency.report(d)).done();
+                (m.method.clone(), v)
+            })
+            .collect(),
+    )
 }
 
 impl Report for Event {
@@ -145,6 +159,9 @@ impl Report for Event {
             EventKind::Restarting { attempt, delay } => f.put("attempt", *attempt).put("delay", d.number(*delay)),
             EventKind::MemoryExceeded { rss, limit } => f.put("rss", *rss).put("limit", *limit),
             EventKind::Unhealthy { probes } => f.put("probes", *probes),
+            EventKind::SelfHeal { method, symptom, action } => {
+                f.put("method", method.as_str()).put("symptom", symptom.as_str()).put("action", *action)
+            }
             EventKind::Failed | EventKind::Exited | EventKind::ConnectionRefused => f,
         }
         .done()
@@ -180,6 +197,7 @@ impl Report for PoolMetrics {
             .put("state", self.state)
             .put("breaker", self.breaker.map(|b| b.as_str()))
             .put("workers", Value::List(self.workers.iter().map(|w| w.report(d)).collect()))
+            .put("methods", methods_report(&self.methods, d))
             .done()
     }
 }

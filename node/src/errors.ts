@@ -65,6 +65,16 @@ export class CircuitOpenError extends TitanError {}
 /** An option given to the manager is invalid. */
 export class ConfigError extends TitanError {}
 
+/** A method's rate limit refused the call (it did not run): retry after `retryAfter` ms. */
+export class RateLimitError extends TitanError {
+  retryAfter = 0;
+}
+
+/** The arguments failed the method's validation (it did not run): each failing path and why. */
+export class ValidationError extends TitanError {
+  failures: { path: string; message: string }[] = [];
+}
+
 const classes: Record<string, new (message: string) => TitanError> = {
   RemoteError,
   ProcessCrashedError,
@@ -76,6 +86,8 @@ const classes: Record<string, new (message: string) => TitanError> = {
   PoolBackpressureError,
   CircuitOpenError,
   ConfigError,
+  RateLimitError,
+  ValidationError,
 };
 
 const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));

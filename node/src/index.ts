@@ -15,5 +15,8 @@ export {
   PoolBackpressureError,
   CircuitOpenError,
   ConfigError,
+  RateLimitError,
+  ValidationError,
 } from './errors';
+export { RateLimit, Cache, Validate, Trace, Metric, CircuitBreaker, Idempotent, SelfHeal, policiesOf } from './policies';
 export type * from './types';

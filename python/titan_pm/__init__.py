@@ -8,6 +8,7 @@ Every error derives from `TitanError` (see `titan_pm.errors`).
 """
 
 from .decorators import health_check, on_shutdown, process, public
+from .policies import cache, circuit_breaker, idempotent, metric, rate_limit, self_heal, trace, validate
 from .errors import (
     CallTimeoutError,
     CircuitOpenError,
@@ -16,8 +17,10 @@ from .errors import (
     PoolBackpressureError,
     ProcessCrashedError,
     ProcessFailedError,
+    RateLimitError,
     RemoteError,
     SerializationError,
+    ValidationError,
     SpawnError,
     TitanError,
 )
@@ -57,4 +60,14 @@ __all__ = [
     "PoolBackpressureError",
     "CircuitOpenError",
     "ConfigError",
+    "RateLimitError",
+    "ValidationError",
+    "rate_limit",
+    "cache",
+    "validate",
+    "trace",
+    "metric",
+    "circuit_breaker",
+    "idempotent",
+    "self_heal",
 ]

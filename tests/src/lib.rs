@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use titan_pm::agent::{Handler, WorkerDef, WorkerError};
 use titan_pm::protocol::{CheckStatus, HealthCheck, HealthReport, HealthStatus};
+use titan_pm::policy::method::{ArgKey, Cache, CircuitBreaker, HealAction, Idempotent, RateLimit, SelfHeal};
+use titan_pm::policy::BreakerOptions;
 use titan_pm::Value;
 
 /// Counts a call as cancelled if it is dropped before it finishes.
@@ -47,6 +49,8 @@ pub fn test_worker() -> WorkerDef {
     let unhealthy = Rc::new(Cell::new(false));
     let (delay1, delay2, sick1, sick2) = (delay.clone(), delay.clone(), unhealthy.clone(), unhealthy.clone());
     let (d1, d2) = (deps.clone(), deps.clone());
+    let runs = Rc::new(Cell::new(0u64));
+    let [r0, r1, r2, r3, r4, r5, r6, r7] = [(); 8].map(|_| runs.clone());
     let def = WorkerDef::new("test-worker", TEST_WORKER_VERSION);
     let caps = def.capabilities();
     let (caps1, caps2, caps3, caps4, caps5) = (caps.clone(), caps.clone(), caps.clone(), caps.clone(), caps.clone());
@@ -213,6 +217,62 @@ pub fn test_worker() -> WorkerDef {
             std::thread::sleep(Duration::from_secs(60));
             Ok(())
         })
+        .method("runs", move |()| {
+            let n = r0.get();
+            async move { Ok(n) }
+        })
+        // Method policies (tests/tests/policy_*.rs). Each counts its runs (`runs`, and a line
+        // in $TEST_RUNS_FILE so that a pool's runs add up across members).
+        .method("limited", move |()| std::future::ready(bump(&r1)))
+        .method("limited_by_key", move |(_key,): (String,)| std::future::ready(bump(&r2)))
+        .method("cached", move |(x,): (i64,)| {
+            let n = bump(&r3);
+            async move { Ok(x * 1000 + n? as i64) }
+        })
+        .method("cached_fails", move |(_x,): (i64,)| {
+            let _ = bump(&r4);
+            async move { Err::<i64, _>(WorkerError::new("ValueError", "not cached")) }
+        })
+        .method("validated", move |(_user,): (serde_json::Value,)| std::future::ready(bump(&r5)))
+        .method("guarded", move |(fail,): (bool,)| {
+            let _ = bump(&r6);
+            async move { if fail { Err(WorkerError::new("ValueError", "guarded failed")) } else { Ok("guarded".to_string()) } }
+        })
+        .method("guarded_fallback", |(_fail,): (bool,)| async move { Ok("fallback".to_string()) })
+        .method("pay", move |(req,): (serde_json::Value,)| {
+            let n = bump(&r7);
+            async move {
+                let n = n?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(serde_json::json!({ "run": n, "pid": std::process::id(), "amount": req["amount"] }))
+            }
+        })
+        .method("lose_connection", |()| async move { Err::<(), _>(WorkerError::new("ConnectionError", "connection lost")) })
+        .method("traced", |()| async move { Ok(()) })
+        .metric("add", None)
+        .metric("raise", Some("raise_calls"))
+        .rate_limit("limited", RateLimit { rps: 10.0, burst: 10, ..RateLimit::default() })
+        .rate_limit("limited_by_key", RateLimit { rps: 10.0, burst: 3, key: Some(ArgKey::Index(0)), ..RateLimit::default() })
+        .cache("cached", Cache { ttl: Duration::from_millis(400), key: None, has_condition: false })
+        .cache("cached_fails", Cache { ttl: Duration::from_secs(60), key: None, has_condition: false })
+        .validate(
+            "validated",
+            serde_json::json!({
+                "type": "object",
+                "required": ["email", "age"],
+                "properties": { "email": { "type": "string", "pattern": "@" }, "age": { "type": "integer", "minimum": 0 } }
+            }),
+        )
+        .circuit_breaker(
+            "guarded",
+            CircuitBreaker {
+                options: BreakerOptions { threshold: 3, timeout: Duration::from_millis(300), half_open_requests: 1 },
+                fallback: Some("guarded_fallback".into()),
+            },
+        )
+        .idempotent("pay", Idempotent { key: ArgKey::Field("transactionId".into()), ttl: Duration::from_millis(600) })
+        .self_heal("lose_connection", SelfHeal { symptoms: vec!["ConnectionError".into()], action: HealAction::Restart, cooldown: Duration::from_secs(30) })
+        .trace("traced")
         .health_check(move || {
             let (status, check) =
                 if sick2.get() { (HealthStatus::Unhealthy, CheckStatus::Fail) } else { (HealthStatus::Degraded, CheckStatus::Warn) };
@@ -316,4 +376,20 @@ pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     cond()
+}
+
+/// Counts one run of a policy method: in `runs`, and as a line in `$TEST_RUNS_FILE` if set.
+fn bump(runs: &Cell<u64>) -> Result<u64, WorkerError> {
+    runs.set(runs.get() + 1);
+    if let Ok(path) = std::env::var("TEST_RUNS_FILE") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| e.to_string())?;
+        writeln!(f, "{}", std::process::id()).map_err(|e| e.to_string())?;
+    }
+    Ok(runs.get())
+}
+
+/// Lines in a runs file (0 if it does not exist).
+pub fn runs_in(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
 }

@@ -46,6 +46,19 @@ pub struct CallContext {
     pub timeout_ms: u64,
     pub trace_id: String,
     pub span_id: String,
+    /// The caller's span (empty for a root span).
+    pub parent_span_id: String,
+}
+
+impl CallContext {
+    /// The call's W3C trace context (what `get_trace_context()` returns in a worker).
+    pub fn trace(&self) -> crate::policy::trace::TraceContext {
+        crate::policy::trace::TraceContext {
+            trace_id: self.trace_id.clone(),
+            span_id: self.span_id.clone(),
+            parent_span_id: self.parent_span_id.clone(),
+        }
+    }
 }
 
 /// A worker implementation, as a front end supplies it. Futures are local: the

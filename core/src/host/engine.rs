@@ -13,6 +13,7 @@ use super::process::{Process, Spec};
 use super::registry::Registry;
 use super::{CallOptions, Event, EventKind, Job, ManagerConfig, ProcessInfo, ProcessState, SpawnOptions, Target};
 use crate::error::{Error, Result};
+use crate::policy::trace::TraceContext;
 use crate::value::Value;
 
 pub(crate) struct Engine {
@@ -176,8 +177,8 @@ impl Engine {
         }
     }
 
-    pub(crate) async fn call(&self, id: u64, method: String, args: Vec<Value>, options: CallOptions) -> Result<Value> {
-        self.process(id)?.call(&method, &args, &options).await
+    pub(crate) async fn call(&self, id: u64, method: String, args: Vec<Value>, options: CallOptions, parent: Option<TraceContext>) -> Result<Value> {
+        self.process(id)?.call(&method, &args, &options, parent.as_ref()).await
     }
 
     /// Calls a process, or a service that takes calls (a pool), by id: what a worker's `Caller` does.
@@ -186,7 +187,7 @@ impl Engine {
         if let Some(call) = service.and_then(|s| s.call(method.clone(), args.clone(), options.clone())) {
             return call.await;
         }
-        self.call(id, method, args, options).await
+        self.call(id, method, args, options, None).await
     }
 
     /// Kills a process and forgets it: it leaves the list after its `exit` event, and
@@ -227,6 +228,15 @@ impl Engine {
             ended.pop_front();
         }
         ended.push_back((id, state));
+    }
+
+    pub(crate) fn all_processes(&self) -> Vec<Rc<Process>> {
+        self.processes.borrow().values().cloned().collect()
+    }
+
+    /// The ids of every live service (pools), in order.
+    pub(crate) fn service_ids(&self) -> Vec<u64> {
+        self.services.borrow().keys().copied().collect()
     }
 
     pub(crate) fn list(&self) -> Vec<ProcessInfo> {
