@@ -269,8 +269,8 @@ async fn start(spec: &LaunchSpec<'_>, registry: &Rc<Registry>, secret: &str) -> 
                 spec.isolation.as_str()
             ),
         )),
-        (Isolation::Worker, Target::Handler { factory, .. }) => Ok(start_thread(factory.clone(), registry, secret, endpoint)),
-        (Isolation::None, Target::Handler { factory, .. }) => start_in_engine(factory, registry, secret),
+        (Isolation::Worker, Target::Handler { factory, own_thread: false, .. }) => Ok(start_thread(factory.clone(), registry, secret, endpoint)),
+        (Isolation::Worker | Isolation::None, Target::Handler { factory, .. }) => start_in_engine(factory, registry, secret),
     }
 }
 
