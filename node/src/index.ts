@@ -1,8 +1,9 @@
 // titan-pm for Node: decorate a worker class, spawn it from a ProcessManager,
 // call it through a typed proxy. See the README's TypeScript quick start.
 export { ProcessManager, createProcessManager } from './manager';
+export type { WorkerClass } from './manager';
 export { Process, Public, Method, HealthCheck, OnShutdown, definitionOf } from './decorators';
-export type { ProcessOptions, ProcessDefinition, MethodMarker, ClassMarker } from './decorators';
+export type { ProcessOptions, ProcessDefinition, HealthCheckOptions, MethodMarker, ClassMarker } from './decorators';
 export {
   TitanError,
   RemoteError,
@@ -16,4 +17,5 @@ export {
   CircuitOpenError,
   ConfigError,
 } from './errors';
+export { PoolStrategy } from './types';
 export type * from './types';
