@@ -47,13 +47,17 @@ export class ProcessManager extends EventEmitter {
   readonly #outputs = new Map<number, OutputCallback>();
   /** @Process classes spawned with isolation `none`, by their target string. */
   readonly #classes = new Map<string, WorkerClass<unknown>>();
-  #classCount = 0;
+  readonly #classKeys = new WeakMap<WorkerClass<unknown>, string>();
 
   constructor(config: ManagerConfig = {}) {
     super();
     this.#config = { ...config };
     const output = this.#outputOption(config.output);
-    this.#native = new native.NativeManager({ ...config, output }, (kind: string, ...args: any[]) => this.#onMessage(kind, args));
+    try {
+      this.#native = new native.NativeManager({ ...config, output }, (kind: string, ...args: any[]) => this.#onMessage(kind, args));
+    } catch (e) {
+      rethrow(e);
+    }
   }
 
   /**
@@ -123,8 +127,13 @@ export class ProcessManager extends EventEmitter {
     }
     const fromFile = def.file && JS_FILE.test(def.file) ? `${def.file}:${target.name}` : undefined;
     if (isolation === 'none') {
-      const key = fromFile ?? `<class ${target.name}#${++this.#classCount}>`;
-      this.#classes.set(key, target as WorkerClass<unknown>);
+      const cls = target as WorkerClass<unknown>;
+      let key = this.#classKeys.get(cls);
+      if (key === undefined) {
+        key = fromFile ?? `<class ${target.name}#${this.#classes.size + 1}>`;
+        this.#classKeys.set(cls, key);
+        this.#classes.set(key, cls);
+      }
       return key;
     }
     if (isolation === 'child') {
