@@ -11,7 +11,7 @@
 use crate::error::{Error, Result};
 use crate::titan_capnp::{description, error_info, health_report};
 use crate::value::text;
-use crate::options::{Dialect, Section};
+use crate::dialect::{Dialect, Section};
 use crate::value::Value;
 
 /// What went wrong in a worker, as it crosses the wire.
@@ -344,12 +344,19 @@ impl HealthReport {
         if let Some(s) = overall(v) {
             return Self::new(s, Vec::new());
         }
+        if matches!(v, Value::Null) {
+            return Self::healthy(); // the check returned nothing and raised nothing
+        }
         if !matches!(v, Value::Map(_)) {
             return Self::unhealthy("health_check", format!("the health check returned {}, not a status", v.type_name()));
         }
         let mut checks = Vec::new();
         if let Some(Value::List(items)) = v.get("checks") {
             for (i, c) in items.iter().enumerate() {
+                if let Value::Text(name) = c {
+                    checks.push(HealthCheck { name: name.clone(), status: CheckStatus::Pass, message: String::new() });
+                    continue;
+                }
                 let name = c.get("name").and_then(Value::as_str).map(String::from).unwrap_or_else(|| format!("check {i}"));
                 let status = c.get("status").or(c.get("healthy")).and_then(CheckStatus::from_value);
                 let mut message = c.get("message").and_then(Value::as_str).unwrap_or("").to_string();

@@ -91,8 +91,11 @@ def test_kill_is_not_a_crash_and_does_not_restart():
             await pm.kill(calc.process_id)
             assert not alive(pid)
             await asyncio.sleep(0.2)
-            info = pm.get_process(calc.process_id)
-            assert info["state"] == "stopped" and info["restarts"] == 0
+            # A killed process leaves the list; its id still answers with its final state.
+            assert pm.list_processes() == []
+            with pytest.raises(ProcessFailedError) as e:
+                pm.get_process(calc.process_id)
+            assert e.value.state == "stopped"
             with pytest.raises(ProcessFailedError) as e:
                 await calc.add(1, 1)
             assert e.value.state == "stopped"

@@ -21,7 +21,13 @@ from .errors import (
     SpawnError,
     TitanError,
 )
+from ._options import PoolStrategy
 from .host import Pool, ProcessHandle, ProcessManager
+
+
+def create_process_manager(**options: object) -> ProcessManager:
+    """The seed's `createProcessManager(config)`: the same as `ProcessManager(**options)`."""
+    return ProcessManager(**options)  # type: ignore[arg-type]
 
 __version__ = "0.1.0"
 
@@ -31,6 +37,8 @@ __all__ = [
     "health_check",
     "on_shutdown",
     "ProcessManager",
+    "create_process_manager",
+    "PoolStrategy",
     "ProcessHandle",
     "Pool",
     "TitanError",

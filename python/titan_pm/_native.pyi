@@ -72,3 +72,7 @@ def serve_worker_on(loop_runtime: LoopRuntime, runtime: Any) -> int:
 
 def roundtrip(value: Any) -> Any:
     """Sends `value` through the codec and back."""
+
+def option_schema(kind: str) -> List[str]:
+    """Every option path core accepts for `kind` ("manager", "spawn", "pool"), snake_case."""
+    ...

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Dict, Optional, Tuple
+from enum import Enum
+from typing import Any, Dict, List, Optional, Tuple, TypedDict, Union
 
 from ._runtime import split_target
 from .errors import ConfigError
@@ -48,3 +49,152 @@ def native_target(target: Any, isolation: str) -> Tuple[Any, bool]:
 def check_event(event: str) -> None:
     if event not in EVENTS:
         raise ConfigError(f"unknown event {event!r} (expected one of {', '.join(EVENTS)})")
+
+
+class PoolStrategy(str, Enum):
+    """A pool's balancing strategy; the kebab-case strings are accepted as well."""
+
+    ROUND_ROBIN = "round-robin"
+    RANDOM = "random"
+    LEAST_LOADED = "least-loaded"
+    LEAST_CONNECTIONS = "least-connections"
+    WEIGHTED_ROUND_ROBIN = "weighted-round-robin"
+    LEAST_RESPONSE_TIME = "least-response-time"
+    IP_HASH = "ip-hash"
+    CONSISTENT_HASH = "consistent-hash"
+    WEIGHTED = "weighted"
+    ADAPTIVE = "adaptive"
+    POWER_OF_TWO = "power-of-two"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def add_seed_names(handle_class: type, id_attribute: str) -> None:
+    """The seed's spellings on a handle class: `handle.__processId` (an alias of the id)
+    and `handle["method"]` (the same callable as `handle.method`)."""
+    setattr(handle_class, "__processId", property(lambda self: getattr(self, id_attribute)))
+    setattr(handle_class, "__getitem__", lambda self, method: getattr(self, method))
+
+
+# ---- the option shapes, for readers and type checkers -------------------------
+# Core reads every option (titan_pm core's `options` module); these TypedDicts
+# document the same names in Python's spelling (seconds for durations) and are
+# checked against core's schema by tests/test_seed_configuration.py.
+
+Seconds = Union[float, int, str]  # a number of seconds, or "250ms", "30s", "5m", "1h"
+Bytes = Union[int, str]  # a number of bytes, or "512MB", "1GB"
+
+
+class Backoff(TypedDict, total=False):
+    type: str  # "linear" | "exponential"
+    initial: Seconds
+    max: Seconds
+    multiplier: float
+
+
+class RestartPolicy(TypedDict, total=False):
+    enabled: bool
+    max_restarts: int
+    window: Seconds
+    backoff: Union[Backoff, Seconds]
+    initial_backoff: Seconds  # flat alias of backoff.initial
+    max_backoff: Seconds  # flat alias of backoff.max
+    multiplier: float  # flat alias of backoff.multiplier
+
+
+class Resources(TypedDict, total=False):
+    max_memory: Bytes
+    max_cpu: float  # percent of one core
+    timeout: Seconds  # every call's deadline
+
+
+class HealthCheckOptions(TypedDict, total=False):
+    enabled: bool
+    interval: Seconds
+    timeout: Seconds
+
+
+class Monitoring(TypedDict, total=False):
+    health_check: Union[bool, HealthCheckOptions]
+    metrics: bool
+    tracing: bool
+
+
+class ManagerOptions(TypedDict, total=False):
+    isolation: str
+    transport: str
+    restart_policy: Union[bool, RestartPolicy]
+    resources: Resources
+    monitoring: Monitoring
+    timeout: Seconds  # alias of resources.timeout
+    health_timeout: Seconds  # alias of monitoring.health_check.timeout
+    spawn_timeout: Seconds
+    shutdown_timeout: Seconds
+    cancel_grace: Seconds
+    spin: Seconds
+    output: Any  # "prefix" | "inherit" | "ignore" | a callable (stream, name, pid, line)
+    python: str
+    node: str
+    tcp_host: str
+
+
+class SpawnOptions(TypedDict, total=False):
+    isolation: str
+    transport: str
+    dependencies: Dict[str, Any]
+    env: Dict[str, str]
+    args: List[str]
+    name: str
+    version: str  # the worker's @process version must match
+    timeout: Seconds
+    restart_policy: Union[bool, RestartPolicy]
+    resources: Resources
+    output: Any
+
+
+class AutoScale(TypedDict, total=False):
+    enabled: bool
+    min: int
+    max: int
+    target_cpu: float  # percent of one core
+    target_memory: float  # percent of the machine's memory
+    scale_up_threshold: float
+    scale_down_threshold: float
+    cooldown_period: Seconds
+    cooldown: Seconds
+    interval: Seconds
+
+
+class CircuitBreaker(TypedDict, total=False):
+    enabled: bool
+    threshold: int
+    timeout: Seconds
+    half_open_requests: int
+
+
+class PoolHealth(TypedDict, total=False):
+    enabled: bool
+    interval: Seconds
+    unhealthy_threshold: int
+
+
+class Recycle(TypedDict, total=False):
+    enabled: bool
+    max_requests: int
+    max_lifetime: Seconds
+    max_memory: Bytes
+
+
+class PoolOptions(SpawnOptions, total=False):
+    size: Union[int, str]  # a number, or "auto"
+    strategy: Union[str, PoolStrategy]
+    concurrency: int
+    max_queue_size: int
+    request_timeout: Seconds
+    retries: int
+    weights: List[int]
+    auto_scale: Union[bool, AutoScale]
+    circuit_breaker: Union[bool, CircuitBreaker]
+    health: Union[bool, PoolHealth]
+    recycle: Union[bool, Recycle]

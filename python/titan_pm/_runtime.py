@@ -98,31 +98,6 @@ def load_class(target: str, private: bool = False) -> type:
     return classes[marked[0]]
 
 
-def normalize_health(report: Any) -> Dict[str, Any]:
-    """{"status", "checks": [{"name", "status", "message"}]} from what a health check returned."""
-    if report is None or report is True:
-        return {"status": "healthy", "checks": []}
-    if report is False:
-        return {"status": "unhealthy", "checks": []}
-    if isinstance(report, str):
-        report = {"status": report}
-    if not isinstance(report, dict):
-        raise TypeError(f"a health check returns a dict, a status string or a bool, not {type(report).__name__}")
-    status = report.get("status", "healthy")
-    checks = []
-    for i, c in enumerate(report.get("checks") or []):
-        if isinstance(c, str):
-            c = {"name": c}
-        checks.append(
-            {
-                "name": str(c.get("name", f"check{i}")),
-                "status": str(c.get("status", status)),
-                "message": str(c.get("message", "")),
-            }
-        )
-    return {"status": str(status), "checks": checks}
-
-
 class Runtime:
     """One instance of a `@process` class, served by the native agent."""
 
@@ -168,6 +143,7 @@ class Runtime:
             "methods": [(m.name, int(m.timeout * 1000) if m.timeout else 0) for m in d.methods.values()],
             "runtime": f"python {sys.version_info[0]}.{sys.version_info[1]}",
             "has_health_check": d.health_check is not None,
+            "health_interval": d.health_interval,
         }
 
     def init(self, dependencies: Dict[str, Any], done: Any) -> None:
@@ -225,9 +201,9 @@ class Runtime:
 
     def health(self, done: Any) -> None:
         if self.instance is None:
-            return done(True, {"status": "unhealthy", "checks": [{"name": "init", "status": "unhealthy", "message": "not initialized"}]})
+            return done(True, {"status": "unhealthy", "checks": [{"name": "init", "status": "fail", "message": "not initialized"}]})
         check = getattr(self.instance, self.definition.health_check or "")
-        self._run(check, (), {}, done, normalize_health)
+        self._run(check, (), {}, done)
 
     def shutdown(self, done: Any) -> None:
         hooks = [getattr(self.instance, n) for n in self.definition.on_shutdown] if self.instance is not None else []

@@ -41,6 +41,7 @@ class ProcessDefinition:
     cls: type
     methods: Mapping[str, MethodDefinition] = field(default_factory=dict)
     health_check: Optional[str] = None
+    health_interval: Optional[float] = None  # seconds; None: the manager's monitoring interval
     on_shutdown: Tuple[str, ...] = ()
     has_init: bool = False
 
@@ -70,12 +71,24 @@ def public(fn: Any = None, *, timeout: Optional[float] = None) -> Any:
     return mark(fn) if fn is not None else mark
 
 
-def health_check(fn: F) -> F:
-    """Marks the method that reports health: it returns {"status": "healthy"|"degraded"|"unhealthy", "checks": [...]}
-    (or just a status string, or a bool)."""
-    fn = _function(fn, "@health_check")  # type: ignore[assignment]
-    setattr(fn, _HEALTH, True)
-    return fn
+@overload
+def health_check(fn: F) -> F: ...
+@overload
+def health_check(*, interval: Optional[float] = None) -> Callable[[F], F]: ...
+def health_check(fn: Any = None, *, interval: Optional[float] = None) -> Any:
+    """Marks the method that reports health. It returns {"status"?: "healthy"|"degraded"|"unhealthy",
+    "checks": [{"name", "status": "pass"|"warn"|"fail", "message"}]} (the overall status is derived
+    from the checks when absent), or a status string, or a bool. Bare (`@health_check`) or called
+    (`@health_check(interval=5.0)`: the manager probes this class every `interval` seconds)."""
+    if interval is not None and (isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0):
+        raise ValueError(f"@health_check(interval=...) must be a positive number of seconds, not {interval!r}")
+
+    def mark(f: F) -> F:
+        f = _function(f, "@health_check")  # type: ignore[assignment]
+        setattr(f, _HEALTH, {"interval": interval})
+        return f
+
+    return mark(fn) if fn is not None else mark
 
 
 def on_shutdown(fn: F) -> F:
@@ -126,6 +139,7 @@ def process(name: Optional[str] = None, version: str = "0.0.0") -> Callable[[C],
             cls=cls,
             methods=dict(sorted(methods.items())),
             health_check=health[0] if health else None,
+            health_interval=getattr(getattr(cls, health[0]), _HEALTH).get("interval") if health else None,
             on_shutdown=tuple(hooks),
             has_init=init is not None,
         )

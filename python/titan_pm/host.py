@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from . import _native
 from ._loop import ThreadDelivery, loop_driver
-from ._options import check_event, manager_options, native_target
+from ._options import add_seed_names, check_event, manager_options, native_target
 from .errors import ConfigError
 
 __all__ = ["ProcessManager", "ProcessHandle", "Pool"]
@@ -139,6 +139,10 @@ class Pool:
 
     def __repr__(self) -> str:
         return f"<Pool pool_id={self.pool_id}>"
+
+
+add_seed_names(ProcessHandle, "process_id")
+add_seed_names(Pool, "pool_id")
 
 
 class ProcessManager:
@@ -259,22 +263,13 @@ class ProcessManager:
         *,
         dependencies: Optional[Dict[str, Any]] = None,
         isolation: Optional[str] = None,
-        transport: Optional[str] = None,
-        env: Optional[Dict[str, str]] = None,
-        args: Optional[List[str]] = None,
-        name: Optional[str] = None,
-        timeout: Optional[float] = None,
-        restart_policy: Any = None,
-        output: Any = None,
+        **options: Any,
     ) -> ProcessHandle:
         """Starts `target` (`file.py`, `file.py:Class`, a `.js` file, an executable, or a
         `@process` class with isolation worker/none) and waits until its `init` has run."""
         self._bind()
         target, in_process = native_target(target, isolation or self._isolation)
-        options = dict(
-            dependencies=dependencies, isolation=isolation, transport=transport, env=env, args=args,
-            name=name, timeout=timeout, restart_policy=restart_policy, output=output,
-        )
+        options.update(dependencies=dependencies, isolation=isolation)
         pid = await self._wait(self._native.spawn(target, in_process, options))
         return ProcessHandle(self, pid)
 
@@ -283,7 +278,7 @@ class ProcessManager:
         target: Any,
         *,
         size: Any = 2,
-        strategy: str = "least-connections",
+        strategy: Any = "least-connections",
         concurrency: int = 1,
         max_queue_size: int = 100,
         isolation: Optional[str] = None,
@@ -297,6 +292,7 @@ class ProcessManager:
         durations in seconds), and any spawn option for the workers."""
         self._bind()
         target, in_process = native_target(target, isolation or self._isolation)
+        strategy = getattr(strategy, "value", strategy)  # a PoolStrategy member
         options.update(size=size, strategy=strategy, concurrency=concurrency, max_queue_size=max_queue_size, isolation=isolation)
         pool_id = await self._wait(self._native.pool(target, in_process, options))
         return Pool(self, pool_id)

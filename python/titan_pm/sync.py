@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional
 
 from . import _native
-from ._options import check_event, manager_options, native_target
+from ._options import add_seed_names, check_event, manager_options, native_target
 from .errors import ConfigError
 
 __all__ = ["ProcessManager", "ProcessHandle", "Pool"]
@@ -149,6 +149,10 @@ class Pool:
         return f"<Pool pool_id={self.pool_id}>"
 
 
+add_seed_names(ProcessHandle, "process_id")
+add_seed_names(Pool, "pool_id")
+
+
 class ProcessManager:
     """The blocking twin of `titan_pm.ProcessManager`: the same options (seconds),
     the same methods, each returning its result instead of an awaitable."""
@@ -183,20 +187,11 @@ class ProcessManager:
         *,
         dependencies: Optional[Dict[str, Any]] = None,
         isolation: Optional[str] = None,
-        transport: Optional[str] = None,
-        env: Optional[Dict[str, str]] = None,
-        args: Optional[List[str]] = None,
-        name: Optional[str] = None,
-        timeout: Optional[float] = None,
-        restart_policy: Any = None,
-        output: Any = None,
+        **options: Any,
     ) -> ProcessHandle:
         """Starts `target` and waits until its `init` has run (see `titan_pm.ProcessManager.spawn`)."""
         target, in_process = native_target(target, isolation or self._isolation)
-        options = dict(
-            dependencies=dependencies, isolation=isolation, transport=transport, env=env, args=args,
-            name=name, timeout=timeout, restart_policy=restart_policy, output=output,
-        )
+        options.update(dependencies=dependencies, isolation=isolation)
         try:
             return ProcessHandle(self, self._native.spawn(target, in_process, options))
         finally:
@@ -208,7 +203,7 @@ class ProcessManager:
         target: Any,
         *,
         size: Any = 2,
-        strategy: str = "least-connections",
+        strategy: Any = "least-connections",
         concurrency: int = 1,
         max_queue_size: int = 100,
         isolation: Optional[str] = None,
@@ -216,6 +211,7 @@ class ProcessManager:
     ) -> Pool:
         """Starts a pool (see `titan_pm.ProcessManager.pool` for the options)."""
         target, in_process = native_target(target, isolation or self._isolation)
+        strategy = getattr(strategy, "value", strategy)  # a PoolStrategy member
         options.update(size=size, strategy=strategy, concurrency=concurrency, max_queue_size=max_queue_size, isolation=isolation)
         return Pool(self, self._native.pool(target, in_process, options))
 

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use titan_pm::agent::{Handler, WorkerDef, WorkerError};
-use titan_pm::protocol::{HealthCheck, HealthReport, HealthStatus};
+use titan_pm::protocol::{CheckStatus, HealthCheck, HealthReport, HealthStatus};
 use titan_pm::Value;
 
 /// Counts a call as cancelled if it is dropped before it finishes.
@@ -27,6 +27,9 @@ impl Drop for CancelGuard {
     }
 }
 
+/// The version the test worker declares.
+pub const TEST_WORKER_VERSION: &str = "0.1.0";
+
 pub fn test_worker() -> WorkerDef {
     let counter = Rc::new(Cell::new(0i64));
     let cancelled = Rc::new(Cell::new(0u64));
@@ -38,7 +41,7 @@ pub fn test_worker() -> WorkerDef {
     let unhealthy = Rc::new(Cell::new(false));
     let (delay1, delay2, sick1, sick2) = (delay.clone(), delay.clone(), unhealthy.clone(), unhealthy.clone());
     let (d1, d2) = (deps.clone(), deps.clone());
-    WorkerDef::new("test-worker", "0.1.0")
+    WorkerDef::new("test-worker", TEST_WORKER_VERSION)
         .on_init(move |dependencies| {
             *d1.borrow_mut() = dependencies;
             async move {
@@ -72,6 +75,11 @@ pub fn test_worker() -> WorkerDef {
             async move { Ok(n) }
         })
         .method("pid", |()| async move { Ok(std::process::id()) })
+        .method("allocate", |(mb,): (usize,)| async move {
+            // Held for the rest of the process's life, and touched so it counts in RSS.
+            let block = Box::leak(vec![1u8; mb << 20].into_boxed_slice());
+            Ok(block.len())
+        })
         .method("set_delay", move |(ms,): (u64,)| {
             delay1.set(ms);
             async move { Ok(std::process::id()) }
@@ -117,9 +125,10 @@ pub fn test_worker() -> WorkerDef {
         })
         .method("raise", |(message,): (String,)| async move { Err::<(), _>(WorkerError::new("ValueError", message)) })
         .health_check(move || {
-            let status = if sick2.get() { HealthStatus::Unhealthy } else { HealthStatus::Degraded };
+            let (status, check) =
+                if sick2.get() { (HealthStatus::Unhealthy, CheckStatus::Fail) } else { (HealthStatus::Degraded, CheckStatus::Warn) };
             async move {
-                let check = HealthCheck { name: "self".into(), status, message: "test".into() };
+                let check = HealthCheck { name: "self".into(), status: check, message: "test".into() };
                 HealthReport::new(status, vec![check])
             }
         })
@@ -136,6 +145,13 @@ pub fn test_worker() -> WorkerDef {
 /// The test worker as an in-process handler target (isolation `worker` or `none`).
 pub fn test_worker_target() -> titan_pm::Target {
     titan_pm::Target::handler("test-worker", || Ok(Rc::new(test_worker()) as Rc<dyn Handler>))
+}
+
+/// This process's RSS in bytes.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
 }
 
 /// True while `pid` is a live (non-zombie) process.

@@ -40,7 +40,7 @@ async fn the_manager_default_deadline_applies() {
 async fn a_worker_that_cannot_stop_is_recycled() {
     let config = ManagerConfig {
         cancel_grace: Duration::from_millis(200),
-        restart: RestartPolicy { initial_backoff: Duration::from_millis(10), ..RestartPolicy::default() },
+        restart: RestartPolicy { backoff: titan_pm::policy::Backoff { initial: Duration::from_millis(10), ..Default::default() }, ..RestartPolicy::default() },
         ..ManagerConfig::default()
     };
     let pm = ProcessManager::new(config);
@@ -58,7 +58,7 @@ async fn a_worker_that_cannot_stop_is_recycled() {
 #[tokio::test]
 async fn a_call_during_a_restart_waits_for_the_new_instance() {
     let config = ManagerConfig {
-        restart: RestartPolicy { initial_backoff: Duration::from_millis(300), ..RestartPolicy::default() },
+        restart: RestartPolicy { backoff: titan_pm::policy::Backoff { initial: Duration::from_millis(300), ..Default::default() }, ..RestartPolicy::default() },
         ..ManagerConfig::default()
     };
     let pm = ProcessManager::new(config);

@@ -31,13 +31,12 @@ async fn health_is_answered_while_calls_are_busy() {
 }
 
 #[tokio::test]
-async fn a_killed_process_is_unhealthy() {
+async fn a_killed_process_has_no_health_but_its_final_state() {
     let pm = ProcessManager::new(ManagerConfig::default());
     let h = pm.spawn(WORKER, SpawnOptions::default()).await.unwrap();
     pm.kill(h.id()).await.unwrap();
-    let report = pm.get_health(h.id()).await.unwrap();
-    assert_eq!(report.status, HealthStatus::Unhealthy);
-    assert!(report.checks[0].message.contains("stopped"), "{:?}", report.checks);
+    let err = pm.get_health(h.id()).await.unwrap_err();
+    assert!(matches!(err, titan_pm::Error::ProcessFailed { state: titan_pm::ProcessState::Stopped, .. }), "{err}");
     pm.shutdown().await;
 }
 

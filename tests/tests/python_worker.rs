@@ -18,7 +18,7 @@ fn manager() -> ProcessManager {
         .expect("set TITAN_TEST_PYTHON to a python that can import titan_pm (scripts/test-python.sh does)");
     ProcessManager::new(ManagerConfig {
         python,
-        restart: RestartPolicy { initial_backoff: Duration::from_millis(20), ..RestartPolicy::default() },
+        restart: RestartPolicy { backoff: titan_pm::policy::Backoff { initial: Duration::from_millis(20), ..Default::default() }, ..RestartPolicy::default() },
         ..ManagerConfig::default()
     })
 }

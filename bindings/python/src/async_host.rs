@@ -38,7 +38,7 @@ use titan_pm::{Error, Event, HealthReport, ProcessManager, ProcessMetrics, Value
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{broadcast, Notify};
 
-use crate::{config, convert, errors, reports, SameThread};
+use crate::{options, convert, errors, reports, SameThread};
 
 /// What an operation ends with, converted to Python when it is handed over.
 pub enum Out {
@@ -89,11 +89,11 @@ fn hand_over<'py>(py: Python<'py>, done: Done, rearm: impl Fn(u64, Op)) -> PyRes
         let (ok, value) = match result {
             Ok(Out::Event(e, rx)) => {
                 rearm(token, events_op(rx));
-                (true, reports::event(py, &e)?.into_any())
+                (true, reports::to_py(py, &e)?.into_any())
             }
             Ok(Out::PoolEvent(e, rx)) => {
                 rearm(token, pool_events_op(rx));
-                (true, reports::pool_event(py, &e)?.into_any())
+                (true, reports::to_py(py, &e)?.into_any())
             }
             Ok(out) => (true, to_python(py, out)?),
             Err(e) => (false, errors::to_py(e).into_value(py).into_bound(py).into_any()),
@@ -108,11 +108,11 @@ fn to_python(py: Python<'_>, out: Out) -> PyResult<Bound<'_, PyAny>> {
         Out::Value(v) => convert::to_py(py, &v)?,
         Out::Id(id) => id.into_pyobject(py)?.into_any(),
         Out::Unit => py.None().into_bound(py),
-        Out::Health(h) => reports::health(py, &h)?.into_any(),
-        Out::Metrics(m) => reports::metrics(py, &m)?.into_any(),
-        Out::Event(e, _) => reports::event(py, &e)?.into_any(),
-        Out::PoolEvent(e, _) => reports::pool_event(py, &e)?.into_any(),
-        Out::PoolMetrics(m) => reports::pool_metrics(py, &m)?.into_any(),
+        Out::Health(h) => reports::to_py(py, &h)?.into_any(),
+        Out::Metrics(m) => reports::to_py(py, &m)?.into_any(),
+        Out::Event(e, _) => reports::to_py(py, &e)?.into_any(),
+        Out::PoolEvent(e, _) => reports::to_py(py, &e)?.into_any(),
+        Out::PoolMetrics(m) => reports::to_py(py, &m)?.into_any(),
     })
 }
 
@@ -414,7 +414,6 @@ enum Driver {
 pub struct AsyncManager {
     pm: ProcessManager,
     driver: Driver,
-    pools: Arc<Mutex<HashMap<u64, PoolHandle>>>,
 }
 
 impl AsyncManager {
@@ -449,7 +448,7 @@ impl AsyncManager {
     }
 
     fn pool_handle(&self, id: u64) -> PyResult<PoolHandle> {
-        self.pools.lock().unwrap().get(&id).cloned().ok_or_else(|| errors::to_py(Error::Config(format!("no pool with id {id}"))))
+        self.pm.pool_handle(id).map_err(errors::to_py)
     }
 }
 
@@ -459,7 +458,7 @@ impl AsyncManager {
     #[new]
     #[pyo3(signature = (options, runtime=None))]
     fn new(py: Python<'_>, options: &Bound<'_, PyDict>, runtime: Option<Py<LoopRuntime>>) -> PyResult<Self> {
-        let cfg = config::manager(options)?;
+        let cfg = options::manager(options)?;
         let (pm, driver) = match runtime {
             Some(rt) => {
                 let pm = {
@@ -470,7 +469,7 @@ impl AsyncManager {
             }
             None => (ProcessManager::new(cfg), Driver::Thread(ThreadDriver::new()?)),
         };
-        Ok(AsyncManager { pm, driver, pools: Arc::default() })
+        Ok(AsyncManager { pm, driver })
     }
 
     /// The thread driver's descriptor the event loop watches (readable when `drain` has work); None for the loop driver.
@@ -507,8 +506,8 @@ impl AsyncManager {
     }
 
     fn spawn(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
-        let target = config::target(target, in_process)?;
-        let options = config::spawn(options)?;
+        let target = options::target(target, in_process)?;
+        let options = options::spawn(options)?;
         let pm = self.pm.clone();
         self.start(py, async move { pm.spawn(target, options).await.map(|h| Out::Id(h.id())) })
     }
@@ -516,7 +515,7 @@ impl AsyncManager {
     #[pyo3(signature = (process_id, method, args, timeout=None, key=None))]
     fn call(&self, py: Python<'_>, process_id: u64, method: &str, args: &Bound<'_, PyTuple>, timeout: Option<f64>, key: Option<String>) -> PyResult<u64> {
         let args = convert::args_to_values(args).map_err(errors::to_py)?;
-        let options = config::call(timeout, key)?;
+        let options = options::call(timeout, key)?;
         let pm = self.pm.clone();
         let method = method.to_string();
         self.start(py, async move { pm.call_value(process_id, &method, args, options).await.map(Out::Value) })
@@ -546,37 +545,31 @@ impl AsyncManager {
     }
 
     /// Blocks briefly (one engine round trip) for the process table.
-    fn list_processes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    fn list_processes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let pm = self.pm.clone();
         let list = self.block_on(py, async move { pm.list_processes().await })?;
-        reports::infos(py, &list)
+        reports::to_py(py, &list)
     }
 
-    fn get_process<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyDict>> {
+    fn get_process<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyAny>> {
         let pm = self.pm.clone();
         let info = self.block_on(py, async move { pm.get_process(process_id).await })?.map_err(errors::to_py)?;
-        reports::info(py, &info)
+        reports::to_py(py, &info)
     }
 
     // ---- pools ----
 
     fn pool(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
-        let target = config::target(target, in_process)?;
-        let options = config::pool(options)?;
+        let target = options::target(target, in_process)?;
+        let options = options::pool(options)?;
         let pm = self.pm.clone();
-        let pools = self.pools.clone();
-        self.start(py, async move {
-            let h = pm.pool(target, options).await?;
-            let id = h.id();
-            pools.lock().unwrap().insert(id, h);
-            Ok(Out::Id(id))
-        })
+        self.start(py, async move { Ok(Out::Id(pm.pool(target, options).await?.id())) })
     }
 
     #[pyo3(signature = (pool_id, method, args, timeout=None, key=None))]
     fn pool_call(&self, py: Python<'_>, pool_id: u64, method: &str, args: &Bound<'_, PyTuple>, timeout: Option<f64>, key: Option<String>) -> PyResult<u64> {
         let args = convert::args_to_values(args).map_err(errors::to_py)?;
-        let h = self.pool_handle(pool_id)?.with_options(config::call(timeout, key)?);
+        let h = self.pool_handle(pool_id)?.with_options(options::call(timeout, key)?);
         let method = method.to_string();
         self.start(py, async move { h.call_value(&method, args).await.map(Out::Value) })
     }

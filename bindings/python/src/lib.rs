@@ -7,12 +7,13 @@
 //! - worker: [`worker::serve_worker_on`] serves a Python object through the core
 //!   agent; [`worker::PyHandler`] is the core `Handler` over it.
 //! - [`convert`]: Python values <-> `Value`; [`errors`]: core errors -> Python
-//!   exceptions; [`config`]: keyword options (seconds) -> core options.
+//!   exceptions; [`options`]: keyword options -> core options (core reads them);
+//!   [`reports`]: core reports -> dicts (core shapes them).
 
 use pyo3::prelude::*;
 
 mod async_host;
-mod config;
+mod options;
 mod convert;
 mod errors;
 mod reports;
@@ -42,7 +43,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<worker::Completion>()?;
     m.add_function(wrap_pyfunction!(worker::serve_worker_on, m)?)?;
     // options
-    m.add_function(wrap_pyfunction!(config::check_manager_options, m)?)?;
+    m.add_function(wrap_pyfunction!(options::check_manager_options, m)?)?;
+    m.add_function(wrap_pyfunction!(options::option_schema, m)?)?;
     // values
     m.add_function(wrap_pyfunction!(convert::roundtrip, m)?)?;
     Ok(())

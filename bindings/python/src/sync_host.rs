@@ -21,7 +21,7 @@ use tokio::sync::broadcast;
 use titan_pm::pool::{PoolEvent, PoolHandle};
 use titan_pm::{CallOptions, Event, ProcessManager};
 
-use crate::{config, convert, errors, reports, SameThread};
+use crate::{options, convert, errors, reports, SameThread};
 
 #[pyclass(module = "titan_pm._native")]
 pub struct SyncManager {
@@ -33,7 +33,8 @@ struct Engine {
     // Field order is drop order: the manager handle, then its engine's tasks, then the runtime.
     pm: ProcessManager,
     events: RefCell<broadcast::Receiver<Event>>,
-    pools: RefCell<HashMap<u64, (PoolHandle, broadcast::Receiver<PoolEvent>)>>,
+    /// Each pool's event subscription, read by `pool_take_events` (the pools themselves are core's).
+    pool_events: RefCell<HashMap<u64, broadcast::Receiver<PoolEvent>>>,
     local: tokio::task::LocalSet,
     rt: tokio::runtime::Runtime,
     last_run: Cell<Instant>,
@@ -49,8 +50,8 @@ impl Drop for SyncManager {
     fn drop(&mut self) {
         if std::thread::current().id() == self.owner {
             // SAFETY: taken once, here.
-            let Engine { pm, events, pools, local, rt, .. } = unsafe { ManuallyDrop::take(&mut self.engine) };
-            drop((pm, events, pools, local));
+            let Engine { pm, events, pool_events, local, rt, .. } = unsafe { ManuallyDrop::take(&mut self.engine) };
+            drop((pm, events, pool_events, local));
             // A garbage collection may drop us inside another runtime (a handler's code).
             rt.shutdown_background();
         }
@@ -73,10 +74,7 @@ const CATCH_UP_AFTER: Duration = Duration::from_millis(2);
 
 impl Engine {
     fn pool_handle(&self, id: u64) -> PyResult<PoolHandle> {
-        match self.pools.borrow().get(&id) {
-            Some((h, _)) => Ok(h.clone()),
-            None => Err(errors::to_py(titan_pm::Error::Config(format!("no pool with id {id}")))),
-        }
+        self.pm.pool_handle(id).map_err(errors::to_py)
     }
 
     /// Runs `fut` on the engine with the GIL released; Ctrl-C (a pending signal) cancels it.
@@ -137,7 +135,7 @@ impl SyncManager {
     /// calls, two thread hops per call) instead of on the caller's thread.
     #[pyo3(signature = (options, engine_thread=false))]
     fn new(options: &Bound<'_, PyDict>, engine_thread: bool) -> PyResult<Self> {
-        let cfg = config::manager(options)?;
+        let cfg = options::manager(options)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -148,13 +146,13 @@ impl SyncManager {
             false => local.block_on(&rt, async { ProcessManager::new_local(cfg) }),
         };
         let events = RefCell::new(pm.events());
-        let engine = Engine { pm, events, pools: RefCell::default(), local, rt, last_run: Cell::new(Instant::now()) };
+        let engine = Engine { pm, events, pool_events: RefCell::default(), local, rt, last_run: Cell::new(Instant::now()) };
         Ok(SyncManager { owner: std::thread::current().id(), engine: ManuallyDrop::new(engine) })
     }
 
     fn spawn(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
-        let target = config::target(target, in_process)?;
-        let options = config::spawn(options)?;
+        let target = options::target(target, in_process)?;
+        let options = options::spawn(options)?;
         let e = self.engine()?;
         let pm = e.pm.clone();
         let h = e.run(py, async move { pm.spawn(target, options).await })?.map_err(errors::to_py)?;
@@ -172,7 +170,7 @@ impl SyncManager {
         key: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let args = convert::args_to_values(args).map_err(errors::to_py)?;
-        let options = config::call(timeout, key)?;
+        let options = options::call(timeout, key)?;
         let e = self.engine()?;
         let v = e.run(py, e.pm.call_value(process_id, method, args, options))?;
         if v.is_err() {
@@ -186,28 +184,28 @@ impl SyncManager {
         e.run(py, e.pm.kill(process_id))?.map_err(errors::to_py)
     }
 
-    fn list_processes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    fn list_processes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let e = self.engine()?;
         let list = e.run(py, e.pm.list_processes())?;
-        reports::infos(py, &list)
+        reports::to_py(py, &list)
     }
 
-    fn get_process<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyDict>> {
+    fn get_process<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyAny>> {
         let e = self.engine()?;
         let info = e.run(py, e.pm.get_process(process_id))?.map_err(errors::to_py)?;
-        reports::info(py, &info)
+        reports::to_py(py, &info)
     }
 
-    fn get_health<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyDict>> {
+    fn get_health<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyAny>> {
         let e = self.engine()?;
         let h = e.run(py, e.pm.get_health(process_id))?.map_err(errors::to_py)?;
-        reports::health(py, &h)
+        reports::to_py(py, &h)
     }
 
-    fn get_metrics<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyDict>> {
+    fn get_metrics<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyAny>> {
         let e = self.engine()?;
         let m = e.run(py, e.pm.get_metrics(process_id))?.map_err(errors::to_py)?;
-        reports::metrics(py, &m)
+        reports::to_py(py, &m)
     }
 
     fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
@@ -228,7 +226,7 @@ impl SyncManager {
         let mut rx = e.events.borrow_mut();
         loop {
             match rx.try_recv() {
-                Ok(ev) => out.append(reports::event(py, &ev)?)?,
+                Ok(ev) => out.append(reports::to_py(py, &ev)?)?,
                 Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
                 Err(_) => break,
             }
@@ -239,14 +237,14 @@ impl SyncManager {
     // ---- pools ----
 
     fn pool(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
-        let target = config::target(target, in_process)?;
-        let options = config::pool(options)?;
+        let target = options::target(target, in_process)?;
+        let options = options::pool(options)?;
         let e = self.engine()?;
         let pm = e.pm.clone();
         let h = e.run(py, async move { pm.pool(target, options).await })?.map_err(errors::to_py)?;
         let id = h.id();
         let events = h.events();
-        e.pools.borrow_mut().insert(id, (h, events));
+        e.pool_events.borrow_mut().insert(id, events);
         Ok(id)
     }
 
@@ -261,7 +259,7 @@ impl SyncManager {
         key: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let args = convert::args_to_values(args).map_err(errors::to_py)?;
-        let options: CallOptions = config::call(timeout, key)?;
+        let options: CallOptions = options::call(timeout, key)?;
         let e = self.engine()?;
         let h = e.pool_handle(pool_id)?.with_options(options);
         let v = e.run(py, async move { h.call_value(method, args).await })?;
@@ -283,11 +281,11 @@ impl SyncManager {
         e.run(py, async move { h.scale(size).await })?.map_err(errors::to_py)
     }
 
-    fn pool_metrics<'py>(&self, py: Python<'py>, pool_id: u64) -> PyResult<Bound<'py, PyDict>> {
+    fn pool_metrics<'py>(&self, py: Python<'py>, pool_id: u64) -> PyResult<Bound<'py, PyAny>> {
         let e = self.engine()?;
         let h = e.pool_handle(pool_id)?;
         let m = e.run(py, async move { h.metrics().await })?.map_err(errors::to_py)?;
-        reports::pool_metrics(py, &m)
+        reports::to_py(py, &m)
     }
 
     fn pool_drain(&self, py: Python<'_>, pool_id: u64) -> PyResult<()> {
@@ -299,7 +297,9 @@ impl SyncManager {
     fn pool_destroy(&self, py: Python<'_>, pool_id: u64) -> PyResult<()> {
         let e = self.engine()?;
         let h = e.pool_handle(pool_id)?;
-        e.run(py, async move { h.destroy().await })?.map_err(errors::to_py)
+        let result = e.run(py, async move { h.destroy().await })?.map_err(errors::to_py);
+        e.pool_events.borrow_mut().remove(&pool_id);
+        result
     }
 
     /// The pool's events since the last look.
@@ -311,11 +311,11 @@ impl SyncManager {
             }
         })?;
         let out = PyList::empty(py);
-        let mut pools = e.pools.borrow_mut();
-        let Some((_, rx)) = pools.get_mut(&pool_id) else { return Ok(out) };
+        let mut pools = e.pool_events.borrow_mut();
+        let Some(rx) = pools.get_mut(&pool_id) else { return Ok(out) };
         loop {
             match rx.try_recv() {
-                Ok(ev) => out.append(reports::pool_event(py, &ev)?)?,
+                Ok(ev) => out.append(reports::to_py(py, &ev)?)?,
                 Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
                 Err(_) => break,
             }

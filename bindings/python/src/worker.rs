@@ -17,7 +17,8 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use titan_pm::agent::{self, CallContext, Handler};
-use titan_pm::protocol::{Description, ErrorInfo, ErrorInfoKind, HealthCheck, HealthReport, HealthStatus, MethodInfo};
+use titan_pm::options::Dialect;
+use titan_pm::protocol::{Description, ErrorInfo, ErrorInfoKind, HealthReport};
 use titan_pm::transport::Endpoint;
 use titan_pm::Value;
 use tokio::sync::oneshot;
@@ -98,20 +99,8 @@ pub struct PyHandler {
 impl PyHandler {
     pub fn new(py: Python<'_>, runtime: Py<PyAny>) -> PyResult<Self> {
         let d = runtime.call_method0(py, "describe")?;
-        let d = d.bind(py);
-        let mut methods = Vec::new();
-        for m in d.get_item("methods")?.try_iter()? {
-            let (name, timeout_ms): (String, u64) = m?.extract()?;
-            methods.push(MethodInfo { name, timeout_ms });
-        }
-        let description = Description {
-            name: d.get_item("name")?.extract()?,
-            version: d.get_item("version")?.extract()?,
-            methods,
-            pid: std::process::id(),
-            runtime: d.get_item("runtime")?.extract()?,
-            has_health_check: d.get_item("has_health_check")?.extract()?,
-        };
+        let d = convert::to_value(d.bind(py), "description").map_err(errors::to_py)?;
+        let description = Description::from_value(&d, Dialect::Python).map_err(errors::to_py)?;
         let call_entry = runtime.getattr(py, "call")?;
         Ok(PyHandler { runtime, call_entry, description })
     }
@@ -186,7 +175,7 @@ impl Handler for PyHandler {
         let rx = self.enter("health", ErrorInfoKind::Remote, |_| Ok(vec![]));
         Some(Box::pin(async move {
             match rx.await.unwrap_or_else(|_| Err(lost())) {
-                Ok(v) => health_report(&v),
+                Ok(v) => HealthReport::from_value(&v),
                 Err(e) => HealthReport::unhealthy("health_check", format!("{}: {}", e.type_name, e.message)),
             }
         }))
@@ -208,22 +197,6 @@ impl Drop for PyHandler {
             let _ = self.runtime.call_method0(py, intern!(py, "close"));
         });
     }
-}
-
-/// `{"status": ..., "checks": [{"name", "status", "message"}]}` (normalized by the runtime).
-fn health_report(v: &Value) -> HealthReport {
-    let status = |v: Option<&Value>| v.and_then(|s| s.as_str()).and_then(HealthStatus::parse).unwrap_or(HealthStatus::Unhealthy);
-    let mut checks = Vec::new();
-    if let Some(Value::List(items)) = v.get("checks") {
-        for c in items {
-            checks.push(HealthCheck {
-                name: c.get("name").and_then(|n| n.as_str()).unwrap_or("check").to_string(),
-                status: status(c.get("status")),
-                message: c.get("message").and_then(|n| n.as_str()).unwrap_or("").to_string(),
-            });
-        }
-    }
-    HealthReport::new(status(v.get("status")), checks)
 }
 
 /// Serves `runtime` to the host that started this process from the event loop

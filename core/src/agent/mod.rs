@@ -17,6 +17,7 @@
 //! }
 //! ```
 
+pub mod middleware;
 mod rust_worker;
 mod server;
 

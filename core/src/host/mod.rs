@@ -302,8 +302,8 @@ type Job = Box<dyn FnOnce(Rc<Engine>) -> LocalBoxFuture<'static, ()> + Send>;
 struct Shared {
     jobs: mpsc::UnboundedSender<Job>,
     events: broadcast::Sender<Event>,
-    /// The event channel of every live pool, by pool id: what a handle needs besides the id.
-    pools: std::sync::Mutex<std::collections::HashMap<u64, broadcast::Sender<crate::pool::PoolEvent>>>,
+    /// The `Send` side of every live service above the host (a pool's event channel), by id.
+    services: std::sync::Mutex<std::collections::HashMap<u64, Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 /// Spawns, calls, supervises and stops workers. Clone it freely.
@@ -338,7 +338,7 @@ impl ProcessManager {
     fn build(config: ManagerConfig) -> (Self, impl FnOnce() -> LocalBoxFuture<'static, ()> + Send) {
         let (jobs, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
-        let pm = ProcessManager { shared: Arc::new(Shared { jobs, events: events.clone(), pools: Default::default() }) };
+        let pm = ProcessManager { shared: Arc::new(Shared { jobs, events: events.clone(), services: Default::default() }) };
         let run = move || -> LocalBoxFuture<'static, ()> { Box::pin(Engine::run(config, events, rx)) };
         (pm, run)
     }
@@ -387,25 +387,18 @@ impl ProcessManager {
         Ok(ProcessHandle { pm: self.clone(), id, options: CallOptions::default() })
     }
 
-    /// Starts a pool of workers of `target` and waits until all of them are ready.
-    pub async fn pool(&self, target: impl Into<Target>, options: crate::pool::PoolOptions) -> Result<crate::pool::PoolHandle> {
-        let target = target.into();
-        let (events, _) = broadcast::channel(1024);
-        let sender = events.clone();
-        let id = self.exec(move |engine| async move { engine.start_pool(target, options, sender).await }).await?;
-        self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).insert(id, events.clone());
-        Ok(crate::pool::PoolHandle { pm: self.clone(), id, options: CallOptions::default(), events })
+    /// Keeps a service's `Send` side (a pool's event channel) under its id, for handles made later.
+    pub(crate) fn register_service(&self, id: u64, handle: Arc<dyn std::any::Any + Send + Sync>) {
+        self.shared.services.lock().unwrap_or_else(|e| e.into_inner()).insert(id, handle);
     }
 
-    /// A handle to a live pool, by id (the manager owns its pools; bridges keep no registry of their own).
-    pub fn pool_handle(&self, pool_id: u64) -> Result<crate::pool::PoolHandle> {
-        let events = self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).get(&pool_id).cloned();
-        let events = events.ok_or(Error::NotFound { what: "pool", id: pool_id })?;
-        Ok(crate::pool::PoolHandle { pm: self.clone(), id: pool_id, options: CallOptions::default(), events })
+    /// What [`register_service`](Self::register_service) kept under `id`.
+    pub(crate) fn service(&self, id: u64) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        self.shared.services.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
     }
 
-    pub(crate) fn forget_pool(&self, pool_id: u64) {
-        self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).remove(&pool_id);
+    pub(crate) fn forget_service(&self, id: u64) {
+        self.shared.services.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
     }
 
     /// A handle to an existing process.
@@ -455,7 +448,7 @@ impl ProcessManager {
     /// Stops intake, drains in-flight calls, runs shutdown hooks, then SIGTERM and SIGKILL.
     pub async fn shutdown(&self) {
         let _ = self.exec(|engine| async move { engine.shutdown().await; Ok(()) }).await;
-        self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.shared.services.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use titan_pm::agent::{WorkerDef, WorkerError};
-use titan_pm::protocol::{HealthCheck, HealthReport, HealthStatus};
+use titan_pm::protocol::{CheckStatus, HealthCheck, HealthReport, HealthStatus};
 
 fn main() {
     let served = Rc::new(Cell::new(0u64));
@@ -32,7 +32,7 @@ fn main() {
         .health_check(move || {
             let served = served.get();
             async move {
-                let check = HealthCheck { name: "served".into(), status: HealthStatus::Healthy, message: format!("{served} additions") };
+                let check = HealthCheck { name: "served".into(), status: CheckStatus::Pass, message: format!("{served} additions") };
                 HealthReport::new(HealthStatus::Healthy, vec![check])
             }
         })

@@ -1,0 +1,104 @@
+//! Keyword options from Python -> the core's option types. This file only
+//! converts: the dict becomes a `Value` and core's `titan_pm::options` reads it
+//! in the Python dialect (snake_case, seconds), names unknown keys by path and
+//! applies every default. A callable `output` becomes a core output callback.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use titan_pm::agent::Handler;
+use titan_pm::host::OutputStream;
+use titan_pm::options::{self, Dialect};
+use titan_pm::pool::PoolOptions;
+use titan_pm::protocol::ErrorInfoKind;
+use titan_pm::{CallOptions, Error, ManagerConfig, Output, SpawnOptions, Target, Value};
+
+use crate::worker::PyHandler;
+use crate::{convert, errors};
+
+const DIALECT: Dialect = Dialect::Python;
+
+/// Checks manager options without starting anything (a bad one is a `ConfigError`).
+#[pyfunction]
+pub fn check_manager_options(options: &Bound<'_, PyDict>) -> PyResult<()> {
+    manager(options).map(|_| ())
+}
+
+/// Every option path core accepts for `kind` (`manager`, `spawn`, `pool`), in Python's spelling.
+#[pyfunction]
+pub fn option_schema(kind: &str) -> Vec<String> {
+    options::schema(kind, DIALECT)
+}
+
+pub fn manager(options: &Bound<'_, PyDict>) -> PyResult<ManagerConfig> {
+    read(options, options::manager)
+}
+
+pub fn spawn(options: &Bound<'_, PyDict>) -> PyResult<SpawnOptions> {
+    read(options, options::spawn)
+}
+
+pub fn pool(options: &Bound<'_, PyDict>) -> PyResult<PoolOptions> {
+    read(options, options::pool)
+}
+
+pub fn call(timeout: Option<f64>, key: Option<String>) -> PyResult<CallOptions> {
+    let timeout = match timeout {
+        Some(t) => Some(DIALECT.duration(t).filter(|_| t >= 0.0).ok_or_else(|| {
+            errors::to_py(Error::Config(format!("timeout: must be a number of seconds >= 0, not {t}")))
+        })?),
+        None => None,
+    };
+    Ok(CallOptions { timeout, key })
+}
+
+/// The dict as a `Value` (a callable `output` named `callback:0`), read by `parse`.
+fn read<T>(options: &Bound<'_, PyDict>, parse: fn(&Value, Dialect, options::OutputCallbacks<'_>) -> titan_pm::Result<T>) -> PyResult<T> {
+    let mut callback = None;
+    let plain = options.copy()?;
+    if let Some(o) = plain.get_item("output")?.filter(|o| o.is_callable()) {
+        callback = Some(output_callback(o.unbind()));
+        plain.set_item("output", "callback:0")?;
+    }
+    let value = convert::to_value(plain.as_any(), "options").map_err(errors::to_py)?;
+    parse(&value, DIALECT, &|n| if n == 0 { callback.clone() } else { None }).map_err(errors::to_py)
+}
+
+/// Lines go to `callback(stream, name, pid, line)`; an exception in it is printed, not raised.
+fn output_callback(callback: Py<PyAny>) -> Output {
+    Output::Callback(Arc::new(move |stream, name, pid, line| {
+        Python::attach(|py| {
+            let stream = match stream {
+                OutputStream::Stdout => "stdout",
+                OutputStream::Stderr => "stderr",
+            };
+            if let Err(e) = callback.call1(py, (stream, name, pid, line)) {
+                e.print(py);
+            }
+        })
+    }))
+}
+
+/// A target: a file path, or (`in_process`) a Python class or `.py` file served in this process.
+pub fn target(target: &Bound<'_, PyAny>, in_process: bool) -> PyResult<Target> {
+    let bad = |m: &str| errors::to_py(Error::Config(m.into()));
+    if !in_process {
+        let path: std::path::PathBuf = target.extract().map_err(|_| bad("target must be a path"))?;
+        return Ok(Target::Path(path.display().to_string()));
+    }
+    let name = match target.extract::<std::path::PathBuf>() {
+        Ok(p) => p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "worker".into()),
+        Err(_) => target.getattr("__name__").and_then(|n| n.extract::<String>()).unwrap_or_else(|_| "worker".into()),
+    };
+    let target = target.clone().unbind();
+    Ok(Target::handler(&name, move || {
+        Python::attach(|py| {
+            let runtime = py.import("titan_pm._runtime")?.getattr("Runtime")?.call_method1("load", (target.bind(py),))?;
+            PyHandler::new(py, runtime.unbind())
+        })
+        .map(|h| Rc::new(h) as Rc<dyn Handler>)
+        .map_err(|e| Python::attach(|py| errors::to_info(py, e.value(py), ErrorInfoKind::Init)))
+    }))
+}
