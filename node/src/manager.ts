@@ -69,7 +69,7 @@ export class ProcessManager extends EventEmitter {
     const isolation: Isolation = options.isolation ?? this.#config.isolation ?? 'worker';
     const file = this.#target(target, isolation);
     const nativeOptions = { ...options, isolation, output: this.#outputOption(options.output) };
-    if (isolation === 'child' || !JS_FILE.test(this.#fileOf(file))) {
+    if (!this.#inProcess(target, file, isolation)) {
       // The core runs the file (or says why it cannot run it in-process).
       nativeOptions.env = { ...options.env, TITAN_NODE_WORKER: WORKER_ENTRY };
       const id = await this.#native.spawnPath(file, nativeOptions).catch(rethrow);
@@ -94,7 +94,7 @@ export class ProcessManager extends EventEmitter {
     const file = this.#target(target, isolation);
     const nativeOptions = { ...options, isolation, output: this.#outputOption(options.output) };
     let id: number;
-    if (isolation === 'child' || !JS_FILE.test(this.#fileOf(file))) {
+    if (!this.#inProcess(target, file, isolation)) {
       nativeOptions.env = { ...options.env, TITAN_NODE_WORKER: WORKER_ENTRY };
       id = await this.#native.pool(null, file, nativeOptions).catch(rethrow);
     } else {
@@ -150,10 +150,10 @@ export class ProcessManager extends EventEmitter {
     return fromFile;
   }
 
-  /** The file part of a target (`file.js:ClassName` → `file.js`). */
-  #fileOf(target: string): string {
-    const m = /^(.*\.(?:c|m)?js):[A-Za-z_$][\w$]*$/.exec(target);
-    return m ? m[1] : target;
+  /** Whether this manager runs the target's JS runtime (a worker thread or this thread); else the core runs the file. */
+  #inProcess(target: string | WorkerClass<unknown>, file: string, isolation: Isolation): boolean {
+    if (typeof target !== 'string') return true; // #target refused `child` already
+    return isolation !== 'child' && JS_FILE.test(file);
   }
 
   /** A worker thread's heap limit, bytes (`resources.maxMemory`); bad options throw the core's ConfigError here, before a thread starts. */
