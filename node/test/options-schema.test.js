@@ -12,9 +12,11 @@ const native = require('../native/binding.js');
 
 const TYPES = path.join(__dirname, '..', 'src', 'types.ts');
 
+let program;
+
 /** Every property path of the exported interface `name`, nested object types entered. */
 function typedPaths(name) {
-  const program = ts.createProgram([TYPES], { strict: true, target: ts.ScriptTarget.ES2022, types: [] });
+  program ??= ts.createProgram([TYPES], { strict: true, target: ts.ScriptTarget.ES2022, types: [] });
   const checker = program.getTypeChecker();
   const file = program.getSourceFile(TYPES);
   const exports = checker.getExportsOfModule(checker.getSymbolAtLocation(file));

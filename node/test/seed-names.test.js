@@ -46,6 +46,16 @@ for (const mode of MODES) {
   );
 }
 
+test('spawn of a default-exported class from an ES module loads that module in a worker thread', { timeout: 30000 }, () =>
+  withManager({ isolation: 'worker' }, async (pm) => {
+    const { default: EsmCalculator } = await import(require('node:url').pathToFileURL(fixture('esm-calculator.mjs')).href);
+    assert.equal(definitionOf(EsmCalculator).file, fixture('esm-calculator.mjs'));
+    const calc = await pm.spawn(EsmCalculator);
+    assert.equal((await pm.getProcess(calc)).name, 'esm-calculator');
+    assert.equal(await calc.add(2, 3), 5);
+  }),
+);
+
 test('spawn of a class with isolation child is a ConfigError that says to spawn the file', { timeout: 30000 }, () =>
   withManager({ isolation: 'child' }, async (pm) => {
     const { Greeter } = require(fixture('classes.js'));

@@ -4,8 +4,15 @@
 //! `node/` is the public API; this module is its private `binding`.
 //!
 //! Exports, by concept:
-//! - host: `NativeManager` (spawn, call, kill, processes, health, metrics, shutdown, pools);
+//! - host: `NativeManager` (spawn, call, kill, processes, health, metrics, shutdown, pools,
+//!   `heapLimit` for a worker thread);
 //! - options: `optionSchema(kind)`, the option paths the core accepts;
+//!
+//! Files by role (as in the Python bridge): `host` (the manager), `agent` (a JS
+//! worker behind the core's `Handler`), `options` (JS object -> `Value` -> core's
+//! option schema), `reports` (core's report shapes -> JS), `convert` (values),
+//! `errors` (core errors -> JS), `runtime` (the one async helper), and the napi
+//! plumbing `js` and `tsfn`.
 //! - worker runtimes in a host (isolation `worker`/`none`): `newSlot`,
 //!   `attach`, `attachFailed`, `portClosed`, `releaseSlot`;
 //! - a child worker process: `takeEndpoint`, `serveChild`;
