@@ -32,6 +32,7 @@ pub mod pool;
 pub mod protocol;
 pub mod reports;
 pub mod state;
+pub mod telemetry;
 pub mod transport;
 pub mod value;
 

@@ -59,7 +59,7 @@ def test_unknown_spawn_and_pool_keys_name_their_path():
             pm.spawn(CALCULATOR, versoin="1.0.0")
         with pytest.raises(ConfigError, match=r"auto_scale.target_cpus: unknown option"):
             pm.pool(CALCULATOR, size=1, auto_scale={"target_cpus": 50})
-        with pytest.raises(ConfigError, match=r"resources.timeout: must be a duration"):
+        with pytest.raises(ConfigError, match=r"resources.timeout: \"soon\" is not a duration"):
             pm.spawn(CALCULATOR, resources={"timeout": "soon"})
 
 

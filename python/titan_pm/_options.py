@@ -8,12 +8,13 @@ import sys
 from enum import Enum
 from typing import Any, Dict, List, Optional, Tuple, TypedDict, Union
 
+from . import _native
 from ._runtime import split_target
 from .errors import ConfigError
 
 ISOLATIONS = ("child", "worker", "none")
 TRANSPORTS = ("ipc", "unix", "tcp", "http")
-EVENTS = ("spawn", "ready", "crash", "restart", "failed", "exit", "refused", "*")
+EVENTS = tuple(_native.event_names()) + ("*",)  # core's names
 
 
 def manager_options(isolation: str, transport: str, python: Optional[str], extra: Dict[str, Any]) -> Dict[str, Any]:

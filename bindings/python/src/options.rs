@@ -15,7 +15,7 @@ use titan_pm::pool::PoolOptions;
 use titan_pm::protocol::ErrorInfoKind;
 use titan_pm::{CallOptions, Error, ManagerConfig, Output, SpawnOptions, Target, Value};
 
-use crate::worker::PyHandler;
+use crate::agent::PyHandler;
 use crate::{convert, errors};
 
 const DIALECT: Dialect = Dialect::Python;
@@ -24,6 +24,12 @@ const DIALECT: Dialect = Dialect::Python;
 #[pyfunction]
 pub fn check_manager_options(options: &Bound<'_, PyDict>) -> PyResult<()> {
     manager(options).map(|_| ())
+}
+
+/// Every process event name core emits.
+#[pyfunction]
+pub fn event_names() -> Vec<&'static str> {
+    titan_pm::EventKind::NAMES.to_vec()
 }
 
 /// Every option path core accepts for `kind` (`manager`, `spawn`, `pool`), in Python's spelling.

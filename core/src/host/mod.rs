@@ -19,6 +19,7 @@
 
 pub(crate) mod engine;
 mod launch;
+mod limits;
 pub(crate) mod metrics;
 mod output;
 pub(crate) mod process;
@@ -281,6 +282,9 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every process event name, as front ends accept them for listeners.
+    pub const NAMES: &'static [&'static str] = &["spawn", "ready", "crash", "restart", "failed", "exit", "refused", "memory", "unhealthy"];
+
     /// The event's name, as front ends emit it.
     pub fn name(&self) -> &'static str {
         match self {
@@ -336,6 +340,7 @@ impl ProcessManager {
     }
 
     fn build(config: ManagerConfig) -> (Self, impl FnOnce() -> LocalBoxFuture<'static, ()> + Send) {
+        crate::telemetry::init();
         let (jobs, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
         let pm = ProcessManager { shared: Arc::new(Shared { jobs, events: events.clone(), services: Default::default() }) };

@@ -126,6 +126,16 @@ impl Process {
     /// (event `memory`) or when the periodic health probe finds it unhealthy
     /// [`UNHEALTHY_PROBES`] times in a row (event `unhealthy`).
     fn watch(self: &Rc<Self>, instance: Rc<Instance>, engine: &Engine) {
+        if let (Some(cpu), Isolation::Child) = (self.spec.resources.max_cpu, self.spec.isolation) {
+            if let Some(limit) = super::limits::limit_cpu(instance.pid, cpu, &self.name.borrow()) {
+                tracing::debug!(target: "titan_pm", "{} limited to {cpu}% of a core in {}", self.name.borrow(), limit.dir().display());
+                let instance = instance.clone();
+                tokio::task::spawn_local(async move {
+                    instance.exited().await;
+                    drop(limit); // the cgroup goes with the worker
+                });
+            }
+        }
         let max_memory = self.spec.resources.max_memory.filter(|_| self.spec.isolation == Isolation::Child);
         let own = instance.description.health_interval_ms;
         let probe = match (own, &engine.config.monitoring.health_check) {
@@ -288,7 +298,7 @@ impl Process {
             req.get().set_call_id(call_id);
             // An error reply means the connection broke: the instance is ending anyway.
             if tokio::time::timeout(grace, req.send().promise).await.is_err() && !instance.has_exited() {
-                eprintln!("titan-pm: {name} did not stop a timed-out call within {} ms; recycling it", grace.as_millis());
+                tracing::warn!(target: "titan_pm", "{name} did not stop a timed-out call within {} ms; recycling it", grace.as_millis());
                 instance.kill();
             }
         });
@@ -328,7 +338,7 @@ impl Process {
             match self.launch(engine).await {
                 Ok(instance) if self.state() == ProcessState::Restarting => return self.install(instance, engine),
                 Ok(instance) => return instance.kill(),
-                Err(e) => eprintln!("titan-pm: restart of {} failed: {e}", self.name.borrow()),
+                Err(e) => tracing::warn!(target: "titan_pm", "restart of {} failed: {e}", self.name.borrow()),
             }
         }
     }

@@ -422,7 +422,7 @@ impl Pool {
                     Err(e) => {
                         let failures = pool.spawn_failures.get() + 1;
                         pool.spawn_failures.set(failures);
-                        eprintln!("titan-pm: pool {} could not start a worker ({failures} in a row): {e}", pool.id);
+                        tracing::warn!(target: "titan_pm", "pool {} could not start a worker ({failures} in a row): {e}", pool.id);
                         if failures >= MAX_SPAWN_FAILURES {
                             pool.fail(format!("{failures} replacement workers in a row failed to start: {e}"));
                             break;
