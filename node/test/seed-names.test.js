@@ -109,6 +109,7 @@ test("pool breaker state and events use core's spelling (closed, open, half-open
     await pool.crash(1).catch(() => {});
     assert.ok(await eventually(() => events.some(([n]) => n === 'circuitbreaker:open')), JSON.stringify(events));
     assert.equal((await pool.metrics()).breaker, 'open');
+    assert.ok(await eventually(() => events.some(([n]) => n === 'worker:crashed')), JSON.stringify(events));
     const crashed = events.find(([n]) => n === 'worker:crashed');
     assert.equal(typeof crashed?.[1].processId, 'number', JSON.stringify(events));
     assert.equal(events.find(([n]) => n === 'circuitbreaker:open')[1].state, 'open');
