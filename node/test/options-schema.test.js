@@ -53,6 +53,16 @@ for (const [kind, iface] of [['manager', 'ManagerConfig'], ['spawn', 'SpawnOptio
   });
 }
 
+test("EventName in types.ts is exactly core's process event names", () => {
+  program ??= ts.createProgram([TYPES], { strict: true, target: ts.ScriptTarget.ES2022, types: [] });
+  const checker = program.getTypeChecker();
+  const file = program.getSourceFile(TYPES);
+  const symbol = checker.getExportsOfModule(checker.getSymbolAtLocation(file)).find((s) => s.name === 'EventName');
+  const type = checker.getDeclaredTypeOfSymbol(symbol);
+  const typed = (type.isUnion() ? type.types : [type]).map((t) => t.value).sort();
+  assert.deepEqual(typed, [...native.eventNames()].sort());
+});
+
 test('the schema export refuses an unknown kind', () => {
   assert.throws(() => native.optionSchema('pools'), /unknown option kind "pools"/);
 });

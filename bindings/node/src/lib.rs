@@ -6,7 +6,7 @@
 //! Exports, by concept:
 //! - host: `NativeManager` (spawn, call, kill, processes, health, metrics, shutdown, pools,
 //!   `heapLimit` for a worker thread);
-//! - options: `optionSchema(kind)`, the option paths the core accepts;
+//! - options: `optionSchema(kind)`, the option paths the core accepts; `eventNames()`;
 //!
 //! Files by role (as in the Python bridge): `host` (the manager), `agent` (a JS
 //! worker behind the core's `Handler`), `options` (JS object -> `Value` -> core's
@@ -205,6 +205,12 @@ impl NativeManager {
 #[napi(ts_args_type = "kind: 'manager' | 'spawn' | 'pool'")]
 pub fn option_schema(kind: String) -> napi::Result<Vec<String>> {
     options::schema(&kind).ok_or_else(|| napi::Error::from_reason(format!("unknown option kind {kind:?} (expected manager, spawn or pool)")))
+}
+
+/// Every process event name (`spawn`, `crash`, `memory`, ...): what the TS `EventName` type is checked against.
+#[napi]
+pub fn event_names() -> Vec<&'static str> {
+    titan_pm::EventKind::NAMES.to_vec()
 }
 
 /// Cancels the call started with `cancel: token` (its AbortSignal fired).
