@@ -3,6 +3,7 @@
 // (test/options-schema.test.js fails on drift, both ways).
 
 export type Isolation = 'worker' | 'child' | 'none';
+/** `http` is not built yet: it is left out until it exists (core refuses it with a clear error). */
 export type Transport = 'ipc' | 'unix' | 'tcp';
 export type ProcessState = 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed';
 
@@ -167,8 +168,13 @@ export interface ProcessEvent {
   probes?: number;
 }
 
-/** Event names: spawn, ready, crash, restart, failed, exit, refused, memory (above `resources.maxMemory`), unhealthy (periodic health). */
-export type EventName = 'spawn' | 'ready' | 'crash' | 'restart' | 'failed' | 'exit' | 'refused' | 'memory' | 'unhealthy';
+/**
+ * Event names: core's process events (spawn, ready, crash, restart, failed, exit, refused, memory above
+ * `resources.maxMemory`, unhealthy from periodic health); and the Node host's own `output:dropped`
+ * (`{ dropped }`: worker output lines an output callback lost because its bounded queue was full while
+ * this thread was busy).
+ */
+export type EventName = 'spawn' | 'ready' | 'crash' | 'restart' | 'failed' | 'exit' | 'refused' | 'memory' | 'unhealthy' | 'output:dropped';
 
 type AnyFunction = (...args: any[]) => any;
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures::future::{AbortHandle, Abortable};
 
-use titan_pm::host::{HandlerFactory, OutputStream, Resources};
+use titan_pm::host::{HandlerFactory, Resources};
 use titan_pm::pool::PoolEvent;
 use titan_pm::{CallOptions, Error, Event, Output, ProcessManager, SpawnOptions, Target, Value};
 
@@ -41,8 +41,11 @@ pub enum HostMsg {
     Start { slot: u64, target: String, isolation: String, heap_limit: Option<u64> },
     /// Stop the JS runtime of `slot`.
     Stop { slot: u64 },
-    /// A worker's output line for the JS callback numbered `callback`.
-    Output { callback: u64, stream: &'static str, name: String, pid: u32, line: String },
+    /// A worker's output line for the JS callback numbered `callback` (its `ticket` holds
+    /// its place in the bounded queue until delivered).
+    Output { callback: u64, stream: &'static str, name: String, pid: u32, line: String, ticket: crate::output::Ticket },
+    /// Lines for the JS callback numbered `callback` were dropped (the queue was full).
+    OutputDropped { callback: u64, drops: Arc<crate::output::Drops> },
     Pool { pool: u64, event: PoolEvent },
 }
 
@@ -298,13 +301,7 @@ impl Host {
 /// Output lines for `output: 'callback:N'` go to the JS callback the TypeScript layer numbered N.
 fn output_callbacks(tsfn: &Arc<Tsfn<HostMsg>>) -> impl Fn(u64) -> Option<Output> {
     let tsfn = tsfn.clone();
-    move |callback| {
-        let tsfn = tsfn.clone();
-        Some(Output::Callback(Arc::new(move |stream, name, pid, line| {
-            let stream = if stream == OutputStream::Stdout { "stdout" } else { "stderr" };
-            tsfn.send(HostMsg::Output { callback, stream, name: name.into(), pid, line: line.into() });
-        })))
-    }
+    move |callback| Some(crate::output::to_callback(tsfn.clone(), callback))
 }
 
 /// Hands every message of `events` to `send` until it returns false or the channel closes.
@@ -373,9 +370,14 @@ fn notify(env: Env, cb: Js, msg: HostMsg) -> napi::Result<()> {
             vec![s("start")?, n(slot as f64)?, s(&target)?, s(&isolation)?, limit]
         }
         HostMsg::Stop { slot } => vec![s("stop")?, n(slot as f64)?],
-        HostMsg::Output { callback, stream, name, pid, line } => {
+        HostMsg::Output { callback, stream, name, pid, line, ticket } => {
+            drop(ticket);
             vec![s("output")?, n(callback as f64)?, s(stream)?, s(&name)?, n(pid as f64)?, s(&line)?]
         }
+        HostMsg::OutputDropped { callback, drops } => match drops.take() {
+            0 => return Ok(()),
+            dropped => vec![s("outputDropped")?, n(callback as f64)?, n(dropped as f64)?],
+        },
         HostMsg::Pool { pool, event } => vec![s("pool")?, n(pool as f64)?, s(event.name())?, reports::to_js(env, event)?],
     };
     js::call(env, cb, &args).map(|_| ())

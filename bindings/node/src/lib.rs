@@ -11,8 +11,8 @@
 //! Files by role (as in the Python bridge): `host` (the manager), `agent` (a JS
 //! worker behind the core's `Handler`), `options` (JS object -> `Value` -> core's
 //! option schema), `reports` (core's report shapes -> JS), `convert` (values),
-//! `errors` (core errors -> JS), `runtime` (the one async helper), and the napi
-//! plumbing `js` and `tsfn`.
+//! `errors` (core errors -> JS), `output` (the bounded queue of output lines for
+//! JS callbacks), `runtime` (the one async helper), and the napi plumbing `js` and `tsfn`.
 //! - worker runtimes in a host (isolation `worker`/`none`): `newSlot`,
 //!   `attach`, `attachFailed`, `portClosed`, `releaseSlot`;
 //! - a child worker process: `takeEndpoint`, `serveChild`;
@@ -24,6 +24,7 @@ mod errors;
 mod host;
 mod js;
 mod options;
+mod output;
 mod reports;
 mod runtime;
 mod tsfn;

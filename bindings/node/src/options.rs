@@ -14,7 +14,7 @@ use crate::js::{Env, Js};
 
 /// The JS object as a `Value`; a value that cannot be converted is a `SerializationError` naming where.
 fn value(env: Env, root: &str, v: Js) -> Result<Value, Js> {
-    convert::from_js(env, v).map_err(|u| errors::unsupported(env, root, &u))
+    convert::options_from_js(env, v).map_err(|u| errors::unsupported(env, root, &u))
 }
 
 pub fn manager(env: Env, v: Js, callbacks: OutputCallbacks<'_>) -> Result<ManagerConfig, Js> {

@@ -51,5 +51,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(options::event_names, m)?)?;
     // values
     m.add_function(wrap_pyfunction!(convert::roundtrip, m)?)?;
+    m.add("MAX_DEPTH", titan_pm::value::MAX_DEPTH)?;
     Ok(())
 }
