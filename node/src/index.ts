@@ -1,8 +1,9 @@
 // titan-pm for Node: decorate a worker class, spawn it from a ProcessManager,
 // call it through a typed proxy. See the README's TypeScript quick start.
 export { ProcessManager, createProcessManager } from './manager';
+export type { WorkerClass } from './manager';
 export { Process, Public, Method, HealthCheck, OnShutdown, definitionOf } from './decorators';
-export type { ProcessOptions, ProcessDefinition, MethodMarker, ClassMarker } from './decorators';
+export type { ProcessOptions, ProcessDefinition, HealthCheckOptions, MethodMarker, ClassMarker } from './decorators';
 export {
   TitanError,
   RemoteError,
@@ -19,4 +20,5 @@ export {
   ValidationError,
 } from './errors';
 export { RateLimit, Cache, Validate, Trace, Metric, CircuitBreaker, Idempotent, SelfHeal, policiesOf } from './policies';
+export { PoolStrategy } from './types';
 export type * from './types';

@@ -8,7 +8,8 @@ import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 
 import { native } from './binding';
-import { rethrow, signalName, spawnError } from './errors';
+import { definitionOf, ProcessDefinition } from './decorators';
+import { ConfigError, rethrow, signalName, spawnError } from './errors';
 import { makePoolProxy, makeProxy, PoolState } from './proxy';
 import type {
   HealthReport,
@@ -30,6 +31,8 @@ const WORKER_ENTRY = path.join(__dirname, 'worker', 'main.js');
 const JS_FILE = /\.(c|m)?[jt]s$/;
 
 type NativeManager = InstanceType<typeof native.NativeManager>;
+/** A @Process class, spawned by reference. */
+export type WorkerClass<T> = new (...args: any[]) => T;
 type ProcessRef = number | { readonly __processId: number };
 
 const idOf = (p: ProcessRef) => (typeof p === 'number' ? p : p.__processId);
@@ -42,58 +45,124 @@ export class ProcessManager extends EventEmitter {
   readonly #pools = new Map<number, PoolState>();
   /** Output callbacks by the number the native side knows them by. */
   readonly #outputs = new Map<number, OutputCallback>();
+  /** @Process classes spawned with isolation `none`, by their target string. */
+  readonly #classes = new Map<string, WorkerClass<unknown>>();
+  readonly #classKeys = new WeakMap<WorkerClass<unknown>, string>();
 
   constructor(config: ManagerConfig = {}) {
     super();
     this.#config = { ...config };
     const output = this.#outputOption(config.output);
-    this.#native = new native.NativeManager({ ...config, output }, (kind: string, ...args: any[]) => this.#onMessage(kind, args));
+    try {
+      this.#native = new native.NativeManager({ ...config, output }, (kind: string, ...args: any[]) => this.#onMessage(kind, args));
+    } catch (e) {
+      rethrow(e);
+    }
   }
 
-  /** Spawns `target` (a compiled .js/.mjs/.cjs worker, a .py worker or an executable) and waits until it is ready. */
-  async spawn<T = any>(target: string, options: SpawnOptions = {}): Promise<ProcessProxy<T>> {
+  /**
+   * Spawns `target` and waits until it is ready: a compiled .js/.mjs/.cjs worker, a .py worker or an
+   * executable, or a @Process class (isolation `none` runs it on this thread; `worker` loads its module
+   * file in a worker thread). Options go to the core as given: an unknown one is a ConfigError naming it.
+   */
+  async spawn<T = any>(target: string | WorkerClass<T>, options: SpawnOptions = {}): Promise<ProcessProxy<T>> {
     const isolation: Isolation = options.isolation ?? this.#config.isolation ?? 'worker';
+    const file = this.#target(target, isolation);
     const nativeOptions = { ...options, isolation, output: this.#outputOption(options.output) };
-    if (isolation === 'child' || !JS_FILE.test(target)) {
+    if (!this.#inProcess(target, file, isolation)) {
       // The core runs the file (or says why it cannot run it in-process).
       nativeOptions.env = { ...options.env, TITAN_NODE_WORKER: WORKER_ENTRY };
-      const id = await this.#native.spawnPath(target, nativeOptions).catch(rethrow);
+      const id = await this.#native.spawnPath(file, nativeOptions).catch(rethrow);
       return makeProxy<T>(this.#native, id);
     }
+    const heapLimit = this.#heapLimit('spawn', nativeOptions);
     const slot = native.newSlot();
     try {
-      await this.#startRuntime(slot, target, isolation, options.output);
-      const id = await this.#native.spawnSlot(slot, target, isolation, nativeOptions).catch(rethrow);
+      await this.#startRuntime(slot, file, isolation, options.output, heapLimit);
+      const id = await this.#native.spawnSlot(slot, file, nativeOptions).catch(rethrow);
       return makeProxy<T>(this.#native, id);
     } catch (e) {
       native.releaseSlot(slot);
       this.#stopRuntime(slot);
-      throw e instanceof LoadError ? spawnError(target, e.message) : e;
+      throw e instanceof LoadError ? spawnError(file, e.message) : e;
     }
   }
 
-  /** Starts a pool of workers of `target` (the core balances, queues, replaces and scales them). */
-  async pool<T = any>(target: string, options: PoolOptions = {}): Promise<PoolProxy<T>> {
+  /** Starts a pool of workers of `target` (a file or a @Process class, as for `spawn`); the core balances, queues, replaces and scales them. */
+  async pool<T = any>(target: string | WorkerClass<T>, options: PoolOptions = {}): Promise<PoolProxy<T>> {
     const isolation: Isolation = options.isolation ?? this.#config.isolation ?? 'worker';
+    const file = this.#target(target, isolation);
     const nativeOptions = { ...options, isolation, output: this.#outputOption(options.output) };
     let id: number;
-    if (isolation === 'child' || !JS_FILE.test(target)) {
+    if (!this.#inProcess(target, file, isolation)) {
       nativeOptions.env = { ...options.env, TITAN_NODE_WORKER: WORKER_ENTRY };
-      id = await this.#native.pool(null, target, nativeOptions).catch(rethrow);
+      id = await this.#native.pool(null, file, nativeOptions).catch(rethrow);
     } else {
+      const heapLimit = this.#heapLimit('pool', nativeOptions);
       const slot = native.newSlot();
       try {
-        await this.#startRuntime(slot, target, isolation, options.output);
-        id = await this.#native.pool(slot, target, nativeOptions).catch(rethrow);
+        await this.#startRuntime(slot, file, isolation, options.output, heapLimit);
+        id = await this.#native.pool(slot, file, nativeOptions).catch(rethrow);
       } catch (e) {
         native.releaseSlot(slot);
         this.#stopRuntime(slot);
-        throw e instanceof LoadError ? spawnError(target, e.message) : e;
+        throw e instanceof LoadError ? spawnError(file, e.message) : e;
       }
     }
     const state: PoolState = { size: (await this.#native.poolSize(id).catch(rethrow)) as number, events: new EventEmitter() };
     this.#pools.set(id, state);
     return makePoolProxy<T>(this.#native, id, state);
+  }
+
+  /**
+   * The target string for a file or a @Process class: a class is `file:ClassName` (its module file, recorded
+   * by @Process), or for isolation `none` a name this manager maps back to the class.
+   */
+  #target(target: string | WorkerClass<unknown>, isolation: Isolation): string {
+    if (typeof target === 'string') return target;
+    const def = definitionOf(target);
+    if (!def) {
+      const what = typeof target === 'function' ? `class ${target.name || '(anonymous)'}` : typeof target;
+      throw new ConfigError(`spawn needs a file path or a @Process class, not ${what}`);
+    }
+    const fromFile = def.file && JS_FILE.test(def.file) ? `${def.file}:${target.name}` : undefined;
+    if (isolation === 'none') {
+      const cls = target as WorkerClass<unknown>;
+      let key = this.#classKeys.get(cls);
+      if (key === undefined) {
+        key = fromFile ?? `<class ${target.name}#${this.#classes.size + 1}>`;
+        this.#classKeys.set(cls, key);
+        this.#classes.set(key, cls);
+      }
+      return key;
+    }
+    if (isolation === 'child') {
+      const file = def.file ?? `the file that declares ${target.name}`;
+      throw new ConfigError(
+        `isolation 'child' runs a file, not a class: spawn the file (pm.spawn(${JSON.stringify(file)}, { isolation: 'child' })) with ${target.name} as its default export`,
+      );
+    }
+    if (!fromFile) {
+      throw new ConfigError(
+        `isolation 'worker' needs the module file of class ${target.name}, which @Process could not tell: spawn the file instead, or use isolation 'none'`,
+      );
+    }
+    return fromFile;
+  }
+
+  /** Whether this manager runs the target's JS runtime (a worker thread or this thread); else the core runs the file. */
+  #inProcess(target: string | WorkerClass<unknown>, file: string, isolation: Isolation): boolean {
+    if (typeof target !== 'string') return true; // #target refused `child` already
+    return isolation !== 'child' && JS_FILE.test(file);
+  }
+
+  /** A worker thread's heap limit, bytes (`resources.maxMemory`); bad options throw the core's ConfigError here, before a thread starts. */
+  #heapLimit(kind: 'spawn' | 'pool', options: object): number | null {
+    try {
+      return this.#native.heapLimit(kind, options);
+    } catch (e) {
+      return rethrow(e);
+    }
   }
 
   /** The worker's own health check, answered out of band. */
@@ -131,7 +200,7 @@ export class ProcessManager extends EventEmitter {
         this.emit(args[0], args[1]);
         break;
       case 'start': // the core restarts an in-process worker
-        this.#startRuntime(args[0], args[1], args[2], undefined).catch((e) => native.attachFailed(args[0], String(e?.message ?? e)));
+        this.#startRuntime(args[0], args[1], args[2], undefined, args[3]).catch((e) => native.attachFailed(args[0], String(e?.message ?? e)));
         break;
       case 'stop':
         this.#stopRuntime(args[0]);
@@ -155,16 +224,18 @@ export class ProcessManager extends EventEmitter {
   }
 
   /** Starts the JS runtime for `slot` and resolves with its description once it is attached. */
-  async #startRuntime(slot: number, target: string, isolation: string, output: OutputOption | undefined): Promise<Description> {
+  async #startRuntime(slot: number, target: string, isolation: string, output: OutputOption | undefined, heapLimit: number | null): Promise<Description> {
     if (isolation === 'none') {
-      const runtime = await Runtime.load(target);
+      const cls = this.#classes.get(target);
+      const runtime = cls ? Runtime.of(cls as new () => any, definitionOf(cls) as ProcessDefinition) : await Runtime.load(target);
       native.attach(slot, runtime.description(), runtime.dispatch, true);
       this.#runtimes.set(slot, null);
       return runtime.description();
     }
     const mode = output ?? this.#config.output ?? 'prefix';
     const piped = mode !== 'inherit';
-    const worker = new Worker(WORKER_ENTRY, { workerData: { titanSlot: slot, target }, stdout: piped, stderr: piped });
+    const resourceLimits = heapLimit ? { maxOldGenerationSizeMb: Math.max(1, Math.ceil(heapLimit / 2 ** 20)) } : undefined;
+    const worker = new Worker(WORKER_ENTRY, { workerData: { titanSlot: slot, target }, stdout: piped, stderr: piped, resourceLimits });
     this.#runtimes.set(slot, worker);
     const name = { current: path.basename(target).replace(/\.[^.]*$/, '') };
     if (piped) {

@@ -1,4 +1,6 @@
-// The public option and result types of the host API. Durations are in ms.
+// The public option and result types of the host API (durations in ms), and
+// the PoolStrategy names. Every option here is one the core's schema accepts
+// (test/options-schema.test.js fails on drift, both ways).
 
 export type Isolation = 'worker' | 'child' | 'none';
 /** `http` is not built yet: it is left out until it exists (core refuses it with a clear error). */
@@ -10,35 +12,53 @@ export type OutputCallback = (stream: 'stdout' | 'stderr', name: string, pid: nu
 /** Worker output: `prefix` (default: `[name:pid] line` on the host's stdout/stderr), `inherit`, `ignore`, or a callback (per manager or per spawn). */
 export type OutputOption = 'prefix' | 'inherit' | 'ignore' | OutputCallback;
 
+/** A duration in ms, or a string such as `'30s'`, `'250ms'`, `'5m'`. */
+export type Duration = number | string;
+
+/** The wait before each restart: `linear` waits `initial × n` before the n-th, `exponential` `initial × multiplier^(n-1)`; both capped at `max`. */
+export interface Backoff {
+  /** Default `exponential`. */
+  type?: 'linear' | 'exponential';
+  /** ms (default 100). */
+  initial?: Duration;
+  /** ms (default 30 000). */
+  max?: Duration;
+  /** The exponential factor (default 2). */
+  multiplier?: number;
+}
+
 export interface RestartPolicy {
+  /** `false` turns restarts off. */
   enabled?: boolean;
   /** Restarts allowed within `window` (default 3). */
   maxRestarts?: number;
   /** ms (default 60 000). */
-  window?: number;
-  /** ms before the first restart (default 100), multiplied by `multiplier` (2) each time, up to `maxBackoff` (30 000). */
-  initialBackoff?: number;
+  window?: Duration;
+  /** The seed's backoff object, or a bare duration: the initial wait. */
+  backoff?: Backoff | Duration;
+  /** Alias of `backoff.initial`. */
+  initialBackoff?: Duration;
+  /** Alias of `backoff.max`. */
+  maxBackoff?: Duration;
+  /** Alias of `backoff.multiplier`. */
   multiplier?: number;
-  maxBackoff?: number;
-  /** The seed's spelling: `linear` waits `initial × n` before the n-th restart, `exponential` `initial × 2^(n-1)`; both capped at `max` (ms, or a number: `initial`). */
-  backoff?: number | { type?: 'linear' | 'exponential'; initial?: number | string; max?: number | string; multiplier?: number };
 }
 
-/** The seed's `resources` section. */
 export interface Resources {
-  /** Bytes or a string such as `'512MB'`: a child worker above it is restarted. */
+  /** Bytes, or a size such as `'512MB'`/`'1GB'`: a child worker above it is restarted (event `memory`); a worker thread gets it as its heap limit. */
   maxMemory?: number | string;
-  /** Percent of one core. */
+  /** Percent of one core; enforced where the OS allows it (see the README). */
   maxCpu?: number;
-  /** Every call's deadline, ms (an alias of the flat `timeout`). */
-  timeout?: number | string;
+  /** Every call's default deadline, ms (default 30 000); the flat `timeout` is an alias. */
+  timeout?: Duration;
 }
 
-/** The seed's `monitoring` section. */
 export interface Monitoring {
-  /** Periodic health checks (`true`: the defaults). */
-  healthCheck?: boolean | { interval?: number | string; timeout?: number | string };
+  /** Periodic health probes: `true` (every 30 s) or `{ interval, timeout }` in ms; 3 unhealthy answers in a row restart the worker (event `unhealthy`). */
+  healthCheck?: boolean | { enabled?: boolean; interval?: Duration; timeout?: Duration };
+  /** Default true. */
   metrics?: boolean;
+  /** Default false. */
   tracing?: boolean;
 }
 
@@ -47,20 +67,20 @@ export interface ManagerConfig {
   isolation?: Isolation;
   /** Default `ipc`. */
   transport?: Transport;
-  /** Every call's default deadline, ms (default 30 000). */
-  timeout?: number;
-  /** How long a worker has to start and run `init`, ms (default 10 000). */
-  spawnTimeout?: number;
-  /** A health probe slower than this reports unhealthy, ms (default 5 000). */
-  healthTimeout?: number;
-  /** Each step of `shutdown` (drain, hooks, SIGTERM) waits at most this long, ms (default 5 000). */
-  shutdownTimeout?: number;
-  /** How long a timed-out call's worker has to confirm the cancel before it is recycled, ms (default 2 000). */
-  cancelGrace?: number;
-  /** `false` disables restarts. */
-  restartPolicy?: RestartPolicy | boolean;
+  /** Alias of `resources.timeout`. */
+  timeout?: Duration;
   resources?: Resources;
   monitoring?: Monitoring;
+  /** How long a worker has to start and run `init`, ms (default 10 000). */
+  spawnTimeout?: Duration;
+  /** Alias of `monitoring.healthCheck.timeout`: a health probe slower than this reports unhealthy, ms (default 5 000). */
+  healthTimeout?: Duration;
+  /** Each step of `shutdown` (drain, hooks, SIGTERM) waits at most this long, ms (default 5 000). */
+  shutdownTimeout?: Duration;
+  /** How long a timed-out call's worker has to confirm the cancel before it is recycled, ms (default 2 000). */
+  cancelGrace?: Duration;
+  /** `false` disables restarts. */
+  restartPolicy?: RestartPolicy | boolean;
   output?: OutputOption;
   /** The interpreter for `.py` targets (default `python3`). */
   python?: string;
@@ -69,7 +89,7 @@ export interface ManagerConfig {
   /** The address the `tcp` transport listens on (default 127.0.0.1). */
   tcpHost?: string;
   /** How long the core's engine thread keeps polling after a job, ms (default 0.2): CPU spent to save a thread wake-up per call; 0 turns it off. */
-  spin?: number;
+  spin?: Duration;
 }
 
 export interface SpawnOptions {
@@ -80,8 +100,11 @@ export interface SpawnOptions {
   env?: Record<string, string>;
   args?: string[];
   name?: string;
-  /** This process's default call deadline, ms. */
-  timeout?: number;
+  /** The version the worker's `@Process` must declare; a mismatch is a SpawnError. */
+  version?: string;
+  /** This process's default call deadline, ms (alias of `resources.timeout`). */
+  timeout?: Duration;
+  resources?: Resources;
   restartPolicy?: RestartPolicy | boolean;
   output?: OutputOption;
   /** Processes the worker may call, name -> process id (handed over as capabilities). */
@@ -109,8 +132,10 @@ export interface ProcessInfo {
 }
 
 export interface HealthReport {
+  /** The worker's own, else derived from the checks: any `fail` → unhealthy, any `warn` → degraded. */
   status: 'healthy' | 'degraded' | 'unhealthy';
-  checks: { name: string; status: 'healthy' | 'degraded' | 'unhealthy'; message: string }[];
+  /** The checks as the worker returned them. */
+  checks: { name: string; status: 'pass' | 'warn' | 'fail'; message: string }[];
   /** ms since the epoch. */
   timestamp: number;
 }
@@ -129,6 +154,7 @@ export interface ProcessMetrics {
 
 /** The payload of `pm.on(event, ...)`. */
 export interface ProcessEvent {
+  type: EventName;
   processId: number;
   pid?: number;
   exitCode?: number | null;
@@ -137,14 +163,20 @@ export interface ProcessEvent {
   attempt?: number;
   /** ms before the restart. */
   delay?: number;
+  /** `memory`: the worker's RSS and the limit it passed, bytes. */
+  rss?: number;
+  limit?: number;
+  /** `unhealthy`: how many probes in a row found it unhealthy. */
+  probes?: number;
 }
 
 /**
- * Event names: spawn, ready, crash, restart, failed, exit, refused; and
- * `output:dropped` (`{ dropped }`: worker output lines an output callback lost
- * because its bounded queue was full while this thread was busy).
+ * Event names: core's process events (spawn, ready, crash, restart, failed, exit, refused, memory above
+ * `resources.maxMemory`, unhealthy from periodic health); and the Node host's own `output:dropped`
+ * (`{ dropped }`: worker output lines an output callback lost because its bounded queue was full while
+ * this thread was busy).
  */
-export type EventName = 'spawn' | 'ready' | 'crash' | 'restart' | 'failed' | 'exit' | 'refused' | 'output:dropped';
+export type EventName = 'spawn' | 'ready' | 'crash' | 'restart' | 'failed' | 'exit' | 'refused' | 'memory' | 'unhealthy' | 'output:dropped';
 
 type AnyFunction = (...args: any[]) => any;
 
@@ -158,19 +190,22 @@ export type CallerArgs<A extends any[]> = A extends [...infer Head, AbortSignal]
 /** A worker method as the host calls it: same arguments, a Promise of the result. */
 export type Remote<F> = F extends (...args: infer A) => infer R ? (...args: CallerArgs<A>) => Promise<Awaited<R>> : never;
 
-export type PoolStrategy =
-  | 'round-robin'
-  | 'random'
-  | 'least-loaded'
-  | 'least-connections'
-  | 'weighted-round-robin'
-  | 'least-response-time'
-  | 'latency'
-  | 'ip-hash'
-  | 'consistent-hash'
-  | 'weighted'
-  | 'adaptive'
-  | 'power-of-two';
+/** A pool's balancing strategy: the kebab-case strings, or the same values named (`PoolStrategy.LEAST_LOADED === 'least-loaded'`). */
+export const PoolStrategy = Object.freeze({
+  ROUND_ROBIN: 'round-robin',
+  RANDOM: 'random',
+  LEAST_LOADED: 'least-loaded',
+  LEAST_CONNECTIONS: 'least-connections',
+  WEIGHTED_ROUND_ROBIN: 'weighted-round-robin',
+  LEAST_RESPONSE_TIME: 'least-response-time',
+  LATENCY: 'latency',
+  IP_HASH: 'ip-hash',
+  CONSISTENT_HASH: 'consistent-hash',
+  WEIGHTED: 'weighted',
+  ADAPTIVE: 'adaptive',
+  POWER_OF_TWO: 'power-of-two',
+} as const);
+export type PoolStrategy = (typeof PoolStrategy)[keyof typeof PoolStrategy];
 
 /** `pm.pool(target, options)`: the spawn options of each worker, and the pool's own (durations in ms). */
 export interface PoolOptions extends SpawnOptions {
@@ -188,10 +223,32 @@ export interface PoolOptions extends SpawnOptions {
   retries?: number;
   /** Per-worker weights for the weighted strategies. */
   weights?: number[];
-  autoScale?: boolean | { enabled?: boolean; min?: number; max?: number; targetCPU?: number; targetMemory?: number; scaleUpThreshold?: number; scaleDownThreshold?: number; cooldownPeriod?: number; interval?: number };
-  circuitBreaker?: boolean | { enabled?: boolean; threshold?: number; timeout?: number; halfOpenRequests?: number };
-  health?: boolean | { interval?: number; unhealthyThreshold?: number };
-  recycle?: { maxRequests?: number; maxLifetime?: number; maxMemory?: number };
+  autoScale?: boolean | AutoScale;
+  circuitBreaker?: boolean | { enabled?: boolean; threshold?: number; timeout?: Duration; halfOpenRequests?: number };
+  health?: boolean | { enabled?: boolean; interval?: Duration; unhealthyThreshold?: number };
+  recycle?: boolean | { enabled?: boolean; maxRequests?: number; maxLifetime?: Duration; maxMemory?: number | string };
+}
+
+export interface AutoScale {
+  enabled?: boolean;
+  /** Default 1. */
+  min?: number;
+  /** Default the CPU count. */
+  max?: number;
+  /** Percent of one core per worker. */
+  targetCPU?: number;
+  /** Alias of `targetCPU`. */
+  targetCpu?: number;
+  /** Percent of the machine's memory. */
+  targetMemory?: number;
+  scaleUpThreshold?: number;
+  scaleDownThreshold?: number;
+  /** ms between two scalings. */
+  cooldownPeriod?: Duration;
+  /** Alias of `cooldownPeriod`. */
+  cooldown?: Duration;
+  /** ms between two looks at the load. */
+  interval?: Duration;
 }
 
 export interface PoolMetrics {
@@ -204,11 +261,12 @@ export interface PoolMetrics {
   errorRate: number;
   latency: { p50: number; p95: number; p99: number };
   state: string;
-  breaker: 'open' | 'halfopen' | 'close' | null;
+  /** The circuit breaker's state, or null without one. */
+  breaker: 'closed' | 'open' | 'half-open' | null;
   workers: { processId: number; pid: number; inFlight: number; requests: number; errors: number; latency: { p50: number; p95: number; p99: number }; cpu: number; memory: number }[];
 }
 
-/** Pool event names: pool:initialized, pool:scaled, pool:drained, pool:destroyed, pool:failed, worker:spawned, worker:crashed, worker:replaced, worker:unhealthy, circuitbreaker:open|halfopen|close. */
+/** Pool event names: pool:initialized, pool:scaled, pool:drained, pool:destroyed, pool:failed, worker:spawned, worker:crashed, worker:replaced, worker:unhealthy, circuitbreaker:open|halfopen|close (their `state`: open, half-open, closed). Worker events carry `processId`. */
 export type PoolEventName = string;
 
 type Methods<T> = {

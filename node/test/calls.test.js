@@ -29,7 +29,7 @@ for (const isolation of ISOLATIONS) {
       await calc.increment();
       const health = await pm.getHealth(calc.__processId);
       assert.equal(health.status, 'degraded');
-      assert.deepEqual(health.checks, [{ name: 'calc', status: 'degraded', message: 'count 1' }]);
+      assert.deepEqual(health.checks, [{ name: 'calc', status: 'warn', message: 'count 1' }]);
       assert.ok(health.timestamp > Date.now() - 60000);
       const metrics = await pm.getMetrics(calc);
       assert.equal(metrics.requests, 1);

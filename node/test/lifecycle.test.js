@@ -77,7 +77,9 @@ for (const isolation of ISOLATIONS) {
       await pm.kill(calc);
       const err = await calc.add(1, 1).then(() => null, (e) => e);
       assert.ok(err instanceof ProcessFailedError, String(err));
-      assert.equal((await pm.getProcess(calc)).state, 'stopped');
+      assert.equal(err.state, 'stopped');
+      // A killed process leaves the list (after its exit event).
+      assert.ok(await eventually(async () => (await pm.listProcesses()).every((p) => p.processId !== calc.__processId)));
     }),
   );
 

@@ -29,7 +29,7 @@ for (const isolation of ISOLATIONS) {
       await pool.scale(3);
       assert.equal(pool.size, 3);
       assert.ok(await eventually(() => scaled.length === 1));
-      assert.deepEqual(scaled, [{ from: 2, to: 3 }]);
+      assert.deepEqual(scaled, [{ type: 'pool:scaled', from: 2, to: 3 }]);
 
       const destroyed = new Promise((resolve) => pool.once('pool:destroyed', resolve));
       await pool.destroy();
@@ -73,6 +73,6 @@ test('pool options take the documented names; an unknown one is an error', { tim
     await pool.destroy();
     await assert.rejects(
       pm.pool(fixture('calculator.js'), { size: 1, autoScale: { targetCpuu: 90 } }),
-      (e) => e instanceof ConfigError && /unknown autoScale option "targetCpuu"/.test(e.message),
+      (e) => e instanceof ConfigError && /autoScale\.targetCpuu: unknown option/.test(e.message),
     );
   }));

@@ -15,7 +15,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use titan_pm::agent::{CallContext, Handler};
-use titan_pm::protocol::{Description, ErrorInfo, ErrorInfoKind, HealthCheck, HealthReport, HealthStatus, MethodInfo};
+use titan_pm::options::Dialect;
+use titan_pm::protocol::{Description, ErrorInfo, ErrorInfoKind, HealthReport};
 use titan_pm::Value;
 use tokio::sync::{oneshot, watch};
 
@@ -259,7 +260,7 @@ impl Handler for JsHandler {
         let reply = self.request(HEALTH, None, Payload::None);
         Some(Box::pin(async move {
             match reply.await {
-                Ok(v) => health_report(&v),
+                Ok(v) => HealthReport::from_value(&v),
                 Err(e) => HealthReport::unhealthy("health_check", format!("{}: {}", e.type_name, e.message)),
             }
         }))
@@ -283,47 +284,15 @@ impl Handler for JsHandler {
     }
 }
 
-/// A health check's answer: `{status, checks: [{name, status, message}]}`, or a bare status.
-fn health_report(v: &Value) -> HealthReport {
-    let status = |v: Option<&Value>| match v {
-        Some(Value::Bool(true)) => Some(HealthStatus::Healthy),
-        Some(Value::Bool(false)) => Some(HealthStatus::Unhealthy),
-        Some(Value::Text(s)) => HealthStatus::parse(s),
-        _ => None,
-    };
-    let bad = || HealthReport::unhealthy("health_check", "the health check returned no valid status");
-    let Some(overall) = status(v.get("status")).or_else(|| status(Some(v))) else { return bad() };
-    let mut checks = Vec::new();
-    if let Some(Value::List(items)) = v.get("checks") {
-        for c in items {
-            checks.push(HealthCheck {
-                name: c.get("name").and_then(|n| n.as_str()).unwrap_or("check").to_string(),
-                status: status(c.get("status")).unwrap_or(HealthStatus::Unhealthy),
-                message: c.get("message").and_then(|n| n.as_str()).unwrap_or("").to_string(),
-            });
-        }
-    }
-    HealthReport::new(overall, checks)
-}
-
-/// A description from the JS runtime: `{name, version, methods, hasHealthCheck}`.
+/// A description from the JS runtime (`{name, version, methods, hasHealthCheck, healthInterval}`),
+/// read by the core's one parser.
 pub fn description_from_js(env: Env, d: Js) -> napi::Result<Description> {
     let v = convert::from_js(env, d).map_err(|u| napi::Error::from_reason(u.message))?;
-    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
-    let methods = match v.get("methods") {
-        Some(Value::List(names)) => {
-            names.iter().filter_map(|n| n.as_str()).map(MethodInfo::new).collect()
-        }
-        _ => Vec::new(),
-    };
-    Ok(Description {
-        name: text("name"),
-        version: text("version"),
-        methods,
-        pid: std::process::id(),
-        runtime: "node".into(),
-        has_health_check: matches!(v.get("hasHealthCheck"), Some(Value::Bool(true))),
-    })
+    let mut d = Description::from_value(&v, Dialect::Js).map_err(|e| napi::Error::from_reason(e.to_string()))?;
+    if d.runtime.is_empty() {
+        d.runtime = "node".into();
+    }
+    Ok(d)
 }
 
 /// An error the JS runtime reports: `{kind, type, message, stack, code, available}`.

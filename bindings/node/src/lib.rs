@@ -4,7 +4,15 @@
 //! `node/` is the public API; this module is its private `binding`.
 //!
 //! Exports, by concept:
-//! - host: `NativeManager` (spawn, call, kill, processes, health, metrics, shutdown, pools);
+//! - host: `NativeManager` (spawn, call, kill, processes, health, metrics, shutdown, pools,
+//!   `heapLimit` for a worker thread);
+//! - options: `optionSchema(kind)`, the option paths the core accepts; `eventNames()`;
+//!
+//! Files by role (as in the Python bridge): `host` (the manager), `agent` (a JS
+//! worker behind the core's `Handler`), `options` (JS object -> `Value` -> core's
+//! option schema), `reports` (core's report shapes -> JS), `convert` (values),
+//! `errors` (core errors -> JS), `output` (the bounded queue of output lines for
+//! JS callbacks), `runtime` (the one async helper), and the napi plumbing `js` and `tsfn`.
 //! - worker runtimes in a host (isolation `worker`/`none`): `newSlot`,
 //!   `attach`, `attachFailed`, `portClosed`, `releaseSlot`;
 //! - a child worker process: `takeEndpoint`, `serveChild`;
@@ -15,8 +23,9 @@ mod convert;
 mod errors;
 mod host;
 mod js;
+mod options;
 mod output;
-mod pool;
+mod reports;
 mod runtime;
 mod tsfn;
 
@@ -84,8 +93,8 @@ impl NativeManager {
     }
 
     #[napi(ts_return_type = "Promise<number>")]
-    pub fn spawn_slot(&self, env: Env, slot: f64, target: String, isolation: String, options: Raw) -> napi::Result<Raw> {
-        self.host.spawn_slot(env.raw(), slot as u64, target, isolation, options.0).map(Raw)
+    pub fn spawn_slot(&self, env: Env, slot: f64, target: String, options: Raw) -> napi::Result<Raw> {
+        self.host.spawn_slot(env.raw(), slot as u64, target, options.0).map(Raw)
     }
 
     /// `cancel`: a number naming the call for `cancelCall`.
@@ -131,37 +140,32 @@ impl NativeManager {
 
     #[napi(ts_return_type = "Promise<number>")]
     pub fn pool_size(&self, env: Env, pool: f64) -> napi::Result<Raw> {
-        let future = async move { pool::get(pool as u64)?.size().await.map(|n| n as u64) };
-        self.host.promise(env.raw(), future, host::id_to_js).map(Raw)
+        self.host.pool_size(env.raw(), pool as u64).map(Raw)
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn pool_scale(&self, env: Env, pool: f64, size: f64) -> napi::Result<Raw> {
-        let future = async move { pool::get(pool as u64)?.scale(size.max(0.0) as usize).await };
-        self.host.promise(env.raw(), future, host::unit_to_js).map(Raw)
+        self.host.pool_scale(env.raw(), pool as u64, size.max(0.0) as usize).map(Raw)
     }
 
     #[napi(ts_return_type = "Promise<object>")]
     pub fn pool_metrics(&self, env: Env, pool: f64) -> napi::Result<Raw> {
-        let future = async move { pool::get(pool as u64)?.metrics().await.map(pool::metrics_value) };
-        self.host.promise(env.raw(), future, |env, v| convert::to_js(env, &v)).map(Raw)
+        self.host.pool_metrics(env.raw(), pool as u64).map(Raw)
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn pool_drain(&self, env: Env, pool: f64) -> napi::Result<Raw> {
-        let future = async move { pool::get(pool as u64)?.drain().await };
-        self.host.promise(env.raw(), future, host::unit_to_js).map(Raw)
+        self.host.pool_drain(env.raw(), pool as u64).map(Raw)
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn pool_destroy(&self, env: Env, pool: f64) -> napi::Result<Raw> {
-        self.host.promise(env.raw(), pool::destroy(pool as u64), host::unit_to_js).map(Raw)
+        self.host.pool_destroy(env.raw(), pool as u64).map(Raw)
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn kill(&self, env: Env, id: f64) -> napi::Result<Raw> {
-        let pm = self.host.pm.clone();
-        self.host.promise(env.raw(), async move { pm.kill(id as u64).await }, host::unit_to_js).map(Raw)
+        self.host.kill(env.raw(), id as u64).map(Raw)
     }
 
     #[napi(ts_return_type = "Promise<object[]>")]
@@ -176,21 +180,38 @@ impl NativeManager {
 
     #[napi(ts_return_type = "Promise<object>")]
     pub fn get_health(&self, env: Env, id: f64) -> napi::Result<Raw> {
-        let pm = self.host.pm.clone();
-        self.host.promise(env.raw(), async move { pm.get_health(id as u64).await }, host::health_to_js).map(Raw)
+        self.host.health(env.raw(), id as u64).map(Raw)
     }
 
     #[napi(ts_return_type = "Promise<object>")]
     pub fn get_metrics(&self, env: Env, id: f64) -> napi::Result<Raw> {
-        let pm = self.host.pm.clone();
-        self.host.promise(env.raw(), async move { pm.get_metrics(id as u64).await }, host::metrics_to_js).map(Raw)
+        self.host.metrics(env.raw(), id as u64).map(Raw)
+    }
+
+    /// The heap limit in bytes for a JS worker thread started with these `spawn` or `pool`
+    /// options (`resources.maxMemory`, else the manager's); throws the core's ConfigError for bad options.
+    #[napi(ts_args_type = "kind: 'spawn' | 'pool', options: object", ts_return_type = "number | null")]
+    pub fn heap_limit(&self, env: Env, kind: String, options: Raw) -> napi::Result<Option<f64>> {
+        self.host.heap_limit(env.raw(), &kind, options.0).map(|b| b.map(|b| b as f64)).map_err(|e| throw(&env, e))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn shutdown(&self, env: Env) -> napi::Result<Raw> {
-        let pm = self.host.pm.clone();
-        self.host.promise(env.raw(), async move { pm.shutdown().await; Ok(()) }, host::unit_to_js).map(Raw)
+        self.host.shutdown(env.raw()).map(Raw)
     }
+}
+
+/// Every option path of `kind` (`manager`, `spawn` or `pool`) the core accepts, as
+/// TypeScript spells it (`autoScale.targetCPU`): what the TS types are checked against.
+#[napi(ts_args_type = "kind: 'manager' | 'spawn' | 'pool'")]
+pub fn option_schema(kind: String) -> napi::Result<Vec<String>> {
+    options::schema(&kind).ok_or_else(|| napi::Error::from_reason(format!("unknown option kind {kind:?} (expected manager, spawn or pool)")))
+}
+
+/// Every process event name (`spawn`, `crash`, `memory`, ...): what the TS `EventName` type is checked against.
+#[napi]
+pub fn event_names() -> Vec<&'static str> {
+    titan_pm::EventKind::NAMES.to_vec()
 }
 
 /// Cancels the call started with `cancel: token` (its AbortSignal fired).

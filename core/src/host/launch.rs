@@ -306,8 +306,8 @@ async fn start(spec: &LaunchSpec<'_>, registry: &Rc<Registry>, secret: &str) -> 
                 spec.isolation.as_str()
             ),
         )),
-        (Isolation::Worker, Target::Handler { factory, .. }) => start_thread(factory.clone(), registry, secret, endpoint),
-        (Isolation::None, Target::Handler { factory, .. }) => start_in_engine(factory, registry, secret),
+        (Isolation::Worker, Target::Handler { factory, own_thread: false, .. }) => start_thread(factory.clone(), registry, secret, endpoint),
+        (Isolation::Worker | Isolation::None, Target::Handler { factory, .. }) => start_in_engine(factory, registry, secret),
     }
 }
 

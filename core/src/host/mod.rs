@@ -92,13 +92,16 @@ pub type HandlerFactory = Arc<dyn Fn() -> std::result::Result<Rc<dyn Handler>, E
 pub enum Target {
     /// A file: `*.py` runs under Python, `*.js/*.mjs/*.cjs` under Node, anything else as an executable.
     Path(String),
-    /// An in-process handler (isolation `worker` or `none`).
-    Handler { name: String, factory: HandlerFactory },
+    /// An in-process handler (isolation `worker` or `none`). With `own_thread`, the
+    /// handler forwards to a runtime that already has a thread of its own (a Node
+    /// worker thread): isolation `worker` then serves it on the engine like `none`,
+    /// and the process still reports isolation `worker`.
+    Handler { name: String, factory: HandlerFactory, own_thread: bool },
 }
 
 impl Target {
     pub fn handler(name: &str, factory: impl Fn() -> std::result::Result<Rc<dyn Handler>, ErrorInfo> + Send + Sync + 'static) -> Self {
-        Target::Handler { name: name.to_string(), factory: Arc::new(factory) }
+        Target::Handler { name: name.to_string(), factory: Arc::new(factory), own_thread: false }
     }
     pub(crate) fn describe(&self) -> String {
         match self {

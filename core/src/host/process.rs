@@ -262,6 +262,14 @@ impl Process {
     /// A call without the host-side policies (a pool applies its own around it); self-healing
     /// still watches its errors.
     pub(crate) async fn call_direct(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, trace: &TraceContext) -> Result<Value> {
+        // Refused here, before anything is built or counted: capnp cannot hold it (and would panic).
+        value::check_list(args, "args")?;
+        if method.len() > MAX_METHOD_NAME {
+            return Err(Error::Serialization {
+                path: "method".into(),
+                message: format!("a method name of {} bytes is over the limit of {MAX_METHOD_NAME}", method.len()),
+            });
+        }
         let timeout = options.timeout.or_else(|| self.method_timeout(method)).unwrap_or(self.spec.timeout);
         let deadline = Instant::now() + timeout;
         let instance = self.instance_for_call(deadline, method, timeout).await?;
@@ -379,14 +387,6 @@ impl Process {
         timeout: Duration,
         trace: &TraceContext,
     ) -> Result<Value> {
-        // Refused here, before anything is built: capnp cannot hold it (and would panic).
-        value::check_list(args, "args")?;
-        if method.len() > MAX_METHOD_NAME {
-            return Err(Error::Serialization {
-                path: "method".into(),
-                message: format!("a method name of {} bytes is over the limit of {MAX_METHOD_NAME}", method.len()),
-            });
-        }
         let call_id = instance.next_call_id();
         let mut req = instance.worker.call_request();
         {

@@ -14,12 +14,15 @@ import { CALL, CANCEL, EXIT, HEALTH, INIT, SHUTDOWN, native } from '../binding';
 import { definitionOf, ProcessDefinition } from '../decorators';
 import { policiesOf } from '../policies';
 
+/** What the core's `Description::from_value` reads (`healthInterval` in ms). */
 export interface Description {
   name: string;
   version: string;
   /** A name, or with its policies (../policies.ts) `{ name, policies }`. */
   methods: (string | { name: string; policies: Record<string, unknown> })[];
+  runtime: 'node';
   hasHealthCheck: boolean;
+  healthInterval?: number;
 }
 
 /** Why a worker file cannot be served; the message is what users see. */
@@ -43,8 +46,31 @@ async function importFile(file: string): Promise<any> {
   return import(pathToFileURL(file).href);
 }
 
-/** Loads `target` and returns its @Process class. */
-export async function loadClass(target: string): Promise<{ cls: new () => any; def: ProcessDefinition }> {
+/** `file.js:ClassName` names one exported @Process class of a file (as `pm.spawn(SomeClass)` does). */
+function splitTarget(target: string): [string, string | undefined] {
+  const i = target.lastIndexOf(':');
+  if (i > 0 && !existsSync(target) && /^[A-Za-z_$][\w$]*$/.test(target.slice(i + 1))) return [target.slice(0, i), target.slice(i + 1)];
+  return [target, undefined];
+}
+
+/** The @Process class named `name` among a module's exports (default and named). */
+function findExport(mod: any, name: string): unknown {
+  const seen = new Set<unknown>();
+  const look = (ns: any): unknown => {
+    if (!ns || (typeof ns !== 'object' && typeof ns !== 'function') || seen.has(ns)) return undefined;
+    seen.add(ns);
+    for (const key of Object.keys(ns)) {
+      const v = ns[key];
+      if (typeof v === 'function' && v.name === name && definitionOf(v)) return v;
+    }
+    return typeof ns === 'function' && ns.name === name && definitionOf(ns) ? ns : undefined;
+  };
+  return look(mod) ?? look(mod.default) ?? look(mod.default?.default);
+}
+
+/** Loads `target` (a file, or `file:ClassName`) and returns its @Process class. */
+export async function loadClass(spec: string): Promise<{ cls: new () => any; def: ProcessDefinition }> {
+  const [target, className] = splitTarget(spec);
   const file = path.resolve(target);
   const base = path.basename(file);
   const ext = path.extname(file);
@@ -60,6 +86,11 @@ export async function loadClass(target: string): Promise<{ cls: new () => any; d
   } catch (e: any) {
     const where = e instanceof SyntaxError && typeof e.stack === 'string' ? `\n${e.stack}` : '';
     throw new LoadError(`cannot load ${base}: ${e?.name ?? 'Error'}: ${e?.message ?? e}${where}`);
+  }
+  if (className !== undefined) {
+    const cls = findExport(mod, className);
+    if (!cls) throw new LoadError(`${base} does not export a @Process class named ${className} (export it from its module)`);
+    return { cls: cls as new () => any, def: definitionOf(cls) as ProcessDefinition };
   }
   let cls = mod.default;
   // CommonJS `exports.default = X` arrives as `{ default: X }`.
@@ -112,6 +143,11 @@ export class Runtime {
 
   static async load(target: string): Promise<Runtime> {
     const { cls, def } = await loadClass(target);
+    return Runtime.of(cls, def);
+  }
+
+  /** An instance of a @Process class, served on this thread. */
+  static of(cls: new () => any, def: ProcessDefinition): Runtime {
     let instance;
     try {
       instance = new cls();
@@ -122,12 +158,12 @@ export class Runtime {
   }
 
   description(): Description {
-    const { name, version, methods, healthCheck } = this.def;
+    const { name, version, methods, healthCheck, healthInterval } = this.def;
     const described = methods.map((m) => {
       const policies = policiesOf(this.instance[m]);
       return policies ? { name: m, policies } : m;
     });
-    return { name, version, methods: described, hasHealthCheck: healthCheck !== undefined };
+    return { name, version, methods: described, runtime: 'node', hasHealthCheck: healthCheck !== undefined, healthInterval };
   }
 
   readonly dispatch = (kind: number, token: number, method: string | null, payload: any): void => {

@@ -1,7 +1,8 @@
 // Compiled with `tsc --noEmit` by types.test.js: the proxy's types are right,
 // and the @ts-expect-error lines must each be an error.
-import { CallTimeoutError, ProcessManager, ProcessProxy, RemoteError, TitanError, createProcessManager } from 'titan-pm';
+import { CallTimeoutError, PoolStrategy, ProcessManager, ProcessProxy, RemoteError, TitanError, createProcessManager } from 'titan-pm';
 import type Calculator from '../fixtures/calculator';
+import { Greeter } from '../fixtures/classes';
 
 export async function check(pm: ProcessManager): Promise<void> {
   const calc = await pm.spawn<Calculator>('calculator.js', { isolation: 'child', dependencies: { config: {} } });
@@ -21,7 +22,26 @@ export async function check(pm: ProcessManager): Promise<void> {
   await pool.scale(8);
   pool.on('pool:scaled', (e) => void e);
   const keyed: Promise<number> = pool.withOptions({ key: 'user-1' }).increment();
+  // The seed's names: a class spawned by reference is typed by it; PoolStrategy names the strings.
+  const greeter = await pm.spawn(Greeter, { isolation: 'none', version: '1.0.0' });
+  const greeting: string = await greeter.greet('ada');
+  const strategy: PoolStrategy = PoolStrategy.POWER_OF_TWO;
+  const greeters = await pm.pool(Greeter, { size: 2, strategy, autoScale: { targetMemory: 80, min: 1, max: 3 } });
+  const breaker: 'closed' | 'open' | 'half-open' | null = (await greeters.metrics()).breaker;
+  const seed = createProcessManager({
+    restartPolicy: { enabled: true, maxRestarts: 3, window: 60000, backoff: { type: 'linear', initial: 100, max: 30000 } },
+    resources: { maxMemory: '512MB', maxCpu: 50, timeout: 30000 },
+    monitoring: { healthCheck: { interval: 5000, timeout: 2000 }, metrics: true, tracing: true },
+  });
   void [sum, later, done, quick, state, p50, error, timeout, createProcessManager({ isolation: 'worker' }), pooled, size, keyed];
+  void [greeting, breaker, seed];
+
+  // @ts-expect-error: greet takes a string
+  await greeter.greet(1);
+  // @ts-expect-error: not a backoff type
+  createProcessManager({ restartPolicy: { backoff: { type: 'cubic' } } });
+  // @ts-expect-error: http is not a transport (yet)
+  createProcessManager({ transport: 'http' });
 
   // @ts-expect-error: not a known strategy
   await pm.pool('x.js', { strategy: 'fastest' });

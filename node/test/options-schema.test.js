@@ -1,0 +1,68 @@
+// The TypeScript option types agree with the core's one option schema: every
+// option path of ManagerConfig, SpawnOptions and PoolOptions in src/types.ts
+// (nested objects included, read with the TypeScript compiler API) is one the
+// core accepts, and every path the core accepts is typed. Fails on drift either way.
+'use strict';
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const ts = require('typescript');
+
+const native = require('../native/binding.js');
+
+const TYPES = path.join(__dirname, '..', 'src', 'types.ts');
+
+let program;
+
+/** Every property path of the exported interface `name`, nested object types entered. */
+function typedPaths(name) {
+  program ??= ts.createProgram([TYPES], { strict: true, target: ts.ScriptTarget.ES2022, types: [] });
+  const checker = program.getTypeChecker();
+  const file = program.getSourceFile(TYPES);
+  const exports = checker.getExportsOfModule(checker.getSymbolAtLocation(file));
+  const symbol = exports.find((s) => s.name === name);
+  assert.ok(symbol, `types.ts exports no ${name}`);
+  const paths = new Set();
+  const walk = (type, prefix, depth) => {
+    assert.ok(depth < 8, `${prefix}: nesting too deep`);
+    for (const prop of checker.getPropertiesOfType(type)) {
+      const p = prefix ? `${prefix}.${prop.name}` : prop.name;
+      paths.add(p);
+      const t = checker.getNonNullableType(checker.getTypeOfSymbolAtLocation(prop, file));
+      for (const part of t.isUnion() ? t.types : [t]) {
+        const isObject = (part.flags & ts.TypeFlags.Object) !== 0;
+        if (!isObject || checker.isArrayType(part) || part.getCallSignatures().length > 0) continue;
+        if (checker.getIndexInfosOfType(part).length > 0) continue; // a record (env, dependencies): free keys
+        walk(part, p, depth + 1);
+      }
+    }
+  };
+  walk(checker.getDeclaredTypeOfSymbol(symbol), '', 0);
+  return [...paths].sort();
+}
+
+for (const [kind, iface] of [['manager', 'ManagerConfig'], ['spawn', 'SpawnOptions'], ['pool', 'PoolOptions']]) {
+  test(`${iface} in types.ts has exactly the option paths the core accepts (${kind})`, () => {
+    const core = native.optionSchema(kind);
+    const typed = typedPaths(iface);
+    assert.ok(core.length > 10 && typed.length > 10, 'both sides list their options');
+    const untyped = core.filter((p) => !typed.includes(p));
+    const unknown = typed.filter((p) => !core.includes(p));
+    assert.deepEqual(untyped, [], `the core accepts options ${iface} does not type`);
+    assert.deepEqual(unknown, [], `${iface} types options the core refuses`);
+  });
+}
+
+test("EventName in types.ts is exactly core's process event names (and the host's output:dropped)", () => {
+  program ??= ts.createProgram([TYPES], { strict: true, target: ts.ScriptTarget.ES2022, types: [] });
+  const checker = program.getTypeChecker();
+  const file = program.getSourceFile(TYPES);
+  const symbol = checker.getExportsOfModule(checker.getSymbolAtLocation(file)).find((s) => s.name === 'EventName');
+  const type = checker.getDeclaredTypeOfSymbol(symbol);
+  const typed = (type.isUnion() ? type.types : [type]).map((t) => t.value).filter((n) => n !== 'output:dropped').sort();
+  assert.deepEqual(typed, [...native.eventNames()].sort());
+});
+
+test('the schema export refuses an unknown kind', () => {
+  assert.throws(() => native.optionSchema('pools'), /unknown option kind "pools"/);
+});
