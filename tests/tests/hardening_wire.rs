@@ -143,7 +143,8 @@ async fn a_flood_of_silent_connections_is_capped_and_timed_out() {
     // (other tests of this file run meanwhile, hence the margin; without the cap it would be FLOOD).
     let host_side = during.saturating_sub(base + FLOOD);
     eprintln!("flood of {FLOOD}: host-side descriptors {host_side} (cap {MAX_PREAUTH_CONNECTIONS}); slowest call {slowest:?}");
-    assert!(host_side <= MAX_PREAUTH_CONNECTIONS + 60, "{host_side} host-side descriptors");
+    // (Generous: the tests of this file share the process; without the cap it would be FLOOD.)
+    assert!(host_side <= MAX_PREAUTH_CONNECTIONS + 150, "{host_side} host-side descriptors");
     assert!(slowest < Duration::from_millis(500), "a call took {slowest:?} during the flood");
     // A real worker still registers during the flood (the oldest silent ones make room).
     let tcp = pm.spawn(WORKER, SpawnOptions { transport: Some(Transport::Tcp), ..Default::default() }).await.unwrap();
