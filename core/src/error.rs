@@ -93,6 +93,20 @@ pub enum Error {
     /// The manager was shut down.
     #[error("the process manager is shut down")]
     ManagerShutDown,
+
+    /// A workflow stage failed after its retries: the run's other stages were
+    /// cancelled and the compensations ran. `cause` is the stage's own error
+    /// (its `kind()` says timeout, remote error or crash); `compensations` says
+    /// how each compensation ended. The run is finished: running it again with
+    /// the same run id returns this error without running anything.
+    #[error("workflow {workflow} failed at stage {stage:?} (run {run_id}): {cause}{}", describe_compensations(compensations))]
+    Workflow {
+        workflow: String,
+        run_id: String,
+        stage: String,
+        cause: Box<Error>,
+        compensations: Vec<crate::workflow::CompensationOutcome>,
+    },
 }
 
 impl Error {
@@ -110,6 +124,7 @@ impl Error {
             Error::ProcessCrashed { .. } => ErrorKind::Disconnected,
             Error::MethodNotFound { .. } => ErrorKind::Unimplemented,
             Error::ProcessFailed { .. } | Error::ManagerShutDown => ErrorKind::ShutDown,
+            Error::Workflow { .. } => ErrorKind::Failed,
         }
     }
 
@@ -128,6 +143,7 @@ impl Error {
             Error::Config(_) | Error::NotFound { .. } | Error::Io { .. } | Error::Refused(_) => "ConfigError",
             Error::Cancelled => "CancelledError",
             Error::ManagerShutDown => "ProcessFailedError",
+            Error::Workflow { .. } => "WorkflowError",
         }
     }
 
@@ -149,6 +165,14 @@ pub fn describe_exit(exit_code: Option<i32>, signal: Option<i32>) -> String {
         (Some(c), None) => format!("exit code {c}"),
         (None, None) => "exit status unknown".to_string(),
     }
+}
+
+fn describe_compensations(c: &[crate::workflow::CompensationOutcome]) -> String {
+    if c.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = c.iter().map(|o| format!("{} {}", o.method, if o.error.is_none() { "ok" } else { "failed" })).collect();
+    format!("; compensations: {}", each.join(", "))
 }
 
 fn tail_suffix(tail: &str) -> String {

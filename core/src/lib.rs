@@ -6,6 +6,8 @@
 //!   [`agent::WorkerDef`], or a Python or JS object through a binding).
 //! - [`pool`]: pools of workers with balancing, queueing, scaling and a breaker.
 //! - [`value`], [`protocol`], [`transport`]: what crosses the wire and how.
+//! - [`workflow`]: DAG workflows with retries, saga compensation and a journal
+//!   that lets a run outlive its host.
 //! - [`error`]: the one error type, with the brief's error kinds.
 //!
 //! The wire protocol is `schema/titan.capnp`; `generated` is compiled from it.
@@ -22,6 +24,7 @@ pub mod reports;
 pub mod state;
 pub mod transport;
 pub mod value;
+pub mod workflow;
 
 pub use error::{Error, ErrorKind, Result};
 pub use generated::titan_capnp;
@@ -34,3 +37,4 @@ pub use protocol::{HealthReport, HealthStatus};
 pub use state::ProcessState;
 pub use transport::Transport;
 pub use value::Value;
+pub use workflow::{StageContext, StageOptions, WorkflowHandle, WorkflowOptions};

@@ -154,6 +154,8 @@ pub struct ManagerConfig {
     /// How long the engine thread keeps polling after a job before it sleeps:
     /// spends CPU to save a thread wake-up per call. `ZERO` turns it off.
     pub spin: Duration,
+    /// Where workflow runs are journaled (`workflows`).
+    pub workflows: crate::workflow::WorkflowsConfig,
 }
 
 impl Default for ManagerConfig {
@@ -174,6 +176,7 @@ impl Default for ManagerConfig {
             node: "node".into(),
             tcp_host: "127.0.0.1".into(),
             spin: Duration::from_micros(200),
+            workflows: crate::workflow::WorkflowsConfig::default(),
         }
     }
 }
@@ -296,17 +299,19 @@ impl EventKind {
 
 type Job = Box<dyn FnOnce(Rc<Engine>) -> LocalBoxFuture<'static, ()> + Send>;
 
-struct Shared {
+pub(crate) struct Shared {
     jobs: mpsc::UnboundedSender<Job>,
     events: broadcast::Sender<Event>,
     /// The event channel of every live pool, by pool id: what a handle needs besides the id.
     pools: std::sync::Mutex<std::collections::HashMap<u64, broadcast::Sender<crate::pool::PoolEvent>>>,
+    /// The workflow journal, opened on first use from `workflows`.
+    pub(crate) journal: crate::workflow::JournalSlot,
 }
 
 /// Spawns, calls, supervises and stops workers. Clone it freely.
 #[derive(Clone)]
 pub struct ProcessManager {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl ProcessManager {
@@ -335,7 +340,8 @@ impl ProcessManager {
     fn build(config: ManagerConfig) -> (Self, impl FnOnce() -> LocalBoxFuture<'static, ()> + Send) {
         let (jobs, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
-        let pm = ProcessManager { shared: Arc::new(Shared { jobs, events: events.clone(), pools: Default::default() }) };
+        let journal = crate::workflow::JournalSlot::new(config.workflows.clone());
+        let pm = ProcessManager { shared: Arc::new(Shared { jobs, events: events.clone(), pools: Default::default(), journal }) };
         let run = move || -> LocalBoxFuture<'static, ()> { Box::pin(Engine::run(config, events, rx)) };
         (pm, run)
     }
@@ -490,5 +496,16 @@ impl ProcessHandle {
 
     pub async fn info(&self) -> Result<ProcessInfo> {
         self.pm.get_process(self.id).await
+    }
+
+    /// What the worker said about itself when it started (name, version, methods, workflow).
+    pub async fn describe(&self) -> Result<crate::protocol::Description> {
+        let id = self.id;
+        self.pm
+            .exec(move |engine| async move {
+                let p = engine.process(id)?;
+                p.description().ok_or(Error::ProcessFailed { process_id: id, state: p.state() })
+            })
+            .await
     }
 }

@@ -177,6 +177,11 @@ impl Process {
         });
     }
 
+    /// What the current instance said about itself (`None` while there is none).
+    pub(crate) fn description(&self) -> Option<crate::protocol::Description> {
+        self.instance.borrow().as_ref().map(|i| i.description.clone())
+    }
+
     pub(crate) fn state_receiver(&self) -> watch::Receiver<ProcessState> {
         self.state.subscribe()
     }

@@ -351,6 +351,11 @@ impl Pool {
 
     // ---- size ----
 
+    /// A serving member's description (every member runs the same target).
+    pub(crate) fn description(&self) -> Option<crate::protocol::Description> {
+        self.members.borrow().iter().filter(|m| !m.retiring.get()).find_map(|m| m.process.description())
+    }
+
     pub(crate) fn size(&self) -> usize {
         self.members.borrow().iter().filter(|m| !m.retiring.get()).count()
     }
