@@ -37,5 +37,11 @@ if [ -d python ]; then
     export TITAN_TEST_PYTHON="$venv/bin/python"
 fi
 
+step "rust host -> node worker (child process)"
+status=0
+TITAN_TEST_NODE_WORKER="$PWD/node/test/build/standard/calculator.js" \
+    cargo test --quiet -p titan-pm-tests --test node_worker -- --ignored || status=1
+
 step "node --test"
-cd node && exec node --test --test-reporter=tap --test-concurrency=1 test/*.test.js
+cd node && node --test --test-reporter=tap --test-concurrency=1 test/*.test.js || status=1
+exit $status

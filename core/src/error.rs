@@ -105,7 +105,7 @@ pub enum Error {
         run_id: String,
         stage: String,
         cause: Box<Error>,
-        compensations: Vec<crate::workflow::CompensationOutcome>,
+        compensations: Vec<CompensationOutcome>,
     },
 }
 
@@ -156,6 +156,17 @@ impl Error {
     }
 }
 
+/// How one compensation of a failed workflow run ended (part of [`Error::Workflow`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompensationOutcome {
+    /// The stage it undid.
+    pub stage: String,
+    pub method: String,
+    pub attempts: u32,
+    /// `None`: it succeeded; else the last attempt's error (`Class: message`).
+    pub error: Option<String>,
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// "exit code 3", "signal 9", "exit status unknown".
@@ -167,7 +178,7 @@ pub fn describe_exit(exit_code: Option<i32>, signal: Option<i32>) -> String {
     }
 }
 
-fn describe_compensations(c: &[crate::workflow::CompensationOutcome]) -> String {
+fn describe_compensations(c: &[CompensationOutcome]) -> String {
     if c.is_empty() {
         return String::new();
     }

@@ -1,18 +1,28 @@
 //! titan-pm: a process manager and worker orchestration layer over Cap'n Proto RPC.
 //!
-//! - [`host`]: the manager side ([`ProcessManager`]): spawn, call, restart,
-//!   health, metrics, shutdown.
-//! - [`agent`]: the worker side: serves a [`agent::Handler`] (a Rust
-//!   [`agent::WorkerDef`], or a Python or JS object through a binding).
-//! - [`pool`]: pools of workers with balancing, queueing, scaling and a breaker.
-//! - [`value`], [`protocol`], [`transport`]: what crosses the wire and how.
-//! - [`workflow`]: DAG workflows with retries, saga compensation and a journal
-//!   that lets a run outlive its host.
-//! - [`error`]: the one error type, with the brief's error kinds.
+//! Where each concern lives (lower layers never import higher ones; a test in
+//! `tests/tests/core_layering.rs` fails on an import circle):
+//!
+//! | layer | modules |
+//! |---|---|
+//! | leaves | [`error`] (the one error type, its kinds), [`state`] (lifecycle states), [`value`] (the dynamic value and its codec), [`dialect`] (camelCase+ms or snake_case+seconds; reading named fields) |
+//! | policies | [`policy`]: pure decisions, one file per family (backoff, restart, circuit breaker) |
+//! | wire | [`protocol`] (errors as data, descriptions, health reports), [`transport`], `generated` (from `schema/titan.capnp`) |
+//! | worker side | [`agent`]: serves a [`agent::Handler`] (a Rust [`agent::WorkerDef`], or a Python or JS object through a bridge) |
+//! | host side | [`host`]: the [`ProcessManager`] engine — spawn, call, restart, health, metrics, shutdown |
+//! | above the host | [`pool`]: pools of workers with balancing, queueing, scaling, a breaker; [`workflow`]: DAG workflows with retries, saga compensation and a journal that lets a run outlive its host |
+//! | front-end seams | [`options`] (every option, read once from a `Value` in the caller's dialect), [`reports`] (every report as one `Value` shape) |
+//!
+//! To add an option: one getter call in its object's reader in `options/mod.rs`
+//! and a field in the type it fills; the bridges need nothing. A balancing
+//! strategy: a variant in `pool/strategy.rs`. A transport: a file in
+//! `transport/`. A policy: a file in `policy/` (and, for a method policy, a
+//! layer in `agent/middleware/`). A report field: one `put` in `reports.rs`.
 //!
 //! The wire protocol is `schema/titan.capnp`; `generated` is compiled from it.
 
 pub mod agent;
+pub mod dialect;
 pub mod error;
 pub mod generated;
 pub mod host;
@@ -22,6 +32,7 @@ pub mod pool;
 pub mod protocol;
 pub mod reports;
 pub mod state;
+pub mod telemetry;
 pub mod transport;
 pub mod value;
 pub mod workflow;

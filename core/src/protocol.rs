@@ -11,7 +11,7 @@
 use crate::error::{Error, Result};
 use crate::titan_capnp::{description, error_info, health_report, workflow_info};
 use crate::value::text;
-use crate::options::{Dialect, Section};
+use crate::dialect::{Dialect, Section};
 use crate::value::Value;
 
 /// What went wrong in a worker, as it crosses the wire.
@@ -162,6 +162,37 @@ impl Default for StageInfo {
     fn default() -> Self {
         StageInfo { name: String::new(), depends_on: Vec::new(), timeout_ms: 0, retries: 0, parallel: true, method: String::new() }
     }
+}
+
+/// A stage's own options (the Rust builder's; the decorators' `timeout`, `retries`, `parallel`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageOptions {
+    /// Per attempt; the attempt is cancelled in the worker when it passes.
+    pub timeout: Option<std::time::Duration>,
+    /// Attempts after the first (with the workflow's backoff and jitter between them).
+    pub retries: u32,
+    /// `false`: the stage never runs alongside another one.
+    pub parallel: bool,
+}
+
+impl Default for StageOptions {
+    fn default() -> Self {
+        StageOptions { timeout: None, retries: 0, parallel: true }
+    }
+}
+
+/// What a stage or compensation learns about its run (the second argument of a
+/// stage, the third of a compensation).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageContext {
+    pub run_id: String,
+    pub stage: String,
+    /// 1 for the first attempt; a stage run again after its host died gets the next number.
+    pub attempt: u32,
+    /// `runId/stage` (`runId/stage/compensate` for a compensation): the same on every
+    /// attempt and after a resume, for the stage's side effects to be done once.
+    pub idempotency_key: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -15,7 +15,7 @@
 //! ```
 
 use crate::host::{Event, EventKind, Latency, ProcessInfo, ProcessMetrics};
-use crate::options::Dialect;
+use crate::dialect::Dialect;
 use crate::pool::{PoolEvent, PoolMetrics, PoolWorkerMetrics};
 use crate::protocol::HealthReport;
 use crate::value::Value;

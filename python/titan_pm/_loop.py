@@ -30,7 +30,10 @@ class _Delivery:
                 continue
             stream = streams.get(token)
             if stream is not None:
-                stream(value)
+                if value is None:  # the stream ended (its pool or manager is gone)
+                    del streams[token]
+                else:
+                    stream(value)
 
 
 class LoopDriver(_Delivery, selectors.BaseSelector):

@@ -76,3 +76,7 @@ def roundtrip(value: Any) -> Any:
 def option_schema(kind: str) -> List[str]:
     """Every option path core accepts for `kind` ("manager", "spawn", "pool"), snake_case."""
     ...
+
+def event_names() -> List[str]:
+    """Every process event name core emits."""
+    ...

@@ -6,14 +6,15 @@ from __future__ import annotations
 import os
 import sys
 from enum import Enum
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, TypedDict, Union
 
+from . import _native
 from ._runtime import split_target
 from .errors import ConfigError
 
 ISOLATIONS = ("child", "worker", "none")
 TRANSPORTS = ("ipc", "unix", "tcp", "http")
-EVENTS = ("spawn", "ready", "crash", "restart", "failed", "exit", "refused", "*")
+EVENTS = tuple(_native.event_names()) + ("*",)  # core's names
 
 
 def manager_options(isolation: str, transport: str, python: Optional[str], extra: Dict[str, Any]) -> Dict[str, Any]:
@@ -75,3 +76,126 @@ def add_seed_names(handle_class: type, id_attribute: str) -> None:
     and `handle["method"]` (the same callable as `handle.method`)."""
     setattr(handle_class, "__processId", property(lambda self: getattr(self, id_attribute)))
     setattr(handle_class, "__getitem__", lambda self, method: getattr(self, method))
+
+
+# ---- the option shapes, for readers and type checkers -------------------------
+# Core reads every option (titan_pm core's `options` module); these TypedDicts
+# document the same names in Python's spelling (seconds for durations) and are
+# checked against core's schema by tests/test_seed_configuration.py.
+
+Seconds = Union[float, int, str]  # a number of seconds, or "250ms", "30s", "5m", "1h"
+Bytes = Union[int, str]  # a number of bytes, or "512MB", "1GB"
+
+
+class Backoff(TypedDict, total=False):
+    type: str  # "linear" | "exponential"
+    initial: Seconds
+    max: Seconds
+    multiplier: float
+
+
+class RestartPolicy(TypedDict, total=False):
+    enabled: bool
+    max_restarts: int
+    window: Seconds
+    backoff: Union[Backoff, Seconds]
+    initial_backoff: Seconds  # flat alias of backoff.initial
+    max_backoff: Seconds  # flat alias of backoff.max
+    multiplier: float  # flat alias of backoff.multiplier
+
+
+class Resources(TypedDict, total=False):
+    max_memory: Bytes
+    max_cpu: float  # percent of one core
+    timeout: Seconds  # every call's deadline
+
+
+class HealthCheckOptions(TypedDict, total=False):
+    enabled: bool
+    interval: Seconds
+    timeout: Seconds
+
+
+class Monitoring(TypedDict, total=False):
+    health_check: Union[bool, HealthCheckOptions]
+    metrics: bool
+    tracing: bool
+
+
+class ManagerOptions(TypedDict, total=False):
+    isolation: str
+    transport: str
+    restart_policy: Union[bool, RestartPolicy]
+    resources: Resources
+    monitoring: Monitoring
+    timeout: Seconds  # alias of resources.timeout
+    health_timeout: Seconds  # alias of monitoring.health_check.timeout
+    spawn_timeout: Seconds
+    shutdown_timeout: Seconds
+    cancel_grace: Seconds
+    spin: Seconds
+    output: Any  # "prefix" | "inherit" | "ignore" | a callable (stream, name, pid, line)
+    python: str
+    node: str
+    tcp_host: str
+
+
+class SpawnOptions(TypedDict, total=False):
+    isolation: str
+    transport: str
+    dependencies: Dict[str, Any]
+    env: Dict[str, str]
+    args: List[str]
+    name: str
+    version: str  # the worker's @process version must match
+    timeout: Seconds
+    restart_policy: Union[bool, RestartPolicy]
+    resources: Resources
+    output: Any
+
+
+class AutoScale(TypedDict, total=False):
+    enabled: bool
+    min: int
+    max: int
+    target_cpu: float  # percent of one core
+    target_memory: float  # percent of the machine's memory
+    scale_up_threshold: float
+    scale_down_threshold: float
+    cooldown_period: Seconds
+    cooldown: Seconds
+    interval: Seconds
+
+
+class CircuitBreaker(TypedDict, total=False):
+    enabled: bool
+    threshold: int
+    timeout: Seconds
+    half_open_requests: int
+
+
+class PoolHealth(TypedDict, total=False):
+    enabled: bool
+    interval: Seconds
+    unhealthy_threshold: int
+
+
+class Recycle(TypedDict, total=False):
+    enabled: bool
+    max_requests: int
+    max_lifetime: Seconds
+    max_memory: Bytes
+
+
+class PoolOptions(SpawnOptions, total=False):
+    size: Union[int, str]  # a number, or "auto"
+    strategy: Union[str, PoolStrategy]
+    concurrency: int
+    max_queue_size: int
+    request_timeout: Seconds
+    retries: int
+    weights: List[int]
+    auto_scale: Union[bool, AutoScale]
+    circuit_breaker: Union[bool, CircuitBreaker]
+    health: Union[bool, PoolHealth]
+    recycle: Union[bool, Recycle]

@@ -18,6 +18,7 @@ mod convert;
 mod errors;
 mod reports;
 mod sync_host;
+mod telemetry;
 mod worker;
 
 /// Lets a value that is only touched on the current thread cross `Python::detach`,
@@ -35,6 +36,7 @@ impl<T> SameThread<T> {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    telemetry::init();
     // host
     m.add_class::<sync_host::SyncManager>()?;
     m.add_class::<async_host::AsyncManager>()?;
@@ -45,6 +47,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // options
     m.add_function(wrap_pyfunction!(options::check_manager_options, m)?)?;
     m.add_function(wrap_pyfunction!(options::option_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(options::event_names, m)?)?;
     // values
     m.add_function(wrap_pyfunction!(convert::roundtrip, m)?)?;
     Ok(())

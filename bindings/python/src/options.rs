@@ -26,6 +26,12 @@ pub fn check_manager_options(options: &Bound<'_, PyDict>) -> PyResult<()> {
     manager(options).map(|_| ())
 }
 
+/// Every process event name core emits.
+#[pyfunction]
+pub fn event_names() -> Vec<&'static str> {
+    titan_pm::EventKind::NAMES.to_vec()
+}
+
 /// Every option path core accepts for `kind` (`manager`, `spawn`, `pool`), in Python's spelling.
 #[pyfunction]
 pub fn option_schema(kind: &str) -> Vec<String> {

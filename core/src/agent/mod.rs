@@ -17,6 +17,7 @@
 //! }
 //! ```
 
+pub mod middleware;
 mod rust_worker;
 mod server;
 
@@ -136,6 +137,7 @@ pub(crate) fn serve_local(handler: Rc<dyn Handler>) -> (worker::Client, LocalBox
 
 /// Connects to `endpoint` and serves `handler` there.
 pub async fn connect_and_serve(endpoint: Endpoint, secret: &str, handler: Rc<dyn Handler>) -> Result<()> {
+    crate::telemetry::init();
     match endpoint {
         Endpoint::Fd(fd) => {
             // SAFETY: the host passed this descriptor to us for exactly this purpose.

@@ -22,8 +22,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{CallContext, Handler};
-use crate::protocol::{CompensationInfo, Description, ErrorInfo, ErrorInfoKind, HealthReport, MethodInfo, StageInfo, WorkflowInfo};
-use crate::workflow::{StageContext, StageOptions};
+use crate::protocol::{
+    CompensationInfo, Description, ErrorInfo, ErrorInfoKind, HealthReport, MethodInfo, StageContext, StageInfo, StageOptions, WorkflowInfo,
+};
 use crate::value::{self, Value};
 
 /// An error a Rust worker method raises: a type name (as the caller sees it) and a message.

@@ -47,7 +47,7 @@ impl WorkerServer {
         let (abort, registration) = AbortHandle::new_pair();
         let done = Rc::new(Notify::new());
         self.running.borrow_mut().insert(call_id, Running { abort, done: done.clone() });
-        let work = AssertUnwindSafe(self.handler.call(method, args, ctx)).catch_unwind();
+        let work = AssertUnwindSafe(super::middleware::Chain::for_method(method).call(&self.handler, method, args, ctx)).catch_unwind();
         let outcome = Abortable::new(work, registration).await;
         self.running.borrow_mut().remove(&call_id);
         done.notify_waiters();

@@ -1,5 +1,7 @@
-//! The engine: the single thread that owns every process, runs the jobs that
+//! The engine: the single thread that owns every process and every service
+//! built on processes (pools, later supervisors), runs the jobs that
 //! `ProcessManager` handles send it, and shuts everything down at the end.
+//! Services live above the host: the engine knows them only as [`Service`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -8,7 +10,6 @@ use std::rc::Rc;
 use tokio::sync::{broadcast, mpsc};
 
 use super::process::{Process, Spec};
-use crate::pool::{Pool, PoolEvent, PoolOptions};
 use super::registry::Registry;
 use super::{CallOptions, Event, EventKind, Job, ManagerConfig, ProcessInfo, ProcessState, SpawnOptions, Target};
 use crate::error::{Error, Result};
@@ -19,7 +20,7 @@ pub(crate) struct Engine {
     pub registry: Rc<Registry>,
     events: broadcast::Sender<Event>,
     processes: RefCell<BTreeMap<u64, Rc<Process>>>,
-    pools: RefCell<BTreeMap<u64, Rc<Pool>>>,
+    services: RefCell<BTreeMap<u64, Rc<dyn Service>>>,
     /// Ids and final states of killed processes, oldest first, at most [`ENDED_HISTORY`].
     ended: RefCell<VecDeque<(u64, ProcessState)>>,
     next_id: Cell<u64>,
@@ -37,7 +38,7 @@ impl Engine {
             config,
             events,
             processes: RefCell::default(),
-            pools: RefCell::default(),
+            services: RefCell::default(),
             ended: RefCell::default(),
             next_id: Cell::new(0),
             closed: Cell::new(false),
@@ -105,29 +106,27 @@ impl Engine {
         self.processes.borrow_mut().remove(&id);
     }
 
-    pub(crate) async fn start_pool(
-        self: &Rc<Self>,
-        target: Target,
-        options: PoolOptions,
-        events: tokio::sync::broadcast::Sender<PoolEvent>,
-    ) -> Result<u64> {
-        if self.closed.get() {
-            return Err(Error::ManagerShutDown);
-        }
-        let pool = Pool::start(self.next_id(), target, options, events, self).await?;
-        self.pools.borrow_mut().insert(pool.id, pool.clone());
-        Ok(pool.id)
+    /// A new id for a process or a service.
+    pub(crate) fn new_id(&self) -> u64 {
+        self.next_id()
     }
 
-    pub(crate) fn pool(&self, id: u64) -> Result<Rc<Pool>> {
-        self.pools.borrow().get(&id).cloned().ok_or(Error::NotFound { what: "pool", id })
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.get()
     }
 
-    pub(crate) async fn destroy_pool(self: &Rc<Self>, id: u64) -> Result<()> {
-        let pool = self.pool(id)?;
-        pool.destroy(self).await;
-        self.pools.borrow_mut().remove(&id);
-        Ok(())
+    pub(crate) fn add_service(&self, id: u64, service: Rc<dyn Service>) {
+        self.services.borrow_mut().insert(id, service);
+    }
+
+    /// The service under `id`, as its own type (`None` if there is none, or it is another kind).
+    pub(crate) fn service<T: Service>(&self, id: u64) -> Option<Rc<T>> {
+        let s = self.services.borrow().get(&id).cloned()?;
+        s.into_any().downcast::<T>().ok()
+    }
+
+    pub(crate) fn remove_service(&self, id: u64) {
+        self.services.borrow_mut().remove(&id);
     }
 
     pub(crate) fn process(&self, id: u64) -> Result<Rc<Process>> {
@@ -170,12 +169,19 @@ impl Engine {
 
     pub(crate) async fn shutdown(self: &Rc<Self>) {
         self.closed.set(true);
-        let pools: Vec<_> = std::mem::take(&mut *self.pools.borrow_mut()).into_values().collect();
-        futures::future::join_all(pools.iter().map(|p| p.destroy(self))).await;
+        let services: Vec<_> = std::mem::take(&mut *self.services.borrow_mut()).into_values().collect();
+        futures::future::join_all(services.into_iter().map(|s| s.stop(self.clone()))).await;
         let processes: Vec<_> = self.processes.borrow().values().cloned().collect();
         let step = self.config.shutdown_timeout;
         futures::future::join_all(processes.iter().map(|p| p.stop(step))).await;
     }
+}
+
+/// Something the engine owns above single processes (a pool): stopped at shutdown, found by id.
+pub(crate) trait Service: std::any::Any {
+    /// Stops it for good (at shutdown).
+    fn stop(self: Rc<Self>, engine: Rc<Engine>) -> futures::future::LocalBoxFuture<'static, ()>;
+    fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any>;
 }
 
 /// After each job, keeps the engine thread polling (yielding, which polls the

@@ -155,7 +155,7 @@ pub struct ManagerConfig {
     /// spends CPU to save a thread wake-up per call. `ZERO` turns it off.
     pub spin: Duration,
     /// Where workflow runs are journaled (`workflows`).
-    pub workflows: crate::workflow::WorkflowsConfig,
+    pub workflows: WorkflowsConfig,
 }
 
 impl Default for ManagerConfig {
@@ -176,8 +176,24 @@ impl Default for ManagerConfig {
             node: "node".into(),
             tcp_host: "127.0.0.1".into(),
             spin: Duration::from_micros(200),
-            workflows: crate::workflow::WorkflowsConfig::default(),
+            workflows: WorkflowsConfig::default(),
         }
+    }
+}
+
+/// The manager's `workflows` options (the workflow engine above the host reads them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowsConfig {
+    /// The SQLite journal file; `None` (`':memory:'`, the default) keeps runs in this process only.
+    pub journal: Option<PathBuf>,
+    /// How long a host's claim on a run lasts without renewal (renewed every third of it
+    /// while the run goes on). A run whose host died is resumed by another after this.
+    pub lease: Duration,
+}
+
+impl Default for WorkflowsConfig {
+    fn default() -> Self {
+        WorkflowsConfig { journal: None, lease: Duration::from_secs(30) }
     }
 }
 
@@ -281,6 +297,9 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every process event name, as front ends accept them for listeners.
+    pub const NAMES: &'static [&'static str] = &["spawn", "ready", "crash", "restart", "failed", "exit", "refused", "memory", "unhealthy"];
+
     /// The event's name, as front ends emit it.
     pub fn name(&self) -> &'static str {
         match self {
@@ -302,10 +321,12 @@ type Job = Box<dyn FnOnce(Rc<Engine>) -> LocalBoxFuture<'static, ()> + Send>;
 pub(crate) struct Shared {
     jobs: mpsc::UnboundedSender<Job>,
     events: broadcast::Sender<Event>,
-    /// The event channel of every live pool, by pool id: what a handle needs besides the id.
-    pools: std::sync::Mutex<std::collections::HashMap<u64, broadcast::Sender<crate::pool::PoolEvent>>>,
-    /// The workflow journal, opened on first use from `workflows`.
-    pub(crate) journal: crate::workflow::JournalSlot,
+    /// The `Send` side of every live service above the host (a pool's event channel), by id.
+    services: std::sync::Mutex<std::collections::HashMap<u64, Arc<dyn std::any::Any + Send + Sync>>>,
+    /// What `workflows` says, and the manager's workflow journal once opened (type-erased:
+    /// the `workflow` module above the host owns it).
+    pub(crate) workflows: WorkflowsConfig,
+    pub(crate) journal: std::sync::Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 /// Spawns, calls, supervises and stops workers. Clone it freely.
@@ -338,10 +359,13 @@ impl ProcessManager {
     }
 
     fn build(config: ManagerConfig) -> (Self, impl FnOnce() -> LocalBoxFuture<'static, ()> + Send) {
+        crate::telemetry::init();
         let (jobs, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
-        let journal = crate::workflow::JournalSlot::new(config.workflows.clone());
-        let pm = ProcessManager { shared: Arc::new(Shared { jobs, events: events.clone(), pools: Default::default(), journal }) };
+        let workflows = config.workflows.clone();
+        let pm = ProcessManager {
+            shared: Arc::new(Shared { jobs, events: events.clone(), services: Default::default(), workflows, journal: Default::default() }),
+        };
         let run = move || -> LocalBoxFuture<'static, ()> { Box::pin(Engine::run(config, events, rx)) };
         (pm, run)
     }
@@ -390,25 +414,18 @@ impl ProcessManager {
         Ok(ProcessHandle { pm: self.clone(), id, options: CallOptions::default() })
     }
 
-    /// Starts a pool of workers of `target` and waits until all of them are ready.
-    pub async fn pool(&self, target: impl Into<Target>, options: crate::pool::PoolOptions) -> Result<crate::pool::PoolHandle> {
-        let target = target.into();
-        let (events, _) = broadcast::channel(1024);
-        let sender = events.clone();
-        let id = self.exec(move |engine| async move { engine.start_pool(target, options, sender).await }).await?;
-        self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).insert(id, events.clone());
-        Ok(crate::pool::PoolHandle { pm: self.clone(), id, options: CallOptions::default(), events })
+    /// Keeps a service's `Send` side (a pool's event channel) under its id, for handles made later.
+    pub(crate) fn register_service(&self, id: u64, handle: Arc<dyn std::any::Any + Send + Sync>) {
+        self.shared.services.lock().unwrap_or_else(|e| e.into_inner()).insert(id, handle);
     }
 
-    /// A handle to a live pool, by id (the manager owns its pools; bridges keep no registry of their own).
-    pub fn pool_handle(&self, pool_id: u64) -> Result<crate::pool::PoolHandle> {
-        let events = self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).get(&pool_id).cloned();
-        let events = events.ok_or(Error::NotFound { what: "pool", id: pool_id })?;
-        Ok(crate::pool::PoolHandle { pm: self.clone(), id: pool_id, options: CallOptions::default(), events })
+    /// What [`register_service`](Self::register_service) kept under `id`.
+    pub(crate) fn service(&self, id: u64) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        self.shared.services.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
     }
 
-    pub(crate) fn forget_pool(&self, pool_id: u64) {
-        self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).remove(&pool_id);
+    pub(crate) fn forget_service(&self, id: u64) {
+        self.shared.services.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
     }
 
     /// A handle to an existing process.
@@ -458,7 +475,7 @@ impl ProcessManager {
     /// Stops intake, drains in-flight calls, runs shutdown hooks, then SIGTERM and SIGKILL.
     pub async fn shutdown(&self) {
         let _ = self.exec(|engine| async move { engine.shutdown().await; Ok(()) }).await;
-        self.shared.pools.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.shared.services.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 

@@ -293,7 +293,7 @@ impl Process {
             req.get().set_call_id(call_id);
             // An error reply means the connection broke: the instance is ending anyway.
             if tokio::time::timeout(grace, req.send().promise).await.is_err() && !instance.has_exited() {
-                eprintln!("titan-pm: {name} did not stop a timed-out call within {} ms; recycling it", grace.as_millis());
+                tracing::warn!(target: "titan_pm", "{name} did not stop a timed-out call within {} ms; recycling it", grace.as_millis());
                 instance.kill();
             }
         });
@@ -333,7 +333,7 @@ impl Process {
             match self.launch(engine).await {
                 Ok(instance) if self.state() == ProcessState::Restarting => return self.install(instance, engine),
                 Ok(instance) => return instance.kill(),
-                Err(e) => eprintln!("titan-pm: restart of {} failed: {e}", self.name.borrow()),
+                Err(e) => tracing::warn!(target: "titan_pm", "restart of {} failed: {e}", self.name.borrow()),
             }
         }
     }

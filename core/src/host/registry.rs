@@ -191,7 +191,7 @@ impl registry::Server for RegistryServer {
             self.registered.set(true);
             return Ok(());
         }
-        eprintln!("titan-pm: refused a worker connection: wrong or missing secret");
+        tracing::warn!(target: "titan_pm", "refused a worker connection: wrong or missing secret");
         let _ = registry.events.send(Event { process_id: 0, kind: EventKind::ConnectionRefused });
         let conn = self.conn.clone();
         tokio::task::spawn_local(async move {

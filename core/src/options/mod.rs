@@ -29,11 +29,7 @@
 //! A new option is one getter call in the reader of its object here, one field
 //! in the core type it fills, and a line in the TS types and Python stubs.
 
-mod dialect;
-mod section;
-
-pub use dialect::Dialect;
-pub use section::{parse_bytes, parse_duration, probe, Section, Toggle};
+pub use crate::dialect::{parse_bytes, parse_duration, probe, Dialect, Section, Toggle};
 
 use crate::error::{Error, Result};
 use crate::host::{HealthProbe, ManagerConfig, Monitoring, Output, Resources, SpawnOptions};

@@ -27,11 +27,10 @@ use tokio::sync::broadcast;
 
 pub use autoscale::{scale_decision, AutoScale, Load};
 pub use crate::policy::breaker::{Breaker, BreakerOptions, BreakerState};
-pub(crate) use runtime::Pool;
 pub use strategy::{adaptive_score, Balancer, Strategy, WorkerView};
 
 use crate::error::Result;
-use crate::host::{CallOptions, Latency, ProcessManager, SpawnOptions};
+use crate::host::{CallOptions, Latency, ProcessManager, SpawnOptions, Target};
 use crate::value::{self, Value};
 
 /// How many workers: a number, or `Auto` (the CPU count).
@@ -191,6 +190,26 @@ pub struct PoolWorkerMetrics {
 }
 
 /// A pool. Calls go to the worker the strategy picks; clone it freely.
+/// Pools are built on the manager's processes: the manager's pool operations live here, above the host.
+impl ProcessManager {
+    /// Starts a pool of workers of `target` and waits until all of them are ready.
+    pub async fn pool(&self, target: impl Into<Target>, options: PoolOptions) -> Result<PoolHandle> {
+        let target = target.into();
+        let (events, _) = broadcast::channel(1024);
+        let sender = events.clone();
+        let id = self.exec(move |engine| async move { runtime::start(&engine, target, options, sender).await }).await?;
+        self.register_service(id, std::sync::Arc::new(events.clone()));
+        Ok(PoolHandle { pm: self.clone(), id, options: CallOptions::default(), events })
+    }
+
+    /// A handle to a live pool, by id (the manager owns its pools; bridges keep no registry of their own).
+    pub fn pool_handle(&self, pool_id: u64) -> Result<PoolHandle> {
+        let events = self.service(pool_id).and_then(|s| s.downcast::<broadcast::Sender<PoolEvent>>().ok());
+        let events = events.ok_or(crate::Error::NotFound { what: "pool", id: pool_id })?;
+        Ok(PoolHandle { pm: self.clone(), id: pool_id, options: CallOptions::default(), events: (*events).clone() })
+    }
+}
+
 #[derive(Clone)]
 pub struct PoolHandle {
     pub(crate) pm: ProcessManager,
@@ -217,7 +236,7 @@ impl PoolHandle {
     pub async fn call_value(&self, method: &str, args: Vec<Value>) -> Result<Value> {
         let (id, method, options) = (self.id, method.to_string(), self.options.clone());
         // Dropping the returned future cancels the call, in the queue or in the worker.
-        self.pm.exec_with(true, move |engine| async move { engine.pool(id)?.call(method, args, options).await }).await
+        self.pm.exec_with(true, move |engine| async move { runtime::pool(&engine, id)?.call(method, args, options).await }).await
     }
 
     /// What the pool's workers say about themselves (a serving member's description).
@@ -225,7 +244,7 @@ impl PoolHandle {
         let id = self.id;
         self.pm
             .exec(move |engine| async move {
-                engine.pool(id)?.description().ok_or(crate::error::Error::NotFound { what: "pool member", id })
+                runtime::pool(&engine, id)?.description().ok_or(crate::error::Error::NotFound { what: "pool member", id })
             })
             .await
     }
@@ -233,31 +252,31 @@ impl PoolHandle {
     /// The number of workers serving (not counting ones draining to leave).
     pub async fn size(&self) -> Result<usize> {
         let id = self.id;
-        self.pm.exec(move |engine| async move { Ok(engine.pool(id)?.size()) }).await
+        self.pm.exec(move |engine| async move { Ok(runtime::pool(&engine, id)?.size()) }).await
     }
 
     /// Grows or shrinks to `n` workers; removed workers finish their calls first.
     pub async fn scale(&self, n: usize) -> Result<()> {
         let id = self.id;
-        self.pm.exec(move |engine| async move { engine.pool(id)?.scale(n).await }).await
+        self.pm.exec(move |engine| async move { runtime::pool(&engine, id)?.scale(n).await }).await
     }
 
     pub async fn metrics(&self) -> Result<PoolMetrics> {
         let id = self.id;
-        self.pm.exec(move |engine| async move { Ok(engine.pool(id)?.metrics()) }).await
+        self.pm.exec(move |engine| async move { Ok(runtime::pool(&engine, id)?.metrics()) }).await
     }
 
     /// Finishes in-flight and queued calls and refuses new ones.
     pub async fn drain(&self) -> Result<()> {
         let id = self.id;
-        self.pm.exec(move |engine| async move { engine.pool(id)?.drain().await; Ok(()) }).await
+        self.pm.exec(move |engine| async move { runtime::pool(&engine, id)?.drain().await; Ok(()) }).await
     }
 
     /// Drains, then stops every worker.
     pub async fn destroy(&self) -> Result<()> {
         let id = self.id;
-        let result = self.pm.exec(move |engine| async move { engine.destroy_pool(id).await }).await;
-        self.pm.forget_pool(id);
+        let result = self.pm.exec(move |engine| async move { runtime::destroy(&engine, id).await }).await;
+        self.pm.forget_service(id);
         result
     }
 

@@ -13,7 +13,7 @@ use super::{
     scale_decision, Balancer, Breaker, Load, PoolEvent, PoolMetrics, PoolOptions, PoolWorkerMetrics, WorkerView,
 };
 use crate::error::{Error, Result};
-use crate::host::engine::Engine;
+use crate::host::engine::{Engine, Service};
 use crate::host::metrics::CallStats;
 use crate::host::process::Process;
 use crate::host::metrics::machine_memory;
@@ -427,7 +427,7 @@ impl Pool {
                     Err(e) => {
                         let failures = pool.spawn_failures.get() + 1;
                         pool.spawn_failures.set(failures);
-                        eprintln!("titan-pm: pool {} could not start a worker ({failures} in a row): {e}", pool.id);
+                        tracing::warn!(target: "titan_pm", "pool {} could not start a worker ({failures} in a row): {e}", pool.id);
                         if failures >= MAX_SPAWN_FAILURES {
                             pool.fail(format!("{failures} replacement workers in a row failed to start: {e}"));
                             break;
@@ -724,4 +724,41 @@ impl Drop for Verdict<'_> {
             }
         }
     }
+}
+
+impl Service for Pool {
+    fn stop(self: Rc<Self>, engine: Rc<Engine>) -> futures::future::LocalBoxFuture<'static, ()> {
+        Box::pin(async move { self.destroy(&engine).await })
+    }
+    fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any> {
+        self
+    }
+}
+
+/// Starts a pool on the engine and registers it there.
+pub(crate) async fn start(
+    engine: &Rc<Engine>,
+    target: Target,
+    options: PoolOptions,
+    events: broadcast::Sender<PoolEvent>,
+) -> Result<u64> {
+    if engine.is_closed() {
+        return Err(Error::ManagerShutDown);
+    }
+    let pool = Pool::start(engine.new_id(), target, options, events, engine).await?;
+    engine.add_service(pool.id, pool.clone());
+    Ok(pool.id)
+}
+
+/// The live pool under `id`.
+pub(crate) fn pool(engine: &Engine, id: u64) -> Result<Rc<Pool>> {
+    engine.service::<Pool>(id).ok_or(Error::NotFound { what: "pool", id })
+}
+
+/// Drains and stops the pool under `id`, and forgets it.
+pub(crate) async fn destroy(engine: &Rc<Engine>, id: u64) -> Result<()> {
+    let p = pool(engine, id)?;
+    p.destroy(engine).await;
+    engine.remove_service(id);
+    Ok(())
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::options::Dialect;
+use crate::dialect::Dialect;
 use crate::reports::Report;
 use crate::value::Value;
 

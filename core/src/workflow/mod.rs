@@ -37,8 +37,7 @@ pub mod journal;
 pub mod runner;
 mod saga;
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -47,29 +46,16 @@ pub use definition::{Stage, WorkflowDef};
 pub use events::{WorkflowEvent, WorkflowEventKind};
 pub use journal::{Journal, RunState, RunSummary};
 pub use runner::StageRunner;
+pub use crate::error::CompensationOutcome;
+pub use crate::host::WorkflowsConfig;
+pub use crate::protocol::{StageContext, StageOptions};
 
 use crate::error::{Error, Result};
 use crate::host::{ProcessHandle, ProcessManager, SpawnOptions, Target};
-use crate::options::Dialect;
+use crate::dialect::Dialect;
 use crate::policy::Backoff;
 use crate::protocol::Description;
 use crate::value::Value;
-
-/// The manager's `workflows` options.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkflowsConfig {
-    /// The SQLite journal file; `None` (`':memory:'`, the default) keeps runs in this process only.
-    pub journal: Option<PathBuf>,
-    /// How long a host's claim on a run lasts without renewal (renewed every third of it
-    /// while the run goes on). A run whose host died is resumed by another after this.
-    pub lease: Duration,
-}
-
-impl Default for WorkflowsConfig {
-    fn default() -> Self {
-        WorkflowsConfig { journal: None, lease: Duration::from_secs(30) }
-    }
-}
 
 /// Options of one workflow (`pm.workflow(target, options)`).
 #[derive(Clone)]
@@ -98,73 +84,6 @@ impl Default for WorkflowOptions {
             dialect: Dialect::Js,
             journal: None,
         }
-    }
-}
-
-/// A stage's own options (the Rust builder's; the decorators' `timeout`, `retries`, `parallel`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct StageOptions {
-    /// Per attempt; the attempt is cancelled in the worker when it passes.
-    pub timeout: Option<Duration>,
-    /// Attempts after the first (with the workflow's backoff and jitter between them).
-    pub retries: u32,
-    /// `false`: the stage never runs alongside another one.
-    pub parallel: bool,
-}
-
-impl Default for StageOptions {
-    fn default() -> Self {
-        StageOptions { timeout: None, retries: 0, parallel: true }
-    }
-}
-
-/// What a stage or compensation learns about its run (the second argument of a
-/// stage, the third of a compensation).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StageContext {
-    pub run_id: String,
-    pub stage: String,
-    /// 1 for the first attempt; a stage run again after its host died gets the next number.
-    pub attempt: u32,
-    /// `runId/stage` (`runId/stage/compensate` for a compensation): the same on every
-    /// attempt and after a resume, for the stage's side effects to be done once.
-    pub idempotency_key: String,
-}
-
-/// How one compensation ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CompensationOutcome {
-    /// The stage it undid.
-    pub stage: String,
-    pub method: String,
-    pub attempts: u32,
-    /// `None`: it succeeded; else the last attempt's error (`Class: message`).
-    pub error: Option<String>,
-}
-
-/// The manager's journal, opened on first use.
-pub(crate) struct JournalSlot {
-    config: WorkflowsConfig,
-    journal: Mutex<Option<Arc<dyn Journal>>>,
-}
-
-impl JournalSlot {
-    pub(crate) fn new(config: WorkflowsConfig) -> Self {
-        JournalSlot { config, journal: Mutex::new(None) }
-    }
-
-    fn get(&self) -> Result<Arc<dyn Journal>> {
-        let mut slot = self.journal.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(j) = slot.as_ref() {
-            return Ok(j.clone());
-        }
-        let j: Arc<dyn Journal> = match &self.config.journal {
-            Some(path) => Arc::new(journal::SqliteJournal::open(path)?),
-            None => Arc::new(journal::MemoryJournal::default()),
-        };
-        *slot = Some(j.clone());
-        Ok(j)
     }
 }
 
@@ -212,17 +131,31 @@ impl ProcessManager {
         let def = check(&description)?;
         let journal = match options.journal.clone() {
             Some(j) => j,
-            None => self.shared.journal.get()?,
+            None => manager_journal(self)?,
         };
-        let lease = self.shared.journal.config.lease;
+        let lease = self.shared.workflows.lease;
         let (events, _) = broadcast::channel(1024);
         Ok(WorkflowHandle { inner: Arc::new(Inner { def, runner, journal, options, lease, events, process }) })
     }
 
     /// The newest `limit` runs of the manager's journal, newest first, with their state.
     pub async fn workflow_runs(&self, limit: usize) -> Result<Vec<RunSummary>> {
-        self.shared.journal.get()?.runs(limit).await
+        manager_journal(self)?.runs(limit).await
     }
+}
+
+/// The manager's journal, opened from `workflows` on first use (the host keeps it type-erased).
+fn manager_journal(pm: &ProcessManager) -> Result<Arc<dyn Journal>> {
+    let mut slot = pm.shared.journal.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(j) = slot.as_ref().and_then(|any| any.downcast_ref::<Arc<dyn Journal>>()) {
+        return Ok(j.clone());
+    }
+    let j: Arc<dyn Journal> = match &pm.shared.workflows.journal {
+        Some(path) => Arc::new(journal::SqliteJournal::open(path)?),
+        None => Arc::new(journal::MemoryJournal::default()),
+    };
+    *slot = Some(Arc::new(j.clone()));
+    Ok(j)
 }
 
 /// The checked definition of a described class; every stage and compensation method must be public.

@@ -2,7 +2,7 @@
 //! for their errors, and a `finish` that refuses every key nobody asked for.
 //!
 //! ```
-//! use titan_pm::options::{Dialect, Section};
+//! use titan_pm::dialect::{Dialect, Section};
 //! use titan_pm::Value;
 //! let v = Value::Map(vec![("maxQueueSize".into(), Value::Int(5)), ("maxQueue".into(), Value::Int(1))]);
 //! let mut s = Section::root(&v, "pool", Dialect::Js).unwrap();

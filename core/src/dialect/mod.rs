@@ -1,13 +1,19 @@
 //! The caller's dialect: how option and report names are spelled and which
 //! unit a bare number of time is in. Names are written once, in camelCase;
-//! Python's snake_case spelling is derived from it.
+//! Python's snake_case spelling is derived from it. [`Section`] reads one
+//! object of named fields in a dialect (options, descriptions). A leaf module:
+//! options, reports and the protocol all build on it.
 //!
 //! ```
-//! use titan_pm::options::Dialect;
+//! use titan_pm::dialect::Dialect;
 //! assert_eq!(Dialect::Python.name("targetCPU"), "target_cpu");
 //! assert_eq!(Dialect::Python.name("halfOpenRequests"), "half_open_requests");
 //! assert_eq!(Dialect::Js.name("maxQueueSize"), "maxQueueSize");
 //! ```
+
+mod section;
+
+pub use section::{parse_bytes, parse_duration, probe, Section, Toggle};
 
 use std::borrow::Cow;
 use std::time::Duration;
