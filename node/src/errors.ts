@@ -65,6 +65,16 @@ export class CircuitOpenError extends TitanError {}
 /** An option given to the manager is invalid. */
 export class ConfigError extends TitanError {}
 
+/** A workflow stage failed after its retries and the compensations ran: `stage`, `kind`
+ * (`'timeout' | 'remote' | 'crash' | ...`), `cause` (the stage's own error), `compensations`. */
+export class WorkflowError extends TitanError {
+  workflow = '';
+  runId = '';
+  stage = '';
+  kind = '';
+  compensations: { stage: string; method: string; attempts: number; error: string | null }[] = [];
+}
+
 const classes: Record<string, new (message: string) => TitanError> = {
   RemoteError,
   ProcessCrashedError,
@@ -76,6 +86,7 @@ const classes: Record<string, new (message: string) => TitanError> = {
   PoolBackpressureError,
   CircuitOpenError,
   ConfigError,
+  WorkflowError,
 };
 
 const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
@@ -96,6 +107,9 @@ export function fromNative(e: unknown): unknown {
   }
   if (err instanceof ProcessCrashedError && typeof tagged.signal === 'number') {
     err.signal = signalName(tagged.signal);
+  }
+  if (err instanceof WorkflowError && err.cause) {
+    err.cause = fromNative(err.cause);
   }
   if (err instanceof RemoteError && err.remoteStack) {
     err.stack = `${err.stack}\n--- remote stack ---\n${err.remoteStack}`;

@@ -15,5 +15,8 @@ export {
   PoolBackpressureError,
   CircuitOpenError,
   ConfigError,
+  WorkflowError,
 } from './errors';
+export { Workflow, Stage, Compensate, WorkflowHandle } from './workflow';
+export type { StageOptions, StageContext, WorkflowClassOptions, WorkflowEvent, WorkflowEventName, RunSummary } from './workflow';
 export type * from './types';

@@ -23,6 +23,7 @@ from .errors import (
 )
 from ._options import PoolStrategy
 from .host import Pool, ProcessHandle, ProcessManager
+from .workflow import Workflow, WorkflowError, compensate, stage, workflow
 
 
 def create_process_manager(**options: object) -> ProcessManager:
@@ -52,4 +53,9 @@ __all__ = [
     "PoolBackpressureError",
     "CircuitOpenError",
     "ConfigError",
+    "workflow",
+    "stage",
+    "compensate",
+    "Workflow",
+    "WorkflowError",
 ]

@@ -297,6 +297,14 @@ class ProcessManager:
         pool_id = await self._wait(self._native.pool(target, in_process, options))
         return Pool(self, pool_id)
 
+    async def workflow(self, target: Any, *, isolation: Optional[str] = None, **options: Any) -> Any:
+        """Loads a `@workflow` class (runs in this process: isolation "none" unless given) or
+        `file.py[:Class]`, checks its stage graph, and returns a `titan_pm.Workflow`. Options:
+        spawn options, `retry_backoff` (dict), `retry_jitter`, `compensation_retries`."""
+        from .workflow import load
+
+        return await load(self, target, isolation, options)
+
     async def kill(self, process_id: int) -> None:
         """Stops a process at once; not a crash, so it is not restarted."""
         self._bind()

@@ -323,6 +323,14 @@ pub fn description_from_js(env: Env, d: Js) -> napi::Result<Description> {
         pid: std::process::id(),
         runtime: "node".into(),
         has_health_check: matches!(v.get("hasHealthCheck"), Some(Value::Bool(true))),
+        workflow: match v.get("workflow") {
+            None | Some(Value::Null) => None,
+            Some(w) => Some(
+                titan_pm::protocol::WorkflowInfo::from_value(w, titan_pm::dialect::Dialect::Js)
+                    .map_err(|e| napi::Error::from_reason(e.to_string()))?,
+            ),
+        },
+        ..Description::default()
     })
 }
 

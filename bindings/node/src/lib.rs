@@ -8,7 +8,8 @@
 //! - worker runtimes in a host (isolation `worker`/`none`): `newSlot`,
 //!   `attach`, `attachFailed`, `portClosed`, `releaseSlot`;
 //! - a child worker process: `takeEndpoint`, `serveChild`;
-//! - replies from any worker runtime: `settle`, `fail`.
+//! - replies from any worker runtime: `settle`, `fail`;
+//! - workflows: `NativeWorkflow`, `NativeManager.workflowLoad/Run/Runs/NextEvent` (`workflow.rs`).
 
 mod agent;
 mod convert;
@@ -18,6 +19,7 @@ mod js;
 mod pool;
 mod runtime;
 mod tsfn;
+mod workflow;
 
 use std::sync::{Arc, Mutex};
 

@@ -20,6 +20,7 @@ mod reports;
 mod sync_host;
 mod telemetry;
 mod worker;
+mod workflow;
 
 /// Lets a value that is only touched on the current thread cross `Python::detach`,
 /// whose closure runs on this same thread.
@@ -48,6 +49,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(options::check_manager_options, m)?)?;
     m.add_function(wrap_pyfunction!(options::option_schema, m)?)?;
     m.add_function(wrap_pyfunction!(options::event_names, m)?)?;
+    // workflows
+    m.add_class::<workflow::NativeWorkflow>()?;
+    m.add_function(wrap_pyfunction!(workflow::workflow_start, m)?)?;
     // values
     m.add_function(wrap_pyfunction!(convert::roundtrip, m)?)?;
     Ok(())

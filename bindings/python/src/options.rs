@@ -50,6 +50,10 @@ pub fn pool(options: &Bound<'_, PyDict>) -> PyResult<PoolOptions> {
     read(options, options::pool)
 }
 
+pub fn workflow(options: &Bound<'_, PyDict>) -> PyResult<titan_pm::workflow::WorkflowOptions> {
+    read(options, options::workflow)
+}
+
 pub fn call(timeout: Option<f64>, key: Option<String>) -> PyResult<CallOptions> {
     let timeout = match timeout {
         Some(t) => Some(DIALECT.duration(t).filter(|_| t >= 0.0).ok_or_else(|| {

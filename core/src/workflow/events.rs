@@ -70,7 +70,7 @@ impl Report for WorkflowEvent {
             _ => Value::Float(t.as_secs_f64()),
         };
         let text = |s: &str| Value::Text(s.to_string());
-        let mut f: Vec<(&str, Value)> = vec![("event", text(self.name())), ("workflow", text(&self.workflow)), ("runId", text(&self.run_id))];
+        let mut f: Vec<(&str, Value)> = vec![("type", text(self.name())), ("workflow", text(&self.workflow)), ("runId", text(&self.run_id))];
         match &self.kind {
             WorkflowEventKind::Started { resumed } => f.push(("resumed", Value::Bool(*resumed))),
             WorkflowEventKind::StageStarted { stage, attempt } => f.extend([("stage", text(stage)), ("attempt", Value::Int(*attempt as i64))]),

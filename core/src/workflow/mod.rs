@@ -102,6 +102,8 @@ pub(crate) struct Inner {
     pub events: broadcast::Sender<WorkflowEvent>,
     /// The process the workflow class runs in, when `pm.workflow` spawned it.
     pub process: Option<ProcessHandle>,
+    /// Runs are driven on the manager's engine thread, so `run` works from any executor.
+    pub pm: ProcessManager,
 }
 
 impl ProcessManager {
@@ -135,7 +137,8 @@ impl ProcessManager {
         };
         let lease = self.shared.workflows.lease;
         let (events, _) = broadcast::channel(1024);
-        Ok(WorkflowHandle { inner: Arc::new(Inner { def, runner, journal, options, lease, events, process }) })
+        let pm = self.clone();
+        Ok(WorkflowHandle { inner: Arc::new(Inner { def, runner, journal, options, lease, events, process, pm }) })
     }
 
     /// The newest `limit` runs of the manager's journal, newest first, with their state.
@@ -206,7 +209,9 @@ impl WorkflowHandle {
             Some(id) => id.to_string(),
             None => format!("run-{:016x}", fastrand::u64(..)),
         };
-        execution::run(self.inner.clone(), input, run_id).await
+        let inner = self.inner.clone();
+        // On the engine thread (timers, the lease heartbeat); dropping `run` cancels the run and its stages.
+        self.inner.pm.exec_with(true, move |_| execution::run(inner, input, run_id)).await
     }
 
     /// This workflow's run events, from now on.

@@ -18,6 +18,7 @@ export interface Description {
   version: string;
   methods: string[];
   hasHealthCheck: boolean;
+  workflow?: unknown;
 }
 
 /** Why a worker file cannot be served; the message is what users see. */
@@ -121,7 +122,9 @@ export class Runtime {
 
   description(): Description {
     const { name, version, methods, healthCheck } = this.def;
-    return { name, version, methods: [...methods], hasHealthCheck: healthCheck !== undefined };
+    // A @Workflow class's stage graph (workflow.ts) travels with the description.
+    const workflow = this.instance?.constructor?.[Symbol.for('titan-pm.workflow')];
+    return { name, version, methods: [...methods], hasHealthCheck: healthCheck !== undefined, ...(workflow ? { workflow } : {}) };
   }
 
   readonly dispatch = (kind: number, token: number, method: string | null, payload: any): void => {
