@@ -1,18 +1,28 @@
 """Workflows from Python: the seed's ComplexWorkflow and OrderSaga as Python
 twins, retries with backoff, timeouts, load errors and the journal."""
 
+import asyncio
 import os
 import sys
 
 import pytest
 
-from conftest import WORKERS, eventually, run
+from conftest import WORKERS, run
 from titan_pm import ConfigError, ProcessManager, WorkflowError, stage, workflow
 
 sys.path.insert(0, str(WORKERS))
 import workflows as W  # noqa: E402
 
 WORKFLOWS = str(WORKERS / "workflows.py")
+
+
+async def until(cond, limit=5.0):
+    """Awaits (letting the loop run) until `cond()` holds or `limit` seconds pass."""
+    for _ in range(int(limit / 0.02)):
+        if cond():
+            return True
+        await asyncio.sleep(0.02)
+    return cond()
 
 
 def test_complex_workflow_runs_c_and_d_together_and_e_sees_both():
@@ -32,7 +42,7 @@ def test_complex_workflow_runs_c_and_d_together_and_e_sees_both():
             (c0, c1), (d0, d1), (e0, _) = spans["C"], spans["D"], spans["E"]
             assert c0 < d1 and d0 < c1, "C and D did not overlap"
             assert e0 >= max(c1, d1)
-            assert eventually(lambda: any(e["type"] == "workflow:completed" for e in events), 5)
+            assert await until(lambda: any(e["type"] == "workflow:completed" for e in events))
             assert sum(e["type"] == "stage:completed" for e in events) == 5
             assert events[0]["type"] == "workflow:started" and events[0]["run_id"] == "c1"
             # The same id: the stored result, nothing runs.
@@ -106,7 +116,7 @@ def test_a_stage_exceeding_its_timeout_fails_with_kind_timeout_and_is_cancelled(
             with pytest.raises(WorkflowError) as info:
                 await wf.run(None)
             assert info.value.kind == "timeout" and info.value.stage == "slow"
-            assert eventually(lambda: W.LOG.count(("cancelled",)) == 2, 5), W.LOG
+            assert await until(lambda: W.LOG.count(("cancelled",)) == 2), W.LOG
 
     run(main())
 
