@@ -242,3 +242,25 @@ async fn ready(events: &mut tokio::sync::broadcast::Receiver<titan_pm::Event>) {
     .await
     .expect("a ready event");
 }
+
+#[tokio::test]
+async fn max_cpu_puts_a_child_worker_under_a_cpu_quota_where_the_os_allows() {
+    let config = manager(serde_json::json!({ "resources": { "maxCpu": 20 } }), Dialect::Js).unwrap();
+    let pm = ProcessManager::new(config);
+    let h = pm.spawn(WORKER, SpawnOptions::default()).await.unwrap();
+    let pid = h.call::<u32>("pid", ()).await.unwrap();
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let Some(line) = cgroups.lines().find(|l| l.contains("titan-pm-")) else {
+        let writable = std::fs::metadata("/sys/fs/cgroup/cpu").map(|m| !m.permissions().readonly()).unwrap_or(false);
+        assert!(!(writable && unsafe { libc::geteuid() } == 0), "root with a writable cpu cgroup, yet no quota: {cgroups}");
+        eprintln!("skipped: this machine does not let the host create cgroups (maxCpu is documented as not enforced here)");
+        pm.shutdown().await;
+        return;
+    };
+    let (controllers, path) = line.split_once(':').map(|(_, rest)| rest.split_once(':').unwrap()).unwrap();
+    let dir = if controllers.is_empty() { format!("/sys/fs/cgroup{path}") } else { format!("/sys/fs/cgroup/cpu{path}") };
+    let quota = std::fs::read_to_string(format!("{dir}/cpu.cfs_quota_us")).or_else(|_| std::fs::read_to_string(format!("{dir}/cpu.max"))).unwrap();
+    assert!(quota.trim().starts_with("20000"), "quota {quota:?} in {dir}");
+    pm.shutdown().await;
+    assert!(titan_pm_tests::eventually(Duration::from_secs(5), || !std::path::Path::new(&dir).exists()).await, "{dir} left behind");
+}

@@ -1,25 +1,26 @@
 //! The PyO3 bridge of titan-pm (`titan_pm._native`): it converts values and
 //! errors and forwards calls to the core; every decision lives in `titan-pm`.
 //!
-//! - host: [`sync_host::SyncManager`] runs the core engine on the caller's
-//!   thread (no thread hop per call); [`async_host::AsyncManager`] runs it on an
-//!   engine thread and hands results to the asyncio loop through a wake socket.
-//! - worker: [`worker::serve_worker_on`] serves a Python object through the core
-//!   agent; [`worker::PyHandler`] is the core `Handler` over it.
+//! - [`host`]: [`host::blocking::SyncManager`] runs the core engine on the
+//!   caller's thread (no thread hop per call); [`host::asyncio::AsyncManager`]
+//!   hands results to the asyncio loop through [`runtime`], the one async helper.
+//! - [`agent`]: [`agent::serve_worker_on`] serves a Python object through the core
+//!   agent; [`agent::PyHandler`] is the core `Handler` over it.
 //! - [`convert`]: Python values <-> `Value`; [`errors`]: core errors -> Python
 //!   exceptions; [`options`]: keyword options -> core options (core reads them);
-//!   [`reports`]: core reports -> dicts (core shapes them).
+//!   [`reports`]: core reports -> dicts (core shapes them); [`telemetry`]: core's
+//!   log messages -> `logging`.
 
 use pyo3::prelude::*;
 
-mod async_host;
 mod options;
+mod agent;
 mod convert;
 mod errors;
+mod host;
 mod reports;
-mod sync_host;
+mod runtime;
 mod telemetry;
-mod worker;
 mod workflow;
 
 /// Lets a value that is only touched on the current thread cross `Python::detach`,
@@ -39,12 +40,12 @@ impl<T> SameThread<T> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     telemetry::init();
     // host
-    m.add_class::<sync_host::SyncManager>()?;
-    m.add_class::<async_host::AsyncManager>()?;
-    m.add_class::<async_host::LoopRuntime>()?;
+    m.add_class::<host::blocking::SyncManager>()?;
+    m.add_class::<host::asyncio::AsyncManager>()?;
+    m.add_class::<runtime::LoopRuntime>()?;
     // worker
-    m.add_class::<worker::Completion>()?;
-    m.add_function(wrap_pyfunction!(worker::serve_worker_on, m)?)?;
+    m.add_class::<agent::Completion>()?;
+    m.add_function(wrap_pyfunction!(agent::serve_worker_on, m)?)?;
     // options
     m.add_function(wrap_pyfunction!(options::check_manager_options, m)?)?;
     m.add_function(wrap_pyfunction!(options::option_schema, m)?)?;

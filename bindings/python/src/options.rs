@@ -15,7 +15,7 @@ use titan_pm::pool::PoolOptions;
 use titan_pm::protocol::ErrorInfoKind;
 use titan_pm::{CallOptions, Error, ManagerConfig, Output, SpawnOptions, Target, Value};
 
-use crate::worker::PyHandler;
+use crate::agent::PyHandler;
 use crate::{convert, errors};
 
 const DIALECT: Dialect = Dialect::Python;

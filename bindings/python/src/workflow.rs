@@ -14,7 +14,8 @@ use titan_pm::workflow::{WorkflowEvent, WorkflowHandle};
 use tokio::sync::broadcast;
 use titan_pm::{Error, Value};
 
-use crate::async_host::{AsyncManager, Out};
+use crate::host::asyncio::AsyncManager;
+use crate::runtime::Out;
 use crate::{convert, errors, options};
 
 /// A loaded workflow (empty until its `workflow_start` operation has finished).

@@ -19,6 +19,7 @@
 
 pub(crate) mod engine;
 mod launch;
+mod limits;
 pub(crate) mod metrics;
 mod output;
 pub(crate) mod process;

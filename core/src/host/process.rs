@@ -126,6 +126,16 @@ impl Process {
     /// (event `memory`) or when the periodic health probe finds it unhealthy
     /// [`UNHEALTHY_PROBES`] times in a row (event `unhealthy`).
     fn watch(self: &Rc<Self>, instance: Rc<Instance>, engine: &Engine) {
+        if let (Some(cpu), Isolation::Child) = (self.spec.resources.max_cpu, self.spec.isolation) {
+            if let Some(limit) = super::limits::limit_cpu(instance.pid, cpu, &self.name.borrow()) {
+                tracing::debug!(target: "titan_pm", "{} limited to {cpu}% of a core in {}", self.name.borrow(), limit.dir().display());
+                let instance = instance.clone();
+                tokio::task::spawn_local(async move {
+                    instance.exited().await;
+                    drop(limit); // the cgroup goes with the worker
+                });
+            }
+        }
         let max_memory = self.spec.resources.max_memory.filter(|_| self.spec.isolation == Isolation::Child);
         let own = instance.description.health_interval_ms;
         let probe = match (own, &engine.config.monitoring.health_check) {

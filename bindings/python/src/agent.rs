@@ -1,7 +1,7 @@
 //! The worker side: [`PyHandler`] is the core agent's `Handler` over a
 //! `titan_pm._runtime.Runtime` (the Python object that owns the user's
 //! instance), and [`serve_worker_on`] serves it in a child started by a host,
-//! from the child's asyncio loop (see `async_host::LoopRuntime`).
+//! from the child's asyncio loop (see `runtime::LoopRuntime`).
 //!
 //! The agent runs on the thread that serves (a child's main thread). Each entry
 //! point hands the runtime a [`Completion`]: a fast sync method runs right there
@@ -23,7 +23,7 @@ use titan_pm::transport::Endpoint;
 use titan_pm::Value;
 use tokio::sync::oneshot;
 
-use crate::async_host::{LoopRuntime, Out};
+use crate::runtime::{LoopRuntime, Out};
 use crate::{convert, errors};
 
 type Outcome = Result<Value, ErrorInfo>;

@@ -1,8 +1,8 @@
-//! `titan_pm.ProcessManager`'s engines. An operation (spawn, call, ...) is a
-//! core future started here under a token; its result reaches Python as
-//! `(token, ok, value)` and the Python side resolves the awaiting future.
-//! Dropping an operation (`cancel`) cancels it in the engine, and so a call in
-//! the worker. Two drivers run the core engine:
+//! The one async helper of this bridge: how a core future reaches Python.
+//! An operation (spawn, call, ...) is a core future started under a token; its
+//! result reaches Python as `(token, ok, value)` and the Python side resolves
+//! the awaiting future. Dropping an operation (`cancel`) cancels it in the
+//! engine, and so a call in the worker. Two drivers run the core engine:
 //!
 //! - [`LoopRuntime`] (the default): the engine runs on the event loop's own
 //!   thread. `titan_pm._loop` wraps the loop's selector, whose `select` calls
@@ -10,7 +10,7 @@
 //!   of the loop's own descriptors is ready, its timeout passes, or a result is
 //!   ready for Python. No thread hop per call; the engine progresses whenever
 //!   the loop is not running Python code.
-//! - the thread driver: the engine runs on a thread of its own (any event loop,
+//! - [`ThreadDriver`]: the engine runs on a thread of its own (any event loop,
 //!   and supervision while the loop is busy); results wake a socket the loop
 //!   watches, and `drain` hands them over in batches. No engine thread takes the GIL.
 
@@ -32,13 +32,13 @@ use std::time::Duration;
 use futures::future::{AbortHandle, Abortable, BoxFuture};
 use futures::FutureExt;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
-use titan_pm::pool::{PoolEvent, PoolHandle, PoolMetrics};
-use titan_pm::{Error, Event, HealthReport, ProcessManager, ProcessMetrics, Value};
+use pyo3::types::PyList;
+use titan_pm::pool::{PoolEvent, PoolMetrics};
+use titan_pm::{Error, Event, HealthReport, ProcessMetrics, Value};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{broadcast, Notify};
 
-use crate::{options, convert, errors, reports, SameThread};
+use crate::{convert, errors, reports, SameThread};
 
 /// What an operation ends with, converted to Python when it is handed over.
 pub enum Out {
@@ -53,10 +53,10 @@ pub enum Out {
     PoolMetrics(PoolMetrics),
 }
 
-type Op = BoxFuture<'static, Result<Out, Error>>;
-type Done = Vec<(u64, Result<Out, Error>)>;
+pub(crate) type Op = BoxFuture<'static, Result<Out, Error>>;
+pub(crate) type Done = Vec<(u64, Result<Out, Error>)>;
 
-fn events_op(mut rx: broadcast::Receiver<Event>) -> Op {
+pub(crate) fn events_op(mut rx: broadcast::Receiver<Event>) -> Op {
     async move {
         loop {
             match rx.recv().await {
@@ -69,7 +69,7 @@ fn events_op(mut rx: broadcast::Receiver<Event>) -> Op {
     .boxed()
 }
 
-fn pool_events_op(mut rx: broadcast::Receiver<PoolEvent>) -> Op {
+pub(crate) fn pool_events_op(mut rx: broadcast::Receiver<PoolEvent>) -> Op {
     async move {
         loop {
             match rx.recv().await {
@@ -83,7 +83,7 @@ fn pool_events_op(mut rx: broadcast::Receiver<PoolEvent>) -> Op {
 }
 
 /// Converts finished operations to `(token, ok, value)`; an event stream is re-armed under its token.
-fn hand_over<'py>(py: Python<'py>, done: Done, rearm: impl Fn(u64, Op)) -> PyResult<Bound<'py, PyList>> {
+pub(crate) fn hand_over<'py>(py: Python<'py>, done: Done, rearm: impl Fn(u64, Op)) -> PyResult<Bound<'py, PyList>> {
     let out = PyList::empty(py);
     for (token, result) in done {
         let (ok, value) = match result {
@@ -103,7 +103,7 @@ fn hand_over<'py>(py: Python<'py>, done: Done, rearm: impl Fn(u64, Op)) -> PyRes
     Ok(out)
 }
 
-fn to_python(py: Python<'_>, out: Out) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn to_python(py: Python<'_>, out: Out) -> PyResult<Bound<'_, PyAny>> {
     Ok(match out {
         Out::Value(v) => convert::to_py(py, &v)?,
         Out::Id(id) => id.into_pyobject(py)?.into_any(),
@@ -136,7 +136,7 @@ pub(crate) struct LoopInner {
 }
 
 /// A descriptor the loop owns; watched, never closed, here.
-struct Fd(RawFd);
+pub(crate) struct Fd(RawFd);
 impl AsRawFd for Fd {
     fn as_raw_fd(&self) -> RawFd {
         self.0
@@ -172,7 +172,7 @@ impl LoopRuntime {
 }
 
 impl LoopInner {
-    fn begin(&self, token: u64, op: Op) {
+    pub(crate) fn begin(&self, token: u64, op: Op) {
         self.begin_local(token, op)
     }
 
@@ -196,7 +196,7 @@ impl LoopInner {
     }
 
     /// Runs `fut` to completion on the engine (the GIL released).
-    fn block_on<T: Send>(&self, py: Python<'_>, fut: impl Future<Output = T>) -> T {
+    pub(crate) fn block_on<T: Send>(&self, py: Python<'_>, fut: impl Future<Output = T>) -> T {
         let job = SameThread((self, fut));
         py.detach(move || {
             let (me, fut) = job.into_inner();
@@ -220,7 +220,7 @@ impl LoopInner {
     }
 }
 
-fn readable_now(fd: RawFd) -> bool {
+pub(crate) fn readable_now(fd: RawFd) -> bool {
     let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd, no timeout.
     unsafe { libc::poll(&mut p, 1, 0) > 0 }
@@ -272,7 +272,7 @@ impl LoopRuntime {
                 r = watched.readable() => if let Ok(mut g) = r { g.clear_ready() },
                 _ = notify.notified() => {}
                 _ = limit => {}
-                e = crate::sync_host::interrupted() => return Err(e),
+                e = crate::host::blocking::interrupted() => return Err(e),
             }
             Ok(())
         }))
@@ -304,7 +304,7 @@ impl LoopRuntime {
         Ok(())
     }
 
-    fn cancel(&self, token: u64) -> PyResult<()> {
+    pub(crate) fn cancel(&self, token: u64) -> PyResult<()> {
         if let Some(abort) = self.inner()?.tasks.borrow_mut().remove(&token) {
             abort.abort();
         }
@@ -323,7 +323,7 @@ impl<F: Future> Future for SameThread<F> {
 
 // ---- the thread driver ----
 
-struct Wakeup {
+pub(crate) struct Wakeup {
     ready: Mutex<Vec<u64>>,
     signalled: AtomicBool,
     tx: UnixStream,
@@ -338,7 +338,7 @@ impl Wakeup {
     }
 }
 
-struct TokenWaker {
+pub(crate) struct TokenWaker {
     token: u64,
     wakeup: Arc<Wakeup>,
 }
@@ -354,16 +354,16 @@ impl Wake for TokenWaker {
 }
 
 /// Operations polled on the Python thread with wakers that name them; the engine runs on its own thread.
-struct ThreadDriver {
-    wakeup: Arc<Wakeup>,
-    rx: UnixStream,
-    ops: Mutex<HashMap<u64, Op>>,
-    done: Mutex<Done>,
-    next: AtomicU64,
+pub(crate) struct ThreadDriver {
+    pub(crate) wakeup: Arc<Wakeup>,
+    pub(crate) rx: UnixStream,
+    pub(crate) ops: Mutex<HashMap<u64, Op>>,
+    pub(crate) done: Mutex<Done>,
+    pub(crate) next: AtomicU64,
 }
 
 impl ThreadDriver {
-    fn new() -> PyResult<Self> {
+    pub(crate) fn new() -> PyResult<Self> {
         let (rx, tx) = UnixStream::pair().map_err(|e| errors::to_py(Error::Config(format!("socketpair: {e}"))))?;
         rx.set_nonblocking(true).ok();
         tx.set_nonblocking(true).ok();
@@ -372,7 +372,7 @@ impl ThreadDriver {
     }
 
     /// Polls `op` once (the first poll sends the job to the engine) and keeps it.
-    fn begin(&self, token: u64, op: Op) {
+    pub(crate) fn begin(&self, token: u64, op: Op) {
         self.ops.lock().unwrap().insert(token, op);
         self.wakeup.ready.lock().unwrap().push(token);
         self.poll_ready();
@@ -381,7 +381,7 @@ impl ThreadDriver {
         }
     }
 
-    fn poll_ready(&self) {
+    pub(crate) fn poll_ready(&self) {
         let tokens = std::mem::take(&mut *self.wakeup.ready.lock().unwrap());
         let mut ops = self.ops.lock().unwrap();
         for token in tokens {
@@ -394,7 +394,7 @@ impl ThreadDriver {
         }
     }
 
-    fn take(&self) -> Done {
+    pub(crate) fn take(&self) -> Done {
         let mut buf = [0u8; 64];
         while matches!((&self.rx).read(&mut buf), Ok(n) if n > 0) {}
         self.wakeup.signalled.store(false, Ordering::Release);
@@ -403,210 +403,3 @@ impl ThreadDriver {
     }
 }
 
-// ---- the manager ----
-
-enum Driver {
-    Loop(Py<LoopRuntime>),
-    Thread(ThreadDriver),
-}
-
-#[pyclass(module = "titan_pm._native")]
-pub struct AsyncManager {
-    pm: ProcessManager,
-    driver: Driver,
-}
-
-impl AsyncManager {
-    /// Starts `op` and returns its token.
-    fn start(&self, py: Python<'_>, op: impl Future<Output = Result<Out, Error>> + Send + 'static) -> PyResult<u64> {
-        self.start_op(py, op.boxed())
-    }
-
-    pub(crate) fn start_op(&self, py: Python<'_>, op: Op) -> PyResult<u64> {
-        match &self.driver {
-            Driver::Loop(rt) => {
-                let rt = rt.bind(py).get();
-                let inner = rt.inner()?;
-                let token = inner.token();
-                inner.begin(token, op);
-                Ok(token)
-            }
-            Driver::Thread(d) => {
-                let token = d.next.fetch_add(1, Ordering::Relaxed);
-                d.begin(token, op);
-                Ok(token)
-            }
-        }
-    }
-
-    /// Runs `fut` to completion now.
-    fn block_on<T: Send>(&self, py: Python<'_>, fut: impl Future<Output = T> + Send) -> PyResult<T> {
-        match &self.driver {
-            Driver::Loop(rt) => Ok(rt.bind(py).get().inner()?.block_on(py, fut)),
-            Driver::Thread(_) => Ok(py.detach(move || futures::executor::block_on(fut))),
-        }
-    }
-
-    pub(crate) fn manager(&self) -> &ProcessManager {
-        &self.pm
-    }
-
-    fn pool_handle(&self, id: u64) -> PyResult<PoolHandle> {
-        self.pm.pool_handle(id).map_err(errors::to_py)
-    }
-}
-
-#[pymethods]
-impl AsyncManager {
-    /// With a `LoopRuntime`, the engine runs on that loop's thread; without, on a thread of its own.
-    #[new]
-    #[pyo3(signature = (options, runtime=None))]
-    fn new(py: Python<'_>, options: &Bound<'_, PyDict>, runtime: Option<Py<LoopRuntime>>) -> PyResult<Self> {
-        let cfg = options::manager(options)?;
-        let (pm, driver) = match runtime {
-            Some(rt) => {
-                let pm = {
-                    let inner = rt.bind(py).get().inner()?;
-                    inner.block_on(py, SameThread(async { ProcessManager::new_local(cfg) }))
-                };
-                (pm, Driver::Loop(rt))
-            }
-            None => (ProcessManager::new(cfg), Driver::Thread(ThreadDriver::new()?)),
-        };
-        Ok(AsyncManager { pm, driver })
-    }
-
-    /// The thread driver's descriptor the event loop watches (readable when `drain` has work); None for the loop driver.
-    fn wake_fd(&self) -> Option<i32> {
-        match &self.driver {
-            Driver::Thread(d) => Some(d.rx.as_raw_fd()),
-            Driver::Loop(_) => None,
-        }
-    }
-
-    /// The thread driver's finished operations as `(token, ok, value_or_exception)`.
-    fn drain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        match &self.driver {
-            Driver::Thread(d) => hand_over(py, d.take(), |token, op| d.begin(token, op)),
-            Driver::Loop(_) => Ok(PyList::empty(py)),
-        }
-    }
-
-    /// Drops an operation: a call in flight is cancelled in the worker.
-    fn cancel(&self, py: Python<'_>, token: u64) -> PyResult<()> {
-        match &self.driver {
-            Driver::Loop(rt) => rt.bind(py).get().cancel(token),
-            Driver::Thread(d) => {
-                let op = d.ops.lock().unwrap().remove(&token);
-                drop(op);
-                Ok(())
-            }
-        }
-    }
-
-    /// Delivers lifecycle events, each under the returned token.
-    fn subscribe_events(&self, py: Python<'_>) -> PyResult<u64> {
-        self.start_op(py, events_op(self.pm.events()))
-    }
-
-    fn spawn(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
-        let target = options::target(target, in_process)?;
-        let options = options::spawn(options)?;
-        let pm = self.pm.clone();
-        self.start(py, async move { pm.spawn(target, options).await.map(|h| Out::Id(h.id())) })
-    }
-
-    #[pyo3(signature = (process_id, method, args, timeout=None, key=None))]
-    fn call(&self, py: Python<'_>, process_id: u64, method: &str, args: &Bound<'_, PyTuple>, timeout: Option<f64>, key: Option<String>) -> PyResult<u64> {
-        let args = convert::args_to_values(args).map_err(errors::to_py)?;
-        let options = options::call(timeout, key)?;
-        let pm = self.pm.clone();
-        let method = method.to_string();
-        self.start(py, async move { pm.call_value(process_id, &method, args, options).await.map(Out::Value) })
-    }
-
-    fn kill(&self, py: Python<'_>, process_id: u64) -> PyResult<u64> {
-        let pm = self.pm.clone();
-        self.start(py, async move { pm.kill(process_id).await.map(|_| Out::Unit) })
-    }
-
-    fn get_health(&self, py: Python<'_>, process_id: u64) -> PyResult<u64> {
-        let pm = self.pm.clone();
-        self.start(py, async move { pm.get_health(process_id).await.map(Out::Health) })
-    }
-
-    fn get_metrics(&self, py: Python<'_>, process_id: u64) -> PyResult<u64> {
-        let pm = self.pm.clone();
-        self.start(py, async move { pm.get_metrics(process_id).await.map(Out::Metrics) })
-    }
-
-    fn shutdown(&self, py: Python<'_>) -> PyResult<u64> {
-        let pm = self.pm.clone();
-        self.start(py, async move {
-            pm.shutdown().await;
-            Ok(Out::Unit)
-        })
-    }
-
-    /// Blocks briefly (one engine round trip) for the process table.
-    fn list_processes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let pm = self.pm.clone();
-        let list = self.block_on(py, async move { pm.list_processes().await })?;
-        reports::to_py(py, &list)
-    }
-
-    fn get_process<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyAny>> {
-        let pm = self.pm.clone();
-        let info = self.block_on(py, async move { pm.get_process(process_id).await })?.map_err(errors::to_py)?;
-        reports::to_py(py, &info)
-    }
-
-    // ---- pools ----
-
-    fn pool(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
-        let target = options::target(target, in_process)?;
-        let options = options::pool(options)?;
-        let pm = self.pm.clone();
-        self.start(py, async move { Ok(Out::Id(pm.pool(target, options).await?.id())) })
-    }
-
-    #[pyo3(signature = (pool_id, method, args, timeout=None, key=None))]
-    fn pool_call(&self, py: Python<'_>, pool_id: u64, method: &str, args: &Bound<'_, PyTuple>, timeout: Option<f64>, key: Option<String>) -> PyResult<u64> {
-        let args = convert::args_to_values(args).map_err(errors::to_py)?;
-        let h = self.pool_handle(pool_id)?.with_options(options::call(timeout, key)?);
-        let method = method.to_string();
-        self.start(py, async move { h.call_value(&method, args).await.map(Out::Value) })
-    }
-
-    /// Blocks briefly (one engine round trip) for the pool's size.
-    fn pool_size(&self, py: Python<'_>, pool_id: u64) -> PyResult<usize> {
-        let h = self.pool_handle(pool_id)?;
-        self.block_on(py, async move { h.size().await })?.map_err(errors::to_py)
-    }
-
-    fn pool_scale(&self, py: Python<'_>, pool_id: u64, size: usize) -> PyResult<u64> {
-        let h = self.pool_handle(pool_id)?;
-        self.start(py, async move { h.scale(size).await.map(|_| Out::Unit) })
-    }
-
-    fn pool_metrics(&self, py: Python<'_>, pool_id: u64) -> PyResult<u64> {
-        let h = self.pool_handle(pool_id)?;
-        self.start(py, async move { h.metrics().await.map(Out::PoolMetrics) })
-    }
-
-    fn pool_drain(&self, py: Python<'_>, pool_id: u64) -> PyResult<u64> {
-        let h = self.pool_handle(pool_id)?;
-        self.start(py, async move { h.drain().await.map(|_| Out::Unit) })
-    }
-
-    fn pool_destroy(&self, py: Python<'_>, pool_id: u64) -> PyResult<u64> {
-        let h = self.pool_handle(pool_id)?;
-        self.start(py, async move { h.destroy().await.map(|_| Out::Unit) })
-    }
-
-    /// Delivers the pool's events, each under the returned token.
-    fn pool_subscribe(&self, py: Python<'_>, pool_id: u64) -> PyResult<u64> {
-        let rx = self.pool_handle(pool_id)?.events();
-        self.start_op(py, pool_events_op(rx))
-    }
-}

@@ -1,0 +1,223 @@
+//! `titan_pm.ProcessManager`, the asyncio host: each operation is a core
+//! future started through [`crate::runtime`] under a token.
+
+use std::future::Future;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+
+use futures::FutureExt;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use titan_pm::pool::PoolHandle;
+use titan_pm::{Error, ProcessManager};
+
+use crate::runtime::{events_op, hand_over, pool_events_op, LoopRuntime, Op, Out, ThreadDriver};
+use crate::{options, convert, errors, reports, SameThread};
+
+// ---- the manager ----
+
+enum Driver {
+    Loop(Py<LoopRuntime>),
+    Thread(ThreadDriver),
+}
+
+#[pyclass(module = "titan_pm._native")]
+pub struct AsyncManager {
+    pm: ProcessManager,
+    driver: Driver,
+}
+
+impl AsyncManager {
+    /// Starts `op` and returns its token.
+    fn start(&self, py: Python<'_>, op: impl Future<Output = Result<Out, Error>> + Send + 'static) -> PyResult<u64> {
+        self.start_op(py, op.boxed())
+    }
+
+    pub(crate) fn start_op(&self, py: Python<'_>, op: Op) -> PyResult<u64> {
+        match &self.driver {
+            Driver::Loop(rt) => {
+                let rt = rt.bind(py).get();
+                let inner = rt.inner()?;
+                let token = inner.token();
+                inner.begin(token, op);
+                Ok(token)
+            }
+            Driver::Thread(d) => {
+                let token = d.next.fetch_add(1, Ordering::Relaxed);
+                d.begin(token, op);
+                Ok(token)
+            }
+        }
+    }
+
+    /// Runs `fut` to completion now.
+    fn block_on<T: Send>(&self, py: Python<'_>, fut: impl Future<Output = T> + Send) -> PyResult<T> {
+        match &self.driver {
+            Driver::Loop(rt) => Ok(rt.bind(py).get().inner()?.block_on(py, fut)),
+            Driver::Thread(_) => Ok(py.detach(move || futures::executor::block_on(fut))),
+        }
+    }
+
+    pub(crate) fn manager(&self) -> &ProcessManager {
+        &self.pm
+    }
+
+    fn pool_handle(&self, id: u64) -> PyResult<PoolHandle> {
+        self.pm.pool_handle(id).map_err(errors::to_py)
+    }
+}
+
+#[pymethods]
+impl AsyncManager {
+    /// With a `LoopRuntime`, the engine runs on that loop's thread; without, on a thread of its own.
+    #[new]
+    #[pyo3(signature = (options, runtime=None))]
+    fn new(py: Python<'_>, options: &Bound<'_, PyDict>, runtime: Option<Py<LoopRuntime>>) -> PyResult<Self> {
+        let cfg = options::manager(options)?;
+        let (pm, driver) = match runtime {
+            Some(rt) => {
+                let pm = {
+                    let inner = rt.bind(py).get().inner()?;
+                    inner.block_on(py, SameThread(async { ProcessManager::new_local(cfg) }))
+                };
+                (pm, Driver::Loop(rt))
+            }
+            None => (ProcessManager::new(cfg), Driver::Thread(ThreadDriver::new()?)),
+        };
+        Ok(AsyncManager { pm, driver })
+    }
+
+    /// The thread driver's descriptor the event loop watches (readable when `drain` has work); None for the loop driver.
+    fn wake_fd(&self) -> Option<i32> {
+        match &self.driver {
+            Driver::Thread(d) => Some(d.rx.as_raw_fd()),
+            Driver::Loop(_) => None,
+        }
+    }
+
+    /// The thread driver's finished operations as `(token, ok, value_or_exception)`.
+    fn drain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        match &self.driver {
+            Driver::Thread(d) => hand_over(py, d.take(), |token, op| d.begin(token, op)),
+            Driver::Loop(_) => Ok(PyList::empty(py)),
+        }
+    }
+
+    /// Drops an operation: a call in flight is cancelled in the worker.
+    fn cancel(&self, py: Python<'_>, token: u64) -> PyResult<()> {
+        match &self.driver {
+            Driver::Loop(rt) => rt.bind(py).get().cancel(token),
+            Driver::Thread(d) => {
+                let op = d.ops.lock().unwrap().remove(&token);
+                drop(op);
+                Ok(())
+            }
+        }
+    }
+
+    /// Delivers lifecycle events, each under the returned token.
+    fn subscribe_events(&self, py: Python<'_>) -> PyResult<u64> {
+        self.start_op(py, events_op(self.pm.events()))
+    }
+
+    fn spawn(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
+        let target = options::target(target, in_process)?;
+        let options = options::spawn(options)?;
+        let pm = self.pm.clone();
+        self.start(py, async move { pm.spawn(target, options).await.map(|h| Out::Id(h.id())) })
+    }
+
+    #[pyo3(signature = (process_id, method, args, timeout=None, key=None))]
+    fn call(&self, py: Python<'_>, process_id: u64, method: &str, args: &Bound<'_, PyTuple>, timeout: Option<f64>, key: Option<String>) -> PyResult<u64> {
+        let args = convert::args_to_values(args).map_err(errors::to_py)?;
+        let options = options::call(timeout, key)?;
+        let pm = self.pm.clone();
+        let method = method.to_string();
+        self.start(py, async move { pm.call_value(process_id, &method, args, options).await.map(Out::Value) })
+    }
+
+    fn kill(&self, py: Python<'_>, process_id: u64) -> PyResult<u64> {
+        let pm = self.pm.clone();
+        self.start(py, async move { pm.kill(process_id).await.map(|_| Out::Unit) })
+    }
+
+    fn get_health(&self, py: Python<'_>, process_id: u64) -> PyResult<u64> {
+        let pm = self.pm.clone();
+        self.start(py, async move { pm.get_health(process_id).await.map(Out::Health) })
+    }
+
+    fn get_metrics(&self, py: Python<'_>, process_id: u64) -> PyResult<u64> {
+        let pm = self.pm.clone();
+        self.start(py, async move { pm.get_metrics(process_id).await.map(Out::Metrics) })
+    }
+
+    fn shutdown(&self, py: Python<'_>) -> PyResult<u64> {
+        let pm = self.pm.clone();
+        self.start(py, async move {
+            pm.shutdown().await;
+            Ok(Out::Unit)
+        })
+    }
+
+    /// Blocks briefly (one engine round trip) for the process table.
+    fn list_processes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let pm = self.pm.clone();
+        let list = self.block_on(py, async move { pm.list_processes().await })?;
+        reports::to_py(py, &list)
+    }
+
+    fn get_process<'py>(&self, py: Python<'py>, process_id: u64) -> PyResult<Bound<'py, PyAny>> {
+        let pm = self.pm.clone();
+        let info = self.block_on(py, async move { pm.get_process(process_id).await })?.map_err(errors::to_py)?;
+        reports::to_py(py, &info)
+    }
+
+    // ---- pools ----
+
+    fn pool(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
+        let target = options::target(target, in_process)?;
+        let options = options::pool(options)?;
+        let pm = self.pm.clone();
+        self.start(py, async move { Ok(Out::Id(pm.pool(target, options).await?.id())) })
+    }
+
+    #[pyo3(signature = (pool_id, method, args, timeout=None, key=None))]
+    fn pool_call(&self, py: Python<'_>, pool_id: u64, method: &str, args: &Bound<'_, PyTuple>, timeout: Option<f64>, key: Option<String>) -> PyResult<u64> {
+        let args = convert::args_to_values(args).map_err(errors::to_py)?;
+        let h = self.pool_handle(pool_id)?.with_options(options::call(timeout, key)?);
+        let method = method.to_string();
+        self.start(py, async move { h.call_value(&method, args).await.map(Out::Value) })
+    }
+
+    /// Blocks briefly (one engine round trip) for the pool's size.
+    fn pool_size(&self, py: Python<'_>, pool_id: u64) -> PyResult<usize> {
+        let h = self.pool_handle(pool_id)?;
+        self.block_on(py, async move { h.size().await })?.map_err(errors::to_py)
+    }
+
+    fn pool_scale(&self, py: Python<'_>, pool_id: u64, size: usize) -> PyResult<u64> {
+        let h = self.pool_handle(pool_id)?;
+        self.start(py, async move { h.scale(size).await.map(|_| Out::Unit) })
+    }
+
+    fn pool_metrics(&self, py: Python<'_>, pool_id: u64) -> PyResult<u64> {
+        let h = self.pool_handle(pool_id)?;
+        self.start(py, async move { h.metrics().await.map(Out::PoolMetrics) })
+    }
+
+    fn pool_drain(&self, py: Python<'_>, pool_id: u64) -> PyResult<u64> {
+        let h = self.pool_handle(pool_id)?;
+        self.start(py, async move { h.drain().await.map(|_| Out::Unit) })
+    }
+
+    fn pool_destroy(&self, py: Python<'_>, pool_id: u64) -> PyResult<u64> {
+        let h = self.pool_handle(pool_id)?;
+        self.start(py, async move { h.destroy().await.map(|_| Out::Unit) })
+    }
+
+    /// Delivers the pool's events, each under the returned token.
+    fn pool_subscribe(&self, py: Python<'_>, pool_id: u64) -> PyResult<u64> {
+        let rx = self.pool_handle(pool_id)?.events();
+        self.start_op(py, pool_events_op(rx))
+    }
+}
