@@ -60,7 +60,7 @@ fn value_to_js(env: crate::js::Env, v: Value) -> napi::Result<crate::js::Js> {
 #[napi]
 impl NativeManager {
     /// Reads the stage graph of process `processId` (a spawned workflow class), checks it and fills `workflow`.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(ts_args_type = "workflow: NativeWorkflow, processId: number, options: object", ts_return_type = "Promise<void>")]
     pub fn workflow_load(&self, env: Env, workflow: &NativeWorkflow, process_id: f64, options: Raw) -> napi::Result<Raw> {
         let options = convert::from_js(env.raw(), options.0).map_err(|u| throw(&env, errors::unsupported(env.raw(), "options", &u)))?;
         let options = titan_pm::options::workflow(&options, Dialect::Js, &|_| None).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))?;
@@ -74,7 +74,7 @@ impl NativeManager {
     }
 
     /// Runs the workflow: every stage's result by name.
-    #[napi(ts_return_type = "Promise<Record<string, unknown>>")]
+    #[napi(ts_args_type = "workflow: NativeWorkflow, input: unknown, runId?: string | undefined | null", ts_return_type = "Promise<Record<string, unknown>>")]
     pub fn workflow_run(&self, env: Env, workflow: &NativeWorkflow, input: Raw, run_id: Option<String>) -> napi::Result<Raw> {
         let input = convert::from_js(env.raw(), input.0).map_err(|u| throw(&env, errors::unsupported(env.raw(), "input", &u)))?;
         let wf = workflow.handle().map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))?;
