@@ -24,7 +24,7 @@ import type {
   SpawnOptions,
 } from './types';
 import { Description, LoadError, Runtime } from './worker/runtime';
-import { loadWorkflow, WorkflowHandle } from './workflow';
+import { loadWorkflow, RunSummary, WorkflowHandle } from './workflow';
 
 /** The worker runtime's entry: a worker thread's script, and a child's via TITAN_NODE_WORKER. */
 const WORKER_ENTRY = path.join(__dirname, 'worker', 'main.js');
@@ -133,6 +133,11 @@ export class ProcessManager extends EventEmitter {
       await this.kill(id).catch(() => undefined);
       throw e;
     }
+  }
+
+  /** The newest runs of the manager's workflow journal with their state. */
+  workflowRuns(limit = 100): Promise<RunSummary[]> {
+    return this.#native.workflowManagerRuns(limit).catch(rethrow) as Promise<RunSummary[]>;
   }
 
   /** Stops intake, drains in-flight calls, runs @OnShutdown hooks, then stops every worker. */

@@ -55,6 +55,7 @@ for (const mode of MODES) {
       const runs = await wf.runs();
       assert.equal(runs[0].runId, 'order-42');
       assert.equal(runs[0].state, 'failed');
+      assert.equal((await pm.workflowRuns())[0].runId, 'order-42');
     }));
 
   test(`a cycle is an error when the workflow is loaded (${mode})`, () =>

@@ -73,6 +73,7 @@ def test_order_saga_compensates_in_reverse_order():
             ]
             runs = await wf.runs()
             assert runs[0]["run_id"] == "order-42" and runs[0]["state"] == "failed"
+            assert (await pm.workflow_runs())[0]["run_id"] == "order-42"
 
     run(main())
 

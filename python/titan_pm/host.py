@@ -305,6 +305,12 @@ class ProcessManager:
 
         return await load(self, target, isolation, options)
 
+    async def workflow_runs(self, limit: int = 100) -> List[Dict[str, Any]]:
+        """The newest runs of the manager's workflow journal with their state
+        ("running", "compensating", "completed", "failed")."""
+        self._bind()
+        return await self._wait(_native.workflow_runs(self._native, limit))
+
     async def kill(self, process_id: int) -> None:
         """Stops a process at once; not a crash, so it is not restarted."""
         self._bind()

@@ -57,6 +57,23 @@ fn value_to_js(env: crate::js::Env, v: Value) -> napi::Result<crate::js::Js> {
     convert::to_js(env, &v)
 }
 
+fn rows(runs: Vec<titan_pm::workflow::RunSummary>) -> Value {
+    Value::List(
+        runs.into_iter()
+            .map(|r| {
+                Value::Map(vec![
+                    ("runId".into(), Value::Text(r.run_id)),
+                    ("workflow".into(), Value::Text(r.workflow)),
+                    ("state".into(), Value::Text(r.state.as_str().into())),
+                    ("created".into(), Value::Int(r.created_ms as i64)),
+                    ("updated".into(), Value::Int(r.updated_ms as i64)),
+                    ("leaseOwner".into(), r.lease_owner.map(Value::Text).unwrap_or(Value::Null)),
+                ])
+            })
+            .collect(),
+    )
+}
+
 #[napi]
 impl NativeManager {
     /// Reads the stage graph of process `processId` (a spawned workflow class), checks it and fills `workflow`.
@@ -85,23 +102,15 @@ impl NativeManager {
     #[napi(ts_return_type = "Promise<object[]>")]
     pub fn workflow_runs(&self, env: Env, workflow: &NativeWorkflow, limit: f64) -> napi::Result<Raw> {
         let wf = workflow.handle().map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))?;
-        let future = async move {
-            let runs = wf.runs(limit.max(0.0) as usize).await?;
-            Ok(Value::List(
-                runs.into_iter()
-                    .map(|r| {
-                        Value::Map(vec![
-                            ("runId".into(), Value::Text(r.run_id)),
-                            ("workflow".into(), Value::Text(r.workflow)),
-                            ("state".into(), Value::Text(r.state.as_str().into())),
-                            ("created".into(), Value::Int(r.created_ms as i64)),
-                            ("updated".into(), Value::Int(r.updated_ms as i64)),
-                            ("leaseOwner".into(), r.lease_owner.map(Value::Text).unwrap_or(Value::Null)),
-                        ])
-                    })
-                    .collect(),
-            ))
-        };
+        let future = async move { Ok(rows(wf.runs(limit.max(0.0) as usize).await?)) };
+        self.host.promise(env.raw(), future, value_to_js).map(Raw)
+    }
+
+    /// The newest `limit` runs of the manager's journal.
+    #[napi(ts_return_type = "Promise<object[]>")]
+    pub fn workflow_manager_runs(&self, env: Env, limit: f64) -> napi::Result<Raw> {
+        let pm = self.host.pm.clone();
+        let future = async move { Ok(rows(pm.workflow_runs(limit.max(0.0) as usize).await?)) };
         self.host.promise(env.raw(), future, value_to_js).map(Raw)
     }
 

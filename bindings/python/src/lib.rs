@@ -53,6 +53,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // workflows
     m.add_class::<workflow::NativeWorkflow>()?;
     m.add_function(wrap_pyfunction!(workflow::workflow_start, m)?)?;
+    m.add_function(wrap_pyfunction!(workflow::workflow_runs, m)?)?;
     // values
     m.add_function(wrap_pyfunction!(convert::roundtrip, m)?)?;
     Ok(())

@@ -60,6 +60,30 @@ pub fn workflow_start(
     Ok((token, NativeWorkflow { handle: slot, events: Default::default() }))
 }
 
+/// The newest `limit` runs of the manager's journal (an operation; rows as `NativeWorkflow.runs`).
+#[pyfunction]
+pub fn workflow_runs(py: Python<'_>, manager: &Bound<'_, AsyncManager>, limit: usize) -> PyResult<u64> {
+    let pm = manager.borrow().manager().clone();
+    manager.borrow().start_op(py, Box::pin(async move { Ok(Out::Value(rows(pm.workflow_runs(limit).await?))) }))
+}
+
+fn rows(runs: Vec<titan_pm::workflow::RunSummary>) -> Value {
+    Value::List(
+        runs.iter()
+            .map(|r| {
+                Value::Map(vec![
+                    ("run_id".into(), Value::Text(r.run_id.clone())),
+                    ("workflow".into(), Value::Text(r.workflow.clone())),
+                    ("state".into(), Value::Text(r.state.as_str().into())),
+                    ("created".into(), Value::Int(r.created_ms as i64)),
+                    ("updated".into(), Value::Int(r.updated_ms as i64)),
+                    ("lease_owner".into(), r.lease_owner.clone().map(Value::Text).unwrap_or(Value::Null)),
+                ])
+            })
+            .collect(),
+    )
+}
+
 #[pymethods]
 impl NativeWorkflow {
     /// Starts a run; the operation's value is every stage's result by name.
@@ -76,21 +100,7 @@ impl NativeWorkflow {
         manager.borrow().start_op(
             py,
             Box::pin(async move {
-                let runs = wf.runs(limit).await?;
-                let rows = runs
-                    .iter()
-                    .map(|r| {
-                        Value::Map(vec![
-                            ("run_id".into(), Value::Text(r.run_id.clone())),
-                            ("workflow".into(), Value::Text(r.workflow.clone())),
-                            ("state".into(), Value::Text(r.state.as_str().into())),
-                            ("created".into(), Value::Int(r.created_ms as i64)),
-                            ("updated".into(), Value::Int(r.updated_ms as i64)),
-                            ("lease_owner".into(), r.lease_owner.clone().map(Value::Text).unwrap_or(Value::Null)),
-                        ])
-                    })
-                    .collect();
-                Ok(Out::Value(Value::List(rows)))
+                Ok(Out::Value(rows(wf.runs(limit).await?)))
             }),
         )
     }
