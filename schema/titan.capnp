@@ -145,3 +145,70 @@ interface Registry {
   # Refused (an RPC error "secret refused") unless `secret` is this spawn's secret.
   register @0 (secret :Text, worker :Worker, pid :UInt32) -> ();
 }
+
+# ---- The control interface (`titan-pm` CLI) ----
+#
+# A manager that opts in (`serve_control`) serves `Manager` as the bootstrap
+# capability of a 0600 Unix socket, to its own user only. Reports travel as
+# `Value` maps in the TypeScript spelling (camelCase, ms): the same shapes
+# the API returns. A `target` names a process by id or name, or a pool by
+# `pool:ID` or name; an empty target means every process. Errors are RPC
+# exceptions whose text is the core's error message.
+
+# One line a worker wrote, kept in the host's per-process ring buffer.
+struct LogLine {
+  processId @0 :UInt64;
+  name @1 :Text;
+  pid @2 :UInt32;
+  stderr @3 :Bool;
+  line @4 :Text;
+  timestampMs @5 :UInt64;
+}
+
+# Where a `logs --follow` or an `events` stream goes; the client serves it.
+interface LogSink {
+  line @0 (line :LogLine) -> ();
+}
+
+interface EventSink {
+  # A process or pool event report (`{type, processId, ...}`).
+  event @0 (event :Value) -> ();
+}
+
+# Held by the client while it streams; dropping it ends the stream.
+interface Subscription {}
+
+interface Manager {
+  # Every process: its info report plus `metrics`, `uptime` (ms) and `pool` (the pool id or null).
+  list @0 () -> (processes :Value);
+  # One process's row, as `list` gives it.
+  info @1 (target :Text) -> (info :Value);
+  # Health reports: a list of `{processId, name, health}`.
+  health @2 (target :Text) -> (reports :Value);
+  # `{processes: [{processId, name, metrics}], pools: [{poolId, name, metrics}]}`.
+  metrics @3 (target :Text) -> (metrics :Value);
+  # Stops at once (SIGKILL); a pool target destroys the pool.
+  kill @4 (target :Text) -> ();
+  # Graceful: a new instance is started and ready before the old one drains and stops.
+  restart @5 (target :Text) -> ();
+  scale @6 (pool :Text, size :UInt32) -> ();
+  # The last `lines` lines (0: all that are kept); with `follow`, new lines go to `sink`
+  # until the client drops `subscription`.
+  logs @7 (target :Text, lines :UInt32, follow :Bool, sink :LogSink) -> (lines :List(LogLine), subscription :Subscription);
+  events @8 (sink :EventSink) -> (subscription :Subscription);
+  # Graceful shutdown of every process, then the serving manager's owner exits.
+  shutdown @9 () -> ();
+  # Every pool: `{poolId, name, size, members: [processId], state}`.
+  pools @10 () -> (pools :Value);
+  # Graceful stop of one process (drain, hooks, SIGTERM, SIGKILL), unlike `kill`.
+  stop @11 (target :Text) -> ();
+  # Applies a process file (`{manager, process: [...], pool: [...]}` as a Value):
+  # starts new entries, replaces changed ones (rolling: each new worker is ready
+  # before the old one drains), stops removed ones; with `reloadAll`, unchanged
+  # entries are reloaded too (new code on disk). Returns
+  # `{started, reloaded, stopped, unchanged, warnings}` (lists of names / texts).
+  apply @12 (file :Value, reloadAll :Bool) -> (summary :Value);
+  # Calls `method` on a process (by id or name; several of that name: the first)
+  # or through a pool (its balancing, queue and breaker). Errors are RPC exceptions.
+  call @13 (target :Text, method :Text, args :List(Value), timeoutMs :UInt64) -> (result :Value);
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the Python package on a fresh machine and runs its tests: creates
 # .venv with `python3 -m venv` if missing, installs maturin, pytest and
-# pytest-timeout into it, builds and installs ./python (sharing
+# pytest-timeout (and pydantic, for the value rule tests) into it, builds and installs ./python (sharing
 # CARGO_TARGET_DIR), builds the workspace (the Rust example worker the
 # cross-language tests spawn), runs the Rust tests that drive a .py worker,
 # then pytest, whose summary is the last line. Exits non-zero on any failure.
@@ -18,8 +18,8 @@ if [ ! -x "$python" ]; then
     step "creating $venv"
     python3 -m venv "$venv" || exit 1
 fi
-step "installing maturin, pytest, pytest-timeout"
-"$python" -m pip install -q --disable-pip-version-check maturin pytest pytest-timeout || exit 1
+step "installing maturin, pytest, pytest-timeout, pydantic (for the value rule tests)"
+"$python" -m pip install -q --disable-pip-version-check maturin pytest pytest-timeout pydantic || exit 1
 step "building and installing ./python"
 "$python" -m pip install -q --disable-pip-version-check ./python || exit 1
 step "building the workspace"

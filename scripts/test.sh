@@ -17,15 +17,26 @@ run() { # run NAME CMD... : runs one suite, keeps its log, remembers a failure
   [ "$rc" = 0 ] || { echo "=== $name failed (exit $rc)"; status=1; }
 }
 
+# tmux: the `titan-pm monit` test drives the terminal view through it.
+if ! command -v tmux >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get install -y -qq tmux >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq tmux >/dev/null; }) \
+    || echo "test.sh: could not install tmux; the monit test will say it is skipped"
+fi
 run schema scripts/check-schema.sh
 run rust-build cargo build --workspace --all-targets
 run rust cargo test --workspace --quiet
 [ -x scripts/test-python.sh ] && run python scripts/test-python.sh
 [ -x scripts/test-node.sh ] && run node scripts/test-node.sh
+# The README's Python and TypeScript blocks run (its Rust blocks are the crate tests/readme, built above).
+run readme .venv/bin/python tests/readme/check.py --python .venv/bin/python
+# The release artifacts (wheel, sdist, npm tarballs) installed as a user would, the quick starts, the typing check.
+[ -x scripts/test-install.sh ] && run install scripts/test-install.sh
 
 echo
 echo "=== summary"
 grep -h "^test result:" "$logs/rust.log" 2>/dev/null | awk '{p+=$4; f+=$6} END {printf "cargo: %d passed, %d failed\n", p, f}'
 [ -f "$logs/python.log" ] && grep -E "^=+ .*(passed|failed|error).* =+$" "$logs/python.log" | tail -1
 [ -f "$logs/node.log" ] && grep -E "^# (tests|pass|fail) " "$logs/node.log" | tail -3
+[ -f "$logs/readme.log" ] && grep -E "^readme: [0-9]+ passed, [0-9]+ failed$" "$logs/readme.log" | tail -1
+[ -f "$logs/install.log" ] && grep -E "^install: [0-9]+ passed, [0-9]+ failed$" "$logs/install.log" | tail -1
 exit $status

@@ -11,6 +11,7 @@
 //! | worker side | [`agent`]: serves a [`agent::Handler`] (a Rust [`agent::WorkerDef`], or a Python or JS object through a bridge) |
 //! | host side | [`host`]: the [`ProcessManager`] engine — spawn, call, restart, health, metrics, shutdown |
 //! | above the host | [`pool`]: pools of workers with balancing, queueing, scaling, a breaker; [`workflow`]: DAG workflows with retries, saga compensation and a journal that lets a run outlive its host |
+//! | operating it | [`control`]: the control socket the `titan-pm` CLI talks to (`Manager` in the schema), process files |
 //! | front-end seams | [`options`] (every option, read once from a `Value` in the caller's dialect), [`reports`] (every report as one `Value` shape) |
 //!
 //! To add an option: one getter call in its object's reader in `options/mod.rs`
@@ -22,6 +23,7 @@
 //! The wire protocol is `schema/titan.capnp`; `generated` is compiled from it.
 
 pub mod agent;
+pub mod control;
 pub mod dialect;
 pub mod error;
 pub mod generated;
@@ -40,10 +42,10 @@ pub mod workflow;
 pub use error::{Error, ErrorKind, Result};
 pub use generated::titan_capnp;
 pub use host::{
-    CallOptions, Event, EventKind, Isolation, ManagerConfig, Output, ProcessHandle, ProcessInfo, ProcessManager,
+    CallOptions, Event, EventKind, Isolation, LogLine, ManagerConfig, Output, ProcessHandle, ProcessInfo, ProcessManager,
     ProcessMetrics, RestartPolicy, SpawnOptions, Target,
 };
-pub use pool::{PoolHandle, PoolOptions, PoolSize, Strategy};
+pub use pool::{PoolHandle, PoolInfo, PoolOptions, PoolSize, Strategy};
 pub use protocol::{HealthReport, HealthStatus};
 pub use state::ProcessState;
 pub use transport::Transport;

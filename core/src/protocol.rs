@@ -54,6 +54,13 @@ impl ErrorInfo {
         e.available = available;
         e
     }
+    /// A `SerializationError` as it crosses the wire (its path travels as the type name).
+    pub fn serialization(e: Error) -> Self {
+        match e {
+            Error::Serialization { path, message } => Self::new(ErrorInfoKind::Serialization, path, message),
+            other => Self::new(ErrorInfoKind::Serialization, "value", other.to_string()),
+        }
+    }
     pub fn with_stack(mut self, stack: impl Into<String>) -> Self {
         self.stack = stack.into();
         self
@@ -81,13 +88,15 @@ impl ErrorInfo {
             ErrorInfoKind::Cancelled => error_info::Kind::Cancelled,
             ErrorInfoKind::Init => error_info::Kind::Init,
         });
-        b.set_type(self.type_name.as_str());
-        b.set_message(self.message.as_str());
-        b.set_stack(self.stack.as_str());
-        b.set_code(self.code.as_deref().unwrap_or(""));
-        let mut l = b.init_available(self.available.len() as u32);
-        for (i, m) in self.available.iter().enumerate() {
-            l.set(i as u32, m.as_str());
+        // Texts are cut to MAX_ERROR_TEXT: an error must always fit in its reply.
+        b.set_type(clip(&self.type_name));
+        b.set_message(clip(&self.message));
+        b.set_stack(clip(&self.stack));
+        b.set_code(clip(self.code.as_deref().unwrap_or("")));
+        let available = &self.available[..self.available.len().min(MAX_ERROR_LIST)];
+        let mut l = b.init_available(available.len() as u32);
+        for (i, m) in available.iter().enumerate() {
+            l.set(i as u32, clip(m));
         }
     }
 
@@ -115,6 +124,21 @@ impl ErrorInfo {
                 .collect::<Result<_>>()?,
         })
     }
+}
+
+/// The longest text of an error (message, stack, type) sent; longer ones are cut.
+pub const MAX_ERROR_TEXT: usize = 1 << 20;
+const MAX_ERROR_LIST: usize = 10_000;
+
+fn clip(s: &str) -> &str {
+    if s.len() <= MAX_ERROR_TEXT {
+        return s;
+    }
+    let mut cut = MAX_ERROR_TEXT;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
 }
 
 pub(crate) fn ser(e: capnp::Error) -> Error {

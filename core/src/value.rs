@@ -17,6 +17,104 @@
 use crate::error::{Error, Result};
 use crate::titan_capnp::value;
 
+/// The deepest a value may nest: anything inside more than this many lists or
+/// maps is refused (before it is sent) with a `SerializationError` naming its
+/// path. The same limit holds in every front end and isolation; the wire
+/// reader's nesting limit is set to admit exactly this much.
+pub const MAX_DEPTH: usize = 100;
+
+/// The largest encoding of the values of one message (a call's arguments, a
+/// result, the spawn dependencies): 64 MiB. Larger values are refused, not
+/// split: the sender gets a `SerializationError` that names this limit.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Bytes of one `Value` struct on the wire (2 data words, 1 pointer).
+const VALUE_BYTES: usize = 24;
+/// Bytes of one map entry struct (2 pointers).
+const ENTRY_BYTES: usize = 16;
+
+/// Checks that `items` (one message's values) can be sent: no value nested
+/// deeper than [`MAX_DEPTH`], and together at most [`MAX_MESSAGE_BYTES`]
+/// encoded. Element `i` is named `{path}[i]`. Returns the encoded size.
+pub fn check_list(items: &[Value], path: &str) -> Result<usize> {
+    let mut size = 8 + items.len() * VALUE_BYTES;
+    for (i, item) in items.iter().enumerate() {
+        size += walk(item, 0).map_err(|segments| too_deep(&format!("{path}[{i}]"), segments))?;
+    }
+    size_ok(size, path)
+}
+
+/// Like [`check_list`] for one value.
+pub fn check(v: &Value, path: &str) -> Result<usize> {
+    let size = 8 + VALUE_BYTES + walk(v, 0).map_err(|segments| too_deep(path, segments))?;
+    size_ok(size, path)
+}
+
+fn size_ok(size: usize, path: &str) -> Result<usize> {
+    if size > MAX_MESSAGE_BYTES {
+        return Err(Error::Serialization {
+            path: path.to_string(),
+            message: format!(
+                "the value is {} encoded, over the limit of {} per message",
+                human(size),
+                human(MAX_MESSAGE_BYTES)
+            ),
+        });
+    }
+    Ok(size)
+}
+
+fn human(bytes: usize) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+fn too_deep(path: &str, mut segments: Vec<String>) -> Error {
+    segments.reverse();
+    Error::Serialization {
+        path: format!("{path}{}", segments.concat()),
+        message: format!("nested deeper than {MAX_DEPTH} levels"),
+    }
+}
+
+/// The bytes `v`'s content takes beyond its own struct; `Err` holds the path
+/// segments (innermost first) to a value nested too deep.
+fn walk(v: &Value, depth: usize) -> std::result::Result<usize, Vec<String>> {
+    if depth > MAX_DEPTH {
+        return Err(Vec::new());
+    }
+    let words = |n: usize| n.div_ceil(8) * 8;
+    Ok(match v {
+        Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => 0,
+        Value::Text(s) => words(s.len() + 1),
+        Value::Data(d) => words(d.len()),
+        Value::List(items) => {
+            let mut size = 8 + items.len() * VALUE_BYTES;
+            for (i, item) in items.iter().enumerate() {
+                size = size.saturating_add(walk(item, depth + 1).map_err(|mut p| {
+                    p.push(format!("[{i}]"));
+                    p
+                })?);
+            }
+            size
+        }
+        Value::Map(entries) => {
+            let mut size = 8 + entries.len() * ENTRY_BYTES;
+            for (k, item) in entries {
+                size = size.saturating_add(words(k.len() + 1) + VALUE_BYTES);
+                size = size.saturating_add(walk(item, depth + 1).map_err(|mut p| {
+                    p.push(format!("[{k:?}]"));
+                    p
+                })?);
+            }
+            size
+        }
+    })
+}
+
 /// A dynamic value: what crosses the wire as an argument or a result.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Value {
@@ -227,6 +325,52 @@ mod tests {
         let v = Value::List(vec![Value::Int(1), Value::Map(vec![("x".into(), Value::Float(f64::NAN))])]);
         let err = from_value::<serde_json::Value>(v).unwrap_err();
         assert!(err.to_string().contains(r#"value[1]["x"]"#), "{err}");
+    }
+
+    fn nested(depth: usize, map: bool) -> Value {
+        let mut v = Value::Int(1);
+        for _ in 0..depth {
+            v = if map { Value::Map(vec![("k".into(), v)]) } else { Value::List(vec![v]) };
+        }
+        v
+    }
+
+    #[test]
+    fn the_depth_limit_is_exact_and_names_the_path() {
+        // The innermost int sits inside MAX_DEPTH containers: allowed, and it reads back.
+        for map in [false, true] {
+            let ok = nested(MAX_DEPTH, map);
+            check(&ok, "v").unwrap();
+            let mut msg = capnp::message::Builder::new_default();
+            write(&ok, msg.init_root::<value::Builder>());
+            let mut bytes = Vec::new();
+            capnp::serialize::write_message(&mut bytes, &msg).unwrap();
+            let reader = capnp::serialize::read_message(&mut &bytes[..], crate::transport::reader_options()).unwrap();
+            assert_eq!(read(reader.get_root::<value::Reader>().unwrap(), "v").unwrap(), ok);
+        }
+        let err = check_list(&[Value::Null, nested(MAX_DEPTH + 1, false)], "args").unwrap_err();
+        let Error::Serialization { path, message } = &err else { panic!("{err}") };
+        assert_eq!(path, &format!("args[1]{}", "[0]".repeat(MAX_DEPTH + 1)));
+        assert!(message.contains("nested deeper than 100 levels"), "{message}");
+        let err = check(&nested(MAX_DEPTH + 1, true), "result").unwrap_err();
+        assert!(err.to_string().starts_with(r#"cannot serialize result["k"]["k"]"#), "{err}");
+    }
+
+    #[test]
+    fn the_size_estimate_bounds_the_real_encoding() {
+        let v = Value::Map(vec![
+            ("text".into(), Value::Text("héllo".repeat(99))),
+            ("data".into(), Value::Data(vec![7; 1001])),
+            ("list".into(), Value::List(vec![Value::Int(1), Value::Null, Value::List(vec![Value::Float(2.0)])])),
+        ]);
+        let mut msg = capnp::message::Builder::new_default();
+        write(&v, msg.init_root::<value::Builder>());
+        let real = capnp::serialize::compute_serialized_size_in_words(&msg) * 8;
+        let estimate = check(&v, "v").unwrap();
+        assert!(estimate + 8 >= real && estimate <= real + 64, "estimate {estimate}, real {real}");
+        let big = vec![Value::Data(vec![0; MAX_MESSAGE_BYTES])];
+        let err = check_list(&big, "args").unwrap_err();
+        assert!(err.to_string().contains("over the limit of 64.0 MiB per message"), "{err}");
     }
 
     #[test]

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// Builds the native addon from source with `napi build` (release) and compiles
-// the TypeScript. The package's install script: a fresh machine needs Node 20
-// and cargo, nothing else (no prebuilt download, no capnp compiler).
-//
-// The crate comes from native/src (vendored into a packed tarball by
-// prepack.js) or, in a repository checkout, from ../bindings/node.
+// Builds the package from source in a repository checkout (`npm run build`,
+// scripts/test-node.sh): the native addon with `napi build --platform`
+// (release, the crate ../bindings/node) into native/, next to the napi loader
+// that prefers it to a platform package, and the TypeScript into dist/. Needs
+// Node 20 and cargo, nothing else (no capnp compiler). Not an install script:
+// users get the prebuilt addon from the platform package
+// (scripts/build-npm.sh packs both).
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -12,8 +13,7 @@ const path = require('node:path');
 const os = require('node:os');
 
 const root = path.join(__dirname, '..');
-const vendored = path.join(root, 'native', 'src', 'bindings', 'node', 'Cargo.toml');
-const repo = path.join(root, '..', 'bindings', 'node', 'Cargo.toml');
+const manifest = path.join(root, '..', 'bindings', 'node', 'Cargo.toml');
 
 function fail(message) {
   console.error(`titan-pm: ${message}`);
@@ -35,10 +35,9 @@ function resolvable(id) {
   }
 }
 
-/** `npm install ./node` links the folder without installing its dependencies: install them here. */
+/** The build tools are dev dependencies: install them when missing (e.g. `npm install --omit=dev`). */
 function ensureBuildTools() {
-  const needTypeScript = fs.existsSync(path.join(root, 'tsconfig.json'));
-  if (resolvable('@napi-rs/cli/package.json') && (!needTypeScript || resolvable('typescript/bin/tsc'))) return;
+  if (resolvable('@napi-rs/cli/package.json') && resolvable('typescript/bin/tsc')) return;
   console.error('titan-pm: installing the build tools (@napi-rs/cli, typescript) in', root);
   const env = { ...process.env };
   for (const k of Object.keys(env)) if (/^npm_config_(global|prefix|location|only|production|omit)$/i.test(k)) delete env[k];
@@ -47,15 +46,13 @@ function ensureBuildTools() {
 }
 
 function buildNative() {
-  const manifest = fs.existsSync(vendored) ? vendored : fs.existsSync(repo) ? repo : null;
-  if (!manifest) fail('cannot find the bindings/node crate to build the native addon');
+  if (!fs.existsSync(manifest)) fail('cannot find the bindings/node crate (../bindings/node): build from a repository checkout');
   const env = { ...process.env };
   const cargoBin = path.join(os.homedir(), '.cargo', 'bin');
   if (fs.existsSync(cargoBin)) env.PATH = `${env.PATH}${path.delimiter}${cargoBin}`;
   if (spawnSync('cargo', ['--version'], { env }).status !== 0) {
     fail('building the native addon needs cargo (install Rust from https://rustup.rs)');
   }
-  if (!env.CARGO_TARGET_DIR && manifest === vendored) env.CARGO_TARGET_DIR = path.join(root, 'native', 'target');
   const cliPkg = require.resolve('@napi-rs/cli/package.json', { paths: [root] });
   const cli = path.join(path.dirname(cliPkg), require(cliPkg).bin.napi);
   run(process.execPath, [cli, 'build', '--platform', '--release', '--manifest-path', manifest,
@@ -64,15 +61,7 @@ function buildNative() {
 }
 
 function compileTypeScript() {
-  if (!fs.existsSync(path.join(root, 'tsconfig.json'))) return; // a packed tarball ships dist/, not the sources
-  let tsc;
-  try {
-    tsc = require.resolve('typescript/bin/tsc', { paths: [root] });
-  } catch {
-    if (fs.existsSync(path.join(root, 'dist', 'index.js'))) return; // a packed tarball ships dist/
-    fail('dist/ is missing and typescript is not installed to compile it (npm install in node/ first)');
-  }
-  run(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json')]);
+  run(process.execPath, [require.resolve('typescript/bin/tsc', { paths: [root] }), '-p', path.join(root, 'tsconfig.json')]);
 }
 
 ensureBuildTools();

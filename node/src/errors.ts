@@ -96,12 +96,23 @@ export function signalName(n: number): string {
   return signalNames.get(n) ?? `SIG${n}`;
 }
 
+/**
+ * How to send what the codec refuses (the binding names the value and its path; this says how
+ * to convert it). A Map with string keys needs nothing: it travels as a plain object.
+ */
+const howToSend: [RegExp, string][] = [
+  [/\ba Date instance cannot be sent\b.*$/, 'a Date cannot be sent: send date.toISOString() (or date.getTime()) and build the Date on the other side'],
+  [/\ba Set instance cannot be sent\b.*$/, 'a Set cannot be sent: send [...set] (an array)'],
+];
+
 /** The exported class for an error from the binding; anything else is returned as is. */
 export function fromNative(e: unknown): unknown {
   const tagged = e as { titanClass?: string; message: string; stack?: string; [k: string]: unknown };
   const cls = tagged && typeof tagged.titanClass === 'string' ? classes[tagged.titanClass] : undefined;
   if (!cls) return e;
-  const err = new cls(tagged.message) as TitanError & Record<string, unknown>;
+  let message = tagged.message;
+  if (cls === SerializationError) for (const [pattern, hint] of howToSend) message = message.replace(pattern, hint);
+  const err = new cls(message) as TitanError & Record<string, unknown>;
   for (const [k, v] of Object.entries(tagged)) {
     if (k !== 'titanClass' && k !== 'message' && k !== 'stack') err[k] = v;
   }

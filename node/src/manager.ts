@@ -170,6 +170,9 @@ export class ProcessManager extends EventEmitter {
       case 'output':
         this.#outputs.get(args[0])?.(args[1], args[2], args[3], args[4]);
         break;
+      case 'outputDropped': // lines for an output callback were dropped: its queue was full
+        this.emit('output:dropped', { dropped: args[1] });
+        break;
     }
   }
 
@@ -196,7 +199,11 @@ export class ProcessManager extends EventEmitter {
       if (this.#runtimes.get(slot) === worker) this.#runtimes.delete(slot);
     });
     return new Promise<Description>((resolve, reject) => {
-      worker.once('message', (m: { ok: boolean; description: Description; message: string }) => {
+      worker.on('message', (m: { ok?: boolean; description: Description; message: string; titanOutputDropped?: number }) => {
+        if (typeof m?.titanOutputDropped === 'number') {
+          this.emit('output:dropped', { dropped: m.titanOutputDropped }); // its bounded stdout/stderr was full
+          return;
+        }
         worker.unref(); // a ready worker thread does not keep the host alive
         if (m.ok) {
           name.current = m.description.name;

@@ -1,7 +1,8 @@
 // The public option and result types of the host API. Durations are in ms.
 
 export type Isolation = 'worker' | 'child' | 'none';
-export type Transport = 'ipc' | 'unix' | 'tcp' | 'http';
+/** `http` is not built yet: it is left out until it exists (core refuses it with a clear error). */
+export type Transport = 'ipc' | 'unix' | 'tcp';
 export type ProcessState = 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed';
 
 /** Called with each line a worker writes, instead of printing it. */
@@ -19,6 +20,26 @@ export interface RestartPolicy {
   initialBackoff?: number;
   multiplier?: number;
   maxBackoff?: number;
+  /** The seed's spelling: `linear` waits `initial × n` before the n-th restart, `exponential` `initial × 2^(n-1)`; both capped at `max` (ms, or a number: `initial`). */
+  backoff?: number | { type?: 'linear' | 'exponential'; initial?: number | string; max?: number | string; multiplier?: number };
+}
+
+/** The seed's `resources` section. */
+export interface Resources {
+  /** Bytes or a string such as `'512MB'`: a child worker above it is restarted. */
+  maxMemory?: number | string;
+  /** Percent of one core. */
+  maxCpu?: number;
+  /** Every call's deadline, ms (an alias of the flat `timeout`). */
+  timeout?: number | string;
+}
+
+/** The seed's `monitoring` section. */
+export interface Monitoring {
+  /** Periodic health checks (`true`: the defaults). */
+  healthCheck?: boolean | { interval?: number | string; timeout?: number | string };
+  metrics?: boolean;
+  tracing?: boolean;
 }
 
 export interface ManagerConfig {
@@ -38,6 +59,8 @@ export interface ManagerConfig {
   cancelGrace?: number;
   /** `false` disables restarts. */
   restartPolicy?: RestartPolicy | boolean;
+  resources?: Resources;
+  monitoring?: Monitoring;
   output?: OutputOption;
   /** The interpreter for `.py` targets (default `python3`). */
   python?: string;
@@ -116,8 +139,12 @@ export interface ProcessEvent {
   delay?: number;
 }
 
-/** Event names: spawn, ready, crash, restart, failed, exit, refused. */
-export type EventName = 'spawn' | 'ready' | 'crash' | 'restart' | 'failed' | 'exit' | 'refused';
+/**
+ * Event names: spawn, ready, crash, restart, failed, exit, refused; and
+ * `output:dropped` (`{ dropped }`: worker output lines an output callback lost
+ * because its bounded queue was full while this thread was busy).
+ */
+export type EventName = 'spawn' | 'ready' | 'crash' | 'restart' | 'failed' | 'exit' | 'refused' | 'output:dropped';
 
 type AnyFunction = (...args: any[]) => any;
 

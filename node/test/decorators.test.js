@@ -13,7 +13,8 @@ for (const mode of MODES) {
     assert.equal(def.name, 'calculator');
     assert.equal(def.version, '1.0.0');
     assert.deepEqual([...def.methods].sort(), [
-      'add', 'addAsync', 'crash', 'dependencies', 'echo', 'fail', 'increment', 'kill', 'log', 'pid', 'slow', 'unsendable', 'wasAborted',
+      'add', 'addAsync', 'blob', 'crash', 'cyclic', 'dependencies', 'echo', 'fail', 'flood', 'increment', 'kill', 'log', 'loneSurrogate',
+      'nested', 'pid', 'slow', 'unsendable', 'wasAborted',
     ]);
     assert.equal(def.healthCheck, 'health');
     assert.deepEqual(def.onShutdown, ['cleanup']);

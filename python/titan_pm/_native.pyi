@@ -73,6 +73,9 @@ def serve_worker_on(loop_runtime: LoopRuntime, runtime: Any) -> int:
 def roundtrip(value: Any) -> Any:
     """Sends `value` through the codec and back."""
 
+MAX_DEPTH: int
+"""The core's one nesting limit: a value inside more lists/dicts than this is refused."""
+
 def option_schema(kind: str) -> List[str]:
     """Every option path core accepts for `kind` ("manager", "spawn", "pool"), snake_case."""
     ...

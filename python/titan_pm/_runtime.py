@@ -32,6 +32,7 @@ import time
 import traceback
 from typing import Any, Dict, List, Optional, Set, Tuple
 
+from ._values import args_decoder, kwargs_decoder, result_encoding
 from .decorators import ProcessDefinition, definition
 
 # A sync method runs on the agent's thread after this many runs in a row each faster than INLINE_BELOW.
@@ -125,6 +126,10 @@ class Runtime:
         self._public: List[str] = list(d.methods)
         self._streak: Dict[str, int] = {}
         self._bound: Dict[str, Any] = {}  # public name -> bound method, once the instance exists
+        # titan_pm._values: arguments decoded by the parameters' annotations (only the methods
+        # that need it), results encoded by the rule
+        self._decode_args: Dict[str, Any] = {}
+        self._encode_result: Dict[str, Any] = {}
         self._running: Dict[int, Any] = {}  # call id -> concurrent future of an async call
         self._lock = threading.Lock()
         self._loop: Optional[asyncio.AbstractEventLoop] = loop
@@ -153,19 +158,34 @@ class Runtime:
         except BaseException as e:
             return done(False, e)
         self._bound = {name: getattr(self.instance, name) for name in self.definition.methods}
+        self._decode_args = {n: d for n, fn in self._bound.items() if (d := args_decoder(fn)) is not None}
+        self._encode_result = {n: result_encoding(fn) for n, fn in self._bound.items()}
         if not self.definition.has_init:
             return done(True, None)
-        self._run(self.instance.init, (), dependencies or {}, done)
+        dependencies = dependencies or {}
+        decode = kwargs_decoder(self.instance.init)
+        if decode is not None:
+            try:
+                dependencies = decode(dependencies)
+            except Exception as e:
+                return done(False, e)
+        self._run(self.instance.init, (), dependencies, done)
 
     def call(self, method: str, args: List[Any], call_id: int, done: Any) -> None:
         fn = self._bound.get(method)
         if fn is None:
             return done.not_found(method, self._public)
+        decode = self._decode_args.get(method)
+        if decode is not None:
+            try:
+                args = decode(args)
+            except Exception as e:
+                return done(False, e)
         if self._streak.get(method, 0) >= INLINE_AFTER:
             # The hot path: a sync method that has proven fast runs right here.
             start = _now()
             try:
-                r = fn(*args)
+                r = self._encode_result[method](fn(*args))
                 ok = True
             except SystemExit as e:
                 _exit(e)
@@ -179,7 +199,7 @@ class Runtime:
                 coro = fn(*args)
             except BaseException as e:
                 return done(False, e)
-            future = self._schedule(coro, done, None, call_id)
+            future = self._schedule(coro, done, self._encode_result[method], call_id)
             self._running[call_id] = future
             if future.done():  # finished on the runtime's loop thread already
                 self._running.pop(call_id, None)
@@ -262,7 +282,7 @@ class Runtime:
     def _sync(self, method: str, fn: Any, args: List[Any], done: Any) -> None:
         start = _now()
         try:
-            r = fn(*args)
+            r = self._encode_result[method](fn(*args))
             ok = True
         except SystemExit as e:
             _exit(e)

@@ -132,12 +132,13 @@ _remote_classes: Dict[str, Type[RemoteError]] = {}
 
 
 def remote_class(remote_type: str) -> Type[RemoteError]:
-    """`RemoteError`, or for a built-in exception type a subclass of both."""
+    """`RemoteError`, or for a built-in exception type (or `SerializationError`) a subclass of both."""
     cls = _remote_classes.get(remote_type)
     if cls is not None:
         return cls
     cls = RemoteError
-    builtin = getattr(builtins, remote_type, None)
+    # A worker's own SerializationError (a result the value rule refused) is one too.
+    builtin = _CLASSES.get(remote_type) if remote_type == "SerializationError" else getattr(builtins, remote_type, None)
     if isinstance(builtin, type) and issubclass(builtin, Exception) and builtin is not Exception:
         try:
             cls = type(f"Remote{remote_type}", (RemoteError, builtin), {"__module__": __name__})

@@ -23,22 +23,42 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from typing import Any, Callable, Dict, List, Optional
+import os
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Dict, Generic, List, Optional, Type, Union, overload
 
 from . import _native
 from ._loop import ThreadDelivery, loop_driver
+from ._methods import check_interface, remote_call, result_decoder_of
+from ._values import encode, encode_args
 from ._options import add_seed_names, check_event, manager_options, native_target
-from .errors import ConfigError
+from .errors import ConfigError, SerializationError
 
 __all__ = ["ProcessManager", "ProcessHandle", "Pool"]
 
 Event = Dict[str, Any]
 
+if TYPE_CHECKING:  # typing_extensions: type checkers bundle it; nothing imports it at run time
+    from typing_extensions import Concatenate, ParamSpec, TypeVar
 
-class ProcessHandle:
+    T = TypeVar("T", default=Any)  # the worker class a handle is typed from; Any when not given
+    P = ParamSpec("P")
+    R = TypeVar("R")
+else:
+    from typing import TypeVar
+
+    T = TypeVar("T")
+
+
+class ProcessHandle(Generic[T]):
     """A spawned process. Remote methods are attributes: `await handle.add(5, 3)`.
     `process_id` survives restarts. A method whose name a handle attribute
-    shadows is reached with `await handle.call("name", ...)`."""
+    shadows is reached with `await handle.call("name", ...)`.
+
+    Typed calls: a handle spawned with its class (`pm.spawn("calc.py", Calculator)`
+    or `pm.spawn(Calculator)`) is a `ProcessHandle[Calculator]`, and
+    `await handle.call(Calculator.add, 5, 3)` is checked by mypy and pyright:
+    the method must be Calculator's, the arguments its parameters, and the
+    result has its return type."""
 
     def __init__(self, pm: "ProcessManager", process_id: int, timeout: Optional[float] = None, key: Optional[str] = None):
         self._pm = pm
@@ -59,11 +79,21 @@ class ProcessHandle:
         self.__dict__[name] = method  # later lookups skip __getattr__
         return method
 
-    def call(self, method: str, *args: Any) -> Any:
-        """Calls `method` by name (a coroutine)."""
-        return self._pm._call(self.process_id, method, args, self._timeout, self._key)
+    @overload
+    def call(
+        self, method: Callable[Concatenate[T, P], Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]: ...
+    @overload
+    def call(self, method: Callable[Concatenate[T, P], R], /, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
+    @overload
+    def call(self, method: str, /, *args: Any) -> Coroutine[Any, Any, Any]: ...
+    def call(self, method: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Calls `method`, a method of the worker class (`Calculator.add`: typed, keyword
+        arguments bound by its signature) or its name (a coroutine)."""
+        name, args = remote_call(method, args, kwargs)
+        return self._pm._call(self.process_id, name, args, self._timeout, self._key, False, result_decoder_of(method))
 
-    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "ProcessHandle":
+    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "ProcessHandle[T]":
         """A view of this handle whose calls use `timeout` (seconds) and routing `key`."""
         return ProcessHandle(
             self._pm, self.process_id, self._timeout if timeout is None else timeout, self._key if key is None else key
@@ -76,11 +106,12 @@ class ProcessHandle:
         return f"<ProcessHandle process_id={self.process_id}>"
 
 
-class Pool:
+class Pool(Generic[T]):
     """Several workers of one target behind one handle: `await pool.add(1, 2)` goes
     to the worker the strategy picks. `pool.size`, `await pool.scale(n)`,
     `await pool.metrics()`, `await pool.drain()`, `await pool.destroy()`, and
-    `pool.on("pool:scaled", callback)` for its events."""
+    `pool.on("pool:scaled", callback)` for its events. Typed like `ProcessHandle`:
+    `pm.pool("calc.py", Calculator)` is a `Pool[Calculator]`, `await pool.call(Calculator.add, 1, 2)`."""
 
     def __init__(self, pm: "ProcessManager", pool_id: int, timeout: Optional[float] = None, key: Optional[str] = None):
         self._pm = pm
@@ -101,10 +132,21 @@ class Pool:
         self.__dict__[name] = method
         return method
 
-    def call(self, method: str, *args: Any) -> Any:
-        return self._pm._call(self.pool_id, method, args, self._timeout, self._key, True)
+    @overload
+    def call(
+        self, method: Callable[Concatenate[T, P], Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]: ...
+    @overload
+    def call(self, method: Callable[Concatenate[T, P], R], /, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
+    @overload
+    def call(self, method: str, /, *args: Any) -> Coroutine[Any, Any, Any]: ...
+    def call(self, method: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Calls `method`, a method of the worker class (`Calculator.add`: typed, keyword
+        arguments bound by its signature) or its name (a coroutine)."""
+        name, args = remote_call(method, args, kwargs)
+        return self._pm._call(self.pool_id, name, args, self._timeout, self._key, True, result_decoder_of(method))
 
-    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "Pool":
+    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "Pool[T]":
         """A view whose calls use `timeout` (seconds) and `key` (for the hash strategies)."""
         return Pool(self._pm, self.pool_id, self._timeout if timeout is None else timeout, self._key if key is None else key)
 
@@ -229,18 +271,32 @@ class ProcessManager:
             self._native.cancel(token)
 
     async def _call(
-        self, target: int, method: str, args: Any, timeout: Optional[float], key: Optional[str], pool: bool = False
+        self,
+        target: int,
+        method: str,
+        args: Any,
+        timeout: Optional[float],
+        key: Optional[str],
+        pool: bool = False,
+        decode: Optional[Callable[[Any], Any]] = None,
     ) -> Any:
-        """Calls a process (or a pool). The hot path: no done callback; a cancelled await cancels the call."""
+        """Calls a process (or a pool). The hot path: no done callback; a cancelled await cancels the call.
+        Arguments the codec refuses are encoded by the value rule (`titan_pm._values`) and sent again;
+        `decode` turns the result back into a typed call's return annotation."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._bind()
         call = self._native.pool_call if pool else self._native.call
-        token = call(target, method, args, timeout, key)
+        try:
+            token = call(target, method, args, timeout, key)
+        except SerializationError as e:
+            if not e.path.startswith("args"):
+                raise
+            token = call(target, method, encode_args(args), timeout, key)
         fut = loop.create_future()
         self._waiting[token] = fut
         try:
-            return await fut
+            return await fut if decode is None else decode(await fut)
         except asyncio.CancelledError:
             self._waiting.pop(token, None)
             self._native.cancel(token)
@@ -259,23 +315,31 @@ class ProcessManager:
 
     async def spawn(
         self,
-        target: Any,
+        target: Union[str, "os.PathLike[str]", Type[T]],
+        interface: Optional[Type[T]] = None,
+        /,
         *,
         dependencies: Optional[Dict[str, Any]] = None,
         isolation: Optional[str] = None,
         **options: Any,
-    ) -> ProcessHandle:
+    ) -> ProcessHandle[T]:
         """Starts `target` (`file.py`, `file.py:Class`, a `.js` file, an executable, or a
-        `@process` class with isolation worker/none) and waits until its `init` has run."""
+        `@process` class with isolation worker/none) and waits until its `init` has run.
+        `interface`, the worker's `@process` class, only types the handle (`ProcessHandle[Calculator]`)."""
+        check_interface(interface)
         self._bind()
         target, in_process = native_target(target, isolation or self._isolation)
+        if dependencies:
+            dependencies = encode(dependencies, "dependencies")  # the value rule (titan_pm._values)
         options.update(dependencies=dependencies, isolation=isolation)
         pid = await self._wait(self._native.spawn(target, in_process, options))
         return ProcessHandle(self, pid)
 
     async def pool(
         self,
-        target: Any,
+        target: Union[str, "os.PathLike[str]", Type[T]],
+        interface: Optional[Type[T]] = None,
+        /,
         *,
         size: Any = 2,
         strategy: Any = "least-connections",
@@ -283,13 +347,15 @@ class ProcessManager:
         max_queue_size: int = 100,
         isolation: Optional[str] = None,
         **options: Any,
-    ) -> Pool:
+    ) -> Pool[T]:
         """Starts `size` workers of `target` (a number, or "auto": the CPU count) and waits until
         all are ready. Options: `strategy` (kebab-case names: "round-robin", "least-connections",
         "least-loaded", "consistent-hash", ...), `concurrency` (calls one worker runs at once),
         `max_queue_size` (beyond it PoolBackpressureError at once), `request_timeout` (s),
         `retries`, `weights`, `auto_scale`, `circuit_breaker`, `health`, `recycle` (dicts,
-        durations in seconds), and any spawn option for the workers."""
+        durations in seconds), and any spawn option for the workers. `interface` types the pool
+        as for `spawn`."""
+        check_interface(interface)
         self._bind()
         target, in_process = native_target(target, isolation or self._isolation)
         strategy = getattr(strategy, "value", strategy)  # a PoolStrategy member

@@ -19,21 +19,50 @@ of the manager's next method call (or `pm.poll_events()`).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+import os
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Dict, Generic, List, Optional, Type, Union, overload
 
 from . import _native
+from ._methods import check_interface, remote_call, result_decoder_of
+from ._values import encode, encode_args
 from ._options import add_seed_names, check_event, manager_options, native_target
-from .errors import ConfigError
+from .errors import ConfigError, SerializationError
 
 __all__ = ["ProcessManager", "ProcessHandle", "Pool"]
 
 Event = Dict[str, Any]
 
 
-class ProcessHandle:
+def _send(call: Callable[..., Any], target: int, method: str, args: Any, timeout: Optional[float], key: Optional[str]) -> Any:
+    """One call; arguments the codec refuses are encoded by the value rule (`titan_pm._values`) and sent again."""
+    try:
+        return call(target, method, args, timeout, key)
+    except SerializationError as e:
+        if not e.path.startswith("args"):
+            raise
+        return call(target, method, encode_args(args), timeout, key)
+
+if TYPE_CHECKING:  # typing_extensions: type checkers bundle it; nothing imports it at run time
+    from typing_extensions import Concatenate, ParamSpec, TypeVar
+
+    T = TypeVar("T", default=Any)  # the worker class a handle is typed from; Any when not given
+    P = ParamSpec("P")
+    R = TypeVar("R")
+else:
+    from typing import TypeVar
+
+    T = TypeVar("T")
+
+
+class ProcessHandle(Generic[T]):
     """A spawned process. Remote methods are attributes: `handle.add(5, 3)`.
     `process_id` survives restarts. A method whose name a handle attribute
-    shadows is reached with `handle.call("name", ...)`."""
+    shadows is reached with `handle.call("name", ...)`.
+
+    Typed calls: `pm.spawn("calc.py", Calculator)` is a `ProcessHandle[Calculator]`
+    and `handle.call(Calculator.add, 5, 3)` is checked by mypy and pyright (the
+    method, its arguments, and the result's type; an async method's result is
+    what it returns once awaited)."""
 
     def __init__(self, pm: "ProcessManager", process_id: int, timeout: Optional[float] = None, key: Optional[str] = None):
         self._pm = pm
@@ -51,6 +80,10 @@ class ProcessHandle:
         def method(*args: Any) -> Any:
             try:
                 return call(pid, name, args, timeout, key)
+            except SerializationError as e:  # inline, not _send: this is the hot path
+                if not e.path.startswith("args"):
+                    raise
+                return call(pid, name, encode_args(args), timeout, key)
             finally:
                 if pm._listeners:
                     pm.poll_events()
@@ -59,11 +92,23 @@ class ProcessHandle:
         self.__dict__[name] = method  # later lookups skip __getattr__
         return method
 
-    def call(self, method: str, *args: Any) -> Any:
-        """Calls `method` by name."""
-        return self._pm._native.call(self.process_id, method, args, self._timeout, self._key)
+    @overload
+    def call(
+        self, method: Callable[Concatenate[T, P], Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+    @overload
+    def call(self, method: Callable[Concatenate[T, P], R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    @overload
+    def call(self, method: str, /, *args: Any) -> Any: ...
+    def call(self, method: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Calls `method`, a method of the worker class (`Calculator.add`: typed, keyword
+        arguments bound by its signature) or its name."""
+        name, args = remote_call(method, args, kwargs)
+        r = _send(self._pm._native.call, self.process_id, name, args, self._timeout, self._key)
+        decode = result_decoder_of(method)
+        return r if decode is None else decode(r)
 
-    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "ProcessHandle":
+    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "ProcessHandle[T]":
         """A view of this handle whose calls use `timeout` (seconds) and routing `key`."""
         return ProcessHandle(
             self._pm, self.process_id, self._timeout if timeout is None else timeout, self._key if key is None else key
@@ -76,10 +121,11 @@ class ProcessHandle:
         return f"<ProcessHandle process_id={self.process_id}>"
 
 
-class Pool:
+class Pool(Generic[T]):
     """Several workers of one target behind one handle: `pool.add(1, 2)` goes to
     the worker the strategy picks; `pool.size`, `pool.scale(n)`, `pool.metrics()`,
-    `pool.drain()`, `pool.destroy()`, `pool.on(event, callback)`."""
+    `pool.drain()`, `pool.destroy()`, `pool.on(event, callback)`. Typed like
+    `ProcessHandle`: `pm.pool("calc.py", Calculator).call(Calculator.add, 1, 2)`."""
 
     def __init__(self, pm: "ProcessManager", pool_id: int, timeout: Optional[float] = None, key: Optional[str] = None):
         self._pm = pm
@@ -97,6 +143,10 @@ class Pool:
         def method(*args: Any) -> Any:
             try:
                 return call(pid, name, args, timeout, key)
+            except SerializationError as e:  # inline, not _send: this is the hot path
+                if not e.path.startswith("args"):
+                    raise
+                return call(pid, name, encode_args(args), timeout, key)
             finally:
                 if self._listeners:
                     self.poll_events()
@@ -105,10 +155,23 @@ class Pool:
         self.__dict__[name] = method
         return method
 
-    def call(self, method: str, *args: Any) -> Any:
-        return self._pm._native.pool_call(self.pool_id, method, args, self._timeout, self._key)
+    @overload
+    def call(
+        self, method: Callable[Concatenate[T, P], Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+    @overload
+    def call(self, method: Callable[Concatenate[T, P], R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    @overload
+    def call(self, method: str, /, *args: Any) -> Any: ...
+    def call(self, method: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Calls `method`, a method of the worker class (`Calculator.add`: typed, keyword
+        arguments bound by its signature) or its name."""
+        name, args = remote_call(method, args, kwargs)
+        r = _send(self._pm._native.pool_call, self.pool_id, name, args, self._timeout, self._key)
+        decode = result_decoder_of(method)
+        return r if decode is None else decode(r)
 
-    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "Pool":
+    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "Pool[T]":
         view = Pool(self._pm, self.pool_id, self._timeout if timeout is None else timeout, self._key if key is None else key)
         view._listeners = self._listeners
         return view
@@ -183,14 +246,20 @@ class ProcessManager:
 
     def spawn(
         self,
-        target: Any,
+        target: Union[str, "os.PathLike[str]", Type[T]],
+        interface: Optional[Type[T]] = None,
+        /,
         *,
         dependencies: Optional[Dict[str, Any]] = None,
         isolation: Optional[str] = None,
         **options: Any,
-    ) -> ProcessHandle:
-        """Starts `target` and waits until its `init` has run (see `titan_pm.ProcessManager.spawn`)."""
+    ) -> ProcessHandle[T]:
+        """Starts `target` and waits until its `init` has run (see `titan_pm.ProcessManager.spawn`);
+        `interface`, the worker's `@process` class, only types the handle."""
+        check_interface(interface)
         target, in_process = native_target(target, isolation or self._isolation)
+        if dependencies:
+            dependencies = encode(dependencies, "dependencies")  # the value rule (titan_pm._values)
         options.update(dependencies=dependencies, isolation=isolation)
         try:
             return ProcessHandle(self, self._native.spawn(target, in_process, options))
@@ -200,7 +269,9 @@ class ProcessManager:
 
     def pool(
         self,
-        target: Any,
+        target: Union[str, "os.PathLike[str]", Type[T]],
+        interface: Optional[Type[T]] = None,
+        /,
         *,
         size: Any = 2,
         strategy: Any = "least-connections",
@@ -208,8 +279,9 @@ class ProcessManager:
         max_queue_size: int = 100,
         isolation: Optional[str] = None,
         **options: Any,
-    ) -> Pool:
-        """Starts a pool (see `titan_pm.ProcessManager.pool` for the options)."""
+    ) -> Pool[T]:
+        """Starts a pool (see `titan_pm.ProcessManager.pool` for the options); `interface` types it."""
+        check_interface(interface)
         target, in_process = native_target(target, isolation or self._isolation)
         strategy = getattr(strategy, "value", strategy)  # a PoolStrategy member
         options.update(size=size, strategy=strategy, concurrency=concurrency, max_queue_size=max_queue_size, isolation=isolation)

@@ -75,6 +75,8 @@ pub fn test_worker() -> WorkerDef {
             async move { Ok(n) }
         })
         .method("pid", |()| async move { Ok(std::process::id()) })
+        // An environment variable of the worker (null if unset): which version of a worker file answers.
+        .method("env", |(name,): (String,)| async move { Ok(std::env::var(name).ok()) })
         .method("allocate", |(mb,): (usize,)| async move {
             // Held for the rest of the process's life, and touched so it counts in RSS.
             let block = Box::leak(vec![1u8; mb << 20].into_boxed_slice());
@@ -124,6 +126,34 @@ pub fn test_worker() -> WorkerDef {
             Ok(())
         })
         .method("raise", |(message,): (String,)| async move { Err::<(), _>(WorkerError::new("ValueError", message)) })
+        // ---- for the hardening tests ----
+        // A text result of `n` bytes.
+        .method("big_text", |(n,): (usize,)| async move { Ok("x".repeat(n)) })
+        // A result nested `depth` lists deep.
+        .method("deep", |(depth,): (usize,)| async move { Ok(nested_json(depth)) })
+        .method("echo", |(v,): (serde_json::Value,)| async move { Ok(v) })
+        // Raw bytes to stdout (1) or stderr (2), no newline added.
+        .method("write_bytes", |(fd, bytes): (i32, Vec<u8>)| async move {
+            write_all(fd, &bytes);
+            Ok(())
+        })
+        // `total` bytes of `x` to stdout, in lines of `line` bytes (0: no newline at all).
+        .method("spew", |(total, line): (usize, usize)| async move {
+            spew(total, line);
+            Ok(())
+        })
+        .method("getenv", |(name,): (String,)| async move { Ok(std::env::var(name).ok()) })
+        // Starts `sleep 300` (a grandchild of the host), returns its pid.
+        .method("spawn_grandchild", |()| async move {
+            let child = std::process::Command::new("sleep").arg("300").spawn().map_err(|e| WorkerError::from(e.to_string()))?;
+            Ok(child.id())
+        })
+        // Closes the host connection (the ipc descriptor) but stays alive, blocking its thread.
+        .method("disconnect", |()| async move {
+            unsafe { libc::shutdown(3, libc::SHUT_RDWR) };
+            std::thread::sleep(Duration::from_secs(60));
+            Ok(())
+        })
         .health_check(move || {
             let (status, check) =
                 if sick2.get() { (HealthStatus::Unhealthy, CheckStatus::Fail) } else { (HealthStatus::Degraded, CheckStatus::Warn) };
@@ -140,6 +170,49 @@ pub fn test_worker() -> WorkerDef {
                 }
             }
         })
+}
+
+/// `[[[...1...]]]`: 1 inside `depth` lists.
+pub fn nested_json(depth: usize) -> serde_json::Value {
+    let mut v = serde_json::json!(1);
+    for _ in 0..depth {
+        v = serde_json::Value::Array(vec![v]);
+    }
+    v
+}
+
+fn write_all(fd: i32, bytes: &[u8]) {
+    use std::io::Write;
+    let _ = match fd {
+        2 => std::io::stderr().write_all(bytes).and_then(|_| std::io::stderr().flush()),
+        _ => std::io::stdout().write_all(bytes).and_then(|_| std::io::stdout().flush()),
+    };
+}
+
+fn spew(total: usize, line: usize) {
+    let piece = if line == 0 { vec![b'x'; 64 * 1024] } else {
+        let mut l = vec![b'x'; line.max(1) - 1];
+        l.push(b'\n');
+        l
+    };
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(piece.len());
+        write_all(1, &piece[..n]);
+        left -= n;
+    }
+}
+
+/// Resident memory of this process, in bytes.
+pub fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+/// Open descriptors of process `pid`.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
 }
 
 /// The test worker as an in-process handler target (isolation `worker` or `none`).

@@ -121,7 +121,8 @@ async fn a_worker_above_max_memory_is_restarted_with_a_memory_event() {
     let h = pm.spawn(WORKER, SpawnOptions::default()).await.unwrap();
     let first_pid = h.call::<u32>("pid", ()).await.unwrap();
     let mut events = pm.events();
-    h.call::<usize>("allocate", (128usize,)).await.unwrap();
+    // The watcher may restart the worker before this call returns: either outcome is fine.
+    let _ = h.call::<usize>("allocate", (128usize,)).await;
     let limit = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             if let Ok(e) = events.recv().await {

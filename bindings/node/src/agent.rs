@@ -336,7 +336,7 @@ pub fn description_from_js(env: Env, d: Js) -> napi::Result<Description> {
 
 /// An error the JS runtime reports: `{kind, type, message, stack, code, available}`.
 pub fn error_info_from_js(env: Env, e: Js) -> ErrorInfo {
-    let Ok(v) = convert::from_js(env, e) else {
+    let Ok(v) = convert::report_from_js(env, e) else {
         return ErrorInfo::remote("Error", "the worker raised an error it could not describe");
     };
     let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();

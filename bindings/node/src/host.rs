@@ -16,7 +16,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use futures::future::{AbortHandle, Abortable};
 use std::time::Duration;
 
-use titan_pm::host::{HandlerFactory, OutputStream};
+use titan_pm::host::HandlerFactory;
 use titan_pm::{
     CallOptions, Error, Event, EventKind, HealthReport, Isolation, ManagerConfig, Output, ProcessInfo, ProcessManager,
     ProcessMetrics, RestartPolicy, SpawnOptions, Target, Transport, Value,
@@ -38,8 +38,11 @@ pub enum HostMsg {
     Start { slot: u64, target: String, isolation: String },
     /// Stop the JS runtime of `slot`.
     Stop { slot: u64 },
-    /// A worker's output line for the JS callback numbered `callback`.
-    Output { callback: u64, stream: &'static str, name: String, pid: u32, line: String },
+    /// A worker's output line for the JS callback numbered `callback` (its `ticket` holds
+    /// its place in the bounded queue until delivered).
+    Output { callback: u64, stream: &'static str, name: String, pid: u32, line: String, ticket: crate::output::Ticket },
+    /// Lines for the JS callback numbered `callback` were dropped (the queue was full).
+    OutputDropped { callback: u64, drops: Arc<crate::output::Drops> },
     Pool { pool: u64, name: &'static str, data: Value },
 }
 
@@ -68,7 +71,7 @@ impl Host {
             }
         };
         let tsfn = Arc::new(Tsfn::new(env, Some(on_message), true, deliver).map_err(|e| js_err(env, e))?);
-        let config = convert::from_js(env, config).map_err(|u| errors::unsupported(env, "config", &u))?;
+        let config = convert::options_from_js(env, config).map_err(|u| errors::unsupported(env, "config", &u))?;
         let config = manager_config(&config, &tsfn).map_err(|e| errors::to_js(env, &e))?;
         let pm = ProcessManager::new(config);
         let mut events = pm.events();
@@ -153,7 +156,7 @@ impl Host {
 
     /// A pool of `target` (a file the core runs, or with `slot` the JS runtime attached to it).
     pub fn pool(&self, env: Env, slot_id: Option<u64>, target: String, options: Js) -> napi::Result<Js> {
-        let v = match convert::from_js(env, options) {
+        let v = match convert::options_from_js(env, options) {
             Ok(v) => v,
             Err(u) => return self.rejected(env, errors::unsupported(env, "options", &u)),
         };
@@ -259,7 +262,7 @@ impl Host {
     }
 
     fn spawn_options(&self, env: Env, options: Js) -> Result<SpawnOptions, Js> {
-        let v = convert::from_js(env, options).map_err(|u| errors::unsupported(env, "options", &u))?;
+        let v = convert::options_from_js(env, options).map_err(|u| errors::unsupported(env, "options", &u))?;
         spawn_options(&v, &self.tsfn).map_err(|e| errors::to_js(env, &e))
     }
 }
@@ -302,9 +305,14 @@ fn notify(env: Env, cb: Js, msg: HostMsg) -> napi::Result<()> {
         HostMsg::Event(e) => vec![s("event")?, s(e.kind.name())?, convert::to_js(env, &event_value(&e))?],
         HostMsg::Start { slot, target, isolation } => vec![s("start")?, n(slot as f64)?, s(&target)?, s(&isolation)?],
         HostMsg::Stop { slot } => vec![s("stop")?, n(slot as f64)?],
-        HostMsg::Output { callback, stream, name, pid, line } => {
+        HostMsg::Output { callback, stream, name, pid, line, ticket } => {
+            drop(ticket);
             vec![s("output")?, n(callback as f64)?, s(stream)?, s(&name)?, n(pid as f64)?, s(&line)?]
         }
+        HostMsg::OutputDropped { callback, drops } => match drops.take() {
+            0 => return Ok(()),
+            dropped => vec![s("outputDropped")?, n(callback as f64)?, n(dropped as f64)?],
+        },
         HostMsg::Pool { pool, name, data } => vec![s("pool")?, n(pool as f64)?, s(name)?, convert::to_js(env, &data)?],
     };
     js::call(env, cb, &args).map(|_| ())
@@ -453,11 +461,7 @@ fn output(v: &Value, tsfn: &Arc<Tsfn<HostMsg>>) -> Result<Option<Output>, Error>
         // `callback:N`: lines go to the JS callback the TypeScript layer numbered N.
         Some(c) if c.strip_prefix("callback:").is_some_and(|n| n.parse::<u64>().is_ok()) => {
             let callback: u64 = c["callback:".len()..].parse().unwrap_or(0);
-            let tsfn = tsfn.clone();
-            Output::Callback(Arc::new(move |stream, name, pid, line| {
-                let stream = if stream == OutputStream::Stdout { "stdout" } else { "stderr" };
-                tsfn.send(HostMsg::Output { callback, stream, name: name.into(), pid, line: line.into() });
-            }))
+            crate::output::to_callback(tsfn.clone(), callback)
         }
         Some(other) => return Err(Error::Config(format!("unknown output {other:?} (expected prefix, inherit, ignore or a function)"))),
     }))

@@ -125,6 +125,23 @@ pub fn get_string(env: Env, v: Js) -> napi::Result<String> {
     String::from_utf8(buf).map_err(|e| napi::Error::from_reason(e.to_string()))
 }
 
+/// A string's UTF-16 code units, as JS holds them (lone surrogates included).
+pub fn get_utf16(env: Env, v: Js) -> napi::Result<Vec<u16>> {
+    let mut len = 0usize;
+    check(unsafe { sys::napi_get_value_string_utf16(env, v, ptr::null_mut(), 0, &mut len) }, "get_string")?;
+    let mut buf = vec![0u16; len + 1];
+    check(unsafe { sys::napi_get_value_string_utf16(env, v, buf.as_mut_ptr(), len + 1, &mut len) }, "get_string")?;
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// `a === b`.
+pub fn strict_equals(env: Env, a: Js, b: Js) -> bool {
+    let mut eq = false;
+    unsafe { sys::napi_strict_equals(env, a, b, &mut eq) };
+    eq
+}
+
 pub fn is_array(env: Env, v: Js) -> bool {
     let mut b = false;
     unsafe { sys::napi_is_array(env, v, &mut b) };

@@ -16,6 +16,7 @@ mod convert;
 mod errors;
 mod host;
 mod js;
+mod output;
 mod pool;
 mod runtime;
 mod tsfn;

@@ -1,10 +1,13 @@
 //! Python values <-> the core's `Value`, with the brief's mapping: None, bool,
 //! int (must fit 64 bits), float, str, bytes, list/tuple, dict with str keys.
 //! Anything else is a `SerializationError` naming the path
-//! (`args[1]["items"][3]`), found before anything is sent.
+//! (`args[1]["items"][3]`), found before anything is sent: other types, a str
+//! with a lone surrogate, lists and dicts nested deeper than the core's
+//! `MAX_DEPTH` (checked before recursing), a value that contains itself.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use titan_pm::value::MAX_DEPTH;
 use titan_pm::{Error, Value};
 
 /// One step of a path, collected while an error unwinds.
@@ -15,16 +18,25 @@ enum Step {
 
 struct Bad {
     steps: Vec<Step>,
+    /// Drop this many of the deepest steps (a cycle names where it closes).
+    skip: usize,
     message: String,
 }
 
 fn bad(message: String) -> Bad {
-    Bad { steps: Vec::new(), message }
+    Bad { steps: Vec::new(), skip: 0, message }
 }
 
 /// Converts `obj`; `root` names it in errors ("args", "result", "dependencies").
 pub fn to_value(obj: &Bound<'_, PyAny>, root: &str) -> Result<Value, Error> {
-    convert(obj, 0).map_err(|b| Error::Serialization { path: path(root, &b.steps), message: b.message })
+    let mut reader = Reader { ancestors: Vec::new(), limit: MAX_DEPTH };
+    reader.convert(obj).map_err(|b| Error::Serialization { path: path(root, &b), message: b.message })
+}
+
+/// Converts an options dict: its values (`dependencies`) get the full depth below it.
+pub fn options_to_value(obj: &Bound<'_, PyAny>, root: &str) -> Result<Value, Error> {
+    let mut reader = Reader { ancestors: Vec::new(), limit: MAX_DEPTH + 1 };
+    reader.convert(obj).map_err(|b| Error::Serialization { path: path(root, &b), message: b.message })
 }
 
 /// Converts call arguments; argument `i` is named `args[i]`.
@@ -32,9 +44,9 @@ pub fn args_to_values(args: &Bound<'_, PyTuple>) -> Result<Vec<Value>, Error> {
     args.iter().enumerate().map(|(i, a)| to_value(&a, &format!("args[{i}]"))).collect()
 }
 
-fn path(root: &str, steps: &[Step]) -> String {
+fn path(root: &str, b: &Bad) -> String {
     let mut p = root.to_string();
-    for s in steps.iter().rev() {
+    for s in b.steps.iter().skip(b.skip).rev() {
         match s {
             Step::Index(i) => p.push_str(&format!("[{i}]")),
             Step::Key(k) => p.push_str(&format!("[{k:?}]")),
@@ -43,75 +55,126 @@ fn path(root: &str, steps: &[Step]) -> String {
     p
 }
 
-const MAX_DEPTH: usize = 200;
+/// One conversion: the lists and dicts enclosing the current value (`ancestors`)
+/// bound the recursion (a value inside more than `limit` of them is refused,
+/// before recursing further) and reveal cycles.
+struct Reader {
+    ancestors: Vec<*mut pyo3::ffi::PyObject>,
+    limit: usize,
+}
 
-fn convert(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Bad> {
-    if depth > MAX_DEPTH {
-        return Err(bad(format!("nested deeper than {MAX_DEPTH} levels")));
+impl Reader {
+    fn convert(&mut self, obj: &Bound<'_, PyAny>) -> Result<Value, Bad> {
+        if self.ancestors.len() > self.limit {
+            return Err(self.too_deep(obj));
+        }
+        if obj.is_none() {
+            return Ok(Value::Null);
+        }
+        if let Ok(b) = obj.cast::<PyBool>() {
+            return Ok(Value::Bool(b.is_true()));
+        }
+        if obj.cast::<PyInt>().is_ok() {
+            return obj.extract::<i64>().map(Value::Int).map_err(|_| bad("int does not fit in 64 bits".into()));
+        }
+        if let Ok(f) = obj.cast::<PyFloat>() {
+            return Ok(Value::Float(f.value()));
+        }
+        if let Ok(s) = obj.cast::<PyString>() {
+            return text(s).map(Value::Text).map_err(bad);
+        }
+        if let Ok(b) = obj.cast::<PyBytes>() {
+            return Ok(Value::Data(b.as_bytes().to_vec()));
+        }
+        if let Ok(b) = obj.cast::<PyByteArray>() {
+            return Ok(Value::Data(b.to_vec()));
+        }
+        if let Ok(l) = obj.cast::<PyList>() {
+            return self.nested(obj, |r| r.list(l.iter(), l.len()));
+        }
+        if let Ok(t) = obj.cast::<PyTuple>() {
+            return self.nested(obj, |r| r.list(t.iter(), t.len()));
+        }
+        if let Ok(d) = obj.cast::<PyDict>() {
+            return self.nested(obj, |r| {
+                let mut entries = Vec::with_capacity(d.len());
+                for (k, v) in d.iter() {
+                    let Ok(key) = k.cast::<PyString>() else {
+                        let type_name = type_name(&k);
+                        return Err(bad(format!("dict key {} is {type_name}; keys must be str", repr(&k))));
+                    };
+                    let key = text(key).map_err(|m| bad(format!("a key: {m}")))?;
+                    match r.convert(&v) {
+                        Ok(v) => entries.push((key, v)),
+                        Err(mut b) => {
+                            b.steps.push(Step::Key(key));
+                            return Err(b);
+                        }
+                    }
+                }
+                Ok(Value::Map(entries))
+            });
+        }
+        Err(bad(format!(
+            "{} is not supported (use None, bool, int, float, str, bytes, list, tuple or dict)",
+            type_name(obj)
+        )))
     }
-    if obj.is_none() {
-        return Ok(Value::Null);
-    }
-    if let Ok(b) = obj.cast::<PyBool>() {
-        return Ok(Value::Bool(b.is_true()));
-    }
-    if obj.cast::<PyInt>().is_ok() {
-        return obj.extract::<i64>().map(Value::Int).map_err(|_| bad("int does not fit in 64 bits".into()));
-    }
-    if let Ok(f) = obj.cast::<PyFloat>() {
-        return Ok(Value::Float(f.value()));
-    }
-    if let Ok(s) = obj.cast::<PyString>() {
-        return s.to_cow().map(|s| Value::Text(s.into_owned())).map_err(|e| bad(format!("invalid str: {e}")));
-    }
-    if let Ok(b) = obj.cast::<PyBytes>() {
-        return Ok(Value::Data(b.as_bytes().to_vec()));
-    }
-    if let Ok(b) = obj.cast::<PyByteArray>() {
-        return Ok(Value::Data(b.to_vec()));
-    }
-    if let Ok(l) = obj.cast::<PyList>() {
-        return list(l.iter(), l.len(), depth);
-    }
-    if let Ok(t) = obj.cast::<PyTuple>() {
-        return list(t.iter(), t.len(), depth);
-    }
-    if let Ok(d) = obj.cast::<PyDict>() {
-        let mut entries = Vec::with_capacity(d.len());
-        for (k, v) in d.iter() {
-            let Ok(key) = k.cast::<PyString>() else {
-                let type_name = type_name(&k);
-                return Err(bad(format!("dict key {} is {type_name}; keys must be str", repr(&k))));
-            };
-            let key = key.to_cow().map_err(|e| bad(format!("invalid str key: {e}")))?.into_owned();
-            match convert(&v, depth + 1) {
-                Ok(v) => entries.push((key, v)),
+
+    fn list<'py>(&mut self, items: impl Iterator<Item = Bound<'py, PyAny>>, len: usize) -> Result<Value, Bad> {
+        let mut out = Vec::with_capacity(len);
+        for (i, item) in items.enumerate() {
+            match self.convert(&item) {
+                Ok(v) => out.push(v),
                 Err(mut b) => {
-                    b.steps.push(Step::Key(key));
+                    b.steps.push(Step::Index(i));
                     return Err(b);
                 }
             }
         }
-        return Ok(Value::Map(entries));
+        Ok(Value::List(out))
     }
-    Err(bad(format!(
-        "{} is not supported (use None, bool, int, float, str, bytes, list, tuple or dict)",
-        type_name(obj)
-    )))
+
+    /// `obj` sits inside more lists and dicts than the limit: an error, naming
+    /// where the value contains itself if it does.
+    fn too_deep(&self, obj: &Bound<'_, PyAny>) -> Bad {
+        let chain: Vec<_> = self.ancestors.iter().copied().chain(std::iter::once(obj.as_ptr())).collect();
+        // The first list or dict that is also one of its own ancestors closes a cycle.
+        if let Some(j) = (1..chain.len()).find(|&j| chain[..j].contains(&chain[j])) {
+            let mut b = bad("a cyclic value (it contains itself) cannot be sent".into());
+            b.skip = chain.len() - 1 - j; // `obj` is `chain.len() - 1` steps deep
+            return b;
+        }
+        bad(format!("nested deeper than {MAX_DEPTH} levels"))
+    }
+
+    /// Converts the list or dict `obj` with `convert`, its items one level deeper.
+    fn nested(&mut self, obj: &Bound<'_, PyAny>, convert: impl FnOnce(&mut Self) -> Result<Value, Bad>) -> Result<Value, Bad> {
+        self.ancestors.push(obj.as_ptr());
+        let out = convert(self);
+        self.ancestors.pop();
+        out
+    }
 }
 
-fn list<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>, len: usize, depth: usize) -> Result<Value, Bad> {
-    let mut out = Vec::with_capacity(len);
-    for (i, item) in items.enumerate() {
-        match convert(&item, depth + 1) {
-            Ok(v) => out.push(v),
-            Err(mut b) => {
-                b.steps.push(Step::Index(i));
-                return Err(b);
-            }
+/// A str as UTF-8; a lone surrogate (which UTF-8 cannot hold) is an error naming it.
+fn text(s: &Bound<'_, PyString>) -> Result<String, String> {
+    let e = match s.to_cow() {
+        Ok(t) => return Ok(t.into_owned()),
+        Err(e) => e,
+    };
+    let py = s.py();
+    let lone = || -> PyResult<(usize, u32)> {
+        let at: usize = e.value(py).getattr("start")?.extract()?;
+        let code: u32 = py.import("builtins")?.getattr("ord")?.call1((s.get_item(at)?,))?.extract()?;
+        Ok((at, code))
+    };
+    Err(match lone() {
+        Ok((at, code)) if (0xD800..0xE000).contains(&code) => {
+            format!("a lone surrogate (\\u{code:04x}) at index {at} is not valid unicode")
         }
-    }
-    Ok(Value::List(out))
+        _ => format!("invalid str: {e}"),
+    })
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {

@@ -56,5 +56,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(workflow::workflow_runs, m)?)?;
     // values
     m.add_function(wrap_pyfunction!(convert::roundtrip, m)?)?;
+    m.add("MAX_DEPTH", titan_pm::value::MAX_DEPTH)?;
     Ok(())
 }

@@ -72,7 +72,7 @@ fn read<T>(options: &Bound<'_, PyDict>, parse: fn(&Value, Dialect, options::Outp
         callback = Some(output_callback(o.unbind()));
         plain.set_item("output", "callback:0")?;
     }
-    let value = convert::to_value(plain.as_any(), "options").map_err(errors::to_py)?;
+    let value = convert::options_to_value(plain.as_any(), "options").map_err(errors::to_py)?;
     parse(&value, DIALECT, &|n| if n == 0 { callback.clone() } else { None }).map_err(errors::to_py)
 }
 

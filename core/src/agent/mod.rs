@@ -33,7 +33,7 @@ pub use rust_worker::{WorkerDef, WorkerError};
 use crate::error::{Error, Result};
 use crate::protocol::{Description, ErrorInfo, HealthReport};
 use crate::titan_capnp::{registry, worker};
-use crate::transport::{vat_network, Endpoint};
+use crate::transport::{ipc, tcp, unix, vat_network, Endpoint};
 use crate::value::Value;
 
 /// What a call knows about itself.
@@ -139,21 +139,9 @@ pub(crate) fn serve_local(handler: Rc<dyn Handler>) -> (worker::Client, LocalBox
 pub async fn connect_and_serve(endpoint: Endpoint, secret: &str, handler: Rc<dyn Handler>) -> Result<()> {
     crate::telemetry::init();
     match endpoint {
-        Endpoint::Fd(fd) => {
-            // SAFETY: the host passed this descriptor to us for exactly this purpose.
-            let std = unsafe { <std::os::unix::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-            std.set_nonblocking(true).map_err(io_err)?;
-            serve(tokio::net::UnixStream::from_std(std).map_err(io_err)?, secret, handler).await
-        }
-        Endpoint::Unix(path) => {
-            let s = tokio::net::UnixStream::connect(&path).await.map_err(io_err)?;
-            serve(s, secret, handler).await
-        }
-        Endpoint::Tcp(addr) => {
-            let s = tokio::net::TcpStream::connect(&addr).await.map_err(io_err)?;
-            s.set_nodelay(true).map_err(io_err)?;
-            serve(s, secret, handler).await
-        }
+        Endpoint::Fd(fd) => serve(ipc::from_fd(fd).map_err(io_err)?, secret, handler).await,
+        Endpoint::Unix(path) => serve(unix::connect(&path).await.map_err(io_err)?, secret, handler).await,
+        Endpoint::Tcp(addr) => serve(tcp::connect(&addr).await.map_err(io_err)?, secret, handler).await,
     }
 }
 

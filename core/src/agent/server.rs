@@ -84,7 +84,7 @@ impl worker::Server for WorkerServer {
             Ok(d) => d,
             Err(e) => {
                 results.get().set_failed(true);
-                ErrorInfo::new(ErrorInfoKind::Serialization, "dependencies", e.to_string()).write(results.get().init_error());
+                ErrorInfo::serialization(e).write(results.get().init_error());
                 return Ok(());
             }
         };
@@ -112,8 +112,13 @@ impl worker::Server for WorkerServer {
         self.requests.set(self.requests.get() + 1);
         let outcome = match value::read_list(p.get_args()?, "args") {
             Ok(args) => self.run_call(&method, args, ctx).await,
-            Err(e) => Err(ErrorInfo::new(ErrorInfoKind::Serialization, "args", e.to_string())),
+            Err(e) => Err(ErrorInfo::serialization(e)),
         };
+        // A result capnp cannot hold (too large, too deep) fails this call, not the worker.
+        let outcome = outcome.and_then(|v| match value::check(&v, "result") {
+            Ok(_) => Ok(v),
+            Err(e) => Err(ErrorInfo::serialization(e)),
+        });
         let r = results.get().init_result();
         match outcome {
             Ok(v) => value::write(&v, r.init_ok()),

@@ -18,6 +18,8 @@ use crate::value::Value;
 pub(crate) struct Engine {
     pub config: ManagerConfig,
     pub registry: Rc<Registry>,
+    /// Worker output being read or queued, flushed at shutdown.
+    pub output: super::output::Tracker,
     events: broadcast::Sender<Event>,
     processes: RefCell<BTreeMap<u64, Rc<Process>>>,
     services: RefCell<BTreeMap<u64, Rc<dyn Service>>>,
@@ -25,6 +27,8 @@ pub(crate) struct Engine {
     ended: RefCell<VecDeque<(u64, ProcessState)>>,
     next_id: Cell<u64>,
     closed: Cell<bool>,
+    /// New worker output lines, for `titan-pm logs --follow` (bounded; laggards skip).
+    logs: broadcast::Sender<super::logs::LogLine>,
 }
 
 /// How many killed processes the engine remembers (id and final state only).
@@ -35,6 +39,7 @@ impl Engine {
     pub(crate) async fn run(config: ManagerConfig, events: broadcast::Sender<Event>, mut jobs: mpsc::UnboundedReceiver<Job>) {
         let engine = Rc::new(Engine {
             registry: Registry::new(config.tcp_host.clone(), events.clone()),
+            output: Default::default(),
             config,
             events,
             processes: RefCell::default(),
@@ -42,6 +47,7 @@ impl Engine {
             ended: RefCell::default(),
             next_id: Cell::new(0),
             closed: Cell::new(false),
+            logs: broadcast::channel(super::logs::LOG_FOLLOW_BUFFER).0,
         });
         let awake = Rc::new(tokio::sync::Notify::new());
         let spinner = (!engine.config.spin.is_zero())
@@ -58,6 +64,10 @@ impl Engine {
 
     pub(crate) fn emit(&self, process_id: u64, kind: EventKind) {
         let _ = self.events.send(Event { process_id, kind });
+    }
+
+    pub(crate) fn log_sender(&self) -> broadcast::Sender<super::logs::LogLine> {
+        self.logs.clone()
     }
 
     fn next_id(&self) -> u64 {
@@ -78,10 +88,12 @@ impl Engine {
         if !matches!(options.dependencies, Value::Null | Value::Map(_)) {
             return Err(Error::Config(format!("dependencies must be a map, not {}", options.dependencies.type_name())));
         }
+        crate::value::check(&options.dependencies, "dependencies")?;
         let name = options.name.clone().unwrap_or_else(|| default_name(&target));
         let spec = Spec {
             resources: options.resources.unwrap_or_else(|| self.config.resources.clone()),
             version: options.version,
+            named: options.name.is_some(),
             isolation: options.isolation.unwrap_or(self.config.isolation),
             transport: options.transport.unwrap_or(self.config.transport),
             target,
@@ -125,6 +137,12 @@ impl Engine {
         s.into_any().downcast::<T>().ok()
     }
 
+    /// Every service of type `T`, by id.
+    pub(crate) fn services_of<T: Service>(&self) -> Vec<Rc<T>> {
+        let all: Vec<_> = self.services.borrow().values().cloned().collect();
+        all.into_iter().filter_map(|s| s.into_any().downcast::<T>().ok()).collect()
+    }
+
     pub(crate) fn remove_service(&self, id: u64) {
         self.services.borrow_mut().remove(&id);
     }
@@ -153,6 +171,26 @@ impl Engine {
         Ok(())
     }
 
+    /// Graceful restart: a new instance is ready before the old one drains and stops.
+    pub(crate) async fn restart(self: &Rc<Self>, id: u64) -> Result<()> {
+        self.process(id)?.replace(self).await
+    }
+
+    /// Graceful stop (drain, shutdown hooks, SIGTERM, SIGKILL), then forgets the process like `kill`.
+    pub(crate) async fn stop(&self, id: u64) -> Result<()> {
+        let process = self.process(id)?;
+        process.stop(self.config.shutdown_timeout).await;
+        self.emit(id, EventKind::Exited);
+        self.retire(id, process.state());
+        Ok(())
+    }
+
+    /// Every listed process (pool members included), by id.
+    pub(crate) fn processes(&self) -> Vec<Rc<Process>> {
+        self.processes.borrow().values().cloned().collect()
+    }
+
+
     /// Drops a stopped process from the list, remembering its final state.
     pub(crate) fn retire(&self, id: u64, state: ProcessState) {
         self.processes.borrow_mut().remove(&id);
@@ -169,18 +207,22 @@ impl Engine {
 
     pub(crate) async fn shutdown(self: &Rc<Self>) {
         self.closed.set(true);
+        // One deadline for everything: `shutdown_timeout` is the total, as users read it.
+        let deadline = std::time::Instant::now() + self.config.shutdown_timeout;
         let services: Vec<_> = std::mem::take(&mut *self.services.borrow_mut()).into_values().collect();
-        futures::future::join_all(services.into_iter().map(|s| s.stop(self.clone()))).await;
         let processes: Vec<_> = self.processes.borrow().values().cloned().collect();
-        let step = self.config.shutdown_timeout;
-        futures::future::join_all(processes.iter().map(|p| p.stop(step))).await;
+        let services = futures::future::join_all(services.into_iter().map(|s| s.stop(self.clone(), deadline)));
+        let processes = futures::future::join_all(processes.iter().map(|p| p.stop_by(deadline)));
+        futures::future::join(services, processes).await;
+        // What the workers printed last reaches the host's output (within the same deadline).
+        self.output.flushed_by(deadline).await;
     }
 }
 
 /// Something the engine owns above single processes (a pool): stopped at shutdown, found by id.
 pub(crate) trait Service: std::any::Any {
-    /// Stops it for good (at shutdown).
-    fn stop(self: Rc<Self>, engine: Rc<Engine>) -> futures::future::LocalBoxFuture<'static, ()>;
+    /// Stops it for good (at shutdown), by `deadline`.
+    fn stop(self: Rc<Self>, engine: Rc<Engine>, deadline: std::time::Instant) -> futures::future::LocalBoxFuture<'static, ()>;
     fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any>;
 }
 
@@ -198,7 +240,7 @@ async fn stay_awake(awake: Rc<tokio::sync::Notify>, spin: std::time::Duration) {
 }
 
 /// A process's name before its worker describes itself: the file's stem.
-fn default_name(target: &Target) -> String {
+pub(crate) fn default_name(target: &Target) -> String {
     match target {
         Target::Path(p) => {
             let file = p.rsplit_once(':').map(|(f, _)| f).filter(|f| f.contains('.')).unwrap_or(p);

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::output::{self, Output, OutputStream, StderrTail};
+use super::output::{self, Dropped, Output, OutputStream, StderrTail};
 use super::registry::{Connection, Registered, Registry};
 use super::{HandlerFactory, Isolation, ManagerConfig, Target};
 use crate::agent;
@@ -50,7 +50,12 @@ pub(crate) struct LaunchSpec<'a> {
     pub args: &'a [String],
     /// The process's name, shared so output prefixes follow a rename after `describe`.
     pub name: Rc<RefCell<String>>,
+    /// The process's log ring (`titan-pm logs`).
+    pub logs: Rc<super::logs::LogRing>,
     pub output: &'a Output,
+    /// Counts the output lines that could not be queued.
+    pub output_dropped: Dropped,
+    pub output_tracker: &'a output::Tracker,
     pub config: &'a ManagerConfig,
 }
 
@@ -92,12 +97,17 @@ impl Instance {
         self.exit.borrow().is_some()
     }
 
-    /// Sends `signal` to a child process; a thread worker has its connection closed instead.
+    /// False once the worker's connection has closed: from then on it gets no
+    /// calls, even while its process lingers (it is killed shortly after).
+    pub(crate) fn is_connected(&self) -> bool {
+        self.connection.closed.peek().is_none()
+    }
+
+    /// Sends `signal` to a child process and its process group; a thread worker
+    /// has its connection closed instead.
     pub(crate) fn signal(&self, signal: i32) {
         match self.child_pid {
-            Some(pid) if !self.has_exited() => unsafe {
-                libc::kill(pid as i32, signal);
-            },
+            Some(pid) if !self.has_exited() => signal_child(pid, signal),
             Some(_) => {}
             None => self.connection.close(),
         }
@@ -116,7 +126,7 @@ pub(crate) async fn launch(spec: &LaunchSpec<'_>, registry: &Rc<Registry>) -> Re
     if spec.transport == Transport::Http {
         return Err(Error::Config("transport http is not supported yet (use ipc, unix or tcp)".into()));
     }
-    let secret = transport::new_secret();
+    let secret = transport::new_secret().map_err(|e| Error::spawn(&target_name, e.to_string()))?;
     let registration = registry.expect(&secret);
     let started = start(spec, registry, &secret).await;
     let (exit, child_pid, tail, ipc_connection) = match started {
@@ -132,8 +142,10 @@ pub(crate) async fn launch(spec: &LaunchSpec<'_>, registry: &Rc<Registry>) -> Re
         stderr_tail: tail.text(),
     };
     let kill = |conn: Option<&Connection>| {
-        if let Some(pid) = child_pid {
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        match child_pid {
+            Some(pid) if exit.borrow().is_none() => signal_child(pid, libc::SIGKILL),
+            Some(pid) => signal_group(pid, libc::SIGKILL),
+            None => {}
         }
         if let Some(c) = conn {
             c.close();
@@ -269,7 +281,7 @@ async fn start(spec: &LaunchSpec<'_>, registry: &Rc<Registry>, secret: &str) -> 
                 spec.isolation.as_str()
             ),
         )),
-        (Isolation::Worker, Target::Handler { factory, .. }) => Ok(start_thread(factory.clone(), registry, secret, endpoint)),
+        (Isolation::Worker, Target::Handler { factory, .. }) => start_thread(factory.clone(), registry, secret, endpoint),
         (Isolation::None, Target::Handler { factory, .. }) => start_in_engine(factory, registry, secret),
     }
 }
@@ -333,14 +345,16 @@ fn start_child(
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
     let host_pid = std::process::id() as i32;
+    // Its own process group, so that ending the worker ends what it started too.
+    cmd.process_group(0);
     let ipc = match &endpoint {
         Some(e) => {
             cmd.env(transport::ENV_CONNECT, e.to_env_value());
             None
         }
         None => {
-            let (host_end, child_end) =
-                std::os::unix::net::UnixStream::pair().map_err(|e| Error::spawn(target, format!("socketpair: {e}")))?;
+            let (host_end, child_end) = transport::ipc::pair().map_err(|e| Error::spawn(target, format!("socketpair: {e}")))?;
+            let host_end = transport::ipc::to_tokio(host_end).map_err(|e| Error::spawn(target, format!("socketpair: {e}")))?;
             cmd.env(transport::ENV_IPC_FD, "3");
             Some((host_end, child_end))
         }
@@ -368,78 +382,108 @@ fn start_child(
     let pid = child.id().unwrap_or(0);
     let connection = ipc.map(|(host_end, child_end)| {
         drop(child_end);
-        host_end.set_nonblocking(true).expect("nonblocking socket");
-        registry.accept(tokio::net::UnixStream::from_std(host_end).expect("tokio socket"))
+        registry.accept(host_end, false)
     });
 
     let tail = StderrTail::default();
     if piped {
         let name = spec.name.clone();
+        let forwarder = output::Forwarder::new(spec.output.clone(), spec.output_tracker);
         if let Some(out) = child.stdout.take() {
-            let fwd = output::forward(out, OutputStream::Stdout, spec.output.clone(), name.clone(), pid, tail.clone());
+            let dropped = spec.output_dropped.clone();
+            let fwd = output::forward(out, OutputStream::Stdout, forwarder.clone(), name.clone(), pid, tail.clone(), dropped, spec.logs.clone());
             tokio::task::spawn_local(fwd);
         }
         if let Some(err) = child.stderr.take() {
-            let fwd = output::forward(err, OutputStream::Stderr, spec.output.clone(), name, pid, tail.clone());
+            let dropped = spec.output_dropped.clone();
+            let fwd = output::forward(err, OutputStream::Stderr, forwarder, name, pid, tail.clone(), dropped, spec.logs.clone());
             tokio::task::spawn_local(fwd);
         }
     }
     let (exit_tx, exit_rx) = watch::channel(None);
     tokio::task::spawn_local(async move {
         let status = child.wait().await.map(ExitStatus::from).unwrap_or_default();
+        // What the worker started (in its process group) ends with it.
+        signal_group(pid, libc::SIGKILL);
         let _ = exit_tx.send(Some(status));
     });
     Ok((exit_rx, Some(pid), tail, connection))
 }
 
-/// A child whose connection closes is not a worker any more: end it if it lingers.
+/// How long a child whose connection closed may take to exit on its own (so
+/// its exit status is reported) before it is killed.
+const CLOSED_GRACE: Duration = Duration::from_millis(200);
+
+/// A child whose connection closes is not a worker any more: it gets no calls
+/// from then on (`Instance::is_connected`), and is ended if it lingers.
 fn watch_connection(connection: Connection, mut exit: watch::Receiver<Option<ExitStatus>>, pid: u32) {
     tokio::task::spawn_local(async move {
         let _ = connection.closed.clone().await;
-        let exited = tokio::time::timeout(Duration::from_secs(2), wait_exit(&mut exit)).await;
+        let exited = tokio::time::timeout(CLOSED_GRACE, wait_exit(&mut exit)).await;
         if exited.is_err() {
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            tracing::warn!(target: "titan_pm", "worker {pid} closed its connection but did not exit; killing it");
+            signal_child(pid, libc::SIGKILL);
         }
     });
 }
 
-fn start_thread(factory: HandlerFactory, registry: &Rc<Registry>, secret: &str, endpoint: Option<Endpoint>) -> Started {
+/// Signals the process group a child worker leads (the worker and whatever it started).
+fn signal_group(pid: u32, signal: i32) {
+    // SAFETY: a plain syscall; a group that is gone is ESRCH, which is fine.
+    unsafe { libc::kill(-(pid as i32), signal) };
+}
+
+/// Signals a child that has not been reaped yet (so its pid cannot have been
+/// reused): its group, and itself in case it left that group.
+fn signal_child(pid: u32, signal: i32) {
+    signal_group(pid, signal);
+    // SAFETY: as above; the caller knows the child is not reaped.
+    unsafe { libc::kill(pid as i32, signal) };
+}
+
+fn start_thread(factory: HandlerFactory, registry: &Rc<Registry>, secret: &str, endpoint: Option<Endpoint>) -> Result<Started> {
+    let failed = |what: &str, e: std::io::Error| Error::spawn("handler", format!("cannot start a worker thread: {what}: {e}"));
     let (exit_tx, exit_rx) = watch::channel(None);
     let (stream, connection) = match endpoint {
         Some(e) => (Err(e), None),
         None => {
-            let (host_end, worker_end) = std::os::unix::net::UnixStream::pair().expect("socketpair");
-            host_end.set_nonblocking(true).expect("nonblocking socket");
-            let conn = registry.accept(tokio::net::UnixStream::from_std(host_end).expect("tokio socket"));
-            (Ok(worker_end), Some(conn))
+            let (host_end, worker_end) = transport::ipc::pair().map_err(|e| failed("socketpair", e))?;
+            let host_end = transport::ipc::to_tokio(host_end).map_err(|e| failed("socketpair", e))?;
+            (Ok(worker_end), Some(registry.accept(host_end, false)))
         }
     };
     let secret = secret.to_string();
-    std::thread::Builder::new()
-        .name("titan-pm-worker".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-            let local = tokio::task::LocalSet::new();
-            let result = local.block_on(&rt, async move {
-                let handler = factory().map_err(|e| format_start_error(&e))?;
-                let outcome = match stream {
-                    Ok(s) => {
-                        s.set_nonblocking(true).map_err(|e| e.to_string())?;
-                        let s = tokio::net::UnixStream::from_std(s).map_err(|e| e.to_string())?;
-                        agent::serve(s, &secret, handler).await
-                    }
-                    Err(endpoint) => agent::connect_and_serve(endpoint, &secret, handler).await,
-                };
-                outcome.map_err(|e| e.to_string())
-            });
-            let status = match result {
-                Ok(()) => ExitStatus { code: Some(0), ..Default::default() },
-                Err(e) => ExitStatus { code: Some(1), error: Some(e), signal: None },
-            };
-            let _ = exit_tx.send(Some(status));
-        })
-        .expect("cannot start a worker thread");
-    (exit_rx, None, StderrTail::default(), connection)
+    let started = std::thread::Builder::new().name("titan-pm-worker".into()).spawn(move || {
+        let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Err(e) => Err(format!("cannot start the worker thread's runtime: {e}")),
+            Ok(rt) => {
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&rt, async move {
+                    let handler = factory().map_err(|e| format_start_error(&e))?;
+                    let outcome = match stream {
+                        Ok(s) => {
+                            let s = transport::ipc::to_tokio(s).map_err(|e| e.to_string())?;
+                            agent::serve(s, &secret, handler).await
+                        }
+                        Err(endpoint) => agent::connect_and_serve(endpoint, &secret, handler).await,
+                    };
+                    outcome.map_err(|e| e.to_string())
+                })
+            }
+        };
+        let status = match result {
+            Ok(()) => ExitStatus { code: Some(0), ..Default::default() },
+            Err(e) => ExitStatus { code: Some(1), error: Some(e), signal: None },
+        };
+        let _ = exit_tx.send(Some(status));
+    });
+    if let Err(e) = started {
+        if let Some(c) = &connection {
+            c.close();
+        }
+        return Err(failed("thread", e));
+    }
+    Ok((exit_rx, None, StderrTail::default(), connection))
 }
 
 fn start_in_engine(factory: &HandlerFactory, registry: &Rc<Registry>, secret: &str) -> Result<Started> {

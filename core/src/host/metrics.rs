@@ -15,6 +15,9 @@ pub struct ProcessMetrics {
     pub errors: u64,
     pub in_flight: u64,
     pub latency: Latency,
+    /// Output lines of the worker dropped because the host's output (or the
+    /// output callback) did not keep up; counted across restarts.
+    pub output_dropped: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -20,6 +20,7 @@
 pub(crate) mod engine;
 mod launch;
 mod limits;
+pub mod logs;
 pub(crate) mod metrics;
 mod output;
 pub(crate) mod process;
@@ -34,8 +35,9 @@ use std::time::Duration;
 use futures::future::LocalBoxFuture;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+pub use logs::LogLine;
 pub use metrics::{Latency, ProcessMetrics};
-pub use output::{Output, OutputStream};
+pub use output::{Output, OutputStream, MAX_LINE_BYTES, OUTPUT_QUEUE_BYTES};
 pub use crate::policy::RestartPolicy;
 pub use crate::state::ProcessState;
 
@@ -444,6 +446,44 @@ impl ProcessManager {
     /// Stops a process at once (SIGKILL for a child). Not a crash: it is not restarted.
     pub async fn kill(&self, process_id: u64) -> Result<()> {
         self.exec(move |engine| async move { engine.kill(process_id).await }).await
+    }
+
+    /// Graceful restart: a new instance of the process starts; once it is ready,
+    /// calls go to it while the old instance finishes its calls and stops (shutdown
+    /// hooks, then SIGTERM, then SIGKILL). No call fails; the id stays, the pid changes.
+    pub async fn restart(&self, process_id: u64) -> Result<()> {
+        self.exec(move |engine| async move { engine.restart(process_id).await }).await
+    }
+
+    /// Graceful stop, unlike [`kill`](Self::kill): new calls are refused, in-flight
+    /// ones finish, the shutdown hooks run, then SIGTERM, then SIGKILL
+    /// (`shutdownTimeout` per step). The process then leaves the list.
+    pub async fn stop(&self, process_id: u64) -> Result<()> {
+        self.exec(move |engine| async move { engine.stop(process_id).await }).await
+    }
+
+    /// The last `lines` output lines of one process (`Some(id)`) or of every process,
+    /// oldest first; `0` gives every kept line (see [`logs::LOG_LINES`]).
+    pub async fn logs(&self, process_id: Option<u64>, lines: usize) -> Result<Vec<LogLine>> {
+        self.exec(move |engine| async move {
+            let processes = match process_id {
+                Some(id) => vec![engine.process(id)?],
+                None => engine.processes(),
+            };
+            let mut all: Vec<LogLine> = processes.iter().flat_map(|p| p.logs.tail(lines)).collect();
+            all.sort_by_key(|l| l.timestamp_ms); // stable: each process's own order is kept
+            if lines > 0 && all.len() > lines {
+                all.drain(..all.len() - lines);
+            }
+            Ok(all)
+        })
+        .await
+    }
+
+    /// Every output line written from now on, by any process (bounded: a reader more
+    /// than [`logs::LOG_FOLLOW_BUFFER`] lines behind gets `Lagged` and skips).
+    pub async fn follow_logs(&self) -> Result<broadcast::Receiver<LogLine>> {
+        self.exec(|engine| async move { Ok(engine.log_sender().subscribe()) }).await
     }
 
     pub async fn list_processes(&self) -> Vec<ProcessInfo> {

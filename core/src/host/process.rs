@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::engine::Engine;
 use super::launch::{self, ExitStatus, Instance, LaunchSpec};
 use super::metrics::{CallStats, CpuSampler, ProcessMetrics};
+use super::output::Dropped;
 use crate::policy::RestartBudget;
 use super::{CallOptions, EventKind, Isolation, Output, ProcessInfo, ProcessState, Resources, RestartPolicy, Target};
 use crate::error::{Error, Result};
@@ -38,6 +39,8 @@ pub(crate) struct Spec {
     pub resources: Resources,
     /// The version the worker must declare, if the spawn asked for one.
     pub version: Option<String>,
+    /// The spawn gave a `name`: the worker's declared name does not replace it.
+    pub named: bool,
 }
 
 pub(crate) struct Process {
@@ -51,7 +54,12 @@ pub(crate) struct Process {
     budget: RefCell<RestartBudget>,
     stats: RefCell<CallStats>,
     cpu: RefCell<CpuSampler>,
+    output_dropped: Dropped,
     engine: Weak<Engine>,
+    /// The last lines its instances wrote (`titan-pm logs`); survives restarts.
+    pub(crate) logs: Rc<super::logs::LogRing>,
+    /// When the current instance became ready (uptime).
+    started: Cell<Instant>,
 }
 
 impl Process {
@@ -68,7 +76,10 @@ impl Process {
             budget: RefCell::default(),
             stats: RefCell::default(),
             cpu: RefCell::default(),
+            output_dropped: Dropped::default(),
             engine: Rc::downgrade(engine),
+            logs: Rc::new(super::logs::LogRing::new(id, engine.log_sender())),
+            started: Cell::new(Instant::now()),
         });
         let instance = process.launch(engine).await?;
         if let Some(wanted) = &process.spec.version {
@@ -83,10 +94,9 @@ impl Process {
                 ));
             }
         }
-        if process.name.borrow().is_empty() || matches!(process.spec.target, Target::Path(_)) {
-            if !instance.description.name.is_empty() {
-                *process.name.borrow_mut() = instance.description.name.clone();
-            }
+        let unnamed = process.name.borrow().is_empty() || (matches!(process.spec.target, Target::Path(_)) && !process.spec.named);
+        if unnamed && !instance.description.name.is_empty() {
+            *process.name.borrow_mut() = instance.description.name.clone();
         }
         process.install(instance, engine);
         Ok(process)
@@ -101,7 +111,10 @@ impl Process {
             env: &self.spec.env,
             args: &self.spec.args,
             name: self.name.clone(),
+            logs: self.logs.clone(),
             output: &self.spec.output,
+            output_dropped: self.output_dropped.clone(),
+            output_tracker: &engine.output,
             config: &engine.config,
         };
         launch::launch(&spec, &engine.registry).await
@@ -109,6 +122,7 @@ impl Process {
 
     fn install(self: &Rc<Self>, instance: Rc<Instance>, engine: &Engine) {
         self.last_pid.set(instance.pid);
+        self.started.set(Instant::now());
         *self.instance.borrow_mut() = Some(instance.clone());
         self.state.send_replace(ProcessState::Running);
         engine.emit(self.id, EventKind::Spawned { pid: instance.pid });
@@ -192,6 +206,11 @@ impl Process {
         self.instance.borrow().as_ref().map(|i| i.description.clone())
     }
 
+    /// How long the current instance has been running (zero when none runs).
+    pub(crate) fn uptime(&self) -> Duration {
+        if self.state() == ProcessState::Running { self.started.get().elapsed() } else { Duration::ZERO }
+    }
+
     pub(crate) fn state_receiver(&self) -> watch::Receiver<ProcessState> {
         self.state.subscribe()
     }
@@ -238,7 +257,7 @@ impl Process {
             let now = *state.borrow_and_update();
             match now {
                 ProcessState::Running => {
-                    if let Some(i) = self.instance.borrow().as_ref().filter(|i| !i.has_exited()) {
+                    if let Some(i) = self.instance.borrow().as_ref().filter(|i| !i.has_exited() && i.is_connected()) {
                         return Ok(i.clone());
                     }
                 }
@@ -263,6 +282,14 @@ impl Process {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<Value> {
+        // Refused here, before anything is built: capnp cannot hold it (and would panic).
+        value::check_list(args, "args")?;
+        if method.len() > MAX_METHOD_NAME {
+            return Err(Error::Serialization {
+                path: "method".into(),
+                message: format!("a method name of {} bytes is over the limit of {MAX_METHOD_NAME}", method.len()),
+            });
+        }
         let call_id = instance.next_call_id();
         let mut req = instance.worker.call_request();
         {
@@ -361,31 +388,57 @@ impl Process {
         }
     }
 
-    /// Stops intake, drains in-flight calls, runs the shutdown hooks, then SIGTERM, then SIGKILL.
-    pub(crate) async fn stop(&self, step: Duration) {
+    /// Stops intake, drains in-flight calls, runs the shutdown hooks, then
+    /// SIGTERM, then SIGKILL: all within `total`.
+    pub(crate) async fn stop(&self, total: Duration) {
+        self.stop_by(Instant::now() + total).await
+    }
+
+    /// Like `stop`, done by `deadline`: drain and hooks get the first three
+    /// quarters, SIGTERM the last quarter, SIGKILL comes just before the deadline.
+    pub(crate) async fn stop_by(&self, deadline: Instant) {
         if matches!(self.state(), ProcessState::Stopped | ProcessState::Failed) {
             self.state.send_replace(ProcessState::Stopped);
+            return;
+        }
+        if self.state() == ProcessState::Stopping {
+            // Already being stopped (a pool member at manager shutdown): wait for that.
+            let mut state = self.state.subscribe();
+            let stopped = state.wait_for(|s| *s == ProcessState::Stopped);
+            let _ = tokio::time::timeout_at(deadline.into(), stopped).await;
             return;
         }
         self.state.send_replace(ProcessState::Stopping);
         let instance = self.instance.borrow().clone();
         if let Some(instance) = instance {
-            let drained = async {
-                while instance.in_flight.get() > 0 && !instance.has_exited() {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-            };
-            let _ = tokio::time::timeout(step, drained).await;
-            let _ = tokio::time::timeout(step, instance.worker.shutdown_request().send().promise).await;
-            if tokio::time::timeout(step, instance.exited()).await.is_err() {
-                instance.signal(libc::SIGTERM);
-                if tokio::time::timeout(step, instance.exited()).await.is_err() {
-                    instance.kill();
-                    let _ = tokio::time::timeout(Duration::from_secs(1), instance.exited()).await;
-                }
-            }
+            stop_instance(&instance, deadline).await;
         }
         self.state.send_replace(ProcessState::Stopped);
+    }
+
+    /// Graceful restart (`restart(id)`, `titan-pm restart`): launches a new
+    /// instance with the same spec; once it is ready, new calls go to it, while
+    /// calls already on the old instance finish; then the old one is stopped
+    /// (drain, shutdown hooks, SIGTERM, SIGKILL). No call fails. The process id
+    /// stays, the pid changes, `restarts` counts it. A failed process starts afresh.
+    pub(crate) async fn replace(self: &Rc<Self>, engine: &Rc<Engine>) -> Result<()> {
+        let before = self.state();
+        if !matches!(before, ProcessState::Running | ProcessState::Failed) {
+            return Err(Error::ProcessFailed { process_id: self.id, state: before });
+        }
+        let new = self.launch(engine).await?;
+        if self.state() != before {
+            new.kill(); // killed or stopped while the new instance started
+            return Err(Error::ProcessFailed { process_id: self.id, state: self.state() });
+        }
+        // Swapping the instance makes the old one's exit watcher stand down (it is not current).
+        let old = self.instance.borrow_mut().take();
+        self.restarts.set(self.restarts.get() + 1);
+        self.install(new, engine);
+        if let Some(old) = old {
+            stop_instance(&old, Instant::now() + engine.config.shutdown_timeout).await;
+        }
+        Ok(())
     }
 
     // ---- health and metrics ----
@@ -423,9 +476,37 @@ impl Process {
             errors: stats.errors,
             in_flight: instance.map(|i| i.in_flight.get() as u64).unwrap_or(0),
             latency: stats.latency(),
+            output_dropped: self.output_dropped.get(),
         }
     }
 }
+
+/// Lets `instance`'s calls finish, runs its shutdown hooks, then SIGTERM, then
+/// SIGKILL, all by `deadline`: drain and hooks get the first three quarters,
+/// SIGTERM the last quarter, SIGKILL comes just before the deadline.
+async fn stop_instance(instance: &Rc<Instance>, deadline: Instant) {
+    let now = Instant::now();
+    let budget = deadline.saturating_duration_since(now);
+    let kill_at = deadline - (budget / 10).min(Duration::from_millis(200));
+    let term_at = kill_at - kill_at.saturating_duration_since(now) / 4;
+    let drained = async {
+        while instance.in_flight.get() > 0 && !instance.has_exited() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    let _ = tokio::time::timeout_at(term_at.into(), drained).await;
+    let _ = tokio::time::timeout_at(term_at.into(), instance.worker.shutdown_request().send().promise).await;
+    if tokio::time::timeout_at(term_at.into(), instance.exited()).await.is_err() {
+        instance.signal(libc::SIGTERM);
+        if tokio::time::timeout_at(kill_at.into(), instance.exited()).await.is_err() {
+            instance.kill();
+            let _ = tokio::time::timeout_at(deadline.into(), instance.exited()).await;
+        }
+    }
+}
+
+/// The longest method name a call may carry.
+const MAX_METHOD_NAME: usize = 64 * 1024;
 
 fn timed_out(method: &str, timeout: Duration) -> Error {
     Error::CallTimeout { method: method.to_string(), timeout_ms: timeout.as_millis() as u64 }

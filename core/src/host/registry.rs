@@ -4,9 +4,12 @@
 //!
 //! A connection is only useful after `register` with the secret of a pending
 //! spawn; any other secret is refused, logged, and the connection closed.
+//! Before that it is held to small messages, a short time and a capped count
+//! (see `transport`'s `PREAUTH_*` limits), so an unauthenticated peer cannot
+//! make the host allocate, wait or hold descriptors beyond those bounds.
 
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::{Rc, Weak};
@@ -22,7 +25,10 @@ use tokio::sync::{broadcast, oneshot};
 use super::{Event, EventKind};
 use crate::error::{Error, Result};
 use crate::titan_capnp::{registry, worker};
-use crate::transport::{secrets_match, vat_network, Endpoint};
+use crate::transport::network::Throttle;
+use crate::transport::{
+    secrets_match, tcp, unix, vat_network_limited, Endpoint, FrameLimit, MAX_PREAUTH_CONNECTIONS, PREAUTH_TIMEOUT,
+};
 
 /// A worker that registered: its capability, pid and a way to close its connection.
 pub(crate) struct Registered {
@@ -57,11 +63,11 @@ impl Connection {
     }
 }
 
-/// A connection that has not registered by then is closed.
-const UNCLAIMED_TIMEOUT: Duration = Duration::from_secs(30);
-
 pub(crate) struct Registry {
     pending: RefCell<HashMap<String, oneshot::Sender<Registered>>>,
+    /// Connections from a listener that have not registered yet, oldest first.
+    unauthenticated: RefCell<BTreeMap<u64, AbortHandle>>,
+    next_connection: Cell<u64>,
     unix: OnceCell<(tempfile::TempDir, PathBuf)>,
     tcp: OnceCell<SocketAddr>,
     tcp_host: String,
@@ -73,6 +79,8 @@ impl Registry {
     pub(crate) fn new(tcp_host: String, events: broadcast::Sender<Event>) -> Rc<Self> {
         Rc::new_cyclic(|me| Registry {
             pending: RefCell::default(),
+            unauthenticated: RefCell::default(),
+            next_connection: Cell::new(0),
             unix: OnceCell::new(),
             tcp: OnceCell::new(),
             tcp_host,
@@ -93,27 +101,72 @@ impl Registry {
     }
 
     /// Serves the registry on one connection, on the current `LocalSet`.
-    pub(crate) fn accept<S: AsyncRead + AsyncWrite + 'static>(&self, stream: S) -> Connection {
+    ///
+    /// Until it registers, the peer may send only small messages. A connection
+    /// from a listener (`listened`) also has [`PREAUTH_TIMEOUT`] to register
+    /// and counts toward [`MAX_PREAUTH_CONNECTIONS`]: past it, the oldest
+    /// unauthenticated one is closed. (An ipc socket is neither timed nor
+    /// counted: only the child the host started holds its other end, and the
+    /// spawn timeout bounds how long it may take.)
+    pub(crate) fn accept<S: AsyncRead + AsyncWrite + 'static>(&self, stream: S, listened: bool) -> Connection {
         use futures::FutureExt;
         let (abort, registration) = AbortHandle::new_pair();
         let (closed_tx, closed_rx) = oneshot::channel();
         let conn = Connection { abort, closed: closed_rx.shared() };
+        let id = self.next_connection.get() + 1;
+        self.next_connection.set(id);
+        let limit = FrameLimit::unauthenticated();
         let registered = Rc::new(Cell::new(false));
-        let server = RegistryServer { registry: self.me.clone(), conn: conn.clone(), registered: registered.clone() };
+        let server = RegistryServer {
+            registry: self.me.clone(),
+            conn: conn.clone(),
+            registered: registered.clone(),
+            limit: limit.clone(),
+            id,
+        };
         let client: registry::Client = capnp_rpc::new_client(server);
-        let rpc = RpcSystem::new(Box::new(vat_network(stream, Side::Server)), Some(client.client));
+        let rpc = RpcSystem::new(Box::new(vat_network_limited(stream, Side::Server, limit)), Some(client.client));
+        let me = self.me.clone();
+        let unclaimed = async move {
+            tokio::time::sleep(PREAUTH_TIMEOUT).await;
+            if registered.get() {
+                futures::future::pending::<()>().await;
+            }
+        };
         tokio::task::spawn_local(async move {
-            let _ = futures::future::Abortable::new(rpc, registration).await;
+            tokio::select! {
+                _ = futures::future::Abortable::new(rpc, registration) => {}
+                _ = unclaimed, if listened => {
+                    static UNCLAIMED: Throttle = Throttle::new();
+                    if let Some(more) = UNCLAIMED.allow() {
+                        tracing::warn!(target: "titan_pm", "closed a connection that did not register within {PREAUTH_TIMEOUT:?}{more}");
+                    }
+                }
+            }
+            if let Some(registry) = me.upgrade() {
+                registry.unauthenticated.borrow_mut().remove(&id);
+            }
             let _ = closed_tx.send(());
         });
-        let abort = conn.abort.clone();
-        tokio::task::spawn_local(async move {
-            tokio::time::sleep(UNCLAIMED_TIMEOUT).await;
-            if !registered.get() {
-                abort.abort();
+        if listened {
+            let mut waiting = self.unauthenticated.borrow_mut();
+            if waiting.len() >= MAX_PREAUTH_CONNECTIONS {
+                if let Some((_, oldest)) = waiting.pop_first() {
+                    static EVICTED: Throttle = Throttle::new();
+                    if let Some(more) = EVICTED.allow() {
+                        tracing::warn!(target: "titan_pm", "more than {MAX_PREAUTH_CONNECTIONS} unauthenticated connections: closed the oldest{more}");
+                    }
+                    oldest.abort();
+                }
             }
-        });
+            waiting.insert(id, conn.abort.clone());
+        }
         conn
+    }
+
+    /// A connection has proved who it is.
+    fn authenticated(&self, id: u64) {
+        self.unauthenticated.borrow_mut().remove(&id);
     }
 
     /// Where a worker should connect for `transport` unix or tcp (starting the listener once).
@@ -129,15 +182,19 @@ impl Registry {
         if let Some((_, path)) = self.unix.get() {
             return Ok(path.clone());
         }
-        // tempfile creates the directory with mode 0700.
-        let dir = tempfile::Builder::new().prefix("titan-pm-").tempdir().map_err(|e| io("runtime directory", e))?;
-        let path = dir.path().join("host.sock");
-        let listener = tokio::net::UnixListener::bind(&path).map_err(|e| io("unix socket", e))?;
+        let (dir, path, listener) = unix::bind_private().map_err(|e| io("unix socket", e))?;
         let me = self.me.clone();
         tokio::task::spawn_local(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let Some(registry) = me.upgrade() else { break };
-                registry.accept(stream);
+            let mut backoff = Backoff::default();
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        backoff.reset();
+                        let Some(registry) = me.upgrade() else { break };
+                        registry.accept(stream, true);
+                    }
+                    Err(e) => backoff.failed("unix", e).await,
+                }
             }
         });
         let _ = self.unix.set((dir, path.clone()));
@@ -148,15 +205,20 @@ impl Registry {
         if let Some(addr) = self.tcp.get() {
             return Ok(*addr);
         }
-        let listener =
-            tokio::net::TcpListener::bind((self.tcp_host.as_str(), 0)).await.map_err(|e| io("tcp listener", e))?;
-        let addr = listener.local_addr().map_err(|e| io("tcp listener", e))?;
+        let (listener, addr) = tcp::bind(&self.tcp_host).await.map_err(|e| io("tcp listener", e))?;
         let me = self.me.clone();
         tokio::task::spawn_local(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let Some(registry) = me.upgrade() else { break };
-                let _ = stream.set_nodelay(true);
-                registry.accept(stream);
+            let mut backoff = Backoff::default();
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        backoff.reset();
+                        let Some(registry) = me.upgrade() else { break };
+                        let _ = stream.set_nodelay(true);
+                        registry.accept(stream, true);
+                    }
+                    Err(e) => backoff.failed("tcp", e).await,
+                }
             }
         });
         let _ = self.tcp.set(addr);
@@ -176,6 +238,8 @@ struct RegistryServer {
     registry: Weak<Registry>,
     conn: Connection,
     registered: Rc<Cell<bool>>,
+    limit: Rc<FrameLimit>,
+    id: u64,
 }
 
 impl registry::Server for RegistryServer {
@@ -189,9 +253,14 @@ impl registry::Server for RegistryServer {
         let registered = Registered { worker, pid: p.get_pid(), connection: self.conn.clone() };
         if registry.register(&secret, registered).is_ok() {
             self.registered.set(true);
+            self.limit.trust();
+            registry.authenticated(self.id);
             return Ok(());
         }
-        tracing::warn!(target: "titan_pm", "refused a worker connection: wrong or missing secret");
+        static REFUSED: Throttle = Throttle::new();
+        if let Some(more) = REFUSED.allow() {
+            tracing::warn!(target: "titan_pm", "refused a worker connection: wrong or missing secret{more}");
+        }
         let _ = registry.events.send(Event { process_id: 0, kind: EventKind::ConnectionRefused });
         let conn = self.conn.clone();
         tokio::task::spawn_local(async move {
@@ -200,6 +269,32 @@ impl registry::Server for RegistryServer {
             conn.close();
         });
         Err(capnp::Error::failed("secret refused".into()))
+    }
+}
+
+/// An accept loop's pause after an error (EMFILE under a connection flood, say):
+/// from 10 ms, doubling to 1 s; the listener keeps serving afterwards.
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(Duration::from_millis(10))
+    }
+}
+
+impl Backoff {
+    fn reset(&mut self) {
+        *self = Backoff::default();
+    }
+
+    async fn failed(&mut self, listener: &str, e: std::io::Error) {
+        static FAILED: Throttle = Throttle::new();
+        if let Some(more) = FAILED.allow() {
+            let pause = self.0;
+            tracing::warn!(target: "titan_pm", "the {listener} listener could not accept a connection ({e}); retrying in {pause:?}{more}");
+        }
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(1));
     }
 }
 

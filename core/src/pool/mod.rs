@@ -189,6 +189,20 @@ pub struct PoolWorkerMetrics {
     pub memory: u64,
 }
 
+/// One row of [`ProcessManager::pools`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolInfo {
+    pub pool_id: u64,
+    /// The members' `name` option, else the target's file stem.
+    pub name: String,
+    pub target: String,
+    /// Serving members (not counting ones draining to leave).
+    pub size: usize,
+    /// Process ids of every member, draining ones included.
+    pub members: Vec<u64>,
+    pub state: &'static str,
+}
+
 /// A pool. Calls go to the worker the strategy picks; clone it freely.
 /// Pools are built on the manager's processes: the manager's pool operations live here, above the host.
 impl ProcessManager {
@@ -200,6 +214,11 @@ impl ProcessManager {
         let id = self.exec(move |engine| async move { runtime::start(&engine, target, options, sender).await }).await?;
         self.register_service(id, std::sync::Arc::new(events.clone()));
         Ok(PoolHandle { pm: self.clone(), id, options: CallOptions::default(), events })
+    }
+
+    /// Every live pool: id, name, size and members.
+    pub async fn pools(&self) -> Vec<PoolInfo> {
+        self.exec(|engine| async move { Ok(engine.services_of::<runtime::Pool>().iter().map(|p| p.info()).collect()) }).await.unwrap_or_default()
     }
 
     /// A handle to a live pool, by id (the manager owns its pools; bridges keep no registry of their own).
@@ -264,6 +283,21 @@ impl PoolHandle {
     pub async fn metrics(&self) -> Result<PoolMetrics> {
         let id = self.id;
         self.pm.exec(move |engine| async move { Ok(runtime::pool(&engine, id)?.metrics()) }).await
+    }
+
+    /// Rolling reload: each member in turn is replaced by a new worker (reading the
+    /// target afresh, e.g. a new version of the file), which is ready before the
+    /// old one leaves the rotation, finishes its calls and stops. No call fails.
+    pub async fn reload(&self) -> Result<()> {
+        let id = self.id;
+        self.pm.exec(move |engine| async move { runtime::pool(&engine, id)?.reload(None).await }).await
+    }
+
+    /// Like [`reload`](Self::reload), with a new target and new member spawn
+    /// options (the pool's own options, such as its strategy, stay).
+    pub async fn reload_with(&self, target: impl Into<crate::host::Target>, spawn: SpawnOptions) -> Result<()> {
+        let (id, target) = (self.id, target.into());
+        self.pm.exec(move |engine| async move { runtime::pool(&engine, id)?.reload(Some((target, spawn))).await }).await
     }
 
     /// Finishes in-flight and queued calls and refuses new ones.

@@ -73,6 +73,8 @@ pub(crate) struct Pool {
     drained: Cell<bool>,
     /// Pinged whenever members, queue or in-flight counts change.
     changed: Notify,
+    /// What new members run after `reload_with` (else `target` and `options.spawn`).
+    respawn: RefCell<Option<(Target, SpawnOptions)>>,
 }
 
 impl Pool {
@@ -108,6 +110,7 @@ impl Pool {
             reconciling: Cell::new(false),
             drained: Cell::new(false),
             changed: Notify::new(),
+            respawn: RefCell::default(),
         });
         let started = futures::future::join_all((0..size).map(|i| pool.spawn_member(engine, i))).await;
         let mut first_error = None;
@@ -119,7 +122,7 @@ impl Pool {
         }
         if let Some(e) = first_error {
             pool.state.set(PoolState::Destroyed);
-            pool.stop_members(engine).await;
+            pool.stop_members(engine, std::time::Instant::now() + engine.config.shutdown_timeout).await;
             return Err(e);
         }
         pool.emit(PoolEvent::Initialized { size });
@@ -132,8 +135,12 @@ impl Pool {
     }
 
     async fn spawn_member(&self, engine: &Rc<Engine>, position: usize) -> Result<Rc<Member>> {
-        let options = SpawnOptions { restart: Some(RestartPolicy::disabled()), ..self.options.spawn.clone() };
-        let process = engine.start_process(self.target.clone(), options).await?;
+        let (target, spawn) = match &*self.respawn.borrow() {
+            Some((t, o)) => (t.clone(), o.clone()),
+            None => (self.target.clone(), self.options.spawn.clone()),
+        };
+        let options = SpawnOptions { restart: Some(RestartPolicy::disabled()), ..spawn };
+        let process = engine.start_process(target, options).await?;
         Ok(Rc::new(Member {
             process,
             weight: self.options.weights.get(position).copied().unwrap_or(1),
@@ -461,10 +468,71 @@ impl Pool {
                 }
             };
             let _ = tokio::time::timeout(step, drained).await;
-            member.process.stop(step).await;
+            member.process.stop(step).await; // retiring: drain, then stop within shutdown_timeout
             pool.remove(&member);
             pool.changed.notify_waiters();
         });
+    }
+
+    /// Rolling reload (`PoolHandle::reload`): for each member of now, in turn, a new
+    /// member is started; once it is ready it joins and the old one retires in the
+    /// same step (so the size never drops and `reconcile` sees no extra), then the
+    /// old one finishes its calls and stops before the next is replaced.
+    pub(crate) async fn reload(self: &Rc<Self>, respawn: Option<(Target, SpawnOptions)>) -> Result<()> {
+        self.check_open()?;
+        if respawn.is_some() {
+            *self.respawn.borrow_mut() = respawn;
+        }
+        let engine = self.engine.upgrade().ok_or(Error::ManagerShutDown)?;
+        let old: Vec<_> = self.members.borrow().iter().filter(|m| !m.retiring.get()).cloned().collect();
+        for (position, member) in old.into_iter().enumerate() {
+            if member.retiring.get() || !self.members.borrow().iter().any(|m| Rc::ptr_eq(m, &member)) {
+                continue; // died or retired meanwhile: reconcile replaces it with the new spec
+            }
+            let new = self.spawn_member(&engine, position).await?;
+            if self.state.get() != PoolState::Running {
+                new.process.kill().await;
+                return self.check_open();
+            }
+            let new_id = new.process.id;
+            self.add(new);
+            self.retire(member.clone());
+            self.emit(PoolEvent::WorkerReplaced { old: member.process.id, new: new_id });
+            let gone = async {
+                loop {
+                    let notified = self.changed.notified();
+                    if !self.members.borrow().iter().any(|m| Rc::ptr_eq(m, &member)) {
+                        return;
+                    }
+                    notified.await;
+                }
+            };
+            let limit = engine.config.shutdown_timeout * 4 + Duration::from_secs(1);
+            let _ = tokio::time::timeout(limit, gone).await;
+        }
+        self.check_open()
+    }
+
+    pub(crate) fn info(&self) -> super::PoolInfo {
+        let spawn = self.respawn.borrow().as_ref().map(|(_, o)| o.name.clone()).unwrap_or_else(|| self.options.spawn.name.clone());
+        let target = self.respawn.borrow().as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| self.target.clone());
+        super::PoolInfo {
+            pool_id: self.id,
+            name: spawn.unwrap_or_else(|| crate::host::engine::default_name(&target)),
+            target: target.describe(),
+            size: self.size(),
+            members: self.members.borrow().iter().map(|m| m.process.id).collect(),
+            state: self.metrics_state(),
+        }
+    }
+
+    fn metrics_state(&self) -> &'static str {
+        match self.state.get() {
+            PoolState::Running => "running",
+            PoolState::Draining => "draining",
+            PoolState::Failed => "failed",
+            PoolState::Destroyed => "destroyed",
+        }
     }
 
     fn fail(&self, reason: String) {
@@ -494,19 +562,26 @@ impl Pool {
     }
 
     pub(crate) async fn destroy(&self, engine: &Rc<Engine>) {
+        self.destroy_by(engine, std::time::Instant::now() + engine.config.shutdown_timeout).await
+    }
+
+    /// Drains, then stops every member: all done by `deadline`.
+    pub(crate) async fn destroy_by(&self, engine: &Rc<Engine>, deadline: std::time::Instant) {
         if self.state.get() != PoolState::Destroyed {
-            let _ = tokio::time::timeout(engine.config.shutdown_timeout, self.drain()).await;
+            // Half the time for the queue and calls to drain, the rest for the members to stop.
+            let now = std::time::Instant::now();
+            let drain_until = now + deadline.saturating_duration_since(now) / 2;
+            let _ = tokio::time::timeout_at(drain_until.into(), self.drain()).await;
         }
         self.state.set(PoolState::Destroyed);
         self.queue.borrow_mut().clear();
-        self.stop_members(engine).await;
+        self.stop_members(engine, deadline).await;
         self.emit(PoolEvent::Destroyed);
     }
 
-    async fn stop_members(&self, engine: &Rc<Engine>) {
+    async fn stop_members(&self, engine: &Rc<Engine>, deadline: std::time::Instant) {
         let members: Vec<_> = self.members.borrow_mut().drain(..).collect();
-        let step = engine.config.shutdown_timeout;
-        futures::future::join_all(members.iter().map(|m| m.process.stop(step))).await;
+        futures::future::join_all(members.iter().map(|m| m.process.stop_by(deadline))).await;
         for m in &members {
             engine.forget(m.process.id);
         }
@@ -727,8 +802,8 @@ impl Drop for Verdict<'_> {
 }
 
 impl Service for Pool {
-    fn stop(self: Rc<Self>, engine: Rc<Engine>) -> futures::future::LocalBoxFuture<'static, ()> {
-        Box::pin(async move { self.destroy(&engine).await })
+    fn stop(self: Rc<Self>, engine: Rc<Engine>, deadline: std::time::Instant) -> futures::future::LocalBoxFuture<'static, ()> {
+        Box::pin(async move { self.destroy_by(&engine, deadline).await })
     }
     fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any> {
         self

@@ -24,8 +24,43 @@ export async function main(): Promise<void> {
   native.serveChild(runtime.description(), runtime.dispatch);
 }
 
+/**
+ * Bytes a worker thread's stdout or stderr may hold while the host thread has
+ * not taken them (it is busy): past it a write is dropped and counted.
+ */
+export const OUTPUT_QUEUE_BYTES = 4 << 20;
+
+/**
+ * A worker thread's stdout/stderr reach the host thread as messages it takes
+ * when it is free; until then Node buffers the writes without a bound. Bounds
+ * them: a write past `OUTPUT_QUEUE_BYTES` is dropped and counted, and once the
+ * stream drains the count goes to the host (the manager's `output:dropped`).
+ */
+function boundOutput(): void {
+  let dropped = 0;
+  for (const stream of [process.stdout, process.stderr]) {
+    const write = stream.write;
+    stream.write = function (this: unknown, chunk: unknown, ...rest: unknown[]): boolean {
+      if (stream.writableLength >= OUTPUT_QUEUE_BYTES) {
+        dropped++;
+        // Told at once (a nextTick per dropped write would itself pile up in a busy loop).
+        const done = rest.find((a) => typeof a === 'function') as ((e: null) => void) | undefined;
+        done?.(null);
+        return false;
+      }
+      return (write as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
+    } as typeof stream.write;
+    stream.on('drain', () => {
+      if (dropped === 0) return;
+      parentPort?.postMessage({ titanOutputDropped: dropped });
+      dropped = 0;
+    });
+  }
+}
+
 /** A worker thread: load the target, attach to the slot, tell the host. */
 async function thread(slot: number, target: string): Promise<void> {
+  boundOutput();
   let runtime: Runtime;
   try {
     runtime = await Runtime.load(target);

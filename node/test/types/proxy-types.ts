@@ -25,6 +25,8 @@ export async function check(pm: ProcessManager): Promise<void> {
 
   // @ts-expect-error: not a known strategy
   await pm.pool('x.js', { strategy: 'fastest' });
+  // @ts-expect-error: the http transport is not built yet
+  createProcessManager({ transport: 'http' });
 
   // @ts-expect-error: add takes numbers
   await calc.add('1', 2);

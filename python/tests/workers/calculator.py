@@ -67,6 +67,27 @@ class Calculator:
         return {"ok": [1, 2, {3, 4}]}
 
     @public
+    def nested(self, depth):
+        value = "bottom"
+        for _ in range(depth):
+            value = [value]
+        return value
+
+    @public
+    def cyclic(self):
+        loop = {}
+        loop["self"] = loop
+        return {"ok": 1, "loop": loop}
+
+    @public
+    def blob(self, size):
+        return b"\x07" * size
+
+    @public
+    def lone_surrogate(self):
+        return {"s": "ab\udc00"}
+
+    @public
     def sleep(self, seconds):
         time.sleep(seconds)
         return seconds

@@ -5,6 +5,10 @@
 //! `TITAN_IPC_FD` (an inherited socket), or `TITAN_CONNECT` (`unix:/path` or
 //! `tcp:127.0.0.1:port`), and proves who it is with `TITAN_SECRET`.
 //!
+//! One file per transport: [`ipc`] (an inherited socketpair), [`unix`] and
+//! [`tcp`] (a listener on the host, a connect on the worker); `network` runs
+//! Cap'n Proto's two-party protocol over any of their byte streams.
+//!
 //! ```
 //! use titan_pm::Transport;
 //! assert_eq!("unix".parse::<Transport>().unwrap(), Transport::Unix);
@@ -13,13 +17,21 @@
 
 use std::str::FromStr;
 
-use capnp_rpc::rpc_twoparty_capnp::Side;
-use capnp_rpc::twoparty::VatNetwork;
-use futures::io::BufReader;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
-
 use crate::error::{Error, Result};
+
+pub(crate) mod ipc;
+pub(crate) mod network;
+pub(crate) mod tcp;
+pub(crate) mod unix;
+
+pub use network::{
+    reader_options, vat_network, vat_network_limited, FrameLimit, PREAUTH_MAX_MESSAGE_BYTES, PREAUTH_MAX_SEGMENTS,
+};
+
+/// How long a connection may take to register before it is closed.
+pub const PREAUTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The most unauthenticated connections a host's listeners hold; past it the oldest is closed.
+pub const MAX_PREAUTH_CONNECTIONS: usize = 64;
 
 pub const ENV_IPC_FD: &str = "TITAN_IPC_FD";
 pub const ENV_CONNECT: &str = "TITAN_CONNECT";
@@ -63,25 +75,11 @@ impl FromStr for Transport {
     }
 }
 
-/// A Cap'n Proto two-party network over a byte stream.
-pub fn vat_network<S>(stream: S, side: Side) -> VatNetwork<BufReader<tokio_util::compat::Compat<tokio::io::ReadHalf<S>>>>
-where
-    S: AsyncRead + AsyncWrite + 'static,
-{
-    let (reader, writer) = tokio::io::split(stream);
-    let mut options = capnp::message::ReaderOptions::new();
-    options.traversal_limit_in_words(Some(1 << 30));
-    // Buffered: capnp writes a message's segment table and segments separately
-    // and flushes after each message, so a message is one write, not two.
-    let writer = futures::io::BufWriter::new(writer.compat_write());
-    VatNetwork::new(BufReader::new(reader.compat()), writer, side, options)
-}
-
-/// A fresh random secret for one spawn, as hex.
-pub fn new_secret() -> String {
+/// A fresh random secret for one spawn, as hex; an error if the OS has no randomness to give.
+pub fn new_secret() -> Result<String> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the OS random source failed");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    getrandom::fill(&mut bytes).map_err(|e| Error::Config(format!("the OS random source failed: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Constant-time comparison, so a wrong secret's timing says nothing.
