@@ -49,6 +49,7 @@ struct CallContext {
   timeoutMs @1 :UInt64;   # time left when the host sent the call; 0 = no deadline
   traceId @2 :Text;
   spanId @3 :Text;
+  parentSpanId @4 :Text;  # the caller's span (W3C trace context: trace id 32 hex, span ids 16 hex)
 }
 
 struct CallResult {
@@ -61,6 +62,74 @@ struct CallResult {
 struct MethodInfo {
   name @0 :Text;
   timeoutMs @1 :UInt64;   # the method's own default deadline, 0 = the host's
+  policies @2 :MethodPolicies;  # null: none
+}
+
+# A method's policies (the decorators of ARCHITECTURE.md section 8), as data.
+# Each member is null when the method does not declare it. `keyArg` names an
+# argument: a decimal index ("0") or a field of the first argument ("userId");
+# empty: all arguments.
+struct MethodPolicies {
+  rateLimit @0 :RateLimit;
+  cache @1 :Cache;
+  validate @2 :Validate;
+  trace @3 :Bool;
+  metric @4 :Metric;
+  circuitBreaker @5 :CircuitBreaker;
+  idempotent @6 :Idempotent;
+  selfHeal @7 :SelfHeal;
+
+  struct RateLimit {
+    rps @0 :Float64;
+    burst @1 :UInt32;       # 0 = rps rounded up
+    strategy @2 :Strategy;
+    keyArg @3 :Text;
+
+    enum Strategy {
+      tokenBucket @0;
+      slidingWindow @1;
+      fixedWindow @2;
+    }
+  }
+
+  struct Cache {
+    ttlMs @0 :UInt64;
+    keyArg @1 :Text;
+    hasCondition @2 :Bool;  # the worker decides per result whether it may be cached
+  }
+
+  struct Validate {
+    jsonSchema @0 :Value;   # null: no JSON Schema (a validator object in the worker only)
+    hasValidator @1 :Bool;  # the worker runs its own validator before the method
+  }
+
+  struct Metric {
+    name @0 :Text;          # empty: the method's name
+  }
+
+  struct CircuitBreaker {
+    threshold @0 :UInt32;
+    timeoutMs @1 :UInt64;
+    halfOpenRequests @2 :UInt32;
+    fallback @3 :Text;      # a method of the same worker; empty: CircuitOpenError
+  }
+
+  struct Idempotent {
+    keyField @0 :Text;
+    ttlMs @1 :UInt64;
+  }
+
+  struct SelfHeal {
+    symptoms @0 :List(Text);  # timeout, connection_error, crash, or an exception type name
+    action @1 :Action;
+    cooldownMs @2 :UInt64;
+
+    enum Action {
+      restart @0;
+      recycle @1;
+      reinit @2;
+    }
+  }
 }
 
 struct Description {
@@ -130,8 +199,12 @@ struct WorkerMetrics {
 interface Worker {
   describe @0 () -> (description :Description);
   # Runs the worker's init with the spawn dependencies (a map). Called once, before any call.
-  init @1 (dependencies :Value) -> (error :ErrorInfo, failed :Bool);
-  call @2 (method :Text, args :List(Value), context :CallContext) -> (result :CallResult);
+  # `processes`: the processes this worker may call, by the name it was given them
+  # under (@InjectProcess, sidecars): it can reach exactly these. `shared`: the
+  # host-held state of the worker's class (@SharedState). Both may be absent.
+  init @1 (dependencies :Value, processes :List(Grant), shared :SharedState) -> (error :ErrorInfo, failed :Bool);
+  # `uncacheable`: a cache policy's condition refused this result (worker side).
+  call @2 (method :Text, args :List(Value), context :CallContext) -> (result :CallResult, uncacheable :Bool);
   # Stops the call named by callId; returns once the work has stopped.
   cancel @3 (callId :UInt64) -> (found :Bool);
   health @4 () -> (report :HealthReport);
@@ -144,6 +217,31 @@ interface Worker {
 interface Registry {
   # Refused (an RPC error "secret refused") unless `secret` is this spawn's secret.
   register @0 (secret :Text, worker :Worker, pid :UInt32) -> ();
+}
+
+# A process a worker was given (@InjectProcess, sidecars), served by the host. A
+# capability, never an address or a secret: holding it is the permission.
+interface Caller {
+  # Calls the process as a host would (a restart in between is waited for within
+  # the deadline); errors come back as the host would see them. timeoutMs 0: the
+  # process's default deadline.
+  call @0 (method :Text, args :List(Value), timeoutMs :UInt64) -> (result :CallResult);
+}
+
+struct Grant {
+  name @0 :Text;
+  caller @1 :Caller;
+}
+
+# The host-held values of one class's @SharedState properties, shared by every
+# instance of that class under one manager. Each operation is atomic on its own.
+interface SharedState {
+  # The property's value; null if it was never set.
+  get @0 (property :Text) -> (value :Value);
+  set @1 (property :Text, value :Value) -> ();
+  # Adds `delta` (an int or a float) to the property (null counts as 0) and
+  # returns the new value, in one step: no increment from any instance is lost.
+  add @2 (property :Text, delta :Value) -> (value :Value);
 }
 
 # ---- The control interface (`titan-pm` CLI) ----

@@ -107,6 +107,15 @@ pub enum Error {
         cause: Box<Error>,
         compensations: Vec<CompensationOutcome>,
     },
+
+    /// A method's rate limit refused the call (it did not run): retry after `retry_after_ms`.
+    #[error("rate limit exceeded: retry after {retry_after_ms} ms")]
+    RateLimit { retry_after_ms: u64 },
+
+    /// The arguments failed the method's validation (it did not run): each failing
+    /// path (a JSON pointer, `""` for the whole argument) and why.
+    #[error("validation failed: {}", failures.iter().map(|(p, m)| format!("{}: {m}", if p.is_empty() { "/" } else { p })).collect::<Vec<_>>().join("; "))]
+    Validation { failures: Vec<(String, String)> },
 }
 
 impl Error {
@@ -118,7 +127,9 @@ impl Error {
             | Error::Config(_)
             | Error::Io { .. }
             | Error::Refused(_)
+            | Error::Validation { .. }
             | Error::Cancelled => ErrorKind::Failed,
+            Error::RateLimit { .. } => ErrorKind::Overloaded,
             Error::NotFound { .. } => ErrorKind::Unimplemented,
             Error::CallTimeout { .. } | Error::PoolBackpressure { .. } | Error::CircuitOpen => ErrorKind::Overloaded,
             Error::ProcessCrashed { .. } => ErrorKind::Disconnected,
@@ -144,6 +155,8 @@ impl Error {
             Error::Cancelled => "CancelledError",
             Error::ManagerShutDown => "ProcessFailedError",
             Error::Workflow { .. } => "WorkflowError",
+            Error::RateLimit { .. } => "RateLimitError",
+            Error::Validation { .. } => "ValidationError",
         }
     }
 

@@ -10,9 +10,9 @@
 //! | wire | [`protocol`] (errors as data, descriptions, health reports), [`transport`], `generated` (from `schema/titan.capnp`) |
 //! | worker side | [`agent`]: serves a [`agent::Handler`] (a Rust [`agent::WorkerDef`], or a Python or JS object through a bridge) |
 //! | host side | [`host`]: the [`ProcessManager`] engine — spawn, call, restart, health, metrics, shutdown |
-//! | above the host | [`pool`]: pools of workers with balancing, queueing, scaling, a breaker; [`workflow`]: DAG workflows with retries, saga compensation and a journal that lets a run outlive its host |
+//! | above the host | [`pool`]: pools of workers with balancing, queueing, scaling, a breaker; [`supervise`]: OTP supervision trees of workers, pools and supervisors; [`workflow`]: DAG workflows with retries, saga compensation and a journal that lets a run outlive its host |
 //! | operating it | [`control`]: the control socket the `titan-pm` CLI talks to (`Manager` in the schema), process files |
-//! | front-end seams | [`options`] (every option, read once from a `Value` in the caller's dialect), [`reports`] (every report as one `Value` shape) |
+//! | front-end seams | [`options`] (every option, read once from a `Value` in the caller's dialect), [`reports`] (every report as one `Value` shape), [`exposition`] (Prometheus text of every metric) |
 //!
 //! To add an option: one getter call in its object's reader in `options/mod.rs`
 //! and a field in the type it fills; the bridges need nothing. A balancing
@@ -26,6 +26,7 @@ pub mod agent;
 pub mod control;
 pub mod dialect;
 pub mod error;
+pub mod exposition;
 pub mod generated;
 pub mod host;
 pub mod options;
@@ -34,6 +35,7 @@ pub mod pool;
 pub mod protocol;
 pub mod reports;
 pub mod state;
+pub mod supervise;
 pub mod telemetry;
 pub mod transport;
 pub mod value;
@@ -48,6 +50,7 @@ pub use host::{
 pub use pool::{PoolHandle, PoolInfo, PoolOptions, PoolSize, Strategy};
 pub use protocol::{HealthReport, HealthStatus};
 pub use state::ProcessState;
+pub use supervise::{ChildSpec, SupervisionStrategy, SupervisorHandle, SupervisorSpec};
 pub use transport::Transport;
 pub use value::Value;
 pub use workflow::{StageContext, StageOptions, WorkflowHandle, WorkflowOptions};

@@ -9,7 +9,9 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::titan_capnp::{description, error_info, health_report, workflow_info};
+use crate::policy::method::{self as mp, ArgKey, MethodPolicies};
+use crate::state::ProcessState;
+use crate::titan_capnp::{description, error_info, health_report, method_policies, workflow_info};
 use crate::value::text;
 use crate::dialect::{Dialect, Section};
 use crate::value::Value;
@@ -66,8 +68,52 @@ impl ErrorInfo {
         self
     }
 
+    /// A host-side error, relayed to a worker that called another process through
+    /// a `Caller`: [`into_error`](Self::into_error) on the worker side gives the
+    /// same error back (same variant, same kind), so a worker handles it as a host would.
+    ///
+    /// ```
+    /// use titan_pm::{protocol::ErrorInfo, Error, ErrorKind, ProcessState};
+    /// let e = Error::CallTimeout { method: "slow".into(), timeout_ms: 50 };
+    /// let back = ErrorInfo::relay(&e).into_error();
+    /// assert_eq!((back.to_string(), back.kind()), (e.to_string(), ErrorKind::Overloaded));
+    /// let e = Error::ProcessFailed { process_id: 3, state: ProcessState::Stopped };
+    /// assert!(matches!(ErrorInfo::relay(&e).into_error(), Error::ProcessFailed { process_id: 3, state: ProcessState::Stopped }));
+    /// ```
+    pub fn relay(e: &Error) -> ErrorInfo {
+        let fields: Vec<String> = match e {
+            Error::Remote { remote_type, message, remote_traceback, code } => {
+                let mut i = ErrorInfo::remote(remote_type.as_str(), message.as_str()).with_stack(remote_traceback.as_str());
+                i.code = code.clone();
+                return i;
+            }
+            Error::MethodNotFound { method, available } => return ErrorInfo::method_not_found(method, available.clone()),
+            Error::Serialization { path, message } => return ErrorInfo::new(ErrorInfoKind::Serialization, path.as_str(), message.as_str()),
+            Error::ProcessCrashed { process_id, exit_code, signal } => {
+                let opt = |x: &Option<i32>| x.map(|n| n.to_string()).unwrap_or_default();
+                vec!["crashed".into(), process_id.to_string(), opt(exit_code), opt(signal)]
+            }
+            Error::ProcessFailed { process_id, state } => vec!["failed".into(), process_id.to_string(), state.as_str().into()],
+            Error::CallTimeout { method, timeout_ms } => vec!["timeout".into(), method.clone(), timeout_ms.to_string()],
+            Error::PoolBackpressure { queue_size } => vec!["backpressure".into(), queue_size.to_string()],
+            Error::CircuitOpen => vec!["circuit".into()],
+            Error::Cancelled => vec!["cancelled".into()],
+            Error::ManagerShutDown => vec!["shutdown".into()],
+            other => vec!["config".into(), other.to_string()],
+        };
+        let mut i = ErrorInfo::remote(e.class_name(), e.to_string());
+        i.code = Some(RELAYED.into());
+        i.available = fields;
+        i
+    }
+
     /// The host-side error for this worker-side failure.
     pub fn into_error(self) -> Error {
+        if self.code.as_deref() == Some(RELAYED) {
+            if let Some(e) = relayed(&self.available) {
+                return e;
+            }
+        }
         match self.kind {
             ErrorInfoKind::MethodNotFound => Error::MethodNotFound { method: self.message, available: self.available },
             ErrorInfoKind::Serialization => Error::Serialization { path: self.type_name, message: self.message },
@@ -139,6 +185,30 @@ fn clip(s: &str) -> &str {
         cut -= 1;
     }
     &s[..cut]
+}
+
+/// The `code` of an [`ErrorInfo::relay`]ed host error; its fields ride in `available`.
+const RELAYED: &str = "titan-pm:relayed";
+
+fn relayed(f: &[String]) -> Option<Error> {
+    let num = |i: usize| f.get(i)?.parse::<u64>().ok();
+    let opt = |i: usize| f.get(i).and_then(|s| s.parse::<i32>().ok());
+    Some(match f.first()?.as_str() {
+        "crashed" => Error::ProcessCrashed { process_id: num(1)?, exit_code: opt(2), signal: opt(3) },
+        "failed" => {
+            let state = [ProcessState::Starting, ProcessState::Running, ProcessState::Restarting, ProcessState::Stopping, ProcessState::Stopped, ProcessState::Failed]
+                .into_iter()
+                .find(|s| Some(s.as_str()) == f.get(2).map(String::as_str))?;
+            Error::ProcessFailed { process_id: num(1)?, state }
+        }
+        "timeout" => Error::CallTimeout { method: f.get(1)?.clone(), timeout_ms: num(2)? },
+        "backpressure" => Error::PoolBackpressure { queue_size: num(1)? as usize },
+        "circuit" => Error::CircuitOpen,
+        "cancelled" => Error::Cancelled,
+        "shutdown" => Error::ManagerShutDown,
+        "config" => Error::Config(f.get(1)?.trim_start_matches("invalid configuration: ").to_string()),
+        _ => return None,
+    })
 }
 
 pub(crate) fn ser(e: capnp::Error) -> Error {
@@ -337,6 +407,14 @@ pub struct MethodInfo {
     pub name: String,
     /// The method's own default deadline in ms; 0 means the host's.
     pub timeout_ms: u64,
+    /// The method's decorators (§8); empty: none.
+    pub policies: MethodPolicies,
+}
+
+impl MethodInfo {
+    pub fn new(name: impl Into<String>) -> Self {
+        MethodInfo { name: name.into(), ..Default::default() }
+    }
 }
 
 impl Description {
@@ -355,14 +433,23 @@ impl Description {
             let mut e = l.reborrow().get(i as u32);
             e.set_name(m.name.as_str());
             e.set_timeout_ms(m.timeout_ms);
+            if !m.policies.is_empty() {
+                write_policies(&m.policies, e.init_policies());
+            }
         }
+    }
+
+    /// True when some method declares a policy (else every call takes the plain path).
+    pub fn has_policies(&self) -> bool {
+        self.methods.iter().any(|m| !m.policies.is_empty())
     }
 
     pub fn read(r: description::Reader<'_>) -> Result<Self> {
         let p = "description";
         let mut methods = Vec::new();
         for m in r.get_methods().map_err(ser)?.iter() {
-            methods.push(MethodInfo { name: text(m.get_name().map_err(ser)?, p)?, timeout_ms: m.get_timeout_ms() });
+            let policies = if m.has_policies() { read_policies(m.get_policies().map_err(ser)?)? } else { MethodPolicies::default() };
+            methods.push(MethodInfo { name: text(m.get_name().map_err(ser)?, p)?, timeout_ms: m.get_timeout_ms(), policies });
         }
         Ok(Description {
             name: text(r.get_name().map_err(ser)?, p)?,
@@ -377,9 +464,11 @@ impl Description {
     }
 
     /// A worker runtime's description of its class, in its language's dialect:
-    /// `{name, version, methods: [name | [name, timeoutMs] | {name, timeout}], runtime,
+    /// `{name, version, methods: [name | [name, timeoutMs] | {name, timeout, policies}], runtime,
     /// hasHealthCheck, healthInterval, workflow}` (durations in the dialect's unit; `workflow` as
     /// [`WorkflowInfo::from_value`] reads it). `pid` is this process's.
+    /// `policies` is read by [`MethodPolicies::from_section`] and checked: bad options fail here,
+    /// naming the option.
     pub fn from_value(v: &Value, dialect: Dialect) -> Result<Self> {
         let mut s = Section::root(v, "description", dialect)?;
         let mut methods = Vec::new();
@@ -388,21 +477,25 @@ impl Description {
             _ => &[],
         }).unwrap_or(&[]).iter().enumerate() {
             let bad = || Error::Serialization { path: format!("description.methods[{i}]"), message: "expected a name or [name, timeout]".into() };
-            let (name, timeout_ms) = match m {
-                Value::Text(n) => (n.clone(), 0),
+            let (name, timeout_ms, policies) = match m {
+                Value::Text(n) => (n.clone(), 0, MethodPolicies::default()),
                 Value::List(pair) => match pair.as_slice() {
-                    [Value::Text(n), Value::Int(t)] if *t >= 0 => (n.clone(), *t as u64),
+                    [Value::Text(n), Value::Int(t)] if *t >= 0 => (n.clone(), *t as u64, MethodPolicies::default()),
                     _ => return Err(bad()),
                 },
                 Value::Map(_) => {
                     let mut ms = Section::root(m, "method", dialect)?;
                     let name = ms.text("name")?.ok_or_else(bad)?.to_string();
                     let timeout = ms.duration("timeout")?.map(|d| d.as_millis() as u64).unwrap_or(0);
-                    (name, timeout)
+                    let policies = match ms.section("policies")? {
+                        Some(ps) => MethodPolicies::from_section(ps, &name)?,
+                        None => MethodPolicies::default(),
+                    };
+                    (name, timeout, policies)
                 }
                 _ => return Err(bad()),
             };
-            methods.push(MethodInfo { name, timeout_ms });
+            methods.push(MethodInfo { name, timeout_ms, policies });
         }
         let d = Description {
             name: s.text("name")?.unwrap_or_default().to_string(),
@@ -419,6 +512,132 @@ impl Description {
         };
         Ok(d)
     }
+}
+
+fn write_policies(p: &MethodPolicies, mut b: method_policies::Builder<'_>) {
+    use method_policies::{rate_limit::Strategy, self_heal::Action};
+    let key = |k: &Option<ArgKey>| k.as_ref().map(ArgKey::to_wire).unwrap_or_default();
+    if let Some(r) = &p.rate_limit {
+        let mut x = b.reborrow().init_rate_limit();
+        x.set_rps(r.rps);
+        x.set_burst(r.burst);
+        x.set_strategy(match r.strategy {
+            mp::RateStrategy::TokenBucket => Strategy::TokenBucket,
+            mp::RateStrategy::SlidingWindow => Strategy::SlidingWindow,
+            mp::RateStrategy::FixedWindow => Strategy::FixedWindow,
+        });
+        x.set_key_arg(key(&r.key).as_str());
+    }
+    if let Some(c) = &p.cache {
+        let mut x = b.reborrow().init_cache();
+        x.set_ttl_ms(c.ttl.as_millis() as u64);
+        x.set_key_arg(key(&c.key).as_str());
+        x.set_has_condition(c.has_condition);
+    }
+    if let Some(v) = &p.validate {
+        let mut x = b.reborrow().init_validate();
+        x.set_has_validator(v.has_validator);
+        if let Some(schema) = &v.json_schema {
+            crate::value::write(schema, x.init_json_schema());
+        }
+    }
+    b.set_trace(p.trace);
+    if let Some(m) = &p.metric {
+        b.reborrow().init_metric().set_name(m.name.as_deref().unwrap_or(""));
+    }
+    if let Some(c) = &p.circuit_breaker {
+        let mut x = b.reborrow().init_circuit_breaker();
+        x.set_threshold(c.options.threshold);
+        x.set_timeout_ms(c.options.timeout.as_millis() as u64);
+        x.set_half_open_requests(c.options.half_open_requests);
+        x.set_fallback(c.fallback.as_deref().unwrap_or(""));
+    }
+    if let Some(i) = &p.idempotent {
+        let mut x = b.reborrow().init_idempotent();
+        x.set_key_field(i.key.to_wire().as_str());
+        x.set_ttl_ms(i.ttl.as_millis() as u64);
+    }
+    if let Some(h) = &p.self_heal {
+        let mut x = b.reborrow().init_self_heal();
+        x.set_action(match h.action {
+            mp::HealAction::Restart => Action::Restart,
+            mp::HealAction::Recycle => Action::Recycle,
+            mp::HealAction::Reinit => Action::Reinit,
+        });
+        x.set_cooldown_ms(h.cooldown.as_millis() as u64);
+        let mut l = x.init_symptoms(h.symptoms.len() as u32);
+        for (i, s) in h.symptoms.iter().enumerate() {
+            l.set(i as u32, s.as_str());
+        }
+    }
+}
+
+fn read_policies(r: method_policies::Reader<'_>) -> Result<MethodPolicies> {
+    use method_policies::{rate_limit::Strategy, self_heal::Action};
+    use std::time::Duration;
+    let p = "policies";
+    let ms = Duration::from_millis;
+    let mut out = MethodPolicies { trace: r.get_trace(), ..Default::default() };
+    if r.has_rate_limit() {
+        let x = r.get_rate_limit().map_err(ser)?;
+        out.rate_limit = Some(mp::RateLimit {
+            rps: x.get_rps(),
+            burst: x.get_burst(),
+            strategy: match x.get_strategy() {
+                Ok(Strategy::SlidingWindow) => mp::RateStrategy::SlidingWindow,
+                Ok(Strategy::FixedWindow) => mp::RateStrategy::FixedWindow,
+                _ => mp::RateStrategy::TokenBucket,
+            },
+            key: ArgKey::from_wire(&text(x.get_key_arg().map_err(ser)?, p)?),
+        });
+    }
+    if r.has_cache() {
+        let x = r.get_cache().map_err(ser)?;
+        out.cache = Some(mp::Cache {
+            ttl: ms(x.get_ttl_ms()),
+            key: ArgKey::from_wire(&text(x.get_key_arg().map_err(ser)?, p)?),
+            has_condition: x.get_has_condition(),
+        });
+    }
+    if r.has_validate() {
+        let x = r.get_validate().map_err(ser)?;
+        let json_schema = if x.has_json_schema() { Some(crate::value::read(x.get_json_schema().map_err(ser)?, p)?) } else { None };
+        out.validate = Some(mp::Validate { json_schema, has_validator: x.get_has_validator() });
+    }
+    if r.has_metric() {
+        let name = text(r.get_metric().map_err(ser)?.get_name().map_err(ser)?, p)?;
+        out.metric = Some(mp::Metric { name: (!name.is_empty()).then_some(name) });
+    }
+    if r.has_circuit_breaker() {
+        let x = r.get_circuit_breaker().map_err(ser)?;
+        let fallback = text(x.get_fallback().map_err(ser)?, p)?;
+        out.circuit_breaker = Some(mp::CircuitBreaker {
+            options: crate::policy::BreakerOptions {
+                threshold: x.get_threshold(),
+                timeout: ms(x.get_timeout_ms()),
+                half_open_requests: x.get_half_open_requests(),
+            },
+            fallback: (!fallback.is_empty()).then_some(fallback),
+        });
+    }
+    if r.has_idempotent() {
+        let x = r.get_idempotent().map_err(ser)?;
+        let key = ArgKey::from_wire(&text(x.get_key_field().map_err(ser)?, p)?).unwrap_or(ArgKey::Index(0));
+        out.idempotent = Some(mp::Idempotent { key, ttl: ms(x.get_ttl_ms()) });
+    }
+    if r.has_self_heal() {
+        let x = r.get_self_heal().map_err(ser)?;
+        out.self_heal = Some(mp::SelfHeal {
+            symptoms: x.get_symptoms().map_err(ser)?.iter().map(|t| text(t.map_err(ser)?, p)).collect::<Result<_>>()?,
+            action: match x.get_action() {
+                Ok(Action::Recycle) => mp::HealAction::Recycle,
+                Ok(Action::Reinit) => mp::HealAction::Reinit,
+                _ => mp::HealAction::Restart,
+            },
+            cooldown: ms(x.get_cooldown_ms()),
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -624,4 +843,65 @@ impl HealthReport {
 
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn described(dialect: Dialect, policies: Value) -> Result<Description> {
+        let method = Value::Map(vec![("name".into(), Value::Text("pay".into())), ("policies".into(), policies)]);
+        let v = Value::Map(vec![("name".into(), Value::Text("svc".into())), ("methods".into(), Value::List(vec![method]))]);
+        Description::from_value(&v, dialect)
+    }
+
+    fn map(entries: &[(&str, Value)]) -> Value {
+        Value::Map(entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    }
+
+    #[test]
+    fn policies_are_read_in_both_dialects_and_survive_the_wire() {
+        let js = map(&[
+            ("rateLimit", map(&[("rps", Value::Int(10)), ("burst", Value::Int(5)), ("strategy", Value::Text("sliding-window".into())), ("key", Value::Int(0))])),
+            ("circuitBreaker", map(&[("threshold", Value::Int(2)), ("timeout", Value::Int(1500)), ("halfOpenRequests", Value::Int(2)), ("fallback", Value::Text("slow".into()))])),
+            ("idempotent", map(&[("key", Value::Text("transactionId".into())), ("ttl", Value::Text("1h".into()))])),
+            ("selfHeal", map(&[("symptoms", Value::List(vec![Value::Text("timeout".into())])), ("action", Value::Text("reinit".into())), ("cooldown", Value::Int(2000))])),
+            ("validate", map(&[("schema", map(&[("type", Value::Text("object".into()))]))])),
+            ("metric", Value::Text("pays".into())),
+            ("trace", Value::Bool(true)),
+            ("cache", map(&[("ttl", Value::Int(30_000))])),
+        ]);
+        let d = described(Dialect::Js, js).unwrap();
+        let p = &d.methods[0].policies;
+        assert_eq!(p.rate_limit.as_ref().unwrap().key, Some(ArgKey::Index(0)));
+        assert_eq!(p.circuit_breaker.as_ref().unwrap().options.timeout, std::time::Duration::from_millis(1500));
+        assert_eq!(p.idempotent.as_ref().unwrap().ttl, std::time::Duration::from_secs(3600));
+        assert_eq!(p.cache.as_ref().unwrap().ttl, std::time::Duration::from_secs(30));
+        let py = map(&[
+            ("circuit_breaker", map(&[("timeout", Value::Float(1.5)), ("half_open_requests", Value::Int(2))])),
+            ("self_heal", map(&[("symptoms", Value::List(vec![Value::Text("crash".into())])), ("cooldown", Value::Int(2))])),
+        ]);
+        let dp = described(Dialect::Python, py).unwrap();
+        let pp = &dp.methods[0].policies;
+        assert_eq!(pp.circuit_breaker.as_ref().unwrap().options.timeout, std::time::Duration::from_millis(1500));
+        assert_eq!(pp.self_heal.as_ref().unwrap().cooldown, std::time::Duration::from_secs(2));
+
+        let mut msg = capnp::message::Builder::new_default();
+        d.write(msg.init_root());
+        let back = Description::read(msg.get_root_as_reader().unwrap()).unwrap();
+        assert_eq!(back.methods, d.methods);
+        assert!(back.has_policies());
+    }
+
+    #[test]
+    fn bad_policy_options_fail_naming_the_option() {
+        let e = described(Dialect::Js, map(&[("rateLimit", map(&[("rps", Value::Int(-1))]))])).unwrap_err();
+        assert!(e.to_string().contains("methods.pay.rateLimit.rps: must be > 0"), "{e}");
+        let e = described(Dialect::Python, map(&[("rate_limit", map(&[("rps", Value::Int(1)), ("strategy", Value::Text("leaky".into()))]))])).unwrap_err();
+        assert!(e.to_string().contains("rate_limit.strategy: unknown strategy"), "{e}");
+        let e = described(Dialect::Js, map(&[("validate", map(&[("schema", map(&[("type", Value::Int(3))]))]))])).unwrap_err();
+        assert!(e.to_string().contains("methods.pay.validate.schema: not a valid JSON Schema"), "{e}");
+        let e = described(Dialect::Js, map(&[("cache", map(&[("ttl", Value::Int(1)), ("tll", Value::Int(1))]))])).unwrap_err();
+        assert!(e.to_string().contains("cache.tll: unknown option"), "{e}");
+    }
 }

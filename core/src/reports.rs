@@ -1,5 +1,5 @@
 //! Every report the API returns, as one [`Value`] shape: process info, health,
-//! metrics, events, pool metrics and pool events. Names are written once in
+//! metrics, events, pool metrics and pool events, supervisor children and events. Names are written once in
 //! camelCase and spelled per [`Dialect`] (Python gets `process_id`, `in_flight`);
 //! durations follow the dialect's unit, metrics do not (cpu %, bytes, latency ms,
 //! timestamps ms since the epoch, the same everywhere). Bridges convert the
@@ -14,10 +14,11 @@
 //! assert_eq!(info.report(Dialect::Js).get("processId"), Some(&titan_pm::Value::Int(1)));
 //! ```
 
-use crate::host::{Event, EventKind, Latency, ProcessInfo, ProcessMetrics};
+use crate::host::{Event, EventKind, Latency, MethodMetrics, ProcessInfo, ProcessMetrics};
 use crate::dialect::Dialect;
 use crate::pool::{PoolEvent, PoolMetrics, PoolWorkerMetrics};
 use crate::protocol::HealthReport;
+use crate::supervise::{ChildInfo, SupervisorEvent};
 use crate::value::Value;
 
 /// Something the API reports, as a `Value` in the caller's dialect.
@@ -59,6 +60,12 @@ impl From<usize> for Value {
         Value::Int(n as i64)
     }
 }
+impl From<i64> for Value {
+    fn from(n: i64) -> Value {
+        Value::Int(n)
+    }
+}
+
 impl From<i32> for Value {
     fn from(n: i32) -> Value {
         Value::Int(n as i64)
@@ -125,8 +132,22 @@ impl Report for ProcessMetrics {
             .put("errors", self.errors)
             .put("inFlight", self.in_flight)
             .put("latency", self.latency.report(d))
+            .put("methods", methods_report(&self.methods, d))
             .done()
     }
+}
+
+/// `{name: {requests, errors, latency}}` per `@Metric` method (names as declared, not re-spelled).
+fn methods_report(methods: &[MethodMetrics], d: Dialect) -> Value {
+    Value::Map(
+        methods
+            .iter()
+            .map(|m| {
+                let v = Fields::new(d).put("requests", m.requests).put("errors", m.errors).put("latency", m.latency.report(d)).done();
+                (m.method.clone(), v)
+            })
+            .collect(),
+    )
 }
 
 impl Report for Event {
@@ -138,6 +159,9 @@ impl Report for Event {
             EventKind::Restarting { attempt, delay } => f.put("attempt", *attempt).put("delay", d.number(*delay)),
             EventKind::MemoryExceeded { rss, limit } => f.put("rss", *rss).put("limit", *limit),
             EventKind::Unhealthy { probes } => f.put("probes", *probes),
+            EventKind::SelfHeal { method, symptom, action } => {
+                f.put("method", method.as_str()).put("symptom", symptom.as_str()).put("action", *action)
+            }
             EventKind::Failed | EventKind::Exited | EventKind::ConnectionRefused => f,
         }
         .done()
@@ -173,6 +197,7 @@ impl Report for PoolMetrics {
             .put("state", self.state)
             .put("breaker", self.breaker.map(|b| b.as_str()))
             .put("workers", Value::List(self.workers.iter().map(|w| w.report(d)).collect()))
+            .put("methods", methods_report(&self.methods, d))
             .done()
     }
 }
@@ -190,6 +215,40 @@ impl Report for PoolEvent {
             PoolEvent::WorkerReplaced { old, new } => f.put("old", *old).put("new", *new),
             PoolEvent::Drained | PoolEvent::Destroyed => f,
             PoolEvent::Breaker(s) => f.put("state", s.as_str()),
+        }
+        .done()
+    }
+}
+
+impl Report for ChildInfo {
+    fn report(&self, d: Dialect) -> Value {
+        Fields::new(d)
+            .put("name", self.name.as_str())
+            .put("kind", self.kind.as_str())
+            .put("state", self.state.as_str())
+            .put("restarts", self.restarts)
+            .put("processId", self.process_id)
+            .put("processIds", Value::List(self.process_ids.iter().map(|&id| Value::from(id)).collect()))
+            .done()
+    }
+}
+
+impl Report for SupervisorEvent {
+    fn report(&self, d: Dialect) -> Value {
+        let f = Fields::new(d).put("type", self.name());
+        match self {
+            SupervisorEvent::ChildStarted { name, process_id } => f.put("name", name.as_str()).put("processId", *process_id),
+            SupervisorEvent::ChildExited { name, process_id, exit_code, signal, normal } => f
+                .put("name", name.as_str())
+                .put("processId", *process_id)
+                .put("exitCode", *exit_code)
+                .put("signal", *signal)
+                .put("normal", Value::Bool(*normal)),
+            SupervisorEvent::ChildRestarted { name, process_id, restarts } => {
+                f.put("name", name.as_str()).put("processId", *process_id).put("restarts", *restarts)
+            }
+            SupervisorEvent::Failed { reason } => f.put("reason", reason.as_str()),
+            SupervisorEvent::Stopped => f,
         }
         .done()
     }

@@ -75,6 +75,16 @@ export class WorkflowError extends TitanError {
   compensations: { stage: string; method: string; attempts: number; error: string | null }[] = [];
 }
 
+/** A method's rate limit refused the call (it did not run): retry after `retryAfter` ms. */
+export class RateLimitError extends TitanError {
+  retryAfter = 0;
+}
+
+/** The arguments failed the method's validation (it did not run): each failing path and why. */
+export class ValidationError extends TitanError {
+  failures: { path: string; message: string }[] = [];
+}
+
 const classes: Record<string, new (message: string) => TitanError> = {
   RemoteError,
   ProcessCrashedError,
@@ -87,6 +97,8 @@ const classes: Record<string, new (message: string) => TitanError> = {
   CircuitOpenError,
   ConfigError,
   WorkflowError,
+  RateLimitError,
+  ValidationError,
 };
 
 const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));

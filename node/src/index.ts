@@ -16,7 +16,10 @@ export {
   CircuitOpenError,
   ConfigError,
   WorkflowError,
+  RateLimitError,
+  ValidationError,
 } from './errors';
 export { Workflow, Stage, Compensate, WorkflowHandle } from './workflow';
 export type { StageOptions, StageContext, WorkflowClassOptions, WorkflowEvent, WorkflowEventName, RunSummary } from './workflow';
+export { RateLimit, Cache, Validate, Trace, Metric, CircuitBreaker, Idempotent, SelfHeal, policiesOf } from './policies';
 export type * from './types';

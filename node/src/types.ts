@@ -86,6 +86,8 @@ export interface SpawnOptions {
   timeout?: number;
   restartPolicy?: RestartPolicy | boolean;
   output?: OutputOption;
+  /** Processes the worker may call, name -> process id (handed over as capabilities). */
+  processes?: Record<string, number>;
 }
 
 export interface CallOptions {

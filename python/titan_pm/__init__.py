@@ -8,6 +8,7 @@ Every error derives from `TitanError` (see `titan_pm.errors`).
 """
 
 from .decorators import health_check, on_shutdown, process, public
+from .policies import cache, circuit_breaker, idempotent, metric, rate_limit, self_heal, trace, validate
 from .errors import (
     CallTimeoutError,
     CircuitOpenError,
@@ -16,14 +17,17 @@ from .errors import (
     PoolBackpressureError,
     ProcessCrashedError,
     ProcessFailedError,
+    RateLimitError,
     RemoteError,
     SerializationError,
+    ValidationError,
     SpawnError,
     TitanError,
 )
 from ._options import PoolStrategy
 from .host import Pool, ProcessHandle, ProcessManager
 from .workflow import Workflow, WorkflowError, compensate, stage, workflow
+from .supervise import Supervisor, SupervisionStrategy, child, supervisor
 
 
 def create_process_manager(**options: object) -> ProcessManager:
@@ -42,6 +46,10 @@ __all__ = [
     "PoolStrategy",
     "ProcessHandle",
     "Pool",
+    "supervisor",
+    "child",
+    "Supervisor",
+    "SupervisionStrategy",
     "TitanError",
     "RemoteError",
     "ProcessCrashedError",
@@ -58,4 +66,14 @@ __all__ = [
     "compensate",
     "Workflow",
     "WorkflowError",
+    "RateLimitError",
+    "ValidationError",
+    "rate_limit",
+    "cache",
+    "validate",
+    "trace",
+    "metric",
+    "circuit_breaker",
+    "idempotent",
+    "self_heal",
 ]

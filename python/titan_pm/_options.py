@@ -158,6 +158,7 @@ class SpawnOptions(TypedDict, total=False):
     restart_policy: Union[bool, RestartPolicy]
     resources: Resources
     output: Any
+    processes: Dict[str, int]  # processes the worker may call, name -> process id (core: @InjectProcess)
 
 
 class AutoScale(TypedDict, total=False):

@@ -145,7 +145,7 @@ class Runtime:
         return {
             "name": d.name,
             "version": d.version,
-            "methods": [(m.name, int(m.timeout * 1000) if m.timeout else 0) for m in d.methods.values()],
+            "methods": [_method_info(d.cls, m) for m in d.methods.values()],
             "runtime": f"python {sys.version_info[0]}.{sys.version_info[1]}",
             "has_health_check": d.health_check is not None,
             "health_interval": d.health_interval,
@@ -363,3 +363,13 @@ def _exit(e: SystemExit) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _method_info(cls: Any, m: Any) -> Any:
+    """A method as ``describe`` sends it: ``(name, timeout ms)``, or with its policies (titan_pm.policies) a map."""
+    from .policies import policies_of
+
+    policies = policies_of(getattr(cls, m.name, None))
+    if not policies:
+        return (m.name, int(m.timeout * 1000) if m.timeout else 0)
+    return {"name": m.name, "timeout": m.timeout, "policies": policies}

@@ -28,6 +28,8 @@ __all__ = [
     "PoolBackpressureError",
     "CircuitOpenError",
     "ConfigError",
+    "RateLimitError",
+    "ValidationError",
 ]
 
 
@@ -112,6 +114,18 @@ class ConfigError(TitanError, ValueError):
     """An invalid option or argument given to the manager."""
 
 
+class RateLimitError(TitanError):
+    """A method's rate limit refused the call (it did not run); retry after ``retry_after`` seconds."""
+
+    retry_after: float = 0.0
+
+
+class ValidationError(TitanError):
+    """The arguments failed the method's validation (it did not run): ``failures`` lists (path, message)."""
+
+    failures: list = []
+
+
 _CLASSES: Dict[str, Type[TitanError]] = {
     c.__name__: c
     for c in (
@@ -125,6 +139,8 @@ _CLASSES: Dict[str, Type[TitanError]] = {
         PoolBackpressureError,
         CircuitOpenError,
         ConfigError,
+        RateLimitError,
+        ValidationError,
     )
 }
 

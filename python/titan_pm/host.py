@@ -40,6 +40,8 @@ Event = Dict[str, Any]
 if TYPE_CHECKING:  # typing_extensions: type checkers bundle it; nothing imports it at run time
     from typing_extensions import Concatenate, ParamSpec, TypeVar
 
+    from .supervise import Supervisor
+
     T = TypeVar("T", default=Any)  # the worker class a handle is typed from; Any when not given
     P = ParamSpec("P")
     R = TypeVar("R")
@@ -376,6 +378,16 @@ class ProcessManager:
         ("running", "compensating", "completed", "failed")."""
         self._bind()
         return await self._wait(_native.workflow_runs(self._native, limit))
+
+    async def supervisor(self, cls: Any) -> "Supervisor":
+        """Starts a `@supervisor` class (see `titan_pm.supervise`): its children in
+        declaration order, each ready before the next."""
+        from .supervise import Supervisor, tree
+
+        self._bind()
+        native = _native.Supervision(self._native)
+        sup_id = await self._wait(native.start(tree(cls)))
+        return Supervisor(self, native, sup_id, [])
 
     async def kill(self, process_id: int) -> None:
         """Stops a process at once; not a crash, so it is not restarted."""

@@ -4,6 +4,10 @@
 //! The test worker reads `TEST_MODE` from its environment: `die-before-register`
 //! exits at once with a message on stderr, `init-fails` raises in init; and
 //! `TEST_DIE_IF_EXISTS=path` makes it exit before registering while that file exists.
+//! With `TEST_LOG=path` it appends `start LABEL` after init and `stop LABEL` in its
+//! shutdown hook (`TEST_LABEL`), so tests can read start and stop order. With
+//! `TEST_INIT_CALL=name` its init calls `add(1, 1)` on the process it was given
+//! under that name and fails unless that answers 2.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -11,6 +15,8 @@ use std::time::Duration;
 
 use titan_pm::agent::{Handler, WorkerDef, WorkerError};
 use titan_pm::protocol::{CheckStatus, HealthCheck, HealthReport, HealthStatus};
+use titan_pm::policy::method::{ArgKey, Cache, CircuitBreaker, HealAction, Idempotent, RateLimit, SelfHeal};
+use titan_pm::policy::BreakerOptions;
 use titan_pm::Value;
 
 /// Counts a call as cancelled if it is dropped before it finishes.
@@ -35,23 +41,80 @@ pub fn test_worker() -> WorkerDef {
     let cancelled = Rc::new(Cell::new(0u64));
     let (c1, c2) = (cancelled.clone(), cancelled.clone());
     let shutdown_file = std::env::var("TEST_SHUTDOWN_FILE").ok();
+    let log = std::env::var("TEST_LOG").ok().map(|path| (path, std::env::var("TEST_LABEL").unwrap_or_default()));
+    let log2 = log.clone();
     let init_fails = std::env::var("TEST_MODE").as_deref() == Ok("init-fails");
     let deps = Rc::new(std::cell::RefCell::new(Value::Null));
     let delay = Rc::new(Cell::new(0u64));
     let unhealthy = Rc::new(Cell::new(false));
     let (delay1, delay2, sick1, sick2) = (delay.clone(), delay.clone(), unhealthy.clone(), unhealthy.clone());
     let (d1, d2) = (deps.clone(), deps.clone());
-    WorkerDef::new("test-worker", TEST_WORKER_VERSION)
-        .on_init(move |dependencies| {
+    let runs = Rc::new(Cell::new(0u64));
+    let [r0, r1, r2, r3, r4, r5, r6, r7] = [(); 8].map(|_| runs.clone());
+    let def = WorkerDef::new("test-worker", TEST_WORKER_VERSION);
+    let caps = def.capabilities();
+    let (caps1, caps2, caps3, caps4, caps5) = (caps.clone(), caps.clone(), caps.clone(), caps.clone(), caps.clone());
+    let init_call = std::env::var("TEST_INIT_CALL").ok();
+    def.on_init(move |dependencies| {
             *d1.borrow_mut() = dependencies;
+            let log = log.clone();
+            let init_call = init_call.clone().map(|name| (caps1.process(&name), name));
             async move {
+                if let Some((given, name)) = init_call {
+                    let two: i64 = given.map_err(|e| WorkerError::new("LookupError", e.to_string()))?
+                        .call("add", (1, 1))
+                        .await
+                        .map_err(|e| WorkerError::new(e.class_name(), format!("init could not call {name}: {e}")))?;
+                    if two != 2 {
+                        return Err(WorkerError::new("RuntimeError", format!("{name} answered {two}")));
+                    }
+                }
                 if init_fails {
                     return Err(WorkerError::new("RuntimeError", "init failed on purpose"));
+                }
+                if let Some((path, label)) = log {
+                    append_line(&path, &format!("start {label}"));
                 }
                 Ok(())
             }
         })
         .method("add", |(a, b): (i64, i64)| async move { Ok(a + b) })
+        // Calls a process this worker was given: {"ok": result} or {"error": class, "message": text}.
+        // `timeout_ms` 0: the callee's default deadline.
+        .method("call_given", move |(name, method, args, timeout_ms): (String, String, Vec<serde_json::Value>, u64)| {
+            let caps = caps2.clone();
+            async move {
+                let outcome = async {
+                    let args = args.iter().map(titan_pm::value::to_value).collect::<titan_pm::Result<Vec<_>>>()?;
+                    let timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms));
+                    caps.process(&name)?.call_value(&method, args, timeout).await
+                }
+                .await;
+                Ok(match outcome {
+                    Ok(v) => serde_json::json!({ "ok": titan_pm::value::from_value::<serde_json::Value>(v).unwrap_or_default() }),
+                    Err(e) => serde_json::json!({ "error": e.class_name(), "message": e.to_string() }),
+                })
+            }
+        })
+        .method("given", move |()| {
+            let names = caps3.process_names();
+            async move { Ok(names) }
+        })
+        // Adds `n` to this class's shared `property` (atomically, on the host); returns the new value.
+        .method("shared_add", move |(property, n): (String, i64)| {
+            let caps = caps4.clone();
+            async move {
+                let v = caps.shared().map_err(|e| e.to_string())?.add(&property, n).await.map_err(|e| e.to_string())?;
+                Ok(titan_pm::value::from_value::<i64>(v).map_err(|e| e.to_string())?)
+            }
+        })
+        .method("shared_get", move |(property,): (String,)| {
+            let caps = caps5.clone();
+            async move {
+                let v = caps.shared().map_err(|e| e.to_string())?.get(&property).await.map_err(|e| e.to_string())?;
+                Ok(titan_pm::value::from_value::<serde_json::Value>(v).map_err(|e| e.to_string())?)
+            }
+        })
         .method("increment", move |()| {
             counter.set(counter.get() + 1);
             let n = counter.get();
@@ -154,6 +217,62 @@ pub fn test_worker() -> WorkerDef {
             std::thread::sleep(Duration::from_secs(60));
             Ok(())
         })
+        .method("runs", move |()| {
+            let n = r0.get();
+            async move { Ok(n) }
+        })
+        // Method policies (tests/tests/policy_*.rs). Each counts its runs (`runs`, and a line
+        // in $TEST_RUNS_FILE so that a pool's runs add up across members).
+        .method("limited", move |()| std::future::ready(bump(&r1)))
+        .method("limited_by_key", move |(_key,): (String,)| std::future::ready(bump(&r2)))
+        .method("cached", move |(x,): (i64,)| {
+            let n = bump(&r3);
+            async move { Ok(x * 1000 + n? as i64) }
+        })
+        .method("cached_fails", move |(_x,): (i64,)| {
+            let _ = bump(&r4);
+            async move { Err::<i64, _>(WorkerError::new("ValueError", "not cached")) }
+        })
+        .method("validated", move |(_user,): (serde_json::Value,)| std::future::ready(bump(&r5)))
+        .method("guarded", move |(fail,): (bool,)| {
+            let _ = bump(&r6);
+            async move { if fail { Err(WorkerError::new("ValueError", "guarded failed")) } else { Ok("guarded".to_string()) } }
+        })
+        .method("guarded_fallback", |(_fail,): (bool,)| async move { Ok("fallback".to_string()) })
+        .method("pay", move |(req,): (serde_json::Value,)| {
+            let n = bump(&r7);
+            async move {
+                let n = n?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(serde_json::json!({ "run": n, "pid": std::process::id(), "amount": req["amount"] }))
+            }
+        })
+        .method("lose_connection", |()| async move { Err::<(), _>(WorkerError::new("ConnectionError", "connection lost")) })
+        .method("traced", |()| async move { Ok(()) })
+        .metric("add", None)
+        .metric("raise", Some("raise_calls"))
+        .rate_limit("limited", RateLimit { rps: 10.0, burst: 10, ..RateLimit::default() })
+        .rate_limit("limited_by_key", RateLimit { rps: 10.0, burst: 3, key: Some(ArgKey::Index(0)), ..RateLimit::default() })
+        .cache("cached", Cache { ttl: Duration::from_millis(400), key: None, has_condition: false })
+        .cache("cached_fails", Cache { ttl: Duration::from_secs(60), key: None, has_condition: false })
+        .validate(
+            "validated",
+            serde_json::json!({
+                "type": "object",
+                "required": ["email", "age"],
+                "properties": { "email": { "type": "string", "pattern": "@" }, "age": { "type": "integer", "minimum": 0 } }
+            }),
+        )
+        .circuit_breaker(
+            "guarded",
+            CircuitBreaker {
+                options: BreakerOptions { threshold: 3, timeout: Duration::from_millis(300), half_open_requests: 1 },
+                fallback: Some("guarded_fallback".into()),
+            },
+        )
+        .idempotent("pay", Idempotent { key: ArgKey::Field("transactionId".into()), ttl: Duration::from_millis(600) })
+        .self_heal("lose_connection", SelfHeal { symptoms: vec!["ConnectionError".into()], action: HealAction::Restart, cooldown: Duration::from_secs(30) })
+        .trace("traced")
         .health_check(move || {
             let (status, check) =
                 if sick2.get() { (HealthStatus::Unhealthy, CheckStatus::Fail) } else { (HealthStatus::Degraded, CheckStatus::Warn) };
@@ -164,9 +283,13 @@ pub fn test_worker() -> WorkerDef {
         })
         .on_shutdown(move || {
             let file = shutdown_file.clone();
+            let log = log2.clone();
             async move {
                 if let Some(f) = file {
                     let _ = std::fs::write(f, "shutdown hook ran");
+                }
+                if let Some((path, label)) = log {
+                    append_line(&path, &format!("stop {label}"));
                 }
             }
         })
@@ -215,6 +338,14 @@ pub fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
 }
 
+/// Appends one line (one `write` with `O_APPEND`, so lines from several workers do not mix).
+fn append_line(path: &str, line: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }
+}
+
 /// The test worker as an in-process handler target (isolation `worker` or `none`).
 pub fn test_worker_target() -> titan_pm::Target {
     titan_pm::Target::handler("test-worker", || Ok(Rc::new(test_worker()) as Rc<dyn Handler>))
@@ -245,6 +376,22 @@ pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     cond()
+}
+
+/// Counts one run of a policy method: in `runs`, and as a line in `$TEST_RUNS_FILE` if set.
+fn bump(runs: &Cell<u64>) -> Result<u64, WorkerError> {
+    runs.set(runs.get() + 1);
+    if let Ok(path) = std::env::var("TEST_RUNS_FILE") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| e.to_string())?;
+        writeln!(f, "{}", std::process::id()).map_err(|e| e.to_string())?;
+    }
+    Ok(runs.get())
+}
+
+/// Lines in a runs file (0 if it does not exist).
+pub fn runs_in(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
 }
 
 pub mod workflows;

@@ -312,7 +312,7 @@ pub fn description_from_js(env: Env, d: Js) -> napi::Result<Description> {
     let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
     let methods = match v.get("methods") {
         Some(Value::List(names)) => {
-            names.iter().filter_map(|n| n.as_str()).map(|n| MethodInfo { name: n.into(), timeout_ms: 0 }).collect()
+            names.iter().filter_map(|n| n.as_str()).map(MethodInfo::new).collect()
         }
         _ => Vec::new(),
     };

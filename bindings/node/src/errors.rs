@@ -76,6 +76,17 @@ fn build(env: Env, e: &Error) -> napi::Result<Js> {
             }
             js::set(env, err, "compensations", list)?;
         }
+        Error::RateLimit { retry_after_ms } => set_num("retryAfter", *retry_after_ms as f64)?,
+        Error::Validation { failures } => {
+            let list = js::array(env, failures.len())?;
+            for (i, (path, message)) in failures.iter().enumerate() {
+                let f = js::object(env)?;
+                js::set(env, f, "path", js::string(env, path)?)?;
+                js::set(env, f, "message", js::string(env, message)?)?;
+                js::set_index(env, list, i as u32, f)?;
+            }
+            js::set(env, err, "failures", list)?;
+        }
         _ => {}
     }
     Ok(err)

@@ -86,6 +86,14 @@ fn build(py: Python<'_>, err: &Error) -> PyResult<PyErr> {
             attrs.set_item("compensations", outcomes)?;
             "WorkflowError"
         }
+        Error::RateLimit { retry_after_ms } => {
+            attrs.set_item("retry_after", *retry_after_ms as f64 / 1000.0)?;
+            "RateLimitError"
+        }
+        Error::Validation { failures } => {
+            attrs.set_item("failures", failures.clone())?;
+            "ValidationError"
+        }
         other => other.class_name(),
     };
     let message = match err {

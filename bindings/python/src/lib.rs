@@ -20,6 +20,7 @@ mod errors;
 mod host;
 mod reports;
 mod runtime;
+mod supervise;
 mod telemetry;
 mod workflow;
 
@@ -43,6 +44,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<host::blocking::SyncManager>()?;
     m.add_class::<host::asyncio::AsyncManager>()?;
     m.add_class::<runtime::LoopRuntime>()?;
+    m.add_class::<supervise::Supervision>()?;
     // worker
     m.add_class::<agent::Completion>()?;
     m.add_function(wrap_pyfunction!(agent::serve_worker_on, m)?)?;

@@ -54,6 +54,12 @@ pub fn workflow(options: &Bound<'_, PyDict>) -> PyResult<titan_pm::workflow::Wor
     read(options, options::workflow)
 }
 
+/// A whole supervision tree (`titan_pm.supervise` builds the dict from a decorated class).
+pub fn supervisor_tree(tree: &Bound<'_, PyAny>) -> PyResult<titan_pm::SupervisorSpec> {
+    let value = convert::to_value(tree, "supervisor").map_err(errors::to_py)?;
+    options::supervisor_tree(&value, DIALECT, &|_| None).map_err(errors::to_py)
+}
+
 pub fn call(timeout: Option<f64>, key: Option<String>) -> PyResult<CallOptions> {
     let timeout = match timeout {
         Some(t) => Some(DIALECT.duration(t).filter(|_| t >= 0.0).ok_or_else(|| {

@@ -17,6 +17,7 @@
 //! }
 //! ```
 
+mod capabilities;
 pub mod middleware;
 mod rust_worker;
 mod server;
@@ -28,6 +29,7 @@ use capnp_rpc::RpcSystem;
 use futures::future::LocalBoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use capabilities::{Capabilities, ProcessRef, SharedRef};
 pub use rust_worker::{WorkerDef, WorkerError};
 
 use crate::error::{Error, Result};
@@ -44,12 +46,28 @@ pub struct CallContext {
     pub timeout_ms: u64,
     pub trace_id: String,
     pub span_id: String,
+    /// The caller's span (empty for a root span).
+    pub parent_span_id: String,
+}
+
+impl CallContext {
+    /// The call's W3C trace context (what `get_trace_context()` returns in a worker).
+    pub fn trace(&self) -> crate::policy::trace::TraceContext {
+        crate::policy::trace::TraceContext {
+            trace_id: self.trace_id.clone(),
+            span_id: self.span_id.clone(),
+            parent_span_id: self.parent_span_id.clone(),
+        }
+    }
 }
 
 /// A worker implementation, as a front end supplies it. Futures are local: the
 /// agent runs on one thread. Dropping a call's future cancels the call.
 pub trait Handler: 'static {
     fn describe(&self) -> Description;
+    /// Receives, just before `init`, what the host handed over: the processes
+    /// this worker may call and its class's shared state. The default drops them.
+    fn grant(&self, _capabilities: Capabilities) {}
     /// Runs once, with the spawn dependencies (a map), before any call.
     fn init(&self, _dependencies: Value) -> LocalBoxFuture<'static, Result<(), ErrorInfo>> {
         Box::pin(async { Ok(()) })

@@ -22,6 +22,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{CallContext, Handler};
+use crate::error::{Error, Result as TitanResult};
+use crate::policy::method::{Cache, CircuitBreaker, Idempotent, MethodPolicies, Metric, RateLimit, SelfHeal, Validate};
 use crate::protocol::{
     CompensationInfo, Description, ErrorInfo, ErrorInfoKind, HealthReport, MethodInfo, StageContext, StageInfo, StageOptions, WorkflowInfo,
 };
@@ -43,6 +45,14 @@ impl WorkerError {
 impl From<String> for WorkerError {
     fn from(message: String) -> Self {
         WorkerError::new("Error", message)
+    }
+}
+
+/// A titan-pm error inside a worker (a call to a process it was given failed,
+/// say) raised on to its caller under the error's class name (`CallTimeoutError`, ...).
+impl From<crate::error::Error> for WorkerError {
+    fn from(e: crate::error::Error) -> Self {
+        WorkerError::new(e.class_name(), e.to_string())
     }
 }
 
@@ -68,6 +78,8 @@ pub struct WorkerDef {
     shutdown: Vec<HookFn>,
     /// Set once a stage is declared: the worker is a workflow class.
     workflow: Option<WorkflowInfo>,
+    capabilities: super::Capabilities,
+    policies: BTreeMap<String, MethodPolicies>,
 }
 
 impl WorkerDef {
@@ -80,6 +92,8 @@ impl WorkerDef {
             health: None,
             shutdown: Vec::new(),
             workflow: None,
+            capabilities: super::Capabilities::new(),
+            policies: BTreeMap::new(),
         }
     }
 
@@ -130,6 +144,68 @@ impl WorkerDef {
         let info = CompensationInfo { stage: stage.to_string(), method: method.clone() };
         self.workflow.get_or_insert_with(WorkflowInfo::default).compensations.push(info);
         self.method(&method, move |(result, error, ctx): (serde_json::Value, Option<serde_json::Value>, StageContext)| f(result, error, ctx))
+    }
+
+    /// Every policy of `method` at once (replaces what it had); checked by [`build`](Self::build).
+    pub fn policies(mut self, method: &str, p: MethodPolicies) -> Self {
+        self.policies.insert(method.to_string(), p);
+        self
+    }
+
+    fn policy(mut self, method: &str, f: impl FnOnce(&mut MethodPolicies)) -> Self {
+        f(self.policies.entry(method.to_string()).or_default());
+        self
+    }
+
+    /// `@RateLimit` on `method`.
+    pub fn rate_limit(self, method: &str, r: RateLimit) -> Self {
+        self.policy(method, |p| p.rate_limit = Some(r))
+    }
+    /// `@Cache` on `method`.
+    pub fn cache(self, method: &str, c: Cache) -> Self {
+        self.policy(method, |p| p.cache = Some(c))
+    }
+    /// `@Validate` on `method`: a JSON Schema for its first argument, checked on the host.
+    pub fn validate(self, method: &str, json_schema: serde_json::Value) -> Self {
+        let schema = value::to_value(&json_schema).unwrap_or(Value::Null);
+        self.policy(method, |p| p.validate = Some(Validate { json_schema: Some(schema), has_validator: false }))
+    }
+    /// `@Trace` on `method`.
+    pub fn trace(self, method: &str) -> Self {
+        self.policy(method, |p| p.trace = true)
+    }
+    /// `@Metric(name)` on `method` (`None`: the method's name).
+    pub fn metric(self, method: &str, name: Option<&str>) -> Self {
+        self.policy(method, |p| p.metric = Some(Metric { name: name.map(String::from) }))
+    }
+    /// `@CircuitBreaker` on `method`.
+    pub fn circuit_breaker(self, method: &str, b: CircuitBreaker) -> Self {
+        self.policy(method, |p| p.circuit_breaker = Some(b))
+    }
+    /// `@Idempotent` on `method`.
+    pub fn idempotent(self, method: &str, i: Idempotent) -> Self {
+        self.policy(method, |p| p.idempotent = Some(i))
+    }
+    /// `@SelfHeal` on `method`.
+    pub fn self_heal(self, method: &str, h: SelfHeal) -> Self {
+        self.policy(method, |p| p.self_heal = Some(h))
+    }
+
+    /// Checks the declared policies: each names a method of this worker and has valid
+    /// options; the error names the option (`methods.add.rateLimit.rps: must be > 0, not 0`).
+    pub fn build(self) -> TitanResult<Self> {
+        for (method, p) in &self.policies {
+            if !self.methods.contains_key(method) {
+                return Err(Error::Config(format!("methods.{method}: policies for a method this worker does not have")));
+            }
+            p.check(method)?;
+            if let Some(f) = p.circuit_breaker.as_ref().and_then(|b| b.fallback.as_ref()) {
+                if !self.methods.contains_key(f) {
+                    return Err(Error::Config(format!("methods.{method}.circuitBreaker.fallback: no method {f:?} in this worker")));
+                }
+            }
+        }
+        Ok(self)
     }
 
     /// A public method. `A` is the argument tuple (`()`, `(T,)`, `(T, U)`, ...).
@@ -184,13 +260,27 @@ impl WorkerDef {
         self
     }
 
+    /// What the host gives this worker at init (processes it may call, its shared
+    /// state): clone it into methods; it is filled before `init` runs.
+    pub fn capabilities(&self) -> super::Capabilities {
+        self.capabilities.clone()
+    }
+
     pub fn method_names(&self) -> Vec<&str> {
         self.methods.keys().map(|k| k.as_str()).collect()
     }
 
-    /// Serves this worker as an executable target started by a titan-pm host.
+    /// Serves this worker as an executable target started by a titan-pm host
+    /// (after [`build`](Self::build): invalid policies end it with the error).
     pub fn run(self) -> ! {
-        super::run_executable(move || Rc::new(self))
+        let def = match self.build() {
+            Ok(def) => def,
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(2);
+            }
+        };
+        super::run_executable(move || Rc::new(def))
     }
 }
 
@@ -199,13 +289,21 @@ impl Handler for WorkerDef {
         Description {
             name: self.name.clone(),
             version: self.version.clone(),
-            methods: self.methods.keys().map(|name| MethodInfo { name: name.clone(), timeout_ms: 0 }).collect(),
+            methods: self
+                .methods
+                .keys()
+                .map(|name| MethodInfo { policies: self.policies.get(name).cloned().unwrap_or_default(), ..MethodInfo::new(name.clone()) })
+                .collect(),
             pid: std::process::id(),
             runtime: "rust".into(),
             has_health_check: self.health.is_some(),
             health_interval_ms: 0,
             workflow: self.workflow.clone(),
         }
+    }
+
+    fn grant(&self, capabilities: super::Capabilities) {
+        self.capabilities.replace(capabilities);
     }
 
     fn init(&self, dependencies: Value) -> LocalBoxFuture<'static, Result<(), ErrorInfo>> {

@@ -47,7 +47,10 @@ impl WorkerServer {
         let (abort, registration) = AbortHandle::new_pair();
         let done = Rc::new(Notify::new());
         self.running.borrow_mut().insert(call_id, Running { abort, done: done.clone() });
+        // The method runs as its call's span: calls it makes are children of it (`policy::trace::current`).
+        let trace = ctx.trace();
         let work = AssertUnwindSafe(super::middleware::Chain::for_method(method).call(&self.handler, method, args, ctx)).catch_unwind();
+        let work = crate::policy::trace::scope(trace, work);
         let outcome = Abortable::new(work, registration).await;
         self.running.borrow_mut().remove(&call_id);
         done.notify_waiters();
@@ -88,6 +91,9 @@ impl worker::Server for WorkerServer {
                 return Ok(());
             }
         };
+        let caps = super::Capabilities::new();
+        caps.fill(params.get()?)?;
+        self.handler.grant(caps);
         let outcome = AssertUnwindSafe(self.handler.init(deps)).catch_unwind().await;
         let error = match outcome {
             Ok(Ok(())) => return Ok(()),
@@ -108,6 +114,7 @@ impl worker::Server for WorkerServer {
             timeout_ms: c.get_timeout_ms(),
             trace_id: c.get_trace_id()?.to_str()?.to_string(),
             span_id: c.get_span_id()?.to_str()?.to_string(),
+            parent_span_id: c.get_parent_span_id()?.to_str()?.to_string(),
         };
         self.requests.set(self.requests.get() + 1);
         let outcome = match value::read_list(p.get_args()?, "args") {

@@ -66,6 +66,14 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// An object found at `path` (a list element, `children[2]`); `what` names it when it is not an object.
+    pub fn at(v: &'a Value, path: String, what: &str, dialect: Dialect) -> Result<Self> {
+        match v {
+            Value::Map(entries) => Ok(Section::over(entries, path, dialect)),
+            other => Err(Error::Config(format!("{path}: {what} options must be an object, not {}", other.type_name()))),
+        }
+    }
+
     fn over(entries: &'a [(String, Value)], path: String, dialect: Dialect) -> Self {
         Section { dialect, path, entries, known: Vec::new() }
     }

@@ -13,6 +13,7 @@ use super::process::{Process, Spec};
 use super::registry::Registry;
 use super::{CallOptions, Event, EventKind, Job, ManagerConfig, ProcessInfo, ProcessState, SpawnOptions, Target};
 use crate::error::{Error, Result};
+use crate::policy::trace::TraceContext;
 use crate::value::Value;
 
 pub(crate) struct Engine {
@@ -20,9 +21,13 @@ pub(crate) struct Engine {
     pub registry: Rc<Registry>,
     /// Worker output being read or queued, flushed at shutdown.
     pub output: super::output::Tracker,
+    /// Every class's @SharedState values.
+    pub(crate) shared: super::grants::SharedStore,
     events: broadcast::Sender<Event>,
     processes: RefCell<BTreeMap<u64, Rc<Process>>>,
     services: RefCell<BTreeMap<u64, Rc<dyn Service>>>,
+    /// Services another service owns and stops (a supervisor's pools): not stopped at shutdown directly.
+    owned: RefCell<std::collections::BTreeSet<u64>>,
     /// Ids and final states of killed processes, oldest first, at most [`ENDED_HISTORY`].
     ended: RefCell<VecDeque<(u64, ProcessState)>>,
     next_id: Cell<u64>,
@@ -40,10 +45,12 @@ impl Engine {
         let engine = Rc::new(Engine {
             registry: Registry::new(config.tcp_host.clone(), events.clone()),
             output: Default::default(),
+            shared: Default::default(),
             config,
             events,
             processes: RefCell::default(),
             services: RefCell::default(),
+            owned: RefCell::default(),
             ended: RefCell::default(),
             next_id: Cell::new(0),
             closed: Cell::new(false),
@@ -89,11 +96,17 @@ impl Engine {
             return Err(Error::Config(format!("dependencies must be a map, not {}", options.dependencies.type_name())));
         }
         crate::value::check(&options.dependencies, "dependencies")?;
+        for (name, id) in &options.processes {
+            if self.process(*id).is_err() && !self.services.borrow().contains_key(id) {
+                return Err(Error::Config(format!("processes.{name}: no process or pool with id {id}")));
+            }
+        }
         let name = options.name.clone().unwrap_or_else(|| default_name(&target));
         let spec = Spec {
             resources: options.resources.unwrap_or_else(|| self.config.resources.clone()),
             version: options.version,
             named: options.name.is_some(),
+            processes: options.processes,
             isolation: options.isolation.unwrap_or(self.config.isolation),
             transport: options.transport.unwrap_or(self.config.transport),
             target,
@@ -131,6 +144,12 @@ impl Engine {
         self.services.borrow_mut().insert(id, service);
     }
 
+    /// Adds a service that another one owns and stops (a supervisor's pool): shutdown leaves it to its owner.
+    pub(crate) fn add_owned_service(&self, id: u64, service: Rc<dyn Service>) {
+        self.owned.borrow_mut().insert(id);
+        self.services.borrow_mut().insert(id, service);
+    }
+
     /// The service under `id`, as its own type (`None` if there is none, or it is another kind).
     pub(crate) fn service<T: Service>(&self, id: u64) -> Option<Rc<T>> {
         let s = self.services.borrow().get(&id).cloned()?;
@@ -144,6 +163,7 @@ impl Engine {
     }
 
     pub(crate) fn remove_service(&self, id: u64) {
+        self.owned.borrow_mut().remove(&id);
         self.services.borrow_mut().remove(&id);
     }
 
@@ -157,8 +177,17 @@ impl Engine {
         }
     }
 
-    pub(crate) async fn call(&self, id: u64, method: String, args: Vec<Value>, options: CallOptions) -> Result<Value> {
-        self.process(id)?.call(&method, &args, &options).await
+    pub(crate) async fn call(&self, id: u64, method: String, args: Vec<Value>, options: CallOptions, parent: Option<TraceContext>) -> Result<Value> {
+        self.process(id)?.call(&method, &args, &options, parent.as_ref()).await
+    }
+
+    /// Calls a process, or a service that takes calls (a pool), by id: what a worker's `Caller` does.
+    pub(crate) async fn call_any(&self, id: u64, method: String, args: Vec<Value>, options: CallOptions) -> Result<Value> {
+        let service = self.services.borrow().get(&id).cloned();
+        if let Some(call) = service.and_then(|s| s.call(method.clone(), args.clone(), options.clone())) {
+            return call.await;
+        }
+        self.call(id, method, args, options, None).await
     }
 
     /// Kills a process and forgets it: it leaves the list after its `exit` event, and
@@ -201,6 +230,15 @@ impl Engine {
         ended.push_back((id, state));
     }
 
+    pub(crate) fn all_processes(&self) -> Vec<Rc<Process>> {
+        self.processes.borrow().values().cloned().collect()
+    }
+
+    /// The ids of every live service (pools), in order.
+    pub(crate) fn service_ids(&self) -> Vec<u64> {
+        self.services.borrow().keys().copied().collect()
+    }
+
     pub(crate) fn list(&self) -> Vec<ProcessInfo> {
         self.processes.borrow().values().map(|p| p.info()).collect()
     }
@@ -209,7 +247,12 @@ impl Engine {
         self.closed.set(true);
         // One deadline for everything: `shutdown_timeout` is the total, as users read it.
         let deadline = std::time::Instant::now() + self.config.shutdown_timeout;
-        let services: Vec<_> = std::mem::take(&mut *self.services.borrow_mut()).into_values().collect();
+        let owned = std::mem::take(&mut *self.owned.borrow_mut());
+        let services: Vec<_> = std::mem::take(&mut *self.services.borrow_mut())
+            .into_iter()
+            .filter(|(id, _)| !owned.contains(id))
+            .map(|(_, s)| s)
+            .collect();
         let processes: Vec<_> = self.processes.borrow().values().cloned().collect();
         let services = futures::future::join_all(services.into_iter().map(|s| s.stop(self.clone(), deadline)));
         let processes = futures::future::join_all(processes.iter().map(|p| p.stop_by(deadline)));
@@ -219,11 +262,15 @@ impl Engine {
     }
 }
 
-/// Something the engine owns above single processes (a pool): stopped at shutdown, found by id.
+/// Something the engine owns above single processes (a pool, a supervisor): stopped at shutdown, found by id.
 pub(crate) trait Service: std::any::Any {
     /// Stops it for good (at shutdown), by `deadline`.
     fn stop(self: Rc<Self>, engine: Rc<Engine>, deadline: std::time::Instant) -> futures::future::LocalBoxFuture<'static, ()>;
     fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any>;
+    /// Runs a call, if this service takes calls (a pool does); `None` if not.
+    fn call(self: Rc<Self>, _method: String, _args: Vec<Value>, _options: CallOptions) -> Option<futures::future::LocalBoxFuture<'static, Result<Value>>> {
+        None
+    }
 }
 
 /// After each job, keeps the engine thread polling (yielding, which polls the

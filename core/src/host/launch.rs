@@ -33,6 +33,13 @@ pub(crate) struct ExitStatus {
     pub error: Option<String>,
 }
 
+impl ExitStatus {
+    /// Ended on its own with code 0 (OTP's `normal`): a `transient` child is not restarted.
+    pub(crate) fn normal(&self) -> bool {
+        self.code == Some(0) && self.signal.is_none() && self.error.is_none()
+    }
+}
+
 impl From<std::process::ExitStatus> for ExitStatus {
     fn from(s: std::process::ExitStatus) -> Self {
         use std::os::unix::process::ExitStatusExt;
@@ -57,6 +64,15 @@ pub(crate) struct LaunchSpec<'a> {
     pub output_dropped: Dropped,
     pub output_tracker: &'a output::Tracker,
     pub config: &'a ManagerConfig,
+    /// What the worker gets at `init` beside its dependencies: the processes it may call, its class's shared state.
+    pub grants: &'a Grants,
+}
+
+/// The capabilities a worker is handed at `init` (see `grants.rs`).
+pub(crate) struct Grants {
+    pub engine: std::rc::Weak<super::engine::Engine>,
+    /// Name → process (or pool) id.
+    pub processes: Vec<(String, u64)>,
 }
 
 /// One running incarnation of a process.
@@ -178,7 +194,7 @@ pub(crate) async fn launch(spec: &LaunchSpec<'_>, registry: &Rc<Registry>) -> Re
         watch_connection(connection.clone(), exit.clone(), pid);
     }
 
-    let ready = tokio::time::timeout(timeout, describe_and_init(&registered.worker, spec.dependencies));
+    let ready = tokio::time::timeout(timeout, describe_and_init(&registered.worker, spec.dependencies, spec.grants));
     let description = tokio::select! {
         r = ready => match r {
             Ok(Ok(d)) => d,
@@ -233,7 +249,7 @@ fn exited_before_ready(status: &ExitStatus, tail: &StderrTail) -> String {
     reason
 }
 
-async fn describe_and_init(worker: &worker::Client, dependencies: &Value) -> std::result::Result<Description, String> {
+async fn describe_and_init(worker: &worker::Client, dependencies: &Value, grants: &Grants) -> std::result::Result<Description, String> {
     let reply = worker.describe_request().send().promise.await.map_err(|e| format!("describe failed: {}", e.extra))?;
     let description = reply
         .get()
@@ -246,6 +262,15 @@ async fn describe_and_init(worker: &worker::Client, dependencies: &Value) -> std
         other => other.clone(),
     };
     value::write(&deps, req.get().init_dependencies());
+    let mut list = req.get().init_processes(grants.processes.len() as u32);
+    for (i, (name, id)) in grants.processes.iter().enumerate() {
+        let mut g = list.reborrow().get(i as u32);
+        g.set_name(name.as_str());
+        let caller = super::grants::CallerServer { engine: grants.engine.clone(), process_id: *id };
+        g.set_caller(capnp_rpc::new_client(caller));
+    }
+    let shared = super::grants::SharedServer { engine: grants.engine.clone(), class: description.name.clone() };
+    req.get().set_shared(capnp_rpc::new_client(shared));
     let reply = req.send().promise.await.map_err(|e| format!("init failed: {}", e.extra))?;
     let r = reply.get().map_err(|e| e.to_string())?;
     if r.get_failed() {

@@ -18,6 +18,19 @@ pub struct ProcessMetrics {
     /// Output lines of the worker dropped because the host's output (or the
     /// output callback) did not keep up; counted across restarts.
     pub output_dropped: u64,
+    /// `@Metric` methods, by method name.
+    pub methods: Vec<MethodMetrics>,
+}
+
+/// One `@Metric` method's figures: `{requests, errors, latency}` (latency ms, at the host).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MethodMetrics {
+    pub method: String,
+    /// The metric's name (`@Metric(name)`), else the method's.
+    pub metric: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub latency: Latency,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

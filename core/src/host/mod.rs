@@ -18,11 +18,13 @@
 //! ```
 
 pub(crate) mod engine;
+mod grants;
 mod launch;
 mod limits;
 pub mod logs;
 pub(crate) mod metrics;
 mod output;
+pub(crate) mod policies;
 pub(crate) mod process;
 mod registry;
 
@@ -36,7 +38,7 @@ use futures::future::LocalBoxFuture;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use logs::LogLine;
-pub use metrics::{Latency, ProcessMetrics};
+pub use metrics::{Latency, MethodMetrics, ProcessMetrics};
 pub use output::{Output, OutputStream, MAX_LINE_BYTES, OUTPUT_QUEUE_BYTES};
 pub use crate::policy::RestartPolicy;
 pub use crate::state::ProcessState;
@@ -253,6 +255,10 @@ pub struct SpawnOptions {
     pub resources: Option<Resources>,
     pub restart: Option<RestartPolicy>,
     pub output: Option<Output>,
+    /// Processes (or pools) the worker may call, by the name it will use
+    /// (`ctx.process("users")`): each becomes a capability handed to it at `init`.
+    /// It can reach these and no other process.
+    pub processes: Vec<(String, u64)>,
 }
 
 /// Per-call options.
@@ -297,11 +303,13 @@ pub enum EventKind {
     MemoryExceeded { rss: u64, limit: u64 },
     /// The periodic health probe found the worker unhealthy this many times in a row: it is restarted.
     Unhealthy { probes: u32 },
+    /// A method's `@SelfHeal` saw `symptom` and runs `action` (restart, recycle, reinit).
+    SelfHeal { method: String, symptom: String, action: &'static str },
 }
 
 impl EventKind {
     /// Every process event name, as front ends accept them for listeners.
-    pub const NAMES: &'static [&'static str] = &["spawn", "ready", "crash", "restart", "failed", "exit", "refused", "memory", "unhealthy"];
+    pub const NAMES: &'static [&'static str] = &["spawn", "ready", "crash", "restart", "failed", "exit", "refused", "memory", "unhealthy", "selfheal"];
 
     /// The event's name, as front ends emit it.
     pub fn name(&self) -> &'static str {
@@ -315,6 +323,7 @@ impl EventKind {
             EventKind::ConnectionRefused => "refused",
             EventKind::MemoryExceeded { .. } => "memory",
             EventKind::Unhealthy { .. } => "unhealthy",
+            EventKind::SelfHeal { .. } => "selfheal",
         }
     }
 }
@@ -440,7 +449,8 @@ impl ProcessManager {
     /// the returned future cancels the call, in the worker too.
     pub async fn call_value(&self, process_id: u64, method: &str, args: Vec<Value>, options: CallOptions) -> Result<Value> {
         let method = method.to_string();
-        self.exec_with(true, move |engine| async move { engine.call(process_id, method, args, options).await }).await
+        let parent = crate::policy::trace::current();
+        self.exec_with(true, move |engine| async move { engine.call(process_id, method, args, options, parent).await }).await
     }
 
     /// Stops a process at once (SIGKILL for a child). Not a crash: it is not restarted.

@@ -9,9 +9,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::engine::Engine;
-use super::launch::{self, ExitStatus, Instance, LaunchSpec};
+use super::launch::{self, Instance, LaunchSpec};
+pub(crate) use super::launch::ExitStatus;
 use super::metrics::{CallStats, CpuSampler, ProcessMetrics};
 use super::output::Dropped;
+use super::policies::{self, PolicyLayer};
+use crate::policy::method::HealAction;
+use crate::policy::trace::TraceContext;
 use crate::policy::RestartBudget;
 use super::{CallOptions, EventKind, Isolation, Output, ProcessInfo, ProcessState, Resources, RestartPolicy, Target};
 use crate::error::{Error, Result};
@@ -41,7 +45,12 @@ pub(crate) struct Spec {
     pub version: Option<String>,
     /// The spawn gave a `name`: the worker's declared name does not replace it.
     pub named: bool,
+    /// Processes the worker may call (name → id), handed to it at every `init`.
+    pub processes: Vec<(String, u64)>,
 }
+
+/// Called when a supervised process's instance ends on its own (the supervisor decides what follows).
+pub(crate) type ExitHook = Rc<dyn Fn(ExitStatus)>;
 
 pub(crate) struct Process {
     pub id: u64,
@@ -55,7 +64,11 @@ pub(crate) struct Process {
     stats: RefCell<CallStats>,
     cpu: RefCell<CpuSampler>,
     output_dropped: Dropped,
+    /// Method policies of calls made to this process directly (a pool keeps its own).
+    policies: PolicyLayer,
     engine: Weak<Engine>,
+    /// Set when a supervisor owns this process's restarts.
+    supervisor: RefCell<Option<ExitHook>>,
     /// The last lines its instances wrote (`titan-pm logs`); survives restarts.
     pub(crate) logs: Rc<super::logs::LogRing>,
     /// When the current instance became ready (uptime).
@@ -77,7 +90,9 @@ impl Process {
             stats: RefCell::default(),
             cpu: RefCell::default(),
             output_dropped: Dropped::default(),
+            policies: PolicyLayer::default(),
             engine: Rc::downgrade(engine),
+            supervisor: RefCell::default(),
             logs: Rc::new(super::logs::LogRing::new(id, engine.log_sender())),
             started: Cell::new(Instant::now()),
         });
@@ -116,6 +131,7 @@ impl Process {
             output_dropped: self.output_dropped.clone(),
             output_tracker: &engine.output,
             config: &engine.config,
+            grants: &launch::Grants { engine: Rc::downgrade(engine), processes: self.spec.processes.clone() },
         };
         launch::launch(&spec, &engine.registry).await
     }
@@ -233,14 +249,99 @@ impl Process {
 
     // ---- calls ----
 
-    pub(crate) async fn call(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions) -> Result<Value> {
+    /// A call under the method's policies (this process's own policy state), else straight through.
+    pub(crate) async fn call(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, parent: Option<&TraceContext>) -> Result<Value> {
+        let state = self.with_method(method, |m| if m.policies.is_empty() { None } else { self.policies.state(m) }).flatten();
+        let Some(state) = state else {
+            return self.call_direct(method, args, options, &TraceContext::child_of(parent)).await;
+        };
+        let name = self.name.borrow().clone();
+        policies::apply(&state, &name, args.to_vec(), parent, |m, a, ctx| {
+            let me = self.clone();
+            let options = options.clone();
+            async move { me.call_direct(&m, &a, &options, &ctx).await }
+        })
+        .await
+    }
+
+    /// A call without the host-side policies (a pool applies its own around it); self-healing
+    /// still watches its errors.
+    pub(crate) async fn call_direct(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, trace: &TraceContext) -> Result<Value> {
         let timeout = options.timeout.or_else(|| self.method_timeout(method)).unwrap_or(self.spec.timeout);
         let deadline = Instant::now() + timeout;
         let instance = self.instance_for_call(deadline, method, timeout).await?;
         let started = Instant::now();
-        let result = self.call_instance(&instance, method, args, deadline, timeout).await;
+        let result = self.call_instance(&instance, method, args, deadline, timeout, trace).await;
         self.stats.borrow_mut().record(started.elapsed(), result.is_ok());
+        if let Err(e) = &result {
+            self.maybe_heal(&instance, method, e);
+        }
         result
+    }
+
+    /// `@SelfHeal`: runs the method's action on `instance` if `error` is a symptom, at most once per cooldown.
+    fn maybe_heal(self: &Rc<Self>, instance: &Rc<Instance>, method: &str, error: &Error) {
+        let Some((symptom, action)) = self.with_method(method, |m| self.policies.heal(m, error)).flatten() else { return };
+        let Some(engine) = self.engine.upgrade() else { return };
+        engine.emit(self.id, EventKind::SelfHeal { method: method.to_string(), symptom, action: action.as_str() });
+        let instance = instance.clone();
+        let dependencies = self.spec.dependencies.clone();
+        let name = self.name.borrow().clone();
+        let me = self.clone();
+        match action {
+            // Taken out at once, so that the next call waits for the new instance.
+            HealAction::Restart => me.replace_instance(&instance),
+            HealAction::Recycle => {
+                tokio::task::spawn_local(async move {
+                    let drained = async {
+                        while instance.in_flight.get() > 0 && !instance.has_exited() {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    };
+                    let _ = tokio::time::timeout(policies::RECYCLE_DRAIN, drained).await;
+                    me.replace_instance(&instance);
+                });
+            }
+            HealAction::Reinit => {
+                tokio::task::spawn_local(async move {
+                    let mut req = instance.worker.init_request();
+                    let deps = if matches!(dependencies, Value::Null) { Value::Map(Vec::new()) } else { dependencies };
+                    value::write(&deps, req.get().init_dependencies());
+                    let failed = match req.send().promise.await {
+                        Ok(r) => r.get().map(|r| r.get_failed()).unwrap_or(true),
+                        Err(_) => true,
+                    };
+                    if failed {
+                        tracing::warn!(target: "titan_pm", "{name}: self-heal reinit failed; restarting it");
+                        me.replace_instance(&instance);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Kills `instance` if it is still the current one and starts a new one (a restart, not a crash).
+    fn replace_instance(self: &Rc<Self>, instance: &Rc<Instance>) {
+        let current = self.instance.borrow().as_ref().is_some_and(|i| Rc::ptr_eq(i, instance));
+        if !current || self.state() != ProcessState::Running {
+            return;
+        }
+        *self.instance.borrow_mut() = None;
+        self.state.send_replace(ProcessState::Restarting);
+        instance.kill();
+        let me = self.clone();
+        tokio::task::spawn_local(async move {
+            if let Some(engine) = me.engine.upgrade() {
+                me.restart(&engine).await;
+            }
+        });
+    }
+
+    /// `f` of the method's description on the current instance (`None`: no instance, or no such method).
+    pub(crate) fn with_method<T>(&self, method: &str, f: impl FnOnce(&crate::protocol::MethodInfo) -> T) -> Option<T> {
+        let instance = self.instance.borrow();
+        let m = instance.as_ref()?.description.methods.iter().find(|m| m.name == method)?;
+        Some(f(m))
     }
 
     /// The method's own default deadline, as the worker described it (0: none).
@@ -281,6 +382,7 @@ impl Process {
         args: &[Value],
         deadline: Instant,
         timeout: Duration,
+        trace: &TraceContext,
     ) -> Result<Value> {
         // Refused here, before anything is built: capnp cannot hold it (and would panic).
         value::check_list(args, "args")?;
@@ -299,6 +401,9 @@ impl Process {
             let mut c = p.init_context();
             c.set_call_id(call_id);
             c.set_timeout_ms(deadline.saturating_duration_since(Instant::now()).as_millis().max(1) as u64);
+            c.set_trace_id(trace.trace_id.as_str());
+            c.set_span_id(trace.span_id.as_str());
+            c.set_parent_span_id(trace.parent_span_id.as_str());
         }
         let _in_flight = InFlight::enter(instance);
         let crashed = |s: ExitStatus| Error::ProcessCrashed { process_id: self.id, exit_code: s.code, signal: s.signal };
@@ -349,8 +454,63 @@ impl Process {
             engine.emit(self.id, EventKind::Exited);
             return;
         }
+        let hook = self.supervisor.borrow().clone();
+        if let Some(hook) = hook {
+            // The supervisor decides; calls wait meanwhile, within their deadline.
+            let kind = if status.normal() { EventKind::Exited } else { EventKind::Crashed { exit_code: status.code, signal: status.signal } };
+            engine.emit(self.id, kind);
+            self.state.send_replace(ProcessState::Restarting);
+            return hook(status);
+        }
         engine.emit(self.id, EventKind::Crashed { exit_code: status.code, signal: status.signal });
         self.restart(&engine).await;
+    }
+
+    // ---- supervised: the supervisor drives these ----
+
+    /// Hands this process's restarts to a supervisor: an instance that ends on its
+    /// own leaves the process `restarting` and calls `hook`, nothing more.
+    pub(crate) fn supervise(&self, hook: ExitHook) {
+        *self.supervisor.borrow_mut() = Some(hook);
+    }
+
+    /// Stops the instance (drain, hooks, SIGTERM, SIGKILL) and leaves the process
+    /// `restarting`, so calls wait for [`relaunch`](Self::relaunch) within their deadline.
+    pub(crate) async fn stop_for_restart(&self, step: Duration) {
+        if matches!(self.state(), ProcessState::Stopped | ProcessState::Failed) {
+            self.state.send_replace(ProcessState::Restarting);
+            return;
+        }
+        self.state.send_replace(ProcessState::Restarting);
+        self.stop_instance(Instant::now() + step).await;
+    }
+
+    /// Starts a new instance under the same id (the process must be `restarting`,
+    /// else it was stopped meanwhile and nothing is launched).
+    pub(crate) async fn relaunch(self: &Rc<Self>) -> Result<()> {
+        let engine = self.engine.upgrade().ok_or(Error::ManagerShutDown)?;
+        if self.state() != ProcessState::Restarting {
+            self.state.send_replace(ProcessState::Restarting);
+        }
+        self.restarts.set(self.restarts.get() + 1);
+        engine.emit(self.id, EventKind::Restarting { attempt: self.restarts.get(), delay: Duration::ZERO });
+        let instance = self.launch(&engine).await?;
+        if self.state() != ProcessState::Restarting {
+            instance.kill();
+            return Err(Error::ProcessFailed { process_id: self.id, state: self.state() });
+        }
+        self.install(instance, &engine);
+        Ok(())
+    }
+
+    /// Ends a supervised process the supervisor will not restart: `stopped` or `failed`.
+    pub(crate) fn give_up(&self, state: ProcessState) {
+        self.state.send_replace(state);
+        if state == ProcessState::Failed {
+            if let Some(engine) = self.engine.upgrade() {
+                engine.emit(self.id, EventKind::Failed);
+            }
+        }
     }
 
     async fn restart(self: &Rc<Self>, engine: &Rc<Engine>) {
@@ -409,11 +569,16 @@ impl Process {
             return;
         }
         self.state.send_replace(ProcessState::Stopping);
+        self.stop_instance(deadline).await;
+        self.state.send_replace(ProcessState::Stopped);
+    }
+
+    /// Drains the current instance's calls, runs its shutdown hooks, then SIGTERM, then SIGKILL, by `deadline`.
+    async fn stop_instance(&self, deadline: Instant) {
         let instance = self.instance.borrow().clone();
         if let Some(instance) = instance {
             stop_instance(&instance, deadline).await;
         }
-        self.state.send_replace(ProcessState::Stopped);
     }
 
     /// Graceful restart (`restart(id)`, `titan-pm restart`): launches a new
@@ -477,6 +642,7 @@ impl Process {
             in_flight: instance.map(|i| i.in_flight.get() as u64).unwrap_or(0),
             latency: stats.latency(),
             output_dropped: self.output_dropped.get(),
+            methods: self.policies.metrics(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Every option of the manager, of a spawn and of a pool, read once: from a
+//! Every option of the manager, of a spawn, of a pool, of a supervisor and its children, read once: from a
 //! [`Value`] in the caller's [`Dialect`] (TypeScript camelCase + ms, Python
 //! snake_case + seconds) into the core's own types. A bridge converts its
 //! native object to a `Value` and calls these; it keeps no option table.
@@ -36,6 +36,7 @@ use crate::host::{HealthProbe, ManagerConfig, Monitoring, Output, Resources, Spa
 use crate::policy::backoff::BackoffKind;
 use crate::policy::{Backoff, BreakerOptions, RestartPolicy};
 use crate::pool::{AutoScale, PoolHealth, PoolOptions, PoolSize, Recycle};
+use crate::supervise::{ChildDef, ChildSpec, ChildTarget, SupervisorSpec};
 use crate::value::Value;
 
 /// Resolves a native output callback: a bridge names one `callback:N`.
@@ -118,6 +119,18 @@ fn spawn_fields(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<S
     if !matches!(o.dependencies, Value::Null | Value::Map(_)) {
         return Err(s.error("dependencies", format!("must be an object, not {}", o.dependencies.type_name())));
     }
+    match s.get("processes") {
+        None => {}
+        Some(Value::Map(m)) => {
+            for (name, id) in m {
+                match id {
+                    Value::Int(n) if *n > 0 => o.processes.push((name.clone(), *n as u64)),
+                    other => return Err(s.error("processes", format!("{name} must be a process id, not {}", describe(other)))),
+                }
+            }
+        }
+        Some(other) => return Err(s.error("processes", format!("must be an object of name: process id, not {}", other.type_name()))),
+    }
     if let Some((r, timeout)) = resources(s)? {
         o.resources = Some(r);
         o.timeout = timeout.or(o.timeout);
@@ -128,6 +141,14 @@ fn spawn_fields(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<S
 /// A pool's options: its own, then the spawn options of its members.
 pub fn pool(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Result<PoolOptions> {
     let mut s = Section::root(v, "pool", dialect)?;
+    let mut o = pool_fields(&mut s)?;
+    o.spawn = spawn_fields(&mut s, callbacks)?;
+    s.finish()?;
+    Ok(o)
+}
+
+/// A pool's own fields (not its members' spawn options).
+fn pool_fields(s: &mut Section<'_>) -> Result<PoolOptions> {
     let mut o = PoolOptions::default();
     match s.get("size") {
         None => {}
@@ -216,9 +237,129 @@ pub fn pool(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Resu
         };
         r.finish()?;
     }
-    o.spawn = spawn_fields(&mut s, callbacks)?;
-    s.finish()?;
     Ok(o)
+}
+
+/// A supervisor's options (`@Supervisor({ strategy, maxRestarts, window, backoff })`),
+/// as a spec without children; `name` is the class's unless given.
+///
+/// ```
+/// use titan_pm::options::{self, Dialect};
+/// use titan_pm::value::to_value;
+/// let v = to_value(&serde_json::json!({ "strategy": "rest-for-one", "max_restarts": 5, "window": 2.5,
+///                                        "backoff": { "type": "linear", "initial": 0.1, "max": 1 } })).unwrap();
+/// let s = options::supervisor(&v, Dialect::Python).unwrap();
+/// assert_eq!((s.strategy.as_str(), s.policy.max_restarts), ("rest-for-one", 5));
+/// assert_eq!(s.policy.window, std::time::Duration::from_millis(2500));
+/// let bad = to_value(&serde_json::json!({ "strategy": "one-for-some" })).unwrap();
+/// let e = options::supervisor(&bad, Dialect::Js).err().unwrap().to_string();
+/// assert!(e.contains("strategy: unknown supervision strategy"), "{e}");
+/// ```
+pub fn supervisor(v: &Value, dialect: Dialect) -> Result<SupervisorSpec> {
+    let mut s = Section::root(v, "supervisor", dialect)?;
+    let spec = supervisor_fields(&mut s)?;
+    s.finish()?;
+    Ok(spec)
+}
+
+fn supervisor_fields(s: &mut Section<'_>) -> Result<SupervisorSpec> {
+    let mut spec = SupervisorSpec::new(s.parse("strategy")?.unwrap_or_default());
+    if let Some(n) = s.text("name")? {
+        spec.name = n.to_string();
+    }
+    policy_fields(s, &mut spec.policy)?;
+    Ok(spec)
+}
+
+/// A whole supervision tree from one value, what a front end's decorated class
+/// becomes: the supervisor's options plus `children`, in declaration order, each
+/// `{ name, target, ...child options }` with `target` a worker file or a nested
+/// tree. Errors name the path (`children[1].pool.size`).
+///
+/// ```
+/// use titan_pm::options::{self, Dialect};
+/// use titan_pm::supervise::ChildTarget;
+/// use titan_pm::value::to_value;
+/// let v = to_value(&serde_json::json!({ "name": "App", "strategy": "one-for-all", "maxRestarts": 2, "children": [
+///     { "name": "database", "target": "workers/db.py", "critical": true },
+///     { "name": "nested", "target": { "name": "Inner", "children": [{ "name": "w", "target": "w.js" }] } },
+/// ] })).unwrap();
+/// let spec = options::supervisor_tree(&v, Dialect::Js, &|_| None).unwrap();
+/// assert_eq!((spec.name.as_str(), spec.children.len()), ("App", 2));
+/// assert!(matches!(&spec.children[1].target, ChildTarget::Supervisor(s) if s.children[0].name == "w"));
+/// let bad = to_value(&serde_json::json!({ "children": [{ "name": "a", "target": "a.py" }, { "name": "b", "target": "b.py", "pool": { "size": 0 } }] })).unwrap();
+/// let e = options::supervisor_tree(&bad, Dialect::Js, &|_| None).err().unwrap().to_string();
+/// assert!(e.contains("children[1].pool.size: must be a number >= 1"), "{e}");
+/// ```
+pub fn supervisor_tree(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Result<SupervisorSpec> {
+    let s = Section::root(v, "supervisor", dialect)?;
+    tree(s, callbacks)
+}
+
+fn tree(mut s: Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<SupervisorSpec> {
+    let mut spec = supervisor_fields(&mut s)?;
+    let children = match s.get("children") {
+        None => &[][..],
+        Some(Value::List(items)) => &items[..],
+        Some(other) => return Err(s.error("children", format!("must be a list, not {}", other.type_name()))),
+    };
+    for (i, c) in children.iter().enumerate() {
+        let mut cs = Section::at(c, format!("{}[{i}]", s.path("children")), "child", s.dialect())?;
+        let name = cs.text("name")?.ok_or_else(|| cs.error("name", "is required"))?.to_string();
+        let target = match cs.get("target") {
+            Some(Value::Text(t)) => ChildTarget::Worker(t.as_str().into()),
+            Some(m @ Value::Map(_)) => ChildTarget::Supervisor(Box::new(tree(Section::at(m, cs.path("target"), "supervisor", cs.dialect())?, callbacks)?)),
+            None => return Err(cs.error("target", "is required (a worker file or a supervisor)")),
+            Some(other) => return Err(cs.error("target", format!("must be a worker file or a supervisor, not {}", other.type_name()))),
+        };
+        let spec_of_child = child_fields(&mut cs, callbacks)?;
+        cs.finish()?;
+        spec.children.push(ChildDef { name, target, spec: spec_of_child });
+    }
+    s.finish()?;
+    Ok(spec)
+}
+
+/// A child's options (`@Child({ critical, optional, restart, pool, ...spawn options })`).
+///
+/// ```
+/// use titan_pm::options::{self, Dialect};
+/// use titan_pm::value::to_value;
+/// let v = to_value(&serde_json::json!({ "critical": true, "restart": "transient", "pool": { "size": 4 },
+///                                        "env": { "A": "1" } })).unwrap();
+/// let c = options::child(&v, Dialect::Js, &|_| None).unwrap();
+/// assert!(c.critical && c.pool.is_some());
+/// let bad = to_value(&serde_json::json!({ "pool": { "sise": 4 } })).unwrap();
+/// let e = options::child(&bad, Dialect::Js, &|_| None).err().unwrap().to_string();
+/// assert!(e.contains("pool.sise: unknown option"), "{e}");
+/// ```
+pub fn child(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Result<ChildSpec> {
+    let mut s = Section::root(v, "child", dialect)?;
+    let c = child_fields(&mut s, callbacks)?;
+    s.finish()?;
+    Ok(c)
+}
+
+fn child_fields(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<ChildSpec> {
+    let mut c = ChildSpec {
+        critical: s.bool("critical")?.unwrap_or(false),
+        optional: s.bool("optional")?.unwrap_or(false),
+        restart: s.parse("restart")?.unwrap_or_default(),
+        inject: s.texts("inject")?.unwrap_or_default(),
+        ..ChildSpec::default()
+    };
+    if c.critical && c.optional {
+        return Err(s.error("optional", "critical and optional exclude each other"));
+    }
+    if let Some(mut p) = s.section("pool")? {
+        c.pool = Some(pool_fields(&mut p)?);
+        p.finish()?;
+    }
+    c.spawn = spawn_fields(s, callbacks)?;
+    if c.spawn.restart.is_some() {
+        return Err(s.error("restartPolicy", "a supervised child's restarts belong to its supervisor (set maxRestarts, window, backoff there)"));
+    }
+    Ok(c)
 }
 
 fn positive(s: &Section<'_>, name: &str, v: &Value) -> Result<f64> {
@@ -245,41 +386,47 @@ fn restart_policy(s: &mut Section<'_>) -> Result<Option<RestartPolicy>> {
         Toggle::Absent => return Ok(None),
         Toggle::Off => return Ok(Some(RestartPolicy::disabled())),
         Toggle::On(mut p) => {
-            r.max_restarts = p.count("maxRestarts")?.map(|n| n as u32).unwrap_or(r.max_restarts);
-            r.window = p.duration("window")?.unwrap_or(r.window);
-            // The flat names of before the seed's `backoff` object.
-            if let Some(d) = p.duration("initialBackoff")? {
-                r.backoff.initial = d;
-            }
-            if let Some(d) = p.duration("maxBackoff")? {
-                r.backoff.max = d;
-            }
-            if let Some(m) = p.number("multiplier")? {
-                if m < 1.0 {
-                    return Err(p.error("multiplier", format!("must be at least 1, not {m}")));
-                }
-                r.backoff.multiplier = m;
-            }
-            match p.get("backoff") {
-                None if p.probing() => {
-                    let mut b = p.section("backoff")?.expect("probing enters every object");
-                    backoff(&mut b, r.backoff)?;
-                    b.finish()?;
-                }
-                None => {}
-                // A bare duration: the initial wait.
-                Some(Value::Int(_) | Value::Float(_) | Value::Text(_)) => r.backoff.initial = p.duration("backoff")?.unwrap_or(r.backoff.initial),
-                Some(Value::Map(_)) => {
-                    let mut b = p.section("backoff")?.expect("backoff is an object");
-                    r.backoff = backoff(&mut b, r.backoff)?;
-                    b.finish()?;
-                }
-                Some(other) => return Err(p.error("backoff", format!("must be an object or a duration, not {}", other.type_name()))),
-            }
+            policy_fields(&mut p, &mut r)?;
             p.finish()?;
         }
     }
     Ok(Some(r))
+}
+
+/// A restart policy's fields (`maxRestarts`, `window`, `backoff`, the flat backoff aliases).
+fn policy_fields(p: &mut Section<'_>, r: &mut RestartPolicy) -> Result<()> {
+    r.max_restarts = p.count("maxRestarts")?.map(|n| n as u32).unwrap_or(r.max_restarts);
+    r.window = p.duration("window")?.unwrap_or(r.window);
+    // The flat names of before the seed's `backoff` object.
+    if let Some(d) = p.duration("initialBackoff")? {
+        r.backoff.initial = d;
+    }
+    if let Some(d) = p.duration("maxBackoff")? {
+        r.backoff.max = d;
+    }
+    if let Some(m) = p.number("multiplier")? {
+        if m < 1.0 {
+            return Err(p.error("multiplier", format!("must be at least 1, not {m}")));
+        }
+        r.backoff.multiplier = m;
+    }
+    match p.get("backoff") {
+        None if p.probing() => {
+            let mut b = p.section("backoff")?.expect("probing enters every object");
+            backoff(&mut b, r.backoff)?;
+            b.finish()?;
+        }
+        None => {}
+        // A bare duration: the initial wait.
+        Some(Value::Int(_) | Value::Float(_) | Value::Text(_)) => r.backoff.initial = p.duration("backoff")?.unwrap_or(r.backoff.initial),
+        Some(Value::Map(_)) => {
+            let mut b = p.section("backoff")?.expect("backoff is an object");
+            r.backoff = backoff(&mut b, r.backoff)?;
+            b.finish()?;
+        }
+        Some(other) => return Err(p.error("backoff", format!("must be an object or a duration, not {}", other.type_name()))),
+    }
+    Ok(())
 }
 
 fn backoff(b: &mut Section<'_>, mut x: Backoff) -> Result<Backoff> {
@@ -399,7 +546,7 @@ fn output(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<Option<
     Ok(Some(o))
 }
 
-/// Every option path of `kind` (`manager`, `spawn` or `pool`) in `dialect`, sorted:
+/// Every option path of `kind` (`manager`, `spawn`, `pool`, `supervisor` or `child`) in `dialect`, sorted:
 /// what the TS types and the Python stubs are checked against.
 ///
 /// ```
@@ -415,6 +562,8 @@ pub fn schema(kind: &str, dialect: Dialect) -> Vec<String> {
             "manager" => manager(&Value::Null, dialect, &none).map(|_| ()),
             "spawn" => spawn(&Value::Null, dialect, &none).map(|_| ()),
             "workflow" => workflow(&Value::Null, dialect, &none).map(|_| ()),
+            "supervisor" => supervisor(&Value::Null, dialect).map(|_| ()),
+            "child" => child(&Value::Null, dialect, &none).map(|_| ()),
             _ => pool(&Value::Null, dialect, &none).map(|_| ()),
         };
     })

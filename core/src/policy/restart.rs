@@ -1,6 +1,8 @@
 //! Restart policy: whether a crashed process is started again, how often
 //! (at most `max_restarts` within `window`: OTP's intensity), and how long to
-//! wait before each attempt ([`Backoff`]). Processes and pool replacement use it.
+//! wait before each attempt ([`Backoff`]). Processes, pool replacement and
+//! supervisors (one budget per supervisor) use it; [`ChildRestart`] is a
+//! supervised child's restart type.
 //!
 //! ```
 //! use std::time::Duration;
@@ -40,6 +42,62 @@ impl Default for RestartPolicy {
 impl RestartPolicy {
     pub fn disabled() -> Self {
         RestartPolicy { enabled: false, ..Self::default() }
+    }
+}
+
+/// A supervised child's restart type (OTP's `restart`): whether the supervisor
+/// starts it again after it ends.
+///
+/// | type | abnormal exit (crash, signal, code != 0) | normal exit (code 0) |
+/// |---|---|---|
+/// | `Permanent` (default) | restarted | restarted |
+/// | `Transient` | restarted | left stopped |
+/// | `Temporary` | left stopped | left stopped |
+///
+/// ```
+/// use titan_pm::policy::ChildRestart;
+/// assert!(ChildRestart::default().restarts_after(true));
+/// assert!(!ChildRestart::Transient.restarts_after(true));
+/// assert!(ChildRestart::Transient.restarts_after(false));
+/// assert!(!ChildRestart::Temporary.restarts_after(false));
+/// assert_eq!("transient".parse::<ChildRestart>().unwrap(), ChildRestart::Transient);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChildRestart {
+    #[default]
+    Permanent,
+    Transient,
+    Temporary,
+}
+
+impl ChildRestart {
+    /// Whether a child that ended (`normal`: on its own with code 0) is started again.
+    pub fn restarts_after(self, normal: bool) -> bool {
+        match self {
+            ChildRestart::Permanent => true,
+            ChildRestart::Transient => !normal,
+            ChildRestart::Temporary => false,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildRestart::Permanent => "permanent",
+            ChildRestart::Transient => "transient",
+            ChildRestart::Temporary => "temporary",
+        }
+    }
+}
+
+impl std::str::FromStr for ChildRestart {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> crate::error::Result<Self> {
+        match s {
+            "permanent" => Ok(ChildRestart::Permanent),
+            "transient" => Ok(ChildRestart::Transient),
+            "temporary" => Ok(ChildRestart::Temporary),
+            _ => Err(crate::error::Error::Config(format!("unknown restart type {s:?} (expected permanent, transient or temporary)"))),
+        }
     }
 }
 

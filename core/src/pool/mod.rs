@@ -18,7 +18,8 @@
 //! ```
 
 mod autoscale;
-mod runtime;
+pub(crate) mod runtime;
+pub(crate) use runtime::all_metrics;
 mod strategy;
 
 use std::time::Duration;
@@ -175,6 +176,8 @@ pub struct PoolMetrics {
     pub state: &'static str,
     pub breaker: Option<BreakerState>,
     pub workers: Vec<PoolWorkerMetrics>,
+    /// `@Metric` methods called through the pool.
+    pub methods: Vec<crate::host::MethodMetrics>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -255,7 +258,8 @@ impl PoolHandle {
     pub async fn call_value(&self, method: &str, args: Vec<Value>) -> Result<Value> {
         let (id, method, options) = (self.id, method.to_string(), self.options.clone());
         // Dropping the returned future cancels the call, in the queue or in the worker.
-        self.pm.exec_with(true, move |engine| async move { runtime::pool(&engine, id)?.call(method, args, options).await }).await
+        let parent = crate::policy::trace::current();
+        self.pm.exec_with(true, move |engine| async move { runtime::pool(&engine, id)?.call(method, args, options, parent).await }).await
     }
 
     /// What the pool's workers say about themselves (a serving member's description).

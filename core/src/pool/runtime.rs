@@ -15,6 +15,8 @@ use super::{
 use crate::error::{Error, Result};
 use crate::host::engine::{Engine, Service};
 use crate::host::metrics::CallStats;
+use crate::host::policies::{self, MethodState, PolicyLayer};
+use crate::policy::trace::TraceContext;
 use crate::host::process::Process;
 use crate::host::metrics::machine_memory;
 use crate::host::{CallOptions, ProcessState, RestartPolicy, SpawnOptions, Target};
@@ -73,6 +75,8 @@ pub(crate) struct Pool {
     drained: Cell<bool>,
     /// Pinged whenever members, queue or in-flight counts change.
     changed: Notify,
+    /// Method policies of calls through the pool, shared by all members.
+    policies: PolicyLayer,
     /// What new members run after `reload_with` (else `target` and `options.spawn`).
     respawn: RefCell<Option<(Target, SpawnOptions)>>,
 }
@@ -110,6 +114,7 @@ impl Pool {
             reconciling: Cell::new(false),
             drained: Cell::new(false),
             changed: Notify::new(),
+            policies: PolicyLayer::default(),
             respawn: RefCell::default(),
         });
         let started = futures::future::join_all((0..size).map(|i| pool.spawn_member(engine, i))).await;
@@ -197,14 +202,45 @@ impl Pool {
 
     // ---- calls ----
 
-    pub(crate) async fn call(self: &Rc<Self>, method: String, args: Vec<Value>, options: CallOptions) -> Result<Value> {
+    pub(crate) async fn call(self: &Rc<Self>, method: String, args: Vec<Value>, options: CallOptions, parent: Option<TraceContext>) -> Result<Value> {
         let engine = self.engine.upgrade().ok_or(Error::ManagerShutDown)?;
         let timeout = options.timeout.or(self.options.request_timeout).unwrap_or(engine.config.timeout);
         let deadline = Instant::now() + timeout;
         self.check_open()?;
+        let key = options.key.as_deref();
+        let Some(state) = self.method_state(&method) else {
+            return self.call_admitted(&method, &args, key, deadline, timeout, &TraceContext::child_of(parent.as_ref())).await;
+        };
+        // The pool's own policy state: one limit, cache, idempotency table and breaker for all members.
+        let name = self.target.describe();
+        policies::apply(&state, &name, args, parent.as_ref(), |m, a, ctx| {
+            let pool = self.clone();
+            let key = options.key.clone();
+            async move { pool.call_admitted(&m, &a, key.as_deref(), deadline, timeout, &ctx).await }
+        })
+        .await
+    }
+
+    /// The policy state of `method` as the members describe it (`None`: no policies).
+    fn method_state(&self, method: &str) -> Option<Rc<MethodState>> {
+        let members = self.members.borrow();
+        let member = members.iter().find(|m| m.process.state() == ProcessState::Running).or(members.first())?;
+        member.process.with_method(method, |m| if m.policies.is_empty() { None } else { self.policies.state(m) }).flatten()
+    }
+
+    /// Through the pool's breaker, then to a member (with retries).
+    async fn call_admitted(
+        self: &Rc<Self>,
+        method: &str,
+        args: &[Value],
+        key: Option<&str>,
+        deadline: Instant,
+        timeout: Duration,
+        trace: &TraceContext,
+    ) -> Result<Value> {
         self.admit()?;
         let mut verdict = Verdict { pool: self, given: false };
-        let result = self.call_with_retries(&method, &args, options.key.as_deref(), deadline, timeout).await;
+        let result = self.call_with_retries(method, args, key, deadline, timeout, trace).await;
         verdict.give(&result);
         result
     }
@@ -216,13 +252,14 @@ impl Pool {
         key: Option<&str>,
         deadline: Instant,
         timeout: Duration,
+        trace: &TraceContext,
     ) -> Result<Value> {
         let mut attempt = 0;
         loop {
             let member = self.acquire(key, deadline, method, timeout).await?;
             let lease = Lease { pool: self, member, started: Instant::now(), returned: false };
             let left = CallOptions { timeout: Some(deadline.saturating_duration_since(lease.started)), key: None };
-            let result = lease.member.process.call(method, args, &left).await;
+            let result = lease.member.process.call_direct(method, args, &left, trace).await;
             let result = match result {
                 // The member's own deadline is the rest of the pool call's: report the pool's.
                 Err(Error::CallTimeout { .. }) => Err(Error::CallTimeout { method: method.into(), timeout_ms: timeout.as_millis() as u64 }),
@@ -361,6 +398,11 @@ impl Pool {
     /// A serving member's description (every member runs the same target).
     pub(crate) fn description(&self) -> Option<crate::protocol::Description> {
         self.members.borrow().iter().filter(|m| !m.retiring.get()).find_map(|m| m.process.description())
+    }
+
+    /// The process ids of the members serving now.
+    pub(crate) fn member_ids(&self) -> Vec<u64> {
+        self.members.borrow().iter().map(|m| m.process.id).collect()
     }
 
     pub(crate) fn size(&self) -> usize {
@@ -744,6 +786,7 @@ impl Pool {
             },
             breaker: self.breaker.borrow().as_ref().map(|b| b.state()),
             workers,
+            methods: self.policies.metrics(),
         }
     }
 }
@@ -805,6 +848,9 @@ impl Service for Pool {
     fn stop(self: Rc<Self>, engine: Rc<Engine>, deadline: std::time::Instant) -> futures::future::LocalBoxFuture<'static, ()> {
         Box::pin(async move { self.destroy_by(&engine, deadline).await })
     }
+    fn call(self: Rc<Self>, method: String, args: Vec<Value>, options: CallOptions) -> Option<futures::future::LocalBoxFuture<'static, Result<Value>>> {
+        Some(Box::pin(async move { Pool::call(&self, method, args, options, None).await }))
+    }
     fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any> {
         self
     }
@@ -836,4 +882,9 @@ pub(crate) async fn destroy(engine: &Rc<Engine>, id: u64) -> Result<()> {
     p.destroy(engine).await;
     engine.remove_service(id);
     Ok(())
+}
+
+/// `(id, name, metrics)` of every live pool (the name: its target).
+pub(crate) fn all_metrics(engine: &Engine) -> Vec<(u64, String, PoolMetrics)> {
+    engine.service_ids().into_iter().filter_map(|id| engine.service::<Pool>(id)).map(|p| (p.id, p.target.describe(), p.metrics())).collect()
 }

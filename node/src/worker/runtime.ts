@@ -12,11 +12,13 @@ import { pathToFileURL } from 'node:url';
 
 import { CALL, CANCEL, EXIT, HEALTH, INIT, SHUTDOWN, native } from '../binding';
 import { definitionOf, ProcessDefinition } from '../decorators';
+import { policiesOf } from '../policies';
 
 export interface Description {
   name: string;
   version: string;
-  methods: string[];
+  /** A name, or with its policies (../policies.ts) `{ name, policies }`. */
+  methods: (string | { name: string; policies: Record<string, unknown> })[];
   hasHealthCheck: boolean;
   workflow?: unknown;
 }
@@ -122,9 +124,13 @@ export class Runtime {
 
   description(): Description {
     const { name, version, methods, healthCheck } = this.def;
+    const described = methods.map((m) => {
+      const policies = policiesOf(this.instance[m]);
+      return policies ? { name: m, policies } : m;
+    });
     // A @Workflow class's stage graph (workflow.ts) travels with the description.
     const workflow = this.instance?.constructor?.[Symbol.for('titan-pm.workflow')];
-    return { name, version, methods: [...methods], hasHealthCheck: healthCheck !== undefined, ...(workflow ? { workflow } : {}) };
+    return { name, version, methods: described, hasHealthCheck: healthCheck !== undefined, ...(workflow ? { workflow } : {}) };
   }
 
   readonly dispatch = (kind: number, token: number, method: string | null, payload: any): void => {

@@ -23,13 +23,13 @@ enum Driver {
 
 #[pyclass(module = "titan_pm._native")]
 pub struct AsyncManager {
-    pm: ProcessManager,
+    pub(crate) pm: ProcessManager,
     driver: Driver,
 }
 
 impl AsyncManager {
     /// Starts `op` and returns its token.
-    fn start(&self, py: Python<'_>, op: impl Future<Output = Result<Out, Error>> + Send + 'static) -> PyResult<u64> {
+    pub(crate) fn start(&self, py: Python<'_>, op: impl Future<Output = Result<Out, Error>> + Send + 'static) -> PyResult<u64> {
         self.start_op(py, op.boxed())
     }
 
@@ -51,7 +51,7 @@ impl AsyncManager {
     }
 
     /// Runs `fut` to completion now.
-    fn block_on<T: Send>(&self, py: Python<'_>, fut: impl Future<Output = T> + Send) -> PyResult<T> {
+    pub(crate) fn block_on<T: Send>(&self, py: Python<'_>, fut: impl Future<Output = T> + Send) -> PyResult<T> {
         match &self.driver {
             Driver::Loop(rt) => Ok(rt.bind(py).get().inner()?.block_on(py, fut)),
             Driver::Thread(_) => Ok(py.detach(move || futures::executor::block_on(fut))),

@@ -5,8 +5,11 @@
 //! host, in `policy/`, and never reach the worker.
 //!
 //! Each layer is one file with one [`Layer`] impl; [`Chain::for_method`] picks
-//! the layers a method's description asks for. No method describes a policy yet,
-//! so every chain is empty and a call goes straight to the handler.
+//! the layers a method's description asks for. Methods now describe policies
+//! (`MethodInfo.policies`), but every policy that is implemented runs on the
+//! host (`host/policies.rs`); the worker-side parts the schema reserves
+//! (`validate.hasValidator`, `cache.hasCondition`) have no layer yet, so every
+//! chain is empty and a call goes straight to the handler.
 //!
 //! ```
 //! use titan_pm::agent::middleware::Chain;

@@ -1,0 +1,171 @@
+//! What a worker was given by its host at `init`: processes it may call
+//! (@InjectProcess, sidecars), each a Cap'n Proto capability the host serves,
+//! and its class's host-held shared state (@SharedState). A worker can reach
+//! exactly the processes it was given: there is nothing to address others with.
+//!
+//! ```no_run
+//! use titan_pm::agent::WorkerDef;
+//! let def = WorkerDef::new("orders", "1.0.0");
+//! let caps = def.capabilities(); // filled in at init
+//! let def = def.method("place", move |(user,): (u64,)| {
+//!     let caps = caps.clone();
+//!     async move {
+//!         let name: String = caps.process("users")?.call("name", (user,)).await?;
+//!         let n = caps.shared()?.add("orders", 1).await?;
+//!         Ok(format!("order {n:?} for {name}"))
+//!     }
+//! });
+//! ```
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::protocol::ErrorInfo;
+use crate::titan_capnp::{caller, shared_state, worker};
+use crate::value::{self, Value};
+
+/// The capabilities a worker holds; clone it into methods before `init` fills it.
+#[derive(Clone, Default)]
+pub struct Capabilities {
+    inner: Rc<RefCell<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    processes: BTreeMap<String, caller::Client>,
+    shared: Option<shared_state::Client>,
+}
+
+impl Capabilities {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The process given under `name`.
+    pub fn process(&self, name: &str) -> Result<ProcessRef> {
+        let inner = self.inner.borrow();
+        match inner.processes.get(name) {
+            Some(c) => Ok(ProcessRef { name: name.to_string(), client: c.clone() }),
+            None => {
+                let given: Vec<&str> = inner.processes.keys().map(String::as_str).collect();
+                let given = if given.is_empty() { "none".to_string() } else { given.join(", ") };
+                Err(Error::Config(format!("no process named {name:?} was given to this worker (given: {given})")))
+            }
+        }
+    }
+
+    /// The names of the processes this worker was given.
+    pub fn process_names(&self) -> Vec<String> {
+        self.inner.borrow().processes.keys().cloned().collect()
+    }
+
+    /// This worker's class's shared state.
+    pub fn shared(&self) -> Result<SharedRef> {
+        let shared = self.inner.borrow().shared.clone();
+        shared.map(|client| SharedRef { client }).ok_or_else(|| Error::Config("this worker was given no shared state (its host is older)".into()))
+    }
+
+    /// Takes `other`'s contents (the agent's fresh set, at init) into this shared handle.
+    pub(crate) fn replace(&self, other: Capabilities) {
+        if !Rc::ptr_eq(&self.inner, &other.inner) {
+            let taken = std::mem::take(&mut *other.inner.borrow_mut());
+            *self.inner.borrow_mut() = taken;
+        }
+    }
+
+    /// Reads what the host handed over in `init`.
+    pub(crate) fn fill(&self, params: worker::init_params::Reader<'_>) -> capnp::Result<()> {
+        let mut inner = self.inner.borrow_mut();
+        if params.has_processes() {
+            for g in params.get_processes()? {
+                inner.processes.insert(g.get_name()?.to_string()?, g.get_caller()?);
+            }
+        }
+        if params.has_shared() {
+            inner.shared = Some(params.get_shared()?);
+        }
+        Ok(())
+    }
+}
+
+/// A process this worker may call, with the host's error kinds.
+#[derive(Clone)]
+pub struct ProcessRef {
+    name: String,
+    client: caller::Client,
+}
+
+impl ProcessRef {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Calls `method` with a tuple of arguments and decodes the result.
+    pub async fn call<R: serde::de::DeserializeOwned>(&self, method: &str, args: impl serde::Serialize) -> Result<R> {
+        value::from_value(self.call_value(method, value::to_args(&args)?, None).await?)
+    }
+
+    /// Calls with converted arguments; `timeout` `None` takes the process's default deadline.
+    pub async fn call_value(&self, method: &str, args: Vec<Value>, timeout: Option<Duration>) -> Result<Value> {
+        use crate::titan_capnp::call_result::Which;
+        let mut req = self.client.call_request();
+        {
+            let mut p = req.get();
+            p.set_method(method);
+            value::write_list(&args, p.reborrow().init_args(args.len() as u32));
+            p.set_timeout_ms(timeout.map(|t| t.as_millis().max(1) as u64).unwrap_or(0));
+        }
+        let reply = req.send().promise.await.map_err(rpc)?;
+        let result = reply.get().and_then(|r| r.get_result()).map_err(rpc)?;
+        match result.which().map_err(|e| rpc(e.into()))? {
+            Which::Ok(v) => value::read(v.map_err(rpc)?, "result"),
+            Which::Error(e) => Err(ErrorInfo::read(e.map_err(rpc)?)?.into_error()),
+        }
+    }
+}
+
+/// The host-held shared properties of this worker's class. Each operation is
+/// atomic on its own; a read sees every write that completed before it.
+#[derive(Clone)]
+pub struct SharedRef {
+    client: shared_state::Client,
+}
+
+impl SharedRef {
+    /// The property's value (`Null` if never set).
+    pub async fn get(&self, property: &str) -> Result<Value> {
+        let mut req = self.client.get_request();
+        req.get().set_property(property);
+        let reply = req.send().promise.await.map_err(rpc)?;
+        value::read(reply.get().and_then(|r| r.get_value()).map_err(rpc)?, property)
+    }
+
+    pub async fn set(&self, property: &str, v: Value) -> Result<()> {
+        let mut req = self.client.set_request();
+        req.get().set_property(property);
+        value::write(&v, req.get().init_value());
+        req.send().promise.await.map_err(rpc)?;
+        Ok(())
+    }
+
+    /// Adds `delta` (an int or a float; a missing value counts as 0) in one
+    /// step and returns the new value: concurrent increments are never lost.
+    pub async fn add(&self, property: &str, delta: impl Into<Value>) -> Result<Value> {
+        let mut req = self.client.add_request();
+        req.get().set_property(property);
+        value::write(&delta.into(), req.get().init_delta());
+        let reply = req.send().promise.await.map_err(rpc)?;
+        value::read(reply.get().and_then(|r| r.get_value()).map_err(rpc)?, property)
+    }
+}
+
+/// A failure of the capability itself: the host went away, or refused the operation.
+fn rpc(e: capnp::Error) -> Error {
+    match e.kind {
+        capnp::ErrorKind::Disconnected => Error::ManagerShutDown,
+        _ => Error::Config(e.extra.trim_start_matches("invalid configuration: ").to_string()),
+    }
+}

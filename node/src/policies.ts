@@ -1,0 +1,153 @@
+// Method policies (ARCHITECTURE.md section 8) as decorators that only declare:
+// each checks its options when applied (a TypeError naming the option) and
+// records them on the method under a global symbol; the worker runtime sends
+// them in `describe` and the core applies them on the host (shared by every
+// caller and by all members of a pool). They work as standard (TC39) and as
+// `experimentalDecorators` method decorators; order with @Public does not matter.
+//
+// Only what the host can apply is accepted: a JSON Schema object for @Validate
+// (a Standard Schema / zod / yup validator needs a worker-side layer that does
+// not exist yet) and no `condition` for @Cache; those throw rather than being ignored.
+
+const POLICIES = Symbol.for('titan-pm.policies');
+
+/** A duration: ms, or a string such as "30s", "1h". */
+export type Duration = number | string;
+
+export interface RateLimitOptions {
+  rps: number;
+  burst?: number;
+  strategy?: 'token-bucket' | 'sliding-window' | 'fixed-window';
+  /** An argument index, or a field of the first argument. */
+  key?: number | string;
+}
+export interface CacheOptions {
+  ttl: Duration;
+  key?: number | string;
+  condition?: (result: unknown) => boolean;
+}
+export interface ValidateOptions {
+  schema: Record<string, unknown>;
+}
+export interface CircuitBreakerOptions {
+  threshold?: number;
+  timeout?: Duration;
+  halfOpenRequests?: number;
+  /** A method of the same class (its name). */
+  fallback?: string;
+}
+export interface IdempotentOptions {
+  key: number | string;
+  ttl?: Duration;
+}
+export interface SelfHealOptions {
+  symptoms: string[];
+  action?: 'restart' | 'recycle' | 'reinit';
+  cooldown?: Duration;
+}
+
+type Marker = (target: any, context: any, descriptor?: PropertyDescriptor) => any;
+
+function declare(name: string, options: unknown): Marker {
+  return (target: any, context: any, descriptor?: PropertyDescriptor) => {
+    const standard = typeof context === 'object' && context !== null && 'kind' in context;
+    const fn = standard ? target : descriptor?.value;
+    if (typeof fn !== 'function' || (standard && context.kind !== 'method')) {
+      throw new TypeError(`@${name} applies to methods`);
+    }
+    const policies = { ...(fn[POLICIES] ?? {}), [name]: options };
+    Object.defineProperty(fn, POLICIES, { value: policies, configurable: true });
+  };
+}
+
+/** The policies declared on a method (undefined for none). */
+export function policiesOf(fn: unknown): Record<string, unknown> | undefined {
+  return typeof fn === 'function' ? (fn as any)[POLICIES] : undefined;
+}
+
+function positive(decorator: string, option: string, v: unknown): void {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+    throw new TypeError(`@${decorator}({ ${option} }) must be a positive number, not ${String(v)}`);
+  }
+}
+function whole(decorator: string, option: string, v: unknown): void {
+  if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) {
+    throw new TypeError(`@${decorator}({ ${option} }) must be a whole number >= 1, not ${String(v)}`);
+  }
+}
+function duration(decorator: string, option: string, v: unknown): void {
+  if (v === undefined || (typeof v === 'string' && v.trim() !== '')) return;
+  positive(decorator, option, v);
+}
+function key(decorator: string, v: unknown): void {
+  const ok = v === undefined || (typeof v === 'string' && v !== '') || (typeof v === 'number' && Number.isInteger(v) && v >= 0);
+  if (!ok) throw new TypeError(`@${decorator}({ key }) must be an argument index or a field name, not ${String(v)}`);
+}
+
+export function RateLimit(options: RateLimitOptions): Marker {
+  positive('RateLimit', 'rps', options?.rps);
+  whole('RateLimit', 'burst', options.burst);
+  if (options.strategy !== undefined && !['token-bucket', 'sliding-window', 'fixed-window'].includes(options.strategy)) {
+    throw new TypeError(`@RateLimit({ strategy }) must be token-bucket, sliding-window or fixed-window, not ${options.strategy}`);
+  }
+  key('RateLimit', options.key);
+  return declare('rateLimit', { ...options });
+}
+
+export function Cache(options: CacheOptions): Marker {
+  if (options?.ttl === undefined) throw new TypeError('@Cache({ ttl }) is required');
+  duration('Cache', 'ttl', options.ttl);
+  key('Cache', options.key);
+  if (options.condition !== undefined) {
+    throw new TypeError('@Cache({ condition }) needs a worker-side layer that titan-pm does not have yet');
+  }
+  return declare('cache', options.key === undefined ? { ttl: options.ttl } : { ttl: options.ttl, key: options.key });
+}
+
+export function Validate(options: ValidateOptions): Marker {
+  const s = options?.schema as any;
+  if (typeof s !== 'object' || s === null || Array.isArray(s) || '~standard' in s || typeof s.validate === 'function') {
+    throw new TypeError('@Validate({ schema }) takes a JSON Schema object; validator objects need a worker-side layer that titan-pm does not have yet');
+  }
+  return declare('validate', { schema: s });
+}
+
+export function Trace(): Marker {
+  return declare('trace', true);
+}
+
+export function Metric(name?: string): Marker {
+  if (name !== undefined && (typeof name !== 'string' || name === '')) {
+    throw new TypeError(`@Metric(name) must be a non-empty string, not ${String(name)}`);
+  }
+  return declare('metric', name ? { name } : true);
+}
+
+export function CircuitBreaker(options: CircuitBreakerOptions = {}): Marker {
+  whole('CircuitBreaker', 'threshold', options.threshold);
+  whole('CircuitBreaker', 'halfOpenRequests', options.halfOpenRequests);
+  duration('CircuitBreaker', 'timeout', options.timeout);
+  if (options.fallback !== undefined && (typeof options.fallback !== 'string' || options.fallback === '')) {
+    throw new TypeError('@CircuitBreaker({ fallback }) must name a method of the class');
+  }
+  return declare('circuitBreaker', { ...options });
+}
+
+export function Idempotent(options: IdempotentOptions): Marker {
+  if (options?.key === undefined) throw new TypeError('@Idempotent({ key }) is required');
+  key('Idempotent', options.key);
+  duration('Idempotent', 'ttl', options.ttl);
+  return declare('idempotent', { ...options });
+}
+
+export function SelfHeal(options: SelfHealOptions): Marker {
+  const s = options?.symptoms;
+  if (!Array.isArray(s) || s.length === 0 || !s.every((x) => typeof x === 'string' && x !== '')) {
+    throw new TypeError('@SelfHeal({ symptoms }) must be a non-empty list of names');
+  }
+  if (options.action !== undefined && !['restart', 'recycle', 'reinit'].includes(options.action)) {
+    throw new TypeError(`@SelfHeal({ action }) must be restart, recycle or reinit, not ${options.action}`);
+  }
+  duration('SelfHeal', 'cooldown', options.cooldown);
+  return declare('selfHeal', { ...options, symptoms: [...s] });
+}
