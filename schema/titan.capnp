@@ -140,6 +140,27 @@ struct Description {
   runtime @4 :Text;       # "rust", "python", "node", ...
   hasHealthCheck @5 :Bool;
   healthIntervalMs @6 :UInt64;  # the class's own probe interval (@HealthCheck({ interval })), 0 = the host's
+  workflow @7 :WorkflowInfo;     # set when the class is a workflow (@Workflow / @workflow / WorkerDef::stage)
+}
+
+# A workflow class's stage graph: its stages are public methods of the worker.
+struct WorkflowInfo {
+  stages @0 :List(StageInfo);
+  compensations @1 :List(CompensationInfo);
+}
+
+struct StageInfo {
+  name @0 :Text;            # the stage's name, unique in the workflow (keys of the results map)
+  dependsOn @1 :List(Text);
+  timeoutMs @2 :UInt64;     # per attempt; 0 = the method's / host's default deadline
+  retries @3 :UInt32;       # attempts after the first
+  parallel @4 :Bool = true; # false: runs alone, never alongside another stage
+  method @5 :Text;          # the public method that runs it
+}
+
+struct CompensationInfo {
+  stage @0 :Text;           # the stage it undoes
+  method @1 :Text;          # the public method: (result, error, context)
 }
 
 struct HealthReport {

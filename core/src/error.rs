@@ -94,6 +94,20 @@ pub enum Error {
     #[error("the process manager is shut down")]
     ManagerShutDown,
 
+    /// A workflow stage failed after its retries: the run's other stages were
+    /// cancelled and the compensations ran. `cause` is the stage's own error
+    /// (its `kind()` says timeout, remote error or crash); `compensations` says
+    /// how each compensation ended. The run is finished: running it again with
+    /// the same run id returns this error without running anything.
+    #[error("workflow {workflow} failed at stage {stage:?} (run {run_id}): {cause}{}", describe_compensations(compensations))]
+    Workflow {
+        workflow: String,
+        run_id: String,
+        stage: String,
+        cause: Box<Error>,
+        compensations: Vec<CompensationOutcome>,
+    },
+
     /// A method's rate limit refused the call (it did not run): retry after `retry_after_ms`.
     #[error("rate limit exceeded: retry after {retry_after_ms} ms")]
     RateLimit { retry_after_ms: u64 },
@@ -121,6 +135,7 @@ impl Error {
             Error::ProcessCrashed { .. } => ErrorKind::Disconnected,
             Error::MethodNotFound { .. } => ErrorKind::Unimplemented,
             Error::ProcessFailed { .. } | Error::ManagerShutDown => ErrorKind::ShutDown,
+            Error::Workflow { .. } => ErrorKind::Failed,
         }
     }
 
@@ -139,6 +154,7 @@ impl Error {
             Error::Config(_) | Error::NotFound { .. } | Error::Io { .. } | Error::Refused(_) => "ConfigError",
             Error::Cancelled => "CancelledError",
             Error::ManagerShutDown => "ProcessFailedError",
+            Error::Workflow { .. } => "WorkflowError",
             Error::RateLimit { .. } => "RateLimitError",
             Error::Validation { .. } => "ValidationError",
         }
@@ -153,6 +169,17 @@ impl Error {
     }
 }
 
+/// How one compensation of a failed workflow run ended (part of [`Error::Workflow`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompensationOutcome {
+    /// The stage it undid.
+    pub stage: String,
+    pub method: String,
+    pub attempts: u32,
+    /// `None`: it succeeded; else the last attempt's error (`Class: message`).
+    pub error: Option<String>,
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// "exit code 3", "signal 9", "exit status unknown".
@@ -162,6 +189,14 @@ pub fn describe_exit(exit_code: Option<i32>, signal: Option<i32>) -> String {
         (Some(c), None) => format!("exit code {c}"),
         (None, None) => "exit status unknown".to_string(),
     }
+}
+
+fn describe_compensations(c: &[CompensationOutcome]) -> String {
+    if c.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = c.iter().map(|o| format!("{} {}", o.method, if o.error.is_none() { "ok" } else { "failed" })).collect();
+    format!("; compensations: {}", each.join(", "))
 }
 
 fn tail_suffix(tail: &str) -> String {

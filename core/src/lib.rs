@@ -10,7 +10,7 @@
 //! | wire | [`protocol`] (errors as data, descriptions, health reports), [`transport`], `generated` (from `schema/titan.capnp`) |
 //! | worker side | [`agent`]: serves a [`agent::Handler`] (a Rust [`agent::WorkerDef`], or a Python or JS object through a bridge) |
 //! | host side | [`host`]: the [`ProcessManager`] engine — spawn, call, restart, health, metrics, shutdown |
-//! | above the host | [`pool`]: pools of workers with balancing, queueing, scaling, a breaker; [`supervise`]: OTP supervision trees of workers, pools and supervisors |
+//! | above the host | [`pool`]: pools of workers with balancing, queueing, scaling, a breaker; [`supervise`]: OTP supervision trees of workers, pools and supervisors; [`workflow`]: DAG workflows with retries, saga compensation and a journal that lets a run outlive its host |
 //! | operating it | [`control`]: the control socket the `titan-pm` CLI talks to (`Manager` in the schema), process files |
 //! | front-end seams | [`options`] (every option, read once from a `Value` in the caller's dialect), [`reports`] (every report as one `Value` shape), [`exposition`] (Prometheus text of every metric) |
 //!
@@ -39,6 +39,7 @@ pub mod supervise;
 pub mod telemetry;
 pub mod transport;
 pub mod value;
+pub mod workflow;
 
 pub use error::{Error, ErrorKind, Result};
 pub use generated::titan_capnp;
@@ -52,3 +53,4 @@ pub use state::ProcessState;
 pub use supervise::{ChildSpec, SupervisionStrategy, SupervisorHandle, SupervisorSpec};
 pub use transport::Transport;
 pub use value::Value;
+pub use workflow::{StageContext, StageOptions, WorkflowHandle, WorkflowOptions};

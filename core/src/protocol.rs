@@ -11,7 +11,7 @@
 use crate::error::{Error, Result};
 use crate::policy::method::{self as mp, ArgKey, MethodPolicies};
 use crate::state::ProcessState;
-use crate::titan_capnp::{description, error_info, health_report, method_policies};
+use crate::titan_capnp::{description, error_info, health_report, method_policies, workflow_info};
 use crate::value::text;
 use crate::dialect::{Dialect, Section};
 use crate::value::Value;
@@ -226,6 +226,180 @@ pub struct Description {
     pub has_health_check: bool,
     /// The class's own health probe interval (`@HealthCheck({ interval })`); 0 = the host's.
     pub health_interval_ms: u64,
+    /// The stage graph, when the class is a workflow.
+    pub workflow: Option<WorkflowInfo>,
+}
+
+/// A workflow class's stage graph as it crosses the wire (validated by
+/// [`crate::workflow::WorkflowDef::new`] when the workflow is loaded).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkflowInfo {
+    pub stages: Vec<StageInfo>,
+    pub compensations: Vec<CompensationInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageInfo {
+    pub name: String,
+    pub depends_on: Vec<String>,
+    /// Per attempt; 0 = the method's or the host's default deadline.
+    pub timeout_ms: u64,
+    /// Attempts after the first.
+    pub retries: u32,
+    /// `false`: the stage runs alone.
+    pub parallel: bool,
+    /// The public method that runs it.
+    pub method: String,
+}
+
+impl Default for StageInfo {
+    fn default() -> Self {
+        StageInfo { name: String::new(), depends_on: Vec::new(), timeout_ms: 0, retries: 0, parallel: true, method: String::new() }
+    }
+}
+
+/// A stage's own options (the Rust builder's; the decorators' `timeout`, `retries`, `parallel`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageOptions {
+    /// Per attempt; the attempt is cancelled in the worker when it passes.
+    pub timeout: Option<std::time::Duration>,
+    /// Attempts after the first (with the workflow's backoff and jitter between them).
+    pub retries: u32,
+    /// `false`: the stage never runs alongside another one.
+    pub parallel: bool,
+}
+
+impl Default for StageOptions {
+    fn default() -> Self {
+        StageOptions { timeout: None, retries: 0, parallel: true }
+    }
+}
+
+/// What a stage or compensation learns about its run (the second argument of a
+/// stage, the third of a compensation).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageContext {
+    pub run_id: String,
+    pub stage: String,
+    /// 1 for the first attempt; a stage run again after its host died gets the next number.
+    pub attempt: u32,
+    /// `runId/stage` (`runId/stage/compensate` for a compensation): the same on every
+    /// attempt and after a resume, for the stage's side effects to be done once.
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompensationInfo {
+    pub stage: String,
+    pub method: String,
+}
+
+impl WorkflowInfo {
+    pub fn write(&self, mut b: workflow_info::Builder<'_>) {
+        let mut l = b.reborrow().init_stages(self.stages.len() as u32);
+        for (i, st) in self.stages.iter().enumerate() {
+            let mut e = l.reborrow().get(i as u32);
+            e.set_name(st.name.as_str());
+            e.set_timeout_ms(st.timeout_ms);
+            e.set_retries(st.retries);
+            e.set_parallel(st.parallel);
+            e.set_method(st.method.as_str());
+            let mut d = e.init_depends_on(st.depends_on.len() as u32);
+            for (j, dep) in st.depends_on.iter().enumerate() {
+                d.set(j as u32, dep.as_str());
+            }
+        }
+        let mut l = b.init_compensations(self.compensations.len() as u32);
+        for (i, c) in self.compensations.iter().enumerate() {
+            let mut e = l.reborrow().get(i as u32);
+            e.set_stage(c.stage.as_str());
+            e.set_method(c.method.as_str());
+        }
+    }
+
+    pub fn read(r: workflow_info::Reader<'_>) -> Result<Self> {
+        let p = "description.workflow";
+        let mut stages = Vec::new();
+        for st in r.get_stages().map_err(ser)?.iter() {
+            let depends_on = st.get_depends_on().map_err(ser)?.iter().map(|t| text(t.map_err(ser)?, p)).collect::<Result<_>>()?;
+            stages.push(StageInfo {
+                name: text(st.get_name().map_err(ser)?, p)?,
+                depends_on,
+                timeout_ms: st.get_timeout_ms(),
+                retries: st.get_retries(),
+                parallel: st.get_parallel(),
+                method: text(st.get_method().map_err(ser)?, p)?,
+            });
+        }
+        let mut compensations = Vec::new();
+        for c in r.get_compensations().map_err(ser)?.iter() {
+            compensations.push(CompensationInfo { stage: text(c.get_stage().map_err(ser)?, p)?, method: text(c.get_method().map_err(ser)?, p)? });
+        }
+        Ok(WorkflowInfo { stages, compensations })
+    }
+
+    /// A runtime's `workflow` entry, in its dialect: `{stages: [{name, dependsOn (a name or a list),
+    /// timeout, retries, parallel, method}], compensations: [{stage, method}] | {stage: method}}`.
+    /// A stage without `method` runs the method of its own name.
+    pub fn from_value(v: &Value, dialect: Dialect) -> Result<Self> {
+        let mut s = Section::root(v, "workflow", dialect)?;
+        let mut stages = Vec::new();
+        let list = |s: &Section<'_>, name: &str, v: Option<&Value>| -> Result<Vec<Value>> {
+            match v {
+                None => Ok(Vec::new()),
+                Some(Value::List(items)) => Ok(items.clone()),
+                Some(other) => Err(s.error(name, format!("must be a list, not {}", other.type_name()))),
+            }
+        };
+        let raw = s.get("stages");
+        for (i, st) in list(&s, "stages", raw)?.iter().enumerate() {
+            let mut e = Section::root(st, "stage", dialect).map_err(|e| Error::Config(format!("workflow.stages[{i}]: {e}")))?;
+            let at = |e: Error| Error::Config(format!("workflow.stages[{i}].{}", e.to_string().trim_start_matches("invalid configuration: ")));
+            let name = e.text("name").map_err(at)?.ok_or_else(|| Error::Config(format!("workflow.stages[{i}]: a stage needs a name")))?.to_string();
+            let depends_on = match e.get("dependsOn") {
+                None => Vec::new(),
+                Some(Value::Text(t)) => vec![t.clone()],
+                Some(Value::List(items)) => items
+                    .iter()
+                    .map(|d| match d {
+                        Value::Text(t) => Ok(t.clone()),
+                        other => Err(Error::Config(format!("workflow.stages[{i}] ({name}): dependsOn must list stage names, not {}", other.type_name()))),
+                    })
+                    .collect::<Result<_>>()?,
+                Some(other) => return Err(Error::Config(format!("workflow.stages[{i}] ({name}): dependsOn must be a name or a list, not {}", other.type_name()))),
+            };
+            let timeout_ms = e.duration("timeout").map_err(at)?.map(|d| d.as_millis().max(1) as u64).unwrap_or(0);
+            let retries = e.count("retries").map_err(at)?.unwrap_or(0) as u32;
+            let parallel = e.bool("parallel").map_err(at)?.unwrap_or(true);
+            let method = e.text("method").map_err(at)?.unwrap_or(&name).to_string();
+            e.finish().map_err(at)?;
+            stages.push(StageInfo { name, depends_on, timeout_ms, retries, parallel, method });
+        }
+        let mut compensations = Vec::new();
+        match s.get("compensations") {
+            None => {}
+            Some(Value::Map(entries)) => {
+                for (stage, m) in entries {
+                    let Value::Text(method) = m else {
+                        return Err(Error::Config(format!("workflow.compensations.{stage}: must be a method name, not {}", m.type_name())));
+                    };
+                    compensations.push(CompensationInfo { stage: stage.clone(), method: method.clone() });
+                }
+            }
+            Some(Value::List(items)) => {
+                for (i, c) in items.iter().enumerate() {
+                    let (Some(Value::Text(stage)), Some(Value::Text(method))) = (c.get("stage"), c.get("method")) else {
+                        return Err(Error::Config(format!("workflow.compensations[{i}]: expected {{stage, method}}")));
+                    };
+                    compensations.push(CompensationInfo { stage: stage.clone(), method: method.clone() });
+                }
+            }
+            Some(other) => return Err(Error::Config(format!("workflow.compensations: must be a list or a map, not {}", other.type_name()))),
+        }
+        s.finish()?;
+        Ok(WorkflowInfo { stages, compensations })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -251,6 +425,9 @@ impl Description {
         b.set_runtime(self.runtime.as_str());
         b.set_has_health_check(self.has_health_check);
         b.set_health_interval_ms(self.health_interval_ms);
+        if let Some(w) = &self.workflow {
+            w.write(b.reborrow().init_workflow());
+        }
         let mut l = b.init_methods(self.methods.len() as u32);
         for (i, m) in self.methods.iter().enumerate() {
             let mut e = l.reborrow().get(i as u32);
@@ -282,12 +459,14 @@ impl Description {
             runtime: text(r.get_runtime().map_err(ser)?, p)?,
             has_health_check: r.get_has_health_check(),
             health_interval_ms: r.get_health_interval_ms(),
+            workflow: if r.has_workflow() { Some(WorkflowInfo::read(r.get_workflow().map_err(ser)?)?) } else { None },
         })
     }
 
     /// A worker runtime's description of its class, in its language's dialect:
     /// `{name, version, methods: [name | [name, timeoutMs] | {name, timeout, policies}], runtime,
-    /// hasHealthCheck, healthInterval}` (durations in the dialect's unit). `pid` is this process's.
+    /// hasHealthCheck, healthInterval, workflow}` (durations in the dialect's unit; `workflow` as
+    /// [`WorkflowInfo::from_value`] reads it). `pid` is this process's.
     /// `policies` is read by [`MethodPolicies::from_section`] and checked: bad options fail here,
     /// naming the option.
     pub fn from_value(v: &Value, dialect: Dialect) -> Result<Self> {
@@ -326,6 +505,10 @@ impl Description {
             runtime: s.text("runtime")?.unwrap_or_default().to_string(),
             has_health_check: s.bool("hasHealthCheck")?.unwrap_or(false),
             health_interval_ms: s.duration("healthInterval")?.map(|d| d.as_millis() as u64).unwrap_or(0),
+            workflow: match s.get("workflow") {
+                None => None,
+                Some(w) => Some(WorkflowInfo::from_value(w, dialect)?),
+            },
         };
         Ok(d)
     }

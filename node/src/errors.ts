@@ -65,6 +65,16 @@ export class CircuitOpenError extends TitanError {}
 /** An option given to the manager is invalid. */
 export class ConfigError extends TitanError {}
 
+/** A workflow stage failed after its retries and the compensations ran: `stage`, `kind`
+ * (`'timeout' | 'remote' | 'crash' | ...`), `cause` (the stage's own error), `compensations`. */
+export class WorkflowError extends TitanError {
+  workflow = '';
+  runId = '';
+  stage = '';
+  kind = '';
+  compensations: { stage: string; method: string; attempts: number; error: string | null }[] = [];
+}
+
 /** A method's rate limit refused the call (it did not run): retry after `retryAfter` ms. */
 export class RateLimitError extends TitanError {
   retryAfter = 0;
@@ -86,6 +96,7 @@ const classes: Record<string, new (message: string) => TitanError> = {
   PoolBackpressureError,
   CircuitOpenError,
   ConfigError,
+  WorkflowError,
   RateLimitError,
   ValidationError,
 };
@@ -119,6 +130,9 @@ export function fromNative(e: unknown): unknown {
   }
   if (err instanceof ProcessCrashedError && typeof tagged.signal === 'number') {
     err.signal = signalName(tagged.signal);
+  }
+  if (err instanceof WorkflowError && err.cause) {
+    err.cause = fromNative(err.cause);
   }
   if (err instanceof RemoteError && err.remoteStack) {
     err.stack = `${err.stack}\n--- remote stack ---\n${err.remoteStack}`;

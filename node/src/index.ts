@@ -16,9 +16,12 @@ export {
   PoolBackpressureError,
   CircuitOpenError,
   ConfigError,
+  WorkflowError,
   RateLimitError,
   ValidationError,
 } from './errors';
+export { Workflow, Stage, Compensate, WorkflowHandle } from './workflow';
+export type { StageOptions, StageContext, WorkflowClassOptions, WorkflowEvent, WorkflowEventName, RunSummary } from './workflow';
 export { RateLimit, Cache, Validate, Trace, Metric, CircuitBreaker, Idempotent, SelfHeal, policiesOf } from './policies';
 export { PoolStrategy } from './types';
 export type * from './types';

@@ -25,6 +25,7 @@ import type {
   SpawnOptions,
 } from './types';
 import { Description, LoadError, Runtime } from './worker/runtime';
+import { loadWorkflow, RunSummary, WorkflowHandle } from './workflow';
 
 /** The worker runtime's entry: a worker thread's script, and a child's via TITAN_NODE_WORKER. */
 const WORKER_ENTRY = path.join(__dirname, 'worker', 'main.js');
@@ -185,6 +186,27 @@ export class ProcessManager extends EventEmitter {
 
   getProcess(process: ProcessRef): Promise<ProcessInfo> {
     return this.#native.getProcess(idOf(process)).catch(rethrow) as Promise<ProcessInfo>;
+  }
+
+  /** Loads a @Workflow class from its compiled file (its stages run where it is spawned: a worker
+   * thread, this thread with isolation `none`, or a child), checks its stage graph (a cycle or an
+   * unknown `dependsOn` is a ConfigError) and returns a handle: `await wf.run(input, { runId })`.
+   * Options: spawn options, and `retryBackoff`, `retryJitter`, `compensationRetries`. */
+  async workflow(target: string, options: SpawnOptions & { retryBackoff?: object; retryJitter?: number; compensationRetries?: number } = {}): Promise<WorkflowHandle> {
+    const { retryBackoff, retryJitter, compensationRetries, ...spawnOptions } = options;
+    const proxy = await this.spawn(target, spawnOptions);
+    const id = proxy.__processId;
+    try {
+      return await loadWorkflow(this.#native, id, { retryBackoff, retryJitter, compensationRetries });
+    } catch (e) {
+      await this.kill(id).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** The newest runs of the manager's workflow journal with their state. */
+  workflowRuns(limit = 100): Promise<RunSummary[]> {
+    return this.#native.workflowManagerRuns(limit).catch(rethrow) as Promise<RunSummary[]>;
   }
 
   /** Stops intake, drains in-flight calls, runs @OnShutdown hooks, then stops every worker. */

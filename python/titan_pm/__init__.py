@@ -26,6 +26,7 @@ from .errors import (
 )
 from ._options import PoolStrategy
 from .host import Pool, ProcessHandle, ProcessManager
+from .workflow import Workflow, WorkflowError, compensate, stage, workflow
 from .supervise import Supervisor, SupervisionStrategy, child, supervisor
 
 
@@ -60,6 +61,11 @@ __all__ = [
     "PoolBackpressureError",
     "CircuitOpenError",
     "ConfigError",
+    "workflow",
+    "stage",
+    "compensate",
+    "Workflow",
+    "WorkflowError",
     "RateLimitError",
     "ValidationError",
     "rate_limit",

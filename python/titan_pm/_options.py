@@ -122,6 +122,11 @@ class Monitoring(TypedDict, total=False):
     tracing: bool
 
 
+class WorkflowsOptions(TypedDict, total=False):
+    journal: str  # a SQLite file, or ":memory:" (the default: this process only)
+    lease: Seconds  # how long a host's claim on a run lasts without renewal
+
+
 class ManagerOptions(TypedDict, total=False):
     isolation: str
     transport: str
@@ -138,6 +143,7 @@ class ManagerOptions(TypedDict, total=False):
     python: str
     node: str
     tcp_host: str
+    workflows: WorkflowsOptions
 
 
 class SpawnOptions(TypedDict, total=False):

@@ -149,6 +149,7 @@ class Runtime:
             "runtime": f"python {sys.version_info[0]}.{sys.version_info[1]}",
             "has_health_check": d.health_check is not None,
             "health_interval": d.health_interval,
+            "workflow": d.cls.__dict__.get("__titan_workflow__"),  # the stage graph of a @workflow class
         }
 
     def init(self, dependencies: Dict[str, Any], done: Any) -> None:

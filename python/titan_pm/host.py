@@ -365,6 +365,20 @@ class ProcessManager:
         pool_id = await self._wait(self._native.pool(target, in_process, options))
         return Pool(self, pool_id)
 
+    async def workflow(self, target: Any, *, isolation: Optional[str] = None, **options: Any) -> Any:
+        """Loads a `@workflow` class (runs in this process: isolation "none" unless given) or
+        `file.py[:Class]`, checks its stage graph, and returns a `titan_pm.Workflow`. Options:
+        spawn options, `retry_backoff` (dict), `retry_jitter`, `compensation_retries`."""
+        from .workflow import load
+
+        return await load(self, target, isolation, options)
+
+    async def workflow_runs(self, limit: int = 100) -> List[Dict[str, Any]]:
+        """The newest runs of the manager's workflow journal with their state
+        ("running", "compensating", "completed", "failed")."""
+        self._bind()
+        return await self._wait(_native.workflow_runs(self._native, limit))
+
     async def supervisor(self, cls: Any) -> "Supervisor":
         """Starts a `@supervisor` class (see `titan_pm.supervise`): its children in
         declaration order, each ready before the next."""

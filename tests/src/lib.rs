@@ -393,3 +393,5 @@ fn bump(runs: &Cell<u64>) -> Result<u64, WorkerError> {
 pub fn runs_in(path: &std::path::Path) -> usize {
     std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
 }
+
+pub mod workflows;

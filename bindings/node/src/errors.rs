@@ -58,6 +58,24 @@ fn build(env: Env, e: &Error) -> napi::Result<Js> {
             set_str("stderrTail", stderr_tail)?;
         }
         Error::PoolBackpressure { queue_size } => set_num("queueSize", *queue_size as f64)?,
+        Error::Workflow { workflow, run_id, stage, cause, compensations } => {
+            set_str("workflow", workflow)?;
+            set_str("runId", run_id)?;
+            set_str("stage", stage)?;
+            set_str("kind", titan_pm::workflow::failure_kind(cause))?;
+            js::set(env, err, "cause", build(env, cause)?)?;
+            let list = js::array(env, compensations.len())?;
+            for (i, c) in compensations.iter().enumerate() {
+                let o = crate::convert::to_js(env, &titan_pm::Value::Map(vec![
+                    ("stage".into(), titan_pm::Value::Text(c.stage.clone())),
+                    ("method".into(), titan_pm::Value::Text(c.method.clone())),
+                    ("attempts".into(), titan_pm::Value::Int(c.attempts as i64)),
+                    ("error".into(), c.error.clone().map(titan_pm::Value::Text).unwrap_or(titan_pm::Value::Null)),
+                ]))?;
+                js::set_index(env, list, i as u32, o)?;
+            }
+            js::set(env, err, "compensations", list)?;
+        }
         Error::RateLimit { retry_after_ms } => set_num("retryAfter", *retry_after_ms as f64)?,
         Error::Validation { failures } => {
             let list = js::array(env, failures.len())?;

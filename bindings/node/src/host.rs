@@ -352,7 +352,7 @@ fn id_to_js(env: Env, id: u64) -> napi::Result<Js> {
     js::number(env, id as f64)
 }
 
-fn unit_to_js(env: Env, _: ()) -> napi::Result<Js> {
+pub(crate) fn unit_to_js(env: Env, _: ()) -> napi::Result<Js> {
     js::undefined(env)
 }
 

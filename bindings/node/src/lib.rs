@@ -16,7 +16,8 @@
 //! - worker runtimes in a host (isolation `worker`/`none`): `newSlot`,
 //!   `attach`, `attachFailed`, `portClosed`, `releaseSlot`;
 //! - a child worker process: `takeEndpoint`, `serveChild`;
-//! - replies from any worker runtime: `settle`, `fail`.
+//! - replies from any worker runtime: `settle`, `fail`;
+//! - workflows: `NativeWorkflow`, `NativeManager.workflowLoad/Run/Runs/NextEvent` (`workflow.rs`).
 
 mod agent;
 mod convert;
@@ -28,6 +29,7 @@ mod output;
 mod reports;
 mod runtime;
 mod tsfn;
+mod workflow;
 
 use std::sync::{Arc, Mutex};
 

@@ -68,6 +68,24 @@ fn build(py: Python<'_>, err: &Error) -> PyResult<PyErr> {
             "PoolBackpressureError"
         }
         Error::CircuitOpen => "CircuitOpenError",
+        Error::Workflow { workflow, run_id, stage, cause, compensations } => {
+            attrs.set_item("workflow", workflow)?;
+            attrs.set_item("run_id", run_id)?;
+            attrs.set_item("stage", stage)?;
+            attrs.set_item("kind", titan_pm::workflow::failure_kind(cause))?;
+            attrs.set_item("cause", build(py, cause)?.into_value(py))?;
+            let outcomes = pyo3::types::PyList::empty(py);
+            for c in compensations {
+                let d = PyDict::new(py);
+                d.set_item("stage", &c.stage)?;
+                d.set_item("method", &c.method)?;
+                d.set_item("attempts", c.attempts)?;
+                d.set_item("error", &c.error)?;
+                outcomes.append(d)?;
+            }
+            attrs.set_item("compensations", outcomes)?;
+            "WorkflowError"
+        }
         Error::RateLimit { retry_after_ms } => {
             attrs.set_item("retry_after", *retry_after_ms as f64 / 1000.0)?;
             "RateLimitError"

@@ -22,6 +22,7 @@ mod reports;
 mod runtime;
 mod supervise;
 mod telemetry;
+mod workflow;
 
 /// Lets a value that is only touched on the current thread cross `Python::detach`,
 /// whose closure runs on this same thread.
@@ -51,6 +52,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(options::check_manager_options, m)?)?;
     m.add_function(wrap_pyfunction!(options::option_schema, m)?)?;
     m.add_function(wrap_pyfunction!(options::event_names, m)?)?;
+    // workflows
+    m.add_class::<workflow::NativeWorkflow>()?;
+    m.add_function(wrap_pyfunction!(workflow::workflow_start, m)?)?;
+    m.add_function(wrap_pyfunction!(workflow::workflow_runs, m)?)?;
     // values
     m.add_function(wrap_pyfunction!(convert::roundtrip, m)?)?;
     m.add("MAX_DEPTH", titan_pm::value::MAX_DEPTH)?;

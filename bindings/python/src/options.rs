@@ -50,6 +50,10 @@ pub fn pool(options: &Bound<'_, PyDict>) -> PyResult<PoolOptions> {
     read(options, options::pool)
 }
 
+pub fn workflow(options: &Bound<'_, PyDict>) -> PyResult<titan_pm::workflow::WorkflowOptions> {
+    read(options, options::workflow)
+}
+
 /// A whole supervision tree (`titan_pm.supervise` builds the dict from a decorated class).
 pub fn supervisor_tree(tree: &Bound<'_, PyAny>) -> PyResult<titan_pm::SupervisorSpec> {
     let value = convert::to_value(tree, "supervisor").map_err(errors::to_py)?;

@@ -24,7 +24,9 @@ use serde::Serialize;
 use super::{CallContext, Handler};
 use crate::error::{Error, Result as TitanResult};
 use crate::policy::method::{Cache, CircuitBreaker, Idempotent, MethodPolicies, Metric, RateLimit, SelfHeal, Validate};
-use crate::protocol::{Description, ErrorInfo, ErrorInfoKind, HealthReport, MethodInfo};
+use crate::protocol::{
+    CompensationInfo, Description, ErrorInfo, ErrorInfoKind, HealthReport, MethodInfo, StageContext, StageInfo, StageOptions, WorkflowInfo,
+};
 use crate::value::{self, Value};
 
 /// An error a Rust worker method raises: a type name (as the caller sees it) and a message.
@@ -74,6 +76,8 @@ pub struct WorkerDef {
     init: Option<InitFn>,
     health: Option<HealthFn>,
     shutdown: Vec<HookFn>,
+    /// Set once a stage is declared: the worker is a workflow class.
+    workflow: Option<WorkflowInfo>,
     capabilities: super::Capabilities,
     policies: BTreeMap<String, MethodPolicies>,
 }
@@ -87,9 +91,59 @@ impl WorkerDef {
             init: None,
             health: None,
             shutdown: Vec::new(),
+            workflow: None,
             capabilities: super::Capabilities::new(),
             policies: BTreeMap::new(),
         }
+    }
+
+    /// A workflow stage: a public method named `name` that gets `(input, context)`:
+    /// the run's input for a stage without dependencies, else the results so far by
+    /// stage name (a map), and the run's [`StageContext`] (its `idempotency_key` is
+    /// `runId/stage`). Declaring a stage makes the worker a workflow class.
+    ///
+    /// ```
+    /// use titan_pm::agent::WorkerDef;
+    /// use titan_pm::workflow::StageOptions;
+    /// use serde_json::{json, Value};
+    /// let def = WorkerDef::new("order", "1.0.0")
+    ///     .stage("reserve", &[], StageOptions::default(), |order: Value, _ctx| async move { Ok(json!({"held": order})) })
+    ///     .stage("charge", &["reserve"], StageOptions { retries: 3, ..Default::default() },
+    ///            |done: Value, _ctx| async move { Ok(done["reserve"].clone()) })
+    ///     .compensate("reserve", |_result, _error, _ctx| async move { Ok(()) });
+    /// assert_eq!(def.method_names(), ["charge", "reserve", "reserve:compensate"]);
+    /// ```
+    pub fn stage<I, R, F, Fut>(mut self, name: &str, depends_on: &[&str], options: StageOptions, f: F) -> Self
+    where
+        I: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+        F: Fn(I, StageContext) -> Fut + 'static,
+        Fut: Future<Output = Result<R, WorkerError>> + 'static,
+    {
+        let info = StageInfo {
+            name: name.to_string(),
+            depends_on: depends_on.iter().map(|d| d.to_string()).collect(),
+            timeout_ms: options.timeout.map(|t| t.as_millis().max(1) as u64).unwrap_or(0),
+            retries: options.retries,
+            parallel: options.parallel,
+            method: name.to_string(),
+        };
+        self.workflow.get_or_insert_with(WorkflowInfo::default).stages.push(info);
+        self.method(name, move |(input, ctx): (I, StageContext)| f(input, ctx))
+    }
+
+    /// The compensation of `stage`, a public method `"{stage}:compensate"` that gets
+    /// `(result, error, context)`: the stage's result (null for the stage that failed
+    /// and for stages cancelled mid-flight) and its error (null for a completed stage).
+    pub fn compensate<F, Fut>(mut self, stage: &str, f: F) -> Self
+    where
+        F: Fn(serde_json::Value, Option<serde_json::Value>, StageContext) -> Fut + 'static,
+        Fut: Future<Output = Result<(), WorkerError>> + 'static,
+    {
+        let method = format!("{stage}:compensate");
+        let info = CompensationInfo { stage: stage.to_string(), method: method.clone() };
+        self.workflow.get_or_insert_with(WorkflowInfo::default).compensations.push(info);
+        self.method(&method, move |(result, error, ctx): (serde_json::Value, Option<serde_json::Value>, StageContext)| f(result, error, ctx))
     }
 
     /// Every policy of `method` at once (replaces what it had); checked by [`build`](Self::build).
@@ -244,6 +298,7 @@ impl Handler for WorkerDef {
             runtime: "rust".into(),
             has_health_check: self.health.is_some(),
             health_interval_ms: 0,
+            workflow: self.workflow.clone(),
         }
     }
 

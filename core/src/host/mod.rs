@@ -162,6 +162,8 @@ pub struct ManagerConfig {
     /// How long the engine thread keeps polling after a job before it sleeps:
     /// spends CPU to save a thread wake-up per call. `ZERO` turns it off.
     pub spin: Duration,
+    /// Where workflow runs are journaled (`workflows`).
+    pub workflows: WorkflowsConfig,
 }
 
 impl Default for ManagerConfig {
@@ -182,7 +184,24 @@ impl Default for ManagerConfig {
             node: "node".into(),
             tcp_host: "127.0.0.1".into(),
             spin: Duration::from_micros(200),
+            workflows: WorkflowsConfig::default(),
         }
+    }
+}
+
+/// The manager's `workflows` options (the workflow engine above the host reads them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowsConfig {
+    /// The SQLite journal file; `None` (`':memory:'`, the default) keeps runs in this process only.
+    pub journal: Option<PathBuf>,
+    /// How long a host's claim on a run lasts without renewal (renewed every third of it
+    /// while the run goes on). A run whose host died is resumed by another after this.
+    pub lease: Duration,
+}
+
+impl Default for WorkflowsConfig {
+    fn default() -> Self {
+        WorkflowsConfig { journal: None, lease: Duration::from_secs(30) }
     }
 }
 
@@ -314,17 +333,21 @@ impl EventKind {
 
 type Job = Box<dyn FnOnce(Rc<Engine>) -> LocalBoxFuture<'static, ()> + Send>;
 
-struct Shared {
+pub(crate) struct Shared {
     jobs: mpsc::UnboundedSender<Job>,
     events: broadcast::Sender<Event>,
     /// The `Send` side of every live service above the host (a pool's event channel), by id.
     services: std::sync::Mutex<std::collections::HashMap<u64, Arc<dyn std::any::Any + Send + Sync>>>,
+    /// What `workflows` says, and the manager's workflow journal once opened (type-erased:
+    /// the `workflow` module above the host owns it).
+    pub(crate) workflows: WorkflowsConfig,
+    pub(crate) journal: std::sync::Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 /// Spawns, calls, supervises and stops workers. Clone it freely.
 #[derive(Clone)]
 pub struct ProcessManager {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl ProcessManager {
@@ -354,7 +377,10 @@ impl ProcessManager {
         crate::telemetry::init();
         let (jobs, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
-        let pm = ProcessManager { shared: Arc::new(Shared { jobs, events: events.clone(), services: Default::default() }) };
+        let workflows = config.workflows.clone();
+        let pm = ProcessManager {
+            shared: Arc::new(Shared { jobs, events: events.clone(), services: Default::default(), workflows, journal: Default::default() }),
+        };
         let run = move || -> LocalBoxFuture<'static, ()> { Box::pin(Engine::run(config, events, rx)) };
         (pm, run)
     }
@@ -541,5 +567,16 @@ impl ProcessHandle {
 
     pub async fn info(&self) -> Result<ProcessInfo> {
         self.pm.get_process(self.id).await
+    }
+
+    /// What the worker said about itself when it started (name, version, methods, workflow).
+    pub async fn describe(&self) -> Result<crate::protocol::Description> {
+        let id = self.id;
+        self.pm
+            .exec(move |engine| async move {
+                let p = engine.process(id)?;
+                p.description().ok_or(Error::ProcessFailed { process_id: id, state: p.state() })
+            })
+            .await
     }
 }

@@ -217,6 +217,11 @@ impl Process {
         });
     }
 
+    /// What the current instance said about itself (`None` while there is none).
+    pub(crate) fn description(&self) -> Option<crate::protocol::Description> {
+        self.instance.borrow().as_ref().map(|i| i.description.clone())
+    }
+
     /// How long the current instance has been running (zero when none runs).
     pub(crate) fn uptime(&self) -> Duration {
         if self.state() == ProcessState::Running { self.started.get().elapsed() } else { Duration::ZERO }

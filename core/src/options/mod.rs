@@ -82,6 +82,9 @@ pub fn manager(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> R
     if let Some(o) = output(&mut s, callbacks)? {
         c.output = o;
     }
+    if let Some(w) = workflows(&mut s)? {
+        c.workflows = w;
+    }
     for (name, field) in [("python", &mut c.python), ("node", &mut c.node), ("tcpHost", &mut c.tcp_host)] {
         if let Some(t) = s.text(name)? {
             *field = t.to_string();
@@ -484,6 +487,50 @@ fn monitoring(s: &mut Section<'_>) -> Result<Option<(Monitoring, Option<std::tim
     Ok(Some((out, timeout)))
 }
 
+/// `workflows: { journal: 'path.db' | ':memory:', lease }`: where runs are journaled
+/// and how long a host's claim on a run lasts without renewal.
+fn workflows(s: &mut Section<'_>) -> Result<Option<crate::workflow::WorkflowsConfig>> {
+    let Some(mut w) = s.section("workflows")? else { return Ok(None) };
+    let mut c = crate::workflow::WorkflowsConfig::default();
+    match w.text("journal")? {
+        None => {}
+        Some("") => return Err(w.error("journal", "must be a file path or \":memory:\"")),
+        Some(":memory:") => c.journal = None,
+        Some(path) => c.journal = Some(path.into()),
+    }
+    if let Some(d) = w.duration("lease")? {
+        if d < std::time::Duration::from_millis(100) {
+            return Err(w.error("lease", "must be at least 100 ms"));
+        }
+        c.lease = d;
+    }
+    w.finish()?;
+    Ok(Some(c))
+}
+
+/// A workflow's options (`pm.workflow(target, options)`): how its class is spawned
+/// (the spawn options), and `retryBackoff` / `retryJitter` / `compensationRetries`.
+pub fn workflow(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Result<crate::workflow::WorkflowOptions> {
+    let mut s = Section::root(v, "workflow", dialect)?;
+    let mut o = crate::workflow::WorkflowOptions { dialect, ..Default::default() };
+    if let Some(mut b) = s.section("retryBackoff")? {
+        o.backoff = backoff(&mut b, o.backoff)?;
+        b.finish()?;
+    }
+    if let Some(j) = s.number("retryJitter")? {
+        if !(0.0..=1.0).contains(&j) {
+            return Err(s.error("retryJitter", format!("must be between 0 and 1, not {j}")));
+        }
+        o.jitter = j;
+    }
+    if let Some(n) = s.count("compensationRetries")? {
+        o.compensation_retries = n as u32;
+    }
+    o.spawn = spawn_fields(&mut s, callbacks)?;
+    s.finish()?;
+    Ok(o)
+}
+
 /// `output`: `prefix`, `inherit`, `ignore`, or a bridge's `callback:N`.
 fn output(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<Option<Output>> {
     let Some(t) = s.text("output")? else { return Ok(None) };
@@ -514,6 +561,7 @@ pub fn schema(kind: &str, dialect: Dialect) -> Vec<String> {
         let _ = match kind {
             "manager" => manager(&Value::Null, dialect, &none).map(|_| ()),
             "spawn" => spawn(&Value::Null, dialect, &none).map(|_| ()),
+            "workflow" => workflow(&Value::Null, dialect, &none).map(|_| ()),
             "supervisor" => supervisor(&Value::Null, dialect).map(|_| ()),
             "child" => child(&Value::Null, dialect, &none).map(|_| ()),
             _ => pool(&Value::Null, dialect, &none).map(|_| ()),

@@ -12,6 +12,9 @@
 //! let exp = Backoff::default();
 //! assert_eq!([exp.delay(1), exp.delay(2), exp.delay(3)], [ms(100), ms(200), ms(400)]);
 //! assert_eq!(exp.delay(40), Duration::from_secs(30));
+//! // With jitter 0.5 the wait is drawn from [delay / 2, delay]: `unit` is the draw in [0, 1).
+//! assert_eq!(exp.jittered(2, 0.5, 0.0), ms(100));
+//! assert_eq!(exp.jittered(2, 0.5, 0.5), ms(150));
 //! ```
 
 use std::time::Duration;
@@ -65,5 +68,14 @@ impl Backoff {
             BackoffKind::Exponential => self.multiplier.max(1.0).powi((n - 1).min(64) as i32),
         };
         Duration::try_from_secs_f64(self.initial.as_secs_f64() * factor).unwrap_or(self.max).min(self.max)
+    }
+
+    /// The wait before attempt `n` with `jitter` (0 to 1) spread: uniform in
+    /// `[delay × (1 − jitter), delay]`, `unit` being a draw in `[0, 1)`. Many callers
+    /// retrying at once do not retry in lockstep.
+    pub fn jittered(&self, n: u32, jitter: f64, unit: f64) -> Duration {
+        let d = self.delay(n).as_secs_f64();
+        let j = jitter.clamp(0.0, 1.0);
+        Duration::from_secs_f64(d * (1.0 - j + j * unit.clamp(0.0, 1.0)))
     }
 }

@@ -262,6 +262,16 @@ impl PoolHandle {
         self.pm.exec_with(true, move |engine| async move { runtime::pool(&engine, id)?.call(method, args, options, parent).await }).await
     }
 
+    /// What the pool's workers say about themselves (a serving member's description).
+    pub async fn describe(&self) -> Result<crate::protocol::Description> {
+        let id = self.id;
+        self.pm
+            .exec(move |engine| async move {
+                runtime::pool(&engine, id)?.description().ok_or(crate::error::Error::NotFound { what: "pool member", id })
+            })
+            .await
+    }
+
     /// The number of workers serving (not counting ones draining to leave).
     pub async fn size(&self) -> Result<usize> {
         let id = self.id;

@@ -395,6 +395,11 @@ impl Pool {
 
     // ---- size ----
 
+    /// A serving member's description (every member runs the same target).
+    pub(crate) fn description(&self) -> Option<crate::protocol::Description> {
+        self.members.borrow().iter().filter(|m| !m.retiring.get()).find_map(|m| m.process.description())
+    }
+
     /// The process ids of the members serving now.
     pub(crate) fn member_ids(&self) -> Vec<u64> {
         self.members.borrow().iter().map(|m| m.process.id).collect()

@@ -23,6 +23,7 @@ export interface Description {
   runtime: 'node';
   hasHealthCheck: boolean;
   healthInterval?: number;
+  workflow?: unknown;
 }
 
 /** Why a worker file cannot be served; the message is what users see. */
@@ -163,7 +164,9 @@ export class Runtime {
       const policies = policiesOf(this.instance[m]);
       return policies ? { name: m, policies } : m;
     });
-    return { name, version, methods: described, runtime: 'node', hasHealthCheck: healthCheck !== undefined, healthInterval };
+    // A @Workflow class's stage graph (workflow.ts) travels with the description.
+    const workflow = this.instance?.constructor?.[Symbol.for('titan-pm.workflow')];
+    return { name, version, methods: described, runtime: 'node', hasHealthCheck: healthCheck !== undefined, healthInterval, ...(workflow ? { workflow } : {}) };
   }
 
   readonly dispatch = (kind: number, token: number, method: string | null, payload: any): void => {

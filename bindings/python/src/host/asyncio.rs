@@ -33,7 +33,7 @@ impl AsyncManager {
         self.start_op(py, op.boxed())
     }
 
-    fn start_op(&self, py: Python<'_>, op: Op) -> PyResult<u64> {
+    pub(crate) fn start_op(&self, py: Python<'_>, op: Op) -> PyResult<u64> {
         match &self.driver {
             Driver::Loop(rt) => {
                 let rt = rt.bind(py).get();
@@ -56,6 +56,10 @@ impl AsyncManager {
             Driver::Loop(rt) => Ok(rt.bind(py).get().inner()?.block_on(py, fut)),
             Driver::Thread(_) => Ok(py.detach(move || futures::executor::block_on(fut))),
         }
+    }
+
+    pub(crate) fn manager(&self) -> &ProcessManager {
+        &self.pm
     }
 
     fn pool_handle(&self, id: u64) -> PyResult<PoolHandle> {
