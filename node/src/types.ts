@@ -178,7 +178,7 @@ export interface ProcessEvent {
  * (`{ dropped }`: worker output lines an output callback lost because its bounded queue was full while
  * this thread was busy).
  */
-export type EventName = 'spawn' | 'ready' | 'crash' | 'restart' | 'failed' | 'exit' | 'refused' | 'memory' | 'unhealthy' | 'output:dropped';
+export type EventName = 'spawn' | 'ready' | 'crash' | 'restart' | 'failed' | 'exit' | 'refused' | 'memory' | 'unhealthy' | 'selfheal' | 'output:dropped';
 
 type AnyFunction = (...args: any[]) => any;
 
