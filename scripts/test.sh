@@ -24,7 +24,7 @@ if ! command -v tmux >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/de
 fi
 run schema scripts/check-schema.sh
 run rust-build cargo build --workspace --all-targets
-run rust cargo test --workspace --quiet
+run rust cargo test --workspace --quiet --no-fail-fast
 [ -x scripts/test-python.sh ] && run python scripts/test-python.sh
 [ -x scripts/test-node.sh ] && run node scripts/test-node.sh
 # The README's Python and TypeScript blocks run (its Rust blocks are the crate tests/readme, built above).
