@@ -154,7 +154,7 @@ class Pool(Generic[T]):
 
     @property
     def size(self) -> int:
-        """The number of workers serving."""
+        """The number of members the pool is keeping (its target, including one being replaced)."""
         return self._pm._native.pool_size(self.pool_id)
 
     async def scale(self, size: int) -> None:

@@ -272,10 +272,11 @@ impl PoolHandle {
             .await
     }
 
-    /// The number of workers serving (not counting ones draining to leave).
+    /// The number of members the pool is keeping (its target), including one being replaced
+    /// or still starting; `metrics()` tells live from starting.
     pub async fn size(&self) -> Result<usize> {
         let id = self.id;
-        self.pm.exec(move |engine| async move { Ok(runtime::pool(&engine, id)?.size()) }).await
+        self.pm.exec(move |engine| async move { Ok(runtime::pool(&engine, id)?.target_size()) }).await
     }
 
     /// Grows or shrinks to `n` workers; removed workers finish their calls first.

@@ -405,8 +405,15 @@ impl Pool {
         self.members.borrow().iter().map(|m| m.process.id).collect()
     }
 
+    /// Members serving now (not retiring).
     pub(crate) fn size(&self) -> usize {
         self.members.borrow().iter().filter(|m| !m.retiring.get()).count()
+    }
+
+    /// The number of members the pool is keeping (its target), counting one being replaced
+    /// or started: what users read as `pool.size` (ARCHITECTURE §7); `metrics()` tells live from starting.
+    pub(crate) fn target_size(&self) -> usize {
+        self.desired.get()
     }
 
     pub(crate) async fn scale(self: &Rc<Self>, n: usize) -> Result<()> {
@@ -481,7 +488,7 @@ impl Pool {
                             pool.fail(format!("{failures} replacement workers in a row failed to start: {e}"));
                             break;
                         }
-                        tokio::time::sleep(Duration::from_millis(100 << failures.min(5))).await;
+                        tokio::time::sleep(crate::policy::Backoff::default().delay(failures)).await;
                     }
                 }
             }
