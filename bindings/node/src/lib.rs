@@ -89,18 +89,21 @@ impl NativeManager {
         Host::new(env.raw(), config.0, on_message.0).map(|host| NativeManager { host }).map_err(|e| throw(&env, e))
     }
 
-    #[napi(ts_return_type = "Promise<number>")]
+    #[napi(ts_args_type = "target: string, options: unknown", ts_return_type = "Promise<number>")]
     pub fn spawn_path(&self, env: Env, target: String, options: Raw) -> napi::Result<Raw> {
         self.host.spawn_path(env.raw(), target, options.0).map(Raw)
     }
 
-    #[napi(ts_return_type = "Promise<number>")]
+    #[napi(ts_args_type = "slot: number, target: string, options: unknown", ts_return_type = "Promise<number>")]
     pub fn spawn_slot(&self, env: Env, slot: f64, target: String, options: Raw) -> napi::Result<Raw> {
         self.host.spawn_slot(env.raw(), slot as u64, target, options.0).map(Raw)
     }
 
     /// `cancel`: a number naming the call for `cancelCall`.
-    #[napi(ts_return_type = "Promise<unknown>")]
+    #[napi(
+        ts_args_type = "id: number, method: string, args: unknown, timeout?: number | undefined | null, key?: string | undefined | null, cancel?: number | undefined | null",
+        ts_return_type = "Promise<unknown>"
+    )]
     #[allow(clippy::too_many_arguments)]
     pub fn call(
         &self,
@@ -119,12 +122,15 @@ impl NativeManager {
     // ---- pools ----
 
     /// A pool of `target`; with `slot`, of the JS runtime attached to it (and more like it).
-    #[napi(ts_return_type = "Promise<number>")]
+    #[napi(ts_args_type = "slot: number | undefined | null, target: string, options: unknown", ts_return_type = "Promise<number>")]
     pub fn pool(&self, env: Env, slot: Option<f64>, target: String, options: Raw) -> napi::Result<Raw> {
         self.host.pool(env.raw(), slot.map(|s| s as u64), target, options.0).map(Raw)
     }
 
-    #[napi(ts_return_type = "Promise<unknown>")]
+    #[napi(
+        ts_args_type = "pool: number, method: string, args: unknown, timeout?: number | undefined | null, key?: string | undefined | null, cancel?: number | undefined | null",
+        ts_return_type = "Promise<unknown>"
+    )]
     #[allow(clippy::too_many_arguments)]
     pub fn pool_call(
         &self,
