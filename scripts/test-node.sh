@@ -43,5 +43,5 @@ TITAN_TEST_NODE_WORKER="$PWD/node/test/build/standard/calculator.js" \
     cargo test --quiet -p titan-pm-tests --test node_worker -- --ignored || status=1
 
 step "node --test"
-cd node && node --test --test-reporter=tap --test-concurrency=1 test/*.test.js || status=1
+cd node && node --test --test-force-exit --test-reporter=tap --test-concurrency=1 test/*.test.js || status=1
 exit $status
