@@ -6,14 +6,19 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export CARGO_TERM_COLOR=never
+# One build from scratch: incremental caches only cost disk here.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 logs=$(mktemp -d)
 status=0
+times=""
 
 run() { # run NAME CMD... : runs one suite, keeps its log, remembers a failure
   local name=$1; shift
   echo "=== $name"
+  local t0=$SECONDS
   "$@" 2>&1 | tee "$logs/$name.log"
   local rc=${PIPESTATUS[0]}
+  times+="$name $((SECONDS - t0))s, "
   [ "$rc" = 0 ] || { echo "=== $name failed (exit $rc)"; status=1; }
 }
 
@@ -34,6 +39,7 @@ run readme .venv/bin/python tests/readme/check.py --python .venv/bin/python
 
 echo
 echo "=== summary"
+echo "time per suite: ${times%, }; disk used by $CARGO_TARGET_DIR: $(du -sh "$CARGO_TARGET_DIR" 2>/dev/null | cut -f1)"
 grep -h "^test result:" "$logs/rust.log" 2>/dev/null | awk '{p+=$4; f+=$6} END {printf "cargo: %d passed, %d failed\n", p, f}'
 [ -f "$logs/python.log" ] && grep -E "^=+ .*(passed|failed|error).* =+$" "$logs/python.log" | tail -1
 [ -f "$logs/node.log" ] && grep -E "^# (tests|pass|fail) " "$logs/node.log" | tail -3
