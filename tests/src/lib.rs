@@ -189,6 +189,22 @@ pub fn test_worker() -> WorkerDef {
             Ok(())
         })
         .method("raise", |(message,): (String,)| async move { Err::<(), _>(WorkerError::new("ValueError", message)) })
+        // For call retries (tests/tests/call_retries.rs): each call appends a line to `path`
+        // (a count that outlives the process); the first `crashes` calls abort the worker,
+        // later ones return the count.
+        .method("crash_first", |(path, crashes): (String, usize)| async move {
+            append_line(&path, "call");
+            let calls = std::fs::read_to_string(&path).map(|t| t.lines().count()).unwrap_or(0);
+            if calls <= crashes {
+                std::process::abort();
+            }
+            Ok(calls)
+        })
+        // Counts its calls in `path` like `crash_first`, and raises (the worker's own error).
+        .method("raise_counted", |(path,): (String,)| async move {
+            append_line(&path, "call");
+            Err::<(), _>(WorkerError::new("ValueError", "raised on purpose"))
+        })
         // ---- for the hardening tests ----
         // A text result of `n` bytes.
         .method("big_text", |(n,): (usize,)| async move { Ok("x".repeat(n)) })

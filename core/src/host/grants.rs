@@ -39,7 +39,7 @@ impl caller::Server for CallerServer {
         let timeout = (p.get_timeout_ms() > 0).then(|| Duration::from_millis(p.get_timeout_ms()));
         let outcome = match value::read_list(p.get_args()?, "args") {
             Ok(args) => match self.engine.upgrade() {
-                Some(engine) => engine.call_any(self.process_id, method, args, CallOptions { timeout, key: None }).await,
+                Some(engine) => engine.call_any(self.process_id, method, args, CallOptions { timeout, ..Default::default() }).await,
                 None => Err(Error::ManagerShutDown),
             },
             Err(e) => Err(e),

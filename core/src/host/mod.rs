@@ -270,6 +270,11 @@ pub struct CallOptions {
     pub timeout: Option<Duration>,
     /// A routing key for a pool's hash strategies.
     pub key: Option<String>,
+    /// How many times a call whose worker crashed is sent again, after the restart
+    /// (a pool: to another worker) and within the same deadline; `None`: 0 for a
+    /// process, the pool's `retries` for a pool. Only for calls safe to repeat
+    /// (at-least-once); see [`crate::policy::retry`].
+    pub retries: Option<u32>,
 }
 
 /// One row of `list_processes`.

@@ -16,7 +16,7 @@ use super::output::Dropped;
 use super::policies::{self, PolicyLayer};
 use crate::policy::method::HealAction;
 use crate::policy::trace::TraceContext;
-use crate::policy::RestartBudget;
+use crate::policy::{RestartBudget, Retry};
 use super::{CallOptions, EventKind, Isolation, Output, ProcessInfo, ProcessState, Resources, RestartPolicy, Target};
 use crate::error::{Error, Result};
 use crate::protocol::{ErrorInfo, HealthReport};
@@ -253,20 +253,49 @@ impl Process {
     pub(crate) async fn call(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, parent: Option<&TraceContext>) -> Result<Value> {
         let state = self.with_method(method, |m| if m.policies.is_empty() { None } else { self.policies.state(m) }).flatten();
         let Some(state) = state else {
-            return self.call_direct(method, args, options, &TraceContext::child_of(parent)).await;
+            return self.call_with_retries(method, args, options, &TraceContext::child_of(parent)).await;
         };
         let name = self.name.borrow().clone();
         policies::apply(&state, &name, args.to_vec(), parent, |m, a, ctx| {
             let me = self.clone();
             let options = options.clone();
-            async move { me.call_direct(&m, &a, &options, &ctx).await }
+            async move { me.call_with_retries(&m, &a, &options, &ctx).await }
         })
         .await
+    }
+
+    /// [`call_direct`](Self::call_direct), with `options.retries`: a call whose worker
+    /// crashed waits for the restart and is sent again, by the one retry rule
+    /// ([`Retry`]), all within the first attempt's deadline (never extended).
+    async fn call_with_retries(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, trace: &TraceContext) -> Result<Value> {
+        let Some(limit) = options.retries.filter(|n| *n > 0) else {
+            return self.call_direct(method, args, options, trace).await;
+        };
+        let timeout = self.call_timeout(method, options);
+        let deadline = Instant::now() + timeout;
+        let mut retry = Retry::new(limit);
+        loop {
+            match self.call_until(method, args, deadline, timeout, trace).await {
+                Err(e) if retry.again(&e, Instant::now(), deadline) => {}
+                result => return result,
+            }
+        }
+    }
+
+    /// A call's timeout: the call's own, else the method's, else the process's.
+    fn call_timeout(&self, method: &str, options: &CallOptions) -> Duration {
+        options.timeout.or_else(|| self.method_timeout(method)).unwrap_or(self.spec.timeout)
     }
 
     /// A call without the host-side policies (a pool applies its own around it); self-healing
     /// still watches its errors.
     pub(crate) async fn call_direct(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, trace: &TraceContext) -> Result<Value> {
+        let timeout = self.call_timeout(method, options);
+        self.call_until(method, args, Instant::now() + timeout, timeout, trace).await
+    }
+
+    /// One attempt of a call, by `deadline` (`timeout` is what a `CallTimeout` reports).
+    async fn call_until(self: &Rc<Self>, method: &str, args: &[Value], deadline: Instant, timeout: Duration, trace: &TraceContext) -> Result<Value> {
         // Refused here, before anything is built or counted: capnp cannot hold it (and would panic).
         value::check_list(args, "args")?;
         if method.len() > MAX_METHOD_NAME {
@@ -275,8 +304,6 @@ impl Process {
                 message: format!("a method name of {} bytes is over the limit of {MAX_METHOD_NAME}", method.len()),
             });
         }
-        let timeout = options.timeout.or_else(|| self.method_timeout(method)).unwrap_or(self.spec.timeout);
-        let deadline = Instant::now() + timeout;
         let instance = self.instance_for_call(deadline, method, timeout).await?;
         let started = Instant::now();
         let result = self.call_instance(&instance, method, args, deadline, timeout, trace).await;

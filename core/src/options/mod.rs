@@ -32,7 +32,7 @@
 pub use crate::dialect::{parse_bytes, parse_duration, probe, Dialect, Section, Toggle};
 
 use crate::error::{Error, Result};
-use crate::host::{HealthProbe, ManagerConfig, Monitoring, Output, Resources, SpawnOptions};
+use crate::host::{CallOptions, HealthProbe, ManagerConfig, Monitoring, Output, Resources, SpawnOptions};
 use crate::policy::backoff::BackoffKind;
 use crate::policy::{Backoff, BreakerOptions, RestartPolicy};
 use crate::pool::{AutoScale, PoolHealth, PoolOptions, PoolSize, Recycle};
@@ -169,8 +169,8 @@ fn pool_fields(s: &mut Section<'_>) -> Result<PoolOptions> {
         o.max_queue_size = n as usize;
     }
     o.request_timeout = s.duration("requestTimeout")?;
-    if let Some(n) = s.count("retries")? {
-        o.retries = n as u32;
+    if let Some(n) = retries(s)? {
+        o.retries = n;
     }
     if let Some(ws) = s.get("weights") {
         let Value::List(items) = ws else { return Err(s.error("weights", "must be a list of whole numbers")) };
@@ -238,6 +238,36 @@ fn pool_fields(s: &mut Section<'_>) -> Result<PoolOptions> {
         r.finish()?;
     }
     Ok(o)
+}
+
+/// One call's options (`with_options(...)` / `withOptions({...})`): `timeout`, `key`
+/// and `retries` (a crashed call sent again after the restart, within the same
+/// deadline; only for calls safe to repeat). A front end's own call options (TS
+/// `signal`) are not passed here.
+///
+/// ```
+/// use titan_pm::options::{self, Dialect};
+/// use titan_pm::value::to_value;
+/// let v = to_value(&serde_json::json!({ "timeout": 1.5, "retries": 2 })).unwrap();
+/// let c = options::call(&v, Dialect::Python).unwrap();
+/// assert_eq!((c.timeout, c.retries), (Some(std::time::Duration::from_millis(1500)), Some(2)));
+/// for bad in [serde_json::json!({ "retries": -1 }), serde_json::json!({ "retries": 1.5 }), serde_json::json!({ "retries": "2" })] {
+///     let e = options::call(&to_value(&bad).unwrap(), Dialect::Js).err().unwrap().to_string();
+///     assert!(e.contains("retries: must be a whole number >= 0"), "{e}");
+/// }
+/// let e = options::call(&to_value(&serde_json::json!({ "retrys": 1 })).unwrap(), Dialect::Js).err().unwrap().to_string();
+/// assert!(e.contains("retrys: unknown option (expected one of: key, retries, timeout)"), "{e}");
+/// ```
+pub fn call(v: &Value, dialect: Dialect) -> Result<CallOptions> {
+    let mut s = Section::root(v, "call", dialect)?;
+    let c = CallOptions { timeout: s.duration("timeout")?, key: s.text("key")?.map(String::from), retries: retries(&mut s)? };
+    s.finish()?;
+    Ok(c)
+}
+
+/// `retries` (of a call or a pool): a whole number >= 0; above `u32::MAX` it is that (the deadline ends it first).
+fn retries(s: &mut Section<'_>) -> Result<Option<u32>> {
+    Ok(s.count("retries")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
 }
 
 /// A supervisor's options (`@Supervisor({ strategy, maxRestarts, window, backoff })`),
@@ -546,7 +576,7 @@ fn output(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<Option<
     Ok(Some(o))
 }
 
-/// Every option path of `kind` (`manager`, `spawn`, `pool`, `supervisor` or `child`) in `dialect`, sorted:
+/// Every option path of `kind` (`manager`, `spawn`, `pool`, `call`, `workflow`, `supervisor` or `child`) in `dialect`, sorted:
 /// what the TS types and the Python stubs are checked against.
 ///
 /// ```
@@ -554,6 +584,7 @@ fn output(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<Option<
 /// let paths = schema("pool", Dialect::Python);
 /// assert!(paths.contains(&"auto_scale.target_cpu".to_string()));
 /// assert!(paths.contains(&"restart_policy.backoff.type".to_string()));
+/// assert_eq!(schema("call", Dialect::Js), ["key", "retries", "timeout"]);
 /// ```
 pub fn schema(kind: &str, dialect: Dialect) -> Vec<String> {
     let none = |_: u64| None;
@@ -561,6 +592,7 @@ pub fn schema(kind: &str, dialect: Dialect) -> Vec<String> {
         let _ = match kind {
             "manager" => manager(&Value::Null, dialect, &none).map(|_| ()),
             "spawn" => spawn(&Value::Null, dialect, &none).map(|_| ()),
+            "call" => call(&Value::Null, dialect).map(|_| ()),
             "workflow" => workflow(&Value::Null, dialect, &none).map(|_| ()),
             "supervisor" => supervisor(&Value::Null, dialect).map(|_| ()),
             "child" => child(&Value::Null, dialect, &none).map(|_| ()),

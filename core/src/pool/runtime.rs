@@ -17,6 +17,7 @@ use crate::host::engine::{Engine, Service};
 use crate::host::metrics::CallStats;
 use crate::host::policies::{self, MethodState, PolicyLayer};
 use crate::policy::trace::TraceContext;
+use crate::policy::Retry;
 use crate::host::process::Process;
 use crate::host::metrics::machine_memory;
 use crate::host::{CallOptions, ProcessState, RestartPolicy, SpawnOptions, Target};
@@ -208,15 +209,16 @@ impl Pool {
         let deadline = Instant::now() + timeout;
         self.check_open()?;
         let key = options.key.as_deref();
+        let retries = options.retries.unwrap_or(self.options.retries);
         let Some(state) = self.method_state(&method) else {
-            return self.call_admitted(&method, &args, key, deadline, timeout, &TraceContext::child_of(parent.as_ref())).await;
+            return self.call_admitted(&method, &args, key, retries, deadline, timeout, &TraceContext::child_of(parent.as_ref())).await;
         };
         // The pool's own policy state: one limit, cache, idempotency table and breaker for all members.
         let name = self.target.describe();
         policies::apply(&state, &name, args, parent.as_ref(), |m, a, ctx| {
             let pool = self.clone();
             let key = options.key.clone();
-            async move { pool.call_admitted(&m, &a, key.as_deref(), deadline, timeout, &ctx).await }
+            async move { pool.call_admitted(&m, &a, key.as_deref(), retries, deadline, timeout, &ctx).await }
         })
         .await
     }
@@ -229,36 +231,41 @@ impl Pool {
     }
 
     /// Through the pool's breaker, then to a member (with retries).
+    #[allow(clippy::too_many_arguments)]
     async fn call_admitted(
         self: &Rc<Self>,
         method: &str,
         args: &[Value],
         key: Option<&str>,
+        retries: u32,
         deadline: Instant,
         timeout: Duration,
         trace: &TraceContext,
     ) -> Result<Value> {
         self.admit()?;
         let mut verdict = Verdict { pool: self, given: false };
-        let result = self.call_with_retries(method, args, key, deadline, timeout, trace).await;
+        let result = self.call_with_retries(method, args, key, retries, deadline, timeout, trace).await;
         verdict.give(&result);
         result
     }
 
+    /// A crash is sent again to another member by the one retry rule ([`Retry`]).
+    #[allow(clippy::too_many_arguments)]
     async fn call_with_retries(
         self: &Rc<Self>,
         method: &str,
         args: &[Value],
         key: Option<&str>,
+        retries: u32,
         deadline: Instant,
         timeout: Duration,
         trace: &TraceContext,
     ) -> Result<Value> {
-        let mut attempt = 0;
+        let mut retry = Retry::new(retries);
         loop {
             let member = self.acquire(key, deadline, method, timeout).await?;
             let lease = Lease { pool: self, member, started: Instant::now(), returned: false };
-            let left = CallOptions { timeout: Some(deadline.saturating_duration_since(lease.started)), key: None };
+            let left = CallOptions { timeout: Some(deadline.saturating_duration_since(lease.started)), ..CallOptions::default() };
             let result = lease.member.process.call_direct(method, args, &left, trace).await;
             let result = match result {
                 // The member's own deadline is the rest of the pool call's: report the pool's.
@@ -269,12 +276,10 @@ impl Pool {
             if matches!(result, Err(Error::ProcessFailed { .. })) && Instant::now() < deadline {
                 continue; // the member died before the call was sent: it never ran, send it elsewhere
             }
-            let crashed = matches!(result, Err(Error::ProcessCrashed { .. }));
-            if crashed && attempt < self.options.retries && Instant::now() < deadline {
-                attempt += 1;
-                continue;
+            match result {
+                Err(e) if retry.again(&e, Instant::now(), deadline) => continue,
+                r => return r,
             }
-            return result;
         }
     }
 
