@@ -14,13 +14,12 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
 
 use futures::future::{AbortHandle, Abortable};
 
 use titan_pm::host::{HandlerFactory, Resources};
 use titan_pm::pool::PoolEvent;
-use titan_pm::{CallOptions, Error, Event, Output, ProcessManager, SpawnOptions, Target, Value};
+use titan_pm::{Error, Event, Output, ProcessManager, SpawnOptions, Target, Value};
 
 use crate::agent::{self, JsHandler};
 use crate::convert;
@@ -217,7 +216,10 @@ impl Host {
             Ok(a) => a,
             Err(u) => return self.rejected(env, errors::unsupported(env, "args", &u)),
         };
-        let call_options = CallOptions { timeout: options.timeout.map(ms), key: options.key };
+        let call_options = match options::call(options.timeout, options.key, options.retries) {
+            Ok(o) => o,
+            Err(e) => return self.rejected(env, errors::to_js(env, &e)),
+        };
         let pm = self.pm.clone();
         let pool = options.pool;
         let call = async move {
@@ -327,6 +329,7 @@ pub struct CallArgs {
     pub pool: bool,
     pub timeout: Option<f64>,
     pub key: Option<String>,
+    pub retries: Option<f64>,
     pub cancel: Option<u64>,
 }
 
@@ -338,10 +341,6 @@ pub fn cancel_call(token: u64) {
     if let Some(abort) = abort {
         abort.abort(); // polls the call on this thread, which takes CANCELS again
     }
-}
-
-fn ms(x: f64) -> Duration {
-    Duration::try_from_secs_f64(x.max(0.0) / 1000.0).unwrap_or(Duration::MAX)
 }
 
 fn js_err(env: Env, e: napi::Error) -> Js {

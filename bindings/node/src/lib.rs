@@ -6,7 +6,7 @@
 //! Exports, by concept:
 //! - host: `NativeManager` (spawn, call, kill, processes, health, metrics, shutdown, pools,
 //!   `heapLimit` for a worker thread);
-//! - options: `optionSchema(kind)`, the option paths the core accepts; `eventNames()`;
+//! - options: `optionSchema(kind)`, the option paths the core accepts; `checkCallOptions`; `eventNames()`;
 //!
 //! Files by role (as in the Python bridge): `host` (the manager), `agent` (a JS
 //! worker behind the core's `Handler`), `options` (JS object -> `Value` -> core's
@@ -101,7 +101,7 @@ impl NativeManager {
 
     /// `cancel`: a number naming the call for `cancelCall`.
     #[napi(
-        ts_args_type = "id: number, method: string, args: unknown, timeout?: number | undefined | null, key?: string | undefined | null, cancel?: number | undefined | null",
+        ts_args_type = "id: number, method: string, args: unknown, timeout?: number | undefined | null, key?: string | undefined | null, cancel?: number | undefined | null, retries?: number | undefined | null",
         ts_return_type = "Promise<unknown>"
     )]
     #[allow(clippy::too_many_arguments)]
@@ -114,8 +114,9 @@ impl NativeManager {
         timeout: Option<f64>,
         key: Option<String>,
         cancel: Option<f64>,
+        retries: Option<f64>,
     ) -> napi::Result<Raw> {
-        let options = host::CallArgs { pool: false, timeout, key, cancel: cancel.map(|c| c as u64) };
+        let options = host::CallArgs { pool: false, timeout, key, retries, cancel: cancel.map(|c| c as u64) };
         self.host.call(env.raw(), id as u64, method, args.0, options).map(Raw)
     }
 
@@ -128,7 +129,7 @@ impl NativeManager {
     }
 
     #[napi(
-        ts_args_type = "pool: number, method: string, args: unknown, timeout?: number | undefined | null, key?: string | undefined | null, cancel?: number | undefined | null",
+        ts_args_type = "pool: number, method: string, args: unknown, timeout?: number | undefined | null, key?: string | undefined | null, cancel?: number | undefined | null, retries?: number | undefined | null",
         ts_return_type = "Promise<unknown>"
     )]
     #[allow(clippy::too_many_arguments)]
@@ -141,8 +142,9 @@ impl NativeManager {
         timeout: Option<f64>,
         key: Option<String>,
         cancel: Option<f64>,
+        retries: Option<f64>,
     ) -> napi::Result<Raw> {
-        let options = host::CallArgs { pool: true, timeout, key, cancel: cancel.map(|c| c as u64) };
+        let options = host::CallArgs { pool: true, timeout, key, retries, cancel: cancel.map(|c| c as u64) };
         self.host.call(env.raw(), pool as u64, method, args.0, options).map(Raw)
     }
 
@@ -211,9 +213,16 @@ impl NativeManager {
 
 /// Every option path of `kind` (`manager`, `spawn` or `pool`) the core accepts, as
 /// TypeScript spells it (`autoScale.targetCPU`): what the TS types are checked against.
-#[napi(ts_args_type = "kind: 'manager' | 'spawn' | 'pool'")]
+#[napi(ts_args_type = "kind: 'manager' | 'spawn' | 'pool' | 'call'")]
 pub fn option_schema(kind: String) -> napi::Result<Vec<String>> {
-    options::schema(&kind).ok_or_else(|| napi::Error::from_reason(format!("unknown option kind {kind:?} (expected manager, spawn or pool)")))
+    options::schema(&kind).ok_or_else(|| napi::Error::from_reason(format!("unknown option kind {kind:?} (expected manager, spawn, pool or call)")))
+}
+
+/// Checks a `withOptions({...})` object (without `signal`) by the core's call-option
+/// reader: a bad `retries`, `timeout` or an unknown key throws its `ConfigError` at once.
+#[napi(ts_args_type = "options: object")]
+pub fn check_call_options(env: Env, options: Raw) -> napi::Result<()> {
+    options::call_object(env.raw(), options.0).map(|_| ()).map_err(|e| throw(&env, e))
 }
 
 /// Every process event name (`spawn`, `crash`, `memory`, ...): what the TS `EventName` type is checked against.

@@ -6,7 +6,7 @@
 //! output function, resolved through the `callbacks` closure the host passes.
 
 use titan_pm::options::{self, Dialect, OutputCallbacks};
-use titan_pm::{ManagerConfig, PoolOptions, SpawnOptions, Value};
+use titan_pm::{CallOptions, ManagerConfig, PoolOptions, SpawnOptions, Value};
 
 use crate::convert;
 use crate::errors;
@@ -29,7 +29,24 @@ pub fn pool(env: Env, v: Js, callbacks: OutputCallbacks<'_>) -> Result<PoolOptio
     options::pool(&value(env, "options", v)?, Dialect::Js, callbacks).map_err(|e| errors::to_js(env, &e))
 }
 
-/// Every option path of `kind` (`manager`, `spawn`, `pool`) as TypeScript spells it.
+/// A `withOptions` object (the proxy leaves out `signal`), read by the core.
+pub fn call_object(env: Env, v: Js) -> Result<CallOptions, Js> {
+    options::call(&value(env, "options", v)?, Dialect::Js).map_err(|e| errors::to_js(env, &e))
+}
+
+/// A call's typed options (ms), read by the core's call-option reader; none given: the defaults.
+pub fn call(timeout: Option<f64>, key: Option<String>, retries: Option<f64>) -> titan_pm::Result<CallOptions> {
+    if timeout.is_none() && key.is_none() && retries.is_none() {
+        return Ok(CallOptions::default());
+    }
+    let mut m = Vec::with_capacity(3);
+    m.extend(timeout.map(|t| ("timeout".to_string(), Value::Float(t))));
+    m.extend(key.map(|k| ("key".to_string(), Value::Text(k))));
+    m.extend(retries.map(|r| ("retries".to_string(), Value::Float(r))));
+    options::call(&Value::Map(m), Dialect::Js)
+}
+
+/// Every option path of `kind` (`manager`, `spawn`, `pool`, `call`) as TypeScript spells it.
 pub fn schema(kind: &str) -> Option<Vec<String>> {
-    matches!(kind, "manager" | "spawn" | "pool").then(|| options::schema(kind, Dialect::Js))
+    matches!(kind, "manager" | "spawn" | "pool" | "call").then(|| options::schema(kind, Dialect::Js))
 }
