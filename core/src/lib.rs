@@ -6,7 +6,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | leaves | [`error`] (the one error type, its kinds), [`state`] (lifecycle states), [`value`] (the dynamic value and its codec), [`dialect`] (camelCase+ms or snake_case+seconds; reading named fields) |
-//! | policies | [`policy`]: pure decisions, one file per family (backoff, restart, circuit breaker) |
+//! | policies | [`policy`]: pure decisions, one file per family (backoff, restart, call retries, circuit breaker) |
 //! | wire | [`protocol`] (errors as data, descriptions, health reports), [`transport`], `generated` (from `schema/titan.capnp`) |
 //! | worker side | [`agent`]: serves a [`agent::Handler`] (a Rust [`agent::WorkerDef`], or a Python or JS object through a bridge) |
 //! | host side | [`host`]: the [`ProcessManager`] engine — spawn, call, restart, health, metrics, shutdown |

@@ -51,6 +51,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // options
     m.add_function(wrap_pyfunction!(options::check_manager_options, m)?)?;
     m.add_function(wrap_pyfunction!(options::option_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(options::check_call_options, m)?)?;
     m.add_function(wrap_pyfunction!(options::event_names, m)?)?;
     // workflows
     m.add_class::<workflow::NativeWorkflow>()?;

@@ -60,14 +60,26 @@ pub fn supervisor_tree(tree: &Bound<'_, PyAny>) -> PyResult<titan_pm::Supervisor
     options::supervisor_tree(&value, DIALECT, &|_| None).map_err(errors::to_py)
 }
 
-pub fn call(timeout: Option<f64>, key: Option<String>) -> PyResult<CallOptions> {
-    let timeout = match timeout {
-        Some(t) => Some(DIALECT.duration(t).filter(|_| t >= 0.0).ok_or_else(|| {
-            errors::to_py(Error::Config(format!("timeout: must be a number of seconds >= 0, not {t}")))
-        })?),
-        None => None,
-    };
-    Ok(CallOptions { timeout, key })
+/// A call's options (`with_options(timeout=, key=, retries=)`), read by core's call-option
+/// reader; none given: the defaults, without building anything.
+pub fn call(timeout: Option<f64>, key: Option<String>, retries: Option<&Bound<'_, PyAny>>) -> PyResult<CallOptions> {
+    if timeout.is_none() && key.is_none() && retries.is_none() {
+        return Ok(CallOptions::default());
+    }
+    let mut m = Vec::with_capacity(3);
+    m.extend(timeout.map(|t| ("timeout".to_string(), Value::Float(t))));
+    m.extend(key.map(|k| ("key".to_string(), Value::Text(k))));
+    if let Some(r) = retries {
+        m.push(("retries".to_string(), convert::to_value(r, "retries").map_err(errors::to_py)?));
+    }
+    options::call(&Value::Map(m), DIALECT).map_err(errors::to_py)
+}
+
+/// Checks `with_options(...)`'s keywords at once (a bad one is a `ConfigError` naming it).
+#[pyfunction]
+#[pyo3(signature = (timeout=None, key=None, retries=None))]
+pub fn check_call_options(timeout: Option<f64>, key: Option<String>, retries: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    call(timeout, key, retries).map(|_| ())
 }
 
 /// The dict as a `Value` (a callable `output` named `callback:0`), read by `parse`.

@@ -127,10 +127,20 @@ impl AsyncManager {
         self.start(py, async move { pm.spawn(target, options).await.map(|h| Out::Id(h.id())) })
     }
 
-    #[pyo3(signature = (process_id, method, args, timeout=None, key=None))]
-    fn call(&self, py: Python<'_>, process_id: u64, method: &str, args: &Bound<'_, PyTuple>, timeout: Option<f64>, key: Option<String>) -> PyResult<u64> {
+    #[pyo3(signature = (process_id, method, args, timeout=None, key=None, retries=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &self,
+        py: Python<'_>,
+        process_id: u64,
+        method: &str,
+        args: &Bound<'_, PyTuple>,
+        timeout: Option<f64>,
+        key: Option<String>,
+        retries: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
         let args = convert::args_to_values(args).map_err(errors::to_py)?;
-        let options = options::call(timeout, key)?;
+        let options = options::call(timeout, key, retries)?;
         let pm = self.pm.clone();
         let method = method.to_string();
         self.start(py, async move { pm.call_value(process_id, &method, args, options).await.map(Out::Value) })
@@ -181,10 +191,20 @@ impl AsyncManager {
         self.start(py, async move { Ok(Out::Id(pm.pool(target, options).await?.id())) })
     }
 
-    #[pyo3(signature = (pool_id, method, args, timeout=None, key=None))]
-    fn pool_call(&self, py: Python<'_>, pool_id: u64, method: &str, args: &Bound<'_, PyTuple>, timeout: Option<f64>, key: Option<String>) -> PyResult<u64> {
+    #[pyo3(signature = (pool_id, method, args, timeout=None, key=None, retries=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn pool_call(
+        &self,
+        py: Python<'_>,
+        pool_id: u64,
+        method: &str,
+        args: &Bound<'_, PyTuple>,
+        timeout: Option<f64>,
+        key: Option<String>,
+        retries: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
         let args = convert::args_to_values(args).map_err(errors::to_py)?;
-        let h = self.pool_handle(pool_id)?.with_options(options::call(timeout, key)?);
+        let h = self.pool_handle(pool_id)?.with_options(options::call(timeout, key, retries)?);
         let method = method.to_string();
         self.start(py, async move { h.call_value(&method, args).await.map(Out::Value) })
     }
