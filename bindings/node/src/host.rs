@@ -177,7 +177,7 @@ impl Host {
     }
 
     fn max_memory(&self, options: &SpawnOptions) -> Option<u64> {
-        options.resources.as_ref().unwrap_or(&self.resources).max_memory
+        options.resources_or(&self.resources).max_memory
     }
 
     /// The core target for the JS runtime attached to `slot_id`: its factory uses that

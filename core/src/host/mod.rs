@@ -264,6 +264,14 @@ pub struct SpawnOptions {
     pub processes: Vec<(String, u64)>,
 }
 
+impl SpawnOptions {
+    /// The limits a worker spawned with these options runs under: its own `resources`
+    /// when given, else the manager's (`manager`). The one place this choice is made.
+    pub fn resources_or(&self, manager: &Resources) -> Resources {
+        self.resources.clone().unwrap_or_else(|| manager.clone())
+    }
+}
+
 /// Per-call options.
 #[derive(Debug, Clone, Default)]
 pub struct CallOptions {
