@@ -76,7 +76,7 @@ impl Host {
         let tsfn = Arc::new(Tsfn::new(env, Some(on_message), true, deliver).map_err(|e| js_err(env, e))?);
         let config = options::manager(env, config, &output_callbacks(&tsfn))?;
         let resources = config.resources.clone();
-        let pm = ProcessManager::new(config);
+        let pm = ProcessManager::try_new(config).map_err(|e| errors::to_js(env, &e))?;
         let events_tsfn = tsfn.clone();
         forward(pm.events(), move |e| events_tsfn.send(HostMsg::Event(e)));
         Ok(Host { pm, tsfn, pending, resources })

@@ -82,7 +82,7 @@ impl AsyncManager {
                 };
                 (pm, Driver::Loop(rt))
             }
-            None => (ProcessManager::new(cfg), Driver::Thread(ThreadDriver::new()?)),
+            None => (ProcessManager::try_new(cfg).map_err(errors::to_py)?, Driver::Thread(ThreadDriver::new()?)),
         };
         Ok(AsyncManager { pm, driver })
     }
