@@ -106,6 +106,10 @@ def event_names() -> List[str]:
     """Every process event name core emits."""
     ...
 
+def parse_duration(text: str) -> float:
+    """A duration string ("250ms", "30s", "5m", "1h") in seconds (core's parser); ValueError if it is not one."""
+    ...
+
 class NativeWorkflow:
     """A loaded workflow (filled when its `workflow_start` operation finishes)."""
     def run(self, manager: AsyncManager, input: Any, run_id: Optional[str] = None) -> int: ...

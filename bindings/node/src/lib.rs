@@ -263,6 +263,13 @@ pub fn event_names() -> Vec<&'static str> {
     titan_pm::EventKind::NAMES.to_vec()
 }
 
+/// A duration string (`"250ms"`, `"30s"`, `"5m"`, `"1h"`) in ms, read by the core's one
+/// parser: the worker-side parts of method policies (a `@Cache` with a key function) use it.
+#[napi]
+pub fn duration_ms(text: String) -> napi::Result<f64> {
+    titan_pm::dialect::parse_duration(&text).map(|d| d.as_secs_f64() * 1000.0).map_err(napi::Error::from_reason)
+}
+
 /// Cancels the call started with `cancel: token` (its AbortSignal fired).
 #[napi]
 pub fn cancel_call(token: f64) {
@@ -277,9 +284,9 @@ pub fn new_slot() -> f64 {
     agent::new_slot() as f64
 }
 
-/// The runtime for `slot` is ready: `dispatch(kind, token, method, payload)` runs requests
+/// The runtime for `slot` is ready: `dispatch(kind, token, method, payload, trace)` runs requests
 /// on this JS thread. `weak`: do not keep this thread's event loop alive.
-#[napi(ts_args_type = "slot: number, description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown) => void, weak: boolean")]
+#[napi(ts_args_type = "slot: number, description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown, trace: [string, string, string] | null) => void, weak: boolean")]
 pub fn attach(env: Env, slot: f64, description: Raw, dispatch: Raw, weak: bool) -> napi::Result<()> {
     let slot = agent::slot(slot as u64).ok_or_else(|| napi::Error::from_reason("no such slot"))?;
     let description = agent::description_from_js(env.raw(), description.0)?;
@@ -322,7 +329,7 @@ pub fn take_endpoint() -> napi::Result<()> {
 
 /// Serves the loaded worker to the host on a thread of the agent's own; when the host
 /// says stop (or goes away) the runtime is told to exit (`dispatch(EXIT, code)`).
-#[napi(ts_args_type = "description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown) => void")]
+#[napi(ts_args_type = "description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown, trace: [string, string, string] | null) => void")]
 pub fn serve_child(env: Env, description: Raw, dispatch: Raw) -> napi::Result<()> {
     let (endpoint, secret) = ENDPOINT.lock().unwrap().take().ok_or_else(|| napi::Error::from_reason("takeEndpoint was not called"))?;
     let description = agent::description_from_js(env.raw(), description.0)?;

@@ -26,6 +26,13 @@ pub fn check_manager_options(options: &Bound<'_, PyDict>) -> PyResult<()> {
     manager(options).map(|_| ())
 }
 
+/// A duration string (`"250ms"`, `"30s"`, `"5m"`, `"1h"`) in seconds, read by the core's one
+/// parser (the worker-side part of `@cache` with a key function or a condition uses it).
+#[pyfunction]
+pub fn parse_duration(text: &str) -> PyResult<f64> {
+    titan_pm::dialect::parse_duration(text).map(|d| d.as_secs_f64()).map_err(pyo3::exceptions::PyValueError::new_err)
+}
+
 /// Every process event name core emits.
 #[pyfunction]
 pub fn event_names() -> Vec<&'static str> {

@@ -182,12 +182,12 @@ impl Engine {
     }
 
     /// Calls a process, or a service that takes calls (a pool), by id: what a worker's `Caller` does.
-    pub(crate) async fn call_any(&self, id: u64, method: String, args: Vec<Value>, options: CallOptions) -> Result<Value> {
+    pub(crate) async fn call_any(&self, id: u64, method: String, args: Vec<Value>, options: CallOptions, parent: Option<TraceContext>) -> Result<Value> {
         let service = self.services.borrow().get(&id).cloned();
-        if let Some(call) = service.and_then(|s| s.call(method.clone(), args.clone(), options.clone())) {
+        if let Some(call) = service.and_then(|s| s.call(method.clone(), args.clone(), options.clone(), parent.clone())) {
             return call.await;
         }
-        self.call(id, method, args, options, None).await
+        self.call(id, method, args, options, parent).await
     }
 
     /// Kills a process and forgets it: it leaves the list after its `exit` event, and
@@ -268,7 +268,8 @@ pub(crate) trait Service: std::any::Any {
     fn stop(self: Rc<Self>, engine: Rc<Engine>, deadline: std::time::Instant) -> futures::future::LocalBoxFuture<'static, ()>;
     fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any>;
     /// Runs a call, if this service takes calls (a pool does); `None` if not.
-    fn call(self: Rc<Self>, _method: String, _args: Vec<Value>, _options: CallOptions) -> Option<futures::future::LocalBoxFuture<'static, Result<Value>>> {
+    /// `parent`: the caller's span, when the call comes from a worker serving a call.
+    fn call(self: Rc<Self>, _method: String, _args: Vec<Value>, _options: CallOptions, _parent: Option<TraceContext>) -> Option<futures::future::LocalBoxFuture<'static, Result<Value>>> {
         None
     }
 }

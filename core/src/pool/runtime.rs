@@ -860,8 +860,8 @@ impl Service for Pool {
     fn stop(self: Rc<Self>, engine: Rc<Engine>, deadline: std::time::Instant) -> futures::future::LocalBoxFuture<'static, ()> {
         Box::pin(async move { self.destroy_by(&engine, deadline).await })
     }
-    fn call(self: Rc<Self>, method: String, args: Vec<Value>, options: CallOptions) -> Option<futures::future::LocalBoxFuture<'static, Result<Value>>> {
-        Some(Box::pin(async move { Pool::call(&self, method, args, options, None).await }))
+    fn call(self: Rc<Self>, method: String, args: Vec<Value>, options: CallOptions, parent: Option<TraceContext>) -> Option<futures::future::LocalBoxFuture<'static, Result<Value>>> {
+        Some(Box::pin(async move { Pool::call(&self, method, args, options, parent).await }))
     }
     fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any> {
         self
