@@ -19,6 +19,7 @@
 
 pub(crate) mod engine;
 mod grants;
+pub mod intercept;
 mod launch;
 mod limits;
 pub mod logs;
@@ -37,6 +38,7 @@ use std::time::Duration;
 use futures::future::LocalBoxFuture;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+pub use intercept::Interceptor;
 pub use logs::LogLine;
 pub use metrics::{Latency, MethodMetrics, ProcessMetrics};
 pub use output::{Output, OutputStream, MAX_LINE_BYTES, OUTPUT_QUEUE_BYTES};
@@ -164,6 +166,10 @@ pub struct ManagerConfig {
     pub spin: Duration,
     /// Where workflow runs are journaled (`workflows`).
     pub workflows: WorkflowsConfig,
+    /// What every timer reads (restart backoff, breaker, TTLs, intervals); call deadlines stay real.
+    pub clock: crate::clock::Clock,
+    /// A test harness's hooks (the `testing` module); `None` in production.
+    pub interceptor: Option<Arc<dyn Interceptor>>,
 }
 
 impl Default for ManagerConfig {
@@ -185,6 +191,8 @@ impl Default for ManagerConfig {
             tcp_host: "127.0.0.1".into(),
             spin: Duration::from_micros(200),
             workflows: WorkflowsConfig::default(),
+            clock: crate::clock::Clock::Real,
+            interceptor: None,
         }
     }
 }
