@@ -21,7 +21,7 @@
 //! let manual = clock.as_manual().unwrap().clone();
 //! let sleeper = tokio::spawn({ let clock = clock.clone(); async move { clock.sleep(Duration::from_secs(60)).await } });
 //! tokio::task::yield_now().await;
-//! manual.advance(Duration::from_secs(60));
+//! manual.advance(Duration::from_secs(60)).await;
 //! tokio::time::timeout(Duration::from_secs(5), sleeper).await.unwrap().unwrap();
 //! assert_eq!(clock.now() - t0, Duration::from_secs(60));
 //! # });
@@ -108,6 +108,9 @@ pub struct ManualClock {
     inner: Mutex<Inner>,
 }
 
+/// How often an advance yields after waking a sleep, so that what it woke runs before the clock moves on.
+const YIELDS_PER_WAKE: usize = 8;
+
 /// The most sleeps one manual clock holds at once (each is a task of the engine waiting on it).
 pub const MAX_SLEEPERS: usize = 65_536;
 
@@ -190,10 +193,10 @@ impl ManualClock {
     }
 
     /// Moves the clock forward by `d`, waking every sleep due on the way, earliest
-    /// first, with the clock standing at each one's due time when it is woken.
-    /// `between` runs after each wake (the testing module lets the woken task run there).
-    /// Returns how many sleeps were woken.
-    pub fn advance_with(&self, d: Duration, mut between: impl FnMut()) -> usize {
+    /// first, with the clock standing at each one's due time while what it woke
+    /// runs: after each wake this yields a few times, so a task of the same thread
+    /// runs until it next waits. Returns how many sleeps were woken.
+    pub async fn advance(&self, d: Duration) -> usize {
         let target = {
             let g = self.lock();
             if !g.controlled {
@@ -220,15 +223,12 @@ impl ManualClock {
             let Some(tx) = next else { break };
             if tx.send(Wake::Due).is_ok() {
                 woken += 1;
-                between();
+                for _ in 0..YIELDS_PER_WAKE {
+                    tokio::task::yield_now().await;
+                }
             }
         }
         woken
-    }
-
-    /// [`advance_with`](Self::advance_with) with nothing between wakes.
-    pub fn advance(&self, d: Duration) -> usize {
-        self.advance_with(d, || {})
     }
 
     /// Hands back to real time: what pending sleeps have left, they wait in real time.
@@ -279,13 +279,11 @@ mod tests {
             }
             tokio::task::yield_now().await;
             let m = clock.as_manual().unwrap().clone();
-            assert_eq!(m.advance(Duration::from_secs(15)), 1);
-            tokio::task::yield_now().await;
+            assert_eq!(m.advance(Duration::from_secs(15)).await, 1);
             assert_eq!(*order.borrow(), vec![(2, 10)]);
-            assert_eq!(m.advance(Duration::from_secs(15)), 2);
-            tokio::task::yield_now().await;
-            // Each woke with the clock at the end of the advance (tasks run after it).
-            assert_eq!(order.borrow().iter().map(|o| o.0).collect::<Vec<_>>(), vec![2, 3, 1]);
+            assert_eq!(m.advance(Duration::from_secs(15)).await, 2);
+            // Each ran with the clock at its own due time.
+            assert_eq!(*order.borrow(), vec![(2, 10), (3, 20), (1, 30)]);
             assert_eq!((clock.now() - t0).as_secs(), 30);
         });
     }

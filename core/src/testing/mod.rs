@@ -49,28 +49,17 @@ mod record;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::options::TestOptions;
 pub use record::{CallOutcome, Failure, FailurePoint, Operation, Recorded, MAX_FAILURES, MAX_OPERATIONS};
 
 use crate::clock::Clock;
+use crate::dialect::Dialect;
 use crate::error::{Error, Result};
+use crate::options;
+use crate::value::Value;
 use crate::host::{Isolation, ManagerConfig, ProcessManager, ProcessMetrics, ProcessState};
 use crate::protocol::HealthReport;
 use record::Hooks;
-
-/// What a test manager adds to a manager's options.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TestOptions {
-    /// Keep the operations record (`recordOperations`, default true).
-    pub record_operations: bool,
-    /// Start with a manual clock that only [`TestProcessManager::advance_time`] moves (`controlTime`, default false).
-    pub control_time: bool,
-}
-
-impl Default for TestOptions {
-    fn default() -> Self {
-        TestOptions { record_operations: true, control_time: false }
-    }
-}
 
 /// A real manager with the testing utilities. It derefs to its [`ProcessManager`].
 pub struct TestProcessManager {
@@ -178,6 +167,21 @@ impl TestProcessManager {
         self.hooks.set_health(id, None);
     }
 
+    /// [`set_metrics`](Self::set_metrics) from a front end's object: the fields it
+    /// gives (read by [`options::metrics_override`]) replace the process's current ones.
+    pub async fn set_metrics_value(&self, id: u64, v: &Value, dialect: Dialect) -> Result<()> {
+        let base = self.pm.get_metrics(id).await?;
+        self.set_metrics(id, options::metrics_override(v, dialect, base)?);
+        Ok(())
+    }
+
+    /// [`set_health`](Self::set_health) from a front end's object (`{status, checks}`, read as a worker's report is).
+    pub async fn set_health_value(&self, id: u64, v: &Value) -> Result<()> {
+        self.pm.get_process(id).await?;
+        self.set_health(id, HealthReport::from_value(v));
+        Ok(())
+    }
+
     // ---- failures ----
 
     /// Fails the next operation `point` names (`spawn:Name`, `call:method`,
@@ -200,12 +204,8 @@ impl TestProcessManager {
         let manual = self.controlled()?.clone();
         self.pm
             .exec(move |_engine| async move {
-                // On the engine thread: a woken timer's task runs at each yield.
-                let mut woken = Vec::new();
-                manual.advance_with(d, || woken.push(()));
-                for _ in 0..woken.len().max(1) * 8 {
-                    tokio::task::yield_now().await;
-                }
+                // On the engine thread, where the timers' tasks run: each runs at its due time.
+                manual.advance(d).await;
                 Ok(())
             })
             .await
@@ -247,6 +247,11 @@ impl TestProcessManager {
     /// Whether an operation of type `kind` (`spawn`, `restart`, `call` ...) matching `predicate` was recorded.
     pub fn verify_operation(&self, kind: &str, predicate: impl Fn(&Operation) -> bool) -> bool {
         self.hooks.operations().iter().any(|r| r.operation.kind() == kind && predicate(&r.operation))
+    }
+
+    /// Every recorded operation as front ends return it (a list of `{type, ...}` in `dialect`).
+    pub fn operations_report(&self, dialect: Dialect) -> Value {
+        Value::List(self.hooks.operations().iter().map(|r| r.report(dialect)).collect())
     }
 
     pub fn clear_operations(&self) {
