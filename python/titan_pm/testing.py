@@ -20,7 +20,7 @@ plus `record_operations=True` and `control_time=False`) with:
 
 Everything is decided in the core (`titan_pm` crate's `testing` module); this
 module only converts. With pytest, `pytest_plugins = ["titan_pm.testing"]` in a
-`conftest.py` gives the `test_process_manager` fixture (a manager on its own
+`conftest.py` gives the `titan_test_manager` fixture (a manager on its own
 engine thread, usable from any event loop, cleaned up strictly after the test).
 """
 
@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 from .host import ProcessManager
 
-__all__ = ["TestProcessManager", "create_test_process_manager", "test_process_manager"]
+__all__ = ["TestProcessManager", "create_test_process_manager", "titan_test_manager"]
 
 Operation = Dict[str, Any]
 
@@ -56,13 +56,13 @@ class TestProcessManager(ProcessManager):
         """True once the process is running and answering again; False if it failed or `timeout` passed."""
         return bool(await self._wait(self._tester().test_wait_for_recovery(process_id, timeout)))
 
-    async def set_metrics(self, process_id: int, metrics: Dict[str, Any]) -> None:
-        """The given fields (cpu, memory, requests, errors, in_flight, latency) replace the reported ones."""
-        await self._wait(self._tester().test_set_metrics(process_id, metrics))
+    def set_metrics(self, process_id: int, metrics: Dict[str, Any]) -> None:
+        """The given fields (cpu, memory, requests, errors, in_flight, latency) replace the measured ones."""
+        self._tester().test_set_metrics(process_id, metrics)
 
-    async def set_health(self, process_id: int, health: Any) -> None:
+    def set_health(self, process_id: int, health: Any) -> None:
         """A report as a health check returns it: {"status", "checks"}, a status string or a bool."""
-        await self._wait(self._tester().test_set_health(process_id, health))
+        self._tester().test_set_health(process_id, health)
 
     def clear_metrics(self, process_id: int) -> None:
         self._tester().test_clear_metrics(process_id)
@@ -124,7 +124,7 @@ except ImportError:  # pytest is optional
 if _pytest is not None:
 
     @_pytest.fixture
-    def test_process_manager():  # type: ignore[no-untyped-def]
+    def titan_test_manager():  # type: ignore[no-untyped-def]
         """A test manager on its own engine thread (usable from any event loop); after the
         test it is cleaned up, and a worker that outlived the shutdown fails the test."""
         import asyncio

@@ -30,6 +30,6 @@ pub trait Interceptor: Send + Sync + 'static {
     fn event(&self, event: &Event);
     /// A health report to give in the worker's place (`get_health`, the periodic probe, pools).
     fn health(&self, process_id: u64) -> Option<HealthReport>;
-    /// Metrics to give in the worker's place.
-    fn metrics(&self, process_id: u64) -> Option<ProcessMetrics>;
+    /// The metrics to report for a process, given what was measured (`real`).
+    fn metrics(&self, process_id: u64, real: ProcessMetrics) -> ProcessMetrics;
 }

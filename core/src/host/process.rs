@@ -700,16 +700,13 @@ impl Process {
     }
 
     pub(crate) fn metrics(&self) -> ProcessMetrics {
-        if let Some(m) = self.intercept.as_ref().and_then(|h| h.metrics(self.id)) {
-            return m;
-        }
         let instance = self.instance.borrow().clone();
         let (cpu, memory) = match &instance {
             Some(i) => self.cpu.borrow_mut().sample(i.pid),
             None => (0.0, 0),
         };
         let stats = self.stats.borrow();
-        ProcessMetrics {
+        let real = ProcessMetrics {
             cpu,
             memory,
             requests: stats.requests,
@@ -718,6 +715,10 @@ impl Process {
             latency: stats.latency(),
             output_dropped: self.output_dropped.get(),
             methods: self.policies.metrics(),
+        };
+        match &self.intercept {
+            Some(hooks) => hooks.metrics(self.id, real),
+            None => real,
         }
     }
 }

@@ -59,7 +59,7 @@ use crate::options;
 use crate::value::Value;
 use crate::host::{Isolation, ManagerConfig, ProcessManager, ProcessMetrics, ProcessState};
 use crate::protocol::HealthReport;
-use record::Hooks;
+use record::{Hooks, MetricsOverride};
 
 /// A real manager with the testing utilities. It derefs to its [`ProcessManager`].
 pub struct TestProcessManager {
@@ -150,7 +150,7 @@ impl TestProcessManager {
 
     /// What `get_metrics(id)` (and a pool's load sampling) reports until [`clear_metrics`](Self::clear_metrics).
     pub fn set_metrics(&self, id: u64, metrics: ProcessMetrics) {
-        self.hooks.set_metrics(id, Some(metrics));
+        self.hooks.set_metrics(id, Some(MetricsOverride::Whole(metrics)));
     }
 
     pub fn clear_metrics(&self, id: u64) {
@@ -167,19 +167,19 @@ impl TestProcessManager {
         self.hooks.set_health(id, None);
     }
 
-    /// [`set_metrics`](Self::set_metrics) from a front end's object: the fields it
-    /// gives (read by [`options::metrics_override`]) replace the process's current ones.
-    pub async fn set_metrics_value(&self, id: u64, v: &Value, dialect: Dialect) -> Result<()> {
-        let base = self.pm.get_metrics(id).await?;
-        self.set_metrics(id, options::metrics_override(v, dialect, base)?);
+    /// [`set_metrics`](Self::set_metrics) from a front end's object: the fields it gives
+    /// (`cpu`, `memory`, `requests`, `errors`, `inFlight`, `latency`, read by
+    /// [`options::metrics_override`]) are laid over the measured ones until cleared.
+    pub fn set_metrics_value(&self, id: u64, v: &Value, dialect: Dialect) -> Result<()> {
+        options::metrics_override(v, dialect, ProcessMetrics::default())?;
+        self.hooks.set_metrics(id, Some(MetricsOverride::Fields(v.clone(), dialect)));
         Ok(())
     }
 
-    /// [`set_health`](Self::set_health) from a front end's object (`{status, checks}`, read as a worker's report is).
-    pub async fn set_health_value(&self, id: u64, v: &Value) -> Result<()> {
-        self.pm.get_process(id).await?;
+    /// [`set_health`](Self::set_health) from a front end's object (`{status, checks}`, a
+    /// status or a bool: read as a worker's health check result is).
+    pub fn set_health_value(&self, id: u64, v: &Value) {
         self.set_health(id, HealthReport::from_value(v));
-        Ok(())
     }
 
     // ---- failures ----

@@ -188,7 +188,13 @@ pub(crate) struct Hooks {
     dropped: Mutex<u64>,
     failures: Mutex<Vec<(FailurePoint, Failure)>>,
     health: Mutex<HashMap<u64, HealthReport>>,
-    metrics: Mutex<HashMap<u64, ProcessMetrics>>,
+    metrics: Mutex<HashMap<u64, MetricsOverride>>,
+}
+
+/// What `set_metrics` gave: whole metrics, or a front end's fields laid over the measured ones.
+pub(crate) enum MetricsOverride {
+    Whole(ProcessMetrics),
+    Fields(Value, Dialect),
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -260,7 +266,7 @@ impl Hooks {
         };
     }
 
-    pub(crate) fn set_metrics(&self, id: u64, metrics: Option<ProcessMetrics>) {
+    pub(crate) fn set_metrics(&self, id: u64, metrics: Option<MetricsOverride>) {
         match metrics {
             Some(m) => lock(&self.metrics).insert(id, m),
             None => lock(&self.metrics).remove(&id),
@@ -331,8 +337,13 @@ impl Interceptor for Hooks {
         lock(&self.health).get(&process_id).cloned()
     }
 
-    fn metrics(&self, process_id: u64) -> Option<ProcessMetrics> {
-        lock(&self.metrics).get(&process_id).cloned()
+    fn metrics(&self, process_id: u64, real: ProcessMetrics) -> ProcessMetrics {
+        match lock(&self.metrics).get(&process_id) {
+            None => real,
+            Some(MetricsOverride::Whole(m)) => m.clone(),
+            // Checked when it was set; a failure here cannot happen, the measured ones stand then.
+            Some(MetricsOverride::Fields(v, d)) => crate::options::metrics_override(v, *d, real.clone()).unwrap_or(real),
+        }
     }
 }
 

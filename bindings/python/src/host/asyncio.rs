@@ -209,16 +209,15 @@ impl AsyncManager {
         self.start(py, async move { Ok(Out::Value(Value::Bool(t.wait_for_recovery(process_id, timeout).await))) })
     }
 
-    fn test_set_metrics(&self, py: Python<'_>, process_id: u64, metrics: &Bound<'_, PyAny>) -> PyResult<u64> {
-        let t = self.tester()?;
+    fn test_set_metrics(&self, process_id: u64, metrics: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = convert::options_to_value(metrics, "metrics").map_err(errors::to_py)?;
-        self.start(py, async move { t.set_metrics_value(process_id, &v, Dialect::Python).await.map(|_| Out::Unit) })
+        self.tester()?.set_metrics_value(process_id, &v, Dialect::Python).map_err(errors::to_py)
     }
 
-    fn test_set_health(&self, py: Python<'_>, process_id: u64, health: &Bound<'_, PyAny>) -> PyResult<u64> {
-        let t = self.tester()?;
+    fn test_set_health(&self, process_id: u64, health: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = convert::to_value(health, "health").map_err(errors::to_py)?;
-        self.start(py, async move { t.set_health_value(process_id, &v).await.map(|_| Out::Unit) })
+        self.tester()?.set_health_value(process_id, &v);
+        Ok(())
     }
 
     fn test_clear_metrics(&self, process_id: u64) -> PyResult<()> {
