@@ -130,15 +130,18 @@ impl Engine {
             return Err(Error::ManagerShutDown);
         }
         if let Some(hooks) = &self.config.interceptor {
-            // The worker's declared name is known only now (a file's class name).
-            let declared = process.info().name;
-            if declared != name {
-                if let Err(e) = hooks.before_spawn(&[&declared]) {
+            // The worker's own names are known only now: the process's (a file's
+            // declared name) and the name its class declares.
+            let listed = process.info().name;
+            let declared = process.description().map(|d| d.name).unwrap_or_default();
+            let names: Vec<&str> = [listed.as_str(), declared.as_str()].into_iter().filter(|n| !n.is_empty() && *n != name).collect();
+            if !names.is_empty() {
+                if let Err(e) = hooks.before_spawn(&names) {
                     process.kill().await;
                     return Err(e);
                 }
             }
-            hooks.spawned(process.id, &declared);
+            hooks.spawned(process.id, &listed);
         }
         self.processes.borrow_mut().insert(process.id, process.clone());
         Ok(process)

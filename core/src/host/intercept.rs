@@ -18,8 +18,9 @@ pub trait Interceptor: Send + Sync + 'static {
     fn before_spawn(&self, names: &[&str]) -> Result<()>;
     /// A spawn succeeded.
     fn spawned(&self, process_id: u64, process_class: &str);
-    /// Before a call of `method` on process `name`: an error fails the call with it (the worker is not asked).
-    fn before_call(&self, process_id: u64, name: &str, method: &str) -> Result<()>;
+    /// Before a call of `method` on a process called `names` (its listed name, then the
+    /// name its class declares): an error fails the call with it (the worker is not asked).
+    fn before_call(&self, process_id: u64, names: &[&str], method: &str) -> Result<()>;
     /// A call reached its end (`before_call` errors included).
     fn called(&self, process_id: u64, method: &str, outcome: &Result<Value>);
     /// `kill(id)` was asked.

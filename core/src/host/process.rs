@@ -287,7 +287,8 @@ impl Process {
         }
         if let Some(hooks) = &self.intercept {
             let name = self.name.borrow().clone();
-            let result = match hooks.before_call(self.id, &name, method) {
+            let declared = self.description().map(|d| d.name).unwrap_or_default();
+            let result = match hooks.before_call(self.id, &[&name, &declared], method) {
                 Ok(()) => self.call_checked(method, args, options, trace).await,
                 Err(e) => Err(e),
             };
