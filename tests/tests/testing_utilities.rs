@@ -284,3 +284,69 @@ async fn time_is_real_unless_controlled_and_reset_time_returns_to_it() {
     assert!(pm.current_time().abs_diff(now) < 1000);
     pm.cleanup().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_health_override_drives_health_based_restarts_on_the_moved_clock() {
+    let started = Instant::now();
+    let monitoring = titan_pm::host::Monitoring {
+        health_check: Some(titan_pm::host::HealthProbe { interval: Duration::from_secs(5) }),
+        ..Default::default()
+    };
+    let config = ManagerConfig { monitoring, ..TestProcessManager::config() };
+    let pm = TestProcessManager::new(config, TestOptions { control_time: true, ..Default::default() });
+    let calc = pm.spawn(calculator(), SpawnOptions::default()).await.unwrap();
+    pm.set_health(calc.id(), HealthReport::unhealthy("db", "down"));
+    // Two unhealthy probes (at 5 s and 10 s) are not enough; the third (15 s) restarts it.
+    pm.advance_time(Duration::from_secs(10)).await.unwrap();
+    assert!(!pm.verify_operation("recycle", |_| true));
+    pm.advance_time(Duration::from_secs(5)).await.unwrap();
+    let unhealthy = |op: &Operation| matches!(op, Operation::Recycle { reason, .. } if reason == "unhealthy");
+    assert!(pm.verify_operation("recycle", unhealthy), "{:?}", pm.operations());
+    pm.clear_health(calc.id());
+    // The restart backoff (100 ms) is on the moved clock too.
+    let mut recovered = false;
+    for _ in 0..50 {
+        pm.advance_time(Duration::from_millis(100)).await.unwrap();
+        if pm.wait_for_recovery(calc.id(), Duration::from_millis(20)).await {
+            recovered = true;
+            break;
+        }
+    }
+    assert!(recovered);
+    assert_eq!(calc.info().await.unwrap().restarts, 1);
+    pm.cleanup().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+}
+
+/// A figure, not a check: per-call time of a plain manager (no interceptor: the seam is
+/// one `Option` check) and of a test manager recording every call, isolation `none`.
+/// `cargo test -p titan-pm-tests --test testing_utilities -- --ignored --nocapture`
+#[tokio::test]
+#[ignore]
+async fn seam_cost_figures() {
+    async fn per_call(pm: &titan_pm::ProcessManager) -> Duration {
+        let calc = pm.spawn(calculator(), SpawnOptions::default()).await.unwrap();
+        for _ in 0..2000 {
+            calc.call::<i64>("add", (1, 2)).await.unwrap();
+        }
+        let mut best = Duration::MAX;
+        for _ in 0..5 {
+            let t = Instant::now();
+            for _ in 0..5000 {
+                calc.call::<i64>("add", (1, 2)).await.unwrap();
+            }
+            best = best.min(t.elapsed() / 5000);
+        }
+        best
+    }
+    let plain = titan_pm::ProcessManager::new(TestProcessManager::config());
+    let p = per_call(&plain).await;
+    plain.shutdown().await;
+    let tpm = TestProcessManager::new(TestProcessManager::config(), TestOptions { record_operations: false, ..Default::default() });
+    let t = per_call(&tpm).await;
+    tpm.cleanup().await.unwrap();
+    let rec = TestProcessManager::new(TestProcessManager::config(), TestOptions::default());
+    let r = per_call(&rec).await;
+    rec.cleanup().await.unwrap();
+    println!("per call, isolation none: plain manager {p:?}; test manager (hooks, no record) {t:?}; test manager recording {r:?}");
+}
