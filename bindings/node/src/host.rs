@@ -80,12 +80,12 @@ impl Host {
         let (pm, resources, test) = if test {
             let (config, test_options) = options::test_manager(env, config, &output_callbacks(&tsfn))?;
             let resources = config.resources.clone();
-            let tpm = TestProcessManager::new(config, test_options);
+            let tpm = TestProcessManager::try_new(config, test_options).map_err(|e| errors::to_js(env, &e))?;
             (tpm.manager().clone(), resources, Some(Arc::new(tpm)))
         } else {
             let config = options::manager(env, config, &output_callbacks(&tsfn))?;
             let resources = config.resources.clone();
-            (ProcessManager::new(config), resources, None)
+            (ProcessManager::try_new(config).map_err(|e| errors::to_js(env, &e))?, resources, None)
         };
         let events_tsfn = tsfn.clone();
         forward(pm.events(), move |e| events_tsfn.send(HostMsg::Event(e)));
@@ -187,7 +187,7 @@ impl Host {
     }
 
     fn max_memory(&self, options: &SpawnOptions) -> Option<u64> {
-        options.resources.as_ref().unwrap_or(&self.resources).max_memory
+        options.resources_or(&self.resources).max_memory
     }
 
     /// The core target for the JS runtime attached to `slot_id`: its factory uses that

@@ -110,7 +110,7 @@ impl Engine {
             hooks.before_spawn(&[&name])?;
         }
         let spec = Spec {
-            resources: options.resources.unwrap_or_else(|| self.config.resources.clone()),
+            resources: options.resources_or(&self.config.resources),
             version: options.version,
             named: options.name.is_some(),
             processes: options.processes,

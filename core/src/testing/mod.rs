@@ -84,8 +84,13 @@ impl TestProcessManager {
     /// A test manager running its engine on a thread of its own. `config`'s clock and
     /// interceptor are replaced by the test manager's.
     pub fn new(config: ManagerConfig, options: TestOptions) -> Self {
+        Self::try_new(config, options).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`new`](Self::new), with the OS refusing the engine's thread as an error (see [`ProcessManager::try_new`]).
+    pub fn try_new(config: ManagerConfig, options: TestOptions) -> Result<Self> {
         let (config, hooks, clock) = Self::prepare(config, &options);
-        TestProcessManager { pm: ProcessManager::new(config), hooks, clock }
+        Ok(TestProcessManager { pm: ProcessManager::try_new(config)?, hooks, clock })
     }
 
     /// Like [`new`](Self::new), with the engine on the caller's `LocalSet` (see [`ProcessManager::new_local`]).

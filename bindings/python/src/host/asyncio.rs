@@ -93,7 +93,7 @@ impl AsyncManager {
                     };
                     (tpm, Driver::Loop(rt))
                 }
-                None => (TestProcessManager::new(cfg, test_options), Driver::Thread(ThreadDriver::new()?)),
+                None => (TestProcessManager::try_new(cfg, test_options).map_err(errors::to_py)?, Driver::Thread(ThreadDriver::new()?)),
             };
             return Ok(AsyncManager { pm: tpm.manager().clone(), driver, test: Some(Arc::new(tpm)) });
         }
@@ -106,7 +106,7 @@ impl AsyncManager {
                 };
                 (pm, Driver::Loop(rt))
             }
-            None => (ProcessManager::new(cfg), Driver::Thread(ThreadDriver::new()?)),
+            None => (ProcessManager::try_new(cfg).map_err(errors::to_py)?, Driver::Thread(ThreadDriver::new()?)),
         };
         Ok(AsyncManager { pm, driver, test: None })
     }

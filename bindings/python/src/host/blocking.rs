@@ -142,7 +142,7 @@ impl SyncManager {
             .map_err(|e| errors::to_py(titan_pm::Error::Config(format!("cannot start a runtime: {e}"))))?;
         let local = tokio::task::LocalSet::new();
         let pm = match engine_thread {
-            true => ProcessManager::new(cfg),
+            true => ProcessManager::try_new(cfg).map_err(errors::to_py)?,
             false => local.block_on(&rt, async { ProcessManager::new_local(cfg) }),
         };
         let events = RefCell::new(pm.events());
