@@ -126,29 +126,25 @@ impl TestProcessManager {
     /// True once process `id` is running and its worker answers again; false if it
     /// is failed or stopped, or `timeout` passes first (real time).
     pub async fn wait_for_recovery(&self, id: u64, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let answers = self
-                .pm
-                .exec(move |engine| async move {
-                    let p = engine.process(id)?;
+        // On the engine (its timers work whatever runtime, or none, the caller awaits from).
+        self.pm
+            .exec(move |engine| async move {
+                let deadline = tokio::time::Instant::now() + timeout;
+                loop {
+                    let Ok(p) = engine.process(id) else { return Ok(false) };
                     match p.state() {
-                        ProcessState::Failed | ProcessState::Stopped | ProcessState::Stopping => Ok(Some(false)),
-                        ProcessState::Running if p.answers().await => Ok(Some(true)),
-                        _ => Ok(None),
+                        ProcessState::Failed | ProcessState::Stopped | ProcessState::Stopping => return Ok(false),
+                        ProcessState::Running if tokio::time::timeout_at(deadline, p.answers()).await.unwrap_or(false) => return Ok(true),
+                        _ => {}
                     }
-                })
-                .await;
-            match answers {
-                Ok(Some(done)) => return done,
-                Ok(None) => {}
-                Err(_) => return false,
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Ok(false);
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+            .await
+            .unwrap_or(false)
     }
 
     // ---- overrides ----
