@@ -71,7 +71,11 @@ export class TestProcessManager extends ProcessManager {
 
   /** What getHealth (and the periodic health probe) reports until clearHealth. */
   setHealth(process: ProcessRef, health: Partial<HealthReport> | HealthReport['status'] | boolean): void {
-    this.#n().testSetHealth(idOf(process), health);
+    try {
+      this.#n().testSetHealth(idOf(process), health);
+    } catch (e) {
+      rethrow(e);
+    }
   }
 
   clearMetrics(process: ProcessRef): void {
