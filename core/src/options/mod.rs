@@ -76,7 +76,7 @@ impl Default for TestOptions {
 /// assert_eq!(config.isolation, Isolation::None);
 /// assert!(t.control_time && t.record_operations);
 /// let bad = Value::Map(vec![("recordOps".into(), Value::Bool(true))]);
-/// assert!(test_manager(&bad, Dialect::Js, &|_| None).unwrap_err().to_string().starts_with("recordOps: unknown option"));
+/// assert!(test_manager(&bad, Dialect::Js, &|_| None).err().unwrap().to_string().contains("recordOps: unknown option"));
 /// ```
 pub fn test_manager(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Result<(ManagerConfig, TestOptions)> {
     let mut s = Section::root(v, "test manager", dialect)?;
