@@ -1,7 +1,7 @@
 //! The clock every timer in core reads: restart backoff and restart windows,
 //! breaker timeouts, rate-limit refill, cache and idempotency TTLs, self-heal
-//! cooldowns, health and autoscale intervals, pool replacement and workflow
-//! retry backoff. [`Clock::Real`] (the default) is `Instant::now` and
+//! cooldowns, health and autoscale intervals, pool replacement, supervisor and
+//! workflow retry backoff. [`Clock::Real`] (the default) is `Instant::now` and
 //! `tokio::time::sleep`, behind one `match`; [`Clock::manual`] is a clock a test
 //! moves with [`ManualClock::advance`] (the testing module's `advance_time`).
 //! Call deadlines, spawn and shutdown timeouts always stay on real time: a test

@@ -350,3 +350,37 @@ async fn seam_cost_figures() {
     rec.cleanup().await.unwrap();
     println!("per call, isolation none: plain manager {p:?}; test manager (hooks, no record) {t:?}; test manager recording {r:?}");
 }
+
+#[tokio::test]
+async fn advance_time_drives_a_workflow_stage_retry_backoff() {
+    use titan_pm::workflow::WorkflowOptions;
+    let started = Instant::now();
+    let pm = TestProcessManager::new(TestProcessManager::config(), TestOptions { control_time: true, ..Default::default() });
+    let attempts: Arc<std::sync::Mutex<Vec<Instant>>> = Default::default();
+    let a = attempts.clone();
+    let options = WorkflowOptions {
+        backoff: Backoff::exponential(Duration::from_secs(60), Duration::from_secs(600)),
+        jitter: 0.0,
+        ..Default::default()
+    };
+    let target = titan_pm_tests::workflows::target("Flaky", move || titan_pm_tests::workflows::flaky_workflow(2, 3, a.clone()));
+    let wf = pm.workflow(target, options).await.unwrap();
+    let t0 = pm.current_time();
+    let run = wf.run(titan_pm::Value::Null, Some("f1"));
+    tokio::pin!(run);
+    let result = loop {
+        tokio::select! {
+            r = &mut run => break r,
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {
+                assert!(started.elapsed() < Duration::from_secs(10), "the retries did not follow the moved clock");
+                pm.advance_time(Duration::from_secs(30)).await.unwrap();
+            }
+        }
+    };
+    result.unwrap();
+    assert_eq!(attempts.lock().unwrap().len(), 3);
+    // Backoff 60 s then 120 s on the manager's clock.
+    assert!(pm.current_time() - t0 >= 180_000);
+    pm.cleanup().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+}

@@ -358,6 +358,8 @@ pub(crate) struct Shared {
     /// the `workflow` module above the host owns it).
     pub(crate) workflows: WorkflowsConfig,
     pub(crate) journal: std::sync::Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
+    /// The manager's clock (`ManagerConfig::clock`), for what runs above the engine (workflow retries).
+    clock: crate::clock::Clock,
 }
 
 /// Spawns, calls, supervises and stops workers. Clone it freely.
@@ -404,8 +406,9 @@ impl ProcessManager {
         let (jobs, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
         let workflows = config.workflows.clone();
+        let clock = config.clock.clone();
         let pm = ProcessManager {
-            shared: Arc::new(Shared { jobs, events: events.clone(), services: Default::default(), workflows, journal: Default::default() }),
+            shared: Arc::new(Shared { jobs, events: events.clone(), services: Default::default(), workflows, journal: Default::default(), clock }),
         };
         let run = move || -> LocalBoxFuture<'static, ()> { Box::pin(Engine::run(config, events, rx)) };
         (pm, run)
@@ -540,6 +543,11 @@ impl ProcessManager {
 
     pub async fn get_metrics(&self, process_id: u64) -> Result<ProcessMetrics> {
         self.exec(move |engine| async move { Ok(engine.process(process_id)?.metrics()) }).await
+    }
+
+    /// The clock the manager's timers read (real time unless a test manager controls it).
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.shared.clock
     }
 
     /// Lifecycle events of every process, from now on.

@@ -16,9 +16,10 @@
 //! - With `control_time`, [`advance_time`](TestProcessManager::advance_time) moves
 //!   the [`Clock`] every timer in core reads (restart backoff and window, breaker
 //!   timeouts, rate-limit refill, cache and idempotency TTLs, self-heal cooldowns,
-//!   health and autoscale intervals, pool replacement and supervisor backoff).
-//!   Call deadlines, spawn and shutdown timeouts stay on real time. Workflow
-//!   retry backoff and leases do not follow it yet.
+//!   health and autoscale intervals, pool replacement and supervisor backoff,
+//!   workflow stage-retry and compensation backoff). Call deadlines, spawn and
+//!   shutdown timeouts, and workflow leases (shared with other hosts through the
+//!   journal) stay on real time.
 //! - [`operations`](TestProcessManager::operations): `spawn`, `kill`, `crash`,
 //!   `restart`, `failed`, `exit`, `recycle`, `call` (with its outcome), `scale`.
 //! - [`cleanup`](TestProcessManager::cleanup) shuts down and fails, naming them,
