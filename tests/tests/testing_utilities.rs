@@ -384,3 +384,29 @@ async fn advance_time_drives_a_workflow_stage_retry_backoff() {
     pm.cleanup().await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn a_simulated_crash_under_a_supervisor_is_recorded_as_supervisor_operations() {
+    use titan_pm::{SupervisionStrategy, SupervisorSpec};
+    let pm = manager();
+    let spec = SupervisorSpec::new(SupervisionStrategy::OneForOne)
+        .name("app")
+        .backoff(Backoff::exponential(Duration::from_millis(10), Duration::from_millis(100)))
+        .child("calc", calculator(), titan_pm::ChildSpec::default());
+    let sup = pm.supervisor(spec).await.unwrap();
+    let calc = sup.child("calc").await.unwrap();
+    assert!(pm.verify_operation("supervisor:child:started", |op| op.process_id() == calc.id()));
+    pm.simulate_crash(calc.id()).await.unwrap();
+    assert!(pm.wait_for_recovery(calc.id(), WAIT).await);
+    assert!(pm.verify_operation("supervisor:child:exited", |op| op.process_id() == calc.id()));
+    assert!(pm.verify_operation("supervisor:child:restarted", |op| op.process_id() == calc.id()));
+    let report = pm.operations_report(titan_pm::options::Dialect::Python);
+    let restarted = match &report {
+        titan_pm::Value::List(ops) => ops.iter().find(|o| o.get("type") == Some(&titan_pm::Value::Text("supervisor:child:restarted".into()))).cloned(),
+        _ => None,
+    }
+    .expect("a supervisor:child:restarted record");
+    assert_eq!(restarted.get("name"), Some(&titan_pm::Value::Text("calc".into())));
+    assert!(restarted.get("supervisor_id").is_some() && restarted.get("process_id").is_some());
+    pm.cleanup().await.unwrap();
+}

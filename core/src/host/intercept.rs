@@ -29,6 +29,9 @@ pub trait Interceptor: Send + Sync + 'static {
     fn scaled(&self, pool_id: u64, from: usize, size: usize);
     /// A lifecycle event (crash, restart, failed, exit ...), as it is emitted.
     fn event(&self, event: &Event);
+    /// An event of a service above the host (a supervisor's `SupervisorEvent`), as it is
+    /// emitted; the host cannot name its type, the harness downcasts it.
+    fn service_event(&self, _service_id: u64, _event: &dyn std::any::Any) {}
     /// A health report to give in the worker's place (`get_health`, the periodic probe, pools).
     fn health(&self, process_id: u64) -> Option<HealthReport>;
     /// The metrics to report for a process, given what was measured (`real`).

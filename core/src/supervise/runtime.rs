@@ -111,6 +111,9 @@ impl Supervisor {
     }
 
     fn emit(&self, event: SupervisorEvent) {
+        if let Some(hooks) = self.engine.upgrade().and_then(|e| e.config.interceptor.clone()) {
+            hooks.service_event(self.id, &event);
+        }
         let _ = self.events.send(event);
     }
 

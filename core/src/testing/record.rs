@@ -10,6 +10,8 @@ use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::host::{Event, EventKind, Interceptor, ProcessMetrics};
 use crate::protocol::HealthReport;
+use crate::reports::Report;
+use crate::supervise::SupervisorEvent;
 use crate::value::Value;
 
 /// The most operations kept; past it the oldest go (and [`Hooks::dropped`] counts them).
@@ -31,6 +33,9 @@ pub enum Operation {
     Recycle { process_id: u64, reason: String },
     Call { process_id: u64, method: String, outcome: CallOutcome },
     Scale { pool_id: u64, from: usize, to: usize },
+    /// A supervisor's event: type `supervisor:child:started`, `supervisor:child:exited`,
+    /// `supervisor:child:restarted`, `supervisor:failed`, `supervisor:stopped`.
+    Supervisor { supervisor_id: u64, event: SupervisorEvent },
 }
 
 /// How a recorded call ended.
@@ -54,6 +59,13 @@ impl Operation {
             Operation::Recycle { .. } => "recycle",
             Operation::Call { .. } => "call",
             Operation::Scale { .. } => "scale",
+            Operation::Supervisor { event, .. } => match event {
+                SupervisorEvent::ChildStarted { .. } => "supervisor:child:started",
+                SupervisorEvent::ChildExited { .. } => "supervisor:child:exited",
+                SupervisorEvent::ChildRestarted { .. } => "supervisor:child:restarted",
+                SupervisorEvent::Failed { .. } => "supervisor:failed",
+                SupervisorEvent::Stopped => "supervisor:stopped",
+            },
         }
     }
 
@@ -69,6 +81,13 @@ impl Operation {
             | Operation::Recycle { process_id, .. }
             | Operation::Call { process_id, .. } => *process_id,
             Operation::Scale { pool_id, .. } => *pool_id,
+            // The child's process, else the supervisor.
+            Operation::Supervisor { supervisor_id, event } => match event {
+                SupervisorEvent::ChildStarted { process_id, .. }
+                | SupervisorEvent::ChildExited { process_id, .. }
+                | SupervisorEvent::ChildRestarted { process_id, .. } => *process_id,
+                SupervisorEvent::Failed { .. } | SupervisorEvent::Stopped => *supervisor_id,
+            },
         }
     }
 }
@@ -125,6 +144,12 @@ impl Recorded {
                 m.push((n("poolId"), int(*pool_id)));
                 m.push((n("from"), int(*from as u64)));
                 m.push((n("to"), int(*to as u64)));
+            }
+            Operation::Supervisor { supervisor_id, event } => {
+                m.push((n("supervisorId"), int(*supervisor_id)));
+                if let Value::Map(fields) = event.report(dialect) {
+                    m.extend(fields.into_iter().filter(|(k, _)| k != "type"));
+                }
             }
         }
         m.push((n("timestamp"), int(self.timestamp_ms)));
@@ -331,6 +356,12 @@ impl Interceptor for Hooks {
             EventKind::Spawned { .. } | EventKind::Ready { .. } | EventKind::ConnectionRefused => return,
         };
         self.push(op);
+    }
+
+    fn service_event(&self, service_id: u64, event: &dyn std::any::Any) {
+        if let Some(e) = event.downcast_ref::<SupervisorEvent>() {
+            self.push(Operation::Supervisor { supervisor_id: service_id, event: e.clone() });
+        }
     }
 
     fn health(&self, process_id: u64) -> Option<HealthReport> {
