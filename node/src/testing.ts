@@ -19,9 +19,9 @@ export interface TestManagerConfig extends ManagerConfig {
   controlTime?: boolean;
 }
 
-/** One recorded operation: `{ type: 'spawn', processClass, processId }`, `kill`, `crash`, `restart`, `failed`, `exit`, `recycle`, `call` (`method`, `outcome`), `scale`. */
+/** One recorded operation: `{ type: 'spawn', processClass, processId }`, `kill`, `crash`, `restart`, `failed`, `exit`, `recycle`, `call` (`method`, `outcome`), `scale`, `supervisor:child:started|exited|restarted`, `supervisor:failed|stopped` (`supervisorId`). */
 export interface Operation {
-  type: 'spawn' | 'kill' | 'crash' | 'restart' | 'failed' | 'exit' | 'recycle' | 'call' | 'scale';
+  type: 'spawn' | 'kill' | 'crash' | 'restart' | 'failed' | 'exit' | 'recycle' | 'call' | 'scale' | `supervisor:${string}`;
   processId?: number;
   processClass?: string;
   method?: string;

@@ -15,7 +15,9 @@ plus `record_operations=True` and `control_time=False`) with:
   `control_time=True`: every timer in core (restart backoff, breaker timeouts,
   cache and idempotency TTLs, rate limits, health and autoscale intervals)
   follows this clock. Call deadlines stay real time.
-- `get_operations()` / `verify_operation(type, predicate)`: the record.
+- `get_operations()` / `verify_operation(type, predicate)`: the record (`spawn`,
+  `kill`, `crash`, `restart`, `failed`, `exit`, `recycle`, `call`, `scale`,
+  `supervisor:child:started|exited|restarted`, `supervisor:failed|stopped`).
 - `cleanup()`: shuts down and raises if a worker outlived the shutdown.
 
 Everything is decided in the core (`titan_pm` crate's `testing` module); this

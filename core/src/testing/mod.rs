@@ -21,7 +21,10 @@
 //!   shutdown timeouts, and workflow leases (shared with other hosts through the
 //!   journal) stay on real time.
 //! - [`operations`](TestProcessManager::operations): `spawn`, `kill`, `crash`,
-//!   `restart`, `failed`, `exit`, `recycle`, `call` (with its outcome), `scale`.
+//!   `restart`, `failed`, `exit`, `recycle`, `call` (with its outcome), `scale`,
+//!   `supervisor:child:started|exited|restarted`, `supervisor:failed|stopped`.
+//!   A call is recorded where it reaches a worker: one answered by a cache or an
+//!   idempotency hit, or refused by an open breaker or a rate limit, is not.
 //! - [`cleanup`](TestProcessManager::cleanup) shuts down and fails, naming them,
 //!   if a worker outlived the shutdown (a child still alive, a worker thread still running).
 //!
