@@ -159,7 +159,9 @@ where
     let context = TraceContext::child_of(parent);
     let mut trial = None;
     if let Some(b) = &st.breaker {
-        match b.borrow_mut().admit(clock.now()) {
+        // The borrow ends here: the open branch awaits a fallback, and other calls use the breaker meanwhile.
+        let admitted = b.borrow_mut().admit(clock.now());
+        match admitted {
             Ok(changed) => {
                 log_breaker(name, &st.method, changed);
                 trial = Some(Trial { breaker: b, done: false });

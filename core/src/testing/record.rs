@@ -314,7 +314,7 @@ impl Interceptor for Hooks {
 
     fn before_call(&self, _process_id: u64, names: &[&str], method: &str) -> Result<()> {
         let failure = self.take_failure(|p| match p {
-            FailurePoint::Call { process, method: m } => m == method && process.as_deref().map_or(true, |p| names.contains(&p)),
+            FailurePoint::Call { process, method: m } => m == method && process.as_deref().into_iter().all(|p| names.contains(&p)),
             FailurePoint::Spawn(_) => false,
         });
         match failure {
