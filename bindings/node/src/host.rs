@@ -306,6 +306,12 @@ impl Host {
         let pm = self.pm.clone();
         self.promise(env, async move { pm.shutdown().await; Ok(()) }, unit_to_js)
     }
+
+    /// Serves the control socket at `path`, else core's default socket.
+    pub fn serve_control(&self, env: Env, path: Option<String>) -> Result<titan_pm::control::ControlServer, Js> {
+        let path = path.map(std::path::PathBuf::from).unwrap_or_else(titan_pm::control::default_socket);
+        self.pm.serve_control(path).map_err(|e| errors::to_js(env, &e))
+    }
 }
 
 /// Output lines for `output: 'callback:N'` go to the JS callback the TypeScript layer numbered N.

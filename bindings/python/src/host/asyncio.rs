@@ -183,6 +183,12 @@ impl AsyncManager {
         })
     }
 
+    /// Serves the control socket (the `titan-pm` CLI's way in) at `path`, else core's default.
+    #[pyo3(signature = (path=None))]
+    fn serve_control(&self, path: Option<std::path::PathBuf>) -> PyResult<crate::control::ControlServer> {
+        crate::control::serve(&self.pm, path)
+    }
+
     /// Blocks briefly (one engine round trip) for the process table.
     fn list_processes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let pm = self.pm.clone();
