@@ -225,6 +225,9 @@ class ProcessManager:
     (seconds the engine keeps polling after a job instead of sleeping; default 0).
     `engine`: "loop" (default) or "thread" (see the module's doc)."""
 
+    # titan_pm.testing's manager sets it: the same engine, with the testing utilities.
+    _TEST = False
+
     def __init__(
         self,
         *,
@@ -237,7 +240,7 @@ class ProcessManager:
         if engine not in ("loop", "thread"):
             raise ConfigError(f"unknown engine {engine!r} (expected loop or thread)")
         self._options = manager_options(isolation, transport, python, options)
-        _native.check_manager_options(self._options)  # the engine starts at first use, in the loop
+        _native.check_manager_options(self._options, self._TEST)  # the engine starts at first use, in the loop
         self._isolation = isolation
         self._engine = engine
         self._native: Any = None
@@ -265,10 +268,10 @@ class ProcessManager:
         if self._native is None:
             driver = loop_driver(loop) if self._engine == "loop" else None
             if driver is not None:
-                self._native = _native.AsyncManager(self._options, driver.native)
+                self._native = _native.AsyncManager(self._options, driver.native, self._TEST)
                 self._delivery = driver
             else:
-                self._native = _native.AsyncManager(self._options)
+                self._native = _native.AsyncManager(self._options, None, self._TEST)
                 self._delivery = ThreadDelivery(self._native)
             self._waiting = self._delivery.waiting
             if self._listeners:

@@ -18,6 +18,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use futures::future::{AbortHandle, Abortable};
 
 use titan_pm::host::{HandlerFactory, Resources};
+use titan_pm::testing::TestProcessManager;
 use titan_pm::pool::PoolEvent;
 use titan_pm::{Error, Event, Output, ProcessManager, SpawnOptions, Target, Value};
 
@@ -54,11 +55,13 @@ pub struct Host {
     pending: Rc<Cell<usize>>,
     /// The manager's resource limits: a JS worker thread's heap limit when its spawn sets none.
     resources: Resources,
+    /// Set for `titan-pm/testing`'s manager: the same engine, with the testing utilities.
+    pub test: Option<Arc<TestProcessManager>>,
 }
 
 impl Host {
     /// `on_message(kind, ...)` receives events, output lines and start/stop requests.
-    pub fn new(env: Env, config: Js, on_message: Js) -> Result<Host, Js> {
+    pub fn new(env: Env, config: Js, on_message: Js, test: bool) -> Result<Host, Js> {
         let pending = Rc::new(Cell::new(0usize));
         let counter = pending.clone();
         let deliver = move |env: Env, cb: Js, msg: HostMsg, keep: &crate::tsfn::KeepAlive| {
@@ -73,12 +76,19 @@ impl Host {
             }
         };
         let tsfn = Arc::new(Tsfn::new(env, Some(on_message), true, deliver).map_err(|e| js_err(env, e))?);
-        let config = options::manager(env, config, &output_callbacks(&tsfn))?;
-        let resources = config.resources.clone();
-        let pm = ProcessManager::try_new(config).map_err(|e| errors::to_js(env, &e))?;
+        let (pm, resources, test) = if test {
+            let (config, test_options) = options::test_manager(env, config, &output_callbacks(&tsfn))?;
+            let resources = config.resources.clone();
+            let tpm = TestProcessManager::try_new(config, test_options).map_err(|e| errors::to_js(env, &e))?;
+            (tpm.manager().clone(), resources, Some(Arc::new(tpm)))
+        } else {
+            let config = options::manager(env, config, &output_callbacks(&tsfn))?;
+            let resources = config.resources.clone();
+            (ProcessManager::try_new(config).map_err(|e| errors::to_js(env, &e))?, resources, None)
+        };
         let events_tsfn = tsfn.clone();
         forward(pm.events(), move |e| events_tsfn.send(HostMsg::Event(e)));
-        Ok(Host { pm, tsfn, pending, resources })
+        Ok(Host { pm, tsfn, pending, resources, test })
     }
 
     /// A promise settled with `to_js(result)` once `future` completes.
@@ -355,6 +365,18 @@ fn js_err(env: Env, e: napi::Error) -> Js {
 
 fn id_to_js(env: Env, id: u64) -> napi::Result<Js> {
     js::number(env, id as f64)
+}
+
+pub(crate) fn bool_to_js(env: Env, b: bool) -> napi::Result<Js> {
+    convert::to_js(env, &Value::Bool(b))
+}
+
+pub(crate) fn value_to_js(env: Env, v: Value) -> napi::Result<Js> {
+    convert::to_js(env, &v)
+}
+
+pub(crate) fn ms_duration(x: f64) -> Duration {
+    ms(x)
 }
 
 pub(crate) fn unit_to_js(env: Env, _: ()) -> napi::Result<Js> {

@@ -68,6 +68,15 @@ impl ToNapiValue for Raw {
     }
 }
 
+impl NativeManager {
+    fn tester(&self, env: &Env) -> napi::Result<Arc<titan_pm::testing::TestProcessManager>> {
+        self.host.test.clone().ok_or_else(|| {
+            let e = titan_pm::Error::Config("not a test manager (use titan-pm/testing)".into());
+            throw(env, errors::to_js(env.raw(), &e))
+        })
+    }
+}
+
 fn throw(env: &Env, error: js::Js) -> napi::Error {
     unsafe { sys::napi_throw(env.raw(), error) };
     napi::Error::new(napi::Status::PendingException, "")
@@ -84,9 +93,101 @@ pub struct NativeManager {
 impl NativeManager {
     /// `config` as the TypeScript `ManagerConfig` (ms); `onMessage(kind, ...)` gets events,
     /// output lines and start/stop requests for worker runtimes.
-    #[napi(constructor, ts_args_type = "config: object, onMessage: (kind: string, ...args: any[]) => void")]
-    pub fn new(env: Env, config: Raw, on_message: Raw) -> napi::Result<Self> {
-        Host::new(env.raw(), config.0, on_message.0).map(|host| NativeManager { host }).map_err(|e| throw(&env, e))
+    /// With `test`, the manager of `titan-pm/testing` (a test manager's options, the `test*` methods).
+    #[napi(constructor, ts_args_type = "config: object, onMessage: (kind: string, ...args: any[]) => void, test?: boolean | undefined | null")]
+    pub fn new(env: Env, config: Raw, on_message: Raw, test: Option<bool>) -> napi::Result<Self> {
+        Host::new(env.raw(), config.0, on_message.0, test.unwrap_or(false)).map(|host| NativeManager { host }).map_err(|e| throw(&env, e))
+    }
+
+    // ---- testing (titan-pm/testing) ----
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn test_simulate_crash(&self, env: Env, id: f64) -> napi::Result<Raw> {
+        let t = self.tester(&env)?;
+        self.host.promise(env.raw(), async move { t.simulate_crash(id as u64).await }, host::unit_to_js).map(Raw)
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn test_wait_for_recovery(&self, env: Env, id: f64, timeout_ms: f64) -> napi::Result<Raw> {
+        let t = self.tester(&env)?;
+        let timeout = host::ms_duration(timeout_ms);
+        self.host.promise(env.raw(), async move { Ok(t.wait_for_recovery(id as u64, timeout).await) }, host::bool_to_js).map(Raw)
+    }
+
+    #[napi(ts_args_type = "id: number, metrics: object")]
+    pub fn test_set_metrics(&self, env: Env, id: f64, metrics: Raw) -> napi::Result<()> {
+        let t = self.tester(&env)?;
+        let v = options::object(env.raw(), "metrics", metrics.0).map_err(|e| throw(&env, e))?;
+        t.set_metrics_value(id as u64, &v, titan_pm::options::Dialect::Js).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
+    }
+
+    #[napi(ts_args_type = "id: number, health: unknown")]
+    pub fn test_set_health(&self, env: Env, id: f64, health: Raw) -> napi::Result<()> {
+        let t = self.tester(&env)?;
+        let v = convert::report_from_js(env.raw(), health.0).map_err(|u| throw(&env, errors::unsupported(env.raw(), "health", &u)))?;
+        t.set_health_value(id as u64, &v);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn test_clear_metrics(&self, env: Env, id: f64) -> napi::Result<()> {
+        self.tester(&env)?.clear_metrics(id as u64);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn test_clear_health(&self, env: Env, id: f64) -> napi::Result<()> {
+        self.tester(&env)?.clear_health(id as u64);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn test_simulate_failure(&self, env: Env, point: String, type_name: String, message: String) -> napi::Result<()> {
+        let failure = titan_pm::testing::Failure::new(message).of_type(type_name);
+        self.tester(&env)?.simulate_failure(&point, failure).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
+    }
+
+    #[napi]
+    pub fn test_clear_failures(&self, env: Env) -> napi::Result<()> {
+        self.tester(&env)?.clear_failures();
+        Ok(())
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn test_advance_time(&self, env: Env, ms: f64) -> napi::Result<Raw> {
+        let t = self.tester(&env)?;
+        let d = host::ms_duration(ms);
+        self.host.promise(env.raw(), async move { t.advance_time(d).await }, host::unit_to_js).map(Raw)
+    }
+
+    /// The manager's clock, ms since the epoch.
+    #[napi]
+    pub fn test_current_time(&self, env: Env) -> napi::Result<f64> {
+        Ok(self.tester(&env)?.current_time() as f64)
+    }
+
+    #[napi]
+    pub fn test_reset_time(&self, env: Env) -> napi::Result<()> {
+        self.tester(&env)?.reset_time();
+        Ok(())
+    }
+
+    #[napi(ts_return_type = "object[]")]
+    pub fn test_operations(&self, env: Env) -> napi::Result<Raw> {
+        let ops = self.tester(&env)?.operations_report(titan_pm::options::Dialect::Js);
+        host::value_to_js(env.raw(), ops).map(Raw)
+    }
+
+    #[napi]
+    pub fn test_clear_operations(&self, env: Env) -> napi::Result<()> {
+        self.tester(&env)?.clear_operations();
+        Ok(())
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn test_cleanup(&self, env: Env) -> napi::Result<Raw> {
+        let t = self.tester(&env)?;
+        self.host.promise(env.raw(), async move { t.cleanup().await }, host::unit_to_js).map(Raw)
     }
 
     #[napi(ts_args_type = "target: string, options: unknown", ts_return_type = "Promise<number>")]

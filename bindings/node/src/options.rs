@@ -21,6 +21,16 @@ pub fn manager(env: Env, v: Js, callbacks: OutputCallbacks<'_>) -> Result<Manage
     options::manager(&value(env, "config", v)?, Dialect::Js, callbacks).map_err(|e| errors::to_js(env, &e))
 }
 
+/// `titan-pm/testing`'s options: a manager's plus `recordOperations` and `controlTime`.
+pub fn test_manager(env: Env, v: Js, callbacks: OutputCallbacks<'_>) -> Result<(ManagerConfig, options::TestOptions), Js> {
+    options::test_manager(&value(env, "config", v)?, Dialect::Js, callbacks).map_err(|e| errors::to_js(env, &e))
+}
+
+/// An object a test hands over (`setMetrics`, `setHealth`) as a `Value`.
+pub fn object(env: Env, root: &str, v: Js) -> Result<Value, Js> {
+    value(env, root, v)
+}
+
 pub fn spawn(env: Env, v: Js, callbacks: OutputCallbacks<'_>) -> Result<SpawnOptions, Js> {
     options::spawn(&value(env, "options", v)?, Dialect::Js, callbacks).map_err(|e| errors::to_js(env, &e))
 }

@@ -22,7 +22,11 @@ const DIALECT: Dialect = Dialect::Python;
 
 /// Checks manager options without starting anything (a bad one is a `ConfigError`).
 #[pyfunction]
-pub fn check_manager_options(options: &Bound<'_, PyDict>) -> PyResult<()> {
+#[pyo3(signature = (options, test=false))]
+pub fn check_manager_options(options: &Bound<'_, PyDict>, test: bool) -> PyResult<()> {
+    if test {
+        return test_manager(options).map(|_| ());
+    }
     manager(options).map(|_| ())
 }
 
@@ -47,6 +51,19 @@ pub fn option_schema(kind: &str) -> Vec<String> {
 
 pub fn manager(options: &Bound<'_, PyDict>) -> PyResult<ManagerConfig> {
     read(options, options::manager)
+}
+
+/// `titan_pm.testing`'s manager options: a manager's plus `record_operations`, `control_time`.
+pub fn test_manager(options: &Bound<'_, PyDict>) -> PyResult<(ManagerConfig, options::TestOptions)> {
+    read(options, options::test_manager)
+}
+
+/// A duration in seconds from Python (`name` for the error).
+pub fn seconds(name: &str, t: f64) -> PyResult<std::time::Duration> {
+    DIALECT
+        .duration(t)
+        .filter(|_| t >= 0.0)
+        .ok_or_else(|| errors::to_py(Error::Config(format!("{name}: must be a number of seconds >= 0, not {t}"))))
 }
 
 pub fn spawn(options: &Bound<'_, PyDict>) -> PyResult<SpawnOptions> {

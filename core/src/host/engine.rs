@@ -70,7 +70,11 @@ impl Engine {
     }
 
     pub(crate) fn emit(&self, process_id: u64, kind: EventKind) {
-        let _ = self.events.send(Event { process_id, kind });
+        let event = Event { process_id, kind };
+        if let Some(hooks) = &self.config.interceptor {
+            hooks.event(&event);
+        }
+        let _ = self.events.send(event);
     }
 
     pub(crate) fn log_sender(&self) -> broadcast::Sender<super::logs::LogLine> {
@@ -102,6 +106,9 @@ impl Engine {
             }
         }
         let name = options.name.clone().unwrap_or_else(|| default_name(&target));
+        if let Some(hooks) = &self.config.interceptor {
+            hooks.before_spawn(&[&name])?;
+        }
         let spec = Spec {
             resources: options.resources_or(&self.config.resources),
             version: options.version,
@@ -117,10 +124,24 @@ impl Engine {
             restart: options.restart.unwrap_or_else(|| self.config.restart.clone()),
             output: options.output.unwrap_or_else(|| self.config.output.clone()),
         };
-        let process = Process::start(self.next_id(), name, spec, self).await?;
+        let process = Process::start(self.next_id(), name.clone(), spec, self).await?;
         if self.closed.get() {
             process.kill().await;
             return Err(Error::ManagerShutDown);
+        }
+        if let Some(hooks) = &self.config.interceptor {
+            // The worker's own names are known only now: the process's (a file's
+            // declared name) and the name its class declares.
+            let listed = process.info().name;
+            let declared = process.description().map(|d| d.name).unwrap_or_default();
+            let names: Vec<&str> = [listed.as_str(), declared.as_str()].into_iter().filter(|n| !n.is_empty() && *n != name).collect();
+            if !names.is_empty() {
+                if let Err(e) = hooks.before_spawn(&names) {
+                    process.kill().await;
+                    return Err(e);
+                }
+            }
+            hooks.spawned(process.id, &listed);
         }
         self.processes.borrow_mut().insert(process.id, process.clone());
         Ok(process)
@@ -195,6 +216,9 @@ impl Engine {
     /// through an old handle still gets `ProcessFailed` with the state).
     pub(crate) async fn kill(&self, id: u64) -> Result<()> {
         let process = self.process(id)?;
+        if let Some(hooks) = &self.config.interceptor {
+            hooks.killed(id);
+        }
         process.kill().await;
         self.retire(id, process.state());
         Ok(())

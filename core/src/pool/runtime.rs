@@ -80,6 +80,8 @@ pub(crate) struct Pool {
     policies: PolicyLayer,
     /// What new members run after `reload_with` (else `target` and `options.spawn`).
     respawn: RefCell<Option<(Target, SpawnOptions)>>,
+    /// The manager's clock: breaker, policies, replacement backoff, housekeeping intervals.
+    clock: crate::clock::Clock,
 }
 
 impl Pool {
@@ -117,6 +119,7 @@ impl Pool {
             changed: Notify::new(),
             policies: PolicyLayer::default(),
             respawn: RefCell::default(),
+            clock: engine.config.clock.clone(),
         });
         let started = futures::future::join_all((0..size).map(|i| pool.spawn_member(engine, i))).await;
         let mut first_error = None;
@@ -215,7 +218,7 @@ impl Pool {
         };
         // The pool's own policy state: one limit, cache, idempotency table and breaker for all members.
         let name = self.target.describe();
-        policies::apply(&state, &name, args, parent.as_ref(), |m, a, ctx| {
+        policies::apply(&state, &name, &self.clock, args, parent.as_ref(), |m, a, ctx| {
             let pool = self.clone();
             let key = options.key.clone();
             async move { pool.call_admitted(&m, &a, key.as_deref(), retries, deadline, timeout, &ctx).await }
@@ -295,7 +298,7 @@ impl Pool {
     fn admit(&self) -> Result<()> {
         let mut breaker = self.breaker.borrow_mut();
         let Some(b) = breaker.as_mut() else { return Ok(()) };
-        let changed = b.admit(Instant::now())?;
+        let changed = b.admit(self.clock.now())?;
         drop(breaker);
         if let Some(s) = changed {
             self.emit(PoolEvent::Breaker(s));
@@ -447,6 +450,9 @@ impl Pool {
         let from = self.desired.replace(n);
         if from != n {
             self.emit(PoolEvent::Scaled { from, to: n });
+            if let Some(hooks) = self.engine.upgrade().and_then(|e| e.config.interceptor.clone()) {
+                hooks.scaled(self.id, from, n);
+            }
         }
         self.reconcile(None);
     }
@@ -493,7 +499,7 @@ impl Pool {
                             pool.fail(format!("{failures} replacement workers in a row failed to start: {e}"));
                             break;
                         }
-                        tokio::time::sleep(crate::policy::Backoff::default().delay(failures)).await;
+                        pool.clock.sleep(crate::policy::Backoff::default().delay(failures)).await;
                     }
                 }
             }
@@ -663,12 +669,13 @@ impl Pool {
         .flatten()
         .min()
         .unwrap_or(Duration::from_millis(500));
+        let clock = self.clock.clone();
         tokio::task::spawn_local(async move {
-            let mut last_health = Instant::now();
+            let mut last_health = clock.now();
             let mut last_scale: Option<Instant> = None;
             let mut queue_lengths: VecDeque<usize> = VecDeque::new();
             loop {
-                tokio::time::sleep(tick).await;
+                clock.sleep(tick).await;
                 let Some(pool) = pool.upgrade() else { return };
                 if pool.state.get() != PoolState::Running {
                     if matches!(pool.state.get(), PoolState::Failed | PoolState::Destroyed) {
@@ -681,8 +688,8 @@ impl Pool {
                 }
                 pool.recycle_old_or_large();
                 if let Some(h) = pool.options.health.clone() {
-                    if last_health.elapsed() >= h.interval {
-                        last_health = Instant::now();
+                    if clock.now().saturating_duration_since(last_health) >= h.interval {
+                        last_health = clock.now();
                         pool.probe_health(h.unhealthy_threshold).await;
                     }
                 }
@@ -694,9 +701,9 @@ impl Pool {
                     let growing = queue_lengths.len() == 3 && queue_lengths.iter().zip(queue_lengths.iter().skip(1)).all(|(a, b)| b > a);
                     let load = Load { queue_growing: growing, ..pool.load() };
                     let size = pool.desired.get();
-                    let next = scale_decision(&a, size, &load, last_scale.map(|t| t.elapsed()));
+                    let next = scale_decision(&a, size, &load, last_scale.map(|t| clock.now().saturating_duration_since(t)));
                     if next != size {
-                        last_scale = Some(Instant::now());
+                        last_scale = Some(clock.now());
                         pool.set_desired(next);
                     }
                 }
@@ -839,7 +846,7 @@ impl Verdict<'_> {
     fn give(&mut self, result: &Result<Value>) {
         self.given = true;
         let ok = matches!(result, Ok(_) | Err(Error::MethodNotFound { .. } | Error::Serialization { .. }));
-        let changed = self.pool.breaker.borrow_mut().as_mut().and_then(|b| b.record(ok, Instant::now()));
+        let changed = self.pool.breaker.borrow_mut().as_mut().and_then(|b| b.record(ok, self.pool.clock.now()));
         if let Some(s) = changed {
             self.pool.emit(PoolEvent::Breaker(s));
         }
