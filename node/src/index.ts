@@ -23,5 +23,7 @@ export {
 export { Workflow, Stage, Compensate, WorkflowHandle } from './workflow';
 export type { StageOptions, StageContext, WorkflowClassOptions, WorkflowEvent, WorkflowEventName, RunSummary } from './workflow';
 export { RateLimit, Cache, Validate, Trace, Metric, CircuitBreaker, Idempotent, SelfHeal, policiesOf } from './policies';
-export { PoolStrategy } from './types';
+export { Supervisor, Child, SupervisorHandle, isSupervisor } from './supervisor';
+export type { FieldMarker } from './supervisor';
+export { PoolStrategy, SupervisionStrategy } from './types';
 export type * from './types';
