@@ -90,6 +90,10 @@ sdist=$(ls "$dist"/python/titan_pm-*.tar.gz 2>/dev/null | head -1)
 if [ -n "$sdist" ]; then
     step "pip install $(basename "$sdist") into a fresh venv (builds with cargo)"
     python3 -m venv "$work/sdist-venv"
+    # The same target and linker as the release builds, so cargo reuses their compiled
+    # dependencies (the crates of the sdist itself still compile from its sources).
+    venv="$repo/.venv"
+    . scripts/zig-linker.sh && export MATURIN_PEP517_ARGS="--target $triple"
     t0=$(now)
     if "$work/sdist-venv/bin/python" -m pip install -q --disable-pip-version-check "$sdist" \
         && (cd "$work" && "$work/sdist-venv/bin/python" -c "from titan_pm import _native; assert _native.roundtrip({'a': [1, 2.5, b'x']}) == {'a': [1, 2.5, b'x']}"); then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up the Node package on a fresh machine and runs its tests: npm ci in
-# node/, builds the native addon (napi build, release) and compiles the
-# TypeScript, compiles the test workers under both decorator modes, builds the
+# node/, builds the native addon (napi build, release; or, with
+# TITAN_NODE_ADDON=path, takes that prebuilt addon: scripts/test.sh passes the
+# release addon scripts/build-npm.sh built once) and compiles the TypeScript, compiles the test workers under both decorator modes, builds the
 # workspace (the Rust example worker the cross-language tests spawn) and, when
 # the Python package is in the checkout, installs it into .venv if needed.
 # Runs node:test; its summary is the last lines. Exits non-zero on any failure.
@@ -19,8 +20,15 @@ command -v node >/dev/null || die "node is missing (Node 20 or newer is needed)"
 
 step "npm ci in node/"
 (cd node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) || die "npm ci failed"
-step "building the addon and compiling the TypeScript"
-(cd node && node scripts/build.js) || die "the build failed"
+if [ -n "${TITAN_NODE_ADDON:-}" ]; then
+    step "taking the addon $TITAN_NODE_ADDON and compiling the TypeScript"
+    [ -f node/native/binding.js ] || die "node/native/binding.js is missing (scripts/build-npm.sh writes it)"
+    cp "$TITAN_NODE_ADDON" node/native/ || die "cannot copy $TITAN_NODE_ADDON"
+    (cd node && npx tsc -p tsconfig.json) || die "tsc failed"
+else
+    step "building the addon and compiling the TypeScript"
+    (cd node && node scripts/build.js) || die "the build failed"
+fi
 step "compiling the test workers (standard and experimental decorators)"
 for mode in standard experimental; do
     (cd node && npx tsc -p "test/fixtures/tsconfig.$mode.json") || die "the $mode fixtures do not compile"

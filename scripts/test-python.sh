@@ -2,7 +2,8 @@
 # Sets up the Python package on a fresh machine and runs its tests: creates
 # .venv with `python3 -m venv` if missing, installs maturin, pytest and
 # pytest-timeout (and pydantic, for the value rule tests) into it, builds and installs ./python (sharing
-# CARGO_TARGET_DIR), builds the workspace (the Rust example worker the
+# CARGO_TARGET_DIR; or, with TITAN_PYTHON_WHEEL=path, installs that wheel: scripts/test.sh
+# passes the release wheel it built once), builds the workspace (the Rust example worker the
 # cross-language tests spawn), runs the Rust tests that drive a .py worker,
 # then pytest, whose summary is the last line. Exits non-zero on any failure.
 set -uo pipefail
@@ -20,8 +21,13 @@ if [ ! -x "$python" ]; then
 fi
 step "installing maturin, pytest, pytest-timeout, pydantic (for the value rule tests)"
 "$python" -m pip install -q --disable-pip-version-check maturin pytest pytest-timeout pydantic || exit 1
-step "building and installing ./python"
-"$python" -m pip install -q --disable-pip-version-check ./python || exit 1
+if [ -n "${TITAN_PYTHON_WHEEL:-}" ]; then
+    step "installing $(basename "$TITAN_PYTHON_WHEEL")"
+    "$python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$TITAN_PYTHON_WHEEL" || exit 1
+else
+    step "building and installing ./python"
+    "$python" -m pip install -q --disable-pip-version-check ./python || exit 1
+fi
 step "building the workspace"
 cargo build --workspace --quiet || exit 1
 

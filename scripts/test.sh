@@ -30,12 +30,18 @@ fi
 run schema scripts/check-schema.sh
 run rust-build cargo build --workspace --all-targets
 run rust cargo test --workspace --quiet --no-fail-fast
-[ -x scripts/test-python.sh ] && run python scripts/test-python.sh
-[ -x scripts/test-node.sh ] && run node scripts/test-node.sh
+# The release artifacts, built once (one release build of the core, shared by the wheel and
+# the addon): the Python and Node suites below test them, and the install suite installs them.
+run build-wheels scripts/build-wheels.sh dist/python
+run build-npm scripts/build-npm.sh dist/npm
+wheel=$(ls dist/python/titan_pm-*.whl 2>/dev/null | head -1)
+addon=$(ls "$CARGO_TARGET_DIR"/titan-npm/*.node 2>/dev/null | head -1)
+run python env TITAN_PYTHON_WHEEL="$wheel" scripts/test-python.sh
+run node env TITAN_NODE_ADDON="$addon" scripts/test-node.sh
 # The README's Python and TypeScript blocks run (its Rust blocks are the crate tests/readme, built above).
 run readme .venv/bin/python tests/readme/check.py --python .venv/bin/python
 # The release artifacts (wheel, sdist, npm tarballs) installed as a user would, the quick starts, the typing check.
-[ -x scripts/test-install.sh ] && run install scripts/test-install.sh
+run install env TITAN_INSTALL_REUSE=1 scripts/test-install.sh
 
 echo
 echo "=== summary"

@@ -9,10 +9,9 @@ use titan_pm::titan_capnp::manager;
 use titan_pm::transport::vat_network;
 use titan_pm::value::{self, Value};
 
-/// The socket to use: `--socket`, else `TITAN_PM_SOCKET`, else the user's default.
+/// The socket to use: `--socket`, else the default (`TITAN_PM_SOCKET`, else the user's own; core decides).
 pub fn socket_path(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| std::env::var_os("TITAN_PM_SOCKET").filter(|s| !s.is_empty()).map(PathBuf::from))
-        .unwrap_or_else(titan_pm::control::default_socket)
+    flag.unwrap_or_else(titan_pm::control::default_socket)
 }
 
 /// Connects to the manager at `path` (on the current `LocalSet`).

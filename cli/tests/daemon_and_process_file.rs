@@ -1,5 +1,5 @@
-//! `titan-pm start FILE` runs a daemon from a process file with a process and
-//! a pool: the starting shell exits, `ls` sees them, `reload` replaces the
+//! `titan-pm start FILE` runs a daemon from a process file with a process, a
+//! pool and a supervisor of two children: the starting shell exits, `ls` sees them, `reload` replaces the
 //! changed entry rolling and leaves the unchanged one, `stop` leaves no process
 //! behind. A file with an unknown option fails before anything starts.
 
@@ -43,6 +43,12 @@ script = "{worker}"
 size = 2
 strategy = "least-connections"
 dependencies = {{ version = "{pool_env}" }}
+
+[[supervisor]]
+name = "app"
+strategy = "one-for-all"
+maxRestarts = 2
+children = [{{ name = "db", script = "{worker}", critical = true }}, {{ name = "api", script = "{worker}" }}]
 "#,
             worker = worker.display()
         ),
@@ -65,7 +71,7 @@ fn start_ls_reload_stop() {
 
     // The shell that starts it gets its prompt back.
     let out = ok(&socket, &["start", file.to_str().unwrap()]);
-    assert!(out.contains("started: solo, workers"), "{out}");
+    assert!(out.contains("started: solo, workers, app"), "{out}");
     let daemon: i32 = std::fs::read_to_string(run.join("titan-pm.pid")).unwrap().trim().parse().unwrap();
     assert!(alive(daemon));
     assert!(run.join("titan-pm.log").exists());
@@ -73,6 +79,7 @@ fn start_ls_reload_stop() {
     let ls = json(&socket, &["ls"]);
     assert_eq!(pids(&ls, "solo").len(), 1, "{ls}");
     assert_eq!(pids(&ls, "workers").len(), 2, "{ls}");
+    assert_eq!((pids(&ls, "app/db").len(), pids(&ls, "app/api").len()), (1, 1), "the supervisor's children: {ls}");
     assert!(ls.as_array().unwrap().iter().all(|r| r["state"] == "running"));
     assert_eq!(ok(&socket, &["call", "workers", "dependencies"]).trim(), r#"{"version":"1"}"#);
 
@@ -85,7 +92,7 @@ fn start_ls_reload_stop() {
     write_file(&file, "2");
     let summary = json(&socket, &["reload", "--changed-only", file.to_str().unwrap()]);
     assert_eq!(summary["reloaded"], serde_json::json!(["workers"]), "{summary}");
-    assert_eq!(summary["unchanged"], serde_json::json!(["solo"]), "{summary}");
+    assert_eq!(summary["unchanged"], serde_json::json!(["solo", "app"]), "{summary}");
     let after = json(&socket, &["ls"]);
     assert_eq!(pids(&after, "solo"), pids(&ls, "solo"), "the unchanged process kept running");
     let (old, new) = (pids(&ls, "workers"), pids(&after, "workers"));
@@ -96,9 +103,11 @@ fn start_ls_reload_stop() {
     }
     // reload (every entry): the process restarts too, keeping its id.
     let summary = json(&socket, &["reload", file.to_str().unwrap()]);
-    assert_eq!(summary["reloaded"], serde_json::json!(["solo", "workers"]), "{summary}");
+    assert_eq!(summary["reloaded"], serde_json::json!(["solo", "workers", "app"]), "{summary}");
     let again = json(&socket, &["ls"]);
     assert_ne!(pids(&again, "solo"), pids(&ls, "solo"));
+    assert_eq!(pids(&again, "app/db").len(), 1, "the supervisor restarted whole: {again}");
+    assert_ne!(pids(&again, "app/db"), pids(&ls, "app/db"));
 
     // stop: graceful; nothing is left behind, the socket and pid file go away.
     let workers: Vec<i32> = again.as_array().unwrap().iter().map(|r| r["pid"].as_i64().unwrap() as i32).collect();
@@ -127,4 +136,11 @@ fn a_bad_process_file_fails_before_anything_starts() {
     std::fs::write(&file, "[[process]]\nname = \"w\"\n").unwrap();
     let err = String::from_utf8_lossy(&cli(&socket, &["start", file.to_str().unwrap()]).stderr).into_owned();
     assert!(err.contains("process[0]: script is missing"), "{err}");
+
+    std::fs::write(&file, "[[supervisor]]\nname = \"app\"\nstrategy = \"one-for-most\"\nchildren = [{ name = \"a\", script = \"./w\" }]\n").unwrap();
+    let err = String::from_utf8_lossy(&cli(&socket, &["start", file.to_str().unwrap()]).stderr).into_owned();
+    assert!(err.contains("supervisor[0] (app): strategy: unknown supervision strategy"), "{err}");
+    std::fs::write(&file, "[[supervisor]]\nname = \"app\"\nchildren = [{ name = \"a\", script = \"./w\", restart = \"sometimes\" }]\n").unwrap();
+    let err = String::from_utf8_lossy(&cli(&socket, &["start", file.to_str().unwrap()]).stderr).into_owned();
+    assert!(err.contains("supervisor[0] (app): children[0].restart"), "{err}");
 }

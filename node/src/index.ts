@@ -1,6 +1,7 @@
 // titan-pm for Node: decorate a worker class, spawn it from a ProcessManager,
 // call it through a typed proxy. See the README's TypeScript quick start.
 export { ProcessManager, createProcessManager } from './manager';
+export { ControlServer } from './control';
 export type { WorkerClass } from './manager';
 export { Process, Public, Method, HealthCheck, OnShutdown, definitionOf } from './decorators';
 export type { ProcessOptions, ProcessDefinition, HealthCheckOptions, MethodMarker, ClassMarker } from './decorators';

@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 
 import { native } from './binding';
+import { ControlServer } from './control';
 import { definitionOf, ProcessDefinition } from './decorators';
 import { ConfigError, rethrow, signalName, spawnError } from './errors';
 import { makePoolProxy, makeProxy, PoolState } from './proxy';
@@ -204,6 +205,16 @@ export class ProcessManager extends EventEmitter {
   /** Stops a process at once; not a crash, so it is not restarted. */
   kill(process: ProcessRef): Promise<void> {
     return this.#native.kill(idOf(process)).catch(rethrow);
+  }
+
+  /** Serves the control socket at `path` (else the default: see `ControlServer`), so the
+   * `titan-pm` CLI's `ls`, `logs`, `restart`, `scale`, `monit` and `stop` reach this manager. */
+  serveControl(path?: string): ControlServer {
+    try {
+      return new ControlServer(this.#native.serveControl(path));
+    } catch (e) {
+      return rethrow(e);
+    }
   }
 
   listProcesses(): Promise<ProcessInfo[]> {

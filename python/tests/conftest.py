@@ -47,12 +47,23 @@ def write_worker(tmp_path, name, source):
     return str(p)
 
 
-@pytest.fixture
-def rust_calculator():
-    """The Rust example worker, built by scripts/test-python.sh (cargo build --workspace)."""
+def workspace_binary(name):
+    """A binary of the Rust workspace, built by scripts/test-python.sh (cargo build --workspace)."""
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
     for profile in ("debug", "release"):
-        exe = target / profile / "rust-calculator"
+        exe = target / profile / name
         if exe.exists():
             return str(exe)
-    pytest.fail(f"no rust-calculator under {target}: run `cargo build --workspace` first")
+    pytest.fail(f"no {name} under {target}: run `cargo build --workspace` first")
+
+
+@pytest.fixture
+def rust_calculator():
+    """The Rust example worker."""
+    return workspace_binary("rust-calculator")
+
+
+@pytest.fixture
+def titan_pm_cli():
+    """The `titan-pm` command-line tool (the crate cli/)."""
+    return workspace_binary("titan-pm")

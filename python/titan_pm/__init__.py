@@ -26,6 +26,7 @@ from .errors import (
 )
 from ._options import PoolStrategy
 from .host import Pool, ProcessHandle, ProcessManager
+from .control import ControlServer
 from .workflow import Workflow, WorkflowError, compensate, stage, workflow
 from .supervise import Supervisor, SupervisionStrategy, child, supervisor
 
@@ -46,6 +47,7 @@ __all__ = [
     "PoolStrategy",
     "ProcessHandle",
     "Pool",
+    "ControlServer",
     "supervisor",
     "child",
     "Supervisor",

@@ -27,6 +27,7 @@ import os
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Dict, Generic, List, Optional, Type, Union, overload
 
 from . import _native
+from .control import ControlServer
 from ._loop import ThreadDelivery, loop_driver
 from ._methods import check_interface, remote_call, result_decoder_of
 from ._values import encode, encode_args
@@ -393,6 +394,12 @@ class ProcessManager:
         """Stops a process at once; not a crash, so it is not restarted."""
         self._bind()
         await self._wait(self._native.kill(process_id))
+
+    def serve_control(self, path: Optional[str] = None) -> ControlServer:
+        """Serves the control socket at `path` (else the default, see `titan_pm.control`),
+        so `titan-pm ls`, `logs`, `restart`, `scale`, `monit` and `stop` reach this manager."""
+        self._bind()
+        return ControlServer(self._native.serve_control(path))
 
     def list_processes(self) -> List[Dict[str, Any]]:
         """Every process: process_id, name, pid, state, restarts, isolation, transport."""

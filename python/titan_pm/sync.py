@@ -23,6 +23,7 @@ import os
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Dict, Generic, List, Optional, Type, Union, overload
 
 from . import _native
+from .control import ControlServer
 from ._methods import check_interface, remote_call, result_decoder_of
 from ._values import encode, encode_args
 from ._options import add_seed_names, check_event, manager_options, native_target
@@ -360,6 +361,12 @@ class ProcessManager:
     def kill(self, process_id: int) -> None:
         """Stops a process at once; not a crash, so it is not restarted."""
         self._native.kill(process_id)
+
+    def serve_control(self, path: Optional[str] = None) -> ControlServer:
+        """Serves the control socket at `path` (else the default, see `titan_pm.control`),
+        so `titan-pm ls`, `logs`, `restart`, `scale`, `monit` and `stop` reach this manager.
+        Needs `ProcessManager(engine="thread")`, so the socket answers between calls."""
+        return ControlServer(self._native.serve_control(path))
 
     def list_processes(self) -> List[Dict[str, Any]]:
         return self._native.list_processes()

@@ -83,7 +83,7 @@ impl Host {
         let tsfn = Arc::new(Tsfn::new(env, Some(on_message), true, deliver).map_err(|e| js_err(env, e))?);
         let config = options::manager(env, config, &output_callbacks(&tsfn))?;
         let resources = config.resources.clone();
-        let pm = ProcessManager::new(config);
+        let pm = ProcessManager::try_new(config).map_err(|e| errors::to_js(env, &e))?;
         let events_tsfn = tsfn.clone();
         forward(pm.events(), move |e| events_tsfn.send(HostMsg::Event(e)));
         Ok(Host { pm, tsfn, pending, resources, closed: tokio::sync::watch::Sender::new(false) })
@@ -212,7 +212,7 @@ impl Host {
     }
 
     fn max_memory(&self, options: &SpawnOptions) -> Option<u64> {
-        options.resources.as_ref().unwrap_or(&self.resources).max_memory
+        options.resources_or(&self.resources).max_memory
     }
 
     /// The core target for the JS runtime attached to `slot_id`: its factory uses that
@@ -355,6 +355,12 @@ impl ShutDown {
                 _ = &mut self.0 => return None,
             }
         }
+    }
+
+    /// Serves the control socket at `path`, else core's default socket.
+    pub fn serve_control(&self, env: Env, path: Option<String>) -> Result<titan_pm::control::ControlServer, Js> {
+        let path = path.map(std::path::PathBuf::from).unwrap_or_else(titan_pm::control::default_socket);
+        self.pm.serve_control(path).map_err(|e| errors::to_js(env, &e))
     }
 }
 

@@ -211,6 +211,38 @@ impl NativeManager {
     pub fn shutdown(&self, env: Env) -> napi::Result<Raw> {
         self.host.shutdown(env.raw()).map(Raw)
     }
+
+    /// Serves the control socket (the `titan-pm` CLI's way in) at `path`, else core's default.
+    #[napi]
+    pub fn serve_control(&self, env: Env, path: Option<String>) -> napi::Result<NativeControlServer> {
+        self.host.serve_control(env.raw(), path).map(|inner| NativeControlServer { inner }).map_err(|e| throw(&env, e))
+    }
+}
+
+/// A running control server (core's), wrapped by the TypeScript `ControlServer`.
+#[napi]
+pub struct NativeControlServer {
+    inner: titan_pm::control::ControlServer,
+}
+
+#[napi]
+impl NativeControlServer {
+    #[napi(getter)]
+    pub fn path(&self) -> String {
+        self.inner.path().display().to_string()
+    }
+
+    /// Stops accepting connections and removes the socket file.
+    #[napi]
+    pub fn close(&self) {
+        self.inner.close()
+    }
+
+    /// Whether a client ran `titan-pm stop` and the manager has shut down.
+    #[napi]
+    pub fn is_shutdown_requested(&self) -> bool {
+        self.inner.is_shutdown_requested()
+    }
 }
 
 /// Every option path of `kind` (`manager`, `spawn`, `pool`, `supervisor` or `child`) the core

@@ -9,12 +9,13 @@
 //! - [`convert`]: Python values <-> `Value`; [`errors`]: core errors -> Python
 //!   exceptions; [`options`]: keyword options -> core options (core reads them);
 //!   [`reports`]: core reports -> dicts (core shapes them); [`telemetry`]: core's
-//!   log messages -> `logging`.
+//!   log messages -> `logging`; [`control`]: a manager's control socket.
 
 use pyo3::prelude::*;
 
 mod options;
 mod agent;
+mod control;
 mod convert;
 mod errors;
 mod host;
@@ -45,6 +46,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<host::asyncio::AsyncManager>()?;
     m.add_class::<runtime::LoopRuntime>()?;
     m.add_class::<supervise::Supervision>()?;
+    m.add_class::<control::ControlServer>()?;
     // worker
     m.add_class::<agent::Completion>()?;
     m.add_function(wrap_pyfunction!(agent::serve_worker_on, m)?)?;

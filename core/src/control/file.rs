@@ -12,12 +12,21 @@
 //! name = "calc"
 //! script = "./target/release/rust-calculator"
 //! size = 3
+//!
+//! [[supervisor]]            # options::supervisor_tree; each child: `script` plus child options
+//! name = "app"
+//! strategy = "one-for-all"
+//! children = [{ name = "db", script = "./db.py", critical = true }, { name = "api", script = "./api.js" }]
 //! ```
 //!
 //! Every entry goes through core's option readers, so an unknown key is an
 //! error with its path (`pool[0] (calc): autoScale.targetCPUs: unknown option`).
 //! A relative `script` is relative to the file's directory ([`resolve_scripts`]).
-//! Names are unique across processes and pools; `name` defaults to the script's stem.
+//! Names are unique across processes, pools and supervisors; `name` defaults to the
+//! script's stem (a supervisor's is required). A supervisor's children are worker
+//! files (nested supervisors are the API's); reloading a supervisor stops it and
+//! starts it again (its children restart in order, as a restart of the supervisor
+//! would: not rolling).
 //!
 //! [`Deployment::apply`] makes the manager match a file: new entries start,
 //! changed ones are replaced rolling (a process: a new one is ready before the
@@ -33,11 +42,12 @@ use crate::error::{Error, Result};
 use crate::host::{ManagerConfig, ProcessManager, SpawnOptions, Target};
 use crate::options::{self, Dialect};
 use crate::pool::PoolOptions;
+use crate::supervise::SupervisorSpec;
 use crate::value::Value;
 
 use super::server::map;
 
-/// One `[[process]]` or `[[pool]]` entry, read and checked.
+/// One `[[process]]`, `[[pool]]` or `[[supervisor]]` entry, read and checked.
 #[derive(Clone)]
 pub struct Entry {
     pub name: String,
@@ -52,6 +62,7 @@ pub struct Entry {
 pub enum Kind {
     Process(SpawnOptions),
     Pool(PoolOptions),
+    Supervisor(SupervisorSpec),
 }
 
 impl Kind {
@@ -59,8 +70,28 @@ impl Kind {
         match self {
             Kind::Process(_) => "process",
             Kind::Pool(_) => "pool",
+            Kind::Supervisor(_) => "supervisor",
         }
     }
+}
+
+/// A `[[supervisor]]` entry as `options::supervisor_tree` reads it: each child's
+/// `script` becomes its `target`.
+fn supervisor_tree_value(raw: &Value) -> Value {
+    let Value::Map(fields) = raw else { return raw.clone() };
+    let child = |c: &Value| match c {
+        Value::Map(m) => Value::Map(m.iter().map(|(k, v)| (if k == "script" { "target".to_string() } else { k.clone() }, v.clone())).collect()),
+        other => other.clone(),
+    };
+    Value::Map(
+        fields
+            .iter()
+            .map(|(k, v)| match (k.as_str(), v) {
+                ("children", Value::List(items)) => (k.clone(), Value::List(items.iter().map(child).collect())),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect(),
+    )
 }
 
 /// A whole file, read and checked.
@@ -82,8 +113,8 @@ fn entries<'a>(v: &'a Value, key: &str) -> Result<&'a [Value]> {
 /// Reads a process file's `Value` (TypeScript spelling: camelCase, ms).
 pub fn parse(v: &Value) -> Result<ProcessFile> {
     let Value::Map(top) = v else { return Err(Error::Config(format!("a process file must be a table, not {}", v.type_name()))) };
-    if let Some((k, _)) = top.iter().find(|(k, _)| !matches!(k.as_str(), "manager" | "process" | "pool")) {
-        return Err(Error::Config(format!("{k}: unknown section (expected [manager], [[process]] or [[pool]])")));
+    if let Some((k, _)) = top.iter().find(|(k, _)| !matches!(k.as_str(), "manager" | "process" | "pool" | "supervisor")) {
+        return Err(Error::Config(format!("{k}: unknown section (expected [manager], [[process]], [[pool]] or [[supervisor]])")));
     }
     let manager_raw = v.get("manager").cloned().unwrap_or(Value::Map(vec![]));
     let manager = options::manager(&manager_raw, Dialect::Js, &|_| None).map_err(|e| Error::Config(format!("manager.{}", msg(e))))?;
@@ -108,7 +139,7 @@ pub fn parse(v: &Value) -> Result<ProcessFile> {
                 Kind::Pool(options::pool(&rest, Dialect::Js, &|_| None).map_err(|e| at(e, &name))?)
             };
             if out.iter().any(|e| e.name == name) {
-                return Err(Error::Config(format!("{key}[{i}]: the name {name:?} is used twice (names are unique across processes and pools)")));
+                return Err(Error::Config(format!("{key}[{i}]: the name {name:?} is used twice (names are unique across processes, pools and supervisors)")));
             }
             // Members and processes carry the entry's name, so `ls`, `logs NAME` and `restart NAME` find them.
             let kind = match kind {
@@ -120,9 +151,22 @@ pub fn parse(v: &Value) -> Result<ProcessFile> {
                     o.spawn.name = Some(name.clone());
                     Kind::Pool(o)
                 }
+                supervisor => supervisor,
             };
             out.push(Entry { name: std::mem::take(&mut name), script, kind, raw: raw.clone() });
         }
+    }
+    for (i, raw) in entries(v, "supervisor")?.iter().enumerate() {
+        let name = match raw.get("name") {
+            Some(Value::Text(n)) if !n.is_empty() => n.clone(),
+            _ => return Err(Error::Config(format!("supervisor[{i}]: name is missing (it prefixes its children's names)"))),
+        };
+        let spec = options::supervisor_tree(&supervisor_tree_value(raw), Dialect::Js, &|_| None)
+            .map_err(|e| Error::Config(format!("supervisor[{i}] ({name}): {}", msg(e))))?;
+        if out.iter().any(|e| e.name == name) {
+            return Err(Error::Config(format!("supervisor[{i}]: the name {name:?} is used twice")));
+        }
+        out.push(Entry { name, script: String::new(), kind: Kind::Supervisor(spec), raw: raw.clone() });
     }
     Ok(ProcessFile { manager, manager_raw, entries: out })
 }
@@ -134,23 +178,23 @@ fn msg(e: Error) -> String {
     }
 }
 
-/// Makes every relative `script` absolute, relative to `dir` (the file's directory).
+/// Makes every relative `script` absolute, relative to `dir` (the file's directory):
+/// those of processes, pools and supervisors' children.
 pub fn resolve_scripts(v: &mut Value, dir: &Path) {
+    fn resolve(item: &mut Value, dir: &Path) {
+        let Value::Map(fields) = item else { return };
+        for (k, val) in fields.iter_mut() {
+            match (k.as_str(), &mut *val) {
+                ("script", Value::Text(s)) if Path::new(s.as_str()).is_relative() => *s = dir.join(&*s).display().to_string(),
+                ("children", Value::List(children)) => children.iter_mut().for_each(|c| resolve(c, dir)),
+                _ => {}
+            }
+        }
+    }
     let Value::Map(top) = v else { return };
     for (key, list) in top.iter_mut() {
-        if key != "process" && key != "pool" {
-            continue;
-        }
-        let Value::List(items) = list else { continue };
-        for item in items {
-            let Value::Map(fields) = item else { continue };
-            for (k, val) in fields.iter_mut() {
-                if let (true, Value::Text(s)) = (k == "script", &*val) {
-                    if Path::new(s).is_relative() {
-                        *val = Value::Text(dir.join(s).display().to_string());
-                    }
-                }
-            }
+        if let ("process" | "pool" | "supervisor", Value::List(items)) = (key.as_str(), list) {
+            items.iter_mut().for_each(|item| resolve(item, dir));
         }
     }
 }
@@ -182,6 +226,7 @@ impl Deployment {
         let (mut started, mut reloaded, mut stopped, mut unchanged) = (vec![], vec![], vec![], vec![]);
         let live_processes: Vec<u64> = pm.list_processes().await.iter().map(|p| p.process_id).collect();
         let live_pools: Vec<u64> = pm.pools().await.iter().map(|p| p.pool_id).collect();
+        let live_supervisor = |id: u64| pm.supervisor_handle(id).is_ok();
         // Removed entries first: their names may be reused.
         let wanted: Vec<&str> = parsed.entries.iter().map(|e| e.name.as_str()).collect();
         let gone: Vec<String> = self.running.keys().filter(|n| !wanted.contains(&n.as_str())).cloned().collect();
@@ -193,7 +238,7 @@ impl Deployment {
         for entry in parsed.entries {
             let name = entry.name.clone();
             let old = self.running.get(&name).cloned();
-            let alive = |id: u64| live_processes.contains(&id) || live_pools.contains(&id);
+            let alive = |id: u64| live_processes.contains(&id) || live_pools.contains(&id) || live_supervisor(id);
             match old {
                 Some((old, id)) if alive(id) && old.kind.word() == entry.kind.word() => {
                     let same = old.raw == entry.raw;
@@ -230,6 +275,7 @@ async fn start(pm: &ProcessManager, entry: &Entry) -> Result<u64> {
     match &entry.kind {
         Kind::Process(o) => Ok(pm.spawn(entry.script.as_str(), o.clone()).await?.id()),
         Kind::Pool(o) => Ok(pm.pool(entry.script.as_str(), o.clone()).await?.id()),
+        Kind::Supervisor(spec) => pm.supervisor(spec.clone()).await?.id().await,
     }
 }
 
@@ -238,6 +284,10 @@ async fn stop(pm: &ProcessManager, entry: &Entry, id: u64) {
         Kind::Process(_) => pm.stop(id).await,
         Kind::Pool(_) => match pm.pool_handle(id) {
             Ok(h) => h.destroy().await,
+            Err(e) => Err(e),
+        },
+        Kind::Supervisor(_) => match pm.supervisor_handle(id) {
+            Ok(h) => h.stop().await,
             Err(e) => Err(e),
         },
     };
@@ -255,6 +305,11 @@ fn pool_own_options(raw: &Value) -> Value {
 /// Replaces a running entry with its new version, rolling; returns the (maybe new) id.
 async fn replace(pm: &ProcessManager, old: &Entry, id: u64, new: &Entry) -> Result<u64> {
     match &new.kind {
+        Kind::Supervisor(_) => {
+            // Children start in order and stop in reverse: a supervisor restarts whole.
+            stop(pm, old, id).await;
+            start(pm, new).await
+        }
         Kind::Process(o) => {
             if old.raw == new.raw {
                 pm.restart(id).await?; // same spec: a graceful restart keeps the id

@@ -54,6 +54,12 @@ impl ControlServer {
         let _ = rx.wait_for(|done| *done).await;
     }
 
+    /// Whether a client has asked the manager to shut down and the shutdown has finished
+    /// (what [`ControlServer::shutdown_requested`] waits for), without waiting.
+    pub fn is_shutdown_requested(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
     /// Stops accepting connections and removes the socket file.
     pub fn close(&self) {
         self.stop.notify_one();
@@ -84,9 +90,13 @@ impl ProcessManager {
     }
 }
 
-/// The socket a user's manager serves by default: `$XDG_RUNTIME_DIR/titan-pm/control.sock`,
-/// else `/tmp/titan-pm-$UID/control.sock`.
+/// The socket a user's manager serves by default: `$TITAN_PM_SOCKET` when set, else
+/// `$XDG_RUNTIME_DIR/titan-pm/control.sock`, else `/tmp/titan-pm-$UID/control.sock`.
+/// The one rule the CLI and every front end's `serve_control()` follow.
 pub fn default_socket() -> PathBuf {
+    if let Some(path) = std::env::var_os("TITAN_PM_SOCKET").filter(|s| !s.is_empty()) {
+        return PathBuf::from(path);
+    }
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("titan-pm").join("control.sock"),
         None => PathBuf::from(format!("/tmp/titan-pm-{}", unsafe { libc::geteuid() })).join("control.sock"),

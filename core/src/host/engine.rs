@@ -103,7 +103,7 @@ impl Engine {
         }
         let name = options.name.clone().unwrap_or_else(|| default_name(&target));
         let spec = Spec {
-            resources: options.resources.unwrap_or_else(|| self.config.resources.clone()),
+            resources: options.resources_or(&self.config.resources),
             version: options.version,
             named: options.name.is_some(),
             processes: options.processes,

@@ -264,6 +264,14 @@ pub struct SpawnOptions {
     pub processes: Vec<(String, u64)>,
 }
 
+impl SpawnOptions {
+    /// The limits a worker spawned with these options runs under: its own `resources`
+    /// when given, else the manager's (`manager`). The one place this choice is made.
+    pub fn resources_or(&self, manager: &Resources) -> Resources {
+        self.resources.clone().unwrap_or_else(|| manager.clone())
+    }
+}
+
 /// Per-call options.
 #[derive(Debug, Clone, Default)]
 pub struct CallOptions {
@@ -351,18 +359,28 @@ pub struct ProcessManager {
 }
 
 impl ProcessManager {
-    /// Starts the engine on a thread of its own.
+    /// Starts the engine on a thread of its own. Panics if the OS refuses the thread or
+    /// its runtime (out of threads or memory); [`ProcessManager::try_new`] returns that instead.
     pub fn new(config: ManagerConfig) -> Self {
+        Self::try_new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`ProcessManager::new`], with the OS refusing the engine's thread or runtime as an
+    /// `Error::Io` (what the Python and Node bridges use: a host program gets an error, not a panic).
+    pub fn try_new(config: ManagerConfig) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start the titan-pm engine's runtime", e))?;
         let (pm, run) = Self::build(config);
         std::thread::Builder::new()
             .name("titan-pm-engine".into())
             .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
                 let local = tokio::task::LocalSet::new();
                 local.block_on(&rt, run());
             })
-            .expect("cannot start the titan-pm engine thread");
-        pm
+            .map_err(|e| Error::io("cannot start the titan-pm engine thread", e))?;
+        Ok(pm)
     }
 
     /// Runs the engine on the current `LocalSet` (a current-thread runtime): no thread hops.

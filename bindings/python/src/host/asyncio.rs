@@ -82,7 +82,7 @@ impl AsyncManager {
                 };
                 (pm, Driver::Loop(rt))
             }
-            None => (ProcessManager::new(cfg), Driver::Thread(ThreadDriver::new()?)),
+            None => (ProcessManager::try_new(cfg).map_err(errors::to_py)?, Driver::Thread(ThreadDriver::new()?)),
         };
         Ok(AsyncManager { pm, driver })
     }
@@ -157,6 +157,12 @@ impl AsyncManager {
             pm.shutdown().await;
             Ok(Out::Unit)
         })
+    }
+
+    /// Serves the control socket (the `titan-pm` CLI's way in) at `path`, else core's default.
+    #[pyo3(signature = (path=None))]
+    fn serve_control(&self, path: Option<std::path::PathBuf>) -> PyResult<crate::control::ControlServer> {
+        crate::control::serve(&self.pm, path)
     }
 
     /// Blocks briefly (one engine round trip) for the process table.

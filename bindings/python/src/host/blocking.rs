@@ -28,6 +28,8 @@ use crate::{options, convert, errors, reports, SameThread};
 pub struct SyncManager {
     owner: ThreadId,
     engine: ManuallyDrop<Engine>,
+    /// The engine runs on a thread of its own (else only while the owner calls in).
+    engine_thread: bool,
 }
 
 struct Engine {
@@ -143,12 +145,12 @@ impl SyncManager {
             .map_err(|e| errors::to_py(titan_pm::Error::Config(format!("cannot start a runtime: {e}"))))?;
         let local = tokio::task::LocalSet::new();
         let pm = match engine_thread {
-            true => ProcessManager::new(cfg),
+            true => ProcessManager::try_new(cfg).map_err(errors::to_py)?,
             false => local.block_on(&rt, async { ProcessManager::new_local(cfg) }),
         };
         let events = RefCell::new(pm.events());
         let engine = Engine { pm, events, pool_events: RefCell::default(), local, rt, last_run: Cell::new(Instant::now()) };
-        Ok(SyncManager { owner: std::thread::current().id(), engine: ManuallyDrop::new(engine) })
+        Ok(SyncManager { owner: std::thread::current().id(), engine: ManuallyDrop::new(engine), engine_thread })
     }
 
     fn spawn(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
@@ -183,6 +185,19 @@ impl SyncManager {
     fn kill(&self, py: Python<'_>, process_id: u64) -> PyResult<()> {
         let e = self.engine()?;
         e.run(py, e.pm.kill(process_id))?.map_err(errors::to_py)
+    }
+
+    /// Serves the control socket at `path` (else core's default). Needs the engine thread:
+    /// an engine on the caller's thread runs only during its calls, so the socket would
+    /// not answer between them.
+    #[pyo3(signature = (path=None))]
+    fn serve_control(&self, path: Option<std::path::PathBuf>) -> PyResult<crate::control::ControlServer> {
+        if !self.engine_thread {
+            return Err(errors::to_py(titan_pm::Error::Config(
+                "serve_control needs ProcessManager(engine=\"thread\"): an engine on the calling thread runs only during calls, so the control socket would not answer between them".into(),
+            )));
+        }
+        crate::control::serve(&self.engine()?.pm, path)
     }
 
     fn list_processes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
