@@ -336,6 +336,12 @@ impl Host {
         };
         self.promise(env, future, unit_to_js)
     }
+
+    /// Serves the control socket at `path`, else core's default socket.
+    pub fn serve_control(&self, env: Env, path: Option<String>) -> Result<titan_pm::control::ControlServer, Js> {
+        let path = path.map(std::path::PathBuf::from).unwrap_or_else(titan_pm::control::default_socket);
+        self.pm.serve_control(path).map_err(|e| errors::to_js(env, &e))
+    }
 }
 
 /// Completes once the manager is shut down (see `Host::listen`).
@@ -355,12 +361,6 @@ impl ShutDown {
                 _ = &mut self.0 => return None,
             }
         }
-    }
-
-    /// Serves the control socket at `path`, else core's default socket.
-    pub fn serve_control(&self, env: Env, path: Option<String>) -> Result<titan_pm::control::ControlServer, Js> {
-        let path = path.map(std::path::PathBuf::from).unwrap_or_else(titan_pm::control::default_socket);
-        self.pm.serve_control(path).map_err(|e| errors::to_js(env, &e))
     }
 }
 
