@@ -225,7 +225,9 @@ interface Caller {
   # Calls the process as a host would (a restart in between is waited for within
   # the deadline); errors come back as the host would see them. timeoutMs 0: the
   # process's default deadline.
-  call @0 (method :Text, args :List(Value), timeoutMs :UInt64) -> (result :CallResult);
+  # traceId and spanId: the calling worker's current call (its span becomes the
+  # parent of this call's span, so the call joins its trace); empty: a new trace.
+  call @0 (method :Text, args :List(Value), timeoutMs :UInt64, traceId :Text, spanId :Text) -> (result :CallResult);
 }
 
 struct Grant {

@@ -5,12 +5,13 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | leaves | [`error`] (the one error type, its kinds), [`state`] (lifecycle states), [`value`] (the dynamic value and its codec), [`dialect`] (camelCase+ms or snake_case+seconds; reading named fields) |
-//! | policies | [`policy`]: pure decisions, one file per family (backoff, restart, circuit breaker) |
+//! | leaves | [`error`] (the one error type, its kinds), [`state`] (lifecycle states), [`clock`] (the time every timer reads; a test can move it), [`value`] (the dynamic value and its codec), [`dialect`] (camelCase+ms or snake_case+seconds; reading named fields) |
+//! | policies | [`policy`]: pure decisions, one file per family (backoff, restart, call retries, circuit breaker) |
 //! | wire | [`protocol`] (errors as data, descriptions, health reports), [`transport`], `generated` (from `schema/titan.capnp`) |
 //! | worker side | [`agent`]: serves a [`agent::Handler`] (a Rust [`agent::WorkerDef`], or a Python or JS object through a bridge) |
 //! | host side | [`host`]: the [`ProcessManager`] engine — spawn, call, restart, health, metrics, shutdown |
 //! | above the host | [`pool`]: pools of workers with balancing, queueing, scaling, a breaker; [`supervise`]: OTP supervision trees of workers, pools and supervisors; [`workflow`]: DAG workflows with retries, saga compensation and a journal that lets a run outlive its host |
+//! | testing | [`testing`]: a real manager with crash and failure injection, overrides, a movable clock and a record of operations (the front ends' `titan_pm.testing` / `titan-pm/testing`) |
 //! | operating it | [`control`]: the control socket the `titan-pm` CLI talks to (`Manager` in the schema), process files |
 //! | front-end seams | [`options`] (every option, read once from a `Value` in the caller's dialect), [`reports`] (every report as one `Value` shape), [`exposition`] (Prometheus text of every metric) |
 //!
@@ -23,6 +24,7 @@
 //! The wire protocol is `schema/titan.capnp`; `generated` is compiled from it.
 
 pub mod agent;
+pub mod clock;
 pub mod control;
 pub mod dialect;
 pub mod error;
@@ -37,6 +39,7 @@ pub mod reports;
 pub mod state;
 pub mod supervise;
 pub mod telemetry;
+pub mod testing;
 pub mod transport;
 pub mod value;
 pub mod workflow;

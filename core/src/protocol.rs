@@ -99,12 +99,30 @@ impl ErrorInfo {
             Error::CircuitOpen => vec!["circuit".into()],
             Error::Cancelled => vec!["cancelled".into()],
             Error::ManagerShutDown => vec!["shutdown".into()],
+            // Each failure as two fields, path then message (at most as many as fit the list).
+            Error::Validation { failures } => std::iter::once("validation".to_string())
+                .chain(failures.iter().take(MAX_ERROR_LIST / 2 - 1).flat_map(|(p, m)| [p.clone(), m.clone()]))
+                .collect(),
             other => vec!["config".into(), other.to_string()],
         };
         let mut i = ErrorInfo::remote(e.class_name(), e.to_string());
         i.code = Some(RELAYED.into());
         i.available = fields;
         i
+    }
+
+    /// A worker's own validator (`@Validate` with a validator object or function,
+    /// run in the worker) refused the arguments: the host sees `ValidationError`
+    /// with these (path, message) failures, as for a JSON Schema it checks itself.
+    ///
+    /// ```
+    /// use titan_pm::{protocol::ErrorInfo, Error};
+    /// let failures = vec![("/email".to_string(), "not an email".to_string())];
+    /// let back = ErrorInfo::validation(failures.clone()).into_error();
+    /// assert!(matches!(back, Error::Validation { failures: f } if f == failures));
+    /// ```
+    pub fn validation(failures: Vec<(String, String)>) -> ErrorInfo {
+        ErrorInfo::relay(&Error::Validation { failures })
     }
 
     /// The host-side error for this worker-side failure.
@@ -207,6 +225,7 @@ fn relayed(f: &[String]) -> Option<Error> {
         "cancelled" => Error::Cancelled,
         "shutdown" => Error::ManagerShutDown,
         "config" => Error::Config(f.get(1)?.trim_start_matches("invalid configuration: ").to_string()),
+        "validation" => Error::Validation { failures: f[1..].chunks_exact(2).map(|pm| (pm[0].clone(), pm[1].clone())).collect() },
         _ => return None,
     })
 }

@@ -24,6 +24,9 @@ export {
 export { Workflow, Stage, Compensate, WorkflowHandle } from './workflow';
 export type { StageOptions, StageContext, WorkflowClassOptions, WorkflowEvent, WorkflowEventName, RunSummary } from './workflow';
 export { RateLimit, Cache, Validate, Trace, Metric, CircuitBreaker, Idempotent, SelfHeal, policiesOf } from './policies';
+export type { RateLimitOptions, CacheOptions, ValidateOptions, StandardSchemaV1, CircuitBreakerOptions, IdempotentOptions, SelfHealOptions } from './policies';
+export { getTraceContext } from './trace';
+export type { TraceContext } from './trace';
 export { Supervisor, Child, SupervisorHandle, isSupervisor } from './supervisor';
 export type { FieldMarker } from './supervisor';
 export { PoolStrategy, SupervisionStrategy } from './types';

@@ -40,6 +40,11 @@ type ProcessRef = number | { readonly __processId: number };
 
 const idOf = (p: ProcessRef) => (typeof p === 'number' ? p : p.__processId);
 
+/** Internal: makes the manager `titan-pm/testing`'s (the core's test manager options and `test*` methods). */
+export const TEST_MANAGER = Symbol('titan-pm test manager');
+/** Internal: each manager's native side, for `titan-pm/testing`. */
+export const nativeOf = new WeakMap<ProcessManager, NativeManager>();
+
 export class ProcessManager extends EventEmitter {
   readonly #config: ManagerConfig;
   readonly #native: NativeManager;
@@ -52,15 +57,17 @@ export class ProcessManager extends EventEmitter {
   readonly #classes = new Map<string, WorkerClass<unknown>>();
   readonly #classKeys = new WeakMap<WorkerClass<unknown>, string>();
 
-  constructor(config: ManagerConfig = {}) {
+  constructor(config: ManagerConfig = {}, mode?: typeof TEST_MANAGER) {
     super();
     this.#config = { ...config };
     const output = this.#outputOption(config.output);
     try {
-      this.#native = new native.NativeManager({ ...config, output }, (kind: string, ...args: any[]) => this.#onMessage(kind, args));
+      const onMessage = (kind: string, ...args: any[]) => this.#onMessage(kind, args);
+      this.#native = new native.NativeManager({ ...config, output }, onMessage, mode === TEST_MANAGER);
     } catch (e) {
       rethrow(e);
     }
+    nativeOf.set(this, this.#native);
   }
 
   /**

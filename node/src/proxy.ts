@@ -34,15 +34,15 @@ function withSignal<T>(start: (cancel: number) => Promise<T>, signal: AbortSigna
   });
 }
 
-type Call = (name: string, args: unknown[], timeout?: number, key?: string, cancel?: number) => Promise<unknown>;
+type Call = (name: string, args: unknown[], timeout?: number, key?: string, cancel?: number, retries?: number) => Promise<unknown>;
 
 /** Any property is a method calling the worker; `own` properties come first. */
 function callProxy(call: Call, options: CallOptions, own: (prop: string) => unknown): any {
-  const { timeout, key, signal } = options;
+  const { timeout, key, signal, retries } = options;
   const methods = new Map<string, (...args: unknown[]) => Promise<unknown>>();
   const method = (name: string) => (...args: unknown[]) => {
-    if (!signal) return call(name, args, timeout, key).then(undefined, rethrow);
-    return withSignal((cancel) => call(name, args, timeout, key, cancel).then(undefined, rethrow), signal);
+    if (!signal) return call(name, args, timeout, key, undefined, retries).then(undefined, rethrow);
+    return withSignal((cancel) => call(name, args, timeout, key, cancel, retries).then(undefined, rethrow), signal);
   };
   return new Proxy(Object.create(null), {
     get(_, prop) {
@@ -57,11 +57,22 @@ function callProxy(call: Call, options: CallOptions, own: (prop: string) => unkn
   });
 }
 
+/** `more` over `options`, checked by the core's call-option reader (a bad `retries` or an unknown key throws ConfigError). */
+function merged(options: CallOptions, more: CallOptions): CallOptions {
+  const { signal: _signal, ...rest } = more ?? {};
+  try {
+    native.checkCallOptions(rest);
+  } catch (e) {
+    rethrow(e);
+  }
+  return { ...options, ...more };
+}
+
 export function makeProxy<T>(manager: NativeManager, id: number, options: CallOptions = {}): ProcessProxy<T> {
-  const call: Call = (name, args, timeout, key, cancel) => manager.call(id, name, args, timeout, key, cancel);
+  const call: Call = (name, args, timeout, key, cancel, retries) => manager.call(id, name, args, timeout, key, cancel, retries);
   return callProxy(call, options, (prop) => {
     if (prop === '__processId') return id;
-    if (prop === 'withOptions') return (more: CallOptions) => makeProxy<T>(manager, id, { ...options, ...more });
+    if (prop === 'withOptions') return (more: CallOptions) => makeProxy<T>(manager, id, merged(options, more));
     return undefined;
   });
 }
@@ -73,11 +84,11 @@ export interface PoolState {
 }
 
 export function makePoolProxy<T>(manager: NativeManager, id: number, state: PoolState, options: CallOptions = {}): PoolProxy<T> {
-  const call: Call = (name, args, timeout, key, cancel) => manager.poolCall(id, name, args, timeout, key, cancel);
+  const call: Call = (name, args, timeout, key, cancel, retries) => manager.poolCall(id, name, args, timeout, key, cancel, retries);
   let proxy: PoolProxy<T>;
   const own: Record<string, unknown> = {
     __poolId: id,
-    withOptions: (more: CallOptions) => makePoolProxy<T>(manager, id, state, { ...options, ...more }),
+    withOptions: (more: CallOptions) => makePoolProxy<T>(manager, id, state, merged(options, more)),
     scale: async (n: number) => {
       await manager.poolScale(id, n).catch(rethrow);
       state.size = (await manager.poolSize(id).catch(rethrow)) as number;

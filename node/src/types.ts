@@ -118,6 +118,12 @@ export interface CallOptions {
   timeout?: number;
   /** A routing key for a pool's hash strategies. */
   key?: string;
+  /**
+   * How many times a call whose worker crashed is sent again, after the restart (a pool:
+   * to another worker), within this call's deadline. Default 0 (a pool: its `retries`).
+   * Only for calls that are safe to repeat: a retried call may run more than once.
+   */
+  retries?: number;
   /** Aborting it rejects the call with the signal's reason and cancels it in the worker (the method's own AbortSignal fires). */
   signal?: AbortSignal;
 }

@@ -1,6 +1,7 @@
 // Across languages: a Node host drives the Rust example worker and a Python
-// worker, and a Python host drives a Node worker. scripts/test-node.sh builds
-// the workspace and the Python package (in the repository's .venv) first.
+// worker, a Python host drives a Node worker, and one trace runs from a Python
+// host through a Rust worker to a Node and a Python worker. scripts/test-node.sh
+// builds the workspace and the Python package (in the repository's .venv) first.
 'use strict';
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -50,4 +51,34 @@ test('a Python host calls a Node worker', { timeout: 60000, skip: noPython }, ()
   const r = spawnSync(python, ['-c', script, fixture('calculator.js')], { encoding: 'utf8', timeout: 50000 });
   assert.equal(r.status, 0, `${r.error ?? ''}${r.stdout}${r.stderr}`);
   assert.equal(r.stdout.trim(), "8 1 2 [{'unit': 'm'}, 'py']");
+});
+
+test('one trace from a Python host through a Rust worker to a Node and a Python worker', { timeout: 60000, skip: noPython }, () => {
+  // The Rust test worker calls the processes it was given (its Caller capabilities);
+  // each leaf returns its own call's trace context (getTraceContext / get_trace_context).
+  const testWorker = process.env.TITAN_TEST_RUST_WORKER || path.join(targetDir, 'debug', 'test-worker');
+  assert.ok(fs.existsSync(testWorker), `${testWorker} is missing: cargo build --workspace first`);
+  const script = [
+    'import json, sys',
+    'from titan_pm.sync import ProcessManager',
+    'with ProcessManager() as pm:',
+    '    node = pm.spawn(sys.argv[1])',
+    '    py = pm.spawn(sys.argv[2])',
+    '    rust = pm.spawn(sys.argv[3], processes={"node": node.process_id, "py": py.process_id})',
+    '    print(json.dumps([rust.trace_via("node", "traced"), rust.trace_via("py", "trace")]))',
+  ].join('\n');
+  const pyWorker = path.join(repo, 'python', 'tests', 'workers', 'traced.py');
+  const r = spawnSync(python, ['-c', script, fixture('policies.js'), pyWorker, testWorker], { encoding: 'utf8', timeout: 50000 });
+  assert.equal(r.status, 0, `${r.error ?? ''}${r.stdout}${r.stderr}`);
+  const [viaNode, viaPy] = JSON.parse(r.stdout);
+  for (const [via, leaf] of [
+    [viaNode, { traceId: viaNode.theirs.traceId, parent: viaNode.theirs.parentSpanId }],
+    [viaPy, { traceId: viaPy.theirs.trace_id, parent: viaPy.theirs.parent_span_id }],
+  ]) {
+    assert.match(via.mine.traceId, /^[0-9a-f]{32}$/, JSON.stringify(via));
+    assert.equal(via.mine.parentSpanId, '', 'the Python host started the trace');
+    assert.equal(leaf.traceId, via.mine.traceId, `one trace through all three: ${JSON.stringify(via)}`);
+    assert.equal(leaf.parent, via.mine.spanId, `the leaf's span is the Rust worker's child: ${JSON.stringify(via)}`);
+  }
+  assert.notEqual(viaNode.mine.traceId, viaPy.mine.traceId, 'each host call is a trace of its own');
 });

@@ -65,6 +65,12 @@ for (const [kind, iface] of KINDS) {
   });
 }
 
+test('CallOptions in types.ts is the core call option schema, plus the TS layer\'s own signal', () => {
+  const core = native.optionSchema('call');
+  assert.deepEqual(core, ['key', 'retries', 'timeout']);
+  assert.deepEqual(typedPaths('CallOptions').filter((p) => p !== 'signal' && !p.startsWith('signal.')), core);
+});
+
 test("EventName in types.ts is exactly core's process event names (and the host's output:dropped)", () => {
   program ??= ts.createProgram([TYPES], { strict: true, target: ts.ScriptTarget.ES2022, types: [] });
   const checker = program.getTypeChecker();

@@ -1,4 +1,6 @@
-"""A Python host drives the Rust example worker (examples/rust-calculator)."""
+"""A Python host drives the Rust example worker (examples/rust-calculator). (The trace
+from a Python host through a Rust worker to Node and Python workers is tested in
+node/test/cross-language.test.js, where the Node fixtures are compiled.)"""
 
 import pytest
 
@@ -28,3 +30,4 @@ def test_the_blocking_api_calls_the_rust_calculator(rust_calculator):
     with SyncProcessManager(transport="unix") as pm:
         calc = pm.spawn(rust_calculator)
         assert [calc.add(i, 1) for i in range(3)] == [1, 2, 3]
+

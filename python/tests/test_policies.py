@@ -25,8 +25,12 @@ def test_bad_options_fail_when_the_decorator_is_applied_naming_the_option():
         circuit_breaker(threshold=0)
     with pytest.raises(ValueError, match=r"self_heal\(action=...\)"):
         self_heal(symptoms=["timeout"], action="pray")
-    with pytest.raises(NotImplementedError):
-        validate(lambda x: True)
+    with pytest.raises(ValueError, match=r"validate\(schema\) takes a JSON Schema dict, a pydantic model or TypeAdapter, or a callable, not int"):
+        validate(42)
+    with pytest.raises(ValueError, match=r"cache\(condition=...\) must be a function"):
+        cache(ttl=1, condition=True)
+    with pytest.raises(ValueError, match=r"cache\(ttl=...\)"):
+        cache(ttl="soon", key=lambda x: x)
 
 
 def test_a_key_names_a_parameter_or_a_field_of_the_first_argument():

@@ -9,6 +9,7 @@ Every error derives from `TitanError` (see `titan_pm.errors`).
 
 from .decorators import health_check, on_shutdown, process, public
 from .policies import cache, circuit_breaker, idempotent, metric, rate_limit, self_heal, trace, validate
+from ._context import get_trace_context
 from .errors import (
     CallTimeoutError,
     CircuitOpenError,
@@ -78,4 +79,5 @@ __all__ = [
     "circuit_breaker",
     "idempotent",
     "self_heal",
+    "get_trace_context",
 ]

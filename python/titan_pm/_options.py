@@ -47,6 +47,18 @@ def native_target(target: Any, isolation: str) -> Tuple[Any, bool]:
     return path, False
 
 
+CallOptionValues = Tuple[Optional[float], Optional[str], Optional[int]]
+
+
+def merge_call_options(
+    base: CallOptionValues, timeout: Optional[float], key: Optional[str], retries: Optional[int]
+) -> CallOptionValues:
+    """`with_options`: the given ones over `base` (timeout, key, retries), checked by core's call-option reader."""
+    _native.check_call_options(timeout, key, retries)
+    t, k, r = base
+    return (t if timeout is None else timeout, k if key is None else key, r if retries is None else retries)
+
+
 def check_event(event: str) -> None:
     if event not in EVENTS:
         raise ConfigError(f"unknown event {event!r} (expected one of {', '.join(EVENTS)})")

@@ -32,6 +32,8 @@ import time
 import traceback
 from typing import Any, Dict, List, Optional, Set, Tuple
 
+from . import _layers
+from ._context import _CURRENT as _TRACE
 from ._values import args_decoder, kwargs_decoder, result_encoding
 from .decorators import ProcessDefinition, definition
 
@@ -130,6 +132,8 @@ class Runtime:
         # that need it), results encoded by the rule
         self._decode_args: Dict[str, Any] = {}
         self._encode_result: Dict[str, Any] = {}
+        # titan_pm._layers: the worker-side parts of method policies (validators; caches are in _bound)
+        self._validators: Dict[str, Any] = {}
         self._running: Dict[int, Any] = {}  # call id -> concurrent future of an async call
         self._lock = threading.Lock()
         self._loop: Optional[asyncio.AbstractEventLoop] = loop
@@ -160,6 +164,7 @@ class Runtime:
         self._bound = {name: getattr(self.instance, name) for name in self.definition.methods}
         self._decode_args = {n: d for n, fn in self._bound.items() if (d := args_decoder(fn)) is not None}
         self._encode_result = {n: result_encoding(fn) for n, fn in self._bound.items()}
+        self._validate_and_cache()
         if not self.definition.has_init:
             return done(True, None)
         dependencies = dependencies or {}
@@ -171,10 +176,18 @@ class Runtime:
                 return done(False, e)
         self._run(self.instance.init, (), dependencies, done)
 
-    def call(self, method: str, args: List[Any], call_id: int, done: Any) -> None:
+    def call(self, method: str, args: List[Any], call_id: int, trace: Tuple[str, str, str], done: Any) -> None:
+        """Runs `method(*args)`; `trace` (trace id, span id, parent span id) is what
+        `titan_pm.get_trace_context()` returns inside it."""
         fn = self._bound.get(method)
         if fn is None:
             return done.not_found(method, self._public)
+        check = self._validators.get(method)
+        if check is not None:
+            try:
+                check(args)
+            except BaseException as e:
+                return done(False, e)
         decode = self._decode_args.get(method)
         if decode is not None:
             try:
@@ -184,6 +197,7 @@ class Runtime:
         if self._streak.get(method, 0) >= INLINE_AFTER:
             # The hot path: a sync method that has proven fast runs right here.
             start = _now()
+            token = _TRACE.set(trace)
             try:
                 r = self._encode_result[method](fn(*args))
                 ok = True
@@ -191,12 +205,14 @@ class Runtime:
                 _exit(e)
             except BaseException as e:
                 r, ok = e, False
+            finally:
+                _TRACE.reset(token)
             if _now() - start >= INLINE_BELOW:
                 self._streak[method] = 0
             return done(ok, r)
         if self.definition.methods[method].is_async:
             try:
-                coro = fn(*args)
+                coro = _traced(fn(*args), trace)
             except BaseException as e:
                 return done(False, e)
             future = self._schedule(coro, done, self._encode_result[method], call_id)
@@ -204,7 +220,7 @@ class Runtime:
             if future.done():  # finished on the runtime's loop thread already
                 self._running.pop(call_id, None)
         else:
-            self._call_queue().put((call_id, method, fn, args, done))
+            self._call_queue().put((call_id, method, fn, args, trace, done))
 
     def cancel(self, call_id: int) -> None:
         future = self._running.pop(call_id, None)
@@ -259,6 +275,17 @@ class Runtime:
         if self._calls is not None:
             self._calls.put(None)
 
+    def _validate_and_cache(self) -> None:
+        """The worker-side parts of the methods' policies (titan_pm._layers), once the instance exists."""
+        from .policies import worker_policies_of
+
+        for name, fn in list(self._bound.items()):
+            spec = worker_policies_of(getattr(fn, "__func__", fn))
+            if spec:
+                if "validate" in spec:
+                    self._validators[name] = spec["validate"]
+                self._bound[name] = _layers.wrap(fn, spec)
+
     # ---- where code runs ----
 
     def _run(self, fn: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any], done: Any, wrap: Any = None) -> None:
@@ -279,8 +306,9 @@ class Runtime:
             return done(False, e)
         done(True, r)
 
-    def _sync(self, method: str, fn: Any, args: List[Any], done: Any) -> None:
+    def _sync(self, method: str, fn: Any, args: List[Any], trace: Tuple[str, str, str], done: Any) -> None:
         start = _now()
+        token = _TRACE.set(trace)
         try:
             r = self._encode_result[method](fn(*args))
             ok = True
@@ -288,6 +316,8 @@ class Runtime:
             _exit(e)
         except BaseException as e:
             r, ok = e, False
+        finally:
+            _TRACE.reset(token)
         took = _now() - start
         self._streak[method] = self._streak.get(method, 0) + 1 if took < INLINE_BELOW else 0
         done(ok, r)
@@ -341,7 +371,7 @@ class Runtime:
             item = self._calls.get()
             if item is None:
                 return
-            call_id, method, fn, args, done = item
+            call_id, method, fn, args, trace, done = item
             try:
                 with self._lock:
                     if call_id in self._cancelled:
@@ -349,12 +379,18 @@ class Runtime:
                         continue
                     self._current = call_id
                 try:
-                    self._sync(method, fn, args, done)
+                    self._sync(method, fn, args, trace, done)
                 finally:
                     with self._lock:
                         self._current = None
             except CancelledCall:
                 pass  # a cancel that landed just after the method returned
+
+
+async def _traced(coro: Any, trace: Tuple[str, str, str]) -> Any:
+    """`coro` run as the call `trace` (its task's own context, so concurrent calls do not mix)."""
+    _TRACE.set(trace)
+    return await coro
 
 
 def _exit(e: SystemExit) -> None:

@@ -31,7 +31,7 @@ from .control import ControlServer
 from ._loop import ThreadDelivery, loop_driver
 from ._methods import check_interface, remote_call, result_decoder_of
 from ._values import encode, encode_args
-from ._options import add_seed_names, check_event, manager_options, native_target
+from ._options import add_seed_names, check_event, manager_options, merge_call_options, native_target
 from .errors import ConfigError, SerializationError
 
 __all__ = ["ProcessManager", "ProcessHandle", "Pool"]
@@ -63,20 +63,28 @@ class ProcessHandle(Generic[T]):
     the method must be Calculator's, the arguments its parameters, and the
     result has its return type."""
 
-    def __init__(self, pm: "ProcessManager", process_id: int, timeout: Optional[float] = None, key: Optional[str] = None):
+    def __init__(
+        self,
+        pm: "ProcessManager",
+        process_id: int,
+        timeout: Optional[float] = None,
+        key: Optional[str] = None,
+        retries: Optional[int] = None,
+    ):
         self._pm = pm
         self.process_id = process_id
         self._timeout = timeout
         self._key = key
+        self._retries = retries
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
             raise AttributeError(name)
         call = self._pm._call
-        pid, timeout, key = self.process_id, self._timeout, self._key
+        pid, timeout, key, retries = self.process_id, self._timeout, self._key, self._retries
 
         def method(*args: Any) -> Any:
-            return call(pid, name, args, timeout, key)
+            return call(pid, name, args, timeout, key, retries=retries)
 
         method.__name__ = method.__qualname__ = name
         self.__dict__[name] = method  # later lookups skip __getattr__
@@ -94,13 +102,19 @@ class ProcessHandle(Generic[T]):
         """Calls `method`, a method of the worker class (`Calculator.add`: typed, keyword
         arguments bound by its signature) or its name (a coroutine)."""
         name, args = remote_call(method, args, kwargs)
-        return self._pm._call(self.process_id, name, args, self._timeout, self._key, False, result_decoder_of(method))
-
-    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "ProcessHandle[T]":
-        """A view of this handle whose calls use `timeout` (seconds) and routing `key`."""
-        return ProcessHandle(
-            self._pm, self.process_id, self._timeout if timeout is None else timeout, self._key if key is None else key
+        return self._pm._call(
+            self.process_id, name, args, self._timeout, self._key, False, result_decoder_of(method), self._retries
         )
+
+    def with_options(
+        self, *, timeout: Optional[float] = None, key: Optional[str] = None, retries: Optional[int] = None
+    ) -> "ProcessHandle[T]":
+        """A view of this handle whose calls use `timeout` (seconds), routing `key`, and
+        `retries`: a call whose worker crashes waits for the restart and is sent again, at
+        most `retries` times, within the same deadline. Only for calls safe to repeat (a
+        retried call may run more than once). A bad value is a `ConfigError` at once."""
+        t, k, r = merge_call_options((self._timeout, self._key, self._retries), timeout, key, retries)
+        return ProcessHandle(self._pm, self.process_id, t, k, r)
 
     def info(self) -> Dict[str, Any]:
         return self._pm.get_process(self.process_id)
@@ -116,20 +130,28 @@ class Pool(Generic[T]):
     `pool.on("pool:scaled", callback)` for its events. Typed like `ProcessHandle`:
     `pm.pool("calc.py", Calculator)` is a `Pool[Calculator]`, `await pool.call(Calculator.add, 1, 2)`."""
 
-    def __init__(self, pm: "ProcessManager", pool_id: int, timeout: Optional[float] = None, key: Optional[str] = None):
+    def __init__(
+        self,
+        pm: "ProcessManager",
+        pool_id: int,
+        timeout: Optional[float] = None,
+        key: Optional[str] = None,
+        retries: Optional[int] = None,
+    ):
         self._pm = pm
         self.pool_id = pool_id
         self._timeout = timeout
         self._key = key
+        self._retries = retries
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
             raise AttributeError(name)
         call = self._pm._call
-        pid, timeout, key = self.pool_id, self._timeout, self._key
+        pid, timeout, key, retries = self.pool_id, self._timeout, self._key, self._retries
 
         def method(*args: Any) -> Any:
-            return call(pid, name, args, timeout, key, True)
+            return call(pid, name, args, timeout, key, True, retries=retries)
 
         method.__name__ = method.__qualname__ = name
         self.__dict__[name] = method
@@ -147,11 +169,13 @@ class Pool(Generic[T]):
         """Calls `method`, a method of the worker class (`Calculator.add`: typed, keyword
         arguments bound by its signature) or its name (a coroutine)."""
         name, args = remote_call(method, args, kwargs)
-        return self._pm._call(self.pool_id, name, args, self._timeout, self._key, True, result_decoder_of(method))
+        return self._pm._call(self.pool_id, name, args, self._timeout, self._key, True, result_decoder_of(method), self._retries)
 
-    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "Pool[T]":
-        """A view whose calls use `timeout` (seconds) and `key` (for the hash strategies)."""
-        return Pool(self._pm, self.pool_id, self._timeout if timeout is None else timeout, self._key if key is None else key)
+    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None, retries: Optional[int] = None) -> "Pool[T]":
+        """A view whose calls use `timeout` (seconds), `key` (for the hash strategies) and
+        `retries` (a crashed call sent again to another worker; default: the pool's)."""
+        t, k, r = merge_call_options((self._timeout, self._key, self._retries), timeout, key, retries)
+        return Pool(self._pm, self.pool_id, t, k, r)
 
     @property
     def size(self) -> int:
@@ -201,6 +225,9 @@ class ProcessManager:
     (seconds the engine keeps polling after a job instead of sleeping; default 0).
     `engine`: "loop" (default) or "thread" (see the module's doc)."""
 
+    # titan_pm.testing's manager sets it: the same engine, with the testing utilities.
+    _TEST = False
+
     def __init__(
         self,
         *,
@@ -213,7 +240,7 @@ class ProcessManager:
         if engine not in ("loop", "thread"):
             raise ConfigError(f"unknown engine {engine!r} (expected loop or thread)")
         self._options = manager_options(isolation, transport, python, options)
-        _native.check_manager_options(self._options)  # the engine starts at first use, in the loop
+        _native.check_manager_options(self._options, self._TEST)  # the engine starts at first use, in the loop
         self._isolation = isolation
         self._engine = engine
         self._native: Any = None
@@ -241,10 +268,10 @@ class ProcessManager:
         if self._native is None:
             driver = loop_driver(loop) if self._engine == "loop" else None
             if driver is not None:
-                self._native = _native.AsyncManager(self._options, driver.native)
+                self._native = _native.AsyncManager(self._options, driver.native, self._TEST)
                 self._delivery = driver
             else:
-                self._native = _native.AsyncManager(self._options)
+                self._native = _native.AsyncManager(self._options, None, self._TEST)
                 self._delivery = ThreadDelivery(self._native)
             self._waiting = self._delivery.waiting
             if self._listeners:
@@ -282,6 +309,7 @@ class ProcessManager:
         key: Optional[str],
         pool: bool = False,
         decode: Optional[Callable[[Any], Any]] = None,
+        retries: Optional[int] = None,
     ) -> Any:
         """Calls a process (or a pool). The hot path: no done callback; a cancelled await cancels the call.
         Arguments the codec refuses are encoded by the value rule (`titan_pm._values`) and sent again;
@@ -291,11 +319,11 @@ class ProcessManager:
             self._bind()
         call = self._native.pool_call if pool else self._native.call
         try:
-            token = call(target, method, args, timeout, key)
+            token = call(target, method, args, timeout, key, retries)
         except SerializationError as e:
             if not e.path.startswith("args"):
                 raise
-            token = call(target, method, encode_args(args), timeout, key)
+            token = call(target, method, encode_args(args), timeout, key, retries)
         fut = loop.create_future()
         self._waiting[token] = fut
         try:

@@ -13,16 +13,17 @@ of a pool). Order with ``@public`` does not matter.
     >>> policies_of(Svc.search)["rate_limit"]["rps"]
     10
 
-Only what the host can apply is accepted: a JSON Schema dict for
-``validate`` (a pydantic model or callable needs a worker-side layer that
-does not exist yet), and no ``condition`` for ``cache`` (same reason);
-those raise ``NotImplementedError`` rather than being ignored.
+What needs the worker's own code is kept on the function for the worker's
+runtime instead (``titan_pm._layers``): a pydantic model, ``TypeAdapter`` or
+callable for ``validate``, and a key function or a ``condition`` for
+``cache``. Those run in the worker, before (and around) the method.
 """
 
 import inspect
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 _ATTR = "__titan_policies__"
+_WORKER_ATTR = "__titan_worker_policies__"  # the parts that run in the worker: titan_pm._layers
 _STRATEGIES = ("token-bucket", "sliding-window", "fixed-window")
 _ACTIONS = ("restart", "recycle", "reinit")
 Duration = Union[int, float, str]
@@ -31,6 +32,20 @@ Duration = Union[int, float, str]
 def policies_of(fn: Any) -> Optional[Dict[str, Any]]:
     """The policies declared on ``fn`` (``None`` for none)."""
     return getattr(fn, _ATTR, None)
+
+
+def worker_policies_of(fn: Any) -> Optional[Dict[str, Any]]:
+    """The worker-side parts declared on ``fn`` (validator, cache key function, condition), or ``None``."""
+    return getattr(fn, _WORKER_ATTR, None)
+
+
+def _declare_worker(fn: Any, name: str, options: Any) -> Any:
+    if not callable(fn):
+        raise TypeError(f"@{name} decorates a method, not {type(fn).__name__}")
+    policies = dict(getattr(fn, _WORKER_ATTR, None) or {})
+    policies[name] = options
+    setattr(fn, _WORKER_ATTR, policies)
+    return fn
 
 
 def _declare(fn: Any, name: str, options: Any) -> Any:
@@ -85,11 +100,32 @@ def rate_limit(*, rps: float, burst: Optional[int] = None, strategy: str = "toke
     return apply
 
 
-def cache(*, ttl: Duration, key: Any = None, condition: Optional[Callable] = None) -> Callable:
-    """Results per key (all arguments, or the ``key`` argument) for ``ttl`` seconds."""
+def cache(*, ttl: Duration, key: Any = None, condition: Optional[Callable[[Any], Any]] = None) -> Callable:
+    """Results per key (all arguments, the ``key`` argument, or ``key(*args)`` when
+    ``key`` is a function) for ``ttl`` seconds; with ``condition``, a result is
+    cached only when ``condition(result)`` is true.
+
+    A key function or a condition needs the worker's own code, so such a cache is
+    kept in the worker (per process; a hit skips the method but not the round
+    trip); any other cache is kept on the host, shared by a pool's members."""
     ttl = _duration("cache", "ttl", ttl)
-    if condition is not None:
-        raise NotImplementedError("cache(condition=...) needs a worker-side layer that titan-pm does not have yet")
+    if condition is not None and not callable(condition):
+        raise ValueError(f"cache(condition=...) must be a function of the result, not {condition!r}")
+    if callable(key) or condition is not None:
+        from ._native import parse_duration
+
+        try:
+            seconds = parse_duration(ttl) if isinstance(ttl, str) else float(ttl)
+        except ValueError as e:
+            raise ValueError(f"cache(ttl=...): {e}") from None
+        if not seconds > 0:
+            raise ValueError(f"cache(ttl=...) must be > 0, not {ttl!r}")
+
+        def apply_worker(fn: Any) -> Any:
+            by = key if callable(key) else _key(fn, "cache", key)
+            return _declare_worker(fn, "cache", {"ttl": seconds, "key": by, "condition": condition})
+
+        return apply_worker
 
     def apply(fn: Any) -> Any:
         opts: Dict[str, Any] = {"ttl": ttl}
@@ -100,13 +136,22 @@ def cache(*, ttl: Duration, key: Any = None, condition: Optional[Callable] = Non
     return apply
 
 
-def validate(schema: Dict[str, Any]) -> Callable:
-    """The first argument must match ``schema`` (a JSON Schema dict), checked on the host."""
-    if not isinstance(schema, dict):
-        raise NotImplementedError(
-            f"validate(schema) takes a JSON Schema dict; a {type(schema).__name__} needs a worker-side layer that titan-pm does not have yet"
+def validate(schema: Any) -> Callable:
+    """The first argument must pass ``schema``: a JSON Schema dict (checked on the
+    host), or a pydantic model, a pydantic ``TypeAdapter`` or any callable (run in
+    the worker, before the method: a callable fails the value by raising or by
+    returning ``False``). Invalid: ``ValidationError`` with each failing path; the
+    method does not run."""
+    if isinstance(schema, dict):
+        return lambda fn: _declare(fn, "validate", {"schema": schema})
+    if not callable(schema) and not hasattr(schema, "validate_python"):
+        raise ValueError(
+            f"validate(schema) takes a JSON Schema dict, a pydantic model or TypeAdapter, or a callable, not {type(schema).__name__}"
         )
-    return lambda fn: _declare(fn, "validate", {"schema": schema})
+    from ._layers import validator
+
+    check = validator(schema)
+    return lambda fn: _declare(_declare_worker(fn, "validate", check), "validate", {"validator": True})
 
 
 def trace(fn: Any) -> Any:
@@ -170,4 +215,5 @@ __all__ = [
     "idempotent",
     "self_heal",
     "policies_of",
+    "worker_policies_of",
 ]

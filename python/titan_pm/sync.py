@@ -26,7 +26,7 @@ from . import _native
 from .control import ControlServer
 from ._methods import check_interface, remote_call, result_decoder_of
 from ._values import encode, encode_args
-from ._options import add_seed_names, check_event, manager_options, native_target
+from ._options import add_seed_names, check_event, manager_options, merge_call_options, native_target
 from .errors import ConfigError, SerializationError
 
 __all__ = ["ProcessManager", "ProcessHandle", "Pool", "Workflow"]
@@ -34,14 +34,16 @@ __all__ = ["ProcessManager", "ProcessHandle", "Pool", "Workflow"]
 Event = Dict[str, Any]
 
 
-def _send(call: Callable[..., Any], target: int, method: str, args: Any, timeout: Optional[float], key: Optional[str]) -> Any:
+def _send(
+    call: Callable[..., Any], target: int, method: str, args: Any, timeout: Optional[float], key: Optional[str], retries: Optional[int]
+) -> Any:
     """One call; arguments the codec refuses are encoded by the value rule (`titan_pm._values`) and sent again."""
     try:
-        return call(target, method, args, timeout, key)
+        return call(target, method, args, timeout, key, retries)
     except SerializationError as e:
         if not e.path.startswith("args"):
             raise
-        return call(target, method, encode_args(args), timeout, key)
+        return call(target, method, encode_args(args), timeout, key, retries)
 
 if TYPE_CHECKING:  # typing_extensions: type checkers bundle it; nothing imports it at run time
     from typing_extensions import Concatenate, ParamSpec, TypeVar
@@ -65,26 +67,34 @@ class ProcessHandle(Generic[T]):
     method, its arguments, and the result's type; an async method's result is
     what it returns once awaited)."""
 
-    def __init__(self, pm: "ProcessManager", process_id: int, timeout: Optional[float] = None, key: Optional[str] = None):
+    def __init__(
+        self,
+        pm: "ProcessManager",
+        process_id: int,
+        timeout: Optional[float] = None,
+        key: Optional[str] = None,
+        retries: Optional[int] = None,
+    ):
         self._pm = pm
         self.process_id = process_id
         self._timeout = timeout
         self._key = key
+        self._retries = retries
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
             raise AttributeError(name)
         pm = self._pm
         call = pm._native.call
-        pid, timeout, key = self.process_id, self._timeout, self._key
+        pid, timeout, key, retries = self.process_id, self._timeout, self._key, self._retries
 
         def method(*args: Any) -> Any:
             try:
-                return call(pid, name, args, timeout, key)
+                return call(pid, name, args, timeout, key, retries)
             except SerializationError as e:  # inline, not _send: this is the hot path
                 if not e.path.startswith("args"):
                     raise
-                return call(pid, name, encode_args(args), timeout, key)
+                return call(pid, name, encode_args(args), timeout, key, retries)
             finally:
                 if pm._listeners:
                     pm.poll_events()
@@ -105,15 +115,19 @@ class ProcessHandle(Generic[T]):
         """Calls `method`, a method of the worker class (`Calculator.add`: typed, keyword
         arguments bound by its signature) or its name."""
         name, args = remote_call(method, args, kwargs)
-        r = _send(self._pm._native.call, self.process_id, name, args, self._timeout, self._key)
+        r = _send(self._pm._native.call, self.process_id, name, args, self._timeout, self._key, self._retries)
         decode = result_decoder_of(method)
         return r if decode is None else decode(r)
 
-    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "ProcessHandle[T]":
-        """A view of this handle whose calls use `timeout` (seconds) and routing `key`."""
-        return ProcessHandle(
-            self._pm, self.process_id, self._timeout if timeout is None else timeout, self._key if key is None else key
-        )
+    def with_options(
+        self, *, timeout: Optional[float] = None, key: Optional[str] = None, retries: Optional[int] = None
+    ) -> "ProcessHandle[T]":
+        """A view of this handle whose calls use `timeout` (seconds), routing `key`, and
+        `retries`: a call whose worker crashes waits for the restart and is sent again, at
+        most `retries` times, within the same deadline. Only for calls safe to repeat (a
+        retried call may run more than once). A bad value is a `ConfigError` at once."""
+        t, k, r = merge_call_options((self._timeout, self._key, self._retries), timeout, key, retries)
+        return ProcessHandle(self._pm, self.process_id, t, k, r)
 
     def info(self) -> Dict[str, Any]:
         return self._pm.get_process(self.process_id)
@@ -128,26 +142,34 @@ class Pool(Generic[T]):
     `pool.drain()`, `pool.destroy()`, `pool.on(event, callback)`. Typed like
     `ProcessHandle`: `pm.pool("calc.py", Calculator).call(Calculator.add, 1, 2)`."""
 
-    def __init__(self, pm: "ProcessManager", pool_id: int, timeout: Optional[float] = None, key: Optional[str] = None):
+    def __init__(
+        self,
+        pm: "ProcessManager",
+        pool_id: int,
+        timeout: Optional[float] = None,
+        key: Optional[str] = None,
+        retries: Optional[int] = None,
+    ):
         self._pm = pm
         self.pool_id = pool_id
         self._timeout = timeout
         self._key = key
+        self._retries = retries
         self._listeners: Dict[str, List[Callable[[Event], Any]]] = {}
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
             raise AttributeError(name)
         call = self._pm._native.pool_call
-        pid, timeout, key = self.pool_id, self._timeout, self._key
+        pid, timeout, key, retries = self.pool_id, self._timeout, self._key, self._retries
 
         def method(*args: Any) -> Any:
             try:
-                return call(pid, name, args, timeout, key)
+                return call(pid, name, args, timeout, key, retries)
             except SerializationError as e:  # inline, not _send: this is the hot path
                 if not e.path.startswith("args"):
                     raise
-                return call(pid, name, encode_args(args), timeout, key)
+                return call(pid, name, encode_args(args), timeout, key, retries)
             finally:
                 if self._listeners:
                     self.poll_events()
@@ -168,12 +190,15 @@ class Pool(Generic[T]):
         """Calls `method`, a method of the worker class (`Calculator.add`: typed, keyword
         arguments bound by its signature) or its name."""
         name, args = remote_call(method, args, kwargs)
-        r = _send(self._pm._native.pool_call, self.pool_id, name, args, self._timeout, self._key)
+        r = _send(self._pm._native.pool_call, self.pool_id, name, args, self._timeout, self._key, self._retries)
         decode = result_decoder_of(method)
         return r if decode is None else decode(r)
 
-    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None) -> "Pool[T]":
-        view = Pool(self._pm, self.pool_id, self._timeout if timeout is None else timeout, self._key if key is None else key)
+    def with_options(self, *, timeout: Optional[float] = None, key: Optional[str] = None, retries: Optional[int] = None) -> "Pool[T]":
+        """A view whose calls use `timeout` (seconds), `key` (for the hash strategies) and
+        `retries` (a crashed call sent again to another worker; default: the pool's)."""
+        t, k, r = merge_call_options((self._timeout, self._key, self._retries), timeout, key, retries)
+        view = Pool(self._pm, self.pool_id, t, k, r)
         view._listeners = self._listeners
         return view
 

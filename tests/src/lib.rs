@@ -53,7 +53,7 @@ pub fn test_worker() -> WorkerDef {
     let [r0, r1, r2, r3, r4, r5, r6, r7] = [(); 8].map(|_| runs.clone());
     let def = WorkerDef::new("test-worker", TEST_WORKER_VERSION);
     let caps = def.capabilities();
-    let (caps1, caps2, caps3, caps4, caps5) = (caps.clone(), caps.clone(), caps.clone(), caps.clone(), caps.clone());
+    let (caps1, caps2, caps3, caps4, caps5, caps6) = (caps.clone(), caps.clone(), caps.clone(), caps.clone(), caps.clone(), caps.clone());
     let init_call = std::env::var("TEST_INIT_CALL").ok();
     def.on_init(move |dependencies| {
             *d1.borrow_mut() = dependencies;
@@ -94,6 +94,27 @@ pub fn test_worker() -> WorkerDef {
                     Ok(v) => serde_json::json!({ "ok": titan_pm::value::from_value::<serde_json::Value>(v).unwrap_or_default() }),
                     Err(e) => serde_json::json!({ "error": e.class_name(), "message": e.to_string() }),
                 })
+            }
+        })
+        .method("trace_context", |()| async move {
+            Ok(titan_pm::policy::trace::current().map(|t| {
+                serde_json::json!({ "traceId": t.trace_id, "spanId": t.span_id, "parentSpanId": t.parent_span_id })
+            }))
+        })
+        // This call's trace context and what `method` of the process given as `name`
+        // answers (a method that returns its own trace context): {"mine": {...}, "theirs": ...}.
+        .method("trace_via", move |(name, method): (String, String)| {
+            let caps = caps6.clone();
+            async move {
+                let mine = titan_pm::policy::trace::current().map(|t| {
+                    serde_json::json!({ "traceId": t.trace_id, "spanId": t.span_id, "parentSpanId": t.parent_span_id })
+                });
+                let theirs = caps.process(&name).map_err(|e| WorkerError::new(e.class_name(), e.to_string()))?
+                    .call_value(&method, vec![], None)
+                    .await
+                    .map_err(|e| WorkerError::new(e.class_name(), e.to_string()))?;
+                let theirs: serde_json::Value = titan_pm::value::from_value(theirs).unwrap_or_default();
+                Ok(serde_json::json!({ "mine": mine, "theirs": theirs }))
             }
         })
         .method("given", move |()| {
@@ -189,6 +210,22 @@ pub fn test_worker() -> WorkerDef {
             Ok(())
         })
         .method("raise", |(message,): (String,)| async move { Err::<(), _>(WorkerError::new("ValueError", message)) })
+        // For call retries (tests/tests/call_retries.rs): each call appends a line to `path`
+        // (a count that outlives the process); the first `crashes` calls abort the worker,
+        // later ones return the count.
+        .method("crash_first", |(path, crashes): (String, usize)| async move {
+            append_line(&path, "call");
+            let calls = std::fs::read_to_string(&path).map(|t| t.lines().count()).unwrap_or(0);
+            if calls <= crashes {
+                std::process::abort();
+            }
+            Ok(calls)
+        })
+        // Counts its calls in `path` like `crash_first`, and raises (the worker's own error).
+        .method("raise_counted", |(path,): (String,)| async move {
+            append_line(&path, "call");
+            Err::<(), _>(WorkerError::new("ValueError", "raised on purpose"))
+        })
         // ---- for the hardening tests ----
         // A text result of `n` bytes.
         .method("big_text", |(n,): (usize,)| async move { Ok("x".repeat(n)) })

@@ -46,3 +46,29 @@ async fn a_rust_host_calls_a_node_child_worker() {
     assert_eq!(calc.info().await.unwrap().restarts, 1);
     pm.shutdown().await;
 }
+
+#[tokio::test]
+#[ignore = "needs TITAN_TEST_NODE_WORKER; run by scripts/test-node.sh"]
+async fn a_node_worker_method_reads_the_trace_context_the_host_started() {
+    use titan_pm::policy::trace::{self, TraceContext};
+    // The policies fixture sits next to the calculator.
+    let file = std::path::Path::new(&worker()).with_file_name("policies.js");
+    let pm = ProcessManager::new(ManagerConfig::default());
+    let h = pm.spawn(file.to_str().unwrap(), SpawnOptions::default()).await.unwrap();
+    let root = TraceContext::child_of(None);
+    for method in ["traced", "traceAsync"] {
+        let t: serde_json::Value = trace::scope(root.clone(), h.call(method, ())).await.unwrap();
+        assert_eq!(t["traceId"], root.trace_id.as_str(), "{method}: {t}");
+        assert_eq!(t["parentSpanId"], root.span_id.as_str(), "{method}: {t}");
+        assert_eq!(t["traceparent"], format!("00-{}-{}-01", root.trace_id, t["spanId"].as_str().unwrap()));
+        if method == "traced" {
+            // @Trace: the host's span for the call is the span the worker ran in.
+            let span = trace::spans().into_iter().rev().find(|s| s.name == "policies.traced").expect("a span");
+            assert_eq!(span.context.span_id, t["spanId"].as_str().unwrap());
+        }
+    }
+    let t: serde_json::Value = h.call("traced", ()).await.unwrap();
+    assert_eq!(t["traceId"].as_str().unwrap().len(), 32, "outside a span the host starts a trace: {t}");
+    assert_eq!(t["parentSpanId"], "");
+    pm.shutdown().await;
+}

@@ -80,6 +80,28 @@ async fn a_traced_call_is_a_span_parented_to_the_callers_span() {
 }
 
 #[tokio::test]
+async fn a_call_a_worker_makes_to_a_process_it_was_given_joins_the_workers_trace() {
+    use serde_json::Value as Json;
+    let pm = ProcessManager::new(ManagerConfig::default());
+    let leaf = pm.spawn(WORKER, SpawnOptions::default()).await.unwrap();
+    let given = SpawnOptions { processes: [("leaf".to_string(), leaf.id())].into_iter().collect(), ..SpawnOptions::default() };
+    let middle = pm.spawn(WORKER, given).await.unwrap();
+    let root = TraceContext::child_of(None);
+    let r: Json = trace::scope(root.clone(), middle.call("trace_via", ("leaf", "trace_context"))).await.unwrap();
+    let (mine, theirs) = (&r["mine"], &r["theirs"]);
+    assert_eq!(mine["traceId"], root.trace_id.as_str(), "{r}");
+    assert_eq!(mine["parentSpanId"], root.span_id.as_str(), "{r}");
+    assert_eq!(theirs["traceId"], root.trace_id.as_str(), "the injected call stays in the trace: {r}");
+    assert_eq!(theirs["parentSpanId"], mine["spanId"], "parented to the calling worker's span: {r}");
+    assert_ne!(theirs["spanId"], mine["spanId"]);
+    // Outside any host span, the worker's call still chains to the worker's own span.
+    let r: Json = middle.call("trace_via", ("leaf", "trace_context")).await.unwrap();
+    assert_eq!(r["theirs"]["traceId"], r["mine"]["traceId"], "{r}");
+    assert_eq!(r["theirs"]["parentSpanId"], r["mine"]["spanId"], "{r}");
+    pm.shutdown().await;
+}
+
+#[tokio::test]
 async fn prometheus_text_parses_and_carries_process_pool_and_method_labels() {
     use titan_pm::pool::{PoolOptions, PoolSize};
     let pm = ProcessManager::new(ManagerConfig::default());

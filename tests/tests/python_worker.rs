@@ -93,3 +93,21 @@ async fn a_bad_python_target_is_a_spawn_error_with_the_reason() {
     }
     pm.shutdown().await;
 }
+
+#[tokio::test]
+#[ignore = "needs TITAN_TEST_PYTHON; run by scripts/test-python.sh"]
+async fn a_python_worker_method_reads_the_trace_context_the_host_started() {
+    use titan_pm::policy::trace::{self, TraceContext};
+    let pm = manager();
+    let file = format!("{}/../python/tests/workers/worker_side_policies.py", env!("CARGO_MANIFEST_DIR"));
+    let h = pm.spawn(file, SpawnOptions::default()).await.unwrap();
+    let root = TraceContext::child_of(None);
+    // Five sync calls (the call thread, then inline once proven fast) and an async one.
+    for method in ["trace", "trace", "trace", "trace", "trace", "trace_async"] {
+        let t: serde_json::Value = trace::scope(root.clone(), h.call(method, ())).await.unwrap();
+        assert_eq!(t["trace_id"], root.trace_id.as_str(), "{method}: {t}");
+        assert_eq!(t["parent_span_id"], root.span_id.as_str(), "{method}: {t}");
+        assert_eq!(t["span_id"].as_str().unwrap().len(), 16, "{t}");
+    }
+    pm.shutdown().await;
+}

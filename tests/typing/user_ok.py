@@ -15,7 +15,7 @@ async def main() -> None:
         calc: ProcessHandle[Calculator] = await pm.spawn("calculator.py", Calculator)
         total: int = await calc.call(Calculator.add, 5, 3)
         square: float = await calc.call(Calculator.slow_square, 3.0, delay=0.1)  # async method: its awaited result
-        info: Dict[str, str] = await calc.with_options(timeout=2.0).call(Calculator.describe, "x")
+        info: Dict[str, str] = await calc.with_options(timeout=2.0, retries=1).call(Calculator.describe, "x")
         squares: List[float] = await asyncio.gather(*(calc.call(Calculator.slow_square, i) for i in range(3)))
         untyped: Any = await calc.add(5, 3)  # attribute calls stay dynamic (Any)
         by_name: Any = await calc.call("add", 5, 3)

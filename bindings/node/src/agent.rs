@@ -41,7 +41,8 @@ pub struct Request {
 
 enum Payload {
     None,
-    Args(Vec<Value>),
+    /// A call's arguments and its W3C trace context (trace id, span id, parent span id).
+    Call(Vec<Value>, [String; 3]),
     Value(Value),
 }
 
@@ -111,12 +112,15 @@ fn deliver(env: Env, dispatch: Js, r: Request) -> napi::Result<()> {
         Some(m) => js::string(env, m)?,
         None => js::null(env)?,
     };
-    let payload = match &r.payload {
-        Payload::None => js::null(env)?,
-        Payload::Args(args) => convert::list_to_js(env, args)?,
-        Payload::Value(v) => convert::to_js(env, v)?,
+    let (payload, trace) = match &r.payload {
+        Payload::None => (js::null(env)?, js::null(env)?),
+        Payload::Call(args, trace) => {
+            let trace: Vec<Value> = trace.iter().cloned().map(Value::Text).collect();
+            (convert::list_to_js(env, args)?, convert::list_to_js(env, &trace)?)
+        }
+        Payload::Value(v) => (convert::to_js(env, v)?, js::null(env)?),
     };
-    let args = [js::number(env, r.kind as f64)?, js::number(env, r.token as f64)?, method, payload];
+    let args = [js::number(env, r.kind as f64)?, js::number(env, r.token as f64)?, method, payload, trace];
     js::call(env, dispatch, &args).map(|_| ())
 }
 
@@ -249,8 +253,9 @@ impl Handler for JsHandler {
         })
     }
 
-    fn call(&self, method: &str, args: Vec<Value>, _ctx: CallContext) -> LocalBoxFuture<'static, Reply> {
-        self.request(CALL, Some(method.to_string()), Payload::Args(args))
+    fn call(&self, method: &str, args: Vec<Value>, ctx: CallContext) -> LocalBoxFuture<'static, Reply> {
+        let trace = [ctx.trace_id, ctx.span_id, ctx.parent_span_id];
+        self.request(CALL, Some(method.to_string()), Payload::Call(args, trace))
     }
 
     fn health(&self) -> Option<LocalBoxFuture<'static, HealthReport>> {
@@ -295,11 +300,25 @@ pub fn description_from_js(env: Env, d: Js) -> napi::Result<Description> {
     Ok(d)
 }
 
-/// An error the JS runtime reports: `{kind, type, message, stack, code, available}`.
+/// An error the JS runtime reports: `{kind, type, message, stack, code, available}`, or
+/// a worker-side validator's verdict `{kind: "validation", failures: [[path, message], ...]}`.
 pub fn error_info_from_js(env: Env, e: Js) -> ErrorInfo {
     let Ok(v) = convert::report_from_js(env, e) else {
         return ErrorInfo::remote("Error", "the worker raised an error it could not describe");
     };
+    if v.get("kind").and_then(|k| k.as_str()) == Some("validation") {
+        let failures = match v.get("failures") {
+            Some(Value::List(l)) => l
+                .iter()
+                .filter_map(|f| match f {
+                    Value::List(pm) if pm.len() == 2 => Some((pm[0].as_str()?.to_string(), pm[1].as_str()?.to_string())),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        return ErrorInfo::validation(failures);
+    }
     let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
     let kind = match text("kind").as_str() {
         "methodNotFound" => ErrorInfoKind::MethodNotFound,

@@ -16,13 +16,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
 
 use futures::future::{AbortHandle, Abortable};
 
 use titan_pm::host::{HandlerFactory, Resources};
+use titan_pm::testing::TestProcessManager;
 use titan_pm::pool::PoolEvent;
-use titan_pm::{CallOptions, Error, Event, Output, ProcessManager, SpawnOptions, Target, Value};
+use titan_pm::{Error, Event, Output, ProcessManager, SpawnOptions, Target, Value};
 
 use crate::agent::{self, JsHandler};
 use crate::convert;
@@ -60,11 +60,13 @@ pub struct Host {
     resources: Resources,
     /// Becomes true once `shutdown` is done: pending listeners end.
     closed: tokio::sync::watch::Sender<bool>,
+    /// Set for `titan-pm/testing`'s manager: the same engine, with the testing utilities.
+    pub test: Option<Arc<TestProcessManager>>,
 }
 
 impl Host {
     /// `on_message(kind, ...)` receives events, output lines and start/stop requests.
-    pub fn new(env: Env, config: Js, on_message: Js) -> Result<Host, Js> {
+    pub fn new(env: Env, config: Js, on_message: Js, test: bool) -> Result<Host, Js> {
         let pending = Rc::new(Cell::new(0usize));
         let counter = pending.clone();
         let deliver = move |env: Env, cb: Js, msg: HostMsg, keep: &crate::tsfn::KeepAlive| {
@@ -81,12 +83,19 @@ impl Host {
             }
         };
         let tsfn = Arc::new(Tsfn::new(env, Some(on_message), true, deliver).map_err(|e| js_err(env, e))?);
-        let config = options::manager(env, config, &output_callbacks(&tsfn))?;
-        let resources = config.resources.clone();
-        let pm = ProcessManager::try_new(config).map_err(|e| errors::to_js(env, &e))?;
+        let (pm, resources, test) = if test {
+            let (config, test_options) = options::test_manager(env, config, &output_callbacks(&tsfn))?;
+            let resources = config.resources.clone();
+            let tpm = TestProcessManager::try_new(config, test_options).map_err(|e| errors::to_js(env, &e))?;
+            (tpm.manager().clone(), resources, Some(Arc::new(tpm)))
+        } else {
+            let config = options::manager(env, config, &output_callbacks(&tsfn))?;
+            let resources = config.resources.clone();
+            (ProcessManager::try_new(config).map_err(|e| errors::to_js(env, &e))?, resources, None)
+        };
         let events_tsfn = tsfn.clone();
         forward(pm.events(), move |e| events_tsfn.send(HostMsg::Event(e)));
-        Ok(Host { pm, tsfn, pending, resources, closed: tokio::sync::watch::Sender::new(false) })
+        Ok(Host { pm, tsfn, pending, resources, test, closed: tokio::sync::watch::Sender::new(false) })
     }
 
     /// A promise settled with `to_js(result)` once `future` completes.
@@ -252,7 +261,10 @@ impl Host {
             Ok(a) => a,
             Err(u) => return self.rejected(env, errors::unsupported(env, "args", &u)),
         };
-        let call_options = CallOptions { timeout: options.timeout.map(ms), key: options.key };
+        let call_options = match options::call(options.timeout, options.key, options.retries) {
+            Ok(o) => o,
+            Err(e) => return self.rejected(env, errors::to_js(env, &e)),
+        };
         let pm = self.pm.clone();
         let pool = options.pool;
         let call = async move {
@@ -393,6 +405,7 @@ pub struct CallArgs {
     pub pool: bool,
     pub timeout: Option<f64>,
     pub key: Option<String>,
+    pub retries: Option<f64>,
     pub cancel: Option<u64>,
 }
 
@@ -406,16 +419,25 @@ pub fn cancel_call(token: u64) {
     }
 }
 
-fn ms(x: f64) -> Duration {
-    Duration::try_from_secs_f64(x.max(0.0) / 1000.0).unwrap_or(Duration::MAX)
-}
-
 fn js_err(env: Env, e: napi::Error) -> Js {
     js::error(env, &e.reason).unwrap_or(std::ptr::null_mut())
 }
 
 pub(crate) fn id_to_js(env: Env, id: u64) -> napi::Result<Js> {
     js::number(env, id as f64)
+}
+
+pub(crate) fn bool_to_js(env: Env, b: bool) -> napi::Result<Js> {
+    convert::to_js(env, &Value::Bool(b))
+}
+
+pub(crate) fn value_to_js(env: Env, v: Value) -> napi::Result<Js> {
+    convert::to_js(env, &v)
+}
+
+/// `x` ms as a duration (negative: zero; too large: the longest there is).
+pub(crate) fn ms_duration(x: f64) -> std::time::Duration {
+    std::time::Duration::try_from_secs_f64(x.max(0.0) / 1000.0).unwrap_or(std::time::Duration::MAX)
 }
 
 pub(crate) fn unit_to_js(env: Env, _: ()) -> napi::Result<Js> {

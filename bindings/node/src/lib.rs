@@ -6,7 +6,7 @@
 //! Exports, by concept:
 //! - host: `NativeManager` (spawn, call, kill, processes, health, metrics, shutdown, pools,
 //!   `heapLimit` for a worker thread);
-//! - options: `optionSchema(kind)`, the option paths the core accepts; `eventNames()`;
+//! - options: `optionSchema(kind)`, the option paths the core accepts; `checkCallOptions`; `eventNames()`;
 //!
 //! Files by role (as in the Python bridge): `host` (the manager), `agent` (a JS
 //! worker behind the core's `Handler`), `options` (JS object -> `Value` -> core's
@@ -72,6 +72,15 @@ impl ToNapiValue for Raw {
     }
 }
 
+impl NativeManager {
+    fn tester(&self, env: &Env) -> napi::Result<Arc<titan_pm::testing::TestProcessManager>> {
+        self.host.test.clone().ok_or_else(|| {
+            let e = titan_pm::Error::Config("not a test manager (use titan-pm/testing)".into());
+            throw(env, errors::to_js(env.raw(), &e))
+        })
+    }
+}
+
 fn throw(env: &Env, error: js::Js) -> napi::Error {
     unsafe { sys::napi_throw(env.raw(), error) };
     napi::Error::new(napi::Status::PendingException, "")
@@ -88,9 +97,101 @@ pub struct NativeManager {
 impl NativeManager {
     /// `config` as the TypeScript `ManagerConfig` (ms); `onMessage(kind, ...)` gets events,
     /// output lines and start/stop requests for worker runtimes.
-    #[napi(constructor, ts_args_type = "config: object, onMessage: (kind: string, ...args: any[]) => void")]
-    pub fn new(env: Env, config: Raw, on_message: Raw) -> napi::Result<Self> {
-        Host::new(env.raw(), config.0, on_message.0).map(|host| NativeManager { host }).map_err(|e| throw(&env, e))
+    /// With `test`, the manager of `titan-pm/testing` (a test manager's options, the `test*` methods).
+    #[napi(constructor, ts_args_type = "config: object, onMessage: (kind: string, ...args: any[]) => void, test?: boolean | undefined | null")]
+    pub fn new(env: Env, config: Raw, on_message: Raw, test: Option<bool>) -> napi::Result<Self> {
+        Host::new(env.raw(), config.0, on_message.0, test.unwrap_or(false)).map(|host| NativeManager { host }).map_err(|e| throw(&env, e))
+    }
+
+    // ---- testing (titan-pm/testing) ----
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn test_simulate_crash(&self, env: Env, id: f64) -> napi::Result<Raw> {
+        let t = self.tester(&env)?;
+        self.host.promise(env.raw(), async move { t.simulate_crash(id as u64).await }, host::unit_to_js).map(Raw)
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn test_wait_for_recovery(&self, env: Env, id: f64, timeout_ms: f64) -> napi::Result<Raw> {
+        let t = self.tester(&env)?;
+        let timeout = host::ms_duration(timeout_ms);
+        self.host.promise(env.raw(), async move { Ok(t.wait_for_recovery(id as u64, timeout).await) }, host::bool_to_js).map(Raw)
+    }
+
+    #[napi(ts_args_type = "id: number, metrics: object")]
+    pub fn test_set_metrics(&self, env: Env, id: f64, metrics: Raw) -> napi::Result<()> {
+        let t = self.tester(&env)?;
+        let v = options::object(env.raw(), "metrics", metrics.0).map_err(|e| throw(&env, e))?;
+        t.set_metrics_value(id as u64, &v, titan_pm::options::Dialect::Js).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
+    }
+
+    #[napi(ts_args_type = "id: number, health: unknown")]
+    pub fn test_set_health(&self, env: Env, id: f64, health: Raw) -> napi::Result<()> {
+        let t = self.tester(&env)?;
+        let v = convert::report_from_js(env.raw(), health.0).map_err(|u| throw(&env, errors::unsupported(env.raw(), "health", &u)))?;
+        t.set_health_value(id as u64, &v);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn test_clear_metrics(&self, env: Env, id: f64) -> napi::Result<()> {
+        self.tester(&env)?.clear_metrics(id as u64);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn test_clear_health(&self, env: Env, id: f64) -> napi::Result<()> {
+        self.tester(&env)?.clear_health(id as u64);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn test_simulate_failure(&self, env: Env, point: String, type_name: String, message: String) -> napi::Result<()> {
+        let failure = titan_pm::testing::Failure::new(message).of_type(type_name);
+        self.tester(&env)?.simulate_failure(&point, failure).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
+    }
+
+    #[napi]
+    pub fn test_clear_failures(&self, env: Env) -> napi::Result<()> {
+        self.tester(&env)?.clear_failures();
+        Ok(())
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn test_advance_time(&self, env: Env, ms: f64) -> napi::Result<Raw> {
+        let t = self.tester(&env)?;
+        let d = host::ms_duration(ms);
+        self.host.promise(env.raw(), async move { t.advance_time(d).await }, host::unit_to_js).map(Raw)
+    }
+
+    /// The manager's clock, ms since the epoch.
+    #[napi]
+    pub fn test_current_time(&self, env: Env) -> napi::Result<f64> {
+        Ok(self.tester(&env)?.current_time() as f64)
+    }
+
+    #[napi]
+    pub fn test_reset_time(&self, env: Env) -> napi::Result<()> {
+        self.tester(&env)?.reset_time();
+        Ok(())
+    }
+
+    #[napi(ts_return_type = "object[]")]
+    pub fn test_operations(&self, env: Env) -> napi::Result<Raw> {
+        let ops = self.tester(&env)?.operations_report(titan_pm::options::Dialect::Js);
+        host::value_to_js(env.raw(), ops).map(Raw)
+    }
+
+    #[napi]
+    pub fn test_clear_operations(&self, env: Env) -> napi::Result<()> {
+        self.tester(&env)?.clear_operations();
+        Ok(())
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn test_cleanup(&self, env: Env) -> napi::Result<Raw> {
+        let t = self.tester(&env)?;
+        self.host.promise(env.raw(), async move { t.cleanup().await }, host::unit_to_js).map(Raw)
     }
 
     #[napi(ts_args_type = "target: string, options: unknown", ts_return_type = "Promise<number>")]
@@ -105,7 +206,7 @@ impl NativeManager {
 
     /// `cancel`: a number naming the call for `cancelCall`.
     #[napi(
-        ts_args_type = "id: number, method: string, args: unknown, timeout?: number | undefined | null, key?: string | undefined | null, cancel?: number | undefined | null",
+        ts_args_type = "id: number, method: string, args: unknown, timeout?: number | undefined | null, key?: string | undefined | null, cancel?: number | undefined | null, retries?: number | undefined | null",
         ts_return_type = "Promise<unknown>"
     )]
     #[allow(clippy::too_many_arguments)]
@@ -118,8 +219,9 @@ impl NativeManager {
         timeout: Option<f64>,
         key: Option<String>,
         cancel: Option<f64>,
+        retries: Option<f64>,
     ) -> napi::Result<Raw> {
-        let options = host::CallArgs { pool: false, timeout, key, cancel: cancel.map(|c| c as u64) };
+        let options = host::CallArgs { pool: false, timeout, key, retries, cancel: cancel.map(|c| c as u64) };
         self.host.call(env.raw(), id as u64, method, args.0, options).map(Raw)
     }
 
@@ -132,7 +234,7 @@ impl NativeManager {
     }
 
     #[napi(
-        ts_args_type = "pool: number, method: string, args: unknown, timeout?: number | undefined | null, key?: string | undefined | null, cancel?: number | undefined | null",
+        ts_args_type = "pool: number, method: string, args: unknown, timeout?: number | undefined | null, key?: string | undefined | null, cancel?: number | undefined | null, retries?: number | undefined | null",
         ts_return_type = "Promise<unknown>"
     )]
     #[allow(clippy::too_many_arguments)]
@@ -145,8 +247,9 @@ impl NativeManager {
         timeout: Option<f64>,
         key: Option<String>,
         cancel: Option<f64>,
+        retries: Option<f64>,
     ) -> napi::Result<Raw> {
-        let options = host::CallArgs { pool: true, timeout, key, cancel: cancel.map(|c| c as u64) };
+        let options = host::CallArgs { pool: true, timeout, key, retries, cancel: cancel.map(|c| c as u64) };
         self.host.call(env.raw(), pool as u64, method, args.0, options).map(Raw)
     }
 
@@ -245,18 +348,33 @@ impl NativeControlServer {
     }
 }
 
-/// Every option path of `kind` (`manager`, `spawn`, `pool`, `supervisor` or `child`) the core
-/// accepts, as TypeScript spells it (`autoScale.targetCPU`): what the TS types are checked against.
-#[napi(ts_args_type = "kind: 'manager' | 'spawn' | 'pool' | 'supervisor' | 'child'")]
+/// Every option path of `kind` (`manager`, `spawn`, `pool`, `call`, `supervisor` or `child`) the
+/// core accepts, as TypeScript spells it (`autoScale.targetCPU`): what the TS types are checked against.
+#[napi(ts_args_type = "kind: 'manager' | 'spawn' | 'pool' | 'call' | 'supervisor' | 'child'")]
 pub fn option_schema(kind: String) -> napi::Result<Vec<String>> {
-    options::schema(&kind)
-        .ok_or_else(|| napi::Error::from_reason(format!("unknown option kind {kind:?} (expected manager, spawn, pool, supervisor or child)")))
+    options::schema(&kind).ok_or_else(|| {
+        napi::Error::from_reason(format!("unknown option kind {kind:?} (expected manager, spawn, pool, call, supervisor or child)"))
+    })
+}
+
+/// Checks a `withOptions({...})` object (without `signal`) by the core's call-option
+/// reader: a bad `retries`, `timeout` or an unknown key throws its `ConfigError` at once.
+#[napi(ts_args_type = "options: object")]
+pub fn check_call_options(env: Env, options: Raw) -> napi::Result<()> {
+    options::call_object(env.raw(), options.0).map(|_| ()).map_err(|e| throw(&env, e))
 }
 
 /// Every process event name (`spawn`, `crash`, `memory`, ...): what the TS `EventName` type is checked against.
 #[napi]
 pub fn event_names() -> Vec<&'static str> {
     titan_pm::EventKind::NAMES.to_vec()
+}
+
+/// A duration string (`"250ms"`, `"30s"`, `"5m"`, `"1h"`) in ms, read by the core's one
+/// parser: the worker-side parts of method policies (a `@Cache` with a key function) use it.
+#[napi]
+pub fn duration_ms(text: String) -> napi::Result<f64> {
+    titan_pm::dialect::parse_duration(&text).map(|d| d.as_secs_f64() * 1000.0).map_err(napi::Error::from_reason)
 }
 
 /// Cancels the call started with `cancel: token` (its AbortSignal fired).
@@ -273,9 +391,9 @@ pub fn new_slot() -> f64 {
     agent::new_slot() as f64
 }
 
-/// The runtime for `slot` is ready: `dispatch(kind, token, method, payload)` runs requests
+/// The runtime for `slot` is ready: `dispatch(kind, token, method, payload, trace)` runs requests
 /// on this JS thread. `weak`: do not keep this thread's event loop alive.
-#[napi(ts_args_type = "slot: number, description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown) => void, weak: boolean")]
+#[napi(ts_args_type = "slot: number, description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown, trace: [string, string, string] | null) => void, weak: boolean")]
 pub fn attach(env: Env, slot: f64, description: Raw, dispatch: Raw, weak: bool) -> napi::Result<()> {
     let slot = agent::slot(slot as u64).ok_or_else(|| napi::Error::from_reason("no such slot"))?;
     let description = agent::description_from_js(env.raw(), description.0)?;
@@ -318,7 +436,7 @@ pub fn take_endpoint() -> napi::Result<()> {
 
 /// Serves the loaded worker to the host on a thread of the agent's own; when the host
 /// says stop (or goes away) the runtime is told to exit (`dispatch(EXIT, code)`).
-#[napi(ts_args_type = "description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown) => void")]
+#[napi(ts_args_type = "description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown, trace: [string, string, string] | null) => void")]
 pub fn serve_child(env: Env, description: Raw, dispatch: Raw) -> napi::Result<()> {
     let (endpoint, secret) = ENDPOINT.lock().unwrap().take().ok_or_else(|| napi::Error::from_reason("takeEndpoint was not called"))?;
     let description = agent::description_from_js(env.raw(), description.0)?;

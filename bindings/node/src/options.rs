@@ -6,7 +6,7 @@
 //! output function, resolved through the `callbacks` closure the host passes.
 
 use titan_pm::options::{self, Dialect, OutputCallbacks};
-use titan_pm::{Error, ManagerConfig, PoolOptions, SpawnOptions, SupervisorSpec, Value};
+use titan_pm::{CallOptions, Error, ManagerConfig, PoolOptions, SpawnOptions, SupervisorSpec, Value};
 
 use crate::convert;
 use crate::errors;
@@ -19,6 +19,16 @@ fn value(env: Env, root: &str, v: Js) -> Result<Value, Js> {
 
 pub fn manager(env: Env, v: Js, callbacks: OutputCallbacks<'_>) -> Result<ManagerConfig, Js> {
     options::manager(&value(env, "config", v)?, Dialect::Js, callbacks).map_err(|e| errors::to_js(env, &e))
+}
+
+/// `titan-pm/testing`'s options: a manager's plus `recordOperations` and `controlTime`.
+pub fn test_manager(env: Env, v: Js, callbacks: OutputCallbacks<'_>) -> Result<(ManagerConfig, options::TestOptions), Js> {
+    options::test_manager(&value(env, "config", v)?, Dialect::Js, callbacks).map_err(|e| errors::to_js(env, &e))
+}
+
+/// An object a test hands over (`setMetrics`, `setHealth`) as a `Value`.
+pub fn object(env: Env, root: &str, v: Js) -> Result<Value, Js> {
+    value(env, root, v)
 }
 
 pub fn spawn(env: Env, v: Js, callbacks: OutputCallbacks<'_>) -> Result<SpawnOptions, Js> {
@@ -45,7 +55,24 @@ pub fn check(env: Env, kind: &str, v: Js) -> Result<(), Js> {
     read.map_err(|e| errors::to_js(env, &e))
 }
 
-/// Every option path of `kind` (`manager`, `spawn`, `pool`, `supervisor`, `child`) as TypeScript spells it.
+/// A `withOptions` object (the proxy leaves out `signal`), read by the core.
+pub fn call_object(env: Env, v: Js) -> Result<CallOptions, Js> {
+    options::call(&value(env, "options", v)?, Dialect::Js).map_err(|e| errors::to_js(env, &e))
+}
+
+/// A call's typed options (ms), read by the core's call-option reader; none given: the defaults.
+pub fn call(timeout: Option<f64>, key: Option<String>, retries: Option<f64>) -> titan_pm::Result<CallOptions> {
+    if timeout.is_none() && key.is_none() && retries.is_none() {
+        return Ok(CallOptions::default());
+    }
+    let mut m = Vec::with_capacity(3);
+    m.extend(timeout.map(|t| ("timeout".to_string(), Value::Float(t))));
+    m.extend(key.map(|k| ("key".to_string(), Value::Text(k))));
+    m.extend(retries.map(|r| ("retries".to_string(), Value::Float(r))));
+    options::call(&Value::Map(m), Dialect::Js)
+}
+
+/// Every option path of `kind` (`manager`, `spawn`, `pool`, `call`, `supervisor`, `child`) as TypeScript spells it.
 pub fn schema(kind: &str) -> Option<Vec<String>> {
-    matches!(kind, "manager" | "spawn" | "pool" | "supervisor" | "child").then(|| options::schema(kind, Dialect::Js))
+    matches!(kind, "manager" | "spawn" | "pool" | "call" | "supervisor" | "child").then(|| options::schema(kind, Dialect::Js))
 }

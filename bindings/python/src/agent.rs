@@ -156,7 +156,14 @@ impl Handler for PyHandler {
             for a in &args {
                 list.append(convert::to_py(py, a)?)?;
             }
-            Ok(vec![pyo3::types::PyString::new(py, method).into_any(), list.into_any(), call_id.into_pyobject(py)?.into_any()])
+            // The call's W3C trace context, for `titan_pm.get_trace_context()` inside the method.
+            let trace = PyTuple::new(py, [ctx.trace_id.as_str(), ctx.span_id.as_str(), ctx.parent_span_id.as_str()])?;
+            Ok(vec![
+                pyo3::types::PyString::new(py, method).into_any(),
+                list.into_any(),
+                call_id.into_pyobject(py)?.into_any(),
+                trace.into_any(),
+            ])
         });
         let runtime = Python::attach(|py| self.runtime.clone_ref(py));
         let guard = CancelGuard { runtime, call_id, armed: true };

@@ -10,6 +10,7 @@ use titan_pm::protocol::{ErrorInfo, ErrorInfoKind};
 use titan_pm::Error;
 
 static FROM_NATIVE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static VALIDATION_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// The Python exception for a core error.
 pub fn to_py(err: Error) -> PyErr {
@@ -109,6 +110,11 @@ fn build(py: Python<'_>, err: &Error) -> PyResult<PyErr> {
 
 /// The wire form of an exception a worker raised (`kind` says where it was raised).
 pub fn to_info(py: Python<'_>, exc: &Bound<'_, PyAny>, kind: ErrorInfoKind) -> ErrorInfo {
+    // A worker-side validator's verdict (titan_pm.policies raises ValidationError): the
+    // host sees a ValidationError with the same failures.
+    if let Some(failures) = validation_failures(py, exc) {
+        return ErrorInfo::validation(failures);
+    }
     let type_name = exc.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "Exception".into());
     // A remote error re-raised by a worker keeps its original type.
     let type_name = exc
@@ -122,6 +128,23 @@ pub fn to_info(py: Python<'_>, exc: &Bound<'_, PyAny>, kind: ErrorInfoKind) -> E
     let mut info = ErrorInfo::new(kind, type_name, message).with_stack(stack);
     info.code = exc.getattr("code").ok().and_then(|c| c.extract::<String>().ok());
     info
+}
+
+/// The (path, message) failures of a `titan_pm.ValidationError`; `None` for any other exception.
+fn validation_failures(py: Python<'_>, exc: &Bound<'_, PyAny>) -> Option<Vec<(String, String)>> {
+    let class = VALIDATION_ERROR
+        .get_or_try_init(py, || -> PyResult<_> { Ok(py.import("titan_pm.errors")?.getattr("ValidationError")?.unbind()) })
+        .ok()?;
+    if !exc.is_instance(class.bind(py)).unwrap_or(false) {
+        return None;
+    }
+    let failures = exc.getattr("failures").ok()?;
+    let mut out = Vec::new();
+    for f in failures.try_iter().ok()? {
+        let (path, message): (String, String) = f.ok()?.extract().ok()?;
+        out.push((path, message));
+    }
+    Some(out)
 }
 
 fn format_traceback(py: Python<'_>, exc: &Bound<'_, PyAny>) -> PyResult<String> {

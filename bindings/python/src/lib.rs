@@ -53,7 +53,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // options
     m.add_function(wrap_pyfunction!(options::check_manager_options, m)?)?;
     m.add_function(wrap_pyfunction!(options::option_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(options::check_call_options, m)?)?;
     m.add_function(wrap_pyfunction!(options::event_names, m)?)?;
+    m.add_function(wrap_pyfunction!(options::parse_duration, m)?)?;
     // workflows
     m.add_class::<workflow::NativeWorkflow>()?;
     m.add_function(wrap_pyfunction!(workflow::workflow_start, m)?)?;

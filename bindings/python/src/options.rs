@@ -22,8 +22,19 @@ const DIALECT: Dialect = Dialect::Python;
 
 /// Checks manager options without starting anything (a bad one is a `ConfigError`).
 #[pyfunction]
-pub fn check_manager_options(options: &Bound<'_, PyDict>) -> PyResult<()> {
+#[pyo3(signature = (options, test=false))]
+pub fn check_manager_options(options: &Bound<'_, PyDict>, test: bool) -> PyResult<()> {
+    if test {
+        return test_manager(options).map(|_| ());
+    }
     manager(options).map(|_| ())
+}
+
+/// A duration string (`"250ms"`, `"30s"`, `"5m"`, `"1h"`) in seconds, read by the core's one
+/// parser (the worker-side part of `@cache` with a key function or a condition uses it).
+#[pyfunction]
+pub fn parse_duration(text: &str) -> PyResult<f64> {
+    titan_pm::dialect::parse_duration(text).map(|d| d.as_secs_f64()).map_err(pyo3::exceptions::PyValueError::new_err)
 }
 
 /// Every process event name core emits.
@@ -40,6 +51,19 @@ pub fn option_schema(kind: &str) -> Vec<String> {
 
 pub fn manager(options: &Bound<'_, PyDict>) -> PyResult<ManagerConfig> {
     read(options, options::manager)
+}
+
+/// `titan_pm.testing`'s manager options: a manager's plus `record_operations`, `control_time`.
+pub fn test_manager(options: &Bound<'_, PyDict>) -> PyResult<(ManagerConfig, options::TestOptions)> {
+    read(options, options::test_manager)
+}
+
+/// A duration in seconds from Python (`name` for the error).
+pub fn seconds(name: &str, t: f64) -> PyResult<std::time::Duration> {
+    DIALECT
+        .duration(t)
+        .filter(|_| t >= 0.0)
+        .ok_or_else(|| errors::to_py(Error::Config(format!("{name}: must be a number of seconds >= 0, not {t}"))))
 }
 
 pub fn spawn(options: &Bound<'_, PyDict>) -> PyResult<SpawnOptions> {
@@ -60,14 +84,26 @@ pub fn supervisor_tree(tree: &Bound<'_, PyAny>) -> PyResult<titan_pm::Supervisor
     options::supervisor_tree(&value, DIALECT, &|_| None).map_err(errors::to_py)
 }
 
-pub fn call(timeout: Option<f64>, key: Option<String>) -> PyResult<CallOptions> {
-    let timeout = match timeout {
-        Some(t) => Some(DIALECT.duration(t).filter(|_| t >= 0.0).ok_or_else(|| {
-            errors::to_py(Error::Config(format!("timeout: must be a number of seconds >= 0, not {t}")))
-        })?),
-        None => None,
-    };
-    Ok(CallOptions { timeout, key })
+/// A call's options (`with_options(timeout=, key=, retries=)`), read by core's call-option
+/// reader; none given: the defaults, without building anything.
+pub fn call(timeout: Option<f64>, key: Option<String>, retries: Option<&Bound<'_, PyAny>>) -> PyResult<CallOptions> {
+    if timeout.is_none() && key.is_none() && retries.is_none() {
+        return Ok(CallOptions::default());
+    }
+    let mut m = Vec::with_capacity(3);
+    m.extend(timeout.map(|t| ("timeout".to_string(), Value::Float(t))));
+    m.extend(key.map(|k| ("key".to_string(), Value::Text(k))));
+    if let Some(r) = retries {
+        m.push(("retries".to_string(), convert::to_value(r, "retries").map_err(errors::to_py)?));
+    }
+    options::call(&Value::Map(m), DIALECT).map_err(errors::to_py)
+}
+
+/// Checks `with_options(...)`'s keywords at once (a bad one is a `ConfigError` naming it).
+#[pyfunction]
+#[pyo3(signature = (timeout=None, key=None, retries=None))]
+pub fn check_call_options(timeout: Option<f64>, key: Option<String>, retries: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    call(timeout, key, retries).map(|_| ())
 }
 
 /// The dict as a `Value` (a callable `output` named `callback:0`), read by `parse`.

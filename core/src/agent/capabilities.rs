@@ -117,6 +117,11 @@ impl ProcessRef {
             p.set_method(method);
             value::write_list(&args, p.reborrow().init_args(args.len() as u32));
             p.set_timeout_ms(timeout.map(|t| t.as_millis().max(1) as u64).unwrap_or(0));
+            // Inside a call this worker serves, the call joins that call's trace as its child.
+            if let Some(t) = crate::policy::trace::current() {
+                p.set_trace_id(t.trace_id.as_str());
+                p.set_span_id(t.span_id.as_str());
+            }
         }
         let reply = req.send().promise.await.map_err(rpc)?;
         let result = reply.get().and_then(|r| r.get_result()).map_err(rpc)?;

@@ -431,7 +431,7 @@ impl manager::Server for ManagerServer {
         let (target, method) = (text(p.get_target())?, text(p.get_method())?);
         let args = value::read_list(p.get_args()?, "args").map_err(err)?;
         let timeout = Some(p.get_timeout_ms()).filter(|ms| *ms > 0).map(std::time::Duration::from_millis);
-        let options = crate::host::CallOptions { timeout, key: None };
+        let options = crate::host::CallOptions { timeout, ..Default::default() };
         let pm = &self.shared.pm;
         let result = match targets::resolve(pm, &target).await.map_err(err)? {
             Resolved::Pool(pool) => pm.pool_handle(pool.pool_id).map_err(err)?.with_options(options).call_value(&method, args).await,

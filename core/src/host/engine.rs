@@ -70,7 +70,11 @@ impl Engine {
     }
 
     pub(crate) fn emit(&self, process_id: u64, kind: EventKind) {
-        let _ = self.events.send(Event { process_id, kind });
+        let event = Event { process_id, kind };
+        if let Some(hooks) = &self.config.interceptor {
+            hooks.event(&event);
+        }
+        let _ = self.events.send(event);
     }
 
     pub(crate) fn log_sender(&self) -> broadcast::Sender<super::logs::LogLine> {
@@ -102,6 +106,9 @@ impl Engine {
             }
         }
         let name = options.name.clone().unwrap_or_else(|| default_name(&target));
+        if let Some(hooks) = &self.config.interceptor {
+            hooks.before_spawn(&[&name])?;
+        }
         let spec = Spec {
             resources: options.resources_or(&self.config.resources),
             version: options.version,
@@ -117,10 +124,24 @@ impl Engine {
             restart: options.restart.unwrap_or_else(|| self.config.restart.clone()),
             output: options.output.unwrap_or_else(|| self.config.output.clone()),
         };
-        let process = Process::start(self.next_id(), name, spec, self).await?;
+        let process = Process::start(self.next_id(), name.clone(), spec, self).await?;
         if self.closed.get() {
             process.kill().await;
             return Err(Error::ManagerShutDown);
+        }
+        if let Some(hooks) = &self.config.interceptor {
+            // The worker's own names are known only now: the process's (a file's
+            // declared name) and the name its class declares.
+            let listed = process.info().name;
+            let declared = process.description().map(|d| d.name).unwrap_or_default();
+            let names: Vec<&str> = [listed.as_str(), declared.as_str()].into_iter().filter(|n| !n.is_empty() && *n != name).collect();
+            if !names.is_empty() {
+                if let Err(e) = hooks.before_spawn(&names) {
+                    process.kill().await;
+                    return Err(e);
+                }
+            }
+            hooks.spawned(process.id, &listed);
         }
         self.processes.borrow_mut().insert(process.id, process.clone());
         Ok(process)
@@ -182,12 +203,12 @@ impl Engine {
     }
 
     /// Calls a process, or a service that takes calls (a pool), by id: what a worker's `Caller` does.
-    pub(crate) async fn call_any(&self, id: u64, method: String, args: Vec<Value>, options: CallOptions) -> Result<Value> {
+    pub(crate) async fn call_any(&self, id: u64, method: String, args: Vec<Value>, options: CallOptions, parent: Option<TraceContext>) -> Result<Value> {
         let service = self.services.borrow().get(&id).cloned();
-        if let Some(call) = service.and_then(|s| s.call(method.clone(), args.clone(), options.clone())) {
+        if let Some(call) = service.and_then(|s| s.call(method.clone(), args.clone(), options.clone(), parent.clone())) {
             return call.await;
         }
-        self.call(id, method, args, options, None).await
+        self.call(id, method, args, options, parent).await
     }
 
     /// Kills a process and forgets it: it leaves the list after its `exit` event, and
@@ -195,6 +216,9 @@ impl Engine {
     /// through an old handle still gets `ProcessFailed` with the state).
     pub(crate) async fn kill(&self, id: u64) -> Result<()> {
         let process = self.process(id)?;
+        if let Some(hooks) = &self.config.interceptor {
+            hooks.killed(id);
+        }
         process.kill().await;
         self.retire(id, process.state());
         Ok(())
@@ -268,7 +292,8 @@ pub(crate) trait Service: std::any::Any {
     fn stop(self: Rc<Self>, engine: Rc<Engine>, deadline: std::time::Instant) -> futures::future::LocalBoxFuture<'static, ()>;
     fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any>;
     /// Runs a call, if this service takes calls (a pool does); `None` if not.
-    fn call(self: Rc<Self>, _method: String, _args: Vec<Value>, _options: CallOptions) -> Option<futures::future::LocalBoxFuture<'static, Result<Value>>> {
+    /// `parent`: the caller's span, when the call comes from a worker serving a call.
+    fn call(self: Rc<Self>, _method: String, _args: Vec<Value>, _options: CallOptions, _parent: Option<TraceContext>) -> Option<futures::future::LocalBoxFuture<'static, Result<Value>>> {
         None
     }
 }

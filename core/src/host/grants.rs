@@ -19,6 +19,7 @@ use capnp::capability::Rc as CapRc;
 use super::engine::Engine;
 use super::CallOptions;
 use crate::error::{Error, Result};
+use crate::policy::trace::TraceContext;
 use crate::protocol::ErrorInfo;
 use crate::titan_capnp::{caller, shared_state};
 use crate::value::{self, Value};
@@ -37,9 +38,15 @@ impl caller::Server for CallerServer {
         let p = params.get()?;
         let method = p.get_method()?.to_str()?.to_string();
         let timeout = (p.get_timeout_ms() > 0).then(|| Duration::from_millis(p.get_timeout_ms()));
+        // The calling worker's span: this call's parent (W3C ids; anything else starts a new trace).
+        let trace_id = p.get_trace_id()?.to_str()?;
+        let span_id = p.get_span_id()?.to_str()?;
+        let w3c = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let parent = (w3c(trace_id, 32) && w3c(span_id, 16))
+            .then(|| TraceContext { trace_id: trace_id.to_string(), span_id: span_id.to_string(), parent_span_id: String::new() });
         let outcome = match value::read_list(p.get_args()?, "args") {
             Ok(args) => match self.engine.upgrade() {
-                Some(engine) => engine.call_any(self.process_id, method, args, CallOptions { timeout, key: None }).await,
+                Some(engine) => engine.call_any(self.process_id, method, args, CallOptions { timeout, ..Default::default() }, parent).await,
                 None => Err(Error::ManagerShutDown),
             },
             Err(e) => Err(e),

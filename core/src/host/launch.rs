@@ -87,6 +87,8 @@ pub(crate) struct Instance {
     exit: watch::Receiver<Option<ExitStatus>>,
     next_call_id: Cell<u64>,
     pub in_flight: Cell<usize>,
+    /// How a thread or in-engine instance ended when it was crashed on purpose (`crash`).
+    crashed: RefCell<Option<ExitStatus>>,
 }
 
 impl Instance {
@@ -101,7 +103,7 @@ impl Instance {
         let mut rx = self.exit.clone();
         loop {
             if let Some(s) = rx.borrow_and_update().clone() {
-                return s;
+                return self.crashed.borrow().clone().unwrap_or(s);
             }
             if rx.changed().await.is_err() {
                 return ExitStatus::default();
@@ -127,6 +129,16 @@ impl Instance {
             Some(_) => {}
             None => self.connection.close(),
         }
+    }
+
+    /// Crashes the instance, as a test asks (`simulate_crash`): a child gets SIGKILL
+    /// (its real exit status is reported); a thread or in-engine worker is torn
+    /// down and reported as ended by SIGKILL, like a worker thread that was terminated.
+    pub(crate) fn crash(&self) {
+        if self.child_pid.is_none() && !self.has_exited() {
+            *self.crashed.borrow_mut() = Some(ExitStatus { code: None, signal: Some(libc::SIGKILL), error: None });
+        }
+        self.kill();
     }
 
     /// Ends the instance now.
@@ -221,6 +233,7 @@ pub(crate) async fn launch(spec: &LaunchSpec<'_>, registry: &Rc<Registry>) -> Re
         exit,
         next_call_id: Cell::new(0),
         in_flight: Cell::new(0),
+        crashed: RefCell::new(None),
     }))
 }
 

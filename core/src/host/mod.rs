@@ -19,6 +19,7 @@
 
 pub(crate) mod engine;
 mod grants;
+pub mod intercept;
 mod launch;
 mod limits;
 pub mod logs;
@@ -37,6 +38,7 @@ use std::time::Duration;
 use futures::future::LocalBoxFuture;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+pub use intercept::Interceptor;
 pub use logs::LogLine;
 pub use metrics::{Latency, MethodMetrics, ProcessMetrics};
 pub use output::{Output, OutputStream, MAX_LINE_BYTES, OUTPUT_QUEUE_BYTES};
@@ -164,6 +166,10 @@ pub struct ManagerConfig {
     pub spin: Duration,
     /// Where workflow runs are journaled (`workflows`).
     pub workflows: WorkflowsConfig,
+    /// What every timer reads (restart backoff, breaker, TTLs, intervals); call deadlines stay real.
+    pub clock: crate::clock::Clock,
+    /// A test harness's hooks (the `testing` module); `None` in production.
+    pub interceptor: Option<Arc<dyn Interceptor>>,
 }
 
 impl Default for ManagerConfig {
@@ -185,6 +191,8 @@ impl Default for ManagerConfig {
             tcp_host: "127.0.0.1".into(),
             spin: Duration::from_micros(200),
             workflows: WorkflowsConfig::default(),
+            clock: crate::clock::Clock::Real,
+            interceptor: None,
         }
     }
 }
@@ -278,6 +286,11 @@ pub struct CallOptions {
     pub timeout: Option<Duration>,
     /// A routing key for a pool's hash strategies.
     pub key: Option<String>,
+    /// How many times a call whose worker crashed is sent again, after the restart
+    /// (a pool: to another worker) and within the same deadline; `None`: 0 for a
+    /// process, the pool's `retries` for a pool. Only for calls safe to repeat
+    /// (at-least-once); see [`crate::policy::retry`].
+    pub retries: Option<u32>,
 }
 
 /// One row of `list_processes`.
@@ -350,6 +363,8 @@ pub(crate) struct Shared {
     /// the `workflow` module above the host owns it).
     pub(crate) workflows: WorkflowsConfig,
     pub(crate) journal: std::sync::Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
+    /// The manager's clock (`ManagerConfig::clock`), for what runs above the engine (workflow retries).
+    clock: crate::clock::Clock,
 }
 
 /// Spawns, calls, supervises and stops workers. Clone it freely.
@@ -396,8 +411,9 @@ impl ProcessManager {
         let (jobs, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
         let workflows = config.workflows.clone();
+        let clock = config.clock.clone();
         let pm = ProcessManager {
-            shared: Arc::new(Shared { jobs, events: events.clone(), services: Default::default(), workflows, journal: Default::default() }),
+            shared: Arc::new(Shared { jobs, events: events.clone(), services: Default::default(), workflows, journal: Default::default(), clock }),
         };
         let run = move || -> LocalBoxFuture<'static, ()> { Box::pin(Engine::run(config, events, rx)) };
         (pm, run)
@@ -532,6 +548,11 @@ impl ProcessManager {
 
     pub async fn get_metrics(&self, process_id: u64) -> Result<ProcessMetrics> {
         self.exec(move |engine| async move { Ok(engine.process(process_id)?.metrics()) }).await
+    }
+
+    /// The clock the manager's timers read (real time unless a test manager controls it).
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.shared.clock
     }
 
     /// Lifecycle events of every process, from now on.

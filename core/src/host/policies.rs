@@ -26,6 +26,7 @@ use crate::policy::method::{compile_schema, key_of, HealAction, MethodPolicies};
 use crate::policy::rate_limit::Limiter;
 use crate::policy::self_heal::Healer;
 use crate::policy::trace::{self, Span, TraceContext};
+use crate::clock::Clock;
 use crate::policy::{Breaker, BreakerState};
 use crate::protocol::{now_ms, MethodInfo};
 use crate::value::Value;
@@ -108,15 +109,15 @@ impl PolicyLayer {
     }
 
     /// `@SelfHeal`: the action to take for `error` of `info`'s method, at most once per cooldown.
-    pub(crate) fn heal(&self, info: &MethodInfo, error: &Error) -> Option<(String, HealAction)> {
-        self.state(info)?.healer.as_ref()?.decide(error, Instant::now())
+    pub(crate) fn heal(&self, info: &MethodInfo, error: &Error, now: Instant) -> Option<(String, HealAction)> {
+        self.state(info)?.healer.as_ref()?.decide(error, now)
     }
 }
 
 /// Runs one call of `st`'s method under its policies. `call(method, args, context)`
 /// makes the actual call (on a process, or through a pool's balancer); `name`
 /// (the process's or pool's) names spans.
-pub(crate) async fn apply<C, F>(st: &Rc<MethodState>, name: &str, args: Vec<Value>, parent: Option<&TraceContext>, call: C) -> Result<Value>
+pub(crate) async fn apply<C, F>(st: &Rc<MethodState>, name: &str, clock: &Clock, args: Vec<Value>, parent: Option<&TraceContext>, call: C) -> Result<Value>
 where
     C: Fn(String, Vec<Value>, TraceContext) -> F,
     F: Future<Output = Result<Value>>,
@@ -126,13 +127,13 @@ where
     }
     if let (Some(l), Some(r)) = (&st.limiter, &st.decl.rate_limit) {
         let key = r.key.as_ref().map(|k| key_of(Some(k), &args)).unwrap_or_default();
-        l.check(&key, Instant::now()).map_err(|wait| Error::RateLimit { retry_after_ms: wait.as_millis().max(1) as u64 })?;
+        l.check(&key, clock.now()).map_err(|wait| Error::RateLimit { retry_after_ms: wait.as_millis().max(1) as u64 })?;
     }
     let mut ticket = None;
     if let Some(idem) = &st.idempotent {
         if let Some(key) = idem.key(&args) {
             loop {
-                match idem.claim(&key) {
+                match idem.claim(&key, clock.now()) {
                     Claim::Done(v) => return Ok(v),
                     Claim::Wait(mut rx) => match rx.wait_for(Option::is_some).await {
                         Ok(outcome) => return outcome.clone().expect("waited for an outcome"),
@@ -148,9 +149,9 @@ where
     }
     let cache_key = st.cache.as_ref().map(|c| c.key(&args));
     if let (Some(c), Some(k)) = (&st.cache, &cache_key) {
-        if let Some(v) = c.get(k) {
+        if let Some(v) = c.get(k, clock.now()) {
             if let Some(t) = ticket {
-                t.finish(&Ok(v.clone()));
+                t.finish(&Ok(v.clone()), clock.now());
             }
             return Ok(v);
         }
@@ -158,7 +159,9 @@ where
     let context = TraceContext::child_of(parent);
     let mut trial = None;
     if let Some(b) = &st.breaker {
-        match b.borrow_mut().admit(Instant::now()) {
+        // The borrow ends here: the open branch awaits a fallback, and other calls use the breaker meanwhile.
+        let admitted = b.borrow_mut().admit(clock.now());
+        match admitted {
             Ok(changed) => {
                 log_breaker(name, &st.method, changed);
                 trial = Some(Trial { breaker: b, done: false });
@@ -178,14 +181,14 @@ where
     let elapsed = started.elapsed();
     if let Some(mut t) = trial {
         t.done = true;
-        let changed = t.breaker.borrow_mut().record(result.is_ok(), Instant::now());
+        let changed = t.breaker.borrow_mut().record(result.is_ok(), clock.now());
         log_breaker(name, &st.method, changed);
     }
     if let (Some(c), Some(k), Ok(v)) = (&st.cache, cache_key, &result) {
-        c.put(k, v.clone());
+        c.put(k, v.clone(), clock.now());
     }
     if let Some(t) = ticket {
-        t.finish(&result);
+        t.finish(&result, clock.now());
     }
     if let Some(s) = &st.stats {
         s.borrow_mut().record(elapsed, result.is_ok());

@@ -16,7 +16,7 @@ use super::output::Dropped;
 use super::policies::{self, PolicyLayer};
 use crate::policy::method::HealAction;
 use crate::policy::trace::TraceContext;
-use crate::policy::RestartBudget;
+use crate::policy::{RestartBudget, Retry};
 use super::{CallOptions, EventKind, Isolation, Output, ProcessInfo, ProcessState, Resources, RestartPolicy, Target};
 use crate::error::{Error, Result};
 use crate::protocol::{ErrorInfo, HealthReport};
@@ -73,6 +73,10 @@ pub(crate) struct Process {
     pub(crate) logs: Rc<super::logs::LogRing>,
     /// When the current instance became ready (uptime).
     started: Cell<Instant>,
+    /// The manager's clock (restart backoff and window, probe intervals, policies).
+    clock: crate::clock::Clock,
+    /// A test harness's hooks, if the manager has one.
+    intercept: Option<std::sync::Arc<dyn super::Interceptor>>,
 }
 
 impl Process {
@@ -95,6 +99,8 @@ impl Process {
             supervisor: RefCell::default(),
             logs: Rc::new(super::logs::LogRing::new(id, engine.log_sender())),
             started: Cell::new(Instant::now()),
+            clock: engine.config.clock.clone(),
+            intercept: engine.config.interceptor.clone(),
         });
         let instance = process.launch(engine).await?;
         if let Some(wanted) = &process.spec.version {
@@ -183,12 +189,16 @@ impl Process {
                 (Some(p), None) => p,
                 (None, _) => MEMORY_INTERVAL,
             };
-            let mut next_probe = Instant::now() + probe.unwrap_or(Duration::MAX / 4);
+            let clock = match me.upgrade() {
+                Some(p) => p.clock.clone(),
+                None => return,
+            };
+            let mut next_probe = clock.now() + probe.unwrap_or(Duration::MAX / 4);
             let mut unhealthy = 0;
             loop {
                 tokio::select! {
                     _ = instance.exited() => return,
-                    _ = tokio::time::sleep(tick) => {}
+                    _ = clock.sleep(tick) => {}
                 }
                 let Some(me) = me.upgrade() else { return };
                 if me.state() != ProcessState::Running || instance.has_exited() {
@@ -203,8 +213,8 @@ impl Process {
                         return;
                     }
                 }
-                if probe.is_some() && Instant::now() >= next_probe {
-                    next_probe = Instant::now() + probe.unwrap_or_default();
+                if probe.is_some() && clock.now() >= next_probe {
+                    next_probe = clock.now() + probe.unwrap_or_default();
                     let report = me.health().await;
                     unhealthy = if report.status == crate::protocol::HealthStatus::Unhealthy { unhealthy + 1 } else { 0 };
                     if unhealthy >= UNHEALTHY_PROBES && !instance.has_exited() && me.state() == ProcessState::Running {
@@ -253,20 +263,49 @@ impl Process {
     pub(crate) async fn call(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, parent: Option<&TraceContext>) -> Result<Value> {
         let state = self.with_method(method, |m| if m.policies.is_empty() { None } else { self.policies.state(m) }).flatten();
         let Some(state) = state else {
-            return self.call_direct(method, args, options, &TraceContext::child_of(parent)).await;
+            return self.call_with_retries(method, args, options, &TraceContext::child_of(parent)).await;
         };
         let name = self.name.borrow().clone();
-        policies::apply(&state, &name, args.to_vec(), parent, |m, a, ctx| {
+        policies::apply(&state, &name, &self.clock, args.to_vec(), parent, |m, a, ctx| {
             let me = self.clone();
             let options = options.clone();
-            async move { me.call_direct(&m, &a, &options, &ctx).await }
+            async move { me.call_with_retries(&m, &a, &options, &ctx).await }
         })
         .await
+    }
+
+    /// [`call_direct`](Self::call_direct), with `options.retries`: a call whose worker
+    /// crashed waits for the restart and is sent again, by the one retry rule
+    /// ([`Retry`]), all within the first attempt's deadline (never extended).
+    async fn call_with_retries(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, trace: &TraceContext) -> Result<Value> {
+        let Some(limit) = options.retries.filter(|n| *n > 0) else {
+            return self.call_direct(method, args, options, trace).await;
+        };
+        let timeout = self.call_timeout(method, options);
+        let deadline = Instant::now() + timeout;
+        let mut retry = Retry::new(limit);
+        loop {
+            match self.call_until(method, args, deadline, timeout, trace).await {
+                Err(e) if retry.again(&e, Instant::now(), deadline) => {}
+                result => return result,
+            }
+        }
+    }
+
+    /// A call's timeout: the call's own, else the method's, else the process's.
+    fn call_timeout(&self, method: &str, options: &CallOptions) -> Duration {
+        options.timeout.or_else(|| self.method_timeout(method)).unwrap_or(self.spec.timeout)
     }
 
     /// A call without the host-side policies (a pool applies its own around it); self-healing
     /// still watches its errors.
     pub(crate) async fn call_direct(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, trace: &TraceContext) -> Result<Value> {
+        let timeout = self.call_timeout(method, options);
+        self.call_until(method, args, Instant::now() + timeout, timeout, trace).await
+    }
+
+    /// One attempt of a call, by `deadline` (`timeout` is what a `CallTimeout` reports).
+    async fn call_until(self: &Rc<Self>, method: &str, args: &[Value], deadline: Instant, timeout: Duration, trace: &TraceContext) -> Result<Value> {
         // Refused here, before anything is built or counted: capnp cannot hold it (and would panic).
         value::check_list(args, "args")?;
         if method.len() > MAX_METHOD_NAME {
@@ -275,8 +314,21 @@ impl Process {
                 message: format!("a method name of {} bytes is over the limit of {MAX_METHOD_NAME}", method.len()),
             });
         }
-        let timeout = options.timeout.or_else(|| self.method_timeout(method)).unwrap_or(self.spec.timeout);
-        let deadline = Instant::now() + timeout;
+        if let Some(hooks) = &self.intercept {
+            let name = self.name.borrow().clone();
+            let declared = self.description().map(|d| d.name).unwrap_or_default();
+            let result = match hooks.before_call(self.id, &[&name, &declared], method) {
+                Ok(()) => self.call_checked(method, args, deadline, timeout, trace).await,
+                Err(e) => Err(e),
+            };
+            hooks.called(self.id, method, &result);
+            return result;
+        }
+        self.call_checked(method, args, deadline, timeout, trace).await
+    }
+
+    /// One attempt past the checks: waits for a running instance, calls it, counts it.
+    async fn call_checked(self: &Rc<Self>, method: &str, args: &[Value], deadline: Instant, timeout: Duration, trace: &TraceContext) -> Result<Value> {
         let instance = self.instance_for_call(deadline, method, timeout).await?;
         let started = Instant::now();
         let result = self.call_instance(&instance, method, args, deadline, timeout, trace).await;
@@ -289,7 +341,7 @@ impl Process {
 
     /// `@SelfHeal`: runs the method's action on `instance` if `error` is a symptom, at most once per cooldown.
     fn maybe_heal(self: &Rc<Self>, instance: &Rc<Instance>, method: &str, error: &Error) {
-        let Some((symptom, action)) = self.with_method(method, |m| self.policies.heal(m, error)).flatten() else { return };
+        let Some((symptom, action)) = self.with_method(method, |m| self.policies.heal(m, error, self.clock.now())).flatten() else { return };
         let Some(engine) = self.engine.upgrade() else { return };
         engine.emit(self.id, EventKind::SelfHeal { method: method.to_string(), symptom, action: action.as_str() });
         let instance = instance.clone();
@@ -515,7 +567,7 @@ impl Process {
 
     async fn restart(self: &Rc<Self>, engine: &Rc<Engine>) {
         loop {
-            let Some(delay) = self.budget.borrow_mut().next(&self.spec.restart, Instant::now()) else {
+            let Some(delay) = self.budget.borrow_mut().next(&self.spec.restart, self.clock.now()) else {
                 self.state.send_replace(ProcessState::Failed);
                 engine.emit(self.id, EventKind::Failed);
                 return;
@@ -523,7 +575,7 @@ impl Process {
             self.restarts.set(self.restarts.get() + 1);
             self.state.send_replace(ProcessState::Restarting);
             engine.emit(self.id, EventKind::Restarting { attempt: self.restarts.get(), delay });
-            tokio::time::sleep(delay).await;
+            self.clock.sleep(delay).await;
             if self.state() != ProcessState::Restarting {
                 return; // killed or shut down meanwhile
             }
@@ -532,6 +584,52 @@ impl Process {
                 Ok(instance) => return instance.kill(),
                 Err(e) => tracing::warn!(target: "titan_pm", "restart of {} failed: {e}", self.name.borrow()),
             }
+        }
+    }
+
+    /// Crashes the current instance (`simulate_crash`): SIGKILL for a child, a
+    /// teardown reported as SIGKILL for a thread or in-engine worker; what follows
+    /// is the real path (event `crash`, then the restart policy or the supervisor).
+    /// Returns once the crash is taken in: the instance has ended and the
+    /// process has left it (`restarting`, or `failed` when the budget is spent).
+    pub(crate) async fn crash(&self) -> Result<()> {
+        let instance = self.instance.borrow().clone();
+        let Some(instance) = instance.filter(|i| !i.has_exited() && self.state() == ProcessState::Running) else {
+            return Err(Error::ProcessFailed { process_id: self.id, state: self.state() });
+        };
+        instance.crash();
+        let taken_in = async {
+            instance.exited().await;
+            while self.instance.borrow().as_ref().is_some_and(|i| Rc::ptr_eq(i, &instance)) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), taken_in)
+            .await
+            .map_err(|_| Error::Config(format!("process {} did not end within 10 s of its simulated crash", self.id)))
+    }
+
+    /// Whether the current instance is up and answers a health request (what a
+    /// test waits for after a crash), whatever the report says.
+    pub(crate) async fn answers(&self) -> bool {
+        let instance = self.instance.borrow().clone();
+        let Some(instance) = instance.filter(|i| !i.has_exited() && i.is_connected() && self.state() == ProcessState::Running) else {
+            return false;
+        };
+        let limit = self.engine.upgrade().map(|e| e.config.health_timeout).unwrap_or(Duration::from_secs(5));
+        matches!(tokio::time::timeout(limit, instance.worker.health_request().send().promise).await, Ok(Ok(_)))
+    }
+
+    /// The pid of the current instance if it has not ended (after a shutdown: a leak).
+    pub(crate) fn live_instance(&self) -> Option<u32> {
+        self.instance.borrow().as_ref().filter(|i| !i.has_exited()).map(|i| i.pid)
+    }
+
+    /// Waits (up to `limit`) for the current instance to end.
+    pub(crate) async fn instance_ended(&self, limit: Duration) {
+        let instance = self.instance.borrow().clone();
+        if let Some(i) = instance {
+            let _ = tokio::time::timeout(limit, i.exited()).await;
         }
     }
 
@@ -609,6 +707,9 @@ impl Process {
     // ---- health and metrics ----
 
     pub(crate) async fn health(&self) -> HealthReport {
+        if let Some(report) = self.intercept.as_ref().and_then(|h| h.health(self.id)) {
+            return report;
+        }
         let Some(engine) = self.engine.upgrade() else { return HealthReport::unhealthy("process", "manager stopped") };
         let instance = self.instance.borrow().clone();
         let Some(instance) = instance.filter(|_| self.state() == ProcessState::Running) else {
@@ -634,7 +735,7 @@ impl Process {
             None => (0.0, 0),
         };
         let stats = self.stats.borrow();
-        ProcessMetrics {
+        let real = ProcessMetrics {
             cpu,
             memory,
             requests: stats.requests,
@@ -643,6 +744,10 @@ impl Process {
             latency: stats.latency(),
             output_dropped: self.output_dropped.get(),
             methods: self.policies.metrics(),
+        };
+        match &self.intercept {
+            Some(hooks) => hooks.metrics(self.id, real),
+            None => real,
         }
     }
 }

@@ -32,7 +32,7 @@
 pub use crate::dialect::{parse_bytes, parse_duration, probe, Dialect, Section, Toggle};
 
 use crate::error::{Error, Result};
-use crate::host::{HealthProbe, ManagerConfig, Monitoring, Output, Resources, SpawnOptions};
+use crate::host::{CallOptions, HealthProbe, ManagerConfig, Monitoring, Output, Resources, SpawnOptions};
 use crate::policy::backoff::BackoffKind;
 use crate::policy::{Backoff, BreakerOptions, RestartPolicy};
 use crate::pool::{AutoScale, PoolHealth, PoolOptions, PoolSize, Recycle};
@@ -45,27 +45,104 @@ pub type OutputCallbacks<'a> = &'a dyn Fn(u64) -> Option<Output>;
 /// The manager's options.
 pub fn manager(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Result<ManagerConfig> {
     let mut s = Section::root(v, "manager", dialect)?;
-    let mut c = ManagerConfig::default();
+    let c = manager_fields(&mut s, ManagerConfig::default(), callbacks)?;
+    s.finish()?;
+    Ok(c)
+}
+
+/// What a test manager adds to a manager's options (the `testing` module reads them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestOptions {
+    /// Keep the operations record (`recordOperations`, default true).
+    pub record_operations: bool,
+    /// Start with a manual clock that only `advance_time` moves (`controlTime`, default false).
+    pub control_time: bool,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        TestOptions { record_operations: true, control_time: false }
+    }
+}
+
+/// A test manager's options (`createTestProcessManager`): every manager option (isolation
+/// defaults to `none`), plus `recordOperations` (default true) and `controlTime` (default false).
+///
+/// ```
+/// use titan_pm::options::{test_manager, Dialect};
+/// use titan_pm::{Isolation, Value};
+/// let v = Value::Map(vec![("controlTime".into(), Value::Bool(true))]);
+/// let (config, t) = test_manager(&v, Dialect::Js, &|_| None).unwrap();
+/// assert_eq!(config.isolation, Isolation::None);
+/// assert!(t.control_time && t.record_operations);
+/// let bad = Value::Map(vec![("recordOps".into(), Value::Bool(true))]);
+/// assert!(test_manager(&bad, Dialect::Js, &|_| None).err().unwrap().to_string().contains("recordOps: unknown option"));
+/// ```
+pub fn test_manager(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> Result<(ManagerConfig, TestOptions)> {
+    let mut s = Section::root(v, "test manager", dialect)?;
+    let mut t = TestOptions::default();
+    if let Some(b) = s.bool("recordOperations")? {
+        t.record_operations = b;
+    }
+    if let Some(b) = s.bool("controlTime")? {
+        t.control_time = b;
+    }
+    let base = ManagerConfig { isolation: crate::host::Isolation::None, ..ManagerConfig::default() };
+    let c = manager_fields(&mut s, base, callbacks)?;
+    s.finish()?;
+    Ok((c, t))
+}
+
+/// The metrics a test sets for a process (`setMetrics`): `cpu`, `memory`, `requests`,
+/// `errors`, `inFlight`, `latency: {p50, p95, p99}`; each one given replaces
+/// `base`'s (the process's current metrics), the rest stay.
+pub fn metrics_override(v: &Value, dialect: Dialect, base: crate::host::ProcessMetrics) -> Result<crate::host::ProcessMetrics> {
+    let mut s = Section::root(v, "metrics", dialect)?;
+    let mut m = base;
+    if let Some(x) = s.number("cpu")? {
+        m.cpu = x;
+    }
+    if let Some(x) = s.bytes("memory")? {
+        m.memory = x;
+    }
+    for (name, field) in [("requests", &mut m.requests), ("errors", &mut m.errors), ("inFlight", &mut m.in_flight)] {
+        if let Some(x) = s.count(name)? {
+            *field = x;
+        }
+    }
+    if let Some(mut l) = s.section("latency")? {
+        for (name, field) in [("p50", &mut m.latency.p50), ("p95", &mut m.latency.p95), ("p99", &mut m.latency.p99)] {
+            if let Some(x) = l.number(name)? {
+                *field = x;
+            }
+        }
+        l.finish()?;
+    }
+    s.finish()?;
+    Ok(m)
+}
+
+fn manager_fields(s: &mut Section<'_>, mut c: ManagerConfig, callbacks: OutputCallbacks<'_>) -> Result<ManagerConfig> {
     if let Some(i) = s.parse("isolation")? {
         c.isolation = i;
     }
     if let Some(t) = s.parse("transport")? {
         c.transport = t;
     }
-    if let Some(r) = restart_policy(&mut s)? {
+    if let Some(r) = restart_policy(s)? {
         c.restart = r;
     }
     if let Some(d) = s.duration("timeout")? {
         c.timeout = d;
     }
-    if let Some((r, timeout)) = resources(&mut s)? {
+    if let Some((r, timeout)) = resources(s)? {
         c.resources = r;
         c.timeout = timeout.unwrap_or(c.timeout);
     }
     if let Some(d) = s.duration("healthTimeout")? {
         c.health_timeout = d;
     }
-    if let Some((m, timeout)) = monitoring(&mut s)? {
+    if let Some((m, timeout)) = monitoring(s)? {
         c.monitoring = m;
         c.health_timeout = timeout.unwrap_or(c.health_timeout);
     }
@@ -79,10 +156,10 @@ pub fn manager(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> R
             *field = d;
         }
     }
-    if let Some(o) = output(&mut s, callbacks)? {
+    if let Some(o) = output(s, callbacks)? {
         c.output = o;
     }
-    if let Some(w) = workflows(&mut s)? {
+    if let Some(w) = workflows(s)? {
         c.workflows = w;
     }
     for (name, field) in [("python", &mut c.python), ("node", &mut c.node), ("tcpHost", &mut c.tcp_host)] {
@@ -90,7 +167,6 @@ pub fn manager(v: &Value, dialect: Dialect, callbacks: OutputCallbacks<'_>) -> R
             *field = t.to_string();
         }
     }
-    s.finish()?;
     Ok(c)
 }
 
@@ -169,8 +245,8 @@ fn pool_fields(s: &mut Section<'_>) -> Result<PoolOptions> {
         o.max_queue_size = n as usize;
     }
     o.request_timeout = s.duration("requestTimeout")?;
-    if let Some(n) = s.count("retries")? {
-        o.retries = n as u32;
+    if let Some(n) = retries(s)? {
+        o.retries = n;
     }
     if let Some(ws) = s.get("weights") {
         let Value::List(items) = ws else { return Err(s.error("weights", "must be a list of whole numbers")) };
@@ -238,6 +314,36 @@ fn pool_fields(s: &mut Section<'_>) -> Result<PoolOptions> {
         r.finish()?;
     }
     Ok(o)
+}
+
+/// One call's options (`with_options(...)` / `withOptions({...})`): `timeout`, `key`
+/// and `retries` (a crashed call sent again after the restart, within the same
+/// deadline; only for calls safe to repeat). A front end's own call options (TS
+/// `signal`) are not passed here.
+///
+/// ```
+/// use titan_pm::options::{self, Dialect};
+/// use titan_pm::value::to_value;
+/// let v = to_value(&serde_json::json!({ "timeout": 1.5, "retries": 2 })).unwrap();
+/// let c = options::call(&v, Dialect::Python).unwrap();
+/// assert_eq!((c.timeout, c.retries), (Some(std::time::Duration::from_millis(1500)), Some(2)));
+/// for bad in [serde_json::json!({ "retries": -1 }), serde_json::json!({ "retries": 1.5 }), serde_json::json!({ "retries": "2" })] {
+///     let e = options::call(&to_value(&bad).unwrap(), Dialect::Js).err().unwrap().to_string();
+///     assert!(e.contains("retries: must be a whole number >= 0"), "{e}");
+/// }
+/// let e = options::call(&to_value(&serde_json::json!({ "retrys": 1 })).unwrap(), Dialect::Js).err().unwrap().to_string();
+/// assert!(e.contains("retrys: unknown option (expected one of: key, retries, timeout)"), "{e}");
+/// ```
+pub fn call(v: &Value, dialect: Dialect) -> Result<CallOptions> {
+    let mut s = Section::root(v, "call", dialect)?;
+    let c = CallOptions { timeout: s.duration("timeout")?, key: s.text("key")?.map(String::from), retries: retries(&mut s)? };
+    s.finish()?;
+    Ok(c)
+}
+
+/// `retries` (of a call or a pool): a whole number >= 0; above `u32::MAX` it is that (the deadline ends it first).
+fn retries(s: &mut Section<'_>) -> Result<Option<u32>> {
+    Ok(s.count("retries")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
 }
 
 /// A supervisor's options (`@Supervisor({ strategy, maxRestarts, window, backoff })`),
@@ -549,7 +655,7 @@ fn output(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<Option<
     Ok(Some(o))
 }
 
-/// Every option path of `kind` (`manager`, `spawn`, `pool`, `supervisor` or `child`) in `dialect`, sorted:
+/// Every option path of `kind` (`manager`, `spawn`, `pool`, `call`, `workflow`, `supervisor` or `child`) in `dialect`, sorted:
 /// what the TS types and the Python stubs are checked against.
 ///
 /// ```
@@ -557,6 +663,7 @@ fn output(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<Option<
 /// let paths = schema("pool", Dialect::Python);
 /// assert!(paths.contains(&"auto_scale.target_cpu".to_string()));
 /// assert!(paths.contains(&"restart_policy.backoff.type".to_string()));
+/// assert_eq!(schema("call", Dialect::Js), ["key", "retries", "timeout"]);
 /// let child = schema("child", Dialect::Js);
 /// assert!(["critical", "optional", "restart", "inject", "pool.size", "env"].iter().all(|p| child.contains(&p.to_string())), "{child:?}");
 /// ```
@@ -565,7 +672,9 @@ pub fn schema(kind: &str, dialect: Dialect) -> Vec<String> {
     probe(|| {
         let _ = match kind {
             "manager" => manager(&Value::Null, dialect, &none).map(|_| ()),
+            "testManager" => test_manager(&Value::Null, dialect, &none).map(|_| ()),
             "spawn" => spawn(&Value::Null, dialect, &none).map(|_| ()),
+            "call" => call(&Value::Null, dialect).map(|_| ()),
             "workflow" => workflow(&Value::Null, dialect, &none).map(|_| ()),
             "supervisor" => supervisor(&Value::Null, dialect).map(|_| ()),
             "child" => child(&Value::Null, dialect, &none).map(|_| ()),

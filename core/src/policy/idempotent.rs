@@ -10,15 +10,19 @@
 //! use titan_pm::policy::method::{ArgKey, Idempotent};
 //! use titan_pm::Value;
 //! let t = Idempotency::new(&Idempotent { key: ArgKey::Index(0), ttl: Duration::from_secs(60) });
-//! let Claim::Run(ticket) = t.claim("tx1") else { panic!() };
-//! assert!(matches!(t.claim("tx1"), Claim::Wait(_)));
-//! ticket.finish(&Ok(Value::Int(7)));
-//! assert!(matches!(t.claim("tx1"), Claim::Done(Value::Int(7))));
+//! let now = std::time::Instant::now();
+//! let Claim::Run(ticket) = t.claim("tx1", now) else { panic!() };
+//! assert!(matches!(t.claim("tx1", now), Claim::Wait(_)));
+//! ticket.finish(&Ok(Value::Int(7)), now);
+//! assert!(matches!(t.claim("tx1", now), Claim::Done(Value::Int(7))));
+//! // The TTL is read on the clock the caller passes (the manager's).
+//! assert!(matches!(t.claim("tx1", now + Duration::from_secs(60)), Claim::Run(_)));
 //! ```
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use moka::sync::Cache as Moka;
 use tokio::sync::watch;
@@ -31,8 +35,9 @@ type Outcome = Option<Result<Value>>;
 
 pub struct Idempotency {
     key: ArgKey,
-    done: Moka<String, Value>,
+    done: Moka<String, (Value, Instant)>,
     running: Rc<RefCell<HashMap<String, watch::Receiver<Outcome>>>>,
+    ttl: Duration,
 }
 
 /// What a call with a key does.
@@ -50,7 +55,7 @@ pub enum Claim {
 pub struct Ticket {
     key: String,
     tx: watch::Sender<Outcome>,
-    done: Moka<String, Value>,
+    done: Moka<String, (Value, Instant)>,
     running: Rc<RefCell<HashMap<String, watch::Receiver<Outcome>>>>,
 }
 
@@ -60,6 +65,7 @@ impl Idempotency {
             key: i.key.clone(),
             done: Moka::builder().max_capacity(MAX_KEYS).time_to_live(i.ttl).build(),
             running: Rc::default(),
+            ttl: i.ttl,
         }
     }
 
@@ -68,9 +74,13 @@ impl Idempotency {
         self.key.pick(args).filter(|v| !matches!(v, Value::Null)).map(|_| key_of(Some(&self.key), args))
     }
 
-    pub fn claim(&self, key: &str) -> Claim {
-        if let Some(v) = self.done.get(key) {
-            return Claim::Done(v);
+    /// What a call with `key` does at `now` (the manager's clock: the TTL is read on it).
+    pub fn claim(&self, key: &str, now: Instant) -> Claim {
+        if let Some((v, at)) = self.done.get(key) {
+            if now.saturating_duration_since(at) < self.ttl {
+                return Claim::Done(v);
+            }
+            self.done.invalidate(key);
         }
         if let Some(rx) = self.running.borrow().get(key) {
             return Claim::Wait(rx.clone());
@@ -82,9 +92,9 @@ impl Idempotency {
 }
 
 impl Ticket {
-    pub fn finish(self, outcome: &Result<Value>) {
+    pub fn finish(self, outcome: &Result<Value>, now: Instant) {
         if let Ok(v) = outcome {
-            self.done.insert(self.key.clone(), v.clone());
+            self.done.insert(self.key.clone(), (v.clone(), now));
         }
         self.tx.send_replace(Some(outcome.clone()));
     }

@@ -3,6 +3,7 @@
 //!
 //! - [`backoff`]: how long to wait before the n-th retry or restart (`linear`, `exponential`).
 //! - [`restart`]: when a process is started again and how often ([`RestartPolicy`], its budget).
+//! - [`retry`]: whether a failed call is sent again (a crash, within its retries and deadline).
 //! - [`breaker`]: the circuit breaker state machine (pools and method breakers).
 //! - [`method`]: what a method declares (the decorators of §8), read and checked once.
 //! - [`rate_limit`], [`cache`], [`idempotent`], [`self_heal`]: the state of one
@@ -19,9 +20,11 @@ pub mod idempotent;
 pub mod method;
 pub mod rate_limit;
 pub mod restart;
+pub mod retry;
 pub mod self_heal;
 pub mod trace;
 
 pub use backoff::Backoff;
 pub use breaker::{Breaker, BreakerOptions, BreakerState};
 pub use restart::{ChildRestart, RestartBudget, RestartPolicy};
+pub use retry::Retry;

@@ -17,6 +17,7 @@ use crate::host::engine::{Engine, Service};
 use crate::host::metrics::CallStats;
 use crate::host::policies::{self, MethodState, PolicyLayer};
 use crate::policy::trace::TraceContext;
+use crate::policy::Retry;
 use crate::host::process::Process;
 use crate::host::metrics::machine_memory;
 use crate::host::{CallOptions, ProcessState, RestartPolicy, SpawnOptions, Target};
@@ -79,6 +80,8 @@ pub(crate) struct Pool {
     policies: PolicyLayer,
     /// What new members run after `reload_with` (else `target` and `options.spawn`).
     respawn: RefCell<Option<(Target, SpawnOptions)>>,
+    /// The manager's clock: breaker, policies, replacement backoff, housekeeping intervals.
+    clock: crate::clock::Clock,
 }
 
 impl Pool {
@@ -116,6 +119,7 @@ impl Pool {
             changed: Notify::new(),
             policies: PolicyLayer::default(),
             respawn: RefCell::default(),
+            clock: engine.config.clock.clone(),
         });
         let started = futures::future::join_all((0..size).map(|i| pool.spawn_member(engine, i))).await;
         let mut first_error = None;
@@ -208,15 +212,16 @@ impl Pool {
         let deadline = Instant::now() + timeout;
         self.check_open()?;
         let key = options.key.as_deref();
+        let retries = options.retries.unwrap_or(self.options.retries);
         let Some(state) = self.method_state(&method) else {
-            return self.call_admitted(&method, &args, key, deadline, timeout, &TraceContext::child_of(parent.as_ref())).await;
+            return self.call_admitted(&method, &args, key, retries, deadline, timeout, &TraceContext::child_of(parent.as_ref())).await;
         };
         // The pool's own policy state: one limit, cache, idempotency table and breaker for all members.
         let name = self.target.describe();
-        policies::apply(&state, &name, args, parent.as_ref(), |m, a, ctx| {
+        policies::apply(&state, &name, &self.clock, args, parent.as_ref(), |m, a, ctx| {
             let pool = self.clone();
             let key = options.key.clone();
-            async move { pool.call_admitted(&m, &a, key.as_deref(), deadline, timeout, &ctx).await }
+            async move { pool.call_admitted(&m, &a, key.as_deref(), retries, deadline, timeout, &ctx).await }
         })
         .await
     }
@@ -229,36 +234,41 @@ impl Pool {
     }
 
     /// Through the pool's breaker, then to a member (with retries).
+    #[allow(clippy::too_many_arguments)]
     async fn call_admitted(
         self: &Rc<Self>,
         method: &str,
         args: &[Value],
         key: Option<&str>,
+        retries: u32,
         deadline: Instant,
         timeout: Duration,
         trace: &TraceContext,
     ) -> Result<Value> {
         self.admit()?;
         let mut verdict = Verdict { pool: self, given: false };
-        let result = self.call_with_retries(method, args, key, deadline, timeout, trace).await;
+        let result = self.call_with_retries(method, args, key, retries, deadline, timeout, trace).await;
         verdict.give(&result);
         result
     }
 
+    /// A crash is sent again to another member by the one retry rule ([`Retry`]).
+    #[allow(clippy::too_many_arguments)]
     async fn call_with_retries(
         self: &Rc<Self>,
         method: &str,
         args: &[Value],
         key: Option<&str>,
+        retries: u32,
         deadline: Instant,
         timeout: Duration,
         trace: &TraceContext,
     ) -> Result<Value> {
-        let mut attempt = 0;
+        let mut retry = Retry::new(retries);
         loop {
             let member = self.acquire(key, deadline, method, timeout).await?;
             let lease = Lease { pool: self, member, started: Instant::now(), returned: false };
-            let left = CallOptions { timeout: Some(deadline.saturating_duration_since(lease.started)), key: None };
+            let left = CallOptions { timeout: Some(deadline.saturating_duration_since(lease.started)), ..CallOptions::default() };
             let result = lease.member.process.call_direct(method, args, &left, trace).await;
             let result = match result {
                 // The member's own deadline is the rest of the pool call's: report the pool's.
@@ -269,12 +279,10 @@ impl Pool {
             if matches!(result, Err(Error::ProcessFailed { .. })) && Instant::now() < deadline {
                 continue; // the member died before the call was sent: it never ran, send it elsewhere
             }
-            let crashed = matches!(result, Err(Error::ProcessCrashed { .. }));
-            if crashed && attempt < self.options.retries && Instant::now() < deadline {
-                attempt += 1;
-                continue;
+            match result {
+                Err(e) if retry.again(&e, Instant::now(), deadline) => continue,
+                r => return r,
             }
-            return result;
         }
     }
 
@@ -290,7 +298,7 @@ impl Pool {
     fn admit(&self) -> Result<()> {
         let mut breaker = self.breaker.borrow_mut();
         let Some(b) = breaker.as_mut() else { return Ok(()) };
-        let changed = b.admit(Instant::now())?;
+        let changed = b.admit(self.clock.now())?;
         drop(breaker);
         if let Some(s) = changed {
             self.emit(PoolEvent::Breaker(s));
@@ -442,6 +450,9 @@ impl Pool {
         let from = self.desired.replace(n);
         if from != n {
             self.emit(PoolEvent::Scaled { from, to: n });
+            if let Some(hooks) = self.engine.upgrade().and_then(|e| e.config.interceptor.clone()) {
+                hooks.scaled(self.id, from, n);
+            }
         }
         self.reconcile(None);
     }
@@ -488,7 +499,7 @@ impl Pool {
                             pool.fail(format!("{failures} replacement workers in a row failed to start: {e}"));
                             break;
                         }
-                        tokio::time::sleep(crate::policy::Backoff::default().delay(failures)).await;
+                        pool.clock.sleep(crate::policy::Backoff::default().delay(failures)).await;
                     }
                 }
             }
@@ -658,12 +669,13 @@ impl Pool {
         .flatten()
         .min()
         .unwrap_or(Duration::from_millis(500));
+        let clock = self.clock.clone();
         tokio::task::spawn_local(async move {
-            let mut last_health = Instant::now();
+            let mut last_health = clock.now();
             let mut last_scale: Option<Instant> = None;
             let mut queue_lengths: VecDeque<usize> = VecDeque::new();
             loop {
-                tokio::time::sleep(tick).await;
+                clock.sleep(tick).await;
                 let Some(pool) = pool.upgrade() else { return };
                 if pool.state.get() != PoolState::Running {
                     if matches!(pool.state.get(), PoolState::Failed | PoolState::Destroyed) {
@@ -676,8 +688,8 @@ impl Pool {
                 }
                 pool.recycle_old_or_large();
                 if let Some(h) = pool.options.health.clone() {
-                    if last_health.elapsed() >= h.interval {
-                        last_health = Instant::now();
+                    if clock.now().saturating_duration_since(last_health) >= h.interval {
+                        last_health = clock.now();
                         pool.probe_health(h.unhealthy_threshold).await;
                     }
                 }
@@ -689,9 +701,9 @@ impl Pool {
                     let growing = queue_lengths.len() == 3 && queue_lengths.iter().zip(queue_lengths.iter().skip(1)).all(|(a, b)| b > a);
                     let load = Load { queue_growing: growing, ..pool.load() };
                     let size = pool.desired.get();
-                    let next = scale_decision(&a, size, &load, last_scale.map(|t| t.elapsed()));
+                    let next = scale_decision(&a, size, &load, last_scale.map(|t| clock.now().saturating_duration_since(t)));
                     if next != size {
-                        last_scale = Some(Instant::now());
+                        last_scale = Some(clock.now());
                         pool.set_desired(next);
                     }
                 }
@@ -834,7 +846,7 @@ impl Verdict<'_> {
     fn give(&mut self, result: &Result<Value>) {
         self.given = true;
         let ok = matches!(result, Ok(_) | Err(Error::MethodNotFound { .. } | Error::Serialization { .. }));
-        let changed = self.pool.breaker.borrow_mut().as_mut().and_then(|b| b.record(ok, Instant::now()));
+        let changed = self.pool.breaker.borrow_mut().as_mut().and_then(|b| b.record(ok, self.pool.clock.now()));
         if let Some(s) = changed {
             self.pool.emit(PoolEvent::Breaker(s));
         }
@@ -855,8 +867,8 @@ impl Service for Pool {
     fn stop(self: Rc<Self>, engine: Rc<Engine>, deadline: std::time::Instant) -> futures::future::LocalBoxFuture<'static, ()> {
         Box::pin(async move { self.destroy_by(&engine, deadline).await })
     }
-    fn call(self: Rc<Self>, method: String, args: Vec<Value>, options: CallOptions) -> Option<futures::future::LocalBoxFuture<'static, Result<Value>>> {
-        Some(Box::pin(async move { Pool::call(&self, method, args, options, None).await }))
+    fn call(self: Rc<Self>, method: String, args: Vec<Value>, options: CallOptions, parent: Option<TraceContext>) -> Option<futures::future::LocalBoxFuture<'static, Result<Value>>> {
+        Some(Box::pin(async move { Pool::call(&self, method, args, options, parent).await }))
     }
     fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any> {
         self

@@ -111,6 +111,9 @@ impl Supervisor {
     }
 
     fn emit(&self, event: SupervisorEvent) {
+        if let Some(hooks) = self.engine.upgrade().and_then(|e| e.config.interceptor.clone()) {
+            hooks.service_event(self.id, &event);
+        }
         let _ = self.events.send(event);
     }
 
@@ -206,7 +209,8 @@ impl Supervisor {
             }
             return;
         }
-        let delay = if spec.optional { child.budget.borrow_mut().next(&self.policy, now()) } else { self.budget.borrow_mut().next(&self.policy, now()) };
+        let now = engine.config.clock.now();
+        let delay = if spec.optional { child.budget.borrow_mut().next(&self.policy, now) } else { self.budget.borrow_mut().next(&self.policy, now) };
         let Some(delay) = delay else {
             let (max, window) = (self.policy.max_restarts, self.policy.window.as_millis());
             if spec.optional {
@@ -224,7 +228,7 @@ impl Supervisor {
         for c in affected.iter().rev().filter(|c| !Rc::ptr_eq(c, &child)) {
             c.stop_for_restart(engine).await;
         }
-        tokio::time::sleep(delay).await;
+        engine.config.clock.sleep(delay).await;
         for c in &affected {
             if !self.acting() {
                 return;
@@ -336,10 +340,6 @@ async fn run(sup: Weak<Supervisor>, wake: Rc<Notify>, gone: Rc<Cell<bool>>) {
             s.handle_exit(index, status, &engine).await;
         }
     }
-}
-
-fn now() -> std::time::Instant {
-    std::time::Instant::now()
 }
 
 /// `base` (a map or null) with `args`'s entries laid over it.

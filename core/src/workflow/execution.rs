@@ -343,7 +343,7 @@ async fn attempts(wf: Arc<Inner>, run_id: String, owner: String, i: usize, input
         }
         let delay = wf.options.backoff.jittered(failures, wf.options.jitter, fastrand::f64());
         emit(&wf, &run_id, WorkflowEventKind::StageRetrying { stage: stage.name.clone(), attempt: attempt + 1, delay });
-        tokio::time::sleep(delay).await;
+        wf.pm.clock().sleep(delay).await;
         attempt += 1;
     }
 }

@@ -50,7 +50,7 @@ pub(crate) async fn compensate(run: &Run, failed: &str, error: &Error, cancelled
                         let message = outcome_message(&error_to_value(&e));
                         break CompensationOutcome { stage: stage.clone(), method: method.clone(), attempts: attempt, error: Some(message) };
                     }
-                    tokio::time::sleep(wf.options.backoff.jittered(failures, wf.options.jitter, fastrand::f64())).await;
+                    wf.pm.clock().sleep(wf.options.backoff.jittered(failures, wf.options.jitter, fastrand::f64())).await;
                     attempt += 1;
                 }
             }

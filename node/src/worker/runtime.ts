@@ -12,7 +12,9 @@ import { pathToFileURL } from 'node:url';
 
 import { CALL, CANCEL, EXIT, HEALTH, INIT, SHUTDOWN, native } from '../binding';
 import { definitionOf, ProcessDefinition } from '../decorators';
-import { policiesOf } from '../policies';
+import { policiesOf, workerPoliciesOf } from '../policies';
+import { runInTrace } from '../trace';
+import { Layers } from './layers';
 
 /** What the core's `Description::from_value` reads (`healthInterval` in ms). */
 export interface Description {
@@ -107,15 +109,23 @@ export async function loadClass(spec: string): Promise<{ cls: new () => any; def
 }
 
 interface ErrorReport {
-  kind: 'remote' | 'methodNotFound' | 'init';
+  kind: 'remote' | 'methodNotFound' | 'init' | 'validation';
   type: string;
   message: string;
   stack: string;
   code?: string;
   available?: string[];
+  /** With kind `validation`: [path, message] pairs (agent.rs makes the host's ValidationError of them). */
+  failures?: [string, string][];
 }
 
 function report(e: unknown, kind: ErrorReport['kind'] = 'remote'): ErrorReport {
+  // A worker-side validator's verdict (layers.ts), or a ValidationError a method threw itself.
+  const failures = (e as any)?.name === 'ValidationError' ? (e as any).failures : undefined;
+  if (kind === 'remote' && Array.isArray(failures)) {
+    const pairs = failures.map((f: any): [string, string] => [String(f?.path ?? ''), String(f?.message ?? '')]);
+    return { kind: 'validation', type: 'ValidationError', message: String((e as Error).message), stack: '', failures: pairs };
+  }
   if (e instanceof Error || (typeof e === 'object' && e !== null && 'message' in e)) {
     const err = e as Error & { code?: unknown };
     return {
@@ -137,6 +147,8 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 export class Runtime {
   private readonly publicMethods: Set<string>;
   private readonly controllers = new Map<number, AbortController>();
+  /** The worker-side layers (layers.ts) of the methods that declare some, built at their first call. */
+  private readonly layers = new Map<string, Layers | null>();
 
   constructor(readonly instance: any, readonly def: ProcessDefinition) {
     this.publicMethods = new Set(def.methods);
@@ -169,11 +181,11 @@ export class Runtime {
     return { name, version, methods: described, runtime: 'node', hasHealthCheck: healthCheck !== undefined, healthInterval, ...(workflow ? { workflow } : {}) };
   }
 
-  readonly dispatch = (kind: number, token: number, method: string | null, payload: any): void => {
+  readonly dispatch = (kind: number, token: number, method: string | null, payload: any, trace?: [string, string, string] | null): void => {
     const inst = this.instance;
     switch (kind) {
       case CALL:
-        return this.call(token, method as string, payload as unknown[]);
+        return runInTrace(trace, () => this.call(token, method as string, payload as unknown[]));
       case CANCEL:
         this.controllers.get(token)?.abort(new Error('call cancelled by the host'));
         return;
@@ -199,14 +211,25 @@ export class Runtime {
       native.fail(token, { kind: 'methodNotFound', type: 'MethodNotFoundError', message: method, stack: '', available: [...this.def.methods] });
       return;
     }
+    let layers = this.layers.get(method);
+    if (layers === undefined) {
+      const spec = workerPoliciesOf(fn);
+      layers = spec ? new Layers(spec) : null;
+      this.layers.set(method, layers);
+    }
+    let callArgs = args;
+    let done: (() => void) | undefined;
     if (fn.length > args.length) {
       const controller = new AbortController();
       this.controllers.set(token, controller);
-      while (args.length < fn.length - 1) args.push(undefined);
-      args.push(controller.signal);
-      return this.run(token, () => fn.apply(this.instance, args), 'remote', () => this.controllers.delete(token));
+      callArgs = [...args];
+      while (callArgs.length < fn.length - 1) callArgs.push(undefined);
+      callArgs.push(controller.signal);
+      done = () => this.controllers.delete(token);
     }
-    this.run(token, () => fn.apply(this.instance, args));
+    const invoke = () => fn.apply(this.instance, callArgs);
+    const l = layers;
+    this.run(token, l ? () => l.run(args, invoke) : invoke, 'remote', done);
   }
 
   private run(token: number, work: () => unknown, kind: ErrorReport['kind'] = 'remote', done?: () => void): void {

@@ -10,7 +10,7 @@ export async function check(pm: ProcessManager): Promise<void> {
   const later: Promise<number> = calc.addAsync(1, 2);
   const done: Promise<string> = calc.slow(100); // the worker supplies the AbortSignal
   const id: number = calc.__processId;
-  const quick: ProcessProxy<Calculator> = calc.withOptions({ timeout: 10, key: 'k', signal: AbortSignal.timeout(5) });
+  const quick: ProcessProxy<Calculator> = calc.withOptions({ timeout: 10, key: 'k', retries: 2, signal: AbortSignal.timeout(5) });
   const info = await pm.getProcess(calc);
   const state: 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed' = info.state;
   const p50: number = (await pm.getMetrics(id)).latency.p50;

@@ -110,6 +110,24 @@ class Calculator:
     def exit(self, code):
         os._exit(code)
 
+    @public
+    def crash_first(self, path, crashes):
+        """Counts its calls in `path` (a count that outlives the process); the first `crashes` exit with 3."""
+        with open(path, "a") as f:
+            f.write("call\n")
+        with open(path) as f:
+            calls = len(f.read().splitlines())
+        if calls <= crashes:
+            os._exit(3)
+        return calls
+
+    @public
+    def fail_counted(self, path):
+        """Counts its calls in `path`, and raises (the worker's own error)."""
+        with open(path, "a") as f:
+            f.write("call\n")
+        raise ValueError("failed on purpose")
+
     def not_public(self):
         return "secret"
 

@@ -9,7 +9,11 @@ use futures::FutureExt;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use titan_pm::pool::PoolHandle;
-use titan_pm::{Error, ProcessManager};
+use std::sync::Arc;
+
+use titan_pm::options::Dialect;
+use titan_pm::testing::{Failure, TestProcessManager};
+use titan_pm::{Error, ProcessManager, Value};
 
 use crate::runtime::{events_op, hand_over, pool_events_op, LoopRuntime, Op, Out, ThreadDriver};
 use crate::{options, convert, errors, reports, SameThread};
@@ -25,6 +29,8 @@ enum Driver {
 pub struct AsyncManager {
     pub(crate) pm: ProcessManager,
     driver: Driver,
+    /// Set for `titan_pm.testing`'s manager: the same engine, with the testing utilities.
+    test: Option<Arc<TestProcessManager>>,
 }
 
 impl AsyncManager {
@@ -62,6 +68,10 @@ impl AsyncManager {
         &self.pm
     }
 
+    fn tester(&self) -> PyResult<Arc<TestProcessManager>> {
+        self.test.clone().ok_or_else(|| errors::to_py(Error::Config("not a test manager (use titan_pm.testing)".into())))
+    }
+
     fn pool_handle(&self, id: u64) -> PyResult<PoolHandle> {
         self.pm.pool_handle(id).map_err(errors::to_py)
     }
@@ -71,8 +81,22 @@ impl AsyncManager {
 impl AsyncManager {
     /// With a `LoopRuntime`, the engine runs on that loop's thread; without, on a thread of its own.
     #[new]
-    #[pyo3(signature = (options, runtime=None))]
-    fn new(py: Python<'_>, options: &Bound<'_, PyDict>, runtime: Option<Py<LoopRuntime>>) -> PyResult<Self> {
+    #[pyo3(signature = (options, runtime=None, test=false))]
+    fn new(py: Python<'_>, options: &Bound<'_, PyDict>, runtime: Option<Py<LoopRuntime>>, test: bool) -> PyResult<Self> {
+        if test {
+            let (cfg, test_options) = options::test_manager(options)?;
+            let (tpm, driver) = match runtime {
+                Some(rt) => {
+                    let tpm = {
+                        let inner = rt.bind(py).get().inner()?;
+                        inner.block_on(py, SameThread(async { TestProcessManager::new_local(cfg, test_options) }))
+                    };
+                    (tpm, Driver::Loop(rt))
+                }
+                None => (TestProcessManager::try_new(cfg, test_options).map_err(errors::to_py)?, Driver::Thread(ThreadDriver::new()?)),
+            };
+            return Ok(AsyncManager { pm: tpm.manager().clone(), driver, test: Some(Arc::new(tpm)) });
+        }
         let cfg = options::manager(options)?;
         let (pm, driver) = match runtime {
             Some(rt) => {
@@ -84,7 +108,7 @@ impl AsyncManager {
             }
             None => (ProcessManager::try_new(cfg).map_err(errors::to_py)?, Driver::Thread(ThreadDriver::new()?)),
         };
-        Ok(AsyncManager { pm, driver })
+        Ok(AsyncManager { pm, driver, test: None })
     }
 
     /// The thread driver's descriptor the event loop watches (readable when `drain` has work); None for the loop driver.
@@ -127,10 +151,20 @@ impl AsyncManager {
         self.start(py, async move { pm.spawn(target, options).await.map(|h| Out::Id(h.id())) })
     }
 
-    #[pyo3(signature = (process_id, method, args, timeout=None, key=None))]
-    fn call(&self, py: Python<'_>, process_id: u64, method: &str, args: &Bound<'_, PyTuple>, timeout: Option<f64>, key: Option<String>) -> PyResult<u64> {
+    #[pyo3(signature = (process_id, method, args, timeout=None, key=None, retries=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &self,
+        py: Python<'_>,
+        process_id: u64,
+        method: &str,
+        args: &Bound<'_, PyTuple>,
+        timeout: Option<f64>,
+        key: Option<String>,
+        retries: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
         let args = convert::args_to_values(args).map_err(errors::to_py)?;
-        let options = options::call(timeout, key)?;
+        let options = options::call(timeout, key, retries)?;
         let pm = self.pm.clone();
         let method = method.to_string();
         self.start(py, async move { pm.call_value(process_id, &method, args, options).await.map(Out::Value) })
@@ -178,6 +212,79 @@ impl AsyncManager {
         reports::to_py(py, &info)
     }
 
+    // ---- testing (titan_pm.testing) ----
+
+    fn test_simulate_crash(&self, py: Python<'_>, process_id: u64) -> PyResult<u64> {
+        let t = self.tester()?;
+        self.start(py, async move { t.simulate_crash(process_id).await.map(|_| Out::Unit) })
+    }
+
+    fn test_wait_for_recovery(&self, py: Python<'_>, process_id: u64, timeout: f64) -> PyResult<u64> {
+        let t = self.tester()?;
+        let timeout = options::seconds("timeout", timeout)?;
+        self.start(py, async move { Ok(Out::Value(Value::Bool(t.wait_for_recovery(process_id, timeout).await))) })
+    }
+
+    fn test_set_metrics(&self, process_id: u64, metrics: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = convert::options_to_value(metrics, "metrics").map_err(errors::to_py)?;
+        self.tester()?.set_metrics_value(process_id, &v, Dialect::Python).map_err(errors::to_py)
+    }
+
+    fn test_set_health(&self, process_id: u64, health: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = convert::to_value(health, "health").map_err(errors::to_py)?;
+        self.tester()?.set_health_value(process_id, &v);
+        Ok(())
+    }
+
+    fn test_clear_metrics(&self, process_id: u64) -> PyResult<()> {
+        self.tester()?.clear_metrics(process_id);
+        Ok(())
+    }
+
+    fn test_clear_health(&self, process_id: u64) -> PyResult<()> {
+        self.tester()?.clear_health(process_id);
+        Ok(())
+    }
+
+    fn test_simulate_failure(&self, point: &str, type_name: &str, message: &str) -> PyResult<()> {
+        self.tester()?.simulate_failure(point, Failure::new(message).of_type(type_name)).map_err(errors::to_py)
+    }
+
+    fn test_clear_failures(&self) -> PyResult<()> {
+        self.tester()?.clear_failures();
+        Ok(())
+    }
+
+    fn test_advance_time(&self, py: Python<'_>, seconds: f64) -> PyResult<u64> {
+        let t = self.tester()?;
+        let d = options::seconds("advance_time", seconds)?;
+        self.start(py, async move { t.advance_time(d).await.map(|_| Out::Unit) })
+    }
+
+    /// The manager's clock, ms since the epoch.
+    fn test_current_time(&self) -> PyResult<u64> {
+        Ok(self.tester()?.current_time())
+    }
+
+    fn test_reset_time(&self) -> PyResult<()> {
+        self.tester()?.reset_time();
+        Ok(())
+    }
+
+    fn test_operations<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::to_py(py, &self.tester()?.operations_report(Dialect::Python))
+    }
+
+    fn test_clear_operations(&self) -> PyResult<()> {
+        self.tester()?.clear_operations();
+        Ok(())
+    }
+
+    fn test_cleanup(&self, py: Python<'_>) -> PyResult<u64> {
+        let t = self.tester()?;
+        self.start(py, async move { t.cleanup().await.map(|_| Out::Unit) })
+    }
+
     // ---- pools ----
 
     fn pool(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
@@ -187,10 +294,20 @@ impl AsyncManager {
         self.start(py, async move { Ok(Out::Id(pm.pool(target, options).await?.id())) })
     }
 
-    #[pyo3(signature = (pool_id, method, args, timeout=None, key=None))]
-    fn pool_call(&self, py: Python<'_>, pool_id: u64, method: &str, args: &Bound<'_, PyTuple>, timeout: Option<f64>, key: Option<String>) -> PyResult<u64> {
+    #[pyo3(signature = (pool_id, method, args, timeout=None, key=None, retries=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn pool_call(
+        &self,
+        py: Python<'_>,
+        pool_id: u64,
+        method: &str,
+        args: &Bound<'_, PyTuple>,
+        timeout: Option<f64>,
+        key: Option<String>,
+        retries: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
         let args = convert::args_to_values(args).map_err(errors::to_py)?;
-        let h = self.pool_handle(pool_id)?.with_options(options::call(timeout, key)?);
+        let h = self.pool_handle(pool_id)?.with_options(options::call(timeout, key, retries)?);
         let method = method.to_string();
         self.start(py, async move { h.call_value(&method, args).await.map(Out::Value) })
     }

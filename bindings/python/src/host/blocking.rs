@@ -162,7 +162,8 @@ impl SyncManager {
         Ok(h.id())
     }
 
-    #[pyo3(signature = (process_id, method, args, timeout=None, key=None))]
+    #[pyo3(signature = (process_id, method, args, timeout=None, key=None, retries=None))]
+    #[allow(clippy::too_many_arguments)]
     fn call<'py>(
         &self,
         py: Python<'py>,
@@ -171,9 +172,10 @@ impl SyncManager {
         args: &Bound<'py, PyTuple>,
         timeout: Option<f64>,
         key: Option<String>,
+        retries: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let args = convert::args_to_values(args).map_err(errors::to_py)?;
-        let options = options::call(timeout, key)?;
+        let options = options::call(timeout, key, retries)?;
         let e = self.engine()?;
         let v = e.run(py, e.pm.call_value(process_id, method, args, options))?;
         if v.is_err() {
@@ -264,7 +266,8 @@ impl SyncManager {
         Ok(id)
     }
 
-    #[pyo3(signature = (pool_id, method, args, timeout=None, key=None))]
+    #[pyo3(signature = (pool_id, method, args, timeout=None, key=None, retries=None))]
+    #[allow(clippy::too_many_arguments)]
     fn pool_call<'py>(
         &self,
         py: Python<'py>,
@@ -273,9 +276,10 @@ impl SyncManager {
         args: &Bound<'py, PyTuple>,
         timeout: Option<f64>,
         key: Option<String>,
+        retries: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let args = convert::args_to_values(args).map_err(errors::to_py)?;
-        let options: CallOptions = options::call(timeout, key)?;
+        let options: CallOptions = options::call(timeout, key, retries)?;
         let e = self.engine()?;
         let h = e.pool_handle(pool_id)?.with_options(options);
         let v = e.run(py, async move { h.call_value(method, args).await })?;

@@ -5,11 +5,15 @@
 //! host, in `policy/`, and never reach the worker.
 //!
 //! Each layer is one file with one [`Layer`] impl; [`Chain::for_method`] picks
-//! the layers a method's description asks for. Methods now describe policies
-//! (`MethodInfo.policies`), but every policy that is implemented runs on the
-//! host (`host/policies.rs`); the worker-side parts the schema reserves
-//! (`validate.hasValidator`, `cache.hasCondition`) have no layer yet, so every
-//! chain is empty and a call goes straight to the handler.
+//! the layers a method's description asks for. Every policy a Rust `WorkerDef`
+//! can declare is data and runs on the host (`host/policies.rs`), so every chain
+//! here is empty and a call goes straight to the handler. The worker-side parts
+//! of Python and TS workers (validator objects and functions, cache key
+//! functions and conditions) are objects of those languages, so they run in
+//! their runtimes (`python/titan_pm/_layers.py`, `node/src/worker/layers.ts`),
+//! behind this agent's handler; a refusal there comes back as
+//! [`ErrorInfo::validation`](crate::protocol::ErrorInfo::validation), which the
+//! host turns into the same `ValidationError` its JSON Schema check gives.
 //!
 //! ```
 //! use titan_pm::agent::middleware::Chain;
