@@ -56,8 +56,12 @@ export class TestProcessManager extends ProcessManager {
   }
 
   /** True once the process runs and answers again; false if it failed, or after `timeout` ms. */
-  waitForRecovery(process: ProcessRef, timeout = 5000): Promise<boolean> {
-    return this.#n().testWaitForRecovery(idOf(process), timeout).catch(rethrow) as Promise<boolean>;
+  async waitForRecovery(process: ProcessRef, timeout = 5000): Promise<boolean> {
+    try {
+      return (await this.#n().testWaitForRecovery(idOf(process), timeout)) as boolean;
+    } catch (e) {
+      return rethrow(e);
+    }
   }
 
   /** The given fields replace the measured ones in getMetrics (and for pools) until clearMetrics. */
@@ -101,8 +105,12 @@ export class TestProcessManager extends ProcessManager {
   }
 
   /** With `controlTime: true`: moves the clock `ms` forward, firing every timer due on the way, in order. */
-  advanceTime(ms: number): Promise<void> {
-    return this.#n().testAdvanceTime(ms).catch(rethrow);
+  async advanceTime(ms: number): Promise<void> {
+    try {
+      await this.#n().testAdvanceTime(ms);
+    } catch (e) {
+      rethrow(e);
+    }
   }
 
   /** The manager's clock, ms since the epoch. */

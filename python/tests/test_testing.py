@@ -153,7 +153,7 @@ def test_advance_time_drives_a_restart_backoff_without_sleeping():
             assert pm.verify_operation("restart", lambda op: op["delay"] == 10.0)
         finally:
             await pm.cleanup()
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 6.0  # generous (a loaded machine), well under the 10 s backoff
 
     run(main())
 

@@ -435,9 +435,12 @@ pub(crate) fn value_to_js(env: Env, v: Value) -> napi::Result<Js> {
     convert::to_js(env, &v)
 }
 
-/// `x` ms as a duration (negative: zero; too large: the longest there is).
-pub(crate) fn ms_duration(x: f64) -> std::time::Duration {
-    std::time::Duration::try_from_secs_f64(x.max(0.0) / 1000.0).unwrap_or(std::time::Duration::MAX)
+/// A duration the TypeScript layer gives in ms; a negative or non-finite one names `what`.
+pub(crate) fn ms_duration(what: &str, x: f64) -> Result<std::time::Duration, Error> {
+    if !x.is_finite() || x < 0.0 {
+        return Err(Error::Config(format!("{what}: must be a number of ms >= 0, not {x}")));
+    }
+    Ok(std::time::Duration::try_from_secs_f64(x / 1000.0).unwrap_or(std::time::Duration::MAX))
 }
 
 pub(crate) fn unit_to_js(env: Env, _: ()) -> napi::Result<Js> {

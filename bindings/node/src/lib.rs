@@ -114,7 +114,7 @@ impl NativeManager {
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn test_wait_for_recovery(&self, env: Env, id: f64, timeout_ms: f64) -> napi::Result<Raw> {
         let t = self.tester(&env)?;
-        let timeout = host::ms_duration(timeout_ms);
+        let timeout = host::ms_duration("timeout", timeout_ms).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))?;
         self.host.promise(env.raw(), async move { Ok(t.wait_for_recovery(id as u64, timeout).await) }, host::bool_to_js).map(Raw)
     }
 
@@ -160,7 +160,7 @@ impl NativeManager {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn test_advance_time(&self, env: Env, ms: f64) -> napi::Result<Raw> {
         let t = self.tester(&env)?;
-        let d = host::ms_duration(ms);
+        let d = host::ms_duration("ms", ms).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))?;
         self.host.promise(env.raw(), async move { t.advance_time(d).await }, host::unit_to_js).map(Raw)
     }
 
