@@ -62,7 +62,7 @@ function mark(role: Role, decorator: string, extra?: (fn: Function) => void): Me
 }
 
 /** The file of the first caller outside titan-pm (and outside a decorator helper library). */
-function callerFile(): string | undefined {
+export function callerFile(): string | undefined {
   const { prepareStackTrace, stackTraceLimit } = Error;
   try {
     Error.stackTraceLimit = 30;

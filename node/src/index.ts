@@ -27,5 +27,7 @@ export { RateLimit, Cache, Validate, Trace, Metric, CircuitBreaker, Idempotent, 
 export type { RateLimitOptions, CacheOptions, ValidateOptions, StandardSchemaV1, CircuitBreakerOptions, IdempotentOptions, SelfHealOptions } from './policies';
 export { getTraceContext } from './trace';
 export type { TraceContext } from './trace';
-export { PoolStrategy } from './types';
+export { Supervisor, Child, SupervisorHandle, isSupervisor } from './supervisor';
+export type { FieldMarker } from './supervisor';
+export { PoolStrategy, SupervisionStrategy } from './types';
 export type * from './types';

@@ -27,6 +27,7 @@ import type {
 } from './types';
 import { Description, LoadError, Runtime } from './worker/runtime';
 import { loadWorkflow, RunSummary, WorkflowHandle } from './workflow';
+import { loadSupervisorClass, SupervisorHandle, supervisorTree } from './supervisor';
 
 /** The worker runtime's entry: a worker thread's script, and a child's via TITAN_NODE_WORKER. */
 const WORKER_ENTRY = path.join(__dirname, 'worker', 'main.js');
@@ -118,9 +119,34 @@ export class ProcessManager extends EventEmitter {
         throw e instanceof LoadError ? spawnError(file, e.message) : e;
       }
     }
-    const state: PoolState = { size: (await this.#native.poolSize(id).catch(rethrow)) as number, events: new EventEmitter() };
-    this.#pools.set(id, state);
+    return this.#poolProxy<T>(id);
+  }
+
+  /** The proxy of pool `id`, sharing its size and events with every other proxy of it. */
+  async #poolProxy<T>(id: number): Promise<PoolProxy<T>> {
+    let state = this.#pools.get(id);
+    if (!state) {
+      state = { size: (await this.#native.poolSize(id).catch(rethrow)) as number, events: new EventEmitter() };
+      this.#pools.set(id, state);
+    }
     return makePoolProxy<T>(this.#native, id, state);
+  }
+
+  /**
+   * Starts a @Supervisor class (or the file that exports it as its default export): its children in declaration
+   * order, each ready before the next; the core supervises them (Erlang/OTP semantics). Worker children run as
+   * child processes (isolation `child`). The tree's options go to the core as given: an unknown one is a ConfigError naming its path.
+   */
+  async supervisor(target: string | Function): Promise<SupervisorHandle> {
+    const cls = typeof target === 'string' ? await loadSupervisorClass(target) : target;
+    const tree = supervisorTree(cls, (options) => ({
+      ...options,
+      isolation: options.isolation ?? 'child',
+      env: { ...options.env, TITAN_NODE_WORKER: WORKER_ENTRY },
+      output: this.#outputOption(options.output),
+    }));
+    const id = await this.#native.supervisorStart(tree).catch(rethrow);
+    return new SupervisorHandle(this.#native, id, [], <T>(pool: number) => this.#poolProxy<T>(pool));
   }
 
   /**

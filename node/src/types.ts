@@ -1,5 +1,5 @@
 // The public option and result types of the host API (durations in ms), and
-// the PoolStrategy names. Every option here is one the core's schema accepts
+// the PoolStrategy and SupervisionStrategy names. Every option here is one the core's schema accepts
 // (test/options-schema.test.js fails on drift, both ways).
 
 export type Isolation = 'worker' | 'child' | 'none';
@@ -184,6 +184,84 @@ export interface ProcessEvent {
  * (`{ dropped }`: worker output lines an output callback lost because its bounded queue was full while
  * this thread was busy).
  */
+/** The supervision strategies: the kebab-case strings, or the same values named (`SupervisionStrategy.ONE_FOR_ALL === 'one-for-all'`). */
+export const SupervisionStrategy = Object.freeze({
+  ONE_FOR_ONE: 'one-for-one',
+  ONE_FOR_ALL: 'one-for-all',
+  REST_FOR_ONE: 'rest-for-one',
+  SIMPLE_ONE_FOR_ONE: 'simple-one-for-one',
+} as const);
+export type SupervisionStrategy = (typeof SupervisionStrategy)[keyof typeof SupervisionStrategy];
+
+/** `@Supervisor({ ... })`: the strategy, the restart intensity (`maxRestarts` within `window`) and the backoff before each restart. */
+export interface SupervisorOptions {
+  /** The supervisor's name, the first part of its children's names (`app/database`); default: the class's. */
+  name?: string;
+  /** Default `one-for-one`. */
+  strategy?: SupervisionStrategy;
+  /** Restarts allowed within `window` (default 3); one more and the supervisor stops its children and fails. */
+  maxRestarts?: number;
+  /** ms (default 60 000). */
+  window?: Duration;
+  /** The seed's backoff object, or a bare duration: the initial wait. */
+  backoff?: Backoff | Duration;
+  /** Alias of `backoff.initial`. */
+  initialBackoff?: Duration;
+  /** Alias of `backoff.max`. */
+  maxBackoff?: Duration;
+  /** Alias of `backoff.multiplier`. */
+  multiplier?: number;
+}
+
+/** A child's restart type: `permanent` (always restarted), `transient` (only after an abnormal exit), `temporary` (never). */
+export type ChildRestart = 'permanent' | 'transient' | 'temporary';
+
+/** `@Child({ ... })`: how the child is supervised, and how its worker is spawned. Its own `restartPolicy`
+ * is refused: a supervised child's restarts are its supervisor's. */
+export interface ChildOptions extends Omit<SpawnOptions, 'restartPolicy'> {
+  /** A child that cannot be kept up fails the supervisor. */
+  critical?: boolean;
+  /** A child whose failure is tolerated: when its own restart budget is spent it is left failed while the rest run. */
+  optional?: boolean;
+  /** Default `permanent`. */
+  restart?: ChildRestart;
+  /** Run the worker as a pool (the pool replaces crashed members itself). */
+  pool?: Omit<PoolOptions, keyof SpawnOptions>;
+  /** Earlier siblings this worker may call, by name (handed over as capabilities). */
+  inject?: string[];
+}
+
+export type SupervisorState = 'running' | 'failed' | 'stopped';
+
+/** One row of `sup.children()`. */
+export interface ChildInfo {
+  name: string;
+  kind: 'worker' | 'pool' | 'supervisor';
+  state: ProcessState;
+  /** Restarts by the supervisor. */
+  restarts: number;
+  /** The worker's process id (or the pool's or nested supervisor's id); it survives restarts. */
+  processId: number;
+  /** The process ids serving it. */
+  processIds: number[];
+}
+
+export type SupervisorEventName = 'child:started' | 'child:exited' | 'child:restarted' | 'supervisor:failed' | 'supervisor:stopped';
+
+export interface SupervisorEvent {
+  type: SupervisorEventName;
+  /** The child's name (child events). */
+  name?: string;
+  processId?: number;
+  restarts?: number;
+  exitCode?: number | null;
+  signal?: number | null;
+  /** `child:exited`: it ended on its own with code 0. */
+  normal?: boolean;
+  /** `supervisor:failed`: why. */
+  reason?: string;
+}
+
 export type EventName = 'spawn' | 'ready' | 'crash' | 'restart' | 'failed' | 'exit' | 'refused' | 'memory' | 'unhealthy' | 'selfheal' | 'output:dropped';
 
 type AnyFunction = (...args: any[]) => any;

@@ -1,12 +1,18 @@
 // Workflows from TypeScript (both decorator modes): the seed's ComplexWorkflow
-// and OrderSaga, and a cycle refused when the workflow is loaded.
+// and OrderSaga, stage retries and timeouts, and a cycle refused when the
+// workflow is loaded. Every test shuts its manager down (withManager), and ends
+// its event listeners with it.
 'use strict';
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { MODES, fixture, withManager } = require('./helpers');
+const { MODES, eventually, fixture, withManager } = require('./helpers');
+
+const tmpLog = (prefix) => path.join(fs.mkdtempSync(path.join(os.tmpdir(), prefix)), 'log');
+const readLog = (file) => fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 const { ConfigError, WorkflowError } = require('titan-pm');
 
 for (const mode of MODES) {
@@ -36,7 +42,7 @@ for (const mode of MODES) {
 
   test(`OrderSaga compensates in reverse order (${mode})`, () =>
     withManager({}, async (pm) => {
-      const log = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'titan-saga-')), 'log');
+      const log = tmpLog('titan-saga-');
       const wf = await pm.workflow(fixture('order-saga.js', mode), { dependencies: { log } });
       await assert.rejects(wf.run({ id: 42 }, { runId: 'order-42' }), (e) => {
         assert.ok(e instanceof WorkflowError, String(e));
@@ -46,8 +52,7 @@ for (const mode of MODES) {
         assert.deepEqual(e.compensations.map((c) => c.method), ['refundPayment', 'releaseInventory', 'cancelOrder']);
         return true;
       });
-      const lines = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-      assert.deepEqual(lines, [
+      assert.deepEqual(readLog(log), [
         ['refundPayment', null, 'remote'],
         ['releaseInventory', { reservation: 'r-1' }],
         ['cancelOrder', { orderId: 42 }],
@@ -56,6 +61,47 @@ for (const mode of MODES) {
       assert.equal(runs[0].runId, 'order-42');
       assert.equal(runs[0].state, 'failed');
       assert.equal((await pm.workflowRuns())[0].runId, 'order-42');
+    }));
+
+  test(`a stage that fails once succeeds on its retry (${mode})`, () =>
+    withManager({}, async (pm) => {
+      const log = tmpLog('titan-flaky-');
+      const wf = await pm.workflow(fixture('flaky-workflow.js', mode), { dependencies: { log } });
+      const events = [];
+      wf.on('*', (e) => events.push(e));
+      const result = await wf.run({ n: 21 }, { runId: `flaky-${mode}` });
+      assert.deepEqual(result, { prepare: { n: 21 }, flaky: { doubled: 42, attempt: 2 } });
+      // Two attempts, one idempotency key.
+      assert.deepEqual(readLog(log), [
+        ['flaky', 1, `flaky-${mode}/flaky`],
+        ['flaky', 2, `flaky-${mode}/flaky`],
+      ]);
+      assert.ok(await eventually(() => events.some((e) => e.type === 'workflow:completed')), 'no workflow:completed event');
+      const flaky = events.filter((e) => e.stage === 'flaky').map((e) => e.type);
+      assert.deepEqual(flaky, ['stage:started', 'stage:failed', 'stage:retrying', 'stage:started', 'stage:completed']);
+      assert.equal((await wf.runs())[0].state, 'completed');
+    }));
+
+  test(`a stage past its timeout fails the run, is cancelled in the worker, and compensation runs (${mode})`, () =>
+    withManager({}, async (pm) => {
+      const log = tmpLog('titan-timeout-');
+      const wf = await pm.workflow(fixture('timeout-workflow.js', mode), { dependencies: { log } });
+      const started = Date.now();
+      await assert.rejects(wf.run(null, { runId: `timeout-${mode}` }), (e) => {
+        assert.ok(e instanceof WorkflowError, String(e));
+        assert.equal(e.stage, 'slow');
+        assert.equal(e.kind, 'timeout');
+        assert.deepEqual(e.compensations.map((c) => [c.stage, c.method, c.error ?? null]), [['book', 'unbook', null]]);
+        return true;
+      });
+      assert.ok(Date.now() - started < 10_000, 'the timeout did not end the attempt');
+      // The attempt was cancelled in the worker before the compensation ran.
+      assert.deepEqual(readLog(log), [
+        ['slow:started', 1],
+        ['slow:cancelled', 1],
+        ['unbook', { booking: 'b-1' }],
+      ]);
+      assert.equal((await wf.runs())[0].state, 'failed');
     }));
 
   test(`a cycle is an error when the workflow is loaded (${mode})`, () =>
@@ -67,4 +113,27 @@ for (const mode of MODES) {
       });
       assert.deepEqual(await pm.listProcesses(), []);
     }));
+}
+
+// A workflow's event listener must not keep the host alive: the script ends once its run is done,
+// with pm.shutdown() and without it (node's own exit, not --test-force-exit). Without shutdown the
+// workflow runs in a child: a live worker thread (isolation 'worker') keeps a host alive until shutdown.
+for (const shutdown of [true, false]) {
+  test(`a host listening to a workflow exits when it is done (${shutdown ? 'after shutdown' : 'without shutdown'})`, () => {
+    const script = `
+      const { ProcessManager } = require(${JSON.stringify(require.resolve('titan-pm'))});
+      (async () => {
+        const pm = new ProcessManager({ output: 'ignore' });
+        const wf = await pm.workflow(${JSON.stringify(fixture('complex-workflow.js'))}, { isolation: '${shutdown ? 'worker' : 'child'}' });
+        let events = 0;
+        wf.on('*', () => events++);
+        await wf.run({ n: 1 }, { runId: 'exit' });
+        ${shutdown ? 'await pm.shutdown();' : ''}
+        console.log('ran');
+      })();`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.signal, null, `the host did not exit by itself (killed after 30 s); stderr: ${r.stderr}`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'ran');
+  });
 }

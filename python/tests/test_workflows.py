@@ -164,3 +164,65 @@ def test_a_journaled_run_is_returned_by_a_new_manager(tmp_path):
         assert len(W.LOG) == ran
 
     run(main())
+
+
+def test_the_blocking_manager_runs_workflows():
+    """`titan_pm.sync.ProcessManager.workflow` mirrors the asyncio one: the same engine,
+    results, saga, stored runs and events (delivered on this thread when `run` returns)."""
+    from titan_pm.sync import ProcessManager as SyncProcessManager
+
+    W.LOG.clear()
+    with SyncProcessManager() as pm:
+        wf = pm.workflow(W.ComplexWorkflow)
+        assert wf.stages == ["A", "B", "C", "D", "E"]
+        events = []
+        wf.on("*", events.append)
+        result = wf.run({"n": 1}, run_id="sync-c1")
+        assert list(result) == ["A", "B", "C", "D", "E"]
+        assert set(result["C"]["saw"]) == {"A", "B"}
+        spans = {name: (start, end) for name, start, end in W.LOG}
+        (c0, c1), (d0, d1) = spans["C"], spans["D"]
+        assert c0 < d1 and d0 < c1, "C and D did not overlap"
+        assert events[0]["type"] == "workflow:started" and events[0]["run_id"] == "sync-c1"
+        assert sum(e["type"] == "stage:completed" for e in events) == 5
+        assert events[-1]["type"] == "workflow:completed"
+        ran = len(W.LOG)
+        assert wf.run({"n": 1}, run_id="sync-c1") == result  # stored: nothing runs
+        assert len(W.LOG) == ran
+
+        W.LOG.clear()
+        saga = pm.workflow(W.OrderSaga)
+        with pytest.raises(WorkflowError) as info:
+            saga.run({"id": 7}, run_id="sync-order-7")
+        e = info.value
+        assert e.stage == "charge-payment" and e.kind == "remote"
+        assert [c["method"] for c in e.compensations] == ["refundPayment", "releaseInventory", "cancelOrder"]
+        assert W.LOG == [
+            ("refundPayment", None, "remote"),
+            ("releaseInventory", {"reservation": "r-1"}),
+            ("cancelOrder", {"order_id": 7}),
+        ]
+        assert saga.runs()[0]["run_id"] == "sync-order-7" and saga.runs()[0]["state"] == "failed"
+        assert {r["run_id"]: r["state"] for r in pm.workflow_runs()} == {"sync-c1": "completed", "sync-order-7": "failed"}
+
+        with pytest.raises(ConfigError, match="unknown workflow event"):
+            wf.on("stage:done", print)
+
+
+def test_the_blocking_manager_refuses_a_cyclic_workflow_at_load():
+    from titan_pm.sync import ProcessManager as SyncProcessManager
+
+    @workflow
+    class Cyclic:
+        @stage(name="a", depends_on="b")
+        def a(self, input):
+            return 1
+
+        @stage(name="b", depends_on="a")
+        def b(self, input):
+            return 2
+
+    with SyncProcessManager() as pm:
+        with pytest.raises(ConfigError, match=r"stages a, b form a cycle \(a -> b -> a\)"):
+            pm.workflow(Cyclic)
+        assert pm.list_processes() == []

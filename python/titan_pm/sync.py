@@ -29,7 +29,7 @@ from ._values import encode, encode_args
 from ._options import add_seed_names, check_event, manager_options, merge_call_options, native_target
 from .errors import ConfigError, SerializationError
 
-__all__ = ["ProcessManager", "ProcessHandle", "Pool"]
+__all__ = ["ProcessManager", "ProcessHandle", "Pool", "Workflow"]
 
 Event = Dict[str, Any]
 
@@ -238,6 +238,60 @@ class Pool(Generic[T]):
         return f"<Pool pool_id={self.pool_id}>"
 
 
+class Workflow:
+    """A loaded workflow (see `titan_pm.Workflow`): `wf.run(input, run_id=...)` blocks until
+    the run ends; `wf.on(event, callback)` callbacks run on this thread when `run` returns
+    (or at `wf.poll_events()`)."""
+
+    def __init__(self, pm: "ProcessManager", native: Any, process_id: int):
+        self._pm = pm
+        self._native = native
+        self.process_id = process_id
+        self._listeners: Dict[str, List[Callable[[Event], Any]]] = {}
+
+    @property
+    def stages(self) -> List[str]:
+        """The stage names, in the order `run` reports them."""
+        return self._native.stages()
+
+    def run(self, input: Any = None, *, run_id: Optional[str] = None) -> Dict[str, Any]:
+        """Runs the workflow: every stage's result by name, or `WorkflowError` after the
+        compensations ran. With the id of a finished run, its stored outcome without running
+        anything; with an unfinished one (its host died), resumes it."""
+        try:
+            return self._pm._native.workflow_run(self._native, input, run_id)
+        finally:
+            if self._listeners:
+                self.poll_events()
+
+    def runs(self, limit: int = 100) -> List[Dict[str, Any]]:
+        """The newest runs of the journal with their state."""
+        return self._pm._native.workflow_runs(self._native, limit)
+
+    def on(self, event: str, callback: Callable[[Event], Any]) -> Callable[[Event], Any]:
+        """Calls `callback(event)` for each run event named `event` (see `titan_pm.Workflow.on`,
+        or "*"), on this thread; returns the callback."""
+        from .workflow import _EVENTS
+
+        if event != "*" and event not in _EVENTS:
+            raise ConfigError(f"unknown workflow event {event!r} (expected one of {', '.join(_EVENTS)})")
+        if not self._listeners:
+            self._native.subscribe()
+        self._listeners.setdefault(event, []).append(callback)
+        return callback
+
+    def poll_events(self) -> List[Event]:
+        """Delivers the run events since the last look to the callbacks; returns them."""
+        events = self._pm._native.workflow_take_events(self._native)
+        for e in events:
+            for cb in self._listeners.get(e["type"], []) + self._listeners.get("*", []):
+                cb(e)
+        return events
+
+    def __repr__(self) -> str:
+        return f"<Workflow process_id={self.process_id} stages={self.stages}>"
+
+
 add_seed_names(ProcessHandle, "process_id")
 add_seed_names(Pool, "pool_id")
 
@@ -312,6 +366,22 @@ class ProcessManager:
         strategy = getattr(strategy, "value", strategy)  # a PoolStrategy member
         options.update(size=size, strategy=strategy, concurrency=concurrency, max_queue_size=max_queue_size, isolation=isolation)
         return Pool(self, self._native.pool(target, in_process, options))
+
+    def workflow(self, target: Any, *, isolation: Optional[str] = None, **options: Any) -> "Workflow":
+        """Loads a `@workflow` class (its stages run in this process: isolation "none" unless
+        given) or `file.py[:Class]`, checks its stage graph (a cycle, a duplicate name or an
+        unknown `depends_on` is a `ConfigError`), and returns a `Workflow` whose `run` blocks.
+        Options as for `titan_pm.ProcessManager.workflow`."""
+        if isolation is None:
+            isolation = "none" if isinstance(target, type) else self._isolation
+        native_t, in_process = native_target(target, isolation)
+        process_id, native = self._native.workflow_load(native_t, in_process, dict(options, isolation=isolation))
+        return Workflow(self, native, process_id)
+
+    def workflow_runs(self, limit: int = 100) -> List[Dict[str, Any]]:
+        """The newest runs of the manager's workflow journal with their state
+        ("running", "compensating", "completed", "failed")."""
+        return self._native.workflow_runs(None, limit)
 
     def kill(self, process_id: int) -> None:
         """Stops a process at once; not a crash, so it is not restarted."""

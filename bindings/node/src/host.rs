@@ -7,7 +7,9 @@
 //!
 //! Pools are the core's (`pm.pool_handle(id)`); the host keeps no registry of
 //! its own. Pending promises keep the event loop alive; nothing else does, so a
-//! host exits normally once it is done (after `shutdown`, or without it).
+//! host exits normally once it is done (after `shutdown`, or without it). The
+//! one exception is a listener's next event (`listen`): like `pm.on`, it never
+//! keeps the loop alive, and it ends (null) when the manager is shut down.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -34,7 +36,8 @@ use crate::tsfn::Tsfn;
 type Outcome = Box<dyn FnOnce(Env) -> Result<Js, Js> + Send>;
 
 pub enum HostMsg {
-    Settle(Deferred, Outcome),
+    /// A promise's outcome; `counted`: the promise kept the event loop alive until now.
+    Settle(Deferred, Outcome, bool),
     Event(Event),
     /// Start a JS runtime for `slot` (a restart of an in-process worker, or a new pool member);
     /// `heap_limit`: the thread's heap limit in bytes (`resources.maxMemory`).
@@ -51,10 +54,12 @@ pub enum HostMsg {
 
 pub struct Host {
     pub pm: ProcessManager,
-    tsfn: Arc<Tsfn<HostMsg>>,
+    pub(crate) tsfn: Arc<Tsfn<HostMsg>>,
     pending: Rc<Cell<usize>>,
     /// The manager's resource limits: a JS worker thread's heap limit when its spawn sets none.
     resources: Resources,
+    /// Becomes true once `shutdown` is done: pending listeners end.
+    closed: tokio::sync::watch::Sender<bool>,
     /// Set for `titan-pm/testing`'s manager: the same engine, with the testing utilities.
     pub test: Option<Arc<TestProcessManager>>,
 }
@@ -65,11 +70,13 @@ impl Host {
         let pending = Rc::new(Cell::new(0usize));
         let counter = pending.clone();
         let deliver = move |env: Env, cb: Js, msg: HostMsg, keep: &crate::tsfn::KeepAlive| {
-            if let HostMsg::Settle(deferred, outcome) = msg {
+            if let HostMsg::Settle(deferred, outcome, counted) = msg {
                 deferred.settle(env, outcome(env));
-                counter.set(counter.get() - 1);
-                if counter.get() == 0 {
-                    keep.set(false);
+                if counted {
+                    counter.set(counter.get() - 1);
+                    if counter.get() == 0 {
+                        keep.set(false);
+                    }
                 }
             } else {
                 let _ = notify(env, cb, msg);
@@ -88,7 +95,7 @@ impl Host {
         };
         let events_tsfn = tsfn.clone();
         forward(pm.events(), move |e| events_tsfn.send(HostMsg::Event(e)));
-        Ok(Host { pm, tsfn, pending, resources, test })
+        Ok(Host { pm, tsfn, pending, resources, test, closed: tokio::sync::watch::Sender::new(false) })
     }
 
     /// A promise settled with `to_js(result)` once `future` completes.
@@ -98,11 +105,39 @@ impl Host {
         future: impl Future<Output = Result<T, Error>> + Send + 'static,
         to_js: fn(Env, T) -> napi::Result<Js>,
     ) -> napi::Result<Js> {
+        self.settle_later(env, future, to_js, true)
+    }
+
+    /// A listener's next event: `next(shut)` with `shut`, a future that completes once the
+    /// manager is shut down (the listener should then end). The promise does not keep the
+    /// event loop alive.
+    pub fn listen<T: Send + 'static, F: Future<Output = Result<T, Error>> + Send + 'static>(
+        &self,
+        env: Env,
+        next: impl FnOnce(ShutDown) -> F,
+        to_js: fn(Env, T) -> napi::Result<Js>,
+    ) -> napi::Result<Js> {
+        let mut closed = self.closed.subscribe();
+        let shut = ShutDown(Box::pin(async move {
+            let _ = closed.wait_for(|c| *c).await;
+        }));
+        self.settle_later(env, next(shut), to_js, false)
+    }
+
+    fn settle_later<T: Send + 'static>(
+        &self,
+        env: Env,
+        future: impl Future<Output = Result<T, Error>> + Send + 'static,
+        to_js: fn(Env, T) -> napi::Result<Js>,
+        counted: bool,
+    ) -> napi::Result<Js> {
         let (deferred, promise) = js::promise(env)?;
-        if self.pending.get() == 0 {
-            self.tsfn.keep_alive(env, true);
+        if counted {
+            if self.pending.get() == 0 {
+                self.tsfn.keep_alive(env, true);
+            }
+            self.pending.set(self.pending.get() + 1);
         }
-        self.pending.set(self.pending.get() + 1);
         let tsfn = self.tsfn.clone();
         runtime::spawn(async move {
             let result = future.await;
@@ -110,7 +145,7 @@ impl Host {
                 Ok(v) => to_js(env, v).map_err(|e| js_err(env, e)),
                 Err(e) => Err(errors::to_js(env, &e)),
             });
-            tsfn.send(HostMsg::Settle(deferred, outcome));
+            tsfn.send(HostMsg::Settle(deferred, outcome, counted));
         });
         Ok(promise)
     }
@@ -122,7 +157,7 @@ impl Host {
         Ok(promise)
     }
 
-    fn callbacks(&self) -> impl Fn(u64) -> Option<Output> {
+    pub(crate) fn callbacks(&self) -> impl Fn(u64) -> Option<Output> {
         output_callbacks(&self.tsfn)
     }
 
@@ -305,14 +340,39 @@ impl Host {
     }
 
     pub fn shutdown(&self, env: Env) -> napi::Result<Js> {
-        let pm = self.pm.clone();
-        self.promise(env, async move { pm.shutdown().await; Ok(()) }, unit_to_js)
+        let (pm, closed) = (self.pm.clone(), self.closed.clone());
+        let future = async move {
+            pm.shutdown().await;
+            closed.send_replace(true);
+            Ok(())
+        };
+        self.promise(env, future, unit_to_js)
     }
 
     /// Serves the control socket at `path`, else core's default socket.
     pub fn serve_control(&self, env: Env, path: Option<String>) -> Result<titan_pm::control::ControlServer, Js> {
         let path = path.map(std::path::PathBuf::from).unwrap_or_else(titan_pm::control::default_socket);
         self.pm.serve_control(path).map_err(|e| errors::to_js(env, &e))
+    }
+}
+
+/// Completes once the manager is shut down (see `Host::listen`).
+pub struct ShutDown(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>);
+
+impl ShutDown {
+    /// The next message of `events`; None once the channel is closed or the manager shut down.
+    pub async fn next<T: Clone>(mut self, events: &mut tokio::sync::broadcast::Receiver<T>) -> Option<T> {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            tokio::select! {
+                r = events.recv() => match r {
+                    Ok(e) => return Some(e),
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = &mut self.0 => return None,
+            }
+        }
     }
 }
 
@@ -323,7 +383,7 @@ fn output_callbacks(tsfn: &Arc<Tsfn<HostMsg>>) -> impl Fn(u64) -> Option<Output>
 }
 
 /// Hands every message of `events` to `send` until it returns false or the channel closes.
-fn forward<T: Clone + Send + 'static>(mut events: tokio::sync::broadcast::Receiver<T>, send: impl Fn(T) -> bool + Send + 'static) {
+pub(crate) fn forward<T: Clone + Send + 'static>(mut events: tokio::sync::broadcast::Receiver<T>, send: impl Fn(T) -> bool + Send + 'static) {
     runtime::spawn(async move {
         use tokio::sync::broadcast::error::RecvError;
         loop {
@@ -363,7 +423,7 @@ fn js_err(env: Env, e: napi::Error) -> Js {
     js::error(env, &e.reason).unwrap_or(std::ptr::null_mut())
 }
 
-fn id_to_js(env: Env, id: u64) -> napi::Result<Js> {
+pub(crate) fn id_to_js(env: Env, id: u64) -> napi::Result<Js> {
     js::number(env, id as f64)
 }
 

@@ -17,7 +17,10 @@
 //!   `attach`, `attachFailed`, `portClosed`, `releaseSlot`;
 //! - a child worker process: `takeEndpoint`, `serveChild`;
 //! - replies from any worker runtime: `settle`, `fail`;
-//! - workflows: `NativeWorkflow`, `NativeManager.workflowLoad/Run/Runs/NextEvent` (`workflow.rs`).
+//! - workflows: `NativeWorkflow`, `NativeManager.workflowLoad/Run/Runs/NextEvent` (`workflow.rs`);
+//! - supervisors: `NativeManager.supervisorStart/Child/Pool/State/Children/StartChild/Stop`,
+//!   `NativeSupervisorEvents` with `supervisorSubscribe/NextEvent`, and `checkOptions` for the
+//!   decorators (`supervise.rs`).
 
 mod agent;
 mod convert;
@@ -28,6 +31,7 @@ mod options;
 mod output;
 mod reports;
 mod runtime;
+mod supervise;
 mod tsfn;
 mod workflow;
 
@@ -344,11 +348,13 @@ impl NativeControlServer {
     }
 }
 
-/// Every option path of `kind` (`manager`, `spawn` or `pool`) the core accepts, as
-/// TypeScript spells it (`autoScale.targetCPU`): what the TS types are checked against.
-#[napi(ts_args_type = "kind: 'manager' | 'spawn' | 'pool' | 'call'")]
+/// Every option path of `kind` (`manager`, `spawn`, `pool`, `call`, `supervisor` or `child`) the
+/// core accepts, as TypeScript spells it (`autoScale.targetCPU`): what the TS types are checked against.
+#[napi(ts_args_type = "kind: 'manager' | 'spawn' | 'pool' | 'call' | 'supervisor' | 'child'")]
 pub fn option_schema(kind: String) -> napi::Result<Vec<String>> {
-    options::schema(&kind).ok_or_else(|| napi::Error::from_reason(format!("unknown option kind {kind:?} (expected manager, spawn, pool or call)")))
+    options::schema(&kind).ok_or_else(|| {
+        napi::Error::from_reason(format!("unknown option kind {kind:?} (expected manager, spawn, pool, call, supervisor or child)"))
+    })
 }
 
 /// Checks a `withOptions({...})` object (without `signal`) by the core's call-option

@@ -114,21 +114,16 @@ impl NativeManager {
         self.host.promise(env.raw(), future, value_to_js).map(Raw)
     }
 
-    /// The next run event since `subscribe` (`{type, workflow, runId, ...}`), or null once there are no more.
+    /// The next run event since `subscribe` (`{type, workflow, runId, ...}`), or null once there are
+    /// no more or the manager is shut down. It does not keep the event loop alive.
     #[napi(ts_return_type = "Promise<object | null>")]
     pub fn workflow_next_event(&self, env: Env, workflow: &NativeWorkflow) -> napi::Result<Raw> {
         let events = workflow.events.clone();
-        let future = async move {
+        let next = |shut: crate::host::ShutDown| async move {
             let mut guard = events.lock().await;
             let Some(rx) = guard.as_mut() else { return Ok(Value::Null) };
-            loop {
-                match rx.recv().await {
-                    Ok(e) => return Ok(e.report(Dialect::Js)),
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return Ok(Value::Null),
-                }
-            }
+            Ok(shut.next(rx).await.map(|e| e.report(Dialect::Js)).unwrap_or(Value::Null))
         };
-        self.host.promise(env.raw(), future, value_to_js).map(Raw)
+        self.host.listen(env.raw(), next, value_to_js).map(Raw)
     }
 }

@@ -27,7 +27,26 @@ pub struct NativeWorkflow {
 }
 
 impl NativeWorkflow {
-    fn handle(&self) -> PyResult<WorkflowHandle> {
+    /// A workflow loaded already (by the blocking manager).
+    pub(crate) fn loaded(wf: WorkflowHandle) -> Self {
+        NativeWorkflow { handle: Arc::new(Mutex::new(Some(wf))), events: Default::default() }
+    }
+
+    /// The run events kept since `subscribe`, without waiting (the blocking manager's poll).
+    pub(crate) fn take_events(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let Ok(mut guard) = self.events.try_lock() else { return out };
+        let Some(rx) = guard.as_mut() else { return out };
+        loop {
+            match rx.try_recv() {
+                Ok(e) => out.push(e.report(Dialect::Python)),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => return out,
+            }
+        }
+    }
+
+    pub(crate) fn handle(&self) -> PyResult<WorkflowHandle> {
         let h = self.handle.lock().unwrap_or_else(|e| e.into_inner()).clone();
         h.ok_or_else(|| errors::to_py(Error::Config("the workflow is not loaded yet".into())))
     }
@@ -67,7 +86,7 @@ pub fn workflow_runs(py: Python<'_>, manager: &Bound<'_, AsyncManager>, limit: u
     manager.borrow().start_op(py, Box::pin(async move { Ok(Out::Value(rows(pm.workflow_runs(limit).await?))) }))
 }
 
-fn rows(runs: Vec<titan_pm::workflow::RunSummary>) -> Value {
+pub(crate) fn rows(runs: Vec<titan_pm::workflow::RunSummary>) -> Value {
     Value::List(
         runs.iter()
             .map(|r| {

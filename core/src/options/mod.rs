@@ -462,7 +462,10 @@ fn child_fields(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<C
         p.finish()?;
     }
     c.spawn = spawn_fields(s, callbacks)?;
-    if c.spawn.restart.is_some() {
+    // (While the schema is probed every sub-object is entered, `restartPolicy` too: the
+    // probe goes on, so the child's own keys are listed; `restartPolicy.*` is listed as
+    // read-to-refuse.)
+    if c.spawn.restart.is_some() && !s.probing() {
         return Err(s.error("restartPolicy", "a supervised child's restarts belong to its supervisor (set maxRestarts, window, backoff there)"));
     }
     Ok(c)
@@ -661,6 +664,8 @@ fn output(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<Option<
 /// assert!(paths.contains(&"auto_scale.target_cpu".to_string()));
 /// assert!(paths.contains(&"restart_policy.backoff.type".to_string()));
 /// assert_eq!(schema("call", Dialect::Js), ["key", "retries", "timeout"]);
+/// let child = schema("child", Dialect::Js);
+/// assert!(["critical", "optional", "restart", "inject", "pool.size", "env"].iter().all(|p| child.contains(&p.to_string())), "{child:?}");
 /// ```
 pub fn schema(kind: &str, dialect: Dialect) -> Vec<String> {
     let none = |_: u64| None;

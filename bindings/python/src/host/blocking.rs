@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 use titan_pm::pool::{PoolEvent, PoolHandle};
 use titan_pm::{CallOptions, Event, ProcessManager};
 
+use crate::workflow::{rows, NativeWorkflow};
 use crate::{options, convert, errors, reports, SameThread};
 
 #[pyclass(module = "titan_pm._native")]
@@ -338,6 +339,61 @@ impl SyncManager {
                 Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
                 Err(_) => break,
             }
+        }
+        Ok(out)
+    }
+
+    // ---- workflows (the engine and the journal are core's) ----
+
+    /// Loads `target` as a workflow (spawn, read the stage graph, check it): `(process_id, workflow)`.
+    fn workflow_load(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<(u64, NativeWorkflow)> {
+        let target = options::target(target, in_process)?;
+        let options = options::workflow(options)?;
+        let e = self.engine()?;
+        let pm = e.pm.clone();
+        let wf = e.run(py, async move { pm.workflow(target, options).await })?.map_err(errors::to_py)?;
+        let id = wf.process().map(|p| p.id()).unwrap_or(0);
+        Ok((id, NativeWorkflow::loaded(wf)))
+    }
+
+    /// Runs `workflow` to its end: every stage's result by name (or its `WorkflowError`).
+    #[pyo3(signature = (workflow, input, run_id=None))]
+    fn workflow_run<'py>(&self, py: Python<'py>, workflow: &NativeWorkflow, input: &Bound<'py, PyAny>, run_id: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+        let wf = workflow.handle()?;
+        let input = convert::to_value(input, "input").map_err(errors::to_py)?;
+        let e = self.engine()?;
+        let v = e.run(py, async move { wf.run(input, run_id.as_deref()).await })?;
+        if v.is_err() {
+            e.flush(py);
+        }
+        convert::to_py(py, &v.map_err(errors::to_py)?)
+    }
+
+    /// The newest `limit` runs of `workflow`'s journal, or with None of the manager's.
+    #[pyo3(signature = (workflow, limit))]
+    fn workflow_runs<'py>(&self, py: Python<'py>, workflow: Option<&NativeWorkflow>, limit: usize) -> PyResult<Bound<'py, PyAny>> {
+        let e = self.engine()?;
+        let runs = match workflow {
+            Some(w) => {
+                let wf = w.handle()?;
+                e.run(py, async move { wf.runs(limit).await })?
+            }
+            None => e.run(py, e.pm.workflow_runs(limit))?,
+        };
+        convert::to_py(py, &rows(runs.map_err(errors::to_py)?))
+    }
+
+    /// The run events of `workflow` since its `subscribe`, without waiting.
+    fn workflow_take_events<'py>(&self, py: Python<'py>, workflow: &NativeWorkflow) -> PyResult<Bound<'py, PyList>> {
+        let e = self.engine()?;
+        e.run(py, async {
+            for _ in 0..8 {
+                tokio::task::yield_now().await;
+            }
+        })?;
+        let out = PyList::empty(py);
+        for v in workflow.take_events() {
+            out.append(convert::to_py(py, &v)?)?;
         }
         Ok(out)
     }
