@@ -13,7 +13,7 @@ for (const mode of MODES) {
     assert.equal(def.name, 'calculator');
     assert.equal(def.version, '1.0.0');
     assert.deepEqual([...def.methods].sort(), [
-      'add', 'addAsync', 'blob', 'crash', 'cyclic', 'dependencies', 'echo', 'fail', 'flood', 'increment', 'kill', 'log', 'loneSurrogate',
+      'add', 'addAsync', 'blob', 'crash', 'crashFirst', 'cyclic', 'dependencies', 'echo', 'fail', 'failCounted', 'flood', 'increment', 'kill', 'log', 'loneSurrogate',
       'nested', 'pid', 'slow', 'unsendable', 'wasAborted',
     ]);
     assert.equal(def.healthCheck, 'health');
