@@ -45,6 +45,7 @@ pub fn supervisor_tree(env: Env, v: Js, callbacks: OutputCallbacks<'_>) -> Resul
 }
 
 /// Reads one declaration (`supervisor`: a supervisor's own options, `child`: a child's) and drops it.
+#[cfg_attr(test, allow(dead_code))] // used by `supervise::check_options`, which JavaScript calls
 pub fn check(env: Env, kind: &str, v: Js) -> Result<(), Js> {
     let v = value(env, kind, v)?;
     let read = match kind {

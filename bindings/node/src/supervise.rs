@@ -149,6 +149,7 @@ impl NativeManager {
 /// Has core read `options` as a `kind` declaration (`supervisor`: `@Supervisor`'s options,
 /// `child`: `@Child`'s); throws core's ConfigError naming the option otherwise.
 #[napi(ts_args_type = "kind: 'supervisor' | 'child', options: object")]
+#[cfg_attr(test, allow(dead_code))] // called from JavaScript: napi registers it outside test builds
 pub fn check_options(env: Env, kind: String, options: Raw) -> napi::Result<()> {
     options::check(env.raw(), &kind, options.0).map_err(|e| throw(&env, e))
 }
