@@ -352,9 +352,7 @@ impl NativeControlServer {
 /// core accepts, as TypeScript spells it (`autoScale.targetCPU`): what the TS types are checked against.
 #[napi(ts_args_type = "kind: 'manager' | 'spawn' | 'pool' | 'call' | 'supervisor' | 'child'")]
 pub fn option_schema(kind: String) -> napi::Result<Vec<String>> {
-    options::schema(&kind).ok_or_else(|| {
-        napi::Error::from_reason(format!("unknown option kind {kind:?} (expected manager, spawn, pool, call, supervisor or child)"))
-    })
+    options::schema(&kind).map_err(|e| napi::Error::from_reason(e.to_string()))
 }
 
 /// Checks a `withOptions({...})` object (without `signal`) by the core's call-option

@@ -6,7 +6,7 @@
 //! output function, resolved through the `callbacks` closure the host passes.
 
 use titan_pm::options::{self, Dialect, OutputCallbacks};
-use titan_pm::{CallOptions, Error, ManagerConfig, PoolOptions, SpawnOptions, SupervisorSpec, Value};
+use titan_pm::{CallOptions, ManagerConfig, PoolOptions, SpawnOptions, SupervisorSpec, Value};
 
 use crate::convert;
 use crate::errors;
@@ -44,16 +44,11 @@ pub fn supervisor_tree(env: Env, v: Js, callbacks: OutputCallbacks<'_>) -> Resul
     options::supervisor_tree(&value(env, "supervisor", v)?, Dialect::Js, callbacks).map_err(|e| errors::to_js(env, &e))
 }
 
-/// Reads one declaration (`supervisor`: a supervisor's own options, `child`: a child's) and drops it.
+/// Has core read one declaration (`supervisor` or `child`) and drop it.
 #[cfg_attr(test, allow(dead_code))] // used by `supervise::check_options`, which JavaScript calls
 pub fn check(env: Env, kind: &str, v: Js) -> Result<(), Js> {
     let v = value(env, kind, v)?;
-    let read = match kind {
-        "supervisor" => options::supervisor(&v, Dialect::Js).map(|_| ()),
-        "child" => options::child(&v, Dialect::Js, &|_| Some(titan_pm::Output::Ignore)).map(|_| ()),
-        other => Err(Error::Config(format!("unknown declaration kind {other:?} (expected supervisor or child)"))),
-    };
-    read.map_err(|e| errors::to_js(env, &e))
+    options::check_declaration(kind, &v, Dialect::Js).map_err(|e| errors::to_js(env, &e))
 }
 
 /// A `withOptions` object (the proxy leaves out `signal`), read by the core.
@@ -73,7 +68,7 @@ pub fn call(timeout: Option<f64>, key: Option<String>, retries: Option<f64>) -> 
     options::call(&Value::Map(m), Dialect::Js)
 }
 
-/// Every option path of `kind` (`manager`, `spawn`, `pool`, `call`, `supervisor`, `child`) as TypeScript spells it.
-pub fn schema(kind: &str) -> Option<Vec<String>> {
-    matches!(kind, "manager" | "spawn" | "pool" | "call" | "supervisor" | "child").then(|| options::schema(kind, Dialect::Js))
+/// Every option path of `kind` as TypeScript spells it; an unknown kind is core's error.
+pub fn schema(kind: &str) -> titan_pm::Result<Vec<String>> {
+    options::schema(kind, Dialect::Js)
 }

@@ -43,10 +43,10 @@ pub fn event_names() -> Vec<&'static str> {
     titan_pm::EventKind::NAMES.to_vec()
 }
 
-/// Every option path core accepts for `kind` (`manager`, `spawn`, `pool`), in Python's spelling.
+/// Every option path core accepts for `kind` (core's `SCHEMA_KINDS`), in Python's spelling; an unknown kind is a ConfigError.
 #[pyfunction]
-pub fn option_schema(kind: &str) -> Vec<String> {
-    options::schema(kind, DIALECT)
+pub fn option_schema(kind: &str) -> PyResult<Vec<String>> {
+    options::schema(kind, DIALECT).map_err(errors::to_py)
 }
 
 pub fn manager(options: &Bound<'_, PyDict>) -> PyResult<ManagerConfig> {

@@ -295,7 +295,7 @@ async fn stop(pm: &ProcessManager, entry: &Entry, id: u64) {
 
 /// The pool options that are not member spawn options, as written (what `reload_with` cannot change).
 fn pool_own_options(raw: &Value) -> Value {
-    let spawn_keys: Vec<String> = options::schema("spawn", Dialect::Js).iter().map(|p| p.split('.').next().unwrap_or("").to_string()).collect();
+    let spawn_keys: Vec<String> = options::schema("spawn", Dialect::Js).expect("spawn is a schema kind").iter().map(|p| p.split('.').next().unwrap_or("").to_string()).collect();
     match raw {
         Value::Map(m) => Value::Map(m.iter().filter(|(k, _)| k != "script" && k != "size" && !spawn_keys.contains(k)).cloned().collect()),
         other => other.clone(),

@@ -655,21 +655,28 @@ fn output(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<Option<
     Ok(Some(o))
 }
 
-/// Every option path of `kind` (`manager`, `spawn`, `pool`, `call`, `workflow`, `supervisor` or `child`) in `dialect`, sorted:
-/// what the TS types and the Python stubs are checked against.
+/// The kinds [`schema`] lists, as the front ends name them.
+pub const SCHEMA_KINDS: &[&str] = &["manager", "testManager", "spawn", "pool", "call", "workflow", "supervisor", "child"];
+
+/// Every option path of `kind` (one of [`SCHEMA_KINDS`]) in `dialect`, sorted: what the
+/// TS types and the Python stubs are checked against. An unknown kind is an error.
 ///
 /// ```
 /// use titan_pm::options::{schema, Dialect};
-/// let paths = schema("pool", Dialect::Python);
+/// let paths = schema("pool", Dialect::Python).unwrap();
 /// assert!(paths.contains(&"auto_scale.target_cpu".to_string()));
 /// assert!(paths.contains(&"restart_policy.backoff.type".to_string()));
-/// assert_eq!(schema("call", Dialect::Js), ["key", "retries", "timeout"]);
-/// let child = schema("child", Dialect::Js);
+/// assert_eq!(schema("call", Dialect::Js).unwrap(), ["key", "retries", "timeout"]);
+/// let child = schema("child", Dialect::Js).unwrap();
 /// assert!(["critical", "optional", "restart", "inject", "pool.size", "env"].iter().all(|p| child.contains(&p.to_string())), "{child:?}");
+/// assert!(schema("pools", Dialect::Js).unwrap_err().to_string().contains("unknown option kind \"pools\""));
 /// ```
-pub fn schema(kind: &str, dialect: Dialect) -> Vec<String> {
+pub fn schema(kind: &str, dialect: Dialect) -> Result<Vec<String>> {
+    if !SCHEMA_KINDS.contains(&kind) {
+        return Err(Error::Config(format!("unknown option kind {kind:?} (expected one of {})", SCHEMA_KINDS.join(", "))));
+    }
     let none = |_: u64| None;
-    probe(|| {
+    Ok(probe(|| {
         let _ = match kind {
             "manager" => manager(&Value::Null, dialect, &none).map(|_| ()),
             "testManager" => test_manager(&Value::Null, dialect, &none).map(|_| ()),
@@ -680,7 +687,18 @@ pub fn schema(kind: &str, dialect: Dialect) -> Vec<String> {
             "child" => child(&Value::Null, dialect, &none).map(|_| ()),
             _ => pool(&Value::Null, dialect, &none).map(|_| ()),
         };
-    })
+    }))
+}
+
+/// Reads one declaration a decorator carries (`supervisor`: a supervisor's own options,
+/// `child`: a child's) and drops it: what a front end runs when the decorator is applied,
+/// so a bad option fails there, named by its path.
+pub fn check_declaration(kind: &str, v: &Value, dialect: Dialect) -> Result<()> {
+    match kind {
+        "supervisor" => supervisor(v, dialect).map(|_| ()),
+        "child" => child(v, dialect, &|_| Some(crate::host::Output::Ignore)).map(|_| ()),
+        other => Err(Error::Config(format!("unknown declaration kind {other:?} (expected supervisor or child)"))),
+    }
 }
 
 /// The error every front end gives for an option object that is not an object.
