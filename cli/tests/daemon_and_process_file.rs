@@ -74,6 +74,10 @@ fn start_ls_reload_stop() {
     assert!(out.contains("started: solo, workers, app"), "{out}");
     let daemon: i32 = std::fs::read_to_string(run.join("titan-pm.pid")).unwrap().trim().parse().unwrap();
     assert!(alive(daemon));
+    // A session of its own (no controlling terminal): closing the shell's terminal does not reach it.
+    let stat = std::fs::read_to_string(format!("/proc/{daemon}/stat")).unwrap();
+    let session: i32 = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert_eq!(session, daemon, "the daemon leads its own session");
     assert!(run.join("titan-pm.log").exists());
 
     let ls = json(&socket, &["ls"]);
