@@ -23,6 +23,7 @@ use titan_pm::value::{self, Value};
 use titan_pm::ProcessManager;
 
 use crate::client::{self, json, read, rpc_err};
+use crate::Launcher;
 
 /// The daemon's log file rotates past this size (checked every [`LOG_CHECK`]).
 pub const LOG_MAX_BYTES: u64 = 10 << 20;
@@ -65,9 +66,17 @@ fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf()) }
 }
 
-pub fn start(path: &Path, socket: &Path, no_daemon: bool, ready_fd: Option<i32>, relaunch: &[OsString]) -> Result<(), String> {
+pub fn start(path: &Path, socket: &Path, no_daemon: bool, ready_fd: Option<i32>, launcher: &Launcher) -> Result<(), String> {
     let v = read_file(path)?;
-    let config = file::parse(&v).map_err(|e| e.to_string())?.manager;
+    let mut config = file::parse(&v).map_err(|e| e.to_string())?.manager;
+    // The front end's interpreters, unless the file names its own.
+    let set = |key: &str| v.get("manager").and_then(|m| m.get(key)).is_some();
+    if let (Some(python), false) = (&launcher.python, set("python")) {
+        config.python = python.clone();
+    }
+    if let (Some(node), false) = (&launcher.node, set("node")) {
+        config.node = node.clone();
+    }
     let socket = absolute(socket);
     if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
         return Err(format!(
@@ -91,7 +100,7 @@ pub fn start(path: &Path, socket: &Path, no_daemon: bool, ready_fd: Option<i32>,
         };
         return serve(config, v, &socket, &pid_file, daemon);
     }
-    launch(relaunch, &absolute(path), &socket, &log)?;
+    launch(&launcher.relaunch, &absolute(path), &socket, &log)?;
     println!("log: {}\npid file: {}\nsocket: {}", log.display(), pid_file.display(), socket.display());
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! The command is [`run`]: the `titan-pm` binary (`src/main.rs`), the Python
 //! package's `titan-pm` script (`titan_pm._cli`, through `_native.cli_run`) and
 //! the npm package's `bin` (`dist/cli.js`, through the addon's `cliRun`) all
-//! call it, each saying how to run itself again ([`run`]'s `relaunch`): the
+//! call it, each saying how to run itself again ([`Launcher`]): the
 //! daemon is a fresh process started that way, never a fork of the caller.
 //!
 //! - [`client`]: connecting, reading report `Value`s.
@@ -110,13 +110,33 @@ enum Command {
     },
 }
 
+/// Where the CLI runs: how to run it again, and the interpreters its front end
+/// would use.
+#[derive(Clone, Debug, Default)]
+pub struct Launcher {
+    /// The command that runs this same CLI again (`[titan-pm]`, `[python, -m,
+    /// titan_pm._cli]`, `[node, .../cli.js]`): `start` without `--no-daemon` runs
+    /// it with `start --no-daemon` in a new session, its output to the daemon's
+    /// log, and waits until that manager is ready.
+    pub relaunch: Vec<OsString>,
+    /// The manager's `python` when the process file's `[manager]` sets none (the
+    /// Python package's CLI: its own interpreter, as `ProcessManager()` does).
+    pub python: Option<String>,
+    /// The manager's `node` when the file sets none (the npm package's CLI: its own node).
+    pub node: Option<String>,
+}
+
+impl Launcher {
+    /// A launcher that runs the CLI again as `relaunch`, with the core's default interpreters.
+    pub fn new(relaunch: Vec<OsString>) -> Self {
+        Launcher { relaunch, python: None, node: None }
+    }
+}
+
 /// Runs the `titan-pm` command line `args` (the first is the program name) and
 /// returns its exit code: 0 on success, 1 on an error (printed as `titan-pm: ...`),
-/// 2 on a usage error. `relaunch` is the command that runs this same CLI again
-/// (`[titan-pm]`, `[python, -m, titan_pm._cli]`, `[node, .../cli.js]`): `start`
-/// without `--no-daemon` runs it with `start --no-daemon` in a new session, its
-/// output to the daemon's log, and waits until that manager is ready.
-pub fn run<I, T>(args: I, relaunch: &[OsString]) -> i32
+/// 2 on a usage error.
+pub fn run<I, T>(args: I, launcher: &Launcher) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -131,7 +151,7 @@ where
     };
     let socket = client::socket_path(cli.socket);
     let result = match cli.command {
-        Command::Start { file, no_daemon, ready_fd } => daemon::start(&file, &socket, no_daemon, ready_fd, relaunch),
+        Command::Start { file, no_daemon, ready_fd } => daemon::start(&file, &socket, no_daemon, ready_fd, launcher),
         command => run_client(command, socket, cli.json),
     };
     let _ = std::io::Write::flush(&mut std::io::stdout());

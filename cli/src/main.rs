@@ -3,5 +3,5 @@
 
 fn main() {
     let me = std::env::current_exe().map(Into::into).unwrap_or_else(|_| std::ffi::OsString::from("titan-pm"));
-    std::process::exit(titan_pm_cli::run(std::env::args_os(), &[me]));
+    std::process::exit(titan_pm_cli::run(std::env::args_os(), &titan_pm_cli::Launcher::new(vec![me])));
 }

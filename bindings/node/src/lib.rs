@@ -20,9 +20,11 @@
 //! - workflows: `NativeWorkflow`, `NativeManager.workflowLoad/Run/Runs/NextEvent` (`workflow.rs`);
 //! - supervisors: `NativeManager.supervisorStart/Child/Pool/State/Children/StartChild/Stop`,
 //!   `NativeSupervisorEvents` with `supervisorSubscribe/NextEvent`, and `checkOptions` for the
-//!   decorators (`supervise.rs`).
+//!   decorators (`supervise.rs`);
+//! - the `titan-pm` command: `cliRun(argv, relaunch)` (`cli.rs`), for the package's `bin`.
 
 mod agent;
+mod cli;
 mod convert;
 mod errors;
 mod host;
