@@ -83,6 +83,20 @@ enum Command {
         #[arg(long)]
         timeout: Option<u64>,
     },
+    /// Run a workflow the process file declares ([[workflow]]) with INPUT (JSON; a bare word is a string); prints every stage's result
+    Run {
+        workflow: String,
+        input: Option<String>,
+        /// The run's id: a finished run's id returns its stored outcome, an unfinished one resumes (default: a new run)
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// The workflows the process file declares (their stages) and the journal's newest runs
+    Workflows {
+        /// How many runs to show
+        #[arg(long, default_value_t = 10)]
+        runs: u32,
+    },
     /// Lifecycle events as they happen (one JSON object per line)
     Events,
     /// A live view: cpu and memory sparklines, requests/s, errors, latency per process (q quits)
@@ -184,6 +198,8 @@ fn run_client(command: Command, socket: PathBuf, json: bool) -> Result<(), Strin
             Command::Pools => c::pools(&m, json).await,
             Command::Call { target, method, args, timeout } => c::call(&m, &target, &method, &args, timeout.unwrap_or(0)).await,
             Command::Events => c::events(&m).await,
+            Command::Run { workflow, input, id } => c::run_workflow(&m, &workflow, input.as_deref(), id.as_deref().unwrap_or("")).await,
+            Command::Workflows { runs } => c::workflows(&m, runs, json).await,
             Command::Monit { interval } => monit::run(&m, std::time::Duration::from_millis(interval.max(100))).await,
             Command::Reload { file, changed_only } => c::reload(&m, &file, !changed_only, json).await,
             Command::Start { .. } => unreachable!("handled before the runtime starts"),
