@@ -38,8 +38,8 @@
 //! drains and stops (runs already going finish there).
 //!
 //! [`Deployment::apply`] makes the manager match a file: new entries start,
-//! changed ones are replaced rolling (a process: a new one is ready before the
-//! old one drains and stops; a pool: `reload_with` member by member, then
+//! changed ones are replaced rolling (a process: `restart_with` its new options,
+//! a new instance ready before the old one drains and stops, the id kept; a pool: `reload_with` member by member, then
 //! `scale`), removed ones stop gracefully, and with `reload_all` unchanged ones
 //! are reloaded too (new code on disk). Changes to `[manager]` need a restart
 //! of the manager: `apply` says so in its `warnings`.
@@ -376,14 +376,14 @@ async fn replace_worker(pm: &ProcessManager, old: &Entry, id: u64, new: &Entry) 
     match &new.kind {
         Kind::Supervisor(_) | Kind::Workflow(_) => unreachable!("replace handles them"),
         Kind::Process(o) => {
+            // A graceful restart (onto the new options, if they changed): the new instance
+            // is ready before the old one drains and stops; the id stays.
             if old.raw == new.raw {
-                pm.restart(id).await?; // same spec: a graceful restart keeps the id
-                return Ok(id);
+                pm.restart(id).await?;
+            } else {
+                pm.restart_with(id, new.script.as_str(), o.clone()).await?;
             }
-            // New options: a new process is ready before the old one drains and stops.
-            let fresh = pm.spawn(new.script.as_str(), o.clone()).await?;
-            let _ = pm.stop(id).await;
-            Ok(fresh.id())
+            Ok(id)
         }
         Kind::Pool(o) => {
             if pool_own_options(&old.raw) != pool_own_options(&new.raw) {
