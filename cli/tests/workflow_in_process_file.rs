@@ -145,3 +145,37 @@ fn a_bad_workflow_entry_fails_before_anything_starts() {
     assert!(err.contains("workflow[0] (w): stages: unknown option"), "{err}");
     assert!(!socket.exists());
 }
+
+#[test]
+fn an_interrupted_run_resumes_with_the_same_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let socket = run.join("control.sock");
+    let file = dir.path().join("titan.toml");
+    let body = format!(
+        "[manager]\nworkflows = {{ lease = 1000 }}\n\n[[workflow]]\nname = \"complex\"\nscript = \"{}\"\nenv = {{ TEST_WORKFLOW = \"complex\" }}\n",
+        workflow_worker().display()
+    );
+    std::fs::write(&file, body).unwrap();
+    let _guard = Daemon(run.join("titan-pm.pid"));
+    ok(&socket, &["start", file.to_str().unwrap()]);
+
+    // The client goes away mid-run (C and D take 300 ms after A and B's 50 ms).
+    let mut client = std::process::Command::new(titan_pm())
+        .args(["--socket", socket.to_str().unwrap(), "run", "complex", "1", "--id", "r"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    client.kill().unwrap();
+    client.wait().unwrap();
+    let runs = json(&socket, &["workflows"])["runs"].clone();
+    assert_eq!(runs[0]["runId"], "r");
+    assert_eq!(runs[0]["state"], "running", "stopped where it was, journaled: {runs}");
+
+    // The same id resumes it (once its lease lapses) and finishes.
+    let result: serde_json::Value = serde_json::from_str(&ok(&socket, &["run", "complex", "1", "--id", "r"])).unwrap();
+    assert_eq!(result["E"]["stage"], "E");
+    assert_eq!(json(&socket, &["workflows"])["runs"][0]["state"], "completed");
+    ok(&socket, &["stop"]);
+}
