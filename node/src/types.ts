@@ -355,7 +355,7 @@ export interface PoolMetrics {
 /** Pool event names: pool:initialized, pool:scaled, pool:drained, pool:destroyed, pool:failed, worker:spawned, worker:crashed, worker:replaced, worker:unhealthy, circuitbreaker:open|halfopen|close (their `state`: open, half-open, closed). Worker events carry `processId`. */
 export type PoolEventName = string;
 
-type Methods<T> = {
+export type Methods<T> = {
   readonly [K in keyof T as K extends 'init' ? never : T[K] extends AnyFunction ? K : never]: Remote<T[K]>;
 };
 

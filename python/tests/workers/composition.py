@@ -26,9 +26,9 @@ class UserService:
         return get_trace_context()
 
     @public
-    async def sleep(self, seconds):
-        await asyncio.sleep(seconds)
-        return seconds
+    async def sleep(self, ms):
+        await asyncio.sleep(ms / 1000)
+        return ms
 
 
 @process(name="orders", version="1.0.0")
@@ -61,7 +61,7 @@ class OrderService:
     @public
     async def slow_users(self, timeout):
         try:
-            return {"ok": await self.users.with_options(timeout=timeout).sleep(5)}
+            return {"ok": await self.users.with_options(timeout=timeout).sleep(5000)}
         except Exception as e:
             return {"error": type(e).__name__}
 
