@@ -9,7 +9,7 @@ import os
 import signal
 
 from conftest import FAST_RESTARTS, WORKERS, run
-from titan_pm import ProcessManager
+from titan_pm import ProcessManager, child, supervisor
 
 FILE = str(WORKERS / "composition.py")
 USERS, ORDERS, COUNTER = f"{FILE}:UserService", f"{FILE}:OrderService", f"{FILE}:Counter"
@@ -65,5 +65,21 @@ def test_four_pool_members_incrementing_shared_state_250_times_each_end_at_1000(
             later = await pm.spawn(COUNTER)
             assert await later.get() == 1000
             assert await later.label_roundtrip("x") == ["none", "x"]
+
+    run(main())
+
+
+@supervisor(strategy="one-for-one", backoff={"type": "exponential", "initial": 0.02, "max": 0.1})
+class Composed:
+    db = child(USERS)
+    api = child(f"{FILE}:Api", inject=["db"])
+
+
+def test_a_supervised_child_whose_async_init_calls_its_injected_earlier_sibling_starts():
+    async def main():
+        async with ProcessManager() as pm:
+            sup = await pm.supervisor(Composed)
+            api = await sup.child("api")
+            assert await api.first_user() == {"id": 1, "name": "user-1", "lang": "python"}
 
     run(main())

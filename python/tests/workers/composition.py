@@ -93,3 +93,17 @@ class Counter:
         before = await self.label.get()
         await self.label.set(text)
         return [before, await self.label.get()]
+
+
+@process(name="api", version="1.0.0")
+class Api:
+    """A supervised child whose init calls the sibling started before it (injected as "db")."""
+
+    db = inject_process("db")
+
+    async def init(self):
+        self.first = await self.db.get_user(1)
+
+    @public
+    def first_user(self):
+        return self.first
