@@ -131,3 +131,14 @@ for (const mode of MODES) {
     }),
   );
 }
+
+for (const mode of MODES) {
+  test(`a supervised child whose async init calls its injected earlier sibling starts (${mode} decorators)`, { timeout: 30000 }, () =>
+    withManager({}, async (pm) => {
+      const { Composed } = require(fixture('composed-supervisor.js', mode));
+      const sup = await pm.supervisor(Composed);
+      const api = await sup.child('api');
+      assert.deepEqual(await api.firstUser(), { id: 1, name: 'user-1', lang: 'node' });
+    }),
+  );
+}
