@@ -8,6 +8,8 @@ import asyncio
 import os
 import signal
 
+import pytest
+
 from conftest import FAST_RESTARTS, WORKERS, run
 from titan_pm import ProcessManager, child, supervisor
 
@@ -81,5 +83,19 @@ def test_a_supervised_child_whose_async_init_calls_its_injected_earlier_sibling_
             sup = await pm.supervisor(Composed)
             api = await sup.child("api")
             assert await api.first_user() == {"id": 1, "name": "user-1", "lang": "python"}
+
+    run(main())
+
+
+@pytest.mark.parametrize("isolation", ["worker", "none"])
+def test_a_worker_in_the_host_process_calls_a_given_process(isolation):
+    async def main():
+        async with ProcessManager() as pm:
+            users = await pm.spawn(USERS)
+            orders = await pm.spawn(ORDERS, isolation=isolation, processes={"users": users.process_id})
+            assert (await orders.place(4))["user"]["name"] == "user-4"
+            assert (await orders.place_sync(5))["user"]["name"] == "user-5"
+            r = await orders.attempt("other", "get_user", 1)
+            assert r["error"] == "ConfigError", r
 
     run(main())
