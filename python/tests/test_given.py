@@ -11,7 +11,7 @@ import signal
 import pytest
 
 from conftest import FAST_RESTARTS, WORKERS, run
-from titan_pm import ProcessManager, child, supervisor
+from titan_pm import ProcessManager, SpawnError, child, supervisor
 
 FILE = str(WORKERS / "composition.py")
 USERS, ORDERS, COUNTER = f"{FILE}:UserService", f"{FILE}:OrderService", f"{FILE}:Counter"
@@ -97,5 +97,16 @@ def test_a_worker_in_the_host_process_calls_a_given_process(isolation):
             assert (await orders.place_sync(5))["user"]["name"] == "user-5"
             r = await orders.attempt("other", "get_user", 1)
             assert r["error"] == "ConfigError", r
+
+    run(main())
+
+
+def test_a_sync_init_that_uses_a_given_process_fails_with_a_clear_error():
+    async def main():
+        async with ProcessManager() as pm:
+            users = await pm.spawn(USERS)
+            with pytest.raises(SpawnError) as e:
+                await pm.spawn(f"{FILE}:SyncInit", processes={"db": users.process_id})
+            assert "make that method async" in str(e.value), e.value
 
     run(main())

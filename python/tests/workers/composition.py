@@ -107,3 +107,17 @@ class Api:
     @public
     def first_user(self):
         return self.first
+
+
+@process(name="sync-init", version="1.0.0")
+class SyncInit:
+    """A sync init that uses a given process: it runs on the agent's thread, which cannot wait."""
+
+    db = inject_process("db")
+
+    def init(self):
+        self.first = self.db.get_user(1)
+
+    @public
+    def first_user(self):
+        return self.first
