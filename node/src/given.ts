@@ -119,6 +119,39 @@ export class Given {
   }
 }
 
+// How a process handle travels in spawn `dependencies` (core's host::grants::PROCESS_REF), and what
+// the worker's init gets in its place (GIVEN_REF): core makes the one a grant and the other.
+const PROCESS_REF = '$process';
+const GIVEN_REF = '$given';
+
+/**
+ * Host side: process and pool proxies among spawn `dependencies` become `{ $process: id }`,
+ * which the core gives to the worker (the sidecar pattern). Returns `{ dependencies }` if any changed.
+ */
+export function processRefs(dependencies: unknown): { dependencies?: Record<string, unknown> } {
+  if (!dependencies || typeof dependencies !== 'object' || Array.isArray(dependencies)) return {};
+  let changed = false;
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(dependencies)) {
+    const id = typeof v === 'object' && v !== null ? ((v as any).__processId ?? (v as any).__poolId) : undefined;
+    if (typeof id === 'number') {
+      out[key] = { [PROCESS_REF]: id };
+      changed = true;
+    } else out[key] = v;
+  }
+  return changed ? { dependencies: out } : {};
+}
+
+/** Worker side: each `{ $given: name }` among init's dependencies becomes the process given under `name`. */
+export function givenRefs(given: Given, dependencies: unknown[]): unknown[] {
+  return dependencies.map((v) => {
+    if (typeof v !== 'object' || v === null) return v;
+    const keys = Object.keys(v);
+    const name = (v as any)[GIVEN_REF];
+    return keys.length === 1 && typeof name === 'string' ? given.process(name) : v;
+  });
+}
+
 let constructing: Given | undefined;
 const instances = new WeakMap<object, Given>();
 

@@ -142,3 +142,13 @@ for (const mode of MODES) {
     }),
   );
 }
+
+test('the sidecar pattern: a process handle passed as a spawn dependency is given to the worker', { timeout: 30000 }, () =>
+  withManager({ isolation: 'child' }, async (pm) => {
+    const main = await pm.spawn(fixture('composition.js') + ':UserService');
+    const sidecar = await pm.spawn(fixture('composition.js') + ':Sidecar', { dependencies: { main, label: 'logs' } });
+    assert.deepEqual(await sidecar.watch(9), { label: 'logs', user: { id: 9, name: 'user-9', lang: 'node' } });
+    const bad = await pm.spawn(fixture('composition.js') + ':Sidecar', { dependencies: { main: { $process: 0 }, label: 'x' } }).then(() => null, (e) => e);
+    assert.match(String(bad?.message), /dependencies.main: \$process must be a process id, not 0/);
+  }),
+);

@@ -110,3 +110,17 @@ def test_a_sync_init_that_uses_a_given_process_fails_with_a_clear_error():
             assert "make that method async" in str(e.value), e.value
 
     run(main())
+
+
+def test_the_sidecar_pattern_a_handle_passed_as_a_spawn_dependency_is_given_to_the_worker():
+    async def main():
+        async with ProcessManager() as pm:
+            users = await pm.spawn(USERS)
+            sidecar = await pm.spawn(f"{FILE}:Sidecar", dependencies={"main": users, "label": "logs"})
+            assert await sidecar.watch(9) == {"label": "logs", "user": {"id": 9, "name": "user-9", "lang": "python"}}
+            # A pool handle too.
+            pool = await pm.pool(USERS, size=2)
+            sidecar = await pm.spawn(f"{FILE}:Sidecar", dependencies={"main": pool, "label": "pool"})
+            assert (await sidecar.watch(3))["user"]["id"] == 3
+
+    run(main())

@@ -180,7 +180,7 @@ class Runtime:
         self._validate_and_cache()
         if not self.definition.has_init:
             return done(True, None)
-        dependencies = dependencies or {}
+        dependencies = given.given_refs(self._granted, dependencies or {})  # process handles given as dependencies
         decode = kwargs_decoder(self.instance.init)
         if decode is not None:
             try:

@@ -223,6 +223,36 @@ class shared_state:
         raise AttributeError(f"{self._attr} is shared state: use .set(value) or .add(delta)")
 
 
+# How a process handle travels in spawn `dependencies` (core's host::grants::PROCESS_REF), and what
+# the worker's init gets in its place (GIVEN_REF): core makes the one a grant and the other.
+PROCESS_REF = "$process"
+GIVEN_REF = "$given"
+
+
+def process_refs(dependencies: Any) -> Any:
+    """Host side: process handles (a `ProcessHandle` or `Pool`, asyncio or blocking) among
+    spawn `dependencies` become `{"$process": id}`: the core gives them to the worker."""
+    if not isinstance(dependencies, dict):
+        return dependencies
+    out = {}
+    for key, v in dependencies.items():
+        cls = type(v)
+        if cls.__module__.startswith("titan_pm.") and cls.__name__ in ("ProcessHandle", "Pool"):
+            v = {PROCESS_REF: v.__dict__["process_id" if cls.__name__ == "ProcessHandle" else "pool_id"]}
+        out[key] = v
+    return out
+
+
+def given_refs(granted: Granted, dependencies: Any) -> Any:
+    """Worker side: each `{"$given": name}` among init's dependencies becomes the process given under `name`."""
+    if not isinstance(dependencies, dict):
+        return dependencies
+    return {
+        k: GivenProcess(granted, v[GIVEN_REF]) if isinstance(v, dict) and len(v) == 1 and isinstance(v.get(GIVEN_REF), str) else v
+        for k, v in dependencies.items()
+    }
+
+
 def bind(instance: Any, granted: Granted) -> None:
     """Attaches `granted` to a constructed worker instance."""
     try:

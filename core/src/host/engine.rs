@@ -98,13 +98,14 @@ impl Engine {
     }
 
     /// Starts a process and lists it; it exists only if its first instance came up.
-    pub(crate) async fn start_process(self: &Rc<Self>, target: Target, options: SpawnOptions) -> Result<Rc<Process>> {
+    pub(crate) async fn start_process(self: &Rc<Self>, target: Target, mut options: SpawnOptions) -> Result<Rc<Process>> {
         if self.closed.get() {
             return Err(Error::ManagerShutDown);
         }
         if !matches!(options.dependencies, Value::Null | Value::Map(_)) {
             return Err(Error::Config(format!("dependencies must be a map, not {}", options.dependencies.type_name())));
         }
+        super::grants::given_dependencies(&mut options.dependencies, &mut options.processes)?;
         crate::value::check(&options.dependencies, "dependencies")?;
         for (name, id) in &options.processes {
             if self.process(*id).is_err() && !self.services.borrow().contains_key(id) {

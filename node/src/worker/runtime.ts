@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { CALL, CANCEL, EXIT, HEALTH, INIT, REPLY, SHUTDOWN, native } from '../binding';
 import { definitionOf, ProcessDefinition } from '../decorators';
 import { policiesOf, workerPoliciesOf } from '../policies';
-import { construct, Given } from '../given';
+import { construct, Given, givenRefs } from '../given';
 import { runInTrace } from '../trace';
 import { Layers } from './layers';
 
@@ -200,7 +200,8 @@ export class Runtime {
         return;
       case INIT: {
         if (typeof extra === 'number') this.given.grant = extra;
-        const deps = payload && typeof payload === 'object' ? Object.values(payload) : [];
+        // Process handles given as dependencies arrive as `{ $given: name }` (../given.ts).
+        const deps = givenRefs(this.given, payload && typeof payload === 'object' ? Object.values(payload) : []);
         return this.run(token, () => (typeof inst.init === 'function' ? inst.init(...deps) : undefined), 'init');
       }
       case HEALTH:

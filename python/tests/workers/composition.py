@@ -121,3 +121,15 @@ class SyncInit:
     @public
     def first_user(self):
         return self.first
+
+
+@process(name="sidecar", version="1.0.0")
+class Sidecar:
+    """Handed the main service as a spawn dependency (a process handle): it calls it."""
+
+    def init(self, main, label):
+        self.main, self.label = main, label
+
+    @public
+    async def watch(self, user_id):
+        return {"label": self.label, "user": await self.main.get_user(user_id)}
