@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 
 import { native } from './binding';
+import { processRefs } from './given';
 import { ControlServer } from './control';
 import { definitionOf, ProcessDefinition } from './decorators';
 import { ConfigError, rethrow, signalName, spawnError } from './errors';
@@ -78,7 +79,7 @@ export class ProcessManager extends EventEmitter {
   async spawn<T = any>(target: string | WorkerClass<T>, options: SpawnOptions = {}): Promise<ProcessProxy<T>> {
     const isolation: Isolation = options.isolation ?? this.#config.isolation ?? 'worker';
     const file = this.#target(target, isolation);
-    const nativeOptions = { ...options, isolation, output: this.#outputOption(options.output) };
+    const nativeOptions = { ...options, isolation, output: this.#outputOption(options.output), ...processRefs(options.dependencies) };
     if (!this.#inProcess(target, file, isolation)) {
       // The core runs the file (or says why it cannot run it in-process).
       nativeOptions.env = { ...options.env, TITAN_NODE_WORKER: WORKER_ENTRY };
@@ -102,7 +103,7 @@ export class ProcessManager extends EventEmitter {
   async pool<T = any>(target: string | WorkerClass<T>, options: PoolOptions = {}): Promise<PoolProxy<T>> {
     const isolation: Isolation = options.isolation ?? this.#config.isolation ?? 'worker';
     const file = this.#target(target, isolation);
-    const nativeOptions = { ...options, isolation, output: this.#outputOption(options.output) };
+    const nativeOptions = { ...options, isolation, output: this.#outputOption(options.output), ...processRefs(options.dependencies) };
     let id: number;
     if (!this.#inProcess(target, file, isolation)) {
       nativeOptions.env = { ...options.env, TITAN_NODE_WORKER: WORKER_ENTRY };

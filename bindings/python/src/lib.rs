@@ -51,6 +51,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<control::ControlServer>()?;
     // worker
     m.add_class::<agent::Completion>()?;
+    m.add_class::<agent::Granted>()?;
     m.add_function(wrap_pyfunction!(agent::serve_worker_on, m)?)?;
     // options
     m.add_function(wrap_pyfunction!(options::check_manager_options, m)?)?;

@@ -29,7 +29,7 @@ use capnp_rpc::RpcSystem;
 use futures::future::LocalBoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use capabilities::{Capabilities, ProcessRef, SharedRef};
+pub use capabilities::{Capabilities, ProcessRef, Remote, Reply, SharedRef, MAX_REMOTE_IN_FLIGHT};
 pub use rust_worker::{WorkerDef, WorkerError};
 
 use crate::error::{Error, Result};
