@@ -11,6 +11,7 @@ use napi_derive::napi;
 /// how to run this CLI again (the daemon of `start`). Returns the exit code.
 /// `node` is the manager's default runtime for `.js` workers (the caller's own).
 #[napi]
+#[cfg_attr(test, allow(dead_code))]
 pub fn cli_run(argv: Vec<String>, relaunch: Vec<String>, node: String) -> i32 {
     let launcher = titan_pm_cli::Launcher {
         relaunch: relaunch.into_iter().map(OsString::from).collect(),
