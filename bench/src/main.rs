@@ -55,6 +55,7 @@ fn main() {
         "titan-pm (engine thread, defaults)",
         "titan-pm (engine thread, spin 0.2 ms)",
         "titan-pm (new_local, no hop)",
+        "titan-pm (engine thread, spin off)",
     ];
     let mut all: Vec<Vec<Figures>> = names.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds {
@@ -63,15 +64,16 @@ fn main() {
         all[2].push(titan(&worker, Engine::Thread(ManagerConfig::default().spin)));
         all[3].push(titan(&worker, Engine::Thread(spin)));
         all[4].push(titan(&worker, Engine::Local));
+        all[5].push(titan(&worker, Engine::Thread(Duration::ZERO)));
     }
     for (name, rows) in names.iter().zip(&all) {
         report(name, &median_of(rows));
     }
     println!();
     let ratio = |a: &[Figures], b: &[Figures], f: fn(&Figures) -> f64| median(a.iter().zip(b).map(|(x, y)| f(x) / f(y)).collect());
-    for (name, i) in [("engine thread", 2), ("thread, spin", 3), ("new_local", 4)] {
+    for (name, i) in [("engine thread", 2), ("thread, spin", 3), ("thread, no spin", 5), ("new_local", 4)] {
         println!(
-            "titan-pm {name:14}: sequential p50 {:.2}x raw (target <= 1.5x); 64 in flight {:.2}x bare capnp-rpc (target >= 0.8x)",
+            "titan-pm {name:15}: sequential p50 {:.2}x raw (target <= 1.5x); 64 in flight {:.2}x bare capnp-rpc (target >= 0.8x)",
             ratio(&all[i], &all[0], |f| f.p50_us),
             ratio(&all[i], &all[1], |f| f.calls_per_s),
         );
