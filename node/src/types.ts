@@ -301,7 +301,7 @@ export interface PoolOptions extends SpawnOptions {
   strategy?: PoolStrategy;
   /** Calls one worker runs at once (default 1). */
   concurrency?: number;
-  /** Calls sent ahead to a busy worker beyond its concurrency, waiting there so it never idles through a round trip (default 2; 0: off). They count as queued for `maxQueueSize`. */
+  /** Calls sent ahead to a busy worker beyond its concurrency, waiting there so it never idles through a round trip (default 8; 0: off). They count as queued for `maxQueueSize`. */
   pipeline?: number;
   /** Calls that may wait for a free worker (default 100); beyond it PoolBackpressureError at once. */
   maxQueueSize?: number;

@@ -206,7 +206,7 @@ class PoolOptions(SpawnOptions, total=False):
     size: Union[int, str]  # a number, or "auto"
     strategy: Union[str, PoolStrategy]
     concurrency: int
-    pipeline: int  # calls sent ahead to a busy worker beyond its concurrency (default 2; 0: off)
+    pipeline: int  # calls sent ahead to a busy worker beyond its concurrency (default 8; 0: off)
     max_queue_size: int
     request_timeout: Seconds
     retries: int

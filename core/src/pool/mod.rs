@@ -35,7 +35,7 @@ use crate::host::{CallOptions, Latency, ProcessManager, SpawnOptions, Target};
 use crate::value::{self, Value};
 
 /// Calls pipelined to each busy member by default (see [`PoolOptions::pipeline`]).
-pub const DEFAULT_PIPELINE: usize = 2;
+pub const DEFAULT_PIPELINE: usize = 8;
 
 /// How many workers: a number, or `Auto` (the CPU count).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,9 +86,10 @@ pub struct PoolOptions {
     /// worker (in order; it still runs at most `concurrency` at once) instead of in
     /// the pool's queue, so that it does not idle through a round trip; they count
     /// as queued for `max_queue_size`. A call goes to a member with a free running
-    /// slot first, and is sent ahead only to a member whose recent calls averaged
-    /// 2 ms or less (for longer calls a round trip matters little, and a queued call
-    /// then waits for the first member that frees up). 0: no pipelining.
+    /// slot first, and is sent ahead only to a member whose calls take 2 ms or less
+    /// on average (its latency divided by the call's turn in the member's line; for
+    /// longer calls a round trip matters little, and a queued call then waits for
+    /// the first member that frees up). 0: no pipelining.
     pub pipeline: usize,
     /// Calls that may wait for a free worker; beyond it `PoolBackpressure`.
     pub max_queue_size: usize,

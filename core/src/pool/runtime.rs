@@ -29,7 +29,8 @@ use crate::value::Value;
 const MAX_SPAWN_FAILURES: u32 = 5;
 /// How many times one call sent ahead (pipelined) may be resent after its member crashed.
 const MAX_PIPELINED_RESENDS: u32 = 3;
-/// Calls are pipelined only to members whose moving-average call latency is at most this (ms).
+/// Calls are pipelined only to members whose calls take at most this long on average (ms;
+/// a call's latency divided by its turn in the member's line).
 const PIPELINE_BELOW_MS: f64 = 2.0;
 /// Weight of the newest sample in the latency and error moving averages.
 const EWMA_ALPHA: f64 = 0.3;
@@ -42,6 +43,9 @@ struct Member {
     retiring: Cell<bool>,
     stats: RefCell<CallStats>,
     latency_ms: Cell<Option<f64>>,
+    /// Moving average of a call's latency divided by its turn in the member's line
+    /// (calls sent ahead wait for the ones before them): about one call's own time, in ms.
+    pace_ms: Cell<Option<f64>>,
     error_rate: Cell<f64>,
     unhealthy_streak: Cell<u32>,
     cpu: Cell<f64>,
@@ -163,6 +167,7 @@ impl Pool {
             retiring: Cell::new(false),
             stats: RefCell::default(),
             latency_ms: Cell::new(None),
+            pace_ms: Cell::new(None),
             error_rate: Cell::new(0.0),
             unhealthy_streak: Cell::new(0),
             cpu: Cell::new(0.0),
@@ -277,7 +282,8 @@ impl Pool {
         loop {
             let member = self.acquire(key, deadline, method, timeout).await?;
             let ahead = member.in_flight.get() > self.options.concurrency;
-            let lease = Lease { pool: self, member, started: Instant::now(), returned: false };
+            let turn = member.in_flight.get().div_ceil(self.options.concurrency).max(1);
+            let lease = Lease { pool: self, member, started: Instant::now(), turn, returned: false };
             let left = CallOptions { timeout: Some(deadline.saturating_duration_since(lease.started)), ..CallOptions::default() };
             let result = lease.member.process.call_direct(method, args, &left, trace, max_running).await;
             let result = match result {
@@ -374,7 +380,7 @@ impl Pool {
         // Calls are sent ahead only to members whose recent calls are short: there a round trip
         // is a large share of each call, and a call sent ahead waits little. A member with long
         // or not yet timed calls gets none, so a queued call waits for the first that frees up.
-        let light = |m: &Rc<Member>| ahead == 0 || m.latency_ms.get().is_some_and(|l| l <= PIPELINE_BELOW_MS);
+        let light = |m: &Rc<Member>| ahead == 0 || m.pace_ms.get().is_some_and(|l| l <= PIPELINE_BELOW_MS);
         let live: Vec<&Rc<Member>> = members
             .iter()
             .filter(|m| !m.retiring.get() && m.process.state() == ProcessState::Running && light(m))
@@ -397,7 +403,7 @@ impl Pool {
     }
 
     /// A call left `member`: with its result, or `None` if the caller dropped it.
-    fn release(self: &Rc<Self>, member: &Rc<Member>, result: Option<&Result<Value>>, elapsed: Duration) {
+    fn release(self: &Rc<Self>, member: &Rc<Member>, result: Option<&Result<Value>>, elapsed: Duration, turn: usize) {
         member.in_flight.set(member.in_flight.get() - 1);
         let Some(result) = result else {
             self.pump();
@@ -409,6 +415,8 @@ impl Pool {
         self.stats.borrow_mut().record(elapsed, ok);
         let ms = elapsed.as_secs_f64() * 1000.0;
         member.latency_ms.set(Some(member.latency_ms.get().map_or(ms, |l| l + EWMA_ALPHA * (ms - l))));
+        let pace = ms / turn as f64;
+        member.pace_ms.set(Some(member.pace_ms.get().map_or(pace, |l| l + EWMA_ALPHA * (pace - l))));
         let failed = if ok { 0.0 } else { 1.0 };
         member.error_rate.set(member.error_rate.get() + EWMA_ALPHA * (failed - member.error_rate.get()));
         if self.options.recycle.max_requests.is_some_and(|max| member.stats.borrow().requests >= max) {
@@ -858,20 +866,22 @@ struct Lease<'a> {
     pool: &'a Rc<Pool>,
     member: Rc<Member>,
     started: Instant,
+    /// Its turn in the member's line when sent (1: it could start at once).
+    turn: usize,
     returned: bool,
 }
 
 impl Lease<'_> {
     fn finish(mut self, result: &Result<Value>) {
         self.returned = true;
-        self.pool.release(&self.member, Some(result), self.started.elapsed());
+        self.pool.release(&self.member, Some(result), self.started.elapsed(), self.turn);
     }
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if !self.returned {
-            self.pool.release(&self.member, None, self.started.elapsed());
+            self.pool.release(&self.member, None, self.started.elapsed(), self.turn);
         }
     }
 }
