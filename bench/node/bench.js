@@ -151,10 +151,11 @@ async function main() {
     () => throughput((x) => two.run(x)),
   );
   report(`worker thread: ${IN_FLIGHT} in flight, 2 threads`, oursTput, theirsTput, 'calls/s', 'piscina', true);
-  // The core's pool (least-connections), one call per worker at a time like piscina's default.
+  // The core's pool with default options (least-connections, one running call per worker like piscina's
+  // default, calls pipelined to busy workers).
   const pool = await pm.pool(ECHO, { size: 2, maxQueueSize: 1000 });
   const [poolTput, theirsTput2] = await turns(() => throughput((x) => pool.ping(x)), () => throughput((x) => two.run(x)));
-  report(`pool of 2 (1 call/worker): ${IN_FLIGHT} in flight`, poolTput, theirsTput2, 'calls/s', 'piscina', true);
+  report(`pool of 2 (defaults): ${IN_FLIGHT} in flight`, poolTput, theirsTput2, 'calls/s', 'piscina', true);
   // ---- Buffer round trips ----
   const SWEEP = [['100 B', 100, 400], ['10 KB', 10_000, 400], ['1 MB', 1 << 20, 40], ['16 MB', 16 << 20, 4]];
   const timedP50 = async (call, n) => {
