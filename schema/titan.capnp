@@ -50,6 +50,9 @@ struct CallContext {
   traceId @2 :Text;
   spanId @3 :Text;
   parentSpanId @4 :Text;  # the caller's span (W3C trace context: trace id 32 hex, span ids 16 hex)
+  # 0: the call runs at once. Else it waits in the worker (in arrival order) until fewer than
+  # this many calls run there: a pool member's `concurrency`, while the pool pipelines calls to it.
+  maxRunning @5 :UInt32;
 }
 
 struct CallResult {

@@ -88,7 +88,7 @@ export interface ManagerConfig {
   node?: string;
   /** The address the `tcp` transport listens on (default 127.0.0.1). */
   tcpHost?: string;
-  /** How long the core's engine thread keeps polling after a job, ms (default 0.2): CPU spent to save a thread wake-up per call; 0 turns it off. */
+  /** How long the core's engine thread keeps polling after a job, ms (default 0: off): CPU spent to save a thread wake-up per call, which measured no better and hurt p99 when cores are scarce. */
   spin?: Duration;
   /** Where workflow runs are journaled: a SQLite file, a `postgresql://` URL, or `':memory:'` (the default: this process only); `lease` in ms. */
   workflows?: { journal?: string; lease?: Duration };
@@ -304,6 +304,8 @@ export interface PoolOptions extends SpawnOptions {
   strategy?: PoolStrategy;
   /** Calls one worker runs at once (default 1). */
   concurrency?: number;
+  /** Calls sent ahead to a busy worker beyond its concurrency, waiting there so it never idles through a round trip (default 8; 0: off). They count as queued for `maxQueueSize`. */
+  pipeline?: number;
   /** Calls that may wait for a free worker (default 100); beyond it PoolBackpressureError at once. */
   maxQueueSize?: number;
   /** A pool call's default deadline, ms. */

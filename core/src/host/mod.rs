@@ -162,7 +162,10 @@ pub struct ManagerConfig {
     /// The address the `tcp` transport listens on.
     pub tcp_host: String,
     /// How long the engine thread keeps polling after a job before it sleeps:
-    /// spends CPU to save a thread wake-up per call. `ZERO` turns it off.
+    /// spends CPU to save a thread wake-up per call. `ZERO` (the default) turns it
+    /// off: measured side by side it helped nowhere on a 2-vCPU machine (the Rust
+    /// bench's 64-in-flight and p50 were no better with 0.2 ms), and it hurt p99
+    /// badly when the workers need the cores (see bench/README.md).
     pub spin: Duration,
     /// Where workflow runs are journaled (`workflows`).
     pub workflows: WorkflowsConfig,
@@ -189,7 +192,7 @@ impl Default for ManagerConfig {
             python: "python3".into(),
             node: "node".into(),
             tcp_host: "127.0.0.1".into(),
-            spin: Duration::from_micros(200),
+            spin: Duration::ZERO,
             workflows: WorkflowsConfig::default(),
             clock: crate::clock::Clock::Real,
             interceptor: None,

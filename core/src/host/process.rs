@@ -290,13 +290,13 @@ impl Process {
     /// ([`Retry`]), all within the first attempt's deadline (never extended).
     async fn call_with_retries(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, trace: &TraceContext) -> Result<Value> {
         let Some(limit) = options.retries.filter(|n| *n > 0) else {
-            return self.call_direct(method, args, options, trace).await;
+            return self.call_direct(method, args, options, trace, 0).await;
         };
         let timeout = self.call_timeout(method, options);
         let deadline = Instant::now() + timeout;
         let mut retry = Retry::new(limit);
         loop {
-            match self.call_until(method, args, deadline, timeout, trace).await {
+            match self.call_until(method, args, deadline, timeout, trace, 0).await {
                 Err(e) if retry.again(&e, Instant::now(), deadline) => {}
                 result => return result,
             }
@@ -309,14 +309,15 @@ impl Process {
     }
 
     /// A call without the host-side policies (a pool applies its own around it); self-healing
-    /// still watches its errors.
-    pub(crate) async fn call_direct(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, trace: &TraceContext) -> Result<Value> {
+    /// still watches its errors. `max_running` (0: none): the worker starts the call only
+    /// when fewer than that many calls run there (a pool member's concurrency).
+    pub(crate) async fn call_direct(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, trace: &TraceContext, max_running: u32) -> Result<Value> {
         let timeout = self.call_timeout(method, options);
-        self.call_until(method, args, Instant::now() + timeout, timeout, trace).await
+        self.call_until(method, args, Instant::now() + timeout, timeout, trace, max_running).await
     }
 
     /// One attempt of a call, by `deadline` (`timeout` is what a `CallTimeout` reports).
-    async fn call_until(self: &Rc<Self>, method: &str, args: &[Value], deadline: Instant, timeout: Duration, trace: &TraceContext) -> Result<Value> {
+    async fn call_until(self: &Rc<Self>, method: &str, args: &[Value], deadline: Instant, timeout: Duration, trace: &TraceContext, max_running: u32) -> Result<Value> {
         // Refused here, before anything is built or counted: capnp cannot hold it (and would panic).
         value::check_list(args, "args")?;
         if method.len() > MAX_METHOD_NAME {
@@ -329,20 +330,20 @@ impl Process {
             let name = self.name.borrow().clone();
             let declared = self.description().map(|d| d.name).unwrap_or_default();
             let result = match hooks.before_call(self.id, &[&name, &declared], method) {
-                Ok(()) => self.call_checked(method, args, deadline, timeout, trace).await,
+                Ok(()) => self.call_checked(method, args, deadline, timeout, trace, max_running).await,
                 Err(e) => Err(e),
             };
             hooks.called(self.id, method, &result);
             return result;
         }
-        self.call_checked(method, args, deadline, timeout, trace).await
+        self.call_checked(method, args, deadline, timeout, trace, max_running).await
     }
 
     /// One attempt past the checks: waits for a running instance, calls it, counts it.
-    async fn call_checked(self: &Rc<Self>, method: &str, args: &[Value], deadline: Instant, timeout: Duration, trace: &TraceContext) -> Result<Value> {
+    async fn call_checked(self: &Rc<Self>, method: &str, args: &[Value], deadline: Instant, timeout: Duration, trace: &TraceContext, max_running: u32) -> Result<Value> {
         let instance = self.instance_for_call(deadline, method, timeout).await?;
         let started = Instant::now();
-        let result = self.call_instance(&instance, method, args, deadline, timeout, trace).await;
+        let result = self.call_instance(&instance, method, args, deadline, timeout, trace, max_running).await;
         self.stats.borrow_mut().record(started.elapsed(), result.is_ok());
         if let Err(e) = &result {
             self.maybe_heal(&instance, method, e);
@@ -446,6 +447,7 @@ impl Process {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn call_instance(
         self: &Rc<Self>,
         instance: &Rc<Instance>,
@@ -454,6 +456,7 @@ impl Process {
         deadline: Instant,
         timeout: Duration,
         trace: &TraceContext,
+        max_running: u32,
     ) -> Result<Value> {
         let call_id = instance.next_call_id();
         let mut req = instance.worker.call_request();
@@ -467,6 +470,7 @@ impl Process {
             c.set_trace_id(trace.trace_id.as_str());
             c.set_span_id(trace.span_id.as_str());
             c.set_parent_span_id(trace.parent_span_id.as_str());
+            c.set_max_running(max_running);
         }
         let _in_flight = InFlight::enter(instance);
         let crashed = |s: ExitStatus| Error::ProcessCrashed { process_id: self.id, exit_code: s.code, signal: s.signal };
