@@ -111,7 +111,8 @@ async fn a_slow_callback_neither_blocks_calls_nor_queues_without_bound() {
     let grew = rss().saturating_sub(before);
     let dropped = pm.get_metrics(h.id()).await.unwrap().output_dropped;
     eprintln!("slow callback, 2M lines: slowest call {slowest:?}, dropped {dropped}, host RSS +{} MB", grew >> 20);
-    assert!(slowest < Duration::from_millis(500), "{slowest:?}");
+    // Blocked calls would wait hours behind the callbacks; a loaded machine may add seconds.
+    assert!(slowest < Duration::from_secs(5), "{slowest:?}");
     assert!(dropped > 1_000_000, "{dropped}");
     assert!(grew < 64 << 20, "the host grew by {} MB", grew >> 20);
     assert!(*calls.lock().unwrap() > 0);
