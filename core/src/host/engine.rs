@@ -34,6 +34,8 @@ pub(crate) struct Engine {
     closed: Cell<bool>,
     /// New worker output lines, for `titan-pm logs --follow` (bounded; laggards skip).
     logs: broadcast::Sender<super::logs::LogLine>,
+    /// The runtimes bridges own behind this engine's in-process instances (see `live.rs`).
+    pub(crate) live: std::sync::Arc<super::live::LiveSet>,
 }
 
 /// How many killed processes the engine remembers (id and final state only).
@@ -55,6 +57,7 @@ impl Engine {
             next_id: Cell::new(0),
             closed: Cell::new(false),
             logs: broadcast::channel(super::logs::LOG_FOLLOW_BUFFER).0,
+            live: Default::default(),
         });
         let awake = Rc::new(tokio::sync::Notify::new());
         let spinner = (!engine.config.spin.is_zero())

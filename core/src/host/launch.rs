@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::output::{self, Dropped, Output, OutputStream, StderrTail};
 use super::registry::{Connection, Registered, Registry};
-use super::{HandlerFactory, Isolation, ManagerConfig, Target};
+use super::{live, HandlerFactory, Isolation, ManagerConfig, Target};
 use crate::agent;
 use crate::error::{describe_exit, Error, Result};
 use crate::protocol::{Description, ErrorInfo};
@@ -66,6 +66,8 @@ pub(crate) struct LaunchSpec<'a> {
     pub config: &'a ManagerConfig,
     /// What the worker gets at `init` beside its dependencies: the processes it may call, its class's shared state.
     pub grants: &'a Grants,
+    /// Where a bridge registers the runtimes behind this instance, and the process's id (see `live.rs`).
+    pub live: (&'a std::sync::Arc<super::live::LiveSet>, u64),
 }
 
 /// The capabilities a worker is handed at `init` (see `grants.rs`).
@@ -319,8 +321,16 @@ async fn start(spec: &LaunchSpec<'_>, registry: &Rc<Registry>, secret: &str) -> 
                 spec.isolation.as_str()
             ),
         )),
-        (Isolation::Worker, Target::Handler { factory, own_thread: false, .. }) => start_thread(factory.clone(), registry, secret, endpoint),
-        (Isolation::Worker | Isolation::None, Target::Handler { factory, .. }) => start_in_engine(factory, registry, secret),
+        (Isolation::Worker, Target::Handler { factory, own_thread: false, .. }) => {
+            let factory = factory.clone();
+            let (live, process, name) = (spec.live.0.clone(), spec.live.1, spec.name.borrow().clone());
+            let factory: HandlerFactory = std::sync::Arc::new(move || live::launching(&live, process, &name, || factory()));
+            start_thread(factory, registry, secret, endpoint)
+        }
+        (Isolation::Worker | Isolation::None, Target::Handler { factory, .. }) => {
+            let name = spec.name.borrow().clone();
+            live::launching(spec.live.0, spec.live.1, &name, || start_in_engine(factory, registry, secret))
+        }
     }
 }
 

@@ -22,6 +22,7 @@ mod grants;
 pub mod intercept;
 mod launch;
 mod limits;
+pub mod live;
 pub mod logs;
 pub(crate) mod metrics;
 mod output;

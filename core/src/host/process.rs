@@ -138,6 +138,7 @@ impl Process {
             output_tracker: &engine.output,
             config: &engine.config,
             grants: &launch::Grants { engine: Rc::downgrade(engine), processes: self.spec.processes.clone() },
+            live: (&engine.live, self.id),
         };
         launch::launch(&spec, &engine.registry).await
     }

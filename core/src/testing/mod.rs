@@ -26,7 +26,9 @@
 //!   A call is recorded where it reaches a worker: one answered by a cache or an
 //!   idempotency hit, or refused by an open breaker or a rate limit, is not.
 //! - [`cleanup`](TestProcessManager::cleanup) shuts down and fails, naming them,
-//!   if a worker outlived the shutdown (a child still alive, a worker thread still running).
+//!   if a worker outlived the shutdown (a child still alive, a worker thread still running,
+//!   or a runtime a bridge owns behind an in-process worker: a Python worker's call or loop
+//!   thread, a JS worker thread; see [`host::live`](crate::host::live)).
 //!
 //! The engine sees these through one [`Interceptor`](crate::host::Interceptor):
 //! a manager without one (production) pays an `Option` check per call and per spawn.
@@ -281,7 +283,13 @@ impl TestProcessManager {
                 let processes = engine.all_processes();
                 // A child killed at the deadline may need a moment to be reaped.
                 futures::future::join_all(processes.iter().map(|p| p.instance_ended(Duration::from_secs(1)))).await;
-                let leaks: Vec<String> = processes
+                // A runtime a bridge owns (a Python worker's threads, a JS worker thread) ends after
+                // its instance: give it a moment too (see `host::live`).
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+                while !engine.live.is_empty() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let mut leaks: Vec<String> = processes
                     .iter()
                     .filter_map(|p| {
                         let pid = p.live_instance()?;
@@ -294,6 +302,7 @@ impl TestProcessManager {
                         Some(format!("{} (process {}, {what})", info.name, info.process_id))
                     })
                     .collect();
+                leaks.extend(engine.live.remaining());
                 Ok(leaks)
             })
             .await
