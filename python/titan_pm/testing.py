@@ -14,11 +14,15 @@ plus `record_operations=True` and `control_time=False`) with:
 - `advance_time(seconds)` / `get_current_time()` / `reset_time()` with
   `control_time=True`: every timer in core (restart backoff, breaker timeouts,
   cache and idempotency TTLs, rate limits, health and autoscale intervals)
-  follows this clock. Call deadlines stay real time.
+  follows this clock. Call deadlines, spawn and shutdown timeouts and workflow
+  leases stay real time (they bound real work or are shared with other hosts).
 - `get_operations()` / `verify_operation(type, predicate)`: the record (`spawn`,
   `kill`, `crash`, `restart`, `failed`, `exit`, `recycle`, `call`, `scale`,
-  `supervisor:child:started|exited|restarted`, `supervisor:failed|stopped`).
-- `cleanup()`: shuts down and raises if a worker outlived the shutdown.
+  `supervisor:child:started|exited|restarted`, `supervisor:failed|stopped`,
+  `workflow:started`, `workflow:stage:started|completed|failed|retrying`,
+  `workflow:compensation:started|completed`, `workflow:completed|failed`).
+- `cleanup()`: shuts down and raises if a worker outlived the shutdown (a child,
+  a worker thread, or an in-process worker's runtime thread still in user code).
 
 Everything is decided in the core (`titan_pm` crate's `testing` module); this
 module only converts. With pytest, `pytest_plugins = ["titan_pm.testing"]` in a

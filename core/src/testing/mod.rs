@@ -17,12 +17,20 @@
 //!   the [`Clock`] every timer in core reads (restart backoff and window, breaker
 //!   timeouts, rate-limit refill, cache and idempotency TTLs, self-heal cooldowns,
 //!   health and autoscale intervals, pool replacement and supervisor backoff,
-//!   workflow stage-retry and compensation backoff). Call deadlines, spawn and
-//!   shutdown timeouts, and workflow leases (shared with other hosts through the
-//!   journal) stay on real time.
+//!   workflow stage-retry and compensation backoff). Some stay on real time, because
+//!   they bound real work or are shared with other hosts, and a clock nobody moves
+//!   must not turn them into hangs: call deadlines and spawn and shutdown timeouts
+//!   (a worker that hangs while it starts, answers or stops still fails the test in
+//!   time, and moving the clock for a 60 s breaker does not time out a spawn in
+//!   flight); workflow lease renewal and the lease expiry it races (the journal
+//!   stores the lease as wall-clock time that other hosts read, so a heartbeat on a
+//!   stopped clock would lose the lease to them).
 //! - [`operations`](TestProcessManager::operations): `spawn`, `kill`, `crash`,
 //!   `restart`, `failed`, `exit`, `recycle`, `call` (with its outcome), `scale`,
-//!   `supervisor:child:started|exited|restarted`, `supervisor:failed|stopped`.
+//!   `supervisor:child:started|exited|restarted`, `supervisor:failed|stopped`,
+//!   `workflow:started`, `workflow:stage:started|completed|failed|retrying`,
+//!   `workflow:compensation:started|completed`, `workflow:completed|failed` (the
+//!   run's events with their fields, and the workflow's process id).
 //!   A call is recorded where it reaches a worker: one answered by a cache or an
 //!   idempotency hit, or refused by an open breaker or a rate limit, is not.
 //! - [`cleanup`](TestProcessManager::cleanup) shuts down and fails, naming them,
