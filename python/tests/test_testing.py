@@ -10,7 +10,7 @@ import pytest
 
 from conftest import CALCULATOR, WORKERS, alive, run
 from titan_pm import ConfigError, ProcessFailedError, RemoteError, SpawnError
-from titan_pm.testing import create_test_process_manager, titan_test_manager  # noqa: F401  (the fixture)
+from titan_pm.testing import create_sync_test_process_manager, create_test_process_manager, titan_test_manager  # noqa: F401  (the fixture)
 
 sys.path.insert(0, str(WORKERS))
 from calculator import Calculator  # noqa: E402  the worker's own class, as a test imports it
@@ -219,3 +219,50 @@ def test_cleanup_names_an_in_process_worker_whose_runtime_thread_outlived_the_sh
         await pm.cleanup()
 
     run(main())
+
+
+# ---- the blocking API (titan_pm.sync) ----
+
+
+@pytest.mark.parametrize("engine", ["caller", "thread"])
+def test_the_sync_test_manager_runs_the_seed_examples_blocking(engine):
+    pm = create_sync_test_process_manager(engine=engine)
+    try:
+        calc = pm.spawn(Calculator)
+        other = pm.spawn(Calculator)
+        assert calc.add(2, 3) == 5
+        assert len([op for op in pm.get_operations() if op["type"] == "spawn"]) == 2
+        pm.simulate_crash(calc.process_id)
+        assert pm.wait_for_recovery(calc.process_id, 10.0)
+        assert pm.verify_operation("restart", lambda op: op["process_id"] == calc.process_id)
+        assert calc.add(1, 1) == 2
+        pm.set_health(other.process_id, {"status": "unhealthy", "checks": {"db": False}})
+        assert pm.get_health(other.process_id)["status"] == "unhealthy"
+        pm.clear_health(other.process_id)
+        pm.simulate_failure("call:add", ValueError("injected"))
+        with pytest.raises(RemoteError, match="injected"):
+            calc.add(1, 2)
+        assert calc.add(1, 2) == 3
+    finally:
+        pm.cleanup()
+
+
+def test_the_sync_test_manager_moves_its_clock_and_reads_its_options():
+    with pytest.raises(ConfigError, match="record_ops"):
+        create_sync_test_process_manager(record_ops=True)
+    pm = create_sync_test_process_manager(control_time=True, restart_policy={"initial_backoff": 10.0})
+    started = time.monotonic()
+    try:
+        calc = pm.spawn(Calculator)
+        t0 = pm.get_current_time()
+        pm.simulate_crash(calc.process_id)
+        assert not pm.wait_for_recovery(calc.process_id, 0.2)
+        pm.advance_time(10.0)
+        assert pm.wait_for_recovery(calc.process_id, 10.0)
+        assert pm.get_current_time() - t0 == pytest.approx(10.0, abs=0.01)
+        pm.reset_time()
+        assert abs(pm.get_current_time() - time.time()) < 1.0
+    finally:
+        pm.cleanup()
+    assert time.monotonic() - started < 6.0  # well under the 10 s backoff
+
