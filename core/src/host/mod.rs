@@ -231,11 +231,13 @@ pub struct Monitoring {
     pub health_check: Option<HealthProbe>,
     pub metrics: bool,
     pub tracing: bool,
+    /// Export `@Trace` spans over OTLP/HTTP (`monitoring.tracing: { endpoint, ... }`).
+    pub otlp: Option<crate::telemetry::OtlpConfig>,
 }
 
 impl Default for Monitoring {
     fn default() -> Self {
-        Monitoring { health_check: None, metrics: true, tracing: false }
+        Monitoring { health_check: None, metrics: true, tracing: false, otlp: None }
     }
 }
 
