@@ -6,7 +6,8 @@
 //! (`http/protobuf` or `http/json`). The POST itself goes through a small
 //! blocking client (`ureq`, plain HTTP: point it at a local collector), on the
 //! processor's thread, so no async runtime is needed. The in-memory store keeps
-//! every span as before; export is in addition to it.
+//! every span as before; export is in addition to it. A failed export is a
+//! warning through `tracing` (the SDK's internal logs, target `opentelemetry*`).
 //!
 //! A span keeps the ids the trace layer gave it (trace, span, parent), so a
 //! collector sees the same trace the call contexts carry across languages.
