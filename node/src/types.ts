@@ -103,14 +103,17 @@ export interface ManagerConfig {
   tcpHost?: string;
   /** How long the core's engine thread keeps polling after a job, ms (default 0.2): CPU spent to save a thread wake-up per call; 0 turns it off. */
   spin?: Duration;
-  /** Where workflow runs are journaled: a SQLite file, or `':memory:'` (the default: this process only); `lease` in ms. */
+  /** Where workflow runs are journaled: a SQLite file, a `postgresql://` URL, or `':memory:'` (the default: this process only); `lease` in ms. */
   workflows?: { journal?: string; lease?: Duration };
 }
 
 export interface SpawnOptions {
   isolation?: Isolation;
   transport?: Transport;
-  /** Passed to the worker's `init(...)`, values in key order. */
+  /**
+   * Passed to the worker's `init(...)`, values in key order. A process or pool proxy among them is
+   * given to the worker (the sidecar pattern): `init` receives a `GivenProcess` it can call.
+   */
   dependencies?: Record<string, unknown>;
   env?: Record<string, string>;
   args?: string[];
@@ -122,7 +125,7 @@ export interface SpawnOptions {
   resources?: Resources;
   restartPolicy?: RestartPolicy | boolean;
   output?: OutputOption;
-  /** Processes the worker may call, name -> process id (handed over as capabilities). */
+  /** Processes the worker may call, name -> process id (handed over as capabilities; `@InjectProcess(name)` in the worker). */
   processes?: Record<string, number>;
 }
 
@@ -368,7 +371,7 @@ export interface PoolMetrics {
 /** Pool event names: pool:initialized, pool:scaled, pool:drained, pool:destroyed, pool:failed, worker:spawned, worker:crashed, worker:replaced, worker:unhealthy, circuitbreaker:open|halfopen|close (their `state`: open, half-open, closed). Worker events carry `processId`. */
 export type PoolEventName = string;
 
-type Methods<T> = {
+export type Methods<T> = {
   readonly [K in keyof T as K extends 'init' ? never : T[K] extends AnyFunction ? K : never]: Remote<T[K]>;
 };
 

@@ -201,7 +201,7 @@ impl Default for ManagerConfig {
 /// The manager's `workflows` options (the workflow engine above the host reads them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkflowsConfig {
-    /// The SQLite journal file; `None` (`':memory:'`, the default) keeps runs in this process only.
+    /// The journal: a SQLite file or a `postgres://` URL (read as text); `None` (`':memory:'`, the default) keeps runs in this process only.
     pub journal: Option<PathBuf>,
     /// How long a host's claim on a run lasts without renewal (renewed every third of it
     /// while the run goes on). A run whose host died is resumed by another after this.
@@ -514,6 +514,14 @@ impl ProcessManager {
     /// hooks, then SIGTERM, then SIGKILL). No call fails; the id stays, the pid changes.
     pub async fn restart(&self, process_id: u64) -> Result<()> {
         self.exec(move |engine| async move { engine.restart(process_id).await }).await
+    }
+
+    /// [`restart`](Self::restart) onto a new target and spawn options (a process
+    /// file's changed entry): the new instance is launched from them and ready
+    /// before the old one drains; the id stays, and later restarts use them too.
+    pub async fn restart_with(&self, process_id: u64, target: impl Into<Target>, options: SpawnOptions) -> Result<()> {
+        let target = target.into();
+        self.exec(move |engine| async move { engine.restart_with(process_id, target, options).await }).await
     }
 
     /// Graceful stop, unlike [`kill`](Self::kill): new calls are refused, in-flight

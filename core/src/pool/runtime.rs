@@ -210,6 +210,17 @@ impl Pool {
         let engine = self.engine.upgrade().ok_or(Error::ManagerShutDown)?;
         let timeout = options.timeout.or(self.options.request_timeout).unwrap_or(engine.config.timeout);
         let deadline = Instant::now() + timeout;
+        if self.state.get() == PoolState::Destroyed {
+            // A supervised pool being restarted: the call waits for the new pool within its deadline.
+            match engine.replacement(self.id, self, deadline).await {
+                (Some(new), _) => {
+                    let left = deadline.saturating_duration_since(Instant::now()).max(std::time::Duration::from_millis(1));
+                    return Box::pin(Pool::call(&new, method, args, CallOptions { timeout: Some(left), ..options }, parent)).await;
+                }
+                (None, true) => return Err(Error::CallTimeout { method, timeout_ms: timeout.as_millis() as u64 }),
+                (None, false) => {}
+            }
+        }
         self.check_open()?;
         let key = options.key.as_deref();
         let retries = options.retries.unwrap_or(self.options.retries);
