@@ -322,9 +322,7 @@ async fn start(spec: &LaunchSpec<'_>, registry: &Rc<Registry>, secret: &str) -> 
             ),
         )),
         (Isolation::Worker, Target::Handler { factory, own_thread: false, .. }) => {
-            let factory = factory.clone();
-            let (live, process, name) = (spec.live.0.clone(), spec.live.1, spec.name.borrow().clone());
-            let factory: HandlerFactory = std::sync::Arc::new(move || live::launching(&live, process, &name, || factory()));
+            let factory = launching_on_its_thread(factory.clone(), spec);
             start_thread(factory, registry, secret, endpoint)
         }
         (Isolation::Worker | Isolation::None, Target::Handler { factory, .. }) => {
@@ -487,6 +485,13 @@ fn signal_child(pid: u32, signal: i32) {
     signal_group(pid, signal);
     // SAFETY: as above; the caller knows the child is not reaped.
     unsafe { libc::kill(pid as i32, signal) };
+}
+
+/// `factory`, run (on the worker thread) as the launch of `spec`'s process, so a bridge's runtimes register to it.
+#[allow(clippy::result_large_err)] // the factory's own error type
+fn launching_on_its_thread(factory: HandlerFactory, spec: &LaunchSpec<'_>) -> HandlerFactory {
+    let (live, process, name) = (spec.live.0.clone(), spec.live.1, spec.name.borrow().clone());
+    std::sync::Arc::new(move || live::launching(&live, process, &name, || factory()))
 }
 
 fn start_thread(factory: HandlerFactory, registry: &Rc<Registry>, secret: &str, endpoint: Option<Endpoint>) -> Result<Started> {
