@@ -6,10 +6,16 @@
 //! (debug level). An application that installed its own subscriber first keeps
 //! it (the Python package installs one that forwards to `logging`).
 //!
+//! [`otlp`] exports trace spans over OTLP/HTTP when `monitoring.tracing` names an endpoint.
+//!
 //! ```
 //! titan_pm::telemetry::init();
 //! tracing::warn!(target: "titan_pm", "seen on stderr unless TITAN_PM_LOG says otherwise");
 //! ```
+
+pub mod otlp;
+
+pub use otlp::{OtlpConfig, OtlpProtocol};
 
 /// The filter variable.
 pub const ENV: &str = "TITAN_PM_LOG";

@@ -19,9 +19,9 @@ export interface TestManagerConfig extends ManagerConfig {
   controlTime?: boolean;
 }
 
-/** One recorded operation: `{ type: 'spawn', processClass, processId }`, `kill`, `crash`, `restart`, `failed`, `exit`, `recycle`, `call` (`method`, `outcome`), `scale`, `supervisor:child:started|exited|restarted`, `supervisor:failed|stopped` (`supervisorId`). */
+/** One recorded operation: `{ type: 'spawn', processClass, processId }`, `kill`, `crash`, `restart`, `failed`, `exit`, `recycle`, `call` (`method`, `outcome`), `scale`, `supervisor:child:started|exited|restarted`, `supervisor:failed|stopped` (`supervisorId`), `workflow:started`, `workflow:stage:started|completed|failed|retrying`, `workflow:compensation:started|completed`, `workflow:completed|failed` (`workflow`, `runId`, `stage` ..., `processId` the workflow's process). */
 export interface Operation {
-  type: 'spawn' | 'kill' | 'crash' | 'restart' | 'failed' | 'exit' | 'recycle' | 'call' | 'scale' | `supervisor:${string}`;
+  type: 'spawn' | 'kill' | 'crash' | 'restart' | 'failed' | 'exit' | 'recycle' | 'call' | 'scale' | `supervisor:${string}` | `workflow:${string}`;
   processId?: number;
   processClass?: string;
   method?: string;
@@ -104,7 +104,9 @@ export class TestProcessManager extends ProcessManager {
     this.#n().testClearFailures();
   }
 
-  /** With `controlTime: true`: moves the clock `ms` forward, firing every timer due on the way, in order. */
+  /** With `controlTime: true`: moves the clock `ms` forward, firing every timer due on the way, in order.
+   * Call deadlines, spawn and shutdown timeouts and workflow leases stay real time (they bound real
+   * work or are shared with other hosts). */
   async advanceTime(ms: number): Promise<void> {
     try {
       await this.#n().testAdvanceTime(ms);
@@ -135,7 +137,8 @@ export class TestProcessManager extends ProcessManager {
     this.#n().testClearOperations();
   }
 
-  /** Shuts down; rejects (ConfigError) naming any worker that outlived the shutdown. */
+  /** Shuts down; rejects (ConfigError) naming any worker that outlived the shutdown: a child, a
+   * worker thread still running (one stuck in native code), an in-process runtime still held. */
   async cleanup(): Promise<void> {
     let leaked: unknown;
     await this.#n().testCleanup().catch((e: unknown) => { leaked = e; });

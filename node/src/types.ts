@@ -58,8 +58,21 @@ export interface Monitoring {
   healthCheck?: boolean | { enabled?: boolean; interval?: Duration; timeout?: Duration };
   /** Default true. */
   metrics?: boolean;
-  /** Default false. */
-  tracing?: boolean;
+  /** Default false. With an `endpoint`, `@Trace` spans are exported over OTLP/HTTP (see the README's tracing section). */
+  tracing?:
+    | boolean
+    | {
+        enabled?: boolean;
+        /** An OTLP/HTTP collector: `http://localhost:4318` (gets `/v1/traces`) or a full traces URL; plain http. */
+        endpoint?: string;
+        /** Default `http/protobuf`. */
+        protocol?: 'http/protobuf' | 'http/json';
+        /** The resource's `service.name` (default `titan-pm`). */
+        serviceName?: string;
+        headers?: Record<string, string>;
+        /** One export's deadline, ms (default 10 000). */
+        timeout?: Duration;
+      };
 }
 
 export interface ManagerConfig {

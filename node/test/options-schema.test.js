@@ -1,6 +1,6 @@
 // The TypeScript option types agree with the core's one option schema: every
 // option path of ManagerConfig, SpawnOptions, PoolOptions, SupervisorOptions
-// and ChildOptions in src/types.ts
+// and ChildOptions in src/types.ts, and of TestManagerConfig in src/testing.ts
 // (nested objects included, read with the TypeScript compiler API) is one the
 // core accepts, and every path the core accepts is typed. Fails on drift either way.
 'use strict';
@@ -13,13 +13,17 @@ const native = require('../native/binding.js');
 
 const TYPES = path.join(__dirname, '..', 'src', 'types.ts');
 
-let program;
+const TESTING = path.join(__dirname, '..', 'src', 'testing.ts');
 
-/** Every property path of the exported interface `name`, nested object types entered. */
-function typedPaths(name) {
-  program ??= ts.createProgram([TYPES], { strict: true, target: ts.ScriptTarget.ES2022, types: [] });
+let program;
+const programs = new Map();
+
+/** Every property path of the interface `name` exported by `source` (types.ts), nested object types entered. */
+function typedPaths(name, source = TYPES) {
+  if (!programs.has(source)) programs.set(source, ts.createProgram([source], { strict: true, target: ts.ScriptTarget.ES2022, types: [] }));
+  const program = programs.get(source);
   const checker = program.getTypeChecker();
-  const file = program.getSourceFile(TYPES);
+  const file = program.getSourceFile(source);
   const exports = checker.getExportsOfModule(checker.getSymbolAtLocation(file));
   const symbol = exports.find((s) => s.name === name);
   assert.ok(symbol, `types.ts exports no ${name}`);
@@ -44,6 +48,7 @@ function typedPaths(name) {
 
 const KINDS = [
   ['manager', 'ManagerConfig'],
+  ['testManager', 'TestManagerConfig', TESTING],
   ['spawn', 'SpawnOptions'],
   ['pool', 'PoolOptions'],
   ['supervisor', 'SupervisorOptions'],
@@ -53,10 +58,10 @@ const KINDS = [
 /** Paths the core reads only to refuse them with a better message than "unknown option". */
 const REFUSED = { child: /^restartPolicy(\.|$)/ }; // a supervised child's restarts are its supervisor's
 
-for (const [kind, iface] of KINDS) {
-  test(`${iface} in types.ts has exactly the option paths the core accepts (${kind})`, () => {
+for (const [kind, iface, source = TYPES] of KINDS) {
+  test(`${iface} in ${path.basename(source)} has exactly the option paths the core accepts (${kind})`, () => {
     const core = native.optionSchema(kind).filter((p) => !REFUSED[kind]?.test(p));
-    const typed = typedPaths(iface);
+    const typed = typedPaths(iface, source);
     assert.ok(core.length > 10 && typed.length > 10, 'both sides list their options');
     const untyped = core.filter((p) => !typed.includes(p));
     const unknown = typed.filter((p) => !core.includes(p));

@@ -142,3 +142,31 @@ test('advanceTime drives a restart backoff without sleeping', { timeout: 30000 }
   }
   assert.ok(Date.now() - started < 6000, `took ${Date.now() - started} ms`); // generous, well under the 10 s backoff
 });
+
+// ---- cleanup sees the runtimes the bridge owns ----
+
+test('cleanup names a worker thread that outlived the shutdown', { timeout: 30000 }, async () => {
+  // The core tears the instance down at the shutdown, but the JS worker thread is stuck in
+  // native code until its `sleep` ends: the bridge counts it live until its exit (titan_pm::host::live).
+  const pm = createTestProcessManager({ output: 'ignore', shutdownTimeout: 300 });
+  const stuck = await pm.spawn(fixture('blocking.js'), { isolation: 'worker', name: 'stuck' });
+  const call = stuck.blockNative(5).catch((e) => e);
+  await new Promise((r) => setTimeout(r, 200));
+  const started = Date.now();
+  await assert.rejects(pm.cleanup(), (e) => e instanceof ConfigError && /stuck \(process \d+, a node worker thread\)/.test(e.message));
+  assert.ok((await call) instanceof Error);
+  // Once the thread exits it is released: a second check is quiet.
+  await new Promise((r) => setTimeout(r, Math.max(0, 5500 - (Date.now() - started))));
+  await pm.cleanup();
+});
+
+test('cleanup is quiet once in-process and worker-thread runtimes ended', { timeout: 30000 }, async () => {
+  const pm = createTestProcessManager({ output: 'ignore' });
+  const inline = await pm.spawn(Calculator, { isolation: 'none' });
+  const thread = await pm.spawn(fixture('blocking.js'), { isolation: 'worker' });
+  assert.equal(await inline.add(1, 2), 3);
+  assert.equal(await thread.ping(), 'pong');
+  await pm.simulateCrash(thread.__processId);
+  assert.equal(await pm.waitForRecovery(thread.__processId, 10000), true);
+  await pm.cleanup();
+});

@@ -124,10 +124,19 @@ class HealthCheckOptions(TypedDict, total=False):
     timeout: Seconds
 
 
+class TracingOptions(TypedDict, total=False):
+    enabled: bool
+    endpoint: str  # an OTLP/HTTP collector: "http://localhost:4318" (gets /v1/traces) or a full traces URL
+    protocol: str  # "http/protobuf" (default) or "http/json"
+    service_name: str  # the resource's service.name (default "titan-pm")
+    headers: Dict[str, str]
+    timeout: Seconds  # one export's deadline (default 10)
+
+
 class Monitoring(TypedDict, total=False):
     health_check: Union[bool, HealthCheckOptions]
     metrics: bool
-    tracing: bool
+    tracing: Union[bool, TracingOptions]  # with an endpoint, @trace spans are exported over OTLP
 
 
 class WorkflowsOptions(TypedDict, total=False):

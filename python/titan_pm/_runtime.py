@@ -145,6 +145,11 @@ class Runtime:
         self._granted = given.Granted()
         # A sync method may wait for a given process only off the agent's thread: such classes never inline.
         self._inline = not given.declares_given(d.cls)
+        # Set by a host that serves this runtime in its own process (the core's live-runtime
+        # count, titan_pm::host::live): released once close() ran and the threads ended.
+        self._live: Any = None
+        self._threads = 0
+        self._closed = False
 
     # ---- what the agent asks ----
 
@@ -287,6 +292,22 @@ class Runtime:
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._calls is not None:
             self._calls.put(None)
+        with self._lock:
+            self._closed = True
+        self._maybe_release()
+
+    def _thread_ended(self) -> None:
+        with self._lock:
+            self._threads -= 1
+        self._maybe_release()
+
+    def _maybe_release(self) -> None:
+        with self._lock:
+            live = self._live if self._closed and self._threads == 0 else None
+            if live is not None:
+                self._live = None
+        if live is not None:
+            live.release()
 
     def _validate_and_cache(self) -> None:
         """The worker-side parts of the methods' policies (titan_pm._layers), once the instance exists."""
@@ -367,7 +388,16 @@ class Runtime:
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="titan-pm-asyncio", daemon=True).start()
+
+            def run() -> None:
+                try:
+                    loop.run_forever()
+                finally:
+                    self._thread_ended()
+
+            with self._lock:
+                self._threads += 1
+            threading.Thread(target=run, name="titan-pm-asyncio", daemon=True).start()
             self._loop = loop
         return self._loop
 
@@ -375,10 +405,18 @@ class Runtime:
         if self._calls is None:
             self._calls = queue.SimpleQueue()
             self._call_thread = threading.Thread(target=self._serve_calls, name="titan-pm-calls", daemon=True)
+            with self._lock:
+                self._threads += 1
             self._call_thread.start()
         return self._calls
 
     def _serve_calls(self) -> None:
+        try:
+            self._serve_call_queue()
+        finally:
+            self._thread_ended()
+
+    def _serve_call_queue(self) -> None:
         assert self._calls is not None
         while True:
             item = self._calls.get()

@@ -301,6 +301,8 @@ class ProcessManager:
     """The blocking twin of `titan_pm.ProcessManager`: the same options (seconds),
     the same methods, each returning its result instead of an awaitable."""
 
+    _TEST = False  # titan_pm.testing.SyncTestProcessManager sets it
+
     def __init__(
         self,
         *,
@@ -315,7 +317,7 @@ class ProcessManager:
         between calls too, at two thread hops per call)."""
         if engine not in ("caller", "thread"):
             raise ConfigError(f"unknown engine {engine!r} (expected caller or thread)")
-        self._native = _native.SyncManager(manager_options(isolation, transport, python, options), engine == "thread")
+        self._native = _native.SyncManager(manager_options(isolation, transport, python, options), engine == "thread", self._TEST)
         self._isolation = isolation
         self._listeners: Dict[str, List[Callable[[Event], Any]]] = {}
 

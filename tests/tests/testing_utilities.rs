@@ -13,6 +13,7 @@ use titan_pm::policy::method::{Cache, CircuitBreaker};
 use titan_pm::policy::{Backoff, BreakerOptions};
 use titan_pm::protocol::{HealthCheck, HealthStatus};
 use titan_pm::testing::{Failure, Operation, TestOptions, TestProcessManager};
+use titan_pm::workflow::{WorkflowEvent, WorkflowEventKind};
 use titan_pm::{Error, HealthReport, Isolation, ManagerConfig, ProcessState, RestartPolicy, SpawnOptions, Target};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
@@ -381,6 +382,19 @@ async fn advance_time_drives_a_workflow_stage_retry_backoff() {
     assert_eq!(attempts.lock().unwrap().len(), 3);
     // Backoff 60 s then 120 s on the manager's clock.
     assert!(pm.current_time() - t0 >= 180_000);
+    // The run as workflow:* records, the retries with their delays on the moved clock.
+    let kinds: Vec<&'static str> = pm.operations().iter().map(|r| r.operation.kind()).filter(|k| k.starts_with("workflow:")).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "workflow:stage:started").count(), 3, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "workflow:stage:failed").count(), 2, "{kinds:?}");
+    assert_eq!((kinds.first(), kinds.last()), (Some(&"workflow:started"), Some(&"workflow:completed")), "{kinds:?}");
+    let retries: Vec<Operation> = pm.operations().into_iter().map(|r| r.operation).filter(|o| o.kind() == "workflow:stage:retrying").collect();
+    assert!(matches!(&retries[..], [
+        Operation::Workflow { event: WorkflowEvent { kind: WorkflowEventKind::StageRetrying { attempt: 2, delay: d1, .. }, .. }, .. },
+        Operation::Workflow { event: WorkflowEvent { kind: WorkflowEventKind::StageRetrying { attempt: 3, delay: d2, .. }, .. }, .. },
+    ] if *d1 == Duration::from_secs(60) && *d2 == Duration::from_secs(120)), "{retries:?}");
+    let stamps: Vec<u64> = pm.operations().iter().filter(|r| r.operation.kind() == "workflow:stage:started").map(|r| r.timestamp_ms).collect();
+    assert!(stamps[1] - stamps[0] >= 60_000 && stamps[2] - stamps[1] >= 120_000, "{stamps:?}");
+    assert!(pm.verify_operation("workflow:completed", |op| op.process_id() == wf.process().unwrap().id()));
     pm.cleanup().await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
 }
@@ -408,5 +422,43 @@ async fn a_simulated_crash_under_a_supervisor_is_recorded_as_supervisor_operatio
     .expect("a supervisor:child:restarted record");
     assert_eq!(restarted.get("name"), Some(&titan_pm::Value::Text("calc".into())));
     assert!(restarted.get("supervisor_id").is_some() && restarted.get("process_id").is_some());
+    pm.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_workflow_run_is_recorded_with_its_compensations() {
+    use titan_pm::workflow::WorkflowOptions;
+    let pm = manager();
+    let log: Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
+    let l = log.clone();
+    let wf = pm
+        .workflow(titan_pm_tests::workflows::target("OrderSaga", move || titan_pm_tests::workflows::order_saga(l.clone())), WorkflowOptions::default())
+        .await
+        .unwrap();
+    let input = titan_pm::value::to_value(&serde_json::json!({ "id": 42 })).unwrap();
+    assert!(wf.run(input, Some("order-42")).await.is_err());
+    let compensated: Vec<String> = pm
+        .operations()
+        .into_iter()
+        .filter_map(|r| match r.operation {
+            Operation::Workflow { event: WorkflowEvent { kind: WorkflowEventKind::CompensationCompleted { stage, error: None, .. }, .. }, .. } => Some(stage),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(compensated, ["charge-payment", "reserve-inventory", "create-order"]);
+    assert!(pm.verify_operation("workflow:compensation:started", |_| true));
+    assert!(pm.verify_operation("workflow:failed", |op| matches!(op,
+        Operation::Workflow { event: WorkflowEvent { run_id, kind: WorkflowEventKind::Failed { stage, .. }, .. }, .. } if run_id == "order-42" && stage == "charge-payment")));
+    assert!(!pm.verify_operation("workflow:completed", |_| true));
+    // As front ends see it: the event's fields beside the type.
+    let report = pm.operations_report(titan_pm::options::Dialect::Js);
+    let failed = match &report {
+        titan_pm::Value::List(ops) => ops.iter().find(|o| o.get("type") == Some(&titan_pm::Value::Text("workflow:failed".into()))).cloned(),
+        _ => None,
+    }
+    .expect("a workflow:failed record");
+    assert_eq!(failed.get("runId"), Some(&titan_pm::Value::Text("order-42".into())));
+    assert_eq!(failed.get("stage"), Some(&titan_pm::Value::Text("charge-payment".into())));
+    assert_eq!(failed.get("workflow"), Some(&titan_pm::Value::Text("OrderSaga".into())));
     pm.cleanup().await.unwrap();
 }

@@ -240,6 +240,28 @@ pub fn release_slot(id: u64) {
     SLOTS.lock().unwrap().remove(&id);
 }
 
+/// The runtimes behind slots as the core counts them (`titan_pm::host::live`), by slot:
+/// a worker thread's until it exits, one on the host's thread until its handler goes.
+static LIVE: LazyLock<Mutex<HashMap<u64, titan_pm::host::live::LiveRuntime>>> = LazyLock::new(Default::default);
+
+/// Counts the runtime of `slot` as live (called from a handler factory, so the core knows whose it is),
+/// unless it already exited.
+pub fn hold_live(id: u64, what: &str) {
+    if slot(id).is_some_and(|s| s.exit.borrow().is_some()) {
+        return;
+    }
+    let live = titan_pm::host::live::register(what);
+    if live.counted() {
+        LIVE.lock().unwrap().insert(id, live);
+    }
+}
+
+/// The runtime of `slot` ended.
+pub fn drop_live(id: u64) {
+    let live = LIVE.lock().unwrap().remove(&id);
+    drop(live);
+}
+
 impl Slot {
     pub fn attach(&self, port: Result<Arc<Port>, String>) {
         self.port.send_if_modified(|p| p.is_none() && p.replace(port).is_none());

@@ -244,9 +244,15 @@ impl Host {
                 id
             });
             let slot = agent::slot(id).ok_or_else(|| titan_pm::protocol::ErrorInfo::remote("SpawnError", "slot gone"))?;
+            // A worker thread counts as live until its `exit` (port_closed); one on the host's thread until its handler goes.
+            let on_host_thread = isolation == "none";
+            agent::hold_live(id, if on_host_thread { "a node runtime on the host's thread" } else { "a node worker thread" });
             let stop = tsfn.clone();
             let on_drop = Box::new(move || {
                 agent::release_slot(id);
+                if on_host_thread {
+                    agent::drop_live(id);
+                }
                 stop.send(HostMsg::Stop { slot: id });
             });
             Ok(agent::handler_rc(JsHandler::for_slot(slot, description.clone(), on_drop)))

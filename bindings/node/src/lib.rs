@@ -421,6 +421,7 @@ pub fn output_line(slot: f64, stderr: bool, line: String) {
 /// The runtime for `slot` exited (a worker thread's exit code).
 #[napi]
 pub fn port_closed(slot: f64, code: Option<f64>) {
+    agent::drop_live(slot as u64);
     if let Some(s) = agent::slot(slot as u64) {
         s.closed(code.map(|c| c as i32));
     }

@@ -96,6 +96,25 @@ impl Drop for CancelGuard {
     }
 }
 
+/// A Python runtime's threads as the core counts them (`titan_pm::host::live`): the
+/// runtime calls `release()` once `close()` ran and its threads ended.
+#[pyclass(frozen, module = "titan_pm._native")]
+pub struct LiveToken(Mutex<Option<titan_pm::host::live::LiveRuntime>>);
+
+impl LiveToken {
+    /// Registers the runtime being launched on this thread (inside a handler factory).
+    pub fn register() -> Self {
+        LiveToken(Mutex::new(Some(titan_pm::host::live::register("a python runtime thread"))))
+    }
+}
+
+#[pymethods]
+impl LiveToken {
+    fn release(&self) {
+        self.0.lock().unwrap().take();
+    }
+}
+
 pub struct PyHandler {
     runtime: Py<PyAny>,
     /// The runtime's bound `call`, looked up once.

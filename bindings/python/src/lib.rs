@@ -47,6 +47,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<host::blocking::SyncManager>()?;
     m.add_class::<host::asyncio::AsyncManager>()?;
     m.add_class::<runtime::LoopRuntime>()?;
+    m.add_class::<agent::LiveToken>()?;
     m.add_class::<supervise::Supervision>()?;
     m.add_class::<control::ControlServer>()?;
     // worker

@@ -148,6 +148,8 @@ pub fn target(target: &Bound<'_, PyAny>, in_process: bool) -> PyResult<Target> {
     Ok(Target::handler(&name, move || {
         Python::attach(|py| {
             let runtime = py.import("titan_pm._runtime")?.getattr("Runtime")?.call_method1("load", (target.bind(py),))?;
+            // The runtime's own threads outlive the instance if user code is stuck: the core counts them.
+            runtime.setattr("_live", crate::agent::LiveToken::register())?;
             PyHandler::new(py, runtime.unbind())
         })
         .map(|h| Rc::new(h) as Rc<dyn Handler>)

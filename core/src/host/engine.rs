@@ -38,6 +38,10 @@ pub(crate) struct Engine {
     closed: Cell<bool>,
     /// New worker output lines, for `titan-pm logs --follow` (bounded; laggards skip).
     logs: broadcast::Sender<super::logs::LogLine>,
+    /// The runtimes bridges own behind this engine's in-process instances (see `live.rs`).
+    pub(crate) live: std::sync::Arc<super::live::LiveSet>,
+    /// Where `@Trace` spans are exported, when `monitoring.tracing` names an endpoint.
+    pub(crate) otlp: Option<std::sync::Arc<crate::telemetry::otlp::Exporter>>,
 }
 
 /// How many killed processes the engine remembers (id and final state only).
@@ -46,6 +50,13 @@ pub(crate) const ENDED_HISTORY: usize = 1024;
 impl Engine {
     /// Runs jobs until every `ProcessManager` handle is gone, then stops all processes.
     pub(crate) async fn run(config: ManagerConfig, events: broadcast::Sender<Event>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+        let otlp = config.monitoring.otlp.as_ref().and_then(|c| match crate::telemetry::otlp::Exporter::new(c) {
+            Ok(x) => Some(std::sync::Arc::new(x)),
+            Err(e) => {
+                tracing::warn!(target: "titan_pm", "spans are not exported: {e}");
+                None
+            }
+        });
         let engine = Rc::new(Engine {
             registry: Registry::new(config.tcp_host.clone(), events.clone()),
             output: Default::default(),
@@ -61,6 +72,8 @@ impl Engine {
             next_id: Cell::new(0),
             closed: Cell::new(false),
             logs: broadcast::channel(super::logs::LOG_FOLLOW_BUFFER).0,
+            live: Default::default(),
+            otlp,
         });
         let awake = Rc::new(tokio::sync::Notify::new());
         let spinner = (!engine.config.spin.is_zero())

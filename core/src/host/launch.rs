@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::output::{self, Dropped, Output, OutputStream, StderrTail};
 use super::registry::{Connection, Registered, Registry};
-use super::{HandlerFactory, Isolation, ManagerConfig, Target};
+use super::{live, HandlerFactory, Isolation, ManagerConfig, Target};
 use crate::agent;
 use crate::error::{describe_exit, Error, Result};
 use crate::protocol::{Description, ErrorInfo};
@@ -66,6 +66,8 @@ pub(crate) struct LaunchSpec<'a> {
     pub config: &'a ManagerConfig,
     /// What the worker gets at `init` beside its dependencies: the processes it may call, its class's shared state.
     pub grants: &'a Grants,
+    /// Where a bridge registers the runtimes behind this instance, and the process's id (see `live.rs`).
+    pub live: (&'a std::sync::Arc<super::live::LiveSet>, u64),
 }
 
 /// The capabilities a worker is handed at `init` (see `grants.rs`).
@@ -319,8 +321,14 @@ async fn start(spec: &LaunchSpec<'_>, registry: &Rc<Registry>, secret: &str) -> 
                 spec.isolation.as_str()
             ),
         )),
-        (Isolation::Worker, Target::Handler { factory, own_thread: false, .. }) => start_thread(factory.clone(), registry, secret, endpoint),
-        (Isolation::Worker | Isolation::None, Target::Handler { factory, .. }) => start_in_engine(factory, registry, secret, spec),
+        (Isolation::Worker, Target::Handler { factory, own_thread: false, .. }) => {
+            let factory = launching_on_its_thread(factory.clone(), spec);
+            start_thread(factory, registry, secret, endpoint)
+        }
+        (Isolation::Worker | Isolation::None, Target::Handler { factory, .. }) => {
+            let name = spec.name.borrow().clone();
+            live::launching(spec.live.0, spec.live.1, &name, || start_in_engine(factory, registry, secret, spec))
+        }
     }
 }
 
@@ -477,6 +485,13 @@ fn signal_child(pid: u32, signal: i32) {
     signal_group(pid, signal);
     // SAFETY: as above; the caller knows the child is not reaped.
     unsafe { libc::kill(pid as i32, signal) };
+}
+
+/// `factory`, run (on the worker thread) as the launch of `spec`'s process, so a bridge's runtimes register to it.
+#[allow(clippy::result_large_err)] // the factory's own error type
+fn launching_on_its_thread(factory: HandlerFactory, spec: &LaunchSpec<'_>) -> HandlerFactory {
+    let (live, process, name) = (spec.live.0.clone(), spec.live.1, spec.name.borrow().clone());
+    std::sync::Arc::new(move || live::launching(&live, process, &name, || factory()))
 }
 
 fn start_thread(factory: HandlerFactory, registry: &Rc<Registry>, secret: &str, endpoint: Option<Endpoint>) -> Result<Started> {

@@ -22,6 +22,7 @@ mod grants;
 pub mod intercept;
 mod launch;
 mod limits;
+pub mod live;
 pub mod logs;
 pub(crate) mod metrics;
 mod output;
@@ -233,11 +234,13 @@ pub struct Monitoring {
     pub health_check: Option<HealthProbe>,
     pub metrics: bool,
     pub tracing: bool,
+    /// Export `@Trace` spans over OTLP/HTTP (`monitoring.tracing: { endpoint, ... }`).
+    pub otlp: Option<crate::telemetry::OtlpConfig>,
 }
 
 impl Default for Monitoring {
     fn default() -> Self {
-        Monitoring { health_check: None, metrics: true, tracing: false }
+        Monitoring { health_check: None, metrics: true, tracing: false, otlp: None }
     }
 }
 
@@ -368,6 +371,8 @@ pub(crate) struct Shared {
     pub(crate) journal: std::sync::Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
     /// The manager's clock (`ManagerConfig::clock`), for what runs above the engine (workflow retries).
     clock: crate::clock::Clock,
+    /// `ManagerConfig::interceptor`, for what runs above the engine (workflow runs).
+    interceptor: Option<Arc<dyn Interceptor>>,
 }
 
 /// Spawns, calls, supervises and stops workers. Clone it freely.
@@ -415,8 +420,17 @@ impl ProcessManager {
         let (events, _) = broadcast::channel(1024);
         let workflows = config.workflows.clone();
         let clock = config.clock.clone();
+        let interceptor = config.interceptor.clone();
         let pm = ProcessManager {
-            shared: Arc::new(Shared { jobs, events: events.clone(), services: Default::default(), workflows, journal: Default::default(), clock }),
+            shared: Arc::new(Shared {
+                jobs,
+                events: events.clone(),
+                services: Default::default(),
+                workflows,
+                journal: Default::default(),
+                clock,
+                interceptor,
+            }),
         };
         let run = move || -> LocalBoxFuture<'static, ()> { Box::pin(Engine::run(config, events, rx)) };
         (pm, run)
@@ -564,6 +578,11 @@ impl ProcessManager {
     /// The clock the manager's timers read (real time unless a test manager controls it).
     pub fn clock(&self) -> &crate::clock::Clock {
         &self.shared.clock
+    }
+
+    /// The test harness's seam, if any (see [`Interceptor`]).
+    pub(crate) fn interceptor(&self) -> Option<&Arc<dyn Interceptor>> {
+        self.shared.interceptor.as_ref()
     }
 
     /// Lifecycle events of every process, from now on.

@@ -117,7 +117,17 @@ impl PolicyLayer {
 /// Runs one call of `st`'s method under its policies. `call(method, args, context)`
 /// makes the actual call (on a process, or through a pool's balancer); `name`
 /// (the process's or pool's) names spans.
-pub(crate) async fn apply<C, F>(st: &Rc<MethodState>, name: &str, clock: &Clock, args: Vec<Value>, parent: Option<&TraceContext>, call: C) -> Result<Value>
+/// `otlp`: where the span of a `@Trace` method is exported too (the manager's exporter, if any).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn apply<C, F>(
+    st: &Rc<MethodState>,
+    name: &str,
+    clock: &Clock,
+    args: Vec<Value>,
+    parent: Option<&TraceContext>,
+    otlp: Option<&crate::telemetry::otlp::Exporter>,
+    call: C,
+) -> Result<Value>
 where
     C: Fn(String, Vec<Value>, TraceContext) -> F,
     F: Future<Output = Result<Value>>,
@@ -194,13 +204,17 @@ where
         s.borrow_mut().record(elapsed, result.is_ok());
     }
     if st.decl.trace {
-        trace::record(Span {
+        let span = Span {
             name: format!("{name}.{}", st.method),
             context,
             start_ms,
             duration_us: elapsed.as_micros().min(u64::MAX as u128) as u64,
             error: result.as_ref().err().map(|e| e.class_name().to_string()),
-        });
+        };
+        if let Some(x) = otlp {
+            x.export(&span);
+        }
+        trace::record(span);
     }
     result
 }

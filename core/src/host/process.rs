@@ -148,6 +148,7 @@ impl Process {
             output_tracker: &engine.output,
             config: &engine.config,
             grants: &launch::Grants { engine: Rc::downgrade(engine), processes: spec.processes.clone() },
+            live: (&engine.live, self.id),
         };
         launch::launch(&launch, &engine.registry).await
     }
@@ -277,7 +278,8 @@ impl Process {
             return self.call_with_retries(method, args, options, &TraceContext::child_of(parent)).await;
         };
         let name = self.name.borrow().clone();
-        policies::apply(&state, &name, &self.clock, args.to_vec(), parent, |m, a, ctx| {
+        let otlp = self.engine.upgrade().and_then(|e| e.otlp.clone());
+        policies::apply(&state, &name, &self.clock, args.to_vec(), parent, otlp.as_deref(), |m, a, ctx| {
             let me = self.clone();
             let options = options.clone();
             async move { me.call_with_retries(&m, &a, &options, &ctx).await }

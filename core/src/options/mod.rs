@@ -594,9 +594,53 @@ fn monitoring(s: &mut Section<'_>) -> Result<Option<(Monitoring, Option<std::tim
         Toggle::Off | Toggle::Absent => {}
     }
     out.metrics = m.bool("metrics")?.unwrap_or(out.metrics);
-    out.tracing = m.bool("tracing")?.unwrap_or(out.tracing);
+    match m.toggle("tracing")? {
+        Toggle::On(t) => {
+            out.tracing = true;
+            out.otlp = otlp(t)?;
+        }
+        Toggle::Off => out.tracing = false,
+        Toggle::Absent => {}
+    }
     m.finish()?;
     Ok(Some((out, timeout)))
+}
+
+/// `tracing: { endpoint, protocol, serviceName, headers, timeout }`: where spans are
+/// exported over OTLP/HTTP (none without an endpoint; the other keys need one).
+fn otlp(mut t: Section<'_>) -> Result<Option<crate::telemetry::OtlpConfig>> {
+    let endpoint = t.text("endpoint")?;
+    let protocol = t.parse::<crate::telemetry::OtlpProtocol>("protocol")?;
+    let service = t.text("serviceName")?;
+    let headers = t.text_map("headers")?;
+    let timeout = t.duration("timeout")?;
+    let Some(endpoint) = endpoint else {
+        if protocol.is_some() || service.is_some() || headers.is_some() || timeout.is_some() {
+            return Err(t.error("endpoint", "is needed to export spans (protocol, serviceName, headers and timeout are the export's)"));
+        }
+        t.finish()?;
+        return Ok(None);
+    };
+    let mut c = crate::telemetry::OtlpConfig::new(endpoint);
+    c.traces_url().map_err(|e| t.error("endpoint", e))?;
+    if let Some(p) = protocol {
+        c.protocol = p;
+    }
+    if let Some(s) = service {
+        if s.is_empty() {
+            return Err(t.error("serviceName", "must not be empty"));
+        }
+        c.service_name = s.to_string();
+    }
+    c.headers = headers.unwrap_or_default();
+    if let Some(d) = timeout {
+        if d.is_zero() {
+            return Err(t.error("timeout", "must be above 0"));
+        }
+        c.timeout = d;
+    }
+    t.finish()?;
+    Ok(Some(c))
 }
 
 /// `workflows: { journal: 'path.db' | 'postgres://…' | ':memory:', lease }`: where runs are journaled

@@ -4,7 +4,8 @@
 //! parent. A Rust worker method runs inside [`scope`] with its call's context,
 //! so the calls it makes are children of it ([`current`]). Methods with
 //! `@Trace` leave a [`Span`] in the store (the last [`MAX_SPANS`]), which
-//! tests read with [`spans`]. No OTLP export yet.
+//! tests read with [`spans`]. A manager whose `monitoring.tracing` names an
+//! endpoint also exports them over OTLP ([`crate::telemetry::otlp`]).
 //!
 //! ```
 //! use titan_pm::policy::trace::TraceContext;

@@ -239,7 +239,8 @@ impl Pool {
         };
         // The pool's own policy state: one limit, cache, idempotency table and breaker for all members.
         let name = self.target.describe();
-        policies::apply(&state, &name, &self.clock, args, parent.as_ref(), |m, a, ctx| {
+        let otlp = engine.otlp.clone();
+        policies::apply(&state, &name, &self.clock, args, parent.as_ref(), otlp.as_deref(), |m, a, ctx| {
             let pool = self.clone();
             let key = options.key.clone();
             async move { pool.call_admitted(&m, &a, key.as_deref(), retries, deadline, timeout, &ctx).await }

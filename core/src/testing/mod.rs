@@ -17,16 +17,26 @@
 //!   the [`Clock`] every timer in core reads (restart backoff and window, breaker
 //!   timeouts, rate-limit refill, cache and idempotency TTLs, self-heal cooldowns,
 //!   health and autoscale intervals, pool replacement and supervisor backoff,
-//!   workflow stage-retry and compensation backoff). Call deadlines, spawn and
-//!   shutdown timeouts, and workflow leases (shared with other hosts through the
-//!   journal) stay on real time.
+//!   workflow stage-retry and compensation backoff). Some stay on real time, because
+//!   they bound real work or are shared with other hosts, and a clock nobody moves
+//!   must not turn them into hangs: call deadlines and spawn and shutdown timeouts
+//!   (a worker that hangs while it starts, answers or stops still fails the test in
+//!   time, and moving the clock for a 60 s breaker does not time out a spawn in
+//!   flight); workflow lease renewal and the lease expiry it races (the journal
+//!   stores the lease as wall-clock time that other hosts read, so a heartbeat on a
+//!   stopped clock would lose the lease to them).
 //! - [`operations`](TestProcessManager::operations): `spawn`, `kill`, `crash`,
 //!   `restart`, `failed`, `exit`, `recycle`, `call` (with its outcome), `scale`,
-//!   `supervisor:child:started|exited|restarted`, `supervisor:failed|stopped`.
+//!   `supervisor:child:started|exited|restarted`, `supervisor:failed|stopped`,
+//!   `workflow:started`, `workflow:stage:started|completed|failed|retrying`,
+//!   `workflow:compensation:started|completed`, `workflow:completed|failed` (the
+//!   run's events with their fields, and the workflow's process id).
 //!   A call is recorded where it reaches a worker: one answered by a cache or an
 //!   idempotency hit, or refused by an open breaker or a rate limit, is not.
 //! - [`cleanup`](TestProcessManager::cleanup) shuts down and fails, naming them,
-//!   if a worker outlived the shutdown (a child still alive, a worker thread still running).
+//!   if a worker outlived the shutdown (a child still alive, a worker thread still running,
+//!   or a runtime a bridge owns behind an in-process worker: a Python worker's call or loop
+//!   thread, a JS worker thread; see [`host::live`](crate::host::live)).
 //!
 //! The engine sees these through one [`Interceptor`](crate::host::Interceptor):
 //! a manager without one (production) pays an `Option` check per call and per spawn.
@@ -281,7 +291,13 @@ impl TestProcessManager {
                 let processes = engine.all_processes();
                 // A child killed at the deadline may need a moment to be reaped.
                 futures::future::join_all(processes.iter().map(|p| p.instance_ended(Duration::from_secs(1)))).await;
-                let leaks: Vec<String> = processes
+                // A runtime a bridge owns (a Python worker's threads, a JS worker thread) ends after
+                // its instance: give it a moment too (see `host::live`).
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+                while !engine.live.is_empty() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let mut leaks: Vec<String> = processes
                     .iter()
                     .filter_map(|p| {
                         let pid = p.live_instance()?;
@@ -294,6 +310,7 @@ impl TestProcessManager {
                         Some(format!("{} (process {}, {what})", info.name, info.process_id))
                     })
                     .collect();
+                leaks.extend(engine.live.remaining());
                 Ok(leaks)
             })
             .await

@@ -12,6 +12,7 @@ use crate::host::{Event, EventKind, Interceptor, ProcessMetrics};
 use crate::protocol::HealthReport;
 use crate::reports::Report;
 use crate::supervise::SupervisorEvent;
+use crate::workflow::{WorkflowEvent, WorkflowEventKind};
 use crate::value::Value;
 
 /// The most operations kept; past it the oldest go (and [`Hooks::dropped`] counts them).
@@ -36,6 +37,10 @@ pub enum Operation {
     /// A supervisor's event: type `supervisor:child:started`, `supervisor:child:exited`,
     /// `supervisor:child:restarted`, `supervisor:failed`, `supervisor:stopped`.
     Supervisor { supervisor_id: u64, event: SupervisorEvent },
+    /// A workflow run's event: type `workflow:started`, `workflow:stage:started|completed|failed|retrying`,
+    /// `workflow:compensation:started|completed`, `workflow:completed`, `workflow:failed`.
+    /// `process_id`: the process the workflow class runs in (0 when it was loaded over a pool).
+    Workflow { process_id: u64, event: WorkflowEvent },
 }
 
 /// How a recorded call ended.
@@ -66,6 +71,17 @@ impl Operation {
                 SupervisorEvent::Failed { .. } => "supervisor:failed",
                 SupervisorEvent::Stopped => "supervisor:stopped",
             },
+            Operation::Workflow { event, .. } => match event.kind {
+                WorkflowEventKind::Started { .. } => "workflow:started",
+                WorkflowEventKind::StageStarted { .. } => "workflow:stage:started",
+                WorkflowEventKind::StageCompleted { .. } => "workflow:stage:completed",
+                WorkflowEventKind::StageFailed { .. } => "workflow:stage:failed",
+                WorkflowEventKind::StageRetrying { .. } => "workflow:stage:retrying",
+                WorkflowEventKind::CompensationStarted { .. } => "workflow:compensation:started",
+                WorkflowEventKind::CompensationCompleted { .. } => "workflow:compensation:completed",
+                WorkflowEventKind::Completed => "workflow:completed",
+                WorkflowEventKind::Failed { .. } => "workflow:failed",
+            },
         }
     }
 
@@ -88,6 +104,7 @@ impl Operation {
                 | SupervisorEvent::ChildRestarted { process_id, .. } => *process_id,
                 SupervisorEvent::Failed { .. } | SupervisorEvent::Stopped => *supervisor_id,
             },
+            Operation::Workflow { process_id, .. } => *process_id,
         }
     }
 }
@@ -147,6 +164,12 @@ impl Recorded {
             }
             Operation::Supervisor { supervisor_id, event } => {
                 m.push((n("supervisorId"), int(*supervisor_id)));
+                if let Value::Map(fields) = event.report(dialect) {
+                    m.extend(fields.into_iter().filter(|(k, _)| k != "type"));
+                }
+            }
+            Operation::Workflow { process_id, event } => {
+                m.push((n("processId"), int(*process_id)));
                 if let Value::Map(fields) = event.report(dialect) {
                     m.extend(fields.into_iter().filter(|(k, _)| k != "type"));
                 }
@@ -361,6 +384,8 @@ impl Interceptor for Hooks {
     fn service_event(&self, service_id: u64, event: &dyn std::any::Any) {
         if let Some(e) = event.downcast_ref::<SupervisorEvent>() {
             self.push(Operation::Supervisor { supervisor_id: service_id, event: e.clone() });
+        } else if let Some(e) = event.downcast_ref::<WorkflowEvent>() {
+            self.push(Operation::Workflow { process_id: service_id, event: e.clone() });
         }
     }
 

@@ -286,7 +286,12 @@ impl Run {
 }
 
 pub(crate) fn emit(wf: &Inner, run_id: &str, kind: WorkflowEventKind) {
-    let _ = wf.events.send(WorkflowEvent { workflow: wf.def.name().to_string(), run_id: run_id.to_string(), kind });
+    let event = WorkflowEvent { workflow: wf.def.name().to_string(), run_id: run_id.to_string(), kind };
+    if let Some(hooks) = wf.pm.interceptor() {
+        // The workflow's process (0 for a workflow over a pool or a runner of the caller's own).
+        hooks.service_event(wf.process.as_ref().map(|p| p.id()).unwrap_or(0), &event);
+    }
+    let _ = wf.events.send(event);
 }
 
 /// `{runId, stage, attempt, idempotencyKey}` in the workflow's dialect.

@@ -19,6 +19,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use tokio::sync::broadcast;
 use titan_pm::pool::{PoolEvent, PoolHandle};
+use std::sync::Arc;
+use titan_pm::options::Dialect;
+use titan_pm::testing::{Failure, TestProcessManager};
 use titan_pm::{CallOptions, Event, ProcessManager};
 
 use crate::workflow::{rows, NativeWorkflow};
@@ -34,6 +37,8 @@ pub struct SyncManager {
 
 struct Engine {
     // Field order is drop order: the manager handle, then its engine's tasks, then the runtime.
+    /// `titan_pm.testing`'s blocking test manager (it holds a handle to `pm`'s engine).
+    test: Option<Arc<TestProcessManager>>,
     pm: ProcessManager,
     events: RefCell<broadcast::Receiver<Event>>,
     /// Each pool's event subscription, read by `pool_take_events` (the pools themselves are core's).
@@ -53,8 +58,8 @@ impl Drop for SyncManager {
     fn drop(&mut self) {
         if std::thread::current().id() == self.owner {
             // SAFETY: taken once, here.
-            let Engine { pm, events, pool_events, local, rt, .. } = unsafe { ManuallyDrop::take(&mut self.engine) };
-            drop((pm, events, pool_events, local));
+            let Engine { test, pm, events, pool_events, local, rt, .. } = unsafe { ManuallyDrop::take(&mut self.engine) };
+            drop((test, pm, events, pool_events, local));
             // A garbage collection may drop us inside another runtime (a handler's code).
             rt.shutdown_background();
         }
@@ -69,6 +74,16 @@ impl SyncManager {
             ));
         }
         Ok(&self.engine)
+    }
+}
+
+impl SyncManager {
+    fn tester(&self) -> PyResult<(&Engine, &TestProcessManager)> {
+        let e = self.engine()?;
+        match &e.test {
+            Some(t) => Ok((e, t)),
+            None => Err(errors::to_py(titan_pm::Error::Config("not a test manager (use titan_pm.testing)".into()))),
+        }
     }
 }
 
@@ -136,20 +151,31 @@ impl SyncManager {
     #[new]
     /// `engine_thread`: the engine runs on a thread of its own (supervising between
     /// calls, two thread hops per call) instead of on the caller's thread.
-    #[pyo3(signature = (options, engine_thread=false))]
-    fn new(options: &Bound<'_, PyDict>, engine_thread: bool) -> PyResult<Self> {
-        let cfg = options::manager(options)?;
+    /// With `test`, a test manager (`titan_pm.testing`): its options are read too.
+    #[pyo3(signature = (options, engine_thread=false, test=false))]
+    fn new(options: &Bound<'_, PyDict>, engine_thread: bool, test: bool) -> PyResult<Self> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| errors::to_py(titan_pm::Error::Config(format!("cannot start a runtime: {e}"))))?;
         let local = tokio::task::LocalSet::new();
-        let pm = match engine_thread {
-            true => ProcessManager::try_new(cfg).map_err(errors::to_py)?,
-            false => local.block_on(&rt, async { ProcessManager::new_local(cfg) }),
+        let (pm, test) = if test {
+            let (cfg, test_options) = options::test_manager(options)?;
+            let tpm = match engine_thread {
+                true => TestProcessManager::try_new(cfg, test_options).map_err(errors::to_py)?,
+                false => local.block_on(&rt, async { TestProcessManager::new_local(cfg, test_options) }),
+            };
+            (tpm.manager().clone(), Some(Arc::new(tpm)))
+        } else {
+            let cfg = options::manager(options)?;
+            let pm = match engine_thread {
+                true => ProcessManager::try_new(cfg).map_err(errors::to_py)?,
+                false => local.block_on(&rt, async { ProcessManager::new_local(cfg) }),
+            };
+            (pm, None)
         };
         let events = RefCell::new(pm.events());
-        let engine = Engine { pm, events, pool_events: RefCell::default(), local, rt, last_run: Cell::new(Instant::now()) };
+        let engine = Engine { test, pm, events, pool_events: RefCell::default(), local, rt, last_run: Cell::new(Instant::now()) };
         Ok(SyncManager { owner: std::thread::current().id(), engine: ManuallyDrop::new(engine), engine_thread })
     }
 
@@ -187,6 +213,79 @@ impl SyncManager {
     fn kill(&self, py: Python<'_>, process_id: u64) -> PyResult<()> {
         let e = self.engine()?;
         e.run(py, e.pm.kill(process_id))?.map_err(errors::to_py)
+    }
+
+    // ---- testing (titan_pm.testing.SyncTestProcessManager): the blocking twins of AsyncManager's ----
+
+    fn test_simulate_crash(&self, py: Python<'_>, process_id: u64) -> PyResult<()> {
+        let (e, t) = self.tester()?;
+        e.run(py, t.simulate_crash(process_id))?.map_err(errors::to_py)
+    }
+
+    fn test_wait_for_recovery(&self, py: Python<'_>, process_id: u64, timeout: f64) -> PyResult<bool> {
+        let (e, t) = self.tester()?;
+        let timeout = options::seconds("timeout", timeout)?;
+        e.run(py, t.wait_for_recovery(process_id, timeout))
+    }
+
+    fn test_set_metrics(&self, process_id: u64, metrics: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = convert::options_to_value(metrics, "metrics").map_err(errors::to_py)?;
+        self.tester()?.1.set_metrics_value(process_id, &v, Dialect::Python).map_err(errors::to_py)
+    }
+
+    fn test_set_health(&self, process_id: u64, health: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = convert::to_value(health, "health").map_err(errors::to_py)?;
+        self.tester()?.1.set_health_value(process_id, &v);
+        Ok(())
+    }
+
+    fn test_clear_metrics(&self, process_id: u64) -> PyResult<()> {
+        self.tester()?.1.clear_metrics(process_id);
+        Ok(())
+    }
+
+    fn test_clear_health(&self, process_id: u64) -> PyResult<()> {
+        self.tester()?.1.clear_health(process_id);
+        Ok(())
+    }
+
+    fn test_simulate_failure(&self, point: &str, type_name: &str, message: &str) -> PyResult<()> {
+        self.tester()?.1.simulate_failure(point, Failure::new(message).of_type(type_name)).map_err(errors::to_py)
+    }
+
+    fn test_clear_failures(&self) -> PyResult<()> {
+        self.tester()?.1.clear_failures();
+        Ok(())
+    }
+
+    fn test_advance_time(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
+        let (e, t) = self.tester()?;
+        let d = options::seconds("advance_time", seconds)?;
+        e.run(py, t.advance_time(d))?.map_err(errors::to_py)
+    }
+
+    /// The manager's clock, ms since the epoch.
+    fn test_current_time(&self) -> PyResult<u64> {
+        Ok(self.tester()?.1.current_time())
+    }
+
+    fn test_reset_time(&self) -> PyResult<()> {
+        self.tester()?.1.reset_time();
+        Ok(())
+    }
+
+    fn test_operations<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::to_py(py, &self.tester()?.1.operations_report(Dialect::Python))
+    }
+
+    fn test_clear_operations(&self) -> PyResult<()> {
+        self.tester()?.1.clear_operations();
+        Ok(())
+    }
+
+    fn test_cleanup(&self, py: Python<'_>) -> PyResult<()> {
+        let (e, t) = self.tester()?;
+        e.run(py, t.cleanup())?.map_err(errors::to_py)
     }
 
     /// Serves the control socket at `path` (else core's default). Needs the engine thread:
