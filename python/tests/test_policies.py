@@ -72,3 +72,24 @@ def test_a_python_worker_gets_rate_limit_cache_validation_and_metrics_from_the_c
         for i in range(4):
             w.add(i, i)
         assert pm.get_metrics(w.process_id)["methods"]["add"]["requests"] == 4
+
+
+def test_an_open_breaker_answers_with_its_private_fallback_then_half_opens_and_closes():
+    from titan_pm import RemoteError
+
+    with SyncProcessManager() as pm:
+        w = pm.spawn(POLICIES)
+        w.set_down(True)
+        for _ in range(2):
+            with pytest.raises(RemoteError):
+                w.quote("ACME")
+        runs = w.runs()
+        assert w.quote("ACME") == "cached ACME", "open: the fallback answers"
+        assert w.runs() == runs, "open: the method did not run"
+        with pytest.raises(Exception):
+            w._cached_quote("ACME")  # a host's handle refuses underscore names
+        w.set_down(False)
+        time.sleep(0.4)  # past the breaker's 0.3 s timeout: half-open, one trial call
+        assert w.quote("ACME") == "live ACME"
+        assert w.quote("ACME") == "live ACME", "closed again"
+        assert w.runs() == runs + 2

@@ -179,7 +179,7 @@ class Runtime:
         finally:
             given._CONSTRUCTING = None
         given.bind(self.instance, self._granted)
-        self._bound = {name: getattr(self.instance, name) for name in self.definition.methods}
+        self._bound = {name: getattr(self.instance, name) for name in [*self.definition.methods, *self.definition.fallbacks]}
         self._decode_args = {n: d for n, fn in self._bound.items() if (d := args_decoder(fn)) is not None}
         self._encode_result = {n: result_encoding(fn) for n, fn in self._bound.items()}
         self._validate_and_cache()
@@ -228,7 +228,7 @@ class Runtime:
             if _now() - start >= INLINE_BELOW:
                 self._streak[method] = 0
             return done(ok, r)
-        if self.definition.methods[method].is_async:
+        if (self.definition.methods.get(method) or self.definition.fallbacks[method]).is_async:
             try:
                 coro = _traced(fn(*args), trace)
             except BaseException as e:

@@ -44,6 +44,9 @@ class ProcessDefinition:
     health_interval: Optional[float] = None  # seconds; None: the manager's monitoring interval
     on_shutdown: Tuple[str, ...] = ()
     has_init: bool = False
+    # Circuit-breaker fallbacks that are not @public: dispatched (the host calls them while
+    # a breaker is open) but not described, so no listing shows them.
+    fallbacks: Mapping[str, MethodDefinition] = field(default_factory=dict)
 
 
 def _function(f: Any, decorator: str) -> Callable[..., Any]:
@@ -130,6 +133,17 @@ def process(name: Optional[str] = None, version: str = "0.0.0") -> Callable[[C],
                     hooks.append(attr)
         if len(health) > 1:
             raise ValueError(f"several @health_check methods in {cls.__name__}: {', '.join(health)}")
+        from .policies import policies_of  # (policies imports this module)
+
+        fallbacks: Dict[str, MethodDefinition] = {}
+        for m in methods:
+            breaker = (policies_of(getattr(cls, m)) or {}).get("circuit_breaker") or {}
+            fb = breaker.get("fallback")
+            if fb and fb not in methods:
+                f = getattr(cls, fb, None)
+                if not inspect.isfunction(f):
+                    raise ValueError(f"{cls.__name__}.{m}: circuit_breaker(fallback={fb!r}) names no method of the class")
+                fallbacks[fb] = MethodDefinition(fb, inspect.iscoroutinefunction(f), None)
         init = getattr(cls, "init", None)
         if init is not None and not callable(init):
             raise TypeError(f"{cls.__name__}.init must be a method")
@@ -142,6 +156,7 @@ def process(name: Optional[str] = None, version: str = "0.0.0") -> Callable[[C],
             health_interval=getattr(getattr(cls, health[0]), _HEALTH).get("interval") if health else None,
             on_shutdown=tuple(hooks),
             has_init=init is not None,
+            fallbacks=fallbacks,
         )
         setattr(cls, _DEFINITION, d)
         return cls

@@ -153,6 +153,12 @@ export class Runtime {
 
   constructor(readonly instance: any, readonly def: ProcessDefinition, readonly given: Given = new Given()) {
     this.publicMethods = new Set(def.methods);
+    // A circuit breaker's fallback need not be public: it is dispatched (the host calls it
+    // while the breaker is open) but not described.
+    for (const m of def.methods) {
+      const fallback = (policiesOf(instance[m])?.circuitBreaker as { fallback?: string } | undefined)?.fallback;
+      if (fallback && typeof instance[fallback] === 'function') this.publicMethods.add(fallback);
+    }
   }
 
   static async load(target: string): Promise<Runtime> {

@@ -1,12 +1,13 @@
 """A worker whose methods declare policies (titan_pm.policies); `runs` counts executions."""
 
-from titan_pm import cache, metric, process, public, rate_limit, validate
+from titan_pm import cache, circuit_breaker, metric, process, public, rate_limit, validate
 
 
 @process(name="policies", version="1.0.0")
 class Policies:
     def init(self):
         self.count = 0
+        self.down = False
 
     @public
     def runs(self):
@@ -34,3 +35,18 @@ class Policies:
     @public
     def add(self, a, b):
         return a + b
+
+    @public
+    def set_down(self, down):
+        self.down = down
+
+    @public
+    @circuit_breaker(threshold=2, timeout=0.3, fallback="_cached_quote")
+    def quote(self, symbol):
+        self.count += 1
+        if self.down:
+            raise ConnectionError("the quote service is down")
+        return f"live {symbol}"
+
+    def _cached_quote(self, symbol):  # a fallback need not be public
+        return f"cached {symbol}"
