@@ -244,6 +244,9 @@ interface SharedState {
   # Adds `delta` (an int or a float) to the property (null counts as 0) and
   # returns the new value, in one step: no increment from any instance is lost.
   add @2 (property :Text, delta :Value) -> (value :Value);
+  # Sets the property to `value` if it was never set (the first instance seeds
+  # @SharedState's initial value) and returns its value, in one step.
+  init @3 (property :Text, value :Value) -> (value :Value);
 }
 
 # ---- The control interface (`titan-pm` CLI) ----

@@ -127,7 +127,26 @@ for (const mode of MODES) {
       assert.equal(await pool.get(), 1000);
       const later = await pm.spawn(counter);
       assert.equal(await later.get(), 1000, 'held by the host: a later instance reads it');
-      assert.deepEqual(await later.labelRoundtrip('x'), ['none', 'x']);
+      assert.deepEqual(await later.labelRoundtrip('x'), ['none', 'x', 'x']);
+    }),
+  );
+
+  test(`@SharedState: 4 pool members doing this.count++ 250 times each end at 1000 (${mode} decorators)`, { timeout: 60000 }, () =>
+    withManager({ isolation: 'child' }, async (pm) => {
+      const counter = fixture('composition.js', mode) + ':Counter';
+      const pool = await pm.pool(counter, { size: 4 });
+      const results = await Promise.all(Array.from({ length: 4 }, () => pool.bump(250)));
+      assert.ok(results.every(([v]) => v >= 250), `each view is at least its own increments: ${JSON.stringify(results)}`);
+      assert.equal(await pool.get(), 1000);
+      const later = await pm.spawn(counter);
+      assert.equal(await later.view(), 1000, 'a later instance loads the host value before its init');
+      assert.deepEqual(await later.readOwnWrite(5), [1005, true]);
+      assert.equal(await later.get(), 1005);
+      // A non-zero initial seeds the host's value once (the first instance to start): 4 + 1 hits.
+      const hits = await Promise.all(Array.from({ length: 4 }, () => pool.hit()));
+      assert.ok(hits.every((h) => h >= 101), `hits: ${hits}`);
+      assert.ok((await later.hit()) >= 101);
+      assert.equal(await later.getHits(), 105);
     }),
   );
 }

@@ -66,7 +66,31 @@ def test_four_pool_members_incrementing_shared_state_250_times_each_end_at_1000(
             # Held by the host: a process of the same class spawned later reads it too.
             later = await pm.spawn(COUNTER)
             assert await later.get() == 1000
-            assert await later.label_roundtrip("x") == ["none", "x"]
+            assert await later.label_roundtrip("x") == ["none", "x", "x"]
+
+    run(main())
+
+
+@pytest.mark.parametrize("method", ["bump", "bump_sync"])
+def test_four_pool_members_doing_count_plus_equals_1_250_times_each_end_at_1000(method):
+    async def main():
+        async with ProcessManager() as pm:
+            pool = await pm.pool(COUNTER, size=4)
+            results = await asyncio.gather(*(getattr(pool, method)(250) for _ in range(4)))
+            # Each member's view after its own last write is at least its own 250 increments.
+            assert all(v >= 250 for v, _ in results), results
+            assert await pool.get() == 1000
+            # A process started later loads the host's value before its init.
+            later = await pm.spawn(COUNTER)
+            assert await later.view() == 1000
+            mine, at_least = await later.read_own_write(5)
+            assert mine == 1005 and at_least
+            assert await later.get() == 1005
+            # A non-zero initial seeds the host's value once (the first instance to start): 4 + 1 hits.
+            hits = await asyncio.gather(*(pool.hit() for _ in range(4)))
+            assert all(h >= 101 for h in hits), hits
+            assert await later.hit() >= 101
+            assert await later.get_hits() == 105
 
     run(main())
 

@@ -165,6 +165,16 @@ impl SharedRef {
         let reply = req.send().promise.await.map_err(rpc)?;
         value::read(reply.get().and_then(|r| r.get_value()).map_err(rpc)?, property)
     }
+
+    /// Sets the property to `v` if it was never set (the first instance seeds
+    /// the initial value), in one step; returns its value.
+    pub async fn init(&self, property: &str, v: Value) -> Result<Value> {
+        let mut req = self.client.init_request();
+        req.get().set_property(property);
+        value::write(&v, req.get().init_value());
+        let reply = req.send().promise.await.map_err(rpc)?;
+        value::read(reply.get().and_then(|r| r.get_value()).map_err(rpc)?, property)
+    }
 }
 
 /// A failure of the capability itself: the host went away, or refused the operation.
@@ -181,6 +191,7 @@ enum Op {
     Get { property: String },
     Set { property: String, value: Value },
     Add { property: String, delta: Value },
+    Init { property: String, value: Value },
 }
 
 /// Where an operation's outcome goes; run on the agent's thread.
@@ -232,6 +243,7 @@ impl Capabilities {
             Op::Get { property } => self.shared()?.get(&property).await,
             Op::Set { property, value } => self.shared()?.set(&property, value).await.map(|_| Value::Null),
             Op::Add { property, delta } => self.shared()?.add(&property, delta).await,
+            Op::Init { property, value } => self.shared()?.init(&property, value).await,
         }
     }
 }
@@ -276,5 +288,10 @@ impl Remote {
     /// The atomic increment of [`SharedRef::add`].
     pub fn shared_add(&self, property: &str, delta: Value, reply: Reply) -> Result<()> {
         self.send(Op::Add { property: property.to_string(), delta }, reply)
+    }
+
+    /// [`SharedRef::init`]: seeds the property if it was never set; replies with its value.
+    pub fn shared_init(&self, property: &str, value: Value, reply: Reply) -> Result<()> {
+        self.send(Op::Init { property: property.to_string(), value }, reply)
     }
 }

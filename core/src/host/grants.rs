@@ -6,7 +6,7 @@
 //! (`{"$process": id}`) is given too ([`given_dependencies`]).
 //!
 //! Shared state lives in [`SharedStore`]: one value per (class name, property)
-//! under one manager. `get`, `set` and `add` each run in one step on the engine
+//! under one manager. `get`, `set`, `add` and `init` each run in one step on the engine
 //! thread, so `add` never loses an increment, and a read sees every write that
 //! completed before it (an instance reads a value at least as new as its own last write).
 
@@ -113,6 +113,16 @@ impl SharedStore {
         Ok(())
     }
 
+    /// Sets the value if it was never set (or is null), in one step; returns the value.
+    fn init(&self, class: &str, property: &str, v: Value) -> Result<Value> {
+        let now = self.get(class, property);
+        if now != Value::Null {
+            return Ok(now);
+        }
+        self.set(class, property, v.clone())?;
+        Ok(v)
+    }
+
     /// Adds `delta` to a number (null counts as 0), in one step; returns the new value.
     fn add(&self, class: &str, property: &str, delta: &Value) -> Result<Value> {
         let now = self.get(class, property);
@@ -165,6 +175,16 @@ impl shared_state::Server for SharedServer {
         let delta = value::read(p.get_delta()?, "delta").map_err(failed)?;
         let engine = self.engine.upgrade().ok_or_else(|| failed(Error::ManagerShutDown))?;
         let v = engine.shared.add(&self.class, &property, &delta).map_err(failed)?;
+        value::write(&v, results.get().init_value());
+        Ok(())
+    }
+
+    async fn init(self: CapRc<Self>, params: shared_state::InitParams, mut results: shared_state::InitResults) -> std::result::Result<(), capnp::Error> {
+        let p = params.get()?;
+        let property = p.get_property()?.to_str()?.to_string();
+        let v = value::read(p.get_value()?, "value").map_err(failed)?;
+        let engine = self.engine.upgrade().ok_or_else(|| failed(Error::ManagerShutDown))?;
+        let v = engine.shared.init(&self.class, &property, v).map_err(failed)?;
         value::write(&v, results.get().init_value());
         Ok(())
     }

@@ -202,7 +202,8 @@ export class Runtime {
         if (typeof extra === 'number') this.given.grant = extra;
         // Process handles given as dependencies arrive as `{ $given: name }` (../given.ts).
         const deps = givenRefs(this.given, payload && typeof payload === 'object' ? Object.values(payload) : []);
-        return this.run(token, () => (typeof inst.init === 'function' ? inst.init(...deps) : undefined), 'init');
+        // Shared state is seeded and loaded before init runs (../given.ts).
+        return this.run(token, () => this.given.loadShared().then(() => (typeof inst.init === 'function' ? inst.init(...deps) : undefined)), 'init');
       }
       case HEALTH:
         return this.run(token, () => inst[this.def.healthCheck as string]());
