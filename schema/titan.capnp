@@ -50,6 +50,10 @@ struct CallContext {
   traceId @2 :Text;
   spanId @3 :Text;
   parentSpanId @4 :Text;  # the caller's span (W3C trace context: trace id 32 hex, span ids 16 hex)
+  # Processes given with this call: a host passed their handles as arguments (the
+  # sidecar pattern); each argument `{"$given": name}` is the process granted under
+  # `name`. The worker keeps them (it may call them in later calls too).
+  grants @5 :List(Grant);
 }
 
 struct CallResult {

@@ -23,7 +23,7 @@
 import { native } from './binding';
 import { definitionOf, isStandard } from './decorators';
 import { ConfigError, rethrow } from './errors';
-import { callProxy } from './proxy';
+import { callProxy, handleId } from './proxy';
 import { getTraceContext } from './trace';
 import type { Methods } from './types';
 
@@ -197,13 +197,13 @@ export class SharedView {
     this.check();
     if (this.given.grant === 0) throw new ConfigError(`${this.property} is shared state: it can be written from init on`);
     const before = this.value;
-    this.value = value;
     if (isNumber(value) && isNumber(before)) {
       const delta = value - before;
       if (delta !== 0) void this.send({ kind: 'add', delta }, 'add', delta);
     } else {
       void this.send({ kind: 'set' }, 'set', value);
     }
+    this.value = value;
   }
 }
 
@@ -221,7 +221,7 @@ export function processRefs(dependencies: unknown): { dependencies?: Record<stri
   let changed = false;
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(dependencies)) {
-    const id = typeof v === 'object' && v !== null ? ((v as any).__processId ?? (v as any).__poolId) : undefined;
+    const id = handleId(v);
     if (typeof id === 'number') {
       out[key] = { [PROCESS_REF]: id };
       changed = true;
@@ -238,6 +238,18 @@ export function givenRefs(given: Given, dependencies: unknown[]): unknown[] {
     const name = (v as any)[GIVEN_REF];
     return keys.length === 1 && typeof name === 'string' ? given.process(name) : v;
   });
+}
+
+/** Worker side: each call argument `{ $given: name }` (a handle the host passed, given with the call) becomes that process. */
+export function argRefs(given: Given, args: unknown[]): unknown[] {
+  let out: unknown[] | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as any;
+    if (typeof a !== 'object' || a === null || typeof a[GIVEN_REF] !== 'string' || Object.keys(a).length !== 1) continue;
+    out ??= [...args];
+    out[i] = given.process(a[GIVEN_REF]);
+  }
+  return out ?? args;
 }
 
 let constructing: Given | undefined;

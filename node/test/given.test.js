@@ -171,3 +171,28 @@ test('the sidecar pattern: a process handle passed as a spawn dependency is give
     assert.match(String(bad?.message), /dependencies.main: \$process must be a process id, not 0/);
   }),
 );
+
+for (const lang of ['node', 'python']) {
+  test(`the sidecar pattern: a ${lang} process handle passed as a call argument is given to the worker`, { timeout: 60000, skip: lang === 'python' && noPython }, () =>
+    withManager({ isolation: 'child', python }, async (pm) => {
+      const main = await pm.spawn(lang === 'node' ? fixture('composition.js') + ':UserService' : `${pyFile}:UserService`);
+      const other = await pm.spawn(fixture('composition.js') + ':UserService');
+      const sidecar = await pm.spawn(fixture('composition.js') + ':ConfiguredSidecar');
+      assert.deepEqual(await sidecar.configure(main, lang === 'node' ? 'getUser' : 'get_user'), [`$process:${main.__processId}`, 'user-1']);
+      // It keeps the given process for later calls.
+      assert.deepEqual(await sidecar.watch(4), { id: 4, name: 'user-4', lang });
+      // A worker cannot pass handles on (only a host gives processes), so the other stays out of reach.
+      const refused = await sidecar.passOn(other.__processId);
+      assert.match(refused, /^ConfigError: .*only a host gives processes/);
+    }),
+  );
+}
+
+test('a pool handle passed as a call argument is given to the worker', { timeout: 60000 }, () =>
+  withManager({ isolation: 'child' }, async (pm) => {
+    const users = await pm.pool(fixture('composition.js') + ':UserService', { size: 2 });
+    const sidecar = await pm.spawn(fixture('composition.js') + ':ConfiguredSidecar');
+    assert.deepEqual(await sidecar.configure(users), [`$process:${users.__poolId}`, 'user-1']);
+    assert.equal((await sidecar.watch(6)).id, 6);
+  }),
+);

@@ -148,3 +148,43 @@ def test_the_sidecar_pattern_a_handle_passed_as_a_spawn_dependency_is_given_to_t
             assert (await sidecar.watch(3))["user"]["id"] == 3
 
     run(main())
+
+
+NODE_USERS = str(WORKERS.parent.parent.parent / "node" / "test" / "build" / "standard" / "composition.js") + ":UserService"
+
+
+@pytest.mark.parametrize("main_lang", ["python", "node"])
+def test_the_sidecar_pattern_a_handle_passed_as_a_call_argument_is_given_to_the_worker(main_lang):
+    if main_lang == "node" and not os.path.exists(NODE_USERS.rsplit(":", 1)[0]):
+        pytest.skip("the Node fixtures are not compiled (scripts/test-node.sh compiles them)")
+
+    async def main():
+        async with ProcessManager() as pm:
+            main = await pm.spawn(USERS if main_lang == "python" else NODE_USERS)
+            other = await pm.spawn(USERS)
+            sidecar = await pm.spawn(f"{FILE}:ConfiguredSidecar")
+            # Before it was given the main service, the sidecar reaches nothing.
+            r = await sidecar.attempt(f"$process:{main.process_id}", "get_user", 1)
+            assert r["error"] == "ConfigError", r
+            assert await sidecar.configure(main, "get_user" if main_lang == "python" else "getUser") == ["GivenProcess", "user-1"]
+            # It keeps it for later calls, async and sync.
+            assert await sidecar.watch(4) == {"id": 4, "name": "user-4", "lang": main_lang}
+            assert (await sidecar.watch_sync(5))["name"] == "user-5"
+            # Still only what it was given: the other process is not reachable by its id.
+            r = await sidecar.attempt(f"$process:{other.process_id}", "get_user", 1)
+            assert r["error"] == "ConfigError", r
+            # A worker cannot pass handles on: only a host gives processes.
+            r = await sidecar.pass_on(other.process_id)
+            assert r.startswith("ConfigError") and "only a host gives processes" in r, r
+
+    run(main())
+
+
+def test_a_blocking_host_passes_a_pool_handle_as_a_call_argument():
+    from titan_pm.sync import ProcessManager as SyncManager
+
+    with SyncManager() as pm:
+        users = pm.pool(USERS, size=2)
+        sidecar = pm.spawn(f"{FILE}:ConfiguredSidecar")
+        assert sidecar.configure(users) == ["GivenProcess", "user-1"]
+        assert sidecar.watch(6)["id"] == 6

@@ -199,6 +199,7 @@ class Runtime:
         fn = self._bound.get(method)
         if fn is None:
             return done.not_found(method, self._public)
+        args = given.given_args(self._granted, args)  # process handles the host passed, given with the call
         check = self._validators.get(method)
         if check is not None:
             try:

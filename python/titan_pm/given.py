@@ -269,12 +269,13 @@ class SharedView:
     def write(self, value: Any) -> None:
         with self._lock:
             self._check()
-            before, self.value = self.value, value
+            before = self.value
             if _is_number(value) and _is_number(before):
                 if value != before:
                     self._send("add", value - before)
             else:
-                self._send("set", value)
+                self._send("set", value)  # a value the codec refuses raises here, the view unchanged
+            self.value = value
 
 
 def _views(instance: Any) -> Dict[str, SharedView]:
@@ -348,6 +349,14 @@ PROCESS_REF = "$process"
 GIVEN_REF = "$given"
 
 
+def process_ref(v: Any) -> Optional[Dict[str, int]]:
+    """Host side: `{"$process": id}` for a process or pool handle (asyncio or blocking), else None."""
+    cls = type(v)
+    if cls.__module__.startswith("titan_pm.") and cls.__name__ in ("ProcessHandle", "Pool"):
+        return {PROCESS_REF: v.__dict__["process_id" if cls.__name__ == "ProcessHandle" else "pool_id"]}
+    return None
+
+
 def process_refs(dependencies: Any) -> Any:
     """Host side: process handles (a `ProcessHandle` or `Pool`, asyncio or blocking) among
     spawn `dependencies` become `{"$process": id}`: the core gives them to the worker."""
@@ -370,6 +379,14 @@ def given_refs(granted: Granted, dependencies: Any) -> Any:
         k: GivenProcess(granted, v[GIVEN_REF]) if isinstance(v, dict) and len(v) == 1 and isinstance(v.get(GIVEN_REF), str) else v
         for k, v in dependencies.items()
     }
+
+
+def given_args(granted: Granted, args: Any) -> Any:
+    """Worker side: each argument `{"$given": name}` of a call (a process handle the host passed,
+    given to this worker with the call) becomes the process given under `name`."""
+    if not any(isinstance(a, dict) and len(a) == 1 and GIVEN_REF in a for a in args):
+        return args
+    return [GivenProcess(granted, a[GIVEN_REF]) if isinstance(a, dict) and len(a) == 1 and isinstance(a.get(GIVEN_REF), str) else a for a in args]
 
 
 def bind(instance: Any, granted: Granted) -> None:

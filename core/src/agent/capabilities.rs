@@ -37,6 +37,8 @@ pub struct Capabilities {
 struct Inner {
     processes: BTreeMap<String, caller::Client>,
     shared: Option<shared_state::Client>,
+    /// Where [`Capabilities::replace`] moved these contents (processes given later go there).
+    moved_to: Option<Rc<RefCell<Inner>>>,
 }
 
 impl Capabilities {
@@ -73,7 +75,22 @@ impl Capabilities {
         if !Rc::ptr_eq(&self.inner, &other.inner) {
             let taken = std::mem::take(&mut *other.inner.borrow_mut());
             *self.inner.borrow_mut() = taken;
+            other.inner.borrow_mut().moved_to = Some(self.inner.clone());
         }
+    }
+
+    /// Takes the processes a call was given (handles the host passed as its arguments).
+    pub(crate) fn give(&self, grants: capnp::struct_list::Reader<'_, crate::titan_capnp::grant::Owned>) -> capnp::Result<()> {
+        let target = self.inner.borrow().moved_to.clone().unwrap_or_else(|| self.inner.clone());
+        let mut inner = target.borrow_mut();
+        for g in grants {
+            let name = g.get_name()?.to_string()?;
+            if !inner.processes.contains_key(&name) && inner.processes.len() >= MAX_GIVEN {
+                return Err(capnp::Error::failed(format!("a worker holds at most {MAX_GIVEN} given processes")));
+            }
+            inner.processes.insert(name, g.get_caller()?);
+        }
+        Ok(())
     }
 
     /// Reads what the host handed over in `init`.
@@ -196,6 +213,9 @@ enum Op {
 
 /// Where an operation's outcome goes; run on the agent's thread.
 pub type Reply = Box<dyn FnOnce(Result<Value>) + Send>;
+
+/// Processes one worker may hold (given at init or with calls); past it, a call giving more fails.
+pub const MAX_GIVEN: usize = 1024;
 
 /// Operations a worker's runtime may have waiting on the agent at once; past it one fails at once.
 pub const MAX_REMOTE_IN_FLIGHT: usize = 4096;

@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { CALL, CANCEL, EXIT, HEALTH, INIT, REPLY, SHUTDOWN, native } from '../binding';
 import { definitionOf, ProcessDefinition } from '../decorators';
 import { policiesOf, workerPoliciesOf } from '../policies';
-import { construct, Given, givenRefs } from '../given';
+import { argRefs, construct, Given, givenRefs } from '../given';
 import { runInTrace } from '../trace';
 import { Layers } from './layers';
 
@@ -218,6 +218,7 @@ export class Runtime {
   };
 
   private call(token: number, method: string, args: unknown[]): void {
+    args = argRefs(this.given, args); // process handles the host passed, given with the call
     const fn = this.publicMethods.has(method) ? this.instance[method] : undefined;
     if (typeof fn !== 'function') {
       native.fail(token, { kind: 'methodNotFound', type: 'MethodNotFoundError', message: method, stack: '', available: [...this.def.methods] });

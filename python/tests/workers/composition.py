@@ -175,3 +175,44 @@ class Sidecar:
     @public
     async def watch(self, user_id):
         return {"label": self.label, "user": await self.main.get_user(user_id)}
+
+
+@process(name="configured-sidecar", version="1.0.0")
+class ConfiguredSidecar:
+    """Handed the main service as a call argument (`await sidecar.configure(main)`): it calls it later."""
+
+    def __init__(self):
+        self.main, self.get_user = None, "get_user"
+
+    @public
+    async def configure(self, main, get_user="get_user"):
+        """`get_user`: the main service's method name (`getUser` for a Node one)."""
+        self.main, self.get_user = main, get_user
+        return [type(main).__name__, (await main.call(get_user, 1))["name"]]
+
+    @public
+    async def watch(self, user_id):
+        return await self.main.call(self.get_user, user_id)
+
+    @public
+    def watch_sync(self, user_id):
+        return self.main.call(self.get_user, user_id)
+
+    @public
+    async def attempt(self, name, method, *args):
+        """Calls the process given under `name`; returns the error class and message on failure."""
+        from titan_pm.given import GivenProcess, given_of
+
+        try:
+            return {"ok": await GivenProcess(given_of(self), name).call(method, *args)}
+        except Exception as e:
+            return {"error": type(e).__name__, "message": str(e)}
+
+    @public
+    async def pass_on(self, process_id):
+        """Passes a process handle on in its own call: refused (only a host gives processes)."""
+        try:
+            await self.main.call("configure", {"$process": process_id})
+            return "passed"
+        except Exception as e:
+            return f"{type(e).__name__}: {e}"
