@@ -306,10 +306,14 @@ export class ProcessManager extends EventEmitter {
     this.#runtimes.set(slot, worker);
     const name = { current: path.basename(target).replace(/\.[^.]*$/, '') };
     if (piped) {
-      this.#forward(worker.stdout, 'stdout', name, mode);
-      this.#forward(worker.stderr, 'stderr', name, mode);
+      this.#forward(slot, worker.stdout, 'stdout', name, mode);
+      this.#forward(slot, worker.stderr, 'stderr', name, mode);
     }
-    worker.on('error', (e) => this.#line('stderr', name.current, `uncaught ${e?.stack ?? e}`, mode));
+    worker.on('error', (e) => {
+      const line = `uncaught ${e?.stack ?? e}`;
+      native.outputLine(slot, true, line);
+      this.#line('stderr', name.current, line, mode);
+    });
     worker.on('exit', (code) => {
       native.portClosed(slot, code);
       if (this.#runtimes.get(slot) === worker) this.#runtimes.delete(slot);
@@ -346,13 +350,13 @@ export class ProcessManager extends EventEmitter {
     if (worker) void worker.terminate();
   }
 
-  #forward(stream: NodeJS.ReadableStream | null, which: 'stdout' | 'stderr', name: { current: string }, mode: OutputOption): void {
+  /** Each line of a worker thread's stream goes to its process's log ring (`titan-pm logs`), then out as `mode` says. */
+  #forward(slot: number, stream: NodeJS.ReadableStream | null, which: 'stdout' | 'stderr', name: { current: string }, mode: OutputOption): void {
     if (!stream) return;
-    if (mode === 'ignore') {
-      stream.resume();
-      return;
-    }
-    createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => this.#line(which, name.current, line, mode));
+    createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
+      native.outputLine(slot, which === 'stderr', line);
+      this.#line(which, name.current, line, mode);
+    });
   }
 
   #line(which: 'stdout' | 'stderr', name: string, line: string, mode: OutputOption): void {

@@ -153,3 +153,9 @@ def workflow_start(manager: AsyncManager, target: Any, in_process: bool, options
 def workflow_runs(manager: AsyncManager, limit: int) -> int:
     """The newest runs of the manager's workflow journal (an operation)."""
     ...
+
+def cli_run(argv: List[str], relaunch: List[str], python: str) -> int:
+    """Runs the `titan-pm` command line `argv` (argv[0] is the program name); `relaunch`
+    runs this CLI again (start's daemon); `python` is the manager's default interpreter.
+    Returns the exit code."""
+    ...

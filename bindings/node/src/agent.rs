@@ -25,7 +25,7 @@ use titan_pm::agent::{CallContext, Capabilities, Handler, Remote};
 use titan_pm::options::Dialect;
 use titan_pm::protocol::{Description, ErrorInfo, ErrorInfoKind, HealthReport};
 use titan_pm::Value;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::js::{self, Env, Js};
 use crate::{convert, errors};
@@ -206,14 +206,29 @@ pub fn grant_shared(grant: u64, token: u64, op: &str, property: &str, value: Val
 pub struct Slot {
     port: watch::Sender<Option<Result<Arc<Port>, String>>>,
     exit: watch::Sender<Option<Option<i32>>>,
+    /// The worker thread's output lines for the process's log ring (`Handler::output_lines`).
+    lines: mpsc::Sender<(bool, String)>,
+    lines_rx: Mutex<Option<mpsc::Receiver<(bool, String)>>>,
+    /// Lines not queued because the queue was full, reported in the ring once there is room.
+    lines_dropped: AtomicU64,
 }
+
+/// Output lines of one worker thread waiting for the core's log ring.
+const LINES_QUEUE: usize = 1024;
 
 static NEXT_SLOT: AtomicU64 = AtomicU64::new(1);
 static SLOTS: LazyLock<Mutex<HashMap<u64, Arc<Slot>>>> = LazyLock::new(Default::default);
 
 pub fn new_slot() -> u64 {
     let id = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
-    let slot = Slot { port: watch::channel(None).0, exit: watch::channel(None).0 };
+    let (lines, lines_rx) = mpsc::channel(LINES_QUEUE);
+    let slot = Slot {
+        port: watch::channel(None).0,
+        exit: watch::channel(None).0,
+        lines,
+        lines_rx: Mutex::new(Some(lines_rx)),
+        lines_dropped: AtomicU64::new(0),
+    };
     SLOTS.lock().unwrap().insert(id, Arc::new(slot));
     id
 }
@@ -238,6 +253,18 @@ impl Slot {
         self.exit.send_replace(Some(code));
     }
 
+    /// A line the runtime's thread wrote (its stdout or stderr), for the log ring.
+    /// A full queue drops it and counts it; the count goes in the ring with the next line that fits.
+    pub fn output(&self, stderr: bool, line: &str) {
+        let dropped = self.lines_dropped.load(Ordering::Relaxed);
+        if dropped > 0 && self.lines.try_send((true, format!("[{dropped} lines not kept: the log queue was full]"))).is_ok() {
+            self.lines_dropped.fetch_sub(dropped, Ordering::Relaxed);
+        }
+        if self.lines.try_send((stderr, titan_pm::host::logs::cut(line).into_owned())).is_err() {
+            self.lines_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub fn port_now(&self) -> Option<Result<Arc<Port>, String>> {
         self.port.borrow().clone()
     }
@@ -251,6 +278,8 @@ pub struct JsHandler {
     port: PortFuture,
     exit: Option<watch::Receiver<Option<Option<i32>>>>,
     on_drop: Option<Box<dyn Fn()>>,
+    /// Its worker thread's output lines, until the core takes them.
+    lines: std::cell::RefCell<Option<mpsc::Receiver<(bool, String)>>>,
     /// The grant id of what the host handed over (0 until `grant`).
     grant: std::cell::Cell<u64>,
 }
@@ -263,6 +292,7 @@ impl JsHandler {
             port: futures::future::ready(Ok(port)).boxed_local().shared(),
             exit: None,
             on_drop: None,
+            lines: std::cell::RefCell::new(None),
             grant: Default::default(),
         }
     }
@@ -283,6 +313,7 @@ impl JsHandler {
             port: port.boxed_local().shared(),
             exit: Some(slot.exit.subscribe()),
             on_drop: Some(on_drop),
+            lines: std::cell::RefCell::new(slot.lines_rx.lock().unwrap().take()),
             grant: Default::default(),
         }
     }
@@ -357,6 +388,10 @@ impl Handler for JsHandler {
         Box::pin(async move {
             let _ = reply.await;
         })
+    }
+
+    fn output_lines(&self) -> Option<mpsc::Receiver<(bool, String)>> {
+        self.lines.borrow_mut().take()
     }
 
     fn terminated(&self) -> Option<LocalBoxFuture<'static, Option<i32>>> {

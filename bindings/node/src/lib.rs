@@ -14,15 +14,17 @@
 //! `errors` (core errors -> JS), `output` (the bounded queue of output lines for
 //! JS callbacks), `runtime` (the one async helper), and the napi plumbing `js` and `tsfn`.
 //! - worker runtimes in a host (isolation `worker`/`none`): `newSlot`,
-//!   `attach`, `attachFailed`, `portClosed`, `releaseSlot`;
+//!   `attach`, `attachFailed`, `portClosed`, `releaseSlot`, `outputLine` (a worker thread's lines for the log ring);
 //! - a child worker process: `takeEndpoint`, `serveChild`;
 //! - replies from any worker runtime: `settle`, `fail`;
 //! - workflows: `NativeWorkflow`, `NativeManager.workflowLoad/Run/Runs/NextEvent` (`workflow.rs`);
 //! - supervisors: `NativeManager.supervisorStart/Child/Pool/State/Children/StartChild/Stop`,
 //!   `NativeSupervisorEvents` with `supervisorSubscribe/NextEvent`, and `checkOptions` for the
-//!   decorators (`supervise.rs`).
+//!   decorators (`supervise.rs`);
+//! - the `titan-pm` command: `cliRun(argv, relaunch)` (`cli.rs`), for the package's `bin`.
 
 mod agent;
+mod cli;
 mod convert;
 mod errors;
 mod host;
@@ -404,6 +406,15 @@ pub fn attach(env: Env, slot: f64, description: Raw, dispatch: Raw, weak: bool) 
 pub fn attach_failed(slot: f64, message: String) {
     if let Some(s) = agent::slot(slot as u64) {
         s.attach(Err(message));
+    }
+}
+
+/// A line the worker thread of `slot` wrote on its stdout (or stderr): kept in its
+/// process's log ring (`titan-pm logs`). Printing it is the caller's.
+#[napi]
+pub fn output_line(slot: f64, stderr: bool, line: String) {
+    if let Some(s) = agent::slot(slot as u64) {
+        s.output(stderr, &line);
     }
 }
 

@@ -88,6 +88,15 @@ pub trait Handler: 'static {
     fn terminated(&self) -> Option<LocalBoxFuture<'static, Option<i32>>> {
         None
     }
+    /// The lines the runtime behind the handler writes on a stdout/stderr of its
+    /// own, as `(is_stderr, line)`, when they can be told apart from the host's (a
+    /// Node worker thread's): a host running the handler in-process keeps them in
+    /// the process's log ring (`titan-pm logs`); printing them stays the front
+    /// end's. Taken once. `None` (the default): it has no output of its own (an
+    /// in-process worker writes to the host's stdout, which is no one worker's).
+    fn output_lines(&self) -> Option<tokio::sync::mpsc::Receiver<(bool, String)>> {
+        None
+    }
 }
 
 /// Serves `handler` on `stream` until the host says shut down or goes away.

@@ -97,11 +97,8 @@ impl Engine {
         Ok(self.start_process(target, options).await?.id)
     }
 
-    /// Starts a process and lists it; it exists only if its first instance came up.
-    pub(crate) async fn start_process(self: &Rc<Self>, target: Target, mut options: SpawnOptions) -> Result<Rc<Process>> {
-        if self.closed.get() {
-            return Err(Error::ManagerShutDown);
-        }
+    /// The name and launch spec of a spawn, its options checked.
+    fn spec(&self, target: Target, mut options: SpawnOptions) -> Result<(String, Spec)> {
         if !matches!(options.dependencies, Value::Null | Value::Map(_)) {
             return Err(Error::Config(format!("dependencies must be a map, not {}", options.dependencies.type_name())));
         }
@@ -113,9 +110,6 @@ impl Engine {
             }
         }
         let name = options.name.clone().unwrap_or_else(|| default_name(&target));
-        if let Some(hooks) = &self.config.interceptor {
-            hooks.before_spawn(&[&name])?;
-        }
         let spec = Spec {
             resources: options.resources_or(&self.config.resources),
             version: options.version,
@@ -131,6 +125,18 @@ impl Engine {
             restart: options.restart.unwrap_or_else(|| self.config.restart.clone()),
             output: options.output.unwrap_or_else(|| self.config.output.clone()),
         };
+        Ok((name, spec))
+    }
+
+    /// Starts a process and lists it; it exists only if its first instance came up.
+    pub(crate) async fn start_process(self: &Rc<Self>, target: Target, options: SpawnOptions) -> Result<Rc<Process>> {
+        if self.closed.get() {
+            return Err(Error::ManagerShutDown);
+        }
+        let (name, spec) = self.spec(target, options)?;
+        if let Some(hooks) = &self.config.interceptor {
+            hooks.before_spawn(&[&name])?;
+        }
         let process = Process::start(self.next_id(), name.clone(), spec, self).await?;
         if self.closed.get() {
             process.kill().await;
@@ -266,7 +272,14 @@ impl Engine {
 
     /// Graceful restart: a new instance is ready before the old one drains and stops.
     pub(crate) async fn restart(self: &Rc<Self>, id: u64) -> Result<()> {
-        self.process(id)?.replace(self).await
+        self.process(id)?.replace(self, None).await
+    }
+
+    /// `restart` with a new target and spawn options: the id stays.
+    pub(crate) async fn restart_with(self: &Rc<Self>, id: u64, target: Target, options: SpawnOptions) -> Result<()> {
+        let process = self.process(id)?;
+        let (_, spec) = self.spec(target, options)?;
+        process.replace(self, Some(spec)).await
     }
 
     /// Graceful stop (drain, shutdown hooks, SIGTERM, SIGKILL), then forgets the process like `kill`.

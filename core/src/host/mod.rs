@@ -502,6 +502,14 @@ impl ProcessManager {
         self.exec(move |engine| async move { engine.restart(process_id).await }).await
     }
 
+    /// [`restart`](Self::restart) onto a new target and spawn options (a process
+    /// file's changed entry): the new instance is launched from them and ready
+    /// before the old one drains; the id stays, and later restarts use them too.
+    pub async fn restart_with(&self, process_id: u64, target: impl Into<Target>, options: SpawnOptions) -> Result<()> {
+        let target = target.into();
+        self.exec(move |engine| async move { engine.restart_with(process_id, target, options).await }).await
+    }
+
     /// Graceful stop, unlike [`kill`](Self::kill): new calls are refused, in-flight
     /// ones finish, the shutdown hooks run, then SIGTERM, then SIGKILL
     /// (`shutdownTimeout` per step). The process then leaves the list.

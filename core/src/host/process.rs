@@ -55,7 +55,8 @@ pub(crate) type ExitHook = Rc<dyn Fn(ExitStatus)>;
 pub(crate) struct Process {
     pub id: u64,
     name: Rc<RefCell<String>>,
-    spec: Spec,
+    /// What each instance is launched from; `replace_with` swaps it once a new instance is ready.
+    spec: RefCell<Rc<Spec>>,
     state: watch::Sender<ProcessState>,
     instance: RefCell<Option<Rc<Instance>>>,
     last_pid: Cell<u32>,
@@ -85,7 +86,7 @@ impl Process {
         let process = Rc::new(Process {
             id,
             name: Rc::new(RefCell::new(name)),
-            spec,
+            spec: RefCell::new(Rc::new(spec)),
             state: watch::channel(ProcessState::Starting).0,
             instance: RefCell::default(),
             last_pid: Cell::new(0),
@@ -103,19 +104,19 @@ impl Process {
             intercept: engine.config.interceptor.clone(),
         });
         let instance = process.launch(engine).await?;
-        if let Some(wanted) = &process.spec.version {
+        if let Some(wanted) = &process.spec().version {
             let found = &instance.description.version;
             if wanted != found {
                 instance.kill();
                 let _ = tokio::time::timeout(Duration::from_secs(2), instance.exited()).await;
                 let found = if found.is_empty() { "none".to_string() } else { format!("{found:?}") };
                 return Err(Error::spawn(
-                    &process.spec.target.describe(),
+                    &process.spec().target.describe(),
                     format!("version mismatch: the spawn asked for {wanted:?}, the worker declares {found}"),
                 ));
             }
         }
-        let unnamed = process.name.borrow().is_empty() || (matches!(process.spec.target, Target::Path(_)) && !process.spec.named);
+        let unnamed = process.name.borrow().is_empty() || (matches!(process.spec().target, Target::Path(_)) && !process.spec().named);
         if unnamed && !instance.description.name.is_empty() {
             *process.name.borrow_mut() = instance.description.name.clone();
         }
@@ -123,23 +124,32 @@ impl Process {
         Ok(process)
     }
 
+    /// The spec instances are launched from now.
+    fn spec(&self) -> Rc<Spec> {
+        self.spec.borrow().clone()
+    }
+
     async fn launch(&self, engine: &Rc<Engine>) -> Result<Rc<Instance>> {
-        let spec = LaunchSpec {
-            target: &self.spec.target,
-            isolation: self.spec.isolation,
-            transport: self.spec.transport,
-            dependencies: &self.spec.dependencies,
-            env: &self.spec.env,
-            args: &self.spec.args,
+        self.launch_from(&self.spec(), engine).await
+    }
+
+    async fn launch_from(&self, spec: &Spec, engine: &Rc<Engine>) -> Result<Rc<Instance>> {
+        let launch = LaunchSpec {
+            target: &spec.target,
+            isolation: spec.isolation,
+            transport: spec.transport,
+            dependencies: &spec.dependencies,
+            env: &spec.env,
+            args: &spec.args,
             name: self.name.clone(),
             logs: self.logs.clone(),
-            output: &self.spec.output,
+            output: &spec.output,
             output_dropped: self.output_dropped.clone(),
             output_tracker: &engine.output,
             config: &engine.config,
-            grants: &launch::Grants { engine: Rc::downgrade(engine), processes: self.spec.processes.clone() },
+            grants: &launch::Grants { engine: Rc::downgrade(engine), processes: spec.processes.clone() },
         };
-        launch::launch(&spec, &engine.registry).await
+        launch::launch(&launch, &engine.registry).await
     }
 
     fn install(self: &Rc<Self>, instance: Rc<Instance>, engine: &Engine) {
@@ -162,7 +172,8 @@ impl Process {
     /// (event `memory`) or when the periodic health probe finds it unhealthy
     /// [`UNHEALTHY_PROBES`] times in a row (event `unhealthy`).
     fn watch(self: &Rc<Self>, instance: Rc<Instance>, engine: &Engine) {
-        if let (Some(cpu), Isolation::Child) = (self.spec.resources.max_cpu, self.spec.isolation) {
+        let spec = self.spec();
+        if let (Some(cpu), Isolation::Child) = (spec.resources.max_cpu, spec.isolation) {
             if let Some(limit) = super::limits::limit_cpu(instance.pid, cpu, &self.name.borrow()) {
                 tracing::debug!(target: "titan_pm", "{} limited to {cpu}% of a core in {}", self.name.borrow(), limit.dir().display());
                 let instance = instance.clone();
@@ -172,7 +183,7 @@ impl Process {
                 });
             }
         }
-        let max_memory = self.spec.resources.max_memory.filter(|_| self.spec.isolation == Isolation::Child);
+        let max_memory = spec.resources.max_memory.filter(|_| spec.isolation == Isolation::Child);
         let own = instance.description.health_interval_ms;
         let probe = match (own, &engine.config.monitoring.health_check) {
             (ms, _) if ms > 0 => Some(Duration::from_millis(ms)),
@@ -252,8 +263,8 @@ impl Process {
             pid: self.last_pid.get(),
             state: self.state(),
             restarts: self.restarts.get(),
-            isolation: self.spec.isolation,
-            transport: self.spec.transport,
+            isolation: self.spec().isolation,
+            transport: self.spec().transport,
         }
     }
 
@@ -294,7 +305,7 @@ impl Process {
 
     /// A call's timeout: the call's own, else the method's, else the process's.
     fn call_timeout(&self, method: &str, options: &CallOptions) -> Duration {
-        options.timeout.or_else(|| self.method_timeout(method)).unwrap_or(self.spec.timeout)
+        options.timeout.or_else(|| self.method_timeout(method)).unwrap_or(self.spec().timeout)
     }
 
     /// A call without the host-side policies (a pool applies its own around it); self-healing
@@ -345,7 +356,7 @@ impl Process {
         let Some(engine) = self.engine.upgrade() else { return };
         engine.emit(self.id, EventKind::SelfHeal { method: method.to_string(), symptom, action: action.as_str() });
         let instance = instance.clone();
-        let dependencies = self.spec.dependencies.clone();
+        let dependencies = self.spec().dependencies.clone();
         let name = self.name.borrow().clone();
         let me = self.clone();
         match action {
@@ -578,7 +589,7 @@ impl Process {
 
     async fn restart(self: &Rc<Self>, engine: &Rc<Engine>) {
         loop {
-            let Some(delay) = self.budget.borrow_mut().next(&self.spec.restart, self.clock.now()) else {
+            let Some(delay) = self.budget.borrow_mut().next(&self.spec().restart, self.clock.now()) else {
                 self.state.send_replace(ProcessState::Failed);
                 engine.emit(self.id, EventKind::Failed);
                 return;
@@ -695,15 +706,21 @@ impl Process {
     /// calls already on the old instance finish; then the old one is stopped
     /// (drain, shutdown hooks, SIGTERM, SIGKILL). No call fails. The process id
     /// stays, the pid changes, `restarts` counts it. A failed process starts afresh.
-    pub(crate) async fn replace(self: &Rc<Self>, engine: &Rc<Engine>) -> Result<()> {
+    /// With `spec`, the new instance (and every later one) is launched from it instead
+    /// (`restart_with`: a process file's changed options, the id kept).
+    pub(crate) async fn replace(self: &Rc<Self>, engine: &Rc<Engine>, spec: Option<Spec>) -> Result<()> {
         let before = self.state();
         if !matches!(before, ProcessState::Running | ProcessState::Failed) {
             return Err(Error::ProcessFailed { process_id: self.id, state: before });
         }
-        let new = self.launch(engine).await?;
+        let spec = spec.map(Rc::new);
+        let new = self.launch_from(spec.as_deref().unwrap_or(&self.spec()), engine).await?;
         if self.state() != before {
             new.kill(); // killed or stopped while the new instance started
             return Err(Error::ProcessFailed { process_id: self.id, state: self.state() });
+        }
+        if let Some(spec) = spec {
+            *self.spec.borrow_mut() = spec;
         }
         // Swapping the instance makes the old one's exit watcher stand down (it is not current).
         let old = self.instance.borrow_mut().take();
