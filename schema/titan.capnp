@@ -53,6 +53,10 @@ struct CallContext {
   # 0: the call runs at once. Else it waits in the worker (in arrival order) until fewer than
   # this many calls run there: a pool member's `concurrency`, while the pool pipelines calls to it.
   maxRunning @5 :UInt32;
+  # Processes given with this call: a host passed their handles as arguments (the
+  # sidecar pattern); each argument `{"$given": name}` is the process granted under
+  # `name`. The worker keeps them (it may call them in later calls too).
+  grants @6 :List(Grant);
 }
 
 struct CallResult {
@@ -247,6 +251,9 @@ interface SharedState {
   # Adds `delta` (an int or a float) to the property (null counts as 0) and
   # returns the new value, in one step: no increment from any instance is lost.
   add @2 (property :Text, delta :Value) -> (value :Value);
+  # Sets the property to `value` if it was never set (the first instance seeds
+  # @SharedState's initial value) and returns its value, in one step.
+  init @3 (property :Text, value :Value) -> (value :Value);
 }
 
 # ---- The control interface (`titan-pm` CLI) ----

@@ -5,10 +5,11 @@
 //   @Process({ name: 'orders' })
 //   export default class Orders {
 //     @InjectProcess(UserService) users!: GivenProcess<UserService>;   // or @InjectProcess('users')
-//     @SharedState(0) placed!: Shared<number>;
+//     @SharedState() placed = 0;
 //     @Public() async place(id: number) {
 //       const user = await this.users.getUser(id);   // a host proxy's API and error classes
-//       return { order: await this.placed.add(1), user };   // add: atomic on the host
+//       this.placed++;                                // sent to the host as an atomic add(1)
+//       return { order: await sharedValue(this, 'placed').get(), user };
 //     }
 //   }
 //
@@ -22,7 +23,7 @@
 import { native } from './binding';
 import { definitionOf, isStandard } from './decorators';
 import { ConfigError, rethrow } from './errors';
-import { callProxy } from './proxy';
+import { callProxy, handleId } from './proxy';
 import { getTraceContext } from './trace';
 import type { Methods } from './types';
 
@@ -117,6 +118,93 @@ export class Given {
       add: (delta = 1) => op('add', delta) as Promise<number>,
     };
   }
+
+  private readonly views = new Map<string, SharedView>();
+
+  /** The instance's local view of a @SharedState property (made once, at construction). */
+  view(property: string, initial: unknown): SharedView {
+    let v = this.views.get(property);
+    if (!v) this.views.set(property, (v = new SharedView(this, property, initial)));
+    return v;
+  }
+
+  /** At INIT: seeds each shared property with its initial value if no instance did yet, and loads its value. */
+  async loadShared(): Promise<void> {
+    await Promise.all([...this.views.values()].map((v) => v.load()));
+  }
+}
+
+type InFlight = { kind: 'add'; delta: number } | { kind: 'set' } | { kind: 'init' };
+
+const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/**
+ * One instance's view of a @SharedState property. Reading returns the view at once; writing a
+ * number sends the delta from the view as an atomic `add` (so concurrent increments are never
+ * lost) and the view becomes the written value, then the host's total when the add's reply comes
+ * (plus this instance's adds still in flight); writing anything else is a plain `set`. The host
+ * applies one instance's operations in the order they were made.
+ */
+export class SharedView {
+  value: unknown;
+  private readonly inFlight: InFlight[] = [];
+  private error: unknown;
+
+  constructor(readonly given: Given, readonly property: string, readonly initial: unknown) {
+    this.value = initial;
+  }
+
+  private send(entry: InFlight, kind: 'add' | 'set' | 'init', value: unknown): Promise<void> {
+    this.inFlight.push(entry);
+    const reply = this.given.start((token) => native.grantShared(this.given.grant, token, kind, this.property, value));
+    return reply.then(
+      (v) => this.settled(entry, v),
+      (e) => {
+        this.inFlight.splice(this.inFlight.indexOf(entry), 1);
+        this.error = e;
+      },
+    );
+  }
+
+  private settled(entry: InFlight, v: unknown): void {
+    const i = this.inFlight.indexOf(entry);
+    this.inFlight.splice(i, 1);
+    if (entry.kind === 'set') return;
+    const later = this.inFlight.slice(i);
+    if (later.some((e) => e.kind !== 'add')) return; // a later write decides the view
+    const pending = later.reduce((sum, e) => sum + (e.kind === 'add' ? e.delta : 0), 0);
+    this.value = isNumber(v) && pending !== 0 ? v + pending : v === null || v === undefined ? this.value : v;
+  }
+
+  load(): Promise<void> {
+    return this.send({ kind: 'init' }, 'init', this.initial).then(() => this.check());
+  }
+
+  private check(): void {
+    if (this.error !== undefined) {
+      const e = this.error;
+      this.error = undefined;
+      throw e;
+    }
+  }
+
+  read(): unknown {
+    this.check();
+    return this.value;
+  }
+
+  write(value: unknown): void {
+    this.check();
+    if (this.given.grant === 0) throw new ConfigError(`${this.property} is shared state: it can be written from init on`);
+    const before = this.value;
+    if (isNumber(value) && isNumber(before)) {
+      const delta = value - before;
+      if (delta !== 0) void this.send({ kind: 'add', delta }, 'add', delta);
+    } else {
+      void this.send({ kind: 'set' }, 'set', value);
+    }
+    this.value = value;
+  }
 }
 
 // How a process handle travels in spawn `dependencies` (core's host::grants::PROCESS_REF), and what
@@ -133,7 +221,7 @@ export function processRefs(dependencies: unknown): { dependencies?: Record<stri
   let changed = false;
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(dependencies)) {
-    const id = typeof v === 'object' && v !== null ? ((v as any).__processId ?? (v as any).__poolId) : undefined;
+    const id = handleId(v);
     if (typeof id === 'number') {
       out[key] = { [PROCESS_REF]: id };
       changed = true;
@@ -150,6 +238,18 @@ export function givenRefs(given: Given, dependencies: unknown[]): unknown[] {
     const name = (v as any)[GIVEN_REF];
     return keys.length === 1 && typeof name === 'string' ? given.process(name) : v;
   });
+}
+
+/** Worker side: each call argument `{ $given: name }` (a handle the host passed, given with the call) becomes that process. */
+export function argRefs(given: Given, args: unknown[]): unknown[] {
+  let out: unknown[] | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as any;
+    if (typeof a !== 'object' || a === null || typeof a[GIVEN_REF] !== 'string' || Object.keys(a).length !== 1) continue;
+    out ??= [...args];
+    out[i] = given.process(a[GIVEN_REF]);
+  }
+  return out ?? args;
 }
 
 let constructing: Given | undefined;
@@ -200,17 +300,44 @@ export function InjectProcess(target: string | (abstract new (...args: any[]) =>
   };
 }
 
-/** `@SharedState(initial?)`: one host-held value of this property for every instance of the class under the manager (a `Shared<V>`). */
-export function SharedState(initial: unknown = null): any {
+const sharedFields = new WeakMap<object, [string, unknown][]>();
+
+/**
+ * `@SharedState(initial?) count = 0`: one host-held value of this property for every instance of the
+ * class under the manager. `initial` defaults to the field's initial value. Reading `this.count`
+ * returns this instance's view; `this.count++` / `this.count += n` (any numeric write) is an
+ * atomic add on the host; writing anything else is a set (last writer wins). For explicit
+ * `get`/`set`/`add` operations, see `sharedValue(this, 'count')`.
+ */
+export function SharedState(initial?: unknown): any {
   return (proto: any, context: any) => {
     if (isStandard(context)) {
       if (context.kind !== 'field') throw new TypeError(`@SharedState applies to fields, not to a ${context.kind}`);
       const property = String(context.name);
-      return function (this: object) { return givenOf(this).shared(property, initial); };
+      return function (this: object, value: unknown) {
+        const start = initial !== undefined ? initial : value === undefined ? null : value;
+        const list = sharedFields.get(this) ?? [];
+        list.push([property, start]);
+        sharedFields.set(this, list);
+        return start;
+      };
     }
     if (typeof proto !== 'object' || proto === null || typeof context !== 'string') throw new TypeError('@SharedState applies to properties');
     record(proto.constructor, SHARED, [context, initial]);
   };
+}
+
+/** The explicit operations on a @SharedState property of a worker instance: `await sharedValue(this, 'count').add(5)`. */
+export function sharedValue<V = unknown>(instance: object, property: string): Shared<V> {
+  const g = givenOf(instance);
+  const view = (g as any).views.get(property) as SharedView | undefined;
+  if (!view) throw new ConfigError(`${property} is not a @SharedState property of ${instance?.constructor?.name ?? 'this object'}`);
+  return g.shared(property, view.initial as V);
+}
+
+function installShared(instance: any, given: Given, key: string, initial: unknown): void {
+  const view = given.view(key, initial);
+  Object.defineProperty(instance, key, { get: () => view.read(), set: (v) => view.write(v), configurable: true, enumerable: true });
 }
 
 /** Constructs a worker instance with `given` (constructor parameters, fields marked with experimental decorators). */
@@ -230,8 +357,9 @@ export function construct(cls: new (...args: any[]) => any, given: Given): any {
     Object.defineProperty(instance, key, { get: () => given.process(name), configurable: true, enumerable: false });
   }
   for (const [key, initial] of ((cls as any)[SHARED] ?? []) as [string, unknown][]) {
-    const shared = given.shared(key, initial);
-    Object.defineProperty(instance, key, { get: () => shared, configurable: true, enumerable: false });
+    const own = Object.getOwnPropertyDescriptor(instance, key);
+    installShared(instance, given, key, initial !== undefined ? initial : own && 'value' in own && own.value !== undefined ? own.value : null);
   }
+  for (const [key, initial] of sharedFields.get(instance) ?? []) installShared(instance, given, key, initial);
   return instance;
 }

@@ -34,6 +34,32 @@ function withSignal<T>(start: (cancel: number) => Promise<T>, signal: AbortSigna
   });
 }
 
+/** A process or pool proxy's id (a handle passed as a call argument), else undefined. */
+export function handleId(v: unknown): number | undefined {
+  if ((typeof v !== 'object' && typeof v !== 'function') || v === null) return undefined;
+  const p = (v as any).__processId;
+  if (typeof p === 'number') return p;
+  const q = (v as any).__poolId;
+  return typeof q === 'number' ? q : undefined;
+}
+
+/**
+ * Process and pool proxies among a call's arguments become `{ $process: id }`: the core gives
+ * that process to the worker with the call (the sidecar pattern, core's host/grants.rs).
+ */
+function handleRefs(args: unknown[]): unknown[] {
+  let out: unknown[] | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (typeof a !== 'object' || a === null || Array.isArray(a)) continue;
+    const id = handleId(a);
+    if (id === undefined) continue;
+    out ??= [...args];
+    out[i] = { $process: id };
+  }
+  return out ?? args;
+}
+
 type Call = (name: string, args: unknown[], timeout?: number, key?: string, cancel?: number, retries?: number) => Promise<unknown>;
 
 /** Any property is a method calling the worker; `own` properties come first. */
@@ -69,7 +95,7 @@ function merged(options: CallOptions, more: CallOptions): CallOptions {
 }
 
 export function makeProxy<T>(manager: NativeManager, id: number, options: CallOptions = {}): ProcessProxy<T> {
-  const call: Call = (name, args, timeout, key, cancel, retries) => manager.call(id, name, args, timeout, key, cancel, retries);
+  const call: Call = (name, args, timeout, key, cancel, retries) => manager.call(id, name, handleRefs(args), timeout, key, cancel, retries);
   return callProxy(call, options, (prop) => {
     if (prop === '__processId') return id;
     if (prop === 'withOptions') return (more: CallOptions) => makeProxy<T>(manager, id, merged(options, more));
@@ -84,7 +110,7 @@ export interface PoolState {
 }
 
 export function makePoolProxy<T>(manager: NativeManager, id: number, state: PoolState, options: CallOptions = {}): PoolProxy<T> {
-  const call: Call = (name, args, timeout, key, cancel, retries) => manager.poolCall(id, name, args, timeout, key, cancel, retries);
+  const call: Call = (name, args, timeout, key, cancel, retries) => manager.poolCall(id, name, handleRefs(args), timeout, key, cancel, retries);
   let proxy: PoolProxy<T>;
   const own: Record<string, unknown> = {
     __poolId: id,

@@ -127,7 +127,26 @@ for (const mode of MODES) {
       assert.equal(await pool.get(), 1000);
       const later = await pm.spawn(counter);
       assert.equal(await later.get(), 1000, 'held by the host: a later instance reads it');
-      assert.deepEqual(await later.labelRoundtrip('x'), ['none', 'x']);
+      assert.deepEqual(await later.labelRoundtrip('x'), ['none', 'x', 'x']);
+    }),
+  );
+
+  test(`@SharedState: 4 pool members doing this.count++ 250 times each end at 1000 (${mode} decorators)`, { timeout: 60000 }, () =>
+    withManager({ isolation: 'child' }, async (pm) => {
+      const counter = fixture('composition.js', mode) + ':Counter';
+      const pool = await pm.pool(counter, { size: 4 });
+      const results = await Promise.all(Array.from({ length: 4 }, () => pool.bump(250)));
+      assert.ok(results.every(([v]) => v >= 250), `each view is at least its own increments: ${JSON.stringify(results)}`);
+      assert.equal(await pool.get(), 1000);
+      const later = await pm.spawn(counter);
+      assert.equal(await later.view(), 1000, 'a later instance loads the host value before its init');
+      assert.deepEqual(await later.readOwnWrite(5), [1005, true]);
+      assert.equal(await later.get(), 1005);
+      // A non-zero initial seeds the host's value once (the first instance to start): 4 + 1 hits.
+      const hits = await Promise.all(Array.from({ length: 4 }, () => pool.hit()));
+      assert.ok(hits.every((h) => h >= 101), `hits: ${hits}`);
+      assert.ok((await later.hit()) >= 101);
+      assert.equal(await later.getHits(), 105);
     }),
   );
 }
@@ -150,5 +169,30 @@ test('the sidecar pattern: a process handle passed as a spawn dependency is give
     assert.deepEqual(await sidecar.watch(9), { label: 'logs', user: { id: 9, name: 'user-9', lang: 'node' } });
     const bad = await pm.spawn(fixture('composition.js') + ':Sidecar', { dependencies: { main: { $process: 0 }, label: 'x' } }).then(() => null, (e) => e);
     assert.match(String(bad?.message), /dependencies.main: \$process must be a process id, not 0/);
+  }),
+);
+
+for (const lang of ['node', 'python']) {
+  test(`the sidecar pattern: a ${lang} process handle passed as a call argument is given to the worker`, { timeout: 60000, skip: lang === 'python' && noPython }, () =>
+    withManager({ isolation: 'child', python }, async (pm) => {
+      const main = await pm.spawn(lang === 'node' ? fixture('composition.js') + ':UserService' : `${pyFile}:UserService`);
+      const other = await pm.spawn(fixture('composition.js') + ':UserService');
+      const sidecar = await pm.spawn(fixture('composition.js') + ':ConfiguredSidecar');
+      assert.deepEqual(await sidecar.configure(main, lang === 'node' ? 'getUser' : 'get_user'), [`$process:${main.__processId}`, 'user-1']);
+      // It keeps the given process for later calls.
+      assert.deepEqual(await sidecar.watch(4), { id: 4, name: 'user-4', lang });
+      // A worker cannot pass handles on (only a host gives processes), so the other stays out of reach.
+      const refused = await sidecar.passOn(other.__processId);
+      assert.match(refused, /^ConfigError: .*only a host gives processes/);
+    }),
+  );
+}
+
+test('a pool handle passed as a call argument is given to the worker', { timeout: 60000 }, () =>
+  withManager({ isolation: 'child' }, async (pm) => {
+    const users = await pm.pool(fixture('composition.js') + ':UserService', { size: 2 });
+    const sidecar = await pm.spawn(fixture('composition.js') + ':ConfiguredSidecar');
+    assert.deepEqual(await sidecar.configure(users), [`$process:${users.__poolId}`, 'user-1']);
+    assert.equal((await sidecar.watch(6)).id, 6);
   }),
 );

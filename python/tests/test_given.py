@@ -66,7 +66,31 @@ def test_four_pool_members_incrementing_shared_state_250_times_each_end_at_1000(
             # Held by the host: a process of the same class spawned later reads it too.
             later = await pm.spawn(COUNTER)
             assert await later.get() == 1000
-            assert await later.label_roundtrip("x") == ["none", "x"]
+            assert await later.label_roundtrip("x") == ["none", "x", "x"]
+
+    run(main())
+
+
+@pytest.mark.parametrize("method", ["bump", "bump_sync"])
+def test_four_pool_members_doing_count_plus_equals_1_250_times_each_end_at_1000(method):
+    async def main():
+        async with ProcessManager() as pm:
+            pool = await pm.pool(COUNTER, size=4)
+            results = await asyncio.gather(*(getattr(pool, method)(250) for _ in range(4)))
+            # Each member's view after its own last write is at least its own 250 increments.
+            assert all(v >= 250 for v, _ in results), results
+            assert await pool.get() == 1000
+            # A process started later loads the host's value before its init.
+            later = await pm.spawn(COUNTER)
+            assert await later.view() == 1000
+            mine, at_least = await later.read_own_write(5)
+            assert mine == 1005 and at_least
+            assert await later.get() == 1005
+            # A non-zero initial seeds the host's value once (the first instance to start): 4 + 1 hits.
+            hits = await asyncio.gather(*(pool.hit() for _ in range(4)))
+            assert all(h >= 101 for h in hits), hits
+            assert await later.hit() >= 101
+            assert await later.get_hits() == 105
 
     run(main())
 
@@ -124,3 +148,43 @@ def test_the_sidecar_pattern_a_handle_passed_as_a_spawn_dependency_is_given_to_t
             assert (await sidecar.watch(3))["user"]["id"] == 3
 
     run(main())
+
+
+NODE_USERS = str(WORKERS.parent.parent.parent / "node" / "test" / "build" / "standard" / "composition.js") + ":UserService"
+
+
+@pytest.mark.parametrize("main_lang", ["python", "node"])
+def test_the_sidecar_pattern_a_handle_passed_as_a_call_argument_is_given_to_the_worker(main_lang):
+    if main_lang == "node" and not os.path.exists(NODE_USERS.rsplit(":", 1)[0]):
+        pytest.skip("the Node fixtures are not compiled (scripts/test-node.sh compiles them)")
+
+    async def main():
+        async with ProcessManager() as pm:
+            main = await pm.spawn(USERS if main_lang == "python" else NODE_USERS)
+            other = await pm.spawn(USERS)
+            sidecar = await pm.spawn(f"{FILE}:ConfiguredSidecar")
+            # Before it was given the main service, the sidecar reaches nothing.
+            r = await sidecar.attempt(f"$process:{main.process_id}", "get_user", 1)
+            assert r["error"] == "ConfigError", r
+            assert await sidecar.configure(main, "get_user" if main_lang == "python" else "getUser") == ["GivenProcess", "user-1"]
+            # It keeps it for later calls, async and sync.
+            assert await sidecar.watch(4) == {"id": 4, "name": "user-4", "lang": main_lang}
+            assert (await sidecar.watch_sync(5))["name"] == "user-5"
+            # Still only what it was given: the other process is not reachable by its id.
+            r = await sidecar.attempt(f"$process:{other.process_id}", "get_user", 1)
+            assert r["error"] == "ConfigError", r
+            # A worker cannot pass handles on: only a host gives processes.
+            r = await sidecar.pass_on(other.process_id)
+            assert r.startswith("ConfigError") and "only a host gives processes" in r, r
+
+    run(main())
+
+
+def test_a_blocking_host_passes_a_pool_handle_as_a_call_argument():
+    from titan_pm.sync import ProcessManager as SyncManager
+
+    with SyncManager() as pm:
+        users = pm.pool(USERS, size=2)
+        sidecar = pm.spawn(f"{FILE}:ConfiguredSidecar")
+        assert sidecar.configure(users) == ["GivenProcess", "user-1"]
+        assert sidecar.watch(6)["id"] == 6

@@ -30,7 +30,7 @@ from .host import Pool, ProcessHandle, ProcessManager
 from .control import ControlServer
 from .workflow import Workflow, WorkflowError, compensate, stage, workflow
 from .supervise import Supervisor, SupervisionStrategy, child, supervisor
-from .given import GivenProcess, SharedValue, inject_process, shared_state
+from .given import GivenProcess, SharedValue, inject_process, shared_state, shared_value
 
 
 def create_process_manager(**options: object) -> ProcessManager:
@@ -83,6 +83,7 @@ __all__ = [
     "get_trace_context",
     "inject_process",
     "shared_state",
+    "shared_value",
     "GivenProcess",
     "SharedValue",
 ]

@@ -179,6 +179,10 @@ class Runtime:
         finally:
             given._CONSTRUCTING = None
         given.bind(self.instance, self._granted)
+        # Shared state is seeded and loaded (on this thread, through the agent) before init runs.
+        given.load_shared(self.instance, lambda e: done(False, e) if e is not None else self._init_rest(dependencies, done))
+
+    def _init_rest(self, dependencies: Dict[str, Any], done: Any) -> None:
         self._bound = {name: getattr(self.instance, name) for name in [*self.definition.methods, *self.definition.fallbacks]}
         self._decode_args = {n: d for n, fn in self._bound.items() if (d := args_decoder(fn)) is not None}
         self._encode_result = {n: result_encoding(fn) for n, fn in self._bound.items()}
@@ -200,6 +204,7 @@ class Runtime:
         fn = self._bound.get(method)
         if fn is None:
             return done.not_found(method, self._public)
+        args = given.given_args(self._granted, args)  # process handles the host passed, given with the call
         check = self._validators.get(method)
         if check is not None:
             try:

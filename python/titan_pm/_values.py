@@ -107,7 +107,12 @@ def encode(value: Any, path: str = "value", depth: int = 0, _inside: Optional[se
 
 
 def encode_args(args: Tuple[Any, ...]) -> Tuple[Any, ...]:
-    return tuple(encode(a, f"args[{i}]") for i, a in enumerate(args))
+    """A host call's arguments the codec refused: a process or pool handle among them becomes
+    `{"$process": id}` (core gives that process to the worker with the call, see
+    `titan_pm.given`); the rest is encoded by the value rule."""
+    from .given import process_ref
+
+    return tuple(process_ref(a) or encode(a, f"args[{i}]") for i, a in enumerate(args))
 
 
 def result_encoder(value: Any) -> Any:

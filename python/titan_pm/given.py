@@ -10,12 +10,12 @@ child's `inject=[...]`) and its class's host-held shared state (`shared_state`).
         @public
         async def place(self, user_id):
             user = await self.users.get_user(user_id)    # as a host handle
-            n = await self.placed.add(1)                  # atomic, on the host
-            return {"order": n, "user": user}
+            self.placed += 1                              # an atomic add(1) on the host
+            return {"order": await shared_value(self, "placed").get(), "user": user}
 
         @public
         def place_sync(self, user_id):                    # a sync method blocks instead
-            return self.users.get_user(user_id), self.placed.add(1)
+            return self.users.get_user(user_id), shared_value(self, "placed").add(1)
 
 Inside an asyncio task (an `async` method or init) an operation returns an
 awaitable; in a sync method (which runs on the worker's call thread) it blocks
@@ -25,8 +25,9 @@ Calls carry the current call's trace context, so the callee's span is a child of
 this call's. Which process a name reaches, and whether it reaches one at all
 (a worker can call exactly what it was given: anything else is a `ConfigError`),
 is decided by the core, as is what shared state makes atomic: each `get`,
-`set` and `add` is one step on the host, so `add` never loses an increment; a
-`get` followed by a `set` is not atomic.
+`set`, `add` and `init` is one step on the host, so `add` (and a numeric write
+such as `self.placed += 1`, sent as an add of its delta) never loses an
+increment; a read followed by a non-numeric write is not atomic.
 """
 
 from __future__ import annotations
@@ -201,11 +202,94 @@ class SharedValue:
         return f"<SharedValue {self._prop!r}>"
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+class SharedView:
+    """One instance's view of a `shared_state` property. Reading returns the view at once;
+    writing a number sends the delta from the view to the host as an atomic `add` (so
+    concurrent increments are never lost) and the view becomes the written value, then the
+    host's total when the add's reply comes (plus this instance's adds still in flight);
+    writing anything else is a plain `set` (last writer wins). The host applies one
+    instance's operations in the order they were made."""
+
+    def __init__(self, granted: Granted, prop: str, initial: Any) -> None:
+        self.granted = granted
+        self.prop = prop
+        self.initial = initial
+        self.value = initial
+        self._lock = threading.Lock()
+        self._in_flight: "list[list[Any]]" = []  # [kind, delta] in the order sent
+        self._error: Optional[BaseException] = None
+
+    def _send(self, kind: str, arg: Any, then: Optional[Callable[[Optional[BaseException]], None]] = None) -> None:
+        entry = [kind, arg]
+        self._in_flight.append(entry)
+
+        def done(ok: bool, v: Any) -> None:  # on the agent's thread
+            with self._lock:
+                i = next(i for i, e in enumerate(self._in_flight) if e is entry)
+                del self._in_flight[i]
+                later = self._in_flight[i:]
+                if not ok:
+                    self._error = v
+                elif kind != "set" and all(e[0] == "add" for e in later):  # else a later write decides the view
+                    pending = sum(e[1] for e in later)
+                    if _is_number(v) and pending:
+                        self.value = v + pending
+                    elif v is not None:
+                        self.value = v
+            if then is not None:
+                then(None if ok else v)
+
+        native = self.granted._native()
+        op = {"add": native.shared_add, "set": native.shared_set, "init": native.shared_init}[kind]
+        try:
+            op(self.prop, arg, done)
+        except BaseException:
+            self._in_flight.remove(entry)
+            raise
+
+    def load(self, then: Callable[[Optional[BaseException]], None]) -> None:
+        """Seeds the host's value with `initial` if no instance did yet and loads it; `then(error)` after."""
+        with self._lock:
+            self._send("init", self.initial, then)
+
+    def _check(self) -> None:
+        if self._error is not None:
+            e, self._error = self._error, None
+            raise e
+
+    def read(self) -> Any:
+        with self._lock:
+            self._check()
+            return self.value
+
+    def write(self, value: Any) -> None:
+        with self._lock:
+            self._check()
+            before = self.value
+            if _is_number(value) and _is_number(before):
+                if value != before:
+                    self._send("add", value - before)
+            else:
+                self._send("set", value)  # a value the codec refuses raises here, the view unchanged
+            self.value = value
+
+
+def _views(instance: Any) -> Dict[str, SharedView]:
+    return instance.__dict__.setdefault("__titan_shared__", {})
+
+
 class shared_state:
     """`count = shared_state(0)`: one value of this property for every instance of
     the class under the manager (all pool members, across restarts), held by the
-    host; `self.count` is a `SharedValue`. `initial` is what `get()` returns
-    while the value was never set (`add` starts from 0)."""
+    host. `self.count` reads this instance's view; `self.count += 1` (any numeric
+    write) is an atomic add on the host, so increments from every instance are never
+    lost; writing anything else is a set (last writer wins). `initial` seeds the
+    host's value (the first instance to start does). Explicit `get`/`set`/`add`:
+    `shared_value(self, "count")`."""
 
     def __init__(self, initial: Any = None) -> None:
         self.initial = initial
@@ -214,19 +298,63 @@ class shared_state:
     def __set_name__(self, owner: Any, attr: str) -> None:
         self._attr = attr
 
+    def view(self, instance: Any) -> SharedView:
+        views = _views(instance)
+        v = views.get(self._attr)
+        if v is None:
+            v = views[self._attr] = SharedView(given_of(instance), self._attr, self.initial)
+        return v
+
     def __get__(self, instance: Any, owner: Any = None) -> Any:
         if instance is None:
             return self
-        return SharedValue(given_of(instance), self._attr, self.initial)
+        return self.view(instance).read()
 
     def __set__(self, instance: Any, value: Any) -> None:
-        raise AttributeError(f"{self._attr} is shared state: use .set(value) or .add(delta)")
+        self.view(instance).write(value)
+
+
+def shared_value(instance: Any, prop: str) -> SharedValue:
+    """The explicit operations on a `shared_state` property of a worker instance:
+    `await shared_value(self, "count").add(5)` (blocking in sync code)."""
+    d = next((vars(k)[prop] for k in type(instance).__mro__ if prop in vars(k)), None)
+    if not isinstance(d, shared_state):
+        raise AttributeError(f"{prop} is not a shared_state property of {type(instance).__name__}")
+    return SharedValue(given_of(instance), prop, d.initial)
+
+
+def load_shared(instance: Any, then: Callable[[Optional[BaseException]], None]) -> None:
+    """At init, on the agent's thread: seeds and loads every `shared_state` property of
+    `instance`; `then(error)` once all replied."""
+    props = [d for k in type(instance).__mro__ for d in vars(k).values() if isinstance(d, shared_state)]
+    if not props:
+        return then(None)
+    left = [len(props)]
+    errors: "list[BaseException]" = []
+
+    def one(e: Optional[BaseException]) -> None:
+        if e is not None:
+            errors.append(e)
+        left[0] -= 1
+        if left[0] == 0:
+            then(errors[0] if errors else None)
+
+    for d in props:
+        d.view(instance).load(one)
 
 
 # How a process handle travels in spawn `dependencies` (core's host::grants::PROCESS_REF), and what
 # the worker's init gets in its place (GIVEN_REF): core makes the one a grant and the other.
 PROCESS_REF = "$process"
 GIVEN_REF = "$given"
+
+
+def process_ref(v: Any) -> Optional[Dict[str, int]]:
+    """Host side: `{"$process": id}` for a process or pool handle (asyncio or blocking), else None."""
+    cls = type(v)
+    if cls.__module__.startswith("titan_pm.") and cls.__name__ in ("ProcessHandle", "Pool"):
+        return {PROCESS_REF: v.__dict__["process_id" if cls.__name__ == "ProcessHandle" else "pool_id"]}
+    return None
 
 
 def process_refs(dependencies: Any) -> Any:
@@ -251,6 +379,14 @@ def given_refs(granted: Granted, dependencies: Any) -> Any:
         k: GivenProcess(granted, v[GIVEN_REF]) if isinstance(v, dict) and len(v) == 1 and isinstance(v.get(GIVEN_REF), str) else v
         for k, v in dependencies.items()
     }
+
+
+def given_args(granted: Granted, args: Any) -> Any:
+    """Worker side: each argument `{"$given": name}` of a call (a process handle the host passed,
+    given to this worker with the call) becomes the process given under `name`."""
+    if not any(isinstance(a, dict) and len(a) == 1 and GIVEN_REF in a for a in args):
+        return args
+    return [GivenProcess(granted, a[GIVEN_REF]) if isinstance(a, dict) and len(a) == 1 and isinstance(a.get(GIVEN_REF), str) else a for a in args]
 
 
 def bind(instance: Any, granted: Granted) -> None:

@@ -56,6 +56,7 @@ pub fn test_worker() -> WorkerDef {
     let def = WorkerDef::new("test-worker", TEST_WORKER_VERSION);
     let caps = def.capabilities();
     let (caps1, caps2, caps3, caps4, caps5, caps6) = (caps.clone(), caps.clone(), caps.clone(), caps.clone(), caps.clone(), caps.clone());
+    let caps_init = caps.clone();
     let init_call = std::env::var("TEST_INIT_CALL").ok();
     def.on_init(move |dependencies| {
             *d1.borrow_mut() = dependencies;
@@ -136,6 +137,14 @@ pub fn test_worker() -> WorkerDef {
             async move {
                 let v = caps.shared().map_err(|e| e.to_string())?.get(&property).await.map_err(|e| e.to_string())?;
                 Ok(titan_pm::value::from_value::<serde_json::Value>(v).map_err(|e| e.to_string())?)
+            }
+        })
+        // Seeds `property` with `v` if it was never set (the first instance does); returns its value.
+        .method("shared_init", move |(property, v): (String, i64)| {
+            let caps = caps_init.clone();
+            async move {
+                let v = caps.shared().map_err(|e| e.to_string())?.init(&property, titan_pm::value::Value::Int(v)).await.map_err(|e| e.to_string())?;
+                Ok(titan_pm::value::from_value::<i64>(v).map_err(|e| e.to_string())?)
             }
         })
         .method("increment", move |()| {

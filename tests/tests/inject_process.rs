@@ -133,3 +133,31 @@ async fn a_process_handle_passed_as_a_spawn_dependency_is_given_to_the_worker() 
     assert!(e.to_string().contains("dependencies.main: a process is also given under processes.main"), "{e}");
     pm.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_process_handle_passed_as_a_call_argument_is_given_to_the_worker() {
+    let pm = ProcessManager::new(ManagerConfig::default());
+    let main = pm.spawn(WORKER, SpawnOptions::default()).await.unwrap();
+    let other = pm.spawn(WORKER, SpawnOptions::default()).await.unwrap();
+    let sidecar = pm.spawn(WORKER, SpawnOptions::default()).await.unwrap();
+    let name = format!("$process:{}", main.id());
+    // Before: nothing given, so the main service is out of reach.
+    let r: Json = sidecar.call("call_given", (&name, "add", [2, 3], 0)).await.unwrap();
+    assert_eq!(r["error"], "ConfigError", "{r}");
+    // The call carries the grant; the worker receives {"$given": name} in the handle's place.
+    let echoed: Json = sidecar.call("echo", (json!({ "$process": main.id() }),)).await.unwrap();
+    assert_eq!(echoed, json!({ "$given": name }));
+    assert_eq!(sidecar.call::<Vec<String>>("given", ()).await.unwrap(), [name.clone()]);
+    // Kept for later calls.
+    let r: Json = sidecar.call("call_given", (&name, "add", [2, 3], 0)).await.unwrap();
+    assert_eq!(r, json!({ "ok": 5 }));
+    // A worker cannot pass handles on: only a host gives processes (the other stays out of reach).
+    let r: Json = sidecar.call("call_given", (&name, "echo", [json!({ "$process": other.id() })], 0)).await.unwrap();
+    assert_eq!(r["error"], "ConfigError", "{r}");
+    assert!(r["message"].as_str().unwrap().contains("only a host gives processes"), "{r}");
+    assert_eq!(sidecar.call::<Vec<String>>("given", ()).await.unwrap(), [name]);
+    // A bad handle is refused naming the argument.
+    let e = sidecar.call::<Json>("echo", (json!({ "$process": -1 }),)).await.err().unwrap();
+    assert!(e.to_string().contains("args[0]: $process must be a process id, not -1"), "{e}");
+    pm.shutdown().await;
+}

@@ -30,3 +30,15 @@ async fn four_pool_members_incrementing_250_times_each_in_parallel_end_at_1000()
     assert_eq!(fresh.call::<serde_json::Value>("shared_get", ("never-set",)).await.unwrap(), serde_json::Value::Null);
     pm.shutdown().await;
 }
+
+#[tokio::test]
+async fn init_seeds_a_never_set_value_once_and_add_counts_from_it() {
+    let pm = ProcessManager::new(ManagerConfig::default());
+    let a = pm.spawn(WORKER, Default::default()).await.unwrap();
+    let b = pm.spawn(WORKER, Default::default()).await.unwrap();
+    assert_eq!(a.call::<i64>("shared_init", ("hits", 100)).await.unwrap(), 100, "the first seeds it");
+    assert_eq!(b.call::<i64>("shared_init", ("hits", 7)).await.unwrap(), 100, "a later init keeps the host's value");
+    assert_eq!(b.call::<i64>("shared_add", ("hits", 1)).await.unwrap(), 101);
+    assert_eq!(a.call::<i64>("shared_init", ("hits", 0)).await.unwrap(), 101);
+    pm.shutdown().await;
+}

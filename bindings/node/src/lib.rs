@@ -487,9 +487,9 @@ pub fn grant_call(env: Env, grant: f64, token: f64, process: String, method: Str
     agent::grant_call(grant as u64, token as u64, &process, &method, args, timeout, trace).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
 }
 
-/// A shared-state operation of runtime `grant`: `get`, `set` (value) or `add` (delta, atomic);
+/// A shared-state operation of runtime `grant`: `get`, `set` (value), `add` (delta, atomic) or `init` (value, if never set);
 /// the outcome comes back as `dispatch(REPLY, token, null, valueOrError, ok)`.
-#[napi(ts_args_type = "grant: number, token: number, op: 'get' | 'set' | 'add', property: string, value: unknown")]
+#[napi(ts_args_type = "grant: number, token: number, op: 'get' | 'set' | 'add' | 'init', property: string, value: unknown")]
 pub fn grant_shared(env: Env, grant: f64, token: f64, op: String, property: String, value: Raw) -> napi::Result<()> {
     let v = convert::from_js(env.raw(), value.0).map_err(|u| throw(&env, errors::unsupported(env.raw(), &property, &u)))?;
     agent::grant_shared(grant as u64, token as u64, &op, &property, v).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))

@@ -37,6 +37,8 @@ pub struct Capabilities {
 struct Inner {
     processes: BTreeMap<String, caller::Client>,
     shared: Option<shared_state::Client>,
+    /// Where [`Capabilities::replace`] moved these contents (processes given later go there).
+    moved_to: Option<Rc<RefCell<Inner>>>,
 }
 
 impl Capabilities {
@@ -73,7 +75,22 @@ impl Capabilities {
         if !Rc::ptr_eq(&self.inner, &other.inner) {
             let taken = std::mem::take(&mut *other.inner.borrow_mut());
             *self.inner.borrow_mut() = taken;
+            other.inner.borrow_mut().moved_to = Some(self.inner.clone());
         }
+    }
+
+    /// Takes the processes a call was given (handles the host passed as its arguments).
+    pub(crate) fn give(&self, grants: capnp::struct_list::Reader<'_, crate::titan_capnp::grant::Owned>) -> capnp::Result<()> {
+        let target = self.inner.borrow().moved_to.clone().unwrap_or_else(|| self.inner.clone());
+        let mut inner = target.borrow_mut();
+        for g in grants {
+            let name = g.get_name()?.to_string()?;
+            if !inner.processes.contains_key(&name) && inner.processes.len() >= MAX_GIVEN {
+                return Err(capnp::Error::failed(format!("a worker holds at most {MAX_GIVEN} given processes")));
+            }
+            inner.processes.insert(name, g.get_caller()?);
+        }
+        Ok(())
     }
 
     /// Reads what the host handed over in `init`.
@@ -165,6 +182,16 @@ impl SharedRef {
         let reply = req.send().promise.await.map_err(rpc)?;
         value::read(reply.get().and_then(|r| r.get_value()).map_err(rpc)?, property)
     }
+
+    /// Sets the property to `v` if it was never set (the first instance seeds
+    /// the initial value), in one step; returns its value.
+    pub async fn init(&self, property: &str, v: Value) -> Result<Value> {
+        let mut req = self.client.init_request();
+        req.get().set_property(property);
+        value::write(&v, req.get().init_value());
+        let reply = req.send().promise.await.map_err(rpc)?;
+        value::read(reply.get().and_then(|r| r.get_value()).map_err(rpc)?, property)
+    }
 }
 
 /// A failure of the capability itself: the host went away, or refused the operation.
@@ -181,10 +208,14 @@ enum Op {
     Get { property: String },
     Set { property: String, value: Value },
     Add { property: String, delta: Value },
+    Init { property: String, value: Value },
 }
 
 /// Where an operation's outcome goes; run on the agent's thread.
 pub type Reply = Box<dyn FnOnce(Result<Value>) + Send>;
+
+/// Processes one worker may hold (given at init or with calls); past it, a call giving more fails.
+pub const MAX_GIVEN: usize = 1024;
 
 /// Operations a worker's runtime may have waiting on the agent at once; past it one fails at once.
 pub const MAX_REMOTE_IN_FLIGHT: usize = 4096;
@@ -232,6 +263,7 @@ impl Capabilities {
             Op::Get { property } => self.shared()?.get(&property).await,
             Op::Set { property, value } => self.shared()?.set(&property, value).await.map(|_| Value::Null),
             Op::Add { property, delta } => self.shared()?.add(&property, delta).await,
+            Op::Init { property, value } => self.shared()?.init(&property, value).await,
         }
     }
 }
@@ -276,5 +308,10 @@ impl Remote {
     /// The atomic increment of [`SharedRef::add`].
     pub fn shared_add(&self, property: &str, delta: Value, reply: Reply) -> Result<()> {
         self.send(Op::Add { property: property.to_string(), delta }, reply)
+    }
+
+    /// [`SharedRef::init`]: seeds the property if it was never set; replies with its value.
+    pub fn shared_init(&self, property: &str, value: Value, reply: Reply) -> Result<()> {
+        self.send(Op::Init { property: property.to_string(), value }, reply)
     }
 }

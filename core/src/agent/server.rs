@@ -114,6 +114,8 @@ pub(super) struct WorkerServer {
     errors: Cell<u64>,
     cancelled: Cell<u64>,
     stop: RefCell<Option<oneshot::Sender<()>>>,
+    /// What init handed over; calls may add processes to it (handles passed as arguments).
+    caps: RefCell<Option<super::Capabilities>>,
 }
 
 impl WorkerServer {
@@ -126,6 +128,7 @@ impl WorkerServer {
             errors: Cell::new(0),
             cancelled: Cell::new(0),
             stop: RefCell::new(Some(stop)),
+            caps: RefCell::new(None),
         }
     }
 
@@ -185,6 +188,7 @@ impl worker::Server for WorkerServer {
         };
         let caps = super::Capabilities::new();
         caps.fill(params.get()?)?;
+        *self.caps.borrow_mut() = Some(caps.clone());
         self.handler.grant(caps);
         let outcome = AssertUnwindSafe(self.handler.init(deps)).catch_unwind().await;
         let error = match outcome {
@@ -201,6 +205,18 @@ impl worker::Server for WorkerServer {
         let p = params.get()?;
         let method = p.get_method()?.to_str()?.to_string();
         let c = p.get_context()?;
+        if c.has_grants() {
+            let caps = self.caps.borrow().clone();
+            let given = match caps {
+                Some(caps) => caps.give(c.get_grants()?).map_err(|e| ErrorInfo::new(ErrorInfoKind::Remote, "ConfigError", e.extra)),
+                None => Err(ErrorInfo::new(ErrorInfoKind::Remote, "ConfigError", "a call gave processes before init")),
+            };
+            if let Err(e) = given {
+                self.errors.set(self.errors.get() + 1);
+                e.write(results.get().init_result().init_error());
+                return Ok(());
+            }
+        }
         let ctx = CallContext {
             call_id: c.get_call_id(),
             timeout_ms: c.get_timeout_ms(),

@@ -3,10 +3,11 @@
 //! class (@SharedState). Both are served here on the engine thread; a worker
 //! holds capabilities, never addresses or secrets, so it can reach exactly the
 //! processes it was given. A process handle passed among spawn `dependencies`
-//! (`{"$process": id}`) is given too ([`given_dependencies`]).
+//! (`{"$process": id}`) is given too ([`given_dependencies`]), and so is one passed as
+//! a call argument by a host ([`given_args`]: the call carries the grant).
 //!
 //! Shared state lives in [`SharedStore`]: one value per (class name, property)
-//! under one manager. `get`, `set` and `add` each run in one step on the engine
+//! under one manager. `get`, `set`, `add` and `init` each run in one step on the engine
 //! thread, so `add` never loses an increment, and a read sees every write that
 //! completed before it (an instance reads a value at least as new as its own last write).
 
@@ -56,6 +57,59 @@ pub(crate) fn given_dependencies(dependencies: &mut Value, processes: &mut Vec<(
     Ok(())
 }
 
+/// The name a process handle passed as a call argument is given under: `$process:<id>`.
+pub fn arg_grant_name(id: u64) -> String {
+    format!("{PROCESS_REF}:{id}")
+}
+
+/// Process handles passed as call arguments (the sidecar pattern: `sidecar.configure(main)`):
+/// each top-level argument `{"$process": id}` becomes `{"$given": "$process:<id>"}`, and the
+/// process a grant the call carries ([`arg_grant_name`] → id). `None`: no handle among `args`.
+pub(crate) fn given_args(args: &[Value]) -> Result<Option<(Vec<Value>, Vec<(String, u64)>)>> {
+    let handle = |v: &Value| match v {
+        Value::Map(entries) => match entries.as_slice() {
+            [(tag, id)] if tag == PROCESS_REF => Some(id.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    if !args.iter().any(|a| handle(a).is_some()) {
+        return Ok(None);
+    }
+    let mut grants: Vec<(String, u64)> = Vec::new();
+    let mut out = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        match handle(a) {
+            None => out.push(a.clone()),
+            Some(Value::Int(n)) if n > 0 => {
+                let name = arg_grant_name(n as u64);
+                if !grants.iter().any(|(g, _)| *g == name) {
+                    grants.push((name.clone(), n as u64));
+                }
+                out.push(Value::Map(vec![(GIVEN_REF.to_string(), Value::Text(name))]));
+            }
+            Some(Value::Int(n)) => return Err(Error::Config(format!("args[{i}]: {PROCESS_REF} must be a process id, not {n}"))),
+            Some(other) => return Err(Error::Config(format!("args[{i}]: {PROCESS_REF} must be a process id, not {}", other.type_name()))),
+        }
+    }
+    Ok(Some((out, grants)))
+}
+
+/// A worker's call to a process it was given may not pass process handles on: only a
+/// host gives processes (a worker reaches exactly what it was given).
+fn refuse_handles(args: &[Value]) -> Result<()> {
+    for (i, a) in args.iter().enumerate() {
+        if let Value::Map(entries) = a {
+            if entries.iter().any(|(k, _)| k == PROCESS_REF) {
+                return Err(Error::Config(format!(
+                    "args[{i}]: a worker cannot pass a process handle ({{\"{PROCESS_REF}\": id}}); only a host gives processes"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Shared properties one manager holds (class × property); past it, `set` and `add` fail.
 pub(crate) const MAX_SHARED_VALUES: usize = 10_000;
 
@@ -76,7 +130,7 @@ impl caller::Server for CallerServer {
         let w3c = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
         let parent = (w3c(trace_id, 32) && w3c(span_id, 16))
             .then(|| TraceContext { trace_id: trace_id.to_string(), span_id: span_id.to_string(), parent_span_id: String::new() });
-        let outcome = match value::read_list(p.get_args()?, "args") {
+        let outcome = match value::read_list(p.get_args()?, "args").and_then(|a| refuse_handles(&a).map(|_| a)) {
             Ok(args) => match self.engine.upgrade() {
                 Some(engine) => engine.call_any(self.process_id, method, args, CallOptions { timeout, ..Default::default() }, parent).await,
                 None => Err(Error::ManagerShutDown),
@@ -111,6 +165,16 @@ impl SharedStore {
         }
         values.insert(key, v);
         Ok(())
+    }
+
+    /// Sets the value if it was never set (or is null), in one step; returns the value.
+    fn init(&self, class: &str, property: &str, v: Value) -> Result<Value> {
+        let now = self.get(class, property);
+        if now != Value::Null {
+            return Ok(now);
+        }
+        self.set(class, property, v.clone())?;
+        Ok(v)
     }
 
     /// Adds `delta` to a number (null counts as 0), in one step; returns the new value.
@@ -165,6 +229,16 @@ impl shared_state::Server for SharedServer {
         let delta = value::read(p.get_delta()?, "delta").map_err(failed)?;
         let engine = self.engine.upgrade().ok_or_else(|| failed(Error::ManagerShutDown))?;
         let v = engine.shared.add(&self.class, &property, &delta).map_err(failed)?;
+        value::write(&v, results.get().init_value());
+        Ok(())
+    }
+
+    async fn init(self: CapRc<Self>, params: shared_state::InitParams, mut results: shared_state::InitResults) -> std::result::Result<(), capnp::Error> {
+        let p = params.get()?;
+        let property = p.get_property()?.to_str()?.to_string();
+        let v = value::read(p.get_value()?, "value").map_err(failed)?;
+        let engine = self.engine.upgrade().ok_or_else(|| failed(Error::ManagerShutDown))?;
+        let v = engine.shared.init(&self.class, &property, v).map_err(failed)?;
         value::write(&v, results.get().init_value());
         Ok(())
     }

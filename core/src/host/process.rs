@@ -461,12 +461,23 @@ impl Process {
         max_running: u32,
     ) -> Result<Value> {
         let call_id = instance.next_call_id();
+        // Process handles among the arguments are given to the worker with the call (grants.rs).
+        let given = super::grants::given_args(args)?;
+        let args = given.as_ref().map_or(args, |(a, _)| a.as_slice());
         let mut req = instance.worker.call_request();
         {
             let mut p = req.get();
             p.set_method(method);
             value::write_list(args, p.reborrow().init_args(args.len() as u32));
             let mut c = p.init_context();
+            if let Some((_, grants)) = &given {
+                let mut list = c.reborrow().init_grants(grants.len() as u32);
+                for (i, (name, id)) in grants.iter().enumerate() {
+                    let mut g = list.reborrow().get(i as u32);
+                    g.set_name(name.as_str());
+                    g.set_caller(capnp_rpc::new_client(super::grants::CallerServer { engine: self.engine.clone(), process_id: *id }));
+                }
+            }
             c.set_call_id(call_id);
             c.set_timeout_ms(deadline.saturating_duration_since(Instant::now()).as_millis().max(1) as u64);
             c.set_trace_id(trace.trace_id.as_str());

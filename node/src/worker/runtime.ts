@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { CALL, CANCEL, EXIT, HEALTH, INIT, REPLY, SHUTDOWN, native } from '../binding';
 import { definitionOf, ProcessDefinition } from '../decorators';
 import { policiesOf, workerPoliciesOf } from '../policies';
-import { construct, Given, givenRefs } from '../given';
+import { argRefs, construct, Given, givenRefs } from '../given';
 import { runInTrace } from '../trace';
 import { Layers } from './layers';
 
@@ -208,7 +208,8 @@ export class Runtime {
         if (typeof extra === 'number') this.given.grant = extra;
         // Process handles given as dependencies arrive as `{ $given: name }` (../given.ts).
         const deps = givenRefs(this.given, payload && typeof payload === 'object' ? Object.values(payload) : []);
-        return this.run(token, () => (typeof inst.init === 'function' ? inst.init(...deps) : undefined), 'init');
+        // Shared state is seeded and loaded before init runs (../given.ts).
+        return this.run(token, () => this.given.loadShared().then(() => (typeof inst.init === 'function' ? inst.init(...deps) : undefined)), 'init');
       }
       case HEALTH:
         return this.run(token, () => inst[this.def.healthCheck as string]());
@@ -223,6 +224,7 @@ export class Runtime {
   };
 
   private call(token: number, method: string, args: unknown[]): void {
+    args = argRefs(this.given, args); // process handles the host passed, given with the call
     const fn = this.publicMethods.has(method) ? this.instance[method] : undefined;
     if (typeof fn !== 'function') {
       native.fail(token, { kind: 'methodNotFound', type: 'MethodNotFoundError', message: method, stack: '', available: [...this.def.methods] });

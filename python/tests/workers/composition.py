@@ -4,7 +4,7 @@
 import asyncio
 import os
 
-from titan_pm import get_trace_context, inject_process, process, public, shared_state
+from titan_pm import get_trace_context, inject_process, process, public, shared_state, shared_value
 
 
 @process(name="users", version="1.0.0")
@@ -76,23 +76,65 @@ class Counter:
     count = shared_state(0)
     label = shared_state("none")
 
+    hits = shared_state(100)
+
     @public
     async def incr(self):
-        return [await self.count.add(1), os.getpid()]
+        return [await shared_value(self, "count").add(1), os.getpid()]
 
     @public
     def incr_sync(self):
-        return [self.count.add(1), os.getpid()]
+        return [shared_value(self, "count").add(1), os.getpid()]
+
+    @public
+    async def bump(self, n):
+        """`self.count += 1` n times; returns what this instance read after its last write. Its
+        writes reach the host in order, so the explicit get returns once they all landed."""
+        for _ in range(n):
+            self.count += 1
+            await asyncio.sleep(0)
+        view = self.count
+        await shared_value(self, "count").get()
+        return [view, os.getpid()]
+
+    @public
+    def bump_sync(self, n):
+        for _ in range(n):
+            self.count += 1
+        view = self.count
+        shared_value(self, "count").get()
+        return [view, os.getpid()]
+
+    @public
+    def view(self):
+        """This instance's view (no host round trip)."""
+        return self.count
+
+    @public
+    def read_own_write(self, n):
+        """Writes, then reads at once: the read is the instance's own last write at least."""
+        self.count += n
+        mine = self.count
+        return [mine, self.count >= mine]
+
+    @public
+    def hit(self):
+        self.hits += 1
+        return self.hits
 
     @public
     async def get(self):
-        return await self.count.get()
+        return await shared_value(self, "count").get()
+
+    @public
+    async def get_hits(self):
+        return await shared_value(self, "hits").get()
 
     @public
     async def label_roundtrip(self, text):
-        before = await self.label.get()
-        await self.label.set(text)
-        return [before, await self.label.get()]
+        before = self.label
+        self.label = text
+        return [before, self.label, await shared_value(self, "label").get()]
 
 
 @process(name="api", version="1.0.0")
@@ -133,3 +175,44 @@ class Sidecar:
     @public
     async def watch(self, user_id):
         return {"label": self.label, "user": await self.main.get_user(user_id)}
+
+
+@process(name="configured-sidecar", version="1.0.0")
+class ConfiguredSidecar:
+    """Handed the main service as a call argument (`await sidecar.configure(main)`): it calls it later."""
+
+    def __init__(self):
+        self.main, self.get_user = None, "get_user"
+
+    @public
+    async def configure(self, main, get_user="get_user"):
+        """`get_user`: the main service's method name (`getUser` for a Node one)."""
+        self.main, self.get_user = main, get_user
+        return [type(main).__name__, (await main.call(get_user, 1))["name"]]
+
+    @public
+    async def watch(self, user_id):
+        return await self.main.call(self.get_user, user_id)
+
+    @public
+    def watch_sync(self, user_id):
+        return self.main.call(self.get_user, user_id)
+
+    @public
+    async def attempt(self, name, method, *args):
+        """Calls the process given under `name`; returns the error class and message on failure."""
+        from titan_pm.given import GivenProcess, given_of
+
+        try:
+            return {"ok": await GivenProcess(given_of(self), name).call(method, *args)}
+        except Exception as e:
+            return {"error": type(e).__name__, "message": str(e)}
+
+    @public
+    async def pass_on(self, process_id):
+        """Passes a process handle on in its own call: refused (only a host gives processes)."""
+        try:
+            await self.main.call("configure", {"$process": process_id})
+            return "passed"
+        except Exception as e:
+            return f"{type(e).__name__}: {e}"
