@@ -208,6 +208,7 @@ class Recycle(TypedDict, total=False):
 
 class PoolOptions(SpawnOptions, total=False):
     size: Union[int, str]  # a number, or "auto"
+    min: int  # a remote:NAME pool's fewest members (instead of size)
     strategy: Union[str, PoolStrategy]
     concurrency: int
     max_queue_size: int
