@@ -347,3 +347,111 @@ async fn workers_rejoin_a_restarted_host_and_drain_on_sigterm() {
     .await
     .expect("the test hung");
 }
+
+/// A network namespace and a veth pair that the test creates and removes: the
+/// host keeps one end (`host_ip`) in the test's namespace, the workers run in
+/// the other namespace (`worker_ip`). Traffic goes only between those two addresses.
+struct Netns {
+    name: String,
+    host_veth: String,
+    host_ip: String,
+}
+
+impl Netns {
+    /// `None` (with the reason) where the machine does not let the test make namespaces.
+    fn create() -> Result<Netns, String> {
+        let id = std::process::id() % 100_000;
+        let octet = 16 + (std::process::id() % 200);
+        let ns = Netns { name: format!("titanpm-t{id}"), host_veth: format!("tpm{id}h"), host_ip: format!("10.213.{octet}.1") };
+        let worker_veth = format!("tpm{id}w");
+        let worker_ip = format!("10.213.{octet}.2");
+        let steps: Vec<Vec<String>> = vec![
+            vec!["netns".into(), "add".into(), ns.name.clone()],
+            vec!["link".into(), "add".into(), ns.host_veth.clone(), "type".into(), "veth".into(), "peer".into(), "name".into(), worker_veth.clone()],
+            vec!["link".into(), "set".into(), worker_veth.clone(), "netns".into(), ns.name.clone()],
+            vec!["addr".into(), "add".into(), format!("{}/30", ns.host_ip), "dev".into(), ns.host_veth.clone()],
+            vec!["link".into(), "set".into(), ns.host_veth.clone(), "up".into()],
+            vec!["-n".into(), ns.name.clone(), "addr".into(), "add".into(), format!("{worker_ip}/30"), "dev".into(), worker_veth.clone()],
+            vec!["-n".into(), ns.name.clone(), "link".into(), "set".into(), worker_veth, "up".into()],
+            vec!["-n".into(), ns.name.clone(), "link".into(), "set".into(), "lo".into(), "up".into()],
+        ];
+        for step in steps {
+            let out = Command::new("ip").args(&step).output().map_err(|e| format!("cannot run ip: {e}"))?;
+            if !out.status.success() {
+                return Err(format!("ip {}: {}", step.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+            }
+        }
+        Ok(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.host_veth]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_in_another_network_namespace_join_over_mtls() {
+    let ns = match Netns::create() {
+        Ok(ns) => ns,
+        Err(why) => {
+            eprintln!("SKIPPED: this machine does not let the test create a network namespace and veth pair ({why}); the loopback tests cover the same paths");
+            return;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let pki = Pki::new(&[&ns.host_ip]);
+        let pm = ProcessManager::new(ManagerConfig::default());
+        let addr = pm.listen(ListenOptions { address: format!("{}:0", ns.host_ip), tls: Some(pki.host()), token: Some("s3cret".into()) }).await.unwrap();
+        let worker_tls = pki.files("worker", "ca");
+        let in_ns = |tls: &TlsFiles, token: &str| {
+            let pre = ["netns", "exec", ns.name.as_str(), WORKER];
+            dial("ip", &pre, &addr.to_string(), Some(tls), Some(token), "api")
+        };
+        let mut workers: Vec<Remote> = (0..3).map(|_| in_ns(&worker_tls, "s3cret")).collect();
+        let pool = pm.pool("remote:api", pool_options(3)).await.unwrap();
+        wait_for("three members from the other namespace", || async { members(&pool).await == 3 }).await;
+        assert_eq!(distinct_pids(&pool, 30).await.len(), 3);
+
+        // Kill one (ip netns exec execs the worker: the child is the worker) with a call in flight.
+        let slow: Vec<_> = (0..3)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move { (pool.call::<serde_json::Value>("slow", (5_000u64,)).await, Instant::now()) })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let killed_at = Instant::now();
+        unsafe { libc::kill(workers[0].0.id() as i32, libc::SIGKILL) };
+        let mut crashed = 0;
+        for s in slow {
+            let (r, ended) = tokio::time::timeout(LIMIT, s).await.unwrap().unwrap();
+            if let Err(e) = r {
+                assert!(matches!(e, Error::ProcessCrashed { .. }), "{e}");
+                assert!(ended.duration_since(killed_at) < Duration::from_millis(2500));
+                crashed += 1;
+            }
+        }
+        assert_eq!(crashed, 1);
+        assert_eq!(pool.call::<i64>("add", (1, 1)).await.unwrap(), 2);
+        workers[0] = in_ns(&worker_tls, "s3cret");
+        let fresh = workers[0].0.id();
+        wait_for("the restarted worker to rejoin", || {
+            let pool = pool.clone();
+            async move { distinct_pids(&pool, 9).await.contains(&fresh) }
+        })
+        .await;
+
+        // Refused from the other namespace too: another CA, a wrong token.
+        let mut events = pm.events();
+        let _stranger = in_ns(&pki.files("stranger", "ca"), "s3cret");
+        assert!(refused(&mut events).await.contains("TLS handshake failed"));
+        let _wrong = in_ns(&worker_tls, "guess");
+        assert!(refused(&mut events).await.contains("a wrong join token"));
+        pm.shutdown().await;
+    })
+    .await
+    .expect("the test hung");
+}
