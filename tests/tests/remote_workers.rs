@@ -455,3 +455,59 @@ async fn workers_in_another_network_namespace_join_over_mtls() {
     .await
     .expect("the test hung");
 }
+
+/// Not a check: prints remote call latency (p50) and 64-in-flight throughput over
+/// mTLS, plain loopback TCP (token) and, for comparison, a child over the tcp and
+/// ipc transports. `cargo test --release -p titan-pm-tests --test remote_workers -- --ignored --nocapture bench`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_remote_calls() {
+    use titan_pm::{ProcessHandle, Transport};
+    async fn measure(label: &str, h: &ProcessHandle) {
+        for _ in 0..200 {
+            h.call::<i64>("add", (1, 2)).await.unwrap();
+        }
+        let mut lat = Vec::with_capacity(2000);
+        for _ in 0..2000 {
+            let t = Instant::now();
+            h.call::<i64>("add", (1, 2)).await.unwrap();
+            lat.push(t.elapsed());
+        }
+        lat.sort();
+        let p50 = lat[lat.len() / 2];
+        let p99 = lat[lat.len() * 99 / 100];
+        let n = 20_000;
+        let t = Instant::now();
+        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+        let mut tasks = Vec::with_capacity(n);
+        for _ in 0..n {
+            let permit = sem.clone().acquire_owned().await.unwrap();
+            let h = h.clone();
+            tasks.push(tokio::spawn(async move {
+                let r = h.call::<i64>("add", (1, 2)).await;
+                drop(permit);
+                r.unwrap()
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let rate = n as f64 / t.elapsed().as_secs_f64();
+        println!("bench {label:<28} p50 {:>7.1} us  p99 {:>7.1} us  64 in flight {:>8.0} calls/s", p50.as_secs_f64() * 1e6, p99.as_secs_f64() * 1e6, rate);
+    }
+    let pki = Pki::new(&[]);
+    let pm = ProcessManager::new(ManagerConfig::default());
+    let tls_addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: Some(pki.host()), token: None }).await.unwrap();
+    let plain_addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: None, token: Some("t".into()) }).await.unwrap();
+    let _a = dial(WORKER, &[], &tls_addr.to_string(), Some(&pki.files("worker", "ca")), None, "tls");
+    let _b = dial(WORKER, &[], &plain_addr.to_string(), None, Some("t"), "plain");
+    let tls = pm.attach("remote:tls", SpawnOptions::default()).await.unwrap();
+    let plain = pm.attach("remote:plain", SpawnOptions::default()).await.unwrap();
+    let tcp = pm.spawn(WORKER, SpawnOptions { transport: Some(Transport::Tcp), ..SpawnOptions::default() }).await.unwrap();
+    let ipc = pm.spawn(WORKER, SpawnOptions { transport: Some(Transport::Ipc), ..SpawnOptions::default() }).await.unwrap();
+    measure("remote, mutual TLS", &tls).await;
+    measure("remote, plain loopback tcp", &plain).await;
+    measure("child, tcp transport", &tcp).await;
+    measure("child, ipc transport", &ipc).await;
+    pm.shutdown().await;
+}
