@@ -22,11 +22,20 @@ run() { # run NAME CMD... : runs one suite, keeps its log, remembers a failure
   [ "$rc" = 0 ] || { echo "=== $name failed (exit $rc)"; status=1; }
 }
 
-# tmux: the `titan-pm monit` test drives the terminal view through it.
-if ! command -v tmux >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  (apt-get install -y -qq tmux >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq tmux >/dev/null; }) \
-    || echo "test.sh: could not install tmux; the monit test will say it is skipped"
-fi
+# Debian packages the tests use: tmux (the `titan-pm monit` test drives the terminal view through
+# it) and postgresql (the Postgres workflow journal's tests start a private server from it).
+apt_install() { # apt_install PACKAGE CHECK...: installs PACKAGE unless CHECK succeeds (as root, with apt)
+  local package=$1; shift
+  "$@" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get install -y -qq "$package" >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq "$package" >/dev/null; }) \
+      || echo "test.sh: could not install $package; the tests that need it will say so"
+  else
+    echo "test.sh: $package is missing (apt-get install $package); the tests that need it will say so"
+  fi
+}
+apt_install tmux command -v tmux
+apt_install postgresql compgen -G "/usr/lib/postgresql/*/bin/initdb"
 run schema scripts/check-schema.sh
 run rust-build cargo build --workspace --all-targets
 run rust cargo test --workspace --quiet --no-fail-fast

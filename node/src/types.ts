@@ -90,7 +90,7 @@ export interface ManagerConfig {
   tcpHost?: string;
   /** How long the core's engine thread keeps polling after a job, ms (default 0.2): CPU spent to save a thread wake-up per call; 0 turns it off. */
   spin?: Duration;
-  /** Where workflow runs are journaled: a SQLite file, or `':memory:'` (the default: this process only); `lease` in ms. */
+  /** Where workflow runs are journaled: a SQLite file, a `postgresql://` URL, or `':memory:'` (the default: this process only); `lease` in ms. */
   workflows?: { journal?: string; lease?: Duration };
 }
 

@@ -137,3 +137,49 @@ for (const shutdown of [true, false]) {
     assert.equal(r.stdout.trim(), 'ran');
   });
 }
+
+// A run survives its host: SIGKILL a Node host during stage 3; a new host on the same journal and
+// run id does not run stages 1-2 again, runs 3 (again: at least once) and 4; the same id once more
+// returns the stored result and runs nothing.
+test('a run resumes on a new host after the first is killed mid-stage', async () => {
+  const { spawn } = require('node:child_process');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-wf-durable-'));
+  const journal = path.join(dir, 'runs.db');
+  const log = path.join(dir, 'stages.log');
+  const lines = () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter(Boolean) : []);
+  const host = (hang) => `
+    const { ProcessManager } = require(${JSON.stringify(require.resolve('titan-pm'))});
+    (async () => {
+      const pm = new ProcessManager({ output: 'ignore', workflows: { journal: ${JSON.stringify(journal)}, lease: 1000 } });
+      const wf = await pm.workflow(${JSON.stringify(fixture('chain-workflow.js'))},
+        { isolation: 'worker', dependencies: { log: ${JSON.stringify(log)}, hang: ${hang} } });
+      const result = await wf.run({ order: 7 }, { runId: 'order-7' });
+      console.log('RESULT ' + JSON.stringify(result));
+      await pm.shutdown();
+    })();`;
+  const runHost = () => {
+    const r = spawnSync(process.execPath, ['-e', host(false)], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.split('\n').find((l) => l.startsWith('RESULT ')).slice('RESULT '.length));
+  };
+  try {
+    const first = spawn(process.execPath, ['-e', host(true)], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => first.once('exit', resolve));
+    try {
+      assert.ok(await eventually(() => lines().length === 3, 30_000), `the first host never reached stage 3: ${lines()}`);
+    } finally {
+      first.kill('SIGKILL');
+      await exited;
+    }
+    assert.deepEqual(lines(), ['s1 order-7/s1', 's2 order-7/s2', 's3 order-7/s3']);
+
+    const result = runHost(); // waits out the dead host's 1 s lease, then resumes
+    assert.deepEqual(lines(), ['s1 order-7/s1', 's2 order-7/s2', 's3 order-7/s3', 's3 order-7/s3', 's4 order-7/s4']);
+    assert.deepEqual(result, { s1: 's1 done', s2: 's2 done', s3: 's3 done', s4: 's4 done' });
+
+    assert.deepEqual(runHost(), result); // the stored result: nothing runs
+    assert.equal(lines().length, 5);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -226,3 +226,42 @@ def test_the_blocking_manager_refuses_a_cyclic_workflow_at_load():
         with pytest.raises(ConfigError, match=r"stages a, b form a cycle \(a -> b -> a\)"):
             pm.workflow(Cyclic)
         assert pm.list_processes() == []
+
+
+def test_a_run_resumes_on_a_new_host_after_the_first_is_killed_mid_stage(tmp_path):
+    """SIGKILL a Python host during stage 3; a new host on the same journal and
+    run id does not run stages 1-2 again, runs 3 (again: at least once) and 4;
+    the same id once more returns the stored result and runs nothing."""
+    import json
+    import signal
+    import subprocess
+    import time
+
+    host = str(WORKERS / "workflow_host.py")
+    journal, log = str(tmp_path / "runs.db"), tmp_path / "stages.log"
+
+    def lines():
+        return log.read_text().splitlines() if log.exists() else []
+
+    def run_host():
+        out = subprocess.run([sys.executable, host, journal, "order-7", str(log)], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return json.loads(next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
+
+    first = subprocess.Popen([sys.executable, host, journal, "order-7", str(log), "hang"], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while len(lines()) < 3 and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.02)
+        assert len(lines()) == 3, f"the first host never reached stage 3: {lines()}"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    assert lines() == ["s1 order-7/s1", "s2 order-7/s2", "s3 order-7/s3"]
+
+    result = run_host()  # waits out the dead host's 1 s lease, then resumes
+    assert lines() == ["s1 order-7/s1", "s2 order-7/s2", "s3 order-7/s3", "s3 order-7/s3", "s4 order-7/s4"]
+    assert result == {"s1": "s1 done", "s2": "s2 done", "s3": "s3 done", "s4": "s4 done"}
+
+    assert run_host() == result  # the stored result: nothing runs
+    assert len(lines()) == 5

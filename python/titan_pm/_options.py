@@ -135,7 +135,7 @@ class Monitoring(TypedDict, total=False):
 
 
 class WorkflowsOptions(TypedDict, total=False):
-    journal: str  # a SQLite file, or ":memory:" (the default: this process only)
+    journal: str  # a SQLite file, a "postgresql://" URL, or ":memory:" (the default: this process only)
     lease: Seconds  # how long a host's claim on a run lasts without renewal
 
 

@@ -431,4 +431,5 @@ pub fn runs_in(path: &std::path::Path) -> usize {
     std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
 }
 
+pub mod postgres;
 pub mod workflows;

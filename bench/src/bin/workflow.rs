@@ -4,12 +4,14 @@
 //! process handle. Also the cost of one journal commit on its own.
 //!
 //! `cargo run --release -p titan-bench --bin workflow` prints per-stage figures (medians over runs).
+//! With `TITAN_BENCH_POSTGRES=postgresql://…` (an empty database) it runs the journal-on
+//! figures against that Postgres server too.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use titan_pm::agent::{Handler, WorkerDef};
-use titan_pm::workflow::journal::{Entry, Journal, SqliteJournal};
+use titan_pm::workflow::journal::{Entry, Journal, PostgresJournal, SqliteJournal};
 use titan_pm::workflow::{StageOptions, WorkflowOptions};
 use titan_pm::{Isolation, ManagerConfig, ProcessManager, SpawnOptions, Target, Value};
 
@@ -63,13 +65,14 @@ async fn direct_call_us(pm: &ProcessManager) -> f64 {
     median(times)
 }
 
-fn commit_us(journal: &SqliteJournal) -> f64 {
+fn commit_us(journal: &dyn Journal) -> f64 {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        journal.claim("commits", "bench", &Value::Null, "me", Duration::from_secs(600)).await.unwrap();
+        let run = format!("commits-{}", std::process::id());
+        journal.claim(&run, "bench", &Value::Null, "me", Duration::from_secs(600)).await.unwrap();
         let t = Instant::now();
         for i in 0..COMMITS {
-            journal.append("commits", "me", Entry::StageStarted { stage: format!("s{i}"), attempt: 1 }).await.unwrap();
+            journal.append(&run, "me", Entry::StageStarted { stage: format!("s{i}"), attempt: 1 }).await.unwrap();
         }
         t.elapsed().as_secs_f64() * 1e6 / COMMITS as f64
     })
@@ -86,6 +89,12 @@ fn main() {
     let sqlite: Arc<dyn Journal> = Arc::new(SqliteJournal::open(dir.join("bench.db")).unwrap());
     let on = rt.block_on(per_stage_us(&pm, STAGES, Some(sqlite.clone())));
     let on_short = rt.block_on(per_stage_us(&pm, SHORT, Some(sqlite)));
+    let postgres = std::env::var("TITAN_BENCH_POSTGRES").ok().map(|url| {
+        let journal = || -> Option<Arc<dyn Journal>> { Some(Arc::new(PostgresJournal::new(&url).unwrap())) };
+        let long = rt.block_on(per_stage_us(&pm, STAGES, journal()));
+        let short = rt.block_on(per_stage_us(&pm, SHORT, journal()));
+        (long, short, commit_us(&PostgresJournal::new(&url).unwrap()))
+    });
     rt.block_on(pm.shutdown());
     let commit = commit_us(&SqliteJournal::open(dir.join("commits.db")).unwrap());
     println!("workflow engine, {STAGES}-stage chain of no-op stages in-process (isolation none), median of {RUNS} runs:");
@@ -94,6 +103,13 @@ fn main() {
     println!("  stage, journal on (SQLite, WAL, NORMAL):   {on:8.1} us per stage  (engine overhead {:+.1} us)", on - direct);
     println!("  the same, {SHORT}-stage chain: journal off {off_short:.1} us, on {on_short:.1} us per stage");
     println!("  one SQLite journal commit (append):        {commit:8.1} us  (a stage makes 2: started, completed)");
+    match postgres {
+        Some((long, short, commit)) => {
+            println!("  stage, journal on (Postgres):              {long:8.1} us per stage  ({SHORT}-stage chain {short:.1} us)");
+            println!("  one Postgres journal commit (append):      {commit:8.1} us");
+        }
+        None => println!("  (Postgres: set TITAN_BENCH_POSTGRES=postgresql://... to include it)"),
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 

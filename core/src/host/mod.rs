@@ -201,7 +201,7 @@ impl Default for ManagerConfig {
 /// The manager's `workflows` options (the workflow engine above the host reads them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkflowsConfig {
-    /// The SQLite journal file; `None` (`':memory:'`, the default) keeps runs in this process only.
+    /// The journal: a SQLite file or a `postgres://` URL (read as text); `None` (`':memory:'`, the default) keeps runs in this process only.
     pub journal: Option<PathBuf>,
     /// How long a host's claim on a run lasts without renewal (renewed every third of it
     /// while the run goes on). A run whose host died is resumed by another after this.

@@ -606,7 +606,7 @@ fn monitoring(s: &mut Section<'_>) -> Result<Option<(Monitoring, Option<std::tim
     Ok(Some((out, timeout)))
 }
 
-/// `workflows: { journal: 'path.db' | ':memory:', lease }`: where runs are journaled
+/// `workflows: { journal: 'path.db' | 'postgres://…' | ':memory:', lease }`: where runs are journaled
 /// and how long a host's claim on a run lasts without renewal.
 fn workflows(s: &mut Section<'_>) -> Result<Option<crate::workflow::WorkflowsConfig>> {
     let Some(mut w) = s.section("workflows")? else { return Ok(None) };

@@ -8,7 +8,7 @@
 //! - [`execution`]: one run: stages whose dependencies are done run at once;
 //!   each attempt is journaled before it runs and its result before it counts.
 //! - [`saga`]: what happens when a stage fails for good.
-//! - [`journal`]: the run store ([`journal::Journal`]: SQLite, memory).
+//! - [`journal`]: the run store ([`journal::Journal`]: SQLite, Postgres, memory).
 //! - [`runner`]: where stages run ([`StageRunner`]: a process or a pool).
 //! - [`events`]: what a run reports while it goes.
 //!
@@ -70,7 +70,7 @@ pub struct WorkflowOptions {
     pub compensation_retries: u32,
     /// How the stage context and events are spelled (`runId` or `run_id`).
     pub dialect: Dialect,
-    /// A journal of its own instead of the manager's (a Postgres backend, a test's).
+    /// A journal of its own instead of the manager's (a test's, or another database).
     pub journal: Option<Arc<dyn Journal>>,
 }
 
@@ -153,10 +153,7 @@ fn manager_journal(pm: &ProcessManager) -> Result<Arc<dyn Journal>> {
     if let Some(j) = slot.as_ref().and_then(|any| any.downcast_ref::<Arc<dyn Journal>>()) {
         return Ok(j.clone());
     }
-    let j: Arc<dyn Journal> = match &pm.shared.workflows.journal {
-        Some(path) => Arc::new(journal::SqliteJournal::open(path)?),
-        None => Arc::new(journal::MemoryJournal::default()),
-    };
+    let j = journal::open(pm.shared.workflows.journal.as_ref().map(|p| p.to_string_lossy()).as_deref())?;
     *slot = Some(Arc::new(j.clone()));
     Ok(j)
 }

@@ -1,9 +1,9 @@
 //! The journal: where a run's progress is written before it is acknowledged,
-//! so that a run survives its host. A backend implements [`Journal`]; today
-//! [`SqliteJournal`] (a file, the durable one) and [`MemoryJournal`] (`:memory:`:
-//! this process only, the last [`MEMORY_FINISHED_RUNS`] finished runs). A
-//! Postgres backend for several hosts sharing runs is one new file here
-//! implementing the same five operations with the same lease rule.
+//! so that a run survives its host. A backend implements [`Journal`], one file
+//! each: [`SqliteJournal`] (a file, the durable default), [`PostgresJournal`]
+//! (a `postgres://` URL: several hosts sharing runs) and [`MemoryJournal`]
+//! (`:memory:`: this process only, the last [`MEMORY_FINISHED_RUNS`] finished
+//! runs). [`open`] picks one from the manager's `workflows.journal`.
 //!
 //! A run is a row (id, workflow, input, state, outcome, lease) and an
 //! append-only list of [`Entry`]s. Every write names the lease owner and is
@@ -28,6 +28,7 @@
 //! ```
 
 mod memory;
+mod postgres;
 mod sqlite;
 
 use std::time::Duration;
@@ -35,6 +36,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 pub use memory::{MemoryJournal, MEMORY_FINISHED_RUNS};
+pub use postgres::{is_postgres_url, PostgresJournal};
 pub use sqlite::SqliteJournal;
 
 use crate::error::{Error, Result};
@@ -172,6 +174,16 @@ pub trait Journal: Send + Sync + 'static {
     fn finish<'a>(&'a self, run_id: &'a str, owner: &'a str, state: RunState, outcome: Value) -> BoxFuture<'a, Result<()>>;
     /// The newest `limit` runs, newest first.
     fn runs(&self, limit: usize) -> BoxFuture<'_, Result<Vec<RunSummary>>>;
+}
+
+/// The journal `workflows.journal` names: a `postgres://` (or `postgresql://`)
+/// URL, a SQLite file path, or none (`:memory:`).
+pub fn open(journal: Option<&str>) -> Result<std::sync::Arc<dyn Journal>> {
+    Ok(match journal {
+        Some(url) if is_postgres_url(url) => std::sync::Arc::new(PostgresJournal::new(url)?),
+        Some(path) => std::sync::Arc::new(SqliteJournal::open(path)?),
+        None => std::sync::Arc::new(MemoryJournal::default()),
+    })
 }
 
 pub(crate) fn now_ms() -> u64 {
