@@ -170,7 +170,7 @@ impl Host {
         self.promise(env, async move { pm.spawn(target, options).await.map(|h| h.id()) }, id_to_js)
     }
 
-    pub fn listen(&self, env: Env, options: Js) -> napi::Result<Js> {
+    pub fn listen_remote(&self, env: Env, options: Js) -> napi::Result<Js> {
         let options = match options::listen(env, options) {
             Ok(o) => o,
             Err(e) => return self.rejected(env, e),

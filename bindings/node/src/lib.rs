@@ -202,7 +202,7 @@ impl NativeManager {
     /// Listens for remote workers (`{address, tls, token}`, read by core); resolves to the bound address.
     #[napi(ts_args_type = "options: unknown", ts_return_type = "Promise<string>")]
     pub fn listen(&self, env: Env, options: Raw) -> napi::Result<Raw> {
-        self.host.listen(env.raw(), options.0).map(Raw)
+        self.host.listen_remote(env.raw(), options.0).map(Raw)
     }
 
     /// One remote worker that joined as `name`, as a process.
