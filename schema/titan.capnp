@@ -50,6 +50,9 @@ struct CallContext {
   traceId @2 :Text;
   spanId @3 :Text;
   parentSpanId @4 :Text;  # the caller's span (W3C trace context: trace id 32 hex, span ids 16 hex)
+  # 0: the call runs at once. Else it waits in the worker (in arrival order) until fewer than
+  # this many calls run there: a pool member's `concurrency`, while the pool pipelines calls to it.
+  maxRunning @5 :UInt32;
 }
 
 struct CallResult {
@@ -311,4 +314,11 @@ interface Manager {
   # Calls `method` on a process (by id or name; several of that name: the first)
   # or through a pool (its balancing, queue and breaker). Errors are RPC exceptions.
   call @13 (target :Text, method :Text, args :List(Value), timeoutMs :UInt64) -> (result :Value);
+  # Runs a workflow a process file declared (`[[workflow]]`, by name) with `input`
+  # (empty `runId`: a new run; a finished run's id: its stored outcome). Returns every
+  # stage's result by name; a failed run is an RPC exception with the WorkflowError text.
+  runWorkflow @14 (name :Text, input :Value, runId :Text) -> (result :Value);
+  # The workflows process files declared: `[{name, processId, stages: [{name, dependsOn}]}]`,
+  # and the newest `limit` runs of the manager's journal: `[{runId, workflow, state, created, updated, leaseOwner}]`.
+  workflows @15 (limit :UInt32) -> (workflows :Value, runs :Value);
 }

@@ -7,7 +7,7 @@
 # Linux with glibc 2.28 or newer (Debian 10+, Ubuntu 18.10+, RHEL 8+); maturin
 # checks the symbols for the tag, and `auditwheel show` must agree with it or
 # this script fails. The sdist holds the Python
-# package and the Rust sources (core/, bindings/python/) with a workspace of
+# package and the Rust sources (core/, cli/, bindings/python/) with a workspace of
 # their own: `pip install titan_pm-*.tar.gz` builds it with cargo.
 #
 # Installs maturin, ziglang and auditwheel into .venv (created if missing).
@@ -49,7 +49,7 @@ arch=$(uname -m)
     || die "auditwheel does not agree with the ${tag}_${arch} tag"
 sdist=$(ls "$out"/titan_pm-*.tar.gz)
 listing=$(tar tzf "$sdist") || die "cannot list $sdist"
-for f in pyproject.toml Cargo.toml Cargo.lock core/Cargo.toml bindings/python/Cargo.toml titan_pm/py.typed; do
+for f in pyproject.toml Cargo.toml Cargo.lock core/Cargo.toml cli/Cargo.toml bindings/python/Cargo.toml titan_pm/py.typed titan_pm/_cli.py; do
     grep -qx "titan_pm-[^/]*/$f" <<<"$listing" || die "the sdist lacks $f"
 done
 ls -l "$out"

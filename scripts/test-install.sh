@@ -3,14 +3,15 @@
 # installed: builds the release artifacts (scripts/build-wheels.sh,
 # scripts/build-npm.sh) into dist/, then
 #   - the wheel into a fresh venv, offline (--no-index) with no Rust toolchain
-#     on PATH, and runs examples/python-quickstart (asyncio and blocking hosts);
+#     on PATH, checks its `titan-pm` command runs, and runs
+#     examples/python-quickstart (asyncio and blocking hosts);
 #   - the sdist into another fresh venv: it builds from source with cargo;
 #   - the typing check (tests/typing: mypy and pyright on a user script that
 #     must pass and on one with typos that must fail), mypy installed into that
 #     venv, pyright from npm into a temporary folder;
 #   - the packed npm tarballs (main + platform) into a fresh project, offline,
-#     with no cargo on PATH, then compiles examples/node-quickstart against
-#     the installed types and runs it.
+#     with no cargo on PATH, checks node_modules/.bin/titan-pm runs, then
+#     compiles examples/node-quickstart against the installed types and runs it.
 # Prints each check as "ok NAME" / "FAIL NAME", the measured install times and
 # sizes, and ends with "install: N passed, N failed". Exits non-zero on any failure.
 # TITAN_INSTALL_REUSE=1 skips the builds and uses what dist/ holds.
@@ -67,6 +68,13 @@ if [ -n "$wheel" ]; then
         echo "$out"
         [ "$rc" = 0 ] && grep -q "add(5, 3) = 8" <<<"$out"
     }
+    cli_command() { # the wheel's titan-pm script runs the CLI (no manager: a clear error, exit 1)
+        local out
+        PATH="$user_path" "$work/venv/bin/titan-pm" --version | grep -q '^titan-pm ' || return 1
+        out=$(PATH="$user_path" "$work/venv/bin/titan-pm" --socket "$work/none.sock" ls 2>&1)
+        [ $? = 1 ] && grep -q "no manager is serving" <<<"$out"
+    }
+    check python-cli-command cli_command
     cp -r examples/python-quickstart "$work/python-quickstart"
     check python-quickstart-asyncio quickstart main.py
     check python-quickstart-blocking quickstart sync_main.py
@@ -124,6 +132,13 @@ if [ -n "$main_tgz" ] && [ -n "$platform_tgz" ]; then
         if [ -z "$stray" ]; then ok npm-contents; else fail npm-contents "ships $stray"; fi
         scripts=$(node -e 'const p=require(process.argv[1]); console.log(Object.keys(p.scripts||{}).filter(s=>/^(pre|post)?install$|^prepare$/.test(s)).join(" "))' "$app/node_modules/titan-pm/package.json")
         if [ -z "$scripts" ]; then ok npm-no-install-script; else fail npm-no-install-script "has $scripts"; fi
+        npm_cli_command() { # npm linked the package's titan-pm bin, and it runs the CLI
+            local out
+            PATH="$user_path" "$app/node_modules/.bin/titan-pm" --version | grep -q '^titan-pm ' || return 1
+            out=$(PATH="$user_path" "$app/node_modules/.bin/titan-pm" --socket "$work/none.sock" ls 2>&1)
+            [ $? = 1 ] && grep -q "no manager is serving" <<<"$out"
+        }
+        check npm-cli-command npm_cli_command
         cp -r examples/node-quickstart/src examples/node-quickstart/tsconfig.json "$app/"
         node_quickstart() {
             (cd "$app" && node "$repo/node/node_modules/typescript/bin/tsc" -p tsconfig.json --typeRoots "$repo/node/node_modules/@types") || return 1

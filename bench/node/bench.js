@@ -3,7 +3,10 @@
 //   and throughput with 64 calls in flight on 2 threads (two workers called
 //   round-robin by hand, and a titan-pm pool of 2);
 // - a child worker against child_process IPC (fork + process.send): the same;
+// - a Buffer round trip of 100 B, 10 KB, 1 MB and 16 MB against piscina (worker
+//   thread) and fork + send (child; the Buffer travels as JSON there);
 // - spawn to first answered call (worker thread, child process).
+// Pin to one vCPU with `taskset -c 0 node bench.js`.
 // Prints each figure, the peer's, and the ratio (brief §6). Contestants take
 // turns over BENCH_ROUNDS rounds (timings drift on a shared machine); each line
 // shows the medians over the rounds and the median of the per-round ratios.
@@ -17,7 +20,7 @@ const ECHO = path.join(__dirname, 'workers', 'echo.js');
 const SEQUENTIAL = Number(process.env.BENCH_CALLS || 5000);
 const THROUGHPUT = Number(process.env.BENCH_THROUGHPUT_CALLS || 20000);
 const IN_FLIGHT = 64;
-const ROUNDS = Number(process.env.BENCH_ROUNDS || 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
 const SPAWNS = Number(process.env.BENCH_SPAWNS || 15);
 // The core engine's spin (ms) for titan-pm's managers; unset: the default.
 const SPIN = process.env.BENCH_SPIN === undefined ? undefined : Number(process.env.BENCH_SPIN);
@@ -148,10 +151,30 @@ async function main() {
     () => throughput((x) => two.run(x)),
   );
   report(`worker thread: ${IN_FLIGHT} in flight, 2 threads`, oursTput, theirsTput, 'calls/s', 'piscina', true);
-  // The core's pool (least-connections), one call per worker at a time like piscina's default.
+  // The core's pool with default options (least-connections, one running call per worker like piscina's
+  // default, calls pipelined to busy workers).
   const pool = await pm.pool(ECHO, { size: 2, maxQueueSize: 1000 });
   const [poolTput, theirsTput2] = await turns(() => throughput((x) => pool.ping(x)), () => throughput((x) => two.run(x)));
-  report(`pool of 2 (1 call/worker): ${IN_FLIGHT} in flight`, poolTput, theirsTput2, 'calls/s', 'piscina', true);
+  report(`pool of 2 (defaults): ${IN_FLIGHT} in flight`, poolTput, theirsTput2, 'calls/s', 'piscina', true);
+  // ---- Buffer round trips ----
+  const SWEEP = [['100 B', 100, 400], ['10 KB', 10_000, 400], ['1 MB', 1 << 20, 40], ['16 MB', 16 << 20, 4]];
+  const timedP50 = async (call, n) => {
+    await call();
+    const lat = [];
+    for (let i = 0; i < n; i++) {
+      const t = now();
+      await call();
+      lat.push(now() - t);
+    }
+    return quantile(lat, 0.5) * 1000;
+  };
+  for (const [label, size, n] of SWEEP) {
+    const data = Buffer.alloc(size, 7);
+    const back = await a.ping(data);
+    if (!Buffer.isBuffer(back) || back.length !== size) throw new Error(`the ${label} Buffer did not come back whole`);
+    const [ours, theirs] = await turns(() => timedP50(() => a.ping(data), n), () => timedP50(() => one.run(data), n));
+    report(`worker thread: ${label} Buffer round trip p50`, ours, theirs, 'us', 'piscina', false);
+  }
   await pm.shutdown();
   await one.destroy();
   await two.destroy();

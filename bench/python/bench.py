@@ -5,12 +5,16 @@
 Sequential latency (p50/p99) of one small call to a Python child worker:
 the blocking API and the asyncio API, against `multiprocessing.Pool(1).apply`
 and a raw socketpair echo between two Python processes. Throughput with 64
-calls in flight (asyncio) against one worker and against two workers
-round-robin by hand, and a pool of two, against
-`multiprocessing.Pool(2).map(chunksize=1)`. Spawn to first answered call.
+calls in flight (asyncio): pools of 1, 2 and 4 workers **with default options**
+against `multiprocessing.Pool(n).map(chunksize=1)` of the same size, one worker,
+two workers round-robin by hand. Round trips of `bytes` of 100 B, 10 KB, 1 MB
+and 16 MB against `multiprocessing.Pool(1).apply`. Spawn to first answered call
+against a fork-context `multiprocessing` worker. Ray, when it is importable
+(it is not installed by the project), as one more peer; else a note says so.
 Each line prints our figure, the peer's, and the ratio; targets from the brief.
 The contestants run interleaved in several rounds (this machine's timings drift
 a lot between seconds); figures and ratios are medians over the rounds.
+Pin everything to one vCPU with `taskset -c 0 bash bench/python/run.sh`.
 """
 
 import asyncio
@@ -26,12 +30,15 @@ from titan_pm.sync import ProcessManager as SyncProcessManager
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "echo_worker.py")
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", 5))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
 SEQ = int(os.environ.get("BENCH_SEQ", 2000))
 THROUGHPUT = int(os.environ.get("BENCH_CALLS", 12800))
 SPAWNS = int(os.environ.get("BENCH_SPAWNS", 10))
 IN_FLIGHT = 64
 PAYLOAD = "x" * 16
+POOL_SIZES = (1, 2, 4)
+# (label, bytes, round trips per round)
+SWEEP = (("100 B", 100, 400), ("10 KB", 10_000, 400), ("1 MB", 1 << 20, 40), ("16 MB", 16 << 20, 4))
 
 
 def echo(x):
@@ -82,12 +89,72 @@ def mp_apply():
         return timed(lambda: pool.apply(echo, (PAYLOAD,)), SEQ)
 
 
-def mp_map_throughput():
-    with mp.Pool(2) as pool:
+def mp_map_throughput(n=2):
+    with mp.Pool(n) as pool:
         pool.map(echo, range(500), chunksize=1)
         t = time.perf_counter()
         pool.map(echo, [PAYLOAD] * THROUGHPUT, chunksize=1)
         return THROUGHPUT / (time.perf_counter() - t)
+
+
+def mp_bytes(size, n):
+    data = os.urandom(size)
+    with mp.Pool(1) as pool:
+        pool.apply(echo, (data,))
+        return timed(lambda: pool.apply(echo, (data,)), n, warmup=2)
+
+
+def titan_bytes(size, n):
+    data = os.urandom(size)
+    with SyncProcessManager(output="ignore") as pm:
+        w = pm.spawn(WORKER)
+        assert w.echo(data) == data
+        return timed(lambda: w.echo(data), n, warmup=2)
+
+
+def mp_fork_spawn():
+    ctx = mp.get_context("fork")
+    out = []
+    for _ in range(SPAWNS):
+        t = time.perf_counter()
+        with ctx.Pool(1) as pool:
+            pool.apply(echo, (1,))
+            out.append(time.perf_counter() - t)
+    return out
+
+
+def ray_figures():
+    """Ray's actor call p50 and 64-in-flight throughput over 2 actors, or None when Ray is not importable."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return None
+    import ray
+
+    @ray.remote
+    class Echo:
+        def echo(self, x):
+            return x
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        actors = [Echo.remote() for _ in range(2)]
+        ray.get([a.echo.remote(1) for a in actors])
+        seq = timed(lambda: ray.get(actors[0].echo.remote(PAYLOAD)), SEQ // 4, warmup=50)
+        n = THROUGHPUT // 4
+        t = time.perf_counter()
+        pending = [actors[i % 2].echo.remote(PAYLOAD) for i in range(IN_FLIGHT)]
+        done = 0
+        sent = IN_FLIGHT
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            done += 1
+            if sent < n:
+                pending.append(actors[sent % 2].echo.remote(PAYLOAD))
+                sent += 1
+        return pct(seq, 0.5), n / (time.perf_counter() - t)
+    finally:
+        ray.shutdown()
 
 
 def titan_blocking():
@@ -109,12 +176,11 @@ async def titan_asyncio_sequential():
         return out
 
 
-async def titan_throughput(workers, pool=False):
+async def titan_throughput(workers, pool=False, **options):
     async with ProcessManager(output="ignore") as pm:
         if pool:
-            # concurrency: calls pipelined to one worker (a Python worker still runs
-            # sync methods one at a time); with 1 each worker idles for every round trip.
-            handles = [await pm.pool(WORKER, size=workers, concurrency=IN_FLIGHT // workers, max_queue_size=IN_FLIGHT)]
+            # Default options (a member runs one call at a time, calls pipelined to it), unless given.
+            handles = [await pm.pool(WORKER, size=workers, max_queue_size=IN_FLIGHT, **options)]
             workers = 1
         else:
             handles = [await pm.spawn(WORKER) for _ in range(workers)]
@@ -151,11 +217,16 @@ def median(xs):
 def main():
     print(f"titan-pm Python bench: {ROUNDS} rounds, each {SEQ} sequential calls and {THROUGHPUT} calls with "
           f"{IN_FLIGHT} in flight per contestant, interleaved; {SPAWNS} spawns "
-          f"(python {sys.version.split()[0]}, {os.cpu_count()} cpus)")
+          f"(python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
+          f"{len(os.sched_getaffinity(0))} usable: {'pinned' if len(os.sched_getaffinity(0)) == 1 else 'unpinned'})")
     print("each figure is the median over the rounds; each ratio the median of the per-round ratios\n")
     seq = {k: [] for k in ("raw", "pool1", "blocking", "asyncio")}
     p99 = {k: [] for k in seq}
-    tput = {k: [] for k in ("mp2", "one", "two", "pool2")}
+    tput = {k: [] for k in ("one", "two", "pool2_c32")}
+    for n in POOL_SIZES:
+        tput[f"mp{n}"] = []
+        tput[f"pool{n}"] = []
+    big = {label: {"mp": [], "titan": []} for label, _, _ in SWEEP}
     for _ in range(ROUNDS):
         for k, samples in (
             ("raw", raw_socketpair()),
@@ -165,10 +236,15 @@ def main():
         ):
             seq[k].append(pct(samples, 0.5))
             p99[k].append(pct(samples, 0.99))
-        tput["mp2"].append(mp_map_throughput())
+        for n in POOL_SIZES:
+            tput[f"mp{n}"].append(mp_map_throughput(n))
+            tput[f"pool{n}"].append(asyncio.run(titan_throughput(n, pool=True)))
         tput["one"].append(asyncio.run(titan_throughput(1)))
         tput["two"].append(asyncio.run(titan_throughput(2)))
-        tput["pool2"].append(asyncio.run(titan_throughput(2, pool=True)))
+        tput["pool2_c32"].append(asyncio.run(titan_throughput(2, pool=True, concurrency=IN_FLIGHT // 2)))
+        for label, size, count in SWEEP:
+            big[label]["mp"].append(pct(mp_bytes(size, count), 0.5))
+            big[label]["titan"].append(pct(titan_bytes(size, count), 0.5))
 
     print("sequential, one small call to a Python child worker")
     names = {
@@ -181,30 +257,52 @@ def main():
         print(f"  {name:<40} p50 {median(seq[k]) * 1e6:8.1f} us   p99 {median(p99[k]) * 1e6:8.1f} us")
 
     print(f"\nthroughput, {IN_FLIGHT} calls in flight")
-    names = {
-        "mp2": "multiprocessing.Pool(2).map(chunksize=1)",
+    names = {}
+    for n in POOL_SIZES:
+        names[f"mp{n}"] = f"multiprocessing.Pool({n}).map(chunksize=1)"
+        names[f"pool{n}"] = f"titan-pm asyncio, pool of {n}, default options"
+    names.update({
+        "pool2_c32": "titan-pm asyncio, pool of 2, concurrency 32",
         "one": "titan-pm asyncio, 1 worker",
         "two": "titan-pm asyncio, 2 workers round-robin",
-        "pool2": "titan-pm asyncio, pool of 2 (concurrency 32)",
-    }
+    })
     for k, name in names.items():
         print(f"  {name:<46} {median(tput[k]):10.0f} calls/s")
 
-    print("\nspawn to first answered call (Python child, blocking API)")
+    print("\nbytes round trip (blocking call vs multiprocessing.Pool(1).apply), p50")
+    for label, _, _ in SWEEP:
+        t, m = median(big[label]["titan"]), median(big[label]["mp"])
+        print(f"  {label:>6}   titan-pm {t * 1e3:8.3f} ms   mp.Pool {m * 1e3:8.3f} ms   ratio {r_(big[label]['mp'], big[label]['titan']):5.2f}x")
+
+    print("\nspawn to first answered call (Python child, blocking API; peer: a fork-context mp.Pool(1))")
     spawn = spawn_to_first_answer()
-    print(f"  p50 {median(spawn) * 1e3:.1f} ms   max {max(spawn) * 1e3:.1f} ms")
+    forked = mp_fork_spawn()
+    print(f"  titan-pm p50 {median(spawn) * 1e3:.1f} ms   max {max(spawn) * 1e3:.1f} ms")
+    print(f"  mp fork  p50 {median(forked) * 1e3:.1f} ms   max {max(forked) * 1e3:.1f} ms")
 
-    def r(a, b):
-        return median([x / y for x, y in zip(a, b)])
+    ray = ray_figures()
+    if ray is None:
+        print("\nray: not importable here, skipped (pip install ray to include it)")
 
-    print("\nratios (targets from the brief, section 6)")
+    r = r_
+    print("\nratios (> 1: titan-pm better for throughput; <= target for latency)")
     print(f"  blocking p50 / Pool(1).apply p50       {r(seq['blocking'], seq['pool1']):5.2f}x   (target <= 0.5x)")
     print(f"  asyncio p50 / Pool(1).apply p50        {r(seq['asyncio'], seq['pool1']):5.2f}x")
     print(f"  blocking p50 / raw socketpair p50      {r(seq['blocking'], seq['raw']):5.2f}x")
-    print(f"  pool of 2 / Pool(2).map throughput     {r(tput['pool2'], tput['mp2']):5.2f}x   (target >= 1.5x)")
+    for n in POOL_SIZES:
+        target = "   (target >= 1.5x)" if n == 2 else ""
+        print(f"  pool of {n} (defaults) / Pool({n}).map     {r(tput[f'pool{n}'], tput[f'mp{n}']):5.2f}x{target}")
+    print(f"  pool of 2, concurrency 32 / Pool(2).map {r(tput['pool2_c32'], tput['mp2']):5.2f}x")
     print(f"  2 workers / Pool(2).map throughput     {r(tput['two'], tput['mp2']):5.2f}x")
     print(f"  1 worker / Pool(2).map throughput      {r(tput['one'], tput['mp2']):5.2f}x")
-    print(f"  spawn to first answer p50              {median(spawn) * 1e3:5.1f} ms (target <= 150 ms)")
+    print(f"  spawn to first answer p50              {median(spawn) * 1e3:5.1f} ms (target <= 15 ms; mp fork {median(forked) * 1e3:.1f} ms)")
+    if ray is not None:
+        print(f"  ray actor p50 {ray[0] * 1e6:.1f} us; titan-pm blocking p50 / ray  {median(seq['blocking']) / ray[0]:5.2f}x")
+        print(f"  pool of 2 / ray (2 actors) throughput  {median(tput['pool2']) / ray[1]:5.2f}x")
+
+
+def r_(a, b):
+    return median([x / y for x, y in zip(a, b)])
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 //! on the same schema (both with a child process on an inherited socketpair).
 //!
 //! `cargo run --release -p titan-bench` prints sequential p50/p99 and the
-//! throughput with 64 calls in flight for each, and the ratios of the brief's §6.
+//! throughput with 64 calls in flight for each (medians of `BENCH_ROUNDS`, default 3,
+//! interleaved rounds), and the ratios of the brief's §6. Pinned to one vCPU:
+//! `taskset -c 0 cargo run --release -p titan-bench`.
 //! The same binary is the child for the references (`echo` / `capnp-server`).
 
 use std::io::{Read, Write};
@@ -39,30 +41,60 @@ fn main() {
     let worker = std::env::current_exe().unwrap().with_file_name("rust-calculator");
     assert!(worker.exists(), "build the worker first: cargo build --release -p rust-calculator");
 
-    println!("titan-pm bench: {SEQUENTIAL} sequential calls, then {PIPELINED} calls with {IN_FLIGHT} in flight\n");
-    let raw = raw_socket();
-    report("raw unix socket ping-pong", &raw);
-    let bare = bare_capnp();
-    report("bare capnp-rpc client/server", &bare);
-    let titan_thread = titan(&worker, Engine::Thread(ManagerConfig::default().spin));
-    report("titan-pm (engine thread)", &titan_thread);
-    let titan_no_spin = titan(&worker, Engine::Thread(Duration::ZERO));
-    report("titan-pm (engine thread, no spin)", &titan_no_spin);
-    let titan_local = titan(&worker, Engine::Local);
-    report("titan-pm (new_local, no hop)", &titan_local);
-
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(3);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!(
+        "titan-pm bench: {SEQUENTIAL} sequential calls, then {PIPELINED} calls with {IN_FLIGHT} in flight; \
+         {rounds} interleaved rounds, medians ({cpus} usable cpus: {})\n",
+        if cpus == 1 { "pinned" } else { "unpinned" }
+    );
+    let spin = Duration::from_micros(200);
+    let names = [
+        "raw unix socket ping-pong",
+        "bare capnp-rpc client/server",
+        "titan-pm (engine thread, defaults)",
+        "titan-pm (engine thread, spin 0.2 ms)",
+        "titan-pm (new_local, no hop)",
+        "titan-pm (engine thread, spin off)",
+    ];
+    let mut all: Vec<Vec<Figures>> = names.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        all[0].push(raw_socket());
+        all[1].push(bare_capnp());
+        all[2].push(titan(&worker, Engine::Thread(ManagerConfig::default().spin)));
+        all[3].push(titan(&worker, Engine::Thread(spin)));
+        all[4].push(titan(&worker, Engine::Local));
+        all[5].push(titan(&worker, Engine::Thread(Duration::ZERO)));
+    }
+    for (name, rows) in names.iter().zip(&all) {
+        report(name, &median_of(rows));
+    }
     println!();
-    for (name, t) in [("engine thread", &titan_thread), ("thread, no spin", &titan_no_spin), ("new_local", &titan_local)] {
+    let ratio = |a: &[Figures], b: &[Figures], f: fn(&Figures) -> f64| median(a.iter().zip(b).map(|(x, y)| f(x) / f(y)).collect());
+    for (name, i) in [("engine thread", 2), ("thread, spin", 3), ("thread, no spin", 5), ("new_local", 4)] {
         println!(
-            "titan-pm {name:16}: sequential p50 {:.2}x raw (target <= 1.5x); 64 in flight {:.2}x bare capnp-rpc (target >= 0.8x)",
-            t.p50_us / raw.p50_us,
-            t.calls_per_s / bare.calls_per_s
+            "titan-pm {name:15}: sequential p50 {:.2}x raw (target <= 1.5x); 64 in flight {:.2}x bare capnp-rpc (target >= 0.8x)",
+            ratio(&all[i], &all[0], |f| f.p50_us),
+            ratio(&all[i], &all[1], |f| f.calls_per_s),
         );
     }
 }
 
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs[xs.len() / 2]
+}
+
+fn median_of(rows: &[Figures]) -> Figures {
+    Figures {
+        p50_us: median(rows.iter().map(|f| f.p50_us).collect()),
+        p99_us: median(rows.iter().map(|f| f.p99_us).collect()),
+        calls_per_s: median(rows.iter().map(|f| f.calls_per_s).collect()),
+    }
+}
+
 fn report(name: &str, f: &Figures) {
-    println!("{name:34} p50 {:7.1} us  p99 {:7.1} us  64 in flight {:9.0} calls/s", f.p50_us, f.p99_us, f.calls_per_s);
+    println!("{name:38} p50 {:7.1} us  p99 {:7.1} us  64 in flight {:9.0} calls/s", f.p50_us, f.p99_us, f.calls_per_s);
 }
 
 fn histogram() -> Histogram<u64> {

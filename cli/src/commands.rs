@@ -383,16 +383,14 @@ pub fn print_summary(summary: &J, as_json: bool) {
     }
 }
 
+/// A command-line argument as a value: JSON, or else (a bare word) a string: `titan-pm call api greet world`.
+fn arg_value(a: &str, what: &str) -> Result<titan_pm::Value, String> {
+    let j: J = serde_json::from_str(a).unwrap_or_else(|_| J::String(a.to_string()));
+    value::to_value(&j).map_err(|e| format!("{what}: {e}"))
+}
+
 pub async fn call(m: &manager::Client, target: &str, method: &str, args: &[String], timeout_ms: u64) -> R {
-    let values = args
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            // A bare word is a string: `titan-pm call api greet world`.
-            let j: J = serde_json::from_str(a).unwrap_or_else(|_| J::String(a.clone()));
-            value::to_value(&j).map_err(|e| format!("args[{i}]: {e}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let values = args.iter().enumerate().map(|(i, a)| arg_value(a, &format!("args[{i}]"))).collect::<Result<Vec<_>, _>>()?;
     let mut req = m.call_request();
     {
         let mut p = req.get();
@@ -403,5 +401,67 @@ pub async fn call(m: &manager::Client, target: &str, method: &str, args: &[Strin
     }
     let reply = req.send().promise.await.map_err(rpc_err)?;
     println!("{}", json(read(reply.get().map_err(rpc_err)?.get_result())?));
+    Ok(())
+}
+
+pub async fn run_workflow(m: &manager::Client, name: &str, input: Option<&str>, run_id: &str) -> R {
+    let input = match input {
+        Some(a) => arg_value(a, "input")?,
+        None => titan_pm::Value::Null,
+    };
+    let mut req = m.run_workflow_request();
+    {
+        let mut p = req.get();
+        p.set_name(name);
+        p.set_run_id(run_id);
+        value::write(&input, p.init_input());
+    }
+    let reply = req.send().promise.await.map_err(rpc_err)?;
+    println!("{}", json(read(reply.get().map_err(rpc_err)?.get_result())?));
+    Ok(())
+}
+
+pub async fn workflows(m: &manager::Client, runs: u32, as_json: bool) -> R {
+    let mut req = m.workflows_request();
+    req.get().set_limit(runs);
+    let reply = req.send().promise.await.map_err(rpc_err)?;
+    let r = reply.get().map_err(rpc_err)?;
+    let (declared, runs) = (json(read(r.get_workflows())?), json(read(r.get_runs())?));
+    if as_json {
+        print_json(&serde_json::json!({ "workflows": declared, "runs": runs }));
+        return Ok(());
+    }
+    let declared = declared.as_array().cloned().unwrap_or_default();
+    if declared.is_empty() {
+        println!("no workflows (declare one with [[workflow]] in the process file)");
+    } else {
+        let cells = declared
+            .iter()
+            .map(|w| {
+                let stages: Vec<String> = w["stages"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|s| {
+                        let deps: Vec<String> = s["dependsOn"].as_array().cloned().unwrap_or_default().iter().filter_map(|d| d.as_str().map(String::from)).collect();
+                        if deps.is_empty() { text(s, "name") } else { format!("{}<-{}", text(s, "name"), deps.join("+")) }
+                    })
+                    .collect();
+                vec![text(w, "name"), text(w, "processId"), stages.join(" ")]
+            })
+            .collect();
+        table(&["workflow", "process", "stages"], cells);
+    }
+    let runs = runs.as_array().cloned().unwrap_or_default();
+    if !runs.is_empty() {
+        println!();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as f64).unwrap_or(0.0);
+        let cells = runs
+            .iter()
+            .map(|r| vec![text(r, "runId"), text(r, "workflow"), text(r, "state"), format!("{} ago", duration_ms(now - num(r, &["updated"])))])
+            .collect();
+        table(&["run", "workflow", "state", "updated"], cells);
+    }
     Ok(())
 }

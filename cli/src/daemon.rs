@@ -1,18 +1,21 @@
 //! `titan-pm start FILE`: reads the process file (TOML, the API's option names:
 //! camelCase, durations in ms), checks it through core's option readers before
 //! anything starts, then runs a manager serving the control socket: as a
-//! daemon (double fork + `setsid`, stdin from /dev/null, stdout/stderr appended
-//! to `titan-pm.log` beside the socket, `titan-pm.pid` beside it too) or in the
-//! foreground with `--no-daemon`. The file is applied through the manager's
+//! daemon (the CLI started again with `--no-daemon` in a new session, see
+//! [`launch`]: stdin from /dev/null, stdout/stderr appended to `titan-pm.log`
+//! beside the socket, `titan-pm.pid` beside it too) or in the foreground with
+//! `--no-daemon`. The file is applied through the manager's
 //! own control socket, so `reload` later compares against it. `titan-pm stop`,
 //! SIGTERM or SIGINT stop every worker gracefully, then the manager exits.
 //! The starting shell waits until every entry is up (or failed) and exits.
 //! The daemon's log is rotated: past [`LOG_MAX_BYTES`] it becomes
 //! `titan-pm.log.1` (replacing the previous one) and a new log starts.
 
+use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::os::fd::FromRawFd;
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use titan_pm::control::file;
@@ -20,6 +23,7 @@ use titan_pm::value::{self, Value};
 use titan_pm::ProcessManager;
 
 use crate::client::{self, json, read, rpc_err};
+use crate::Launcher;
 
 /// The daemon's log file rotates past this size (checked every [`LOG_CHECK`]).
 pub const LOG_MAX_BYTES: u64 = 10 << 20;
@@ -62,9 +66,17 @@ fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf()) }
 }
 
-pub fn start(path: &Path, socket: &Path, no_daemon: bool) -> Result<(), String> {
+pub fn start(path: &Path, socket: &Path, no_daemon: bool, ready_fd: Option<i32>, launcher: &Launcher) -> Result<(), String> {
     let v = read_file(path)?;
-    let config = file::parse(&v).map_err(|e| e.to_string())?.manager;
+    let mut config = file::parse(&v).map_err(|e| e.to_string())?.manager;
+    // The front end's interpreters, unless the file names its own.
+    let set = |key: &str| v.get("manager").and_then(|m| m.get(key)).is_some();
+    if let (Some(python), false) = (&launcher.python, set("python")) {
+        config.python = python.clone();
+    }
+    if let (Some(node), false) = (&launcher.node, set("node")) {
+        config.node = node.clone();
+    }
     let socket = absolute(socket);
     if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
         return Err(format!(
@@ -81,68 +93,90 @@ pub fn start(path: &Path, socket: &Path, no_daemon: bool) -> Result<(), String> 
     let log = dir.join("titan-pm.log");
     let pid_file = dir.join("titan-pm.pid");
     if no_daemon {
-        return serve(config, v, &socket, &pid_file, None);
+        // As the daemon `start` launched: report readiness on `ready_fd`, rotate the log.
+        let daemon = match ready_fd {
+            Some(fd) => Some((ready_pipe(fd)?, log)),
+            None => None,
+        };
+        return serve(config, v, &socket, &pid_file, daemon);
     }
-    let log2 = log.clone();
-    daemonize(&log, |ready| serve(config, v, &socket, &pid_file, Some((ready, log2))))?;
+    launch(&launcher.relaunch, &absolute(path), &socket, &log)?;
     println!("log: {}\npid file: {}\nsocket: {}", log.display(), pid_file.display(), socket.display());
     Ok(())
 }
 
-/// Double-forks; the daemon runs `body` with the pipe to report readiness on.
-/// Returns in the starting process once the daemon reported (its report printed).
-fn daemonize(log: &Path, body: impl FnOnce(std::fs::File) -> Result<(), String>) -> Result<(), String> {
+/// The inherited readiness pipe of `--ready-fd`, made close-on-exec so no worker holds it open.
+fn ready_pipe(fd: i32) -> Result<std::fs::File, String> {
+    // SAFETY: fcntl on a descriptor number; the File owns it only if it is open.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return Err(format!("--ready-fd {fd}: not an open descriptor"));
+    }
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// Starts the daemon: `relaunch start --no-daemon --ready-fd 3 FILE` in a new
+/// session (`setsid`: no controlling terminal, so closing the shell's terminal does
+/// not reach it), umask 077, in `/`, stdin from /dev/null, stdout and stderr
+/// appended to `log`; fd 3 is the write end of a pipe it reports on ("ok\n" and a
+/// summary, or an error). A new process, not a fork: the caller may be a Python or
+/// Node process with threads, where only exec is safe after fork. Returns once the
+/// daemon reported (its summary printed).
+fn launch(relaunch: &[OsString], file: &Path, socket: &Path, log: &Path) -> Result<(), String> {
+    let (program, prefix) = relaunch.split_first().ok_or("no command to start the daemon with")?;
     let mut fds = [0i32; 2];
-    // SAFETY: plain libc calls; the CLI has no other thread yet (`start` runs before any runtime).
+    // SAFETY: a plain pipe; both ends close-on-exec (the child gets a dup as fd 3).
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(format!("pipe: {}", std::io::Error::last_os_error()));
     }
-    let log_c = std::ffi::CString::new(log.as_os_str().as_encoded_bytes()).map_err(|_| "bad log path".to_string())?;
-    match unsafe { libc::fork() } {
-        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
-        0 => unsafe {
-            libc::close(fds[0]);
-            libc::setsid();
-            match libc::fork() {
-                -1 => libc::_exit(1),
-                0 => {}
-                _ => libc::_exit(0),
+    let (mut reader, writer) = unsafe { (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1])) };
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(log)
+        .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let w = writer.as_raw_fd();
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(prefix)
+        .arg("--socket")
+        .arg(socket)
+        .args(["start", "--no-daemon", "--ready-fd", "3"])
+        .arg(file)
+        .current_dir("/")
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    // SAFETY: between fork and exec only async-signal-safe calls (setsid, umask, dup2, fcntl).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
             }
             libc::umask(0o077);
-            let _ = libc::chdir(c"/".as_ptr());
-            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
-            let out = libc::open(log_c.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND, 0o600);
-            if null < 0 || out < 0 {
-                libc::_exit(1);
+            let ok = if w == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(w, 3) };
+            if ok < 0 {
+                return Err(std::io::Error::last_os_error());
             }
-            libc::dup2(null, 0);
-            libc::dup2(out, 1);
-            libc::dup2(out, 2);
-            libc::close(null);
-            libc::close(out);
-            let ready = std::fs::File::from_raw_fd(fds[1]);
-            let code = match body(ready) {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("titan-pm: {e}");
-                    1
-                }
-            };
-            std::process::exit(code)
-        },
-        child => {
-            unsafe { libc::close(fds[1]) };
-            let mut report = String::new();
-            let _ = unsafe { std::fs::File::from_raw_fd(fds[0]) }.read_to_string(&mut report);
-            unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
-            match report.strip_prefix("ok\n") {
-                Some(summary) => {
-                    print!("{summary}");
-                    Ok(())
-                }
-                None if report.is_empty() => Err(format!("the daemon exited before it was ready (see {})", log.display())),
-                None => Err(report.trim_end().to_string()),
-            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start the daemon ({}): {e}", Path::new(program).display()))?;
+    drop(writer);
+    let mut report = String::new();
+    let _ = reader.read_to_string(&mut report);
+    match report.strip_prefix("ok\n") {
+        Some(summary) => {
+            print!("{summary}");
+            Ok(())
+        }
+        None if report.is_empty() => {
+            let status = child.wait().map(|s| format!(" ({s})")).unwrap_or_default();
+            Err(format!("the daemon exited before it was ready{status}; see {}", log.display()))
+        }
+        None => {
+            let _ = child.wait();
+            Err(report.trim_end().to_string())
         }
     }
 }

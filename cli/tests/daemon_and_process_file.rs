@@ -74,6 +74,10 @@ fn start_ls_reload_stop() {
     assert!(out.contains("started: solo, workers, app"), "{out}");
     let daemon: i32 = std::fs::read_to_string(run.join("titan-pm.pid")).unwrap().trim().parse().unwrap();
     assert!(alive(daemon));
+    // A session of its own (no controlling terminal): closing the shell's terminal does not reach it.
+    let stat = std::fs::read_to_string(format!("/proc/{daemon}/stat")).unwrap();
+    let session: i32 = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert_eq!(session, daemon, "the daemon leads its own session");
     assert!(run.join("titan-pm.log").exists());
 
     let ls = json(&socket, &["ls"]);
@@ -143,4 +147,35 @@ fn a_bad_process_file_fails_before_anything_starts() {
     std::fs::write(&file, "[[supervisor]]\nname = \"app\"\nchildren = [{ name = \"a\", script = \"./w\", restart = \"sometimes\" }]\n").unwrap();
     let err = String::from_utf8_lossy(&cli(&socket, &["start", file.to_str().unwrap()]).stderr).into_owned();
     assert!(err.contains("supervisor[0] (app): children[0].restart"), "{err}");
+}
+
+#[test]
+fn a_changed_process_reloads_onto_its_new_options_keeping_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let socket = run.join("control.sock");
+    let file = dir.path().join("titan.toml");
+    let write = |version: &str| {
+        let entry = format!("[[process]]\nname = \"solo\"\nscript = \"{}\"\ndependencies = {{ version = \"{version}\" }}\n", test_worker().display());
+        std::fs::write(&file, entry).unwrap();
+    };
+    write("1");
+    let _guard = Daemon(run.join("titan-pm.pid"));
+    ok(&socket, &["start", file.to_str().unwrap()]);
+    let before = json(&socket, &["ls"]);
+    assert_eq!(ok(&socket, &["call", "solo", "dependencies"]).trim(), r#"{"version":"1"}"#);
+
+    write("2");
+    let summary = json(&socket, &["reload", "--changed-only", file.to_str().unwrap()]);
+    assert_eq!(summary["reloaded"], serde_json::json!(["solo"]), "{summary}");
+    let after = json(&socket, &["ls"]);
+    assert_eq!(after.as_array().unwrap().len(), 1, "{after}");
+    assert_eq!(after[0]["processId"], before[0]["processId"], "the id stays: {before} -> {after}");
+    assert_ne!(after[0]["pid"], before[0]["pid"], "a new instance");
+    assert_eq!(after[0]["restarts"], 1);
+    assert_eq!(ok(&socket, &["call", "solo", "dependencies"]).trim(), r#"{"version":"2"}"#, "the new options");
+    // A later restart keeps the new options.
+    ok(&socket, &["restart", "solo"]);
+    assert_eq!(ok(&socket, &["call", "solo", "dependencies"]).trim(), r#"{"version":"2"}"#);
+    ok(&socket, &["stop"]);
 }

@@ -10,7 +10,7 @@ fn the_readme_process_file_parses() {
     let v = titan_pm::value::to_value(&serde_json::to_value(toml).unwrap()).unwrap();
     let file = titan_pm::control::file::parse(&v).expect("core reads it");
     let names: Vec<&str> = file.entries.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["api", "calc", "app"]);
+    assert_eq!(names, ["api", "calc", "orders", "app"]);
     assert_eq!(file.manager.timeout, std::time::Duration::from_secs(5));
     assert_eq!(file.manager.restart.max_restarts, 5);
 }

@@ -45,7 +45,7 @@ export type MethodMarker = (target: any, context: any, descriptor?: any) => any;
 /** A decorator that works as a standard and as an experimental class decorator. */
 export type ClassMarker = (target: any, context?: any) => any;
 
-function isStandard(context: unknown): context is { kind: string; name: string | symbol } {
+export function isStandard(context: unknown): context is { kind: string; name: string | symbol } {
   return typeof context === 'object' && context !== null && 'kind' in context;
 }
 

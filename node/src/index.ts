@@ -31,3 +31,5 @@ export { Supervisor, Child, SupervisorHandle, isSupervisor } from './supervisor'
 export type { FieldMarker } from './supervisor';
 export { PoolStrategy, SupervisionStrategy } from './types';
 export type * from './types';
+export { InjectProcess, SharedState } from './given';
+export type { GivenProcess, Shared } from './given';

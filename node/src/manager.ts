@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 
 import { native } from './binding';
+import { processRefs } from './given';
 import { ControlServer } from './control';
 import { definitionOf, ProcessDefinition } from './decorators';
 import { ConfigError, rethrow, signalName, spawnError } from './errors';
@@ -79,7 +80,7 @@ export class ProcessManager extends EventEmitter {
   async spawn<T = any>(target: string | WorkerClass<T>, options: SpawnOptions = {}): Promise<ProcessProxy<T>> {
     const isolation: Isolation = options.isolation ?? this.#config.isolation ?? 'worker';
     const file = this.#target(target, isolation);
-    const nativeOptions = { ...options, isolation, output: this.#outputOption(options.output) };
+    const nativeOptions = { ...options, isolation, output: this.#outputOption(options.output), ...processRefs(options.dependencies) };
     if (!this.#inProcess(target, file, isolation)) {
       // The core runs the file (or says why it cannot run it in-process).
       nativeOptions.env = { ...options.env, TITAN_NODE_WORKER: WORKER_ENTRY };
@@ -123,7 +124,7 @@ export class ProcessManager extends EventEmitter {
     }
     const isolation: Isolation = options.isolation ?? this.#config.isolation ?? 'worker';
     const file = this.#target(target, isolation);
-    const nativeOptions = { ...options, isolation, output: this.#outputOption(options.output) };
+    const nativeOptions = { ...options, isolation, output: this.#outputOption(options.output), ...processRefs(options.dependencies) };
     let id: number;
     if (!this.#inProcess(target, file, isolation)) {
       nativeOptions.env = { ...options.env, TITAN_NODE_WORKER: WORKER_ENTRY };
@@ -326,10 +327,14 @@ export class ProcessManager extends EventEmitter {
     this.#runtimes.set(slot, worker);
     const name = { current: path.basename(target).replace(/\.[^.]*$/, '') };
     if (piped) {
-      this.#forward(worker.stdout, 'stdout', name, mode);
-      this.#forward(worker.stderr, 'stderr', name, mode);
+      this.#forward(slot, worker.stdout, 'stdout', name, mode);
+      this.#forward(slot, worker.stderr, 'stderr', name, mode);
     }
-    worker.on('error', (e) => this.#line('stderr', name.current, `uncaught ${e?.stack ?? e}`, mode));
+    worker.on('error', (e) => {
+      const line = `uncaught ${e?.stack ?? e}`;
+      native.outputLine(slot, true, line);
+      this.#line('stderr', name.current, line, mode);
+    });
     worker.on('exit', (code) => {
       native.portClosed(slot, code);
       if (this.#runtimes.get(slot) === worker) this.#runtimes.delete(slot);
@@ -366,13 +371,13 @@ export class ProcessManager extends EventEmitter {
     if (worker) void worker.terminate();
   }
 
-  #forward(stream: NodeJS.ReadableStream | null, which: 'stdout' | 'stderr', name: { current: string }, mode: OutputOption): void {
+  /** Each line of a worker thread's stream goes to its process's log ring (`titan-pm logs`), then out as `mode` says. */
+  #forward(slot: number, stream: NodeJS.ReadableStream | null, which: 'stdout' | 'stderr', name: { current: string }, mode: OutputOption): void {
     if (!stream) return;
-    if (mode === 'ignore') {
-      stream.resume();
-      return;
-    }
-    createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => this.#line(which, name.current, line, mode));
+    createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
+      native.outputLine(slot, which === 'stderr', line);
+      this.#line(which, name.current, line, mode);
+    });
   }
 
   #line(which: 'stdout' | 'stderr', name: string, line: string, mode: OutputOption): void {

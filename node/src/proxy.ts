@@ -37,7 +37,7 @@ function withSignal<T>(start: (cancel: number) => Promise<T>, signal: AbortSigna
 type Call = (name: string, args: unknown[], timeout?: number, key?: string, cancel?: number, retries?: number) => Promise<unknown>;
 
 /** Any property is a method calling the worker; `own` properties come first. */
-function callProxy(call: Call, options: CallOptions, own: (prop: string) => unknown): any {
+export function callProxy(call: Call, options: CallOptions, own: (prop: string) => unknown): any {
   const { timeout, key, signal, retries } = options;
   const methods = new Map<string, (...args: unknown[]) => Promise<unknown>>();
   const method = (name: string) => (...args: unknown[]) => {

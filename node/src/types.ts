@@ -88,7 +88,7 @@ export interface ManagerConfig {
   node?: string;
   /** The address the `tcp` transport listens on (default 127.0.0.1). */
   tcpHost?: string;
-  /** How long the core's engine thread keeps polling after a job, ms (default 0.2): CPU spent to save a thread wake-up per call; 0 turns it off. */
+  /** How long the core's engine thread keeps polling after a job, ms (default 0: off): CPU spent to save a thread wake-up per call, which measured no better and hurt p99 when cores are scarce. */
   spin?: Duration;
   /** Where workflow runs are journaled: a SQLite file, a `postgresql://` URL, or `':memory:'` (the default: this process only); `lease` in ms. */
   workflows?: { journal?: string; lease?: Duration };
@@ -97,7 +97,10 @@ export interface ManagerConfig {
 export interface SpawnOptions {
   isolation?: Isolation;
   transport?: Transport;
-  /** Passed to the worker's `init(...)`, values in key order. */
+  /**
+   * Passed to the worker's `init(...)`, values in key order. A process or pool proxy among them is
+   * given to the worker (the sidecar pattern): `init` receives a `GivenProcess` it can call.
+   */
   dependencies?: Record<string, unknown>;
   env?: Record<string, string>;
   args?: string[];
@@ -109,7 +112,7 @@ export interface SpawnOptions {
   resources?: Resources;
   restartPolicy?: RestartPolicy | boolean;
   output?: OutputOption;
-  /** Processes the worker may call, name -> process id (handed over as capabilities). */
+  /** Processes the worker may call, name -> process id (handed over as capabilities; `@InjectProcess(name)` in the worker). */
   processes?: Record<string, number>;
 }
 
@@ -303,6 +306,8 @@ export interface PoolOptions extends SpawnOptions {
   strategy?: PoolStrategy;
   /** Calls one worker runs at once (default 1). */
   concurrency?: number;
+  /** Calls sent ahead to a busy worker beyond its concurrency, waiting there so it never idles through a round trip (default 8; 0: off). They count as queued for `maxQueueSize`. */
+  pipeline?: number;
   /** Calls that may wait for a free worker (default 100); beyond it PoolBackpressureError at once. */
   maxQueueSize?: number;
   /** A pool call's default deadline, ms. */
@@ -357,7 +362,7 @@ export interface PoolMetrics {
 /** Pool event names: pool:initialized, pool:scaled, pool:drained, pool:destroyed, pool:failed, worker:spawned, worker:crashed, worker:replaced, worker:unhealthy, circuitbreaker:open|halfopen|close (their `state`: open, half-open, closed). Worker events carry `processId`. */
 export type PoolEventName = string;
 
-type Methods<T> = {
+export type Methods<T> = {
   readonly [K in keyof T as K extends 'init' ? never : T[K] extends AnyFunction ? K : never]: Remote<T[K]>;
 };
 

@@ -56,3 +56,24 @@ test('a second server on the same socket is a ConfigError', { timeout: 30000 }, 
     }
   }),
 );
+
+test('titan-pm logs shows the lines a worker thread wrote, with output ignore too', { timeout: 60000 }, async (t) => {
+  const sock = socketIn(t);
+  const pm = new ProcessManager({ output: 'ignore' });
+  t.after(() => pm.shutdown());
+  const calc = await pm.spawn(fixture('calculator.js'), { name: 'threaded', isolation: 'worker' });
+  const server = pm.serveControl(sock);
+  t.after(() => server.close());
+  await calc.log('hello from a thread');
+  let lines = [];
+  const until = Date.now() + 20000;
+  while (Date.now() < until) {
+    lines = (await cli(sock, 'logs', 'threaded', '--json')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    if (lines.length >= 2) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // stdout and stderr are two streams: their relative order is not kept.
+  const seen = lines.map((l) => [l.name, l.stream, l.line]).sort((a, b) => a[1].localeCompare(b[1]));
+  assert.deepEqual(seen, [['threaded', 'stderr', 'err: hello from a thread'], ['threaded', 'stdout', 'hello from a thread']]);
+  assert.equal(lines[0].pid, process.pid, 'a worker thread is in the host process');
+});

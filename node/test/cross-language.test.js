@@ -1,6 +1,7 @@
 // Across languages: a Node host drives the Rust example worker and a Python
 // worker, a Python host drives a Node worker, and one trace runs from a Python
-// host through a Rust worker to a Node and a Python worker. scripts/test-node.sh
+// host through a Rust worker to a Node and a Python worker, and another through
+// a Node worker to a Rust and a Python worker. scripts/test-node.sh
 // builds the workspace and the Python package (in the repository's .venv) first.
 'use strict';
 const { test } = require('node:test');
@@ -81,4 +82,35 @@ test('one trace from a Python host through a Rust worker to a Node and a Python 
     assert.equal(leaf.parent, via.mine.spanId, `the leaf's span is the Rust worker's child: ${JSON.stringify(via)}`);
   }
   assert.notEqual(viaNode.mine.traceId, viaPy.mine.traceId, 'each host call is a trace of its own');
+});
+
+test('one trace from a Python host through a Node worker to a Rust and a Python worker', { timeout: 60000, skip: noPython }, () => {
+  // The Node order service (composition.js) calls the processes it was given
+  // (@InjectProcess 'rust' and 'users'); each returns its own call's trace context.
+  const testWorker = process.env.TITAN_TEST_RUST_WORKER || path.join(targetDir, 'debug', 'test-worker');
+  assert.ok(fs.existsSync(testWorker), `${testWorker} is missing: cargo build --workspace first`);
+  const script = [
+    'import json, sys',
+    'from titan_pm.sync import ProcessManager',
+    'with ProcessManager() as pm:',
+    '    rust = pm.spawn(sys.argv[2])',
+    '    users = pm.spawn(sys.argv[3])',
+    '    node = pm.spawn(sys.argv[1], processes={"rust": rust.process_id, "users": users.process_id})',
+    '    print(json.dumps([node.traced(), node.traced()]))',
+  ].join('\n');
+  const pyUsers = path.join(repo, 'python', 'tests', 'workers', 'composition.py') + ':UserService';
+  const r = spawnSync(python, ['-c', script, fixture('composition.js') + ':OrderService', testWorker, pyUsers], { encoding: 'utf8', timeout: 50000 });
+  assert.equal(r.status, 0, `${r.error ?? ''}${r.stdout}${r.stderr}`);
+  const [first, second] = JSON.parse(r.stdout);
+  for (const t of [first, second]) {
+    const all = JSON.stringify(t);
+    assert.match(t.here.traceId, /^[0-9a-f]{32}$/, all);
+    assert.equal(t.here.parentSpanId, '', 'the Python host started the trace');
+    assert.equal(t.rust.traceId, t.here.traceId, `one trace id through Python -> Node -> Rust: ${all}`);
+    assert.equal(t.rust.parentSpanId, t.here.spanId, `the Rust span is the Node worker's child: ${all}`);
+    assert.equal(t.users.trace_id, t.here.traceId, `one trace id through Python -> Node -> Python: ${all}`);
+    assert.equal(t.users.parent_span_id, t.here.spanId, `the Python span is the Node worker's child: ${all}`);
+    assert.notEqual(t.rust.spanId, t.users.span_id, 'each call a span of its own');
+  }
+  assert.notEqual(first.here.traceId, second.here.traceId, 'each host call is a trace of its own');
 });

@@ -88,3 +88,21 @@ def test_pool_options_use_the_issue_names_and_unknown_ones_are_errors():
                 await pm.pool(CALCULATOR, size=1, auto_scale={"cooldown_perio": 1})
 
     run(main())
+
+
+def test_pools_pipeline_by_default_and_pipeline_is_an_option():
+    async def main():
+        async with ProcessManager() as pm:
+            pool = await pm.pool(CALCULATOR, size=1)
+            # Many light calls at once on one member of concurrency 1: all answered, in any order.
+            assert await asyncio.gather(*(pool.add(i, 1) for i in range(50))) == [i + 1 for i in range(50)]
+            await pool.destroy()
+            off = await pm.pool(CALCULATOR, size=1, pipeline=0)
+            assert await asyncio.gather(*(off.add(i, 1) for i in range(10))) == [i + 1 for i in range(10)]
+            await off.destroy()
+            from titan_pm import ConfigError
+
+            with pytest.raises(ConfigError, match="pipeline"):
+                await pm.pool(CALCULATOR, size=1, pipeline=-1)
+
+    run(main())

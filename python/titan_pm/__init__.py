@@ -30,6 +30,7 @@ from .host import Pool, ProcessHandle, ProcessManager
 from .control import ControlServer
 from .workflow import Workflow, WorkflowError, compensate, stage, workflow
 from .supervise import Supervisor, SupervisionStrategy, child, supervisor
+from .given import GivenProcess, SharedValue, inject_process, shared_state
 
 
 def create_process_manager(**options: object) -> ProcessManager:
@@ -80,4 +81,8 @@ __all__ = [
     "idempotent",
     "self_heal",
     "get_trace_context",
+    "inject_process",
+    "shared_state",
+    "GivenProcess",
+    "SharedValue",
 ]

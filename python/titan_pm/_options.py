@@ -22,10 +22,6 @@ def manager_options(isolation: str, transport: str, python: Optional[str], extra
         raise ConfigError(f"unknown isolation {isolation!r} (expected child, worker or none)")
     opts = dict(extra)
     opts.update(isolation=isolation, transport=transport, python=python or sys.executable)
-    # The engine shares a small machine with Python workers: polling after each
-    # job instead of sleeping measured worse here (p99 ~450 vs ~120 us, 64 in
-    # flight ~28k vs ~45k calls/s), so a Python host turns it off by default.
-    opts.setdefault("spin", 0.0)
     return opts
 
 
@@ -211,6 +207,7 @@ class PoolOptions(SpawnOptions, total=False):
     min: int  # a remote:NAME pool's fewest members (instead of size)
     strategy: Union[str, PoolStrategy]
     concurrency: int
+    pipeline: int  # calls sent ahead to a busy worker beyond its concurrency (default 8; 0: off)
     max_queue_size: int
     request_timeout: Seconds
     retries: int

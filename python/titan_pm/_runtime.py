@@ -32,7 +32,7 @@ import time
 import traceback
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from . import _layers
+from . import _layers, given
 from ._context import _CURRENT as _TRACE
 from ._values import args_decoder, kwargs_decoder, result_encoding
 from .decorators import ProcessDefinition, definition
@@ -141,6 +141,10 @@ class Runtime:
         self._call_thread: Optional[threading.Thread] = None
         self._current: Optional[int] = None  # the call id running on the call thread
         self._cancelled: Set[int] = set()
+        # titan_pm.given: what the host handed over (processes to call, shared state), set by `grant`.
+        self._granted = given.Granted()
+        # A sync method may wait for a given process only off the agent's thread: such classes never inline.
+        self._inline = not given.declares_given(d.cls)
 
     # ---- what the agent asks ----
 
@@ -156,18 +160,27 @@ class Runtime:
             "workflow": d.cls.__dict__.get("__titan_workflow__"),  # the stage graph of a @workflow class
         }
 
+    def grant(self, granted: Any) -> None:
+        """What the host handed over at init (`titan_pm._native.Granted`), on the agent's thread."""
+        self._granted.native = granted
+        self._granted.agent_thread = threading.get_ident()
+
     def init(self, dependencies: Dict[str, Any], done: Any) -> None:
+        given._CONSTRUCTING = self._granted
         try:
             self.instance = self.definition.cls()
         except BaseException as e:
             return done(False, e)
+        finally:
+            given._CONSTRUCTING = None
+        given.bind(self.instance, self._granted)
         self._bound = {name: getattr(self.instance, name) for name in self.definition.methods}
         self._decode_args = {n: d for n, fn in self._bound.items() if (d := args_decoder(fn)) is not None}
         self._encode_result = {n: result_encoding(fn) for n, fn in self._bound.items()}
         self._validate_and_cache()
         if not self.definition.has_init:
             return done(True, None)
-        dependencies = dependencies or {}
+        dependencies = given.given_refs(self._granted, dependencies or {})  # process handles given as dependencies
         decode = kwargs_decoder(self.instance.init)
         if decode is not None:
             try:
@@ -194,7 +207,7 @@ class Runtime:
                 args = decode(args)
             except Exception as e:
                 return done(False, e)
-        if self._streak.get(method, 0) >= INLINE_AFTER:
+        if self._inline and self._streak.get(method, 0) >= INLINE_AFTER:
             # The hot path: a sync method that has proven fast runs right here.
             start = _now()
             token = _TRACE.set(trace)

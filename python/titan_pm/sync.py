@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Coroutine, Dict, Generic, List,
 from . import _native
 from .control import ControlServer
 from ._methods import check_interface, remote_call, result_decoder_of
+from .given import process_refs
 from ._values import encode, encode_args
 from ._options import add_seed_names, check_event, manager_options, merge_call_options, native_target
 from .errors import ConfigError, SerializationError
@@ -339,7 +340,8 @@ class ProcessManager:
         check_interface(interface)
         target, in_process = native_target(target, isolation or self._isolation)
         if dependencies:
-            dependencies = encode(dependencies, "dependencies")  # the value rule (titan_pm._values)
+            # Process handles among them are given to the worker (titan_pm.given, the sidecar pattern).
+            dependencies = encode(process_refs(dependencies), "dependencies")  # the value rule (titan_pm._values)
         options.update(dependencies=dependencies, isolation=isolation)
         try:
             return ProcessHandle(self, self._native.spawn(target, in_process, options))
@@ -365,6 +367,8 @@ class ProcessManager:
         target, in_process = native_target(target, isolation or self._isolation)
         strategy = getattr(strategy, "value", strategy)  # a PoolStrategy member
         options.update(size=size, strategy=strategy, concurrency=concurrency, max_queue_size=max_queue_size, isolation=isolation)
+        if "dependencies" in options:
+            options["dependencies"] = process_refs(options["dependencies"])
         return Pool(self, self._native.pool(target, in_process, options))
 
     def workflow(self, target: Any, *, isolation: Optional[str] = None, **options: Any) -> "Workflow":

@@ -50,6 +50,8 @@ pub fn test_worker() -> WorkerDef {
     let (delay1, delay2, sick1, sick2) = (delay.clone(), delay.clone(), unhealthy.clone(), unhealthy.clone());
     let (d1, d2) = (deps.clone(), deps.clone());
     let runs = Rc::new(Cell::new(0u64));
+    // (running now, most ever running at once) of `overlap` calls.
+    let overlap = Rc::new(Cell::new((0u32, 0u32)));
     let [r0, r1, r2, r3, r4, r5, r6, r7] = [(); 8].map(|_| runs.clone());
     let def = WorkerDef::new("test-worker", TEST_WORKER_VERSION);
     let caps = def.capabilities();
@@ -169,6 +171,20 @@ pub fn test_worker() -> WorkerDef {
         .method("set_delay", move |(ms,): (u64,)| {
             delay1.set(ms);
             async move { Ok(std::process::id()) }
+        })
+        // Runs across `yields` scheduler turns; returns the most `overlap` calls ever running at once here.
+        .method("overlap", move |(yields,): (u32,)| {
+            let overlap = overlap.clone();
+            async move {
+                let (now, most) = overlap.get();
+                overlap.set((now + 1, most.max(now + 1)));
+                for _ in 0..yields {
+                    tokio::task::yield_now().await;
+                }
+                let (now, most) = overlap.get();
+                overlap.set((now - 1, most));
+                Ok(most)
+            }
         })
         // Sleeps this worker's delay, returns its pid.
         .method("work", move |()| {

@@ -110,3 +110,26 @@ async fn a_supervised_child_whose_init_calls_the_injected_previous_sibling_start
     assert!(e.to_string().contains("injects \"db\", which is not a child declared before it"), "{e}");
     pm.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_process_handle_passed_as_a_spawn_dependency_is_given_to_the_worker() {
+    let pm = ProcessManager::new(ManagerConfig::default());
+    let main = pm.spawn(WORKER, SpawnOptions::default()).await.unwrap();
+    let deps = |v: Json| titan_pm::value::to_value(&v).unwrap();
+    let sidecar = SpawnOptions { dependencies: deps(json!({ "main": { "$process": main.id() }, "label": "logs" })), ..SpawnOptions::default() };
+    let sidecar = pm.spawn(WORKER, sidecar).await.unwrap();
+    let r: Json = sidecar.call("call_given", ("main", "add", [2, 3], 0)).await.unwrap();
+    assert_eq!(r, json!({ "ok": 5 }));
+    assert_eq!(sidecar.call::<Vec<String>>("given", ()).await.unwrap(), ["main"]);
+    // What the worker's init received in its place: the name it was given under.
+    let d: Json = sidecar.call("dependencies", ()).await.unwrap();
+    assert_eq!(d, json!({ "main": { "$given": "main" }, "label": "logs" }), "{d}");
+
+    let bad = SpawnOptions { dependencies: deps(json!({ "main": { "$process": "x" } })), ..SpawnOptions::default() };
+    let e = pm.spawn(WORKER, bad).await.err().unwrap();
+    assert!(e.to_string().contains("dependencies.main: $process must be a process id, not text"), "{e}");
+    let both = SpawnOptions { dependencies: deps(json!({ "main": { "$process": main.id() } })), ..given(&[("main", main.id())]) };
+    let e = pm.spawn(WORKER, both).await.err().unwrap();
+    assert!(e.to_string().contains("dependencies.main: a process is also given under processes.main"), "{e}");
+    pm.shutdown().await;
+}

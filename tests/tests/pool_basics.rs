@@ -123,3 +123,30 @@ async fn a_pool_that_cannot_start_is_a_spawn_error() {
     assert!(matches!(err, Error::Spawn { .. }), "{err}");
     assert!(pm.list_processes().await.is_empty());
 }
+
+#[tokio::test]
+async fn pipelined_calls_wait_in_the_worker_and_concurrency_still_bounds_running_calls() {
+    let pm = ProcessManager::new(ManagerConfig::default());
+    let pool = pm.pool(WORKER, PoolOptions { concurrency: 2, max_queue_size: 1000, ..sized(1, Strategy::default()) }).await.unwrap();
+    assert!(PoolOptions::default().pipeline > 0, "pools pipeline by default");
+    // Short calls: the member's latency is known and low, so calls are sent ahead to it.
+    for _ in 0..5 {
+        pool.call::<u32>("overlap", (2,)).await.unwrap();
+    }
+    let calls = (0..200).map(|_| {
+        let pool = pool.clone();
+        async move { pool.call::<u32>("overlap", (20,)).await.unwrap() }
+    });
+    let sampler = async {
+        let mut most = 0;
+        for _ in 0..200 {
+            most = most.max(pool.metrics().await.unwrap().workers[0].in_flight);
+            tokio::task::yield_now().await;
+        }
+        most
+    };
+    let (most_running, most_sent) = futures::join!(async { join_all(calls).await.into_iter().max().unwrap() }, sampler);
+    assert_eq!(most_running, 2, "the worker runs at most `concurrency` calls at once");
+    assert!(most_sent <= 2 + PoolOptions::default().pipeline, "at most concurrency + pipeline calls sent to a member: {most_sent}");
+    pm.shutdown().await;
+}

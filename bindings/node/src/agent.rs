@@ -7,6 +7,13 @@
 //! A worker thread is named by a *slot*: the host asks JS to start a runtime
 //! for a slot, the runtime attaches its port to the slot, and its exit closes
 //! the slot (the handler's `terminated`, so the core restarts it).
+//!
+//! What the host handed over at `init` (processes to call, shared state) is
+//! core's `agent::Remote`, registered here under a *grant* id that the INIT
+//! request hands the JS runtime; `grantCall`/`grantShared` (lib.rs) send its
+//! operations to the agent's thread, and each outcome comes back to the same
+//! JS runtime as a REPLY request. What may be called, and shared state's
+//! semantics, are core's.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -14,14 +21,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
-use titan_pm::agent::{CallContext, Handler};
+use titan_pm::agent::{CallContext, Capabilities, Handler, Remote};
 use titan_pm::options::Dialect;
 use titan_pm::protocol::{Description, ErrorInfo, ErrorInfoKind, HealthReport};
 use titan_pm::Value;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::convert;
 use crate::js::{self, Env, Js};
+use crate::{convert, errors};
 use crate::tsfn::Tsfn;
 
 // What the JS runtime's dispatch function is asked to do (its first argument).
@@ -31,6 +38,8 @@ pub const INIT: u32 = 2;
 pub const HEALTH: u32 = 3;
 pub const SHUTDOWN: u32 = 4;
 pub const EXIT: u32 = 5;
+/// The outcome of a `grantCall`/`grantShared` operation: `dispatch(REPLY, token, null, value, ok)`.
+pub const REPLY: u32 = 6;
 
 pub struct Request {
     kind: u32,
@@ -44,6 +53,10 @@ enum Payload {
     /// A call's arguments and its W3C trace context (trace id, span id, parent span id).
     Call(Vec<Value>, [String; 3]),
     Value(Value),
+    /// INIT: the dependencies and the grant id of what the host handed over (0: none).
+    Init(Value, u64),
+    /// REPLY: an operation's outcome.
+    Reply(titan_pm::Result<Value>),
 }
 
 type Reply = Result<Value, ErrorInfo>;
@@ -119,6 +132,9 @@ fn deliver(env: Env, dispatch: Js, r: Request) -> napi::Result<()> {
             (convert::list_to_js(env, args)?, convert::list_to_js(env, &trace)?)
         }
         Payload::Value(v) => (convert::to_js(env, v)?, js::null(env)?),
+        Payload::Init(v, grant) => (convert::to_js(env, v)?, js::number(env, *grant as f64)?),
+        Payload::Reply(Ok(v)) => (convert::to_js(env, v)?, js::boolean(env, true)?),
+        Payload::Reply(Err(e)) => (errors::to_js(env, e), js::boolean(env, false)?),
     };
     let args = [js::number(env, r.kind as f64)?, js::number(env, r.token as f64)?, method, payload, trace];
     js::call(env, dispatch, &args).map(|_| ())
@@ -140,19 +156,78 @@ pub fn fail(token: u64, info: ErrorInfo) {
     }
 }
 
+// ---- grants: what hosts handed the JS runtimes of this process ----
+
+struct GrantEntry {
+    remote: Remote,
+    /// The runtime the outcomes go to, once its port is known.
+    port: Option<Arc<Port>>,
+}
+
+static NEXT_GRANT: AtomicU64 = AtomicU64::new(1);
+static GRANTS: LazyLock<Mutex<HashMap<u64, GrantEntry>>> = LazyLock::new(Default::default);
+
+/// A `Reply` that sends the outcome of operation `token` to the runtime of `grant`.
+fn reply_to(grant: u64, token: u64) -> titan_pm::agent::Reply {
+    Box::new(move |r| {
+        let port = GRANTS.lock().unwrap().get(&grant).and_then(|g| g.port.clone());
+        if let Some(port) = port {
+            port.send(REPLY, token, None, Payload::Reply(r));
+        }
+    })
+}
+
+fn remote(grant: u64) -> titan_pm::Result<Remote> {
+    GRANTS.lock().unwrap().get(&grant).map(|g| g.remote.clone()).ok_or_else(|| {
+        titan_pm::Error::Config("this worker was given nothing yet: processes and shared state are usable from init on".into())
+    })
+}
+
+/// Calls `method` of the process given to runtime `grant` as `process`; the outcome comes as REPLY `token`.
+pub fn grant_call(grant: u64, token: u64, process: &str, method: &str, args: Vec<Value>, timeout: Option<std::time::Duration>, trace: Option<[String; 3]>) -> titan_pm::Result<()> {
+    let trace = trace.map(|[trace_id, span_id, parent_span_id]| titan_pm::policy::trace::TraceContext { trace_id, span_id, parent_span_id });
+    remote(grant)?.call(process, method, args, timeout, trace, reply_to(grant, token))
+}
+
+/// A shared-state operation (`get`, `set`, `add`) of runtime `grant`; the outcome comes as REPLY `token`.
+pub fn grant_shared(grant: u64, token: u64, op: &str, property: &str, value: Value) -> titan_pm::Result<()> {
+    let r = remote(grant)?;
+    match op {
+        "get" => r.shared_get(property, reply_to(grant, token)),
+        "set" => r.shared_set(property, value, reply_to(grant, token)),
+        "add" => r.shared_add(property, value, reply_to(grant, token)),
+        other => Err(titan_pm::Error::Config(format!("unknown shared state operation {other:?} (expected get, set or add)"))),
+    }
+}
+
 // ---- slots: worker threads started on the host's request ----
 
 pub struct Slot {
     port: watch::Sender<Option<Result<Arc<Port>, String>>>,
     exit: watch::Sender<Option<Option<i32>>>,
+    /// The worker thread's output lines for the process's log ring (`Handler::output_lines`).
+    lines: mpsc::Sender<(bool, String)>,
+    lines_rx: Mutex<Option<mpsc::Receiver<(bool, String)>>>,
+    /// Lines not queued because the queue was full, reported in the ring once there is room.
+    lines_dropped: AtomicU64,
 }
+
+/// Output lines of one worker thread waiting for the core's log ring.
+const LINES_QUEUE: usize = 1024;
 
 static NEXT_SLOT: AtomicU64 = AtomicU64::new(1);
 static SLOTS: LazyLock<Mutex<HashMap<u64, Arc<Slot>>>> = LazyLock::new(Default::default);
 
 pub fn new_slot() -> u64 {
     let id = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
-    let slot = Slot { port: watch::channel(None).0, exit: watch::channel(None).0 };
+    let (lines, lines_rx) = mpsc::channel(LINES_QUEUE);
+    let slot = Slot {
+        port: watch::channel(None).0,
+        exit: watch::channel(None).0,
+        lines,
+        lines_rx: Mutex::new(Some(lines_rx)),
+        lines_dropped: AtomicU64::new(0),
+    };
     SLOTS.lock().unwrap().insert(id, Arc::new(slot));
     id
 }
@@ -177,6 +252,18 @@ impl Slot {
         self.exit.send_replace(Some(code));
     }
 
+    /// A line the runtime's thread wrote (its stdout or stderr), for the log ring.
+    /// A full queue drops it and counts it; the count goes in the ring with the next line that fits.
+    pub fn output(&self, stderr: bool, line: &str) {
+        let dropped = self.lines_dropped.load(Ordering::Relaxed);
+        if dropped > 0 && self.lines.try_send((true, format!("[{dropped} lines not kept: the log queue was full]"))).is_ok() {
+            self.lines_dropped.fetch_sub(dropped, Ordering::Relaxed);
+        }
+        if self.lines.try_send((stderr, titan_pm::host::logs::cut(line).into_owned())).is_err() {
+            self.lines_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub fn port_now(&self) -> Option<Result<Arc<Port>, String>> {
         self.port.borrow().clone()
     }
@@ -190,6 +277,10 @@ pub struct JsHandler {
     port: PortFuture,
     exit: Option<watch::Receiver<Option<Option<i32>>>>,
     on_drop: Option<Box<dyn Fn()>>,
+    /// Its worker thread's output lines, until the core takes them.
+    lines: std::cell::RefCell<Option<mpsc::Receiver<(bool, String)>>>,
+    /// The grant id of what the host handed over (0 until `grant`).
+    grant: std::cell::Cell<u64>,
 }
 
 impl JsHandler {
@@ -200,6 +291,8 @@ impl JsHandler {
             port: futures::future::ready(Ok(port)).boxed_local().shared(),
             exit: None,
             on_drop: None,
+            lines: std::cell::RefCell::new(None),
+            grant: Default::default(),
         }
     }
 
@@ -219,6 +312,8 @@ impl JsHandler {
             port: port.boxed_local().shared(),
             exit: Some(slot.exit.subscribe()),
             on_drop: Some(on_drop),
+            lines: std::cell::RefCell::new(slot.lines_rx.lock().unwrap().take()),
+            grant: Default::default(),
         }
     }
 
@@ -230,6 +325,7 @@ impl JsHandler {
 
 impl Drop for JsHandler {
     fn drop(&mut self) {
+        GRANTS.lock().unwrap().remove(&self.grant.get());
         if let Some(f) = &self.on_drop {
             f();
         }
@@ -241,8 +337,23 @@ impl Handler for JsHandler {
         self.description.clone()
     }
 
+    fn grant(&self, capabilities: Capabilities) {
+        let id = NEXT_GRANT.fetch_add(1, Ordering::Relaxed);
+        GRANTS.lock().unwrap().insert(id, GrantEntry { remote: capabilities.remote(), port: None });
+        let old = self.grant.replace(id);
+        GRANTS.lock().unwrap().remove(&old);
+        let port = self.port.clone();
+        tokio::task::spawn_local(async move {
+            if let Ok(port) = port.await {
+                if let Some(g) = GRANTS.lock().unwrap().get_mut(&id) {
+                    g.port = Some(port);
+                }
+            }
+        });
+    }
+
     fn init(&self, dependencies: Value) -> LocalBoxFuture<'static, Result<(), ErrorInfo>> {
-        let reply = self.request(INIT, None, Payload::Value(dependencies));
+        let reply = self.request(INIT, None, Payload::Init(dependencies, self.grant.get()));
         Box::pin(async move {
             reply.await.map(|_| ()).map_err(|mut e| {
                 if e.kind == ErrorInfoKind::Remote {
@@ -276,6 +387,10 @@ impl Handler for JsHandler {
         Box::pin(async move {
             let _ = reply.await;
         })
+    }
+
+    fn output_lines(&self) -> Option<mpsc::Receiver<(bool, String)>> {
+        self.lines.borrow_mut().take()
     }
 
     fn terminated(&self) -> Option<LocalBoxFuture<'static, Option<i32>>> {

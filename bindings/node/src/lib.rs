@@ -14,15 +14,17 @@
 //! `errors` (core errors -> JS), `output` (the bounded queue of output lines for
 //! JS callbacks), `runtime` (the one async helper), and the napi plumbing `js` and `tsfn`.
 //! - worker runtimes in a host (isolation `worker`/`none`): `newSlot`,
-//!   `attach`, `attachFailed`, `portClosed`, `releaseSlot`;
+//!   `attach`, `attachFailed`, `portClosed`, `releaseSlot`, `outputLine` (a worker thread's lines for the log ring);
 //! - a child worker process: `takeEndpoint`, `serveChild`;
 //! - replies from any worker runtime: `settle`, `fail`;
 //! - workflows: `NativeWorkflow`, `NativeManager.workflowLoad/Run/Runs/NextEvent` (`workflow.rs`);
 //! - supervisors: `NativeManager.supervisorStart/Child/Pool/State/Children/StartChild/Stop`,
 //!   `NativeSupervisorEvents` with `supervisorSubscribe/NextEvent`, and `checkOptions` for the
-//!   decorators (`supervise.rs`).
+//!   decorators (`supervise.rs`);
+//! - the `titan-pm` command: `cliRun(argv, relaunch)` (`cli.rs`), for the package's `bin`.
 
 mod agent;
+mod cli;
 mod convert;
 mod errors;
 mod host;
@@ -401,9 +403,9 @@ pub fn new_slot() -> f64 {
     agent::new_slot() as f64
 }
 
-/// The runtime for `slot` is ready: `dispatch(kind, token, method, payload, trace)` runs requests
+/// The runtime for `slot` is ready: `dispatch(kind, token, method, payload, extra)` runs requests
 /// on this JS thread. `weak`: do not keep this thread's event loop alive.
-#[napi(ts_args_type = "slot: number, description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown, trace: [string, string, string] | null) => void, weak: boolean")]
+#[napi(ts_args_type = "slot: number, description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown, extra: any) => void, weak: boolean")]
 pub fn attach(env: Env, slot: f64, description: Raw, dispatch: Raw, weak: bool) -> napi::Result<()> {
     let slot = agent::slot(slot as u64).ok_or_else(|| napi::Error::from_reason("no such slot"))?;
     let description = agent::description_from_js(env.raw(), description.0)?;
@@ -416,6 +418,15 @@ pub fn attach(env: Env, slot: f64, description: Raw, dispatch: Raw, weak: bool) 
 pub fn attach_failed(slot: f64, message: String) {
     if let Some(s) = agent::slot(slot as u64) {
         s.attach(Err(message));
+    }
+}
+
+/// A line the worker thread of `slot` wrote on its stdout (or stderr): kept in its
+/// process's log ring (`titan-pm logs`). Printing it is the caller's.
+#[napi]
+pub fn output_line(slot: f64, stderr: bool, line: String) {
+    if let Some(s) = agent::slot(slot as u64) {
+        s.output(stderr, &line);
     }
 }
 
@@ -453,7 +464,7 @@ pub fn take_endpoint() -> napi::Result<()> {
 
 /// Serves the loaded worker to the host on a thread of the agent's own; when the host
 /// says stop (or goes away) the runtime is told to exit (`dispatch(EXIT, code)`).
-#[napi(ts_args_type = "description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown, trace: [string, string, string] | null) => void")]
+#[napi(ts_args_type = "description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown, extra: any) => void")]
 pub fn serve_child(env: Env, description: Raw, dispatch: Raw) -> napi::Result<()> {
     let (endpoint, secret) = ENDPOINT.lock().unwrap().take().ok_or_else(|| napi::Error::from_reason("takeEndpoint was not called"))?;
     let description = agent::description_from_js(env.raw(), description.0)?;
@@ -475,6 +486,31 @@ pub fn serve_child(env: Env, description: Raw, dispatch: Raw) -> napi::Result<()
         })
         .map_err(|e| napi::Error::from_reason(e.to_string()))?;
     Ok(())
+}
+
+// ---- what a worker runtime was given (processes, shared state) ----
+
+/// Calls `method(...args)` of the process given to runtime `grant` (the INIT request's
+/// last argument) as `process`; the outcome comes back to that runtime as `dispatch(REPLY, token,
+/// null, valueOrError, ok)`. `timeout` in ms (null: the process's default); `trace` the current call's.
+#[napi(ts_args_type = "grant: number, token: number, process: string, method: string, args: unknown[], timeout: number | null | undefined, trace: [string, string, string] | null | undefined")]
+#[allow(clippy::too_many_arguments)]
+pub fn grant_call(env: Env, grant: f64, token: f64, process: String, method: String, args: Raw, timeout: Option<f64>, trace: Option<Vec<String>>) -> napi::Result<()> {
+    let args = convert::list_from_js(env.raw(), args.0).map_err(|u| throw(&env, errors::unsupported(env.raw(), "args", &u)))?;
+    let timeout = match timeout {
+        None => None,
+        Some(t) => Some(host::ms_duration("timeout", t).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))?),
+    };
+    let trace = trace.and_then(|t| <[String; 3]>::try_from(t).ok());
+    agent::grant_call(grant as u64, token as u64, &process, &method, args, timeout, trace).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
+}
+
+/// A shared-state operation of runtime `grant`: `get`, `set` (value) or `add` (delta, atomic);
+/// the outcome comes back as `dispatch(REPLY, token, null, valueOrError, ok)`.
+#[napi(ts_args_type = "grant: number, token: number, op: 'get' | 'set' | 'add', property: string, value: unknown")]
+pub fn grant_shared(env: Env, grant: f64, token: f64, op: String, property: String, value: Raw) -> napi::Result<()> {
+    let v = convert::from_js(env.raw(), value.0).map_err(|u| throw(&env, errors::unsupported(env.raw(), &property, &u)))?;
+    agent::grant_shared(grant as u64, token as u64, &op, &property, v).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
 }
 
 // ---- replies from a worker runtime ----

@@ -58,20 +58,8 @@ fn value_to_js(env: crate::js::Env, v: Value) -> napi::Result<crate::js::Js> {
 }
 
 fn rows(runs: Vec<titan_pm::workflow::RunSummary>) -> Value {
-    Value::List(
-        runs.into_iter()
-            .map(|r| {
-                Value::Map(vec![
-                    ("runId".into(), Value::Text(r.run_id)),
-                    ("workflow".into(), Value::Text(r.workflow)),
-                    ("state".into(), Value::Text(r.state.as_str().into())),
-                    ("created".into(), Value::Int(r.created_ms as i64)),
-                    ("updated".into(), Value::Int(r.updated_ms as i64)),
-                    ("leaseOwner".into(), r.lease_owner.map(Value::Text).unwrap_or(Value::Null)),
-                ])
-            })
-            .collect(),
-    )
+    use titan_pm::reports::Report;
+    runs.report(titan_pm::options::Dialect::Js)
 }
 
 #[napi]

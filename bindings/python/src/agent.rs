@@ -8,6 +8,12 @@
 //! and completes before the call returns (no thread hop); async methods and
 //! slow sync ones complete later from the runtime's own threads. Dropping a
 //! call's future (host cancel or deadline) asks the runtime to cancel it.
+//!
+//! What the host handed over at `init` (processes to call, shared state)
+//! reaches the runtime as a [`Granted`] (`runtime.grant(granted)`): core's
+//! `agent::Remote`, whose operations run on the agent's thread and answer
+//! through a `done(ok, value)` callback, from whatever thread the Python code
+//! calls it. Which process a name reaches, and what shared state does, is core's.
 
 use std::rc::Rc;
 use std::sync::Mutex;
@@ -16,7 +22,8 @@ use futures::future::LocalBoxFuture;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
-use titan_pm::agent::{self, CallContext, Handler};
+use titan_pm::agent::{self, CallContext, Capabilities, Handler, Remote};
+use titan_pm::policy::trace::TraceContext;
 use titan_pm::options::Dialect;
 use titan_pm::protocol::{Description, ErrorInfo, ErrorInfoKind, HealthReport};
 use titan_pm::transport::Endpoint;
@@ -139,9 +146,88 @@ fn lost() -> ErrorInfo {
     ErrorInfo::remote("RuntimeError", "the worker runtime dropped the call")
 }
 
+/// The processes and shared state a worker was given, for its Python runtime.
+/// Each operation converts its arguments here and answers `done(True, value)`
+/// or `done(False, exception)` later, from the agent's thread.
+#[pyclass(frozen, module = "titan_pm._native")]
+pub struct Granted {
+    remote: Remote,
+}
+
+/// Hands an outcome to `done` (with the GIL, on the agent's thread).
+fn reply_to(done: Py<PyAny>) -> agent::Reply {
+    Box::new(move |r: titan_pm::Result<Value>| {
+        Python::attach(|py| {
+            let (ok, v) = match r.map_err(errors::to_py).and_then(|v| convert::to_py(py, &v)) {
+                Ok(v) => (true, v),
+                Err(e) => (false, e.into_value(py).into_bound(py).into_any()),
+            };
+            if let Err(e) = done.call1(py, (ok, v)) {
+                e.print(py);
+            }
+        })
+    })
+}
+
+#[pymethods]
+impl Granted {
+    /// The names of the processes this worker was given.
+    fn names(&self) -> Vec<String> {
+        self.remote.process_names().to_vec()
+    }
+
+    /// Calls `method(*args)` of the process given as `process`; `timeout` in
+    /// seconds (None: the process's default); `trace` the current call's
+    /// `(trace id, span id, parent span id)`, whose span becomes the callee's parent.
+    #[pyo3(signature = (process, method, args, timeout, trace, done))]
+    fn call(
+        &self,
+        process: &str,
+        method: &str,
+        args: &Bound<'_, PyTuple>,
+        timeout: Option<f64>,
+        trace: Option<(String, String, String)>,
+        done: Py<PyAny>,
+    ) -> PyResult<()> {
+        let args = convert::args_to_values(args).map_err(errors::to_py)?;
+        let timeout = match timeout {
+            None => None,
+            Some(t) if t.is_finite() && t > 0.0 => Some(std::time::Duration::from_secs_f64(t)),
+            Some(t) => return Err(errors::to_py(titan_pm::Error::Config(format!("timeout must be a number of seconds above 0, not {t}")))),
+        };
+        let trace = trace.map(|(trace_id, span_id, parent_span_id)| TraceContext { trace_id, span_id, parent_span_id });
+        self.remote.call(process, method, args, timeout, trace, reply_to(done)).map_err(errors::to_py)
+    }
+
+    fn shared_get(&self, property: &str, done: Py<PyAny>) -> PyResult<()> {
+        self.remote.shared_get(property, reply_to(done)).map_err(errors::to_py)
+    }
+
+    fn shared_set(&self, property: &str, value: &Bound<'_, PyAny>, done: Py<PyAny>) -> PyResult<()> {
+        let v = convert::to_value(value, property).map_err(errors::to_py)?;
+        self.remote.shared_set(property, v, reply_to(done)).map_err(errors::to_py)
+    }
+
+    /// The atomic increment: `delta` (an int or a float) added in one step on the host.
+    fn shared_add(&self, property: &str, delta: &Bound<'_, PyAny>, done: Py<PyAny>) -> PyResult<()> {
+        let v = convert::to_value(delta, property).map_err(errors::to_py)?;
+        self.remote.shared_add(property, v, reply_to(done)).map_err(errors::to_py)
+    }
+}
+
 impl Handler for PyHandler {
     fn describe(&self) -> Description {
         self.description.clone()
+    }
+
+    fn grant(&self, capabilities: Capabilities) {
+        let granted = Granted { remote: capabilities.remote() };
+        Python::attach(|py| {
+            let given = Bound::new(py, granted).and_then(|g| self.runtime.call_method1(py, intern!(py, "grant"), (g,)));
+            if let Err(e) = given {
+                e.print(py);
+            }
+        });
     }
 
     fn init(&self, dependencies: Value) -> LocalBoxFuture<'static, Result<(), ErrorInfo>> {

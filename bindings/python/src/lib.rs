@@ -9,12 +9,14 @@
 //! - [`convert`]: Python values <-> `Value`; [`errors`]: core errors -> Python
 //!   exceptions; [`options`]: keyword options -> core options (core reads them);
 //!   [`reports`]: core reports -> dicts (core shapes them); [`telemetry`]: core's
-//!   log messages -> `logging`; [`control`]: a manager's control socket.
+//!   log messages -> `logging`; [`control`]: a manager's control socket;
+//!   [`cli`]: the `titan-pm` command (the CLI crate's `run`).
 
 use pyo3::prelude::*;
 
 mod options;
 mod agent;
+mod cli;
 mod control;
 mod convert;
 mod errors;
@@ -49,6 +51,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<control::ControlServer>()?;
     // worker
     m.add_class::<agent::Completion>()?;
+    m.add_class::<agent::Granted>()?;
     m.add_function(wrap_pyfunction!(agent::serve_worker_on, m)?)?;
     m.add_function(wrap_pyfunction!(agent::take_worker_args, m)?)?;
     // options
@@ -64,5 +67,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // values
     m.add_function(wrap_pyfunction!(convert::roundtrip, m)?)?;
     m.add("MAX_DEPTH", titan_pm::value::MAX_DEPTH)?;
+    // the titan-pm command
+    m.add_function(wrap_pyfunction!(cli::cli_run, m)?)?;
     Ok(())
 }

@@ -87,20 +87,8 @@ pub fn workflow_runs(py: Python<'_>, manager: &Bound<'_, AsyncManager>, limit: u
 }
 
 pub(crate) fn rows(runs: Vec<titan_pm::workflow::RunSummary>) -> Value {
-    Value::List(
-        runs.iter()
-            .map(|r| {
-                Value::Map(vec![
-                    ("run_id".into(), Value::Text(r.run_id.clone())),
-                    ("workflow".into(), Value::Text(r.workflow.clone())),
-                    ("state".into(), Value::Text(r.state.as_str().into())),
-                    ("created".into(), Value::Int(r.created_ms as i64)),
-                    ("updated".into(), Value::Int(r.updated_ms as i64)),
-                    ("lease_owner".into(), r.lease_owner.clone().map(Value::Text).unwrap_or(Value::Null)),
-                ])
-            })
-            .collect(),
-    )
+    use titan_pm::reports::Report;
+    runs.report(titan_pm::options::Dialect::Python)
 }
 
 #[pymethods]

@@ -174,3 +174,107 @@ fn rpc(e: capnp::Error) -> Error {
         _ => Error::Config(e.extra.trim_start_matches("invalid configuration: ").to_string()),
     }
 }
+
+/// Operations a [`Remote`] hands to the agent's thread.
+enum Op {
+    Call { process: String, method: String, args: Vec<Value>, timeout: Option<Duration>, trace: Option<TraceContext> },
+    Get { property: String },
+    Set { property: String, value: Value },
+    Add { property: String, delta: Value },
+}
+
+/// Where an operation's outcome goes; run on the agent's thread.
+pub type Reply = Box<dyn FnOnce(Result<Value>) + Send>;
+
+/// Operations a worker's runtime may have waiting on the agent at once; past it one fails at once.
+pub const MAX_REMOTE_IN_FLIGHT: usize = 4096;
+
+/// [`Capabilities`] for a runtime whose code runs on other threads (a Python or
+/// JS worker): a `Send` handle whose operations run on the agent's thread,
+/// where the capabilities live, each replying through its callback there. What
+/// may be called, and how shared state behaves, is decided exactly as for
+/// [`Capabilities`]; this only carries operations across threads.
+#[derive(Clone)]
+pub struct Remote {
+    tx: tokio::sync::mpsc::UnboundedSender<(Op, Reply)>,
+    in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    names: std::sync::Arc<Vec<String>>,
+}
+
+use crate::policy::trace::TraceContext;
+
+impl Capabilities {
+    /// Serves these capabilities to other threads until every [`Remote`] is
+    /// dropped. Must be called on the agent's thread (inside its `LocalSet`),
+    /// as [`crate::agent::Handler::grant`] is.
+    pub fn remote(&self) -> Remote {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Op, Reply)>();
+        let caps = self.clone();
+        tokio::task::spawn_local(async move {
+            while let Some((op, reply)) = rx.recv().await {
+                let caps = caps.clone();
+                tokio::task::spawn_local(async move { reply(caps.run(op).await) });
+            }
+        });
+        Remote { tx, in_flight: Default::default(), names: std::sync::Arc::new(self.process_names()) }
+    }
+
+    async fn run(&self, op: Op) -> Result<Value> {
+        match op {
+            Op::Call { process, method, args, timeout, trace } => {
+                let p = self.process(&process)?;
+                // The runtime's current call (if any): this call's span becomes the callee's parent.
+                match trace.filter(|t| !t.trace_id.is_empty()) {
+                    Some(t) => crate::policy::trace::scope(t, p.call_value(&method, args, timeout)).await,
+                    None => p.call_value(&method, args, timeout).await,
+                }
+            }
+            Op::Get { property } => self.shared()?.get(&property).await,
+            Op::Set { property, value } => self.shared()?.set(&property, value).await.map(|_| Value::Null),
+            Op::Add { property, delta } => self.shared()?.add(&property, delta).await,
+        }
+    }
+}
+
+impl Remote {
+    /// The names of the processes this worker was given.
+    pub fn process_names(&self) -> &[String] {
+        &self.names
+    }
+
+    fn send(&self, op: Op, reply: Reply) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_REMOTE_IN_FLIGHT {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(Error::Config(format!(
+                "too many calls to given processes and shared state in flight from this worker (at most {MAX_REMOTE_IN_FLIGHT})"
+            )));
+        }
+        let counter = self.in_flight.clone();
+        let reply: Reply = Box::new(move |r| {
+            counter.fetch_sub(1, Ordering::AcqRel);
+            reply(r)
+        });
+        self.tx.send((op, reply)).map_err(|_| Error::ManagerShutDown)
+    }
+
+    /// Calls `method` of the process given under `process`; `trace` is the
+    /// calling runtime's current call (its span becomes the callee's parent).
+    pub fn call(&self, process: &str, method: &str, args: Vec<Value>, timeout: Option<Duration>, trace: Option<TraceContext>, reply: Reply) -> Result<()> {
+        let op = Op::Call { process: process.to_string(), method: method.to_string(), args, timeout, trace };
+        self.send(op, reply)
+    }
+
+    pub fn shared_get(&self, property: &str, reply: Reply) -> Result<()> {
+        self.send(Op::Get { property: property.to_string() }, reply)
+    }
+
+    pub fn shared_set(&self, property: &str, value: Value, reply: Reply) -> Result<()> {
+        self.send(Op::Set { property: property.to_string(), value }, reply)
+    }
+
+    /// The atomic increment of [`SharedRef::add`].
+    pub fn shared_add(&self, property: &str, delta: Value, reply: Reply) -> Result<()> {
+        self.send(Op::Add { property: property.to_string(), delta }, reply)
+    }
+}

@@ -30,7 +30,7 @@ use capnp_rpc::RpcSystem;
 use futures::future::LocalBoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use capabilities::{Capabilities, ProcessRef, SharedRef};
+pub use capabilities::{Capabilities, ProcessRef, Remote, Reply, SharedRef, MAX_REMOTE_IN_FLIGHT};
 pub use rust_worker::{WorkerDef, WorkerError};
 
 use crate::error::{Error, Result};
@@ -87,6 +87,15 @@ pub trait Handler: 'static {
     /// then stops serving and the host sees the instance crash. `None` (the
     /// default): the handler lives as long as the agent.
     fn terminated(&self) -> Option<LocalBoxFuture<'static, Option<i32>>> {
+        None
+    }
+    /// The lines the runtime behind the handler writes on a stdout/stderr of its
+    /// own, as `(is_stderr, line)`, when they can be told apart from the host's (a
+    /// Node worker thread's): a host running the handler in-process keeps them in
+    /// the process's log ring (`titan-pm logs`); printing them stays the front
+    /// end's. Taken once. `None` (the default): it has no output of its own (an
+    /// in-process worker writes to the host's stdout, which is no one worker's).
+    fn output_lines(&self) -> Option<tokio::sync::mpsc::Receiver<(bool, String)>> {
         None
     }
 }

@@ -1,8 +1,9 @@
 //! The `Worker` capability an agent serves: decodes calls, runs them on the
-//! handler as abortable local tasks, and answers health and metrics itself.
+//! handler as abortable local tasks (a call with a `maxRunning` bound first
+//! waits at the [`Gate`], in arrival order), and answers health and metrics itself.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 
@@ -21,9 +22,94 @@ struct Running {
     done: Rc<Notify>,
 }
 
+/// Bounds how many calls run at once for calls that carry a bound (a pool
+/// member's `concurrency`, while the pool pipelines calls to it): such a call
+/// waits, in arrival order, until fewer than its bound run. Calls without a
+/// bound start at once but count as running.
+#[derive(Default)]
+struct Gate {
+    active: Cell<usize>,
+    /// Waiting calls, oldest first: (their bound, where the slot is handed over).
+    waiting: RefCell<VecDeque<(usize, oneshot::Sender<()>)>>,
+}
+
+impl Gate {
+    /// Takes a running slot: at once if `max` is 0 or there is room and nobody waits, else in turn.
+    async fn enter(self: &Rc<Self>, max: usize) -> Slot {
+        if max == 0 || (self.waiting.borrow().is_empty() && self.active.get() < max) {
+            self.active.set(self.active.get() + 1);
+            return Slot(self.clone());
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiting.borrow_mut().push_back((max, tx));
+        let mut wait = Waiting { gate: self.clone(), rx: Some(rx) };
+        let rx = wait.rx.as_mut().expect("set above");
+        // The sender lives in `waiting` until the slot is handed over (or this wait is dropped).
+        if rx.await.is_err() {
+            self.active.set(self.active.get() + 1); // the gate is going away: run
+        }
+        wait.rx = None;
+        Slot(self.clone())
+    }
+
+    fn leave(&self) {
+        self.active.set(self.active.get() - 1);
+        self.hand_over();
+    }
+
+    /// Hands free slots to the oldest waiting calls.
+    fn hand_over(&self) {
+        let mut waiting = self.waiting.borrow_mut();
+        loop {
+            let Some((max, closed)) = waiting.front().map(|(max, tx)| (*max, tx.is_closed())) else { return };
+            if !closed && self.active.get() >= max {
+                return;
+            }
+            let (_, tx) = waiting.pop_front().expect("front exists");
+            if closed {
+                continue;
+            }
+            self.active.set(self.active.get() + 1);
+            if tx.send(()).is_err() {
+                self.active.set(self.active.get() - 1);
+            }
+        }
+    }
+}
+
+/// A running slot; given back on drop.
+struct Slot(Rc<Gate>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
+/// A call waiting at the gate; if it is dropped (cancelled) after its slot was
+/// handed over but before it took it, the slot goes back.
+struct Waiting {
+    gate: Rc<Gate>,
+    rx: Option<oneshot::Receiver<()>>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if rx.try_recv().is_ok() {
+                self.gate.leave();
+            } else {
+                self.gate.hand_over(); // our place, if first, no longer blocks the others
+            }
+        }
+    }
+}
+
 pub(super) struct WorkerServer {
     handler: Rc<dyn Handler>,
     running: RefCell<HashMap<u64, Running>>,
+    gate: Rc<Gate>,
     requests: Cell<u64>,
     errors: Cell<u64>,
     cancelled: Cell<u64>,
@@ -35,6 +121,7 @@ impl WorkerServer {
         WorkerServer {
             handler,
             running: RefCell::default(),
+            gate: Rc::default(),
             requests: Cell::new(0),
             errors: Cell::new(0),
             cancelled: Cell::new(0),
@@ -42,15 +129,20 @@ impl WorkerServer {
         }
     }
 
-    async fn run_call(&self, method: &str, args: Vec<value::Value>, ctx: CallContext) -> Result<value::Value, ErrorInfo> {
+    async fn run_call(&self, method: &str, args: Vec<value::Value>, ctx: CallContext, max_running: usize) -> Result<value::Value, ErrorInfo> {
         let call_id = ctx.call_id;
         let (abort, registration) = AbortHandle::new_pair();
         let done = Rc::new(Notify::new());
         self.running.borrow_mut().insert(call_id, Running { abort, done: done.clone() });
         // The method runs as its call's span: calls it makes are children of it (`policy::trace::current`).
         let trace = ctx.trace();
-        let work = AssertUnwindSafe(super::middleware::Chain::for_method(method).call(&self.handler, method, args, ctx)).catch_unwind();
-        let work = crate::policy::trace::scope(trace, work);
+        // The gate is entered before the handler sees the call (a fast Python method runs inside `call`).
+        let gate = self.gate.clone();
+        let work = async move {
+            let _slot = gate.enter(max_running).await;
+            let work = AssertUnwindSafe(super::middleware::Chain::for_method(method).call(&self.handler, method, args, ctx)).catch_unwind();
+            crate::policy::trace::scope(trace, work).await
+        };
         let outcome = Abortable::new(work, registration).await;
         self.running.borrow_mut().remove(&call_id);
         done.notify_waiters();
@@ -116,9 +208,10 @@ impl worker::Server for WorkerServer {
             span_id: c.get_span_id()?.to_str()?.to_string(),
             parent_span_id: c.get_parent_span_id()?.to_str()?.to_string(),
         };
+        let max_running = c.get_max_running() as usize;
         self.requests.set(self.requests.get() + 1);
         let outcome = match value::read_list(p.get_args()?, "args") {
-            Ok(args) => self.run_call(&method, args, ctx).await,
+            Ok(args) => self.run_call(&method, args, ctx, max_running).await,
             Err(e) => Err(ErrorInfo::serialization(e)),
         };
         // A result capnp cannot hold (too large, too deep) fails this call, not the worker.
@@ -178,5 +271,32 @@ impl worker::Server for WorkerServer {
             let _ = stop.send(());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    #[test]
+    fn the_gate_bounds_running_calls_in_arrival_order_and_skips_cancelled_ones() {
+        let gate = Rc::new(Gate::default());
+        let first = gate.enter(1).now_or_never().expect("room: at once");
+        let mut second = Box::pin(gate.enter(1));
+        let mut third = Box::pin(gate.enter(1));
+        assert!((&mut second).now_or_never().is_none(), "full: it waits");
+        assert!((&mut third).now_or_never().is_none());
+        let unbounded = gate.enter(0).now_or_never().expect("no bound: at once");
+        assert_eq!(gate.active.get(), 2);
+        drop(unbounded);
+        drop(second); // cancelled while waiting
+        assert_eq!(gate.active.get(), 1);
+        drop(first);
+        let third = (&mut third).now_or_never().expect("the slot went to the next waiting call");
+        assert_eq!(gate.active.get(), 1);
+        drop(third);
+        assert_eq!(gate.active.get(), 0);
+        assert!(gate.waiting.borrow().is_empty());
     }
 }

@@ -17,6 +17,11 @@
 //! name = "app"
 //! strategy = "one-for-all"
 //! children = [{ name = "db", script = "./db.py", critical = true }, { name = "api", script = "./api.js" }]
+//!
+//! [[workflow]]              # options::workflow, plus `script` (a workflow class)
+//! name = "orders"
+//! script = "./order_workflow.py"
+//! retryBackoff = { initial = 200 }
 //! ```
 //!
 //! Every entry goes through core's option readers, so an unknown key is an
@@ -26,11 +31,15 @@
 //! script's stem (a supervisor's is required). A supervisor's children are worker
 //! files (nested supervisors are the API's); reloading a supervisor stops it and
 //! starts it again (its children restart in order, as a restart of the supervisor
-//! would: not rolling).
+//! would: not rolling). A workflow entry loads its class as `pm.workflow` does (its
+//! process is listed under the entry's name); runs go through the control socket
+//! (`runWorkflow`, `titan-pm run NAME INPUT`) and are journaled where `[manager]
+//! workflows` says. Reloading a workflow loads the new class, then the old process
+//! drains and stops (runs already going finish there).
 //!
 //! [`Deployment::apply`] makes the manager match a file: new entries start,
-//! changed ones are replaced rolling (a process: a new one is ready before the
-//! old one drains and stops; a pool: `reload_with` member by member, then
+//! changed ones are replaced rolling (a process: `restart_with` its new options,
+//! a new instance ready before the old one drains and stops, the id kept; a pool: `reload_with` member by member, then
 //! `scale`), removed ones stop gracefully, and with `reload_all` unchanged ones
 //! are reloaded too (new code on disk). Changes to `[manager]` need a restart
 //! of the manager: `apply` says so in its `warnings`.
@@ -44,10 +53,11 @@ use crate::options::{self, Dialect};
 use crate::pool::PoolOptions;
 use crate::supervise::SupervisorSpec;
 use crate::value::Value;
+use crate::workflow::{WorkflowHandle, WorkflowOptions};
 
 use super::server::map;
 
-/// One `[[process]]`, `[[pool]]` or `[[supervisor]]` entry, read and checked.
+/// One `[[process]]`, `[[pool]]`, `[[supervisor]]` or `[[workflow]]` entry, read and checked.
 #[derive(Clone)]
 pub struct Entry {
     pub name: String,
@@ -63,6 +73,7 @@ pub enum Kind {
     Process(SpawnOptions),
     Pool(PoolOptions),
     Supervisor(SupervisorSpec),
+    Workflow(WorkflowOptions),
 }
 
 impl Kind {
@@ -71,6 +82,7 @@ impl Kind {
             Kind::Process(_) => "process",
             Kind::Pool(_) => "pool",
             Kind::Supervisor(_) => "supervisor",
+            Kind::Workflow(_) => "workflow",
         }
     }
 }
@@ -113,13 +125,13 @@ fn entries<'a>(v: &'a Value, key: &str) -> Result<&'a [Value]> {
 /// Reads a process file's `Value` (TypeScript spelling: camelCase, ms).
 pub fn parse(v: &Value) -> Result<ProcessFile> {
     let Value::Map(top) = v else { return Err(Error::Config(format!("a process file must be a table, not {}", v.type_name()))) };
-    if let Some((k, _)) = top.iter().find(|(k, _)| !matches!(k.as_str(), "manager" | "process" | "pool" | "supervisor")) {
-        return Err(Error::Config(format!("{k}: unknown section (expected [manager], [[process]], [[pool]] or [[supervisor]])")));
+    if let Some((k, _)) = top.iter().find(|(k, _)| !matches!(k.as_str(), "manager" | "process" | "pool" | "supervisor" | "workflow")) {
+        return Err(Error::Config(format!("{k}: unknown section (expected [manager], [[process]], [[pool]], [[supervisor]] or [[workflow]])")));
     }
     let manager_raw = v.get("manager").cloned().unwrap_or(Value::Map(vec![]));
     let manager = options::manager(&manager_raw, Dialect::Js, &|_| None).map_err(|e| Error::Config(format!("manager.{}", msg(e))))?;
     let mut out: Vec<Entry> = Vec::new();
-    for key in ["process", "pool"] {
+    for key in ["process", "pool", "workflow"] {
         for (i, raw) in entries(v, key)?.iter().enumerate() {
             let at = |e: Error, name: &str| Error::Config(format!("{key}[{i}] ({name}): {}", msg(e)));
             let Value::Map(fields) = raw else { return Err(Error::Config(format!("{key}[{i}]: must be a table"))) };
@@ -133,10 +145,10 @@ pub fn parse(v: &Value) -> Result<ProcessFile> {
                 _ => crate::host::engine::default_name(&Target::Path(script.clone())),
             };
             let rest = Value::Map(fields.iter().filter(|(k, _)| k != "script").cloned().collect());
-            let kind = if key == "process" {
-                Kind::Process(options::spawn(&rest, Dialect::Js, &|_| None).map_err(|e| at(e, &name))?)
-            } else {
-                Kind::Pool(options::pool(&rest, Dialect::Js, &|_| None).map_err(|e| at(e, &name))?)
+            let kind = match key {
+                "process" => Kind::Process(options::spawn(&rest, Dialect::Js, &|_| None).map_err(|e| at(e, &name))?),
+                "pool" => Kind::Pool(options::pool(&rest, Dialect::Js, &|_| None).map_err(|e| at(e, &name))?),
+                _ => Kind::Workflow(options::workflow(&rest, Dialect::Js, &|_| None).map_err(|e| at(e, &name))?),
             };
             if out.iter().any(|e| e.name == name) {
                 return Err(Error::Config(format!("{key}[{i}]: the name {name:?} is used twice (names are unique across processes, pools and supervisors)")));
@@ -150,6 +162,10 @@ pub fn parse(v: &Value) -> Result<ProcessFile> {
                 Kind::Pool(mut o) => {
                     o.spawn.name = Some(name.clone());
                     Kind::Pool(o)
+                }
+                Kind::Workflow(mut o) => {
+                    o.spawn.name = Some(name.clone());
+                    Kind::Workflow(o)
                 }
                 supervisor => supervisor,
             };
@@ -179,7 +195,7 @@ fn msg(e: Error) -> String {
 }
 
 /// Makes every relative `script` absolute, relative to `dir` (the file's directory):
-/// those of processes, pools and supervisors' children.
+/// those of processes, pools, workflows and supervisors' children.
 pub fn resolve_scripts(v: &mut Value, dir: &Path) {
     fn resolve(item: &mut Value, dir: &Path) {
         let Value::Map(fields) = item else { return };
@@ -193,7 +209,7 @@ pub fn resolve_scripts(v: &mut Value, dir: &Path) {
     }
     let Value::Map(top) = v else { return };
     for (key, list) in top.iter_mut() {
-        if let ("process" | "pool" | "supervisor", Value::List(items)) = (key.as_str(), list) {
+        if let ("process" | "pool" | "supervisor" | "workflow", Value::List(items)) = (key.as_str(), list) {
             items.iter_mut().for_each(|item| resolve(item, dir));
         }
     }
@@ -203,6 +219,8 @@ pub fn resolve_scripts(v: &mut Value, dir: &Path) {
 #[derive(Default)]
 pub struct Deployment {
     running: BTreeMap<String, (Entry, u64)>,
+    /// The loaded workflows of `[[workflow]]` entries, by entry name.
+    workflows: BTreeMap<String, WorkflowHandle>,
     manager_raw: Option<Value>,
 }
 
@@ -210,6 +228,24 @@ impl Deployment {
     /// Forgets entries a `kill`/`stop` of `target` ended (by name), so a later apply starts them again.
     pub(crate) fn forget_target(&mut self, target: &str) {
         self.running.remove(target);
+        self.workflows.remove(target);
+    }
+
+    /// The workflow a `[[workflow]]` entry named `name` loaded.
+    pub fn workflow(&self, name: &str) -> Result<WorkflowHandle> {
+        self.workflows.get(name).cloned().ok_or_else(|| {
+            let names: Vec<&str> = self.workflows.keys().map(String::as_str).collect();
+            let known = if names.is_empty() { "none: declare one with [[workflow]] in the process file".to_string() } else { names.join(", ") };
+            Error::Config(format!("no workflow named {name:?} (declared: {known})"))
+        })
+    }
+
+    /// Every loaded workflow with its entry name and process id, by name.
+    pub fn workflows(&self) -> Vec<(String, u64, WorkflowHandle)> {
+        self.workflows
+            .iter()
+            .map(|(name, h)| (name.clone(), self.running.get(name).map(|(_, id)| *id).unwrap_or(0), h.clone()))
+            .collect()
     }
 
     /// Makes the manager match `file` (see the module guide). Nothing changes if the file has an error.
@@ -232,6 +268,7 @@ impl Deployment {
         let gone: Vec<String> = self.running.keys().filter(|n| !wanted.contains(&n.as_str())).cloned().collect();
         for name in gone {
             let (entry, id) = self.running.remove(&name).expect("listed");
+            self.workflows.remove(&name);
             stop(pm, &entry, id).await;
             stopped.push(name);
         }
@@ -246,15 +283,22 @@ impl Deployment {
                         unchanged.push(name);
                         continue;
                     }
-                    let id = replace(pm, &old, id, &entry).await.map_err(|e| Error::Config(format!("{name}: {}", msg(e))))?;
+                    let (id, workflow) = replace(pm, &old, id, &entry).await.map_err(|e| Error::Config(format!("{name}: {}", msg(e))))?;
+                    if let Some(w) = workflow {
+                        self.workflows.insert(name.clone(), w);
+                    }
                     self.running.insert(name.clone(), (entry, id));
                     reloaded.push(name);
                 }
                 old => {
-                    let id = start(pm, &entry).await.map_err(|e| Error::Config(format!("{name}: {}", msg(e))))?;
+                    let (id, workflow) = start(pm, &entry).await.map_err(|e| Error::Config(format!("{name}: {}", msg(e))))?;
                     if let Some((old, old_id)) = old {
                         stop(pm, &old, old_id).await; // a process became a pool, or the other way round
                     }
+                    match workflow {
+                        Some(w) => self.workflows.insert(name.clone(), w),
+                        None => self.workflows.remove(&name),
+                    };
                     self.running.insert(name.clone(), (entry, id));
                     started.push(name);
                 }
@@ -271,17 +315,23 @@ impl Deployment {
     }
 }
 
-async fn start(pm: &ProcessManager, entry: &Entry) -> Result<u64> {
+/// Starts an entry: its process, pool or supervisor id (a workflow's: its process's, and the loaded workflow).
+async fn start(pm: &ProcessManager, entry: &Entry) -> Result<(u64, Option<WorkflowHandle>)> {
     match &entry.kind {
-        Kind::Process(o) => Ok(pm.spawn(entry.script.as_str(), o.clone()).await?.id()),
-        Kind::Pool(o) => Ok(pm.pool(entry.script.as_str(), o.clone()).await?.id()),
-        Kind::Supervisor(spec) => pm.supervisor(spec.clone()).await?.id().await,
+        Kind::Process(o) => Ok((pm.spawn(entry.script.as_str(), o.clone()).await?.id(), None)),
+        Kind::Pool(o) => Ok((pm.pool(entry.script.as_str(), o.clone()).await?.id(), None)),
+        Kind::Supervisor(spec) => Ok((pm.supervisor(spec.clone()).await?.id().await?, None)),
+        Kind::Workflow(o) => {
+            let w = pm.workflow(entry.script.as_str(), o.clone()).await?;
+            let id = w.process().map(|p| p.id()).unwrap_or(0);
+            Ok((id, Some(w)))
+        }
     }
 }
 
 async fn stop(pm: &ProcessManager, entry: &Entry, id: u64) {
     let _ = match entry.kind {
-        Kind::Process(_) => pm.stop(id).await,
+        Kind::Process(_) | Kind::Workflow(_) => pm.stop(id).await,
         Kind::Pool(_) => match pm.pool_handle(id) {
             Ok(h) => h.destroy().await,
             Err(e) => Err(e),
@@ -302,23 +352,38 @@ fn pool_own_options(raw: &Value) -> Value {
     }
 }
 
-/// Replaces a running entry with its new version, rolling; returns the (maybe new) id.
-async fn replace(pm: &ProcessManager, old: &Entry, id: u64, new: &Entry) -> Result<u64> {
+/// Replaces a running entry with its new version, rolling; returns the (maybe new)
+/// id, and a workflow's newly loaded handle.
+async fn replace(pm: &ProcessManager, old: &Entry, id: u64, new: &Entry) -> Result<(u64, Option<WorkflowHandle>)> {
     match &new.kind {
         Kind::Supervisor(_) => {
             // Children start in order and stop in reverse: a supervisor restarts whole.
             stop(pm, old, id).await;
             start(pm, new).await
         }
+        Kind::Workflow(_) => {
+            // The new class is loaded (and its stage graph checked) before the old process drains.
+            let fresh = start(pm, new).await?;
+            stop(pm, old, id).await;
+            Ok(fresh)
+        }
+        _ => replace_worker(pm, old, id, new).await.map(|id| (id, None)),
+    }
+}
+
+/// [`replace`] for a process or a pool.
+async fn replace_worker(pm: &ProcessManager, old: &Entry, id: u64, new: &Entry) -> Result<u64> {
+    match &new.kind {
+        Kind::Supervisor(_) | Kind::Workflow(_) => unreachable!("replace handles them"),
         Kind::Process(o) => {
+            // A graceful restart (onto the new options, if they changed): the new instance
+            // is ready before the old one drains and stops; the id stays.
             if old.raw == new.raw {
-                pm.restart(id).await?; // same spec: a graceful restart keeps the id
-                return Ok(id);
+                pm.restart(id).await?;
+            } else {
+                pm.restart_with(id, new.script.as_str(), o.clone()).await?;
             }
-            // New options: a new process is ready before the old one drains and stops.
-            let fresh = pm.spawn(new.script.as_str(), o.clone()).await?;
-            let _ = pm.stop(id).await;
-            Ok(fresh.id())
+            Ok(id)
         }
         Kind::Pool(o) => {
             if pool_own_options(&old.raw) != pool_own_options(&new.raw) {

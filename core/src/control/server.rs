@@ -444,6 +444,48 @@ impl manager::Server for ManagerServer {
         Ok(())
     }
 
+    async fn run_workflow(self: CapRc<Self>, params: manager::RunWorkflowParams, mut results: manager::RunWorkflowResults) -> capnp::Result<()> {
+        let p = params.get()?;
+        let name = text(p.get_name())?;
+        let input = value::read(p.get_input()?, "input").map_err(err)?;
+        let run_id = text(p.get_run_id())?;
+        // The deployment is not held while the run goes (apply and other runs go on).
+        let workflow = self.shared.deployment.lock().await.workflow(&name).map_err(err)?;
+        let result = workflow.run(input, Some(run_id.as_str()).filter(|id| !id.is_empty())).await.map_err(err)?;
+        value::write(&result, results.get().init_result());
+        Ok(())
+    }
+
+    async fn workflows(self: CapRc<Self>, params: manager::WorkflowsParams, mut results: manager::WorkflowsResults) -> capnp::Result<()> {
+        let limit = params.get()?.get_limit() as usize;
+        let declared = self.shared.deployment.lock().await.workflows();
+        let rows = declared
+            .iter()
+            .map(|(name, process_id, w)| {
+                let stages = w
+                    .definition()
+                    .stages()
+                    .iter()
+                    .map(|s| {
+                        let deps = s.depends_on.iter().map(|d| Value::Text(d.clone())).collect();
+                        map(vec![("name", Value::Text(s.name.clone())), ("dependsOn", Value::List(deps))])
+                    })
+                    .collect();
+                map(vec![
+                    ("name", Value::Text(name.clone())),
+                    ("workflow", Value::Text(w.name().to_string())),
+                    ("processId", Value::Int(*process_id as i64)),
+                    ("stages", Value::List(stages)),
+                ])
+            })
+            .collect();
+        let runs = if limit == 0 { Vec::new() } else { self.shared.pm.workflow_runs(limit).await.map_err(err)? };
+        let mut r = results.get();
+        value::write(&Value::List(rows), r.reborrow().init_workflows());
+        value::write(&runs.report(JS), r.init_runs());
+        Ok(())
+    }
+
     async fn apply(self: CapRc<Self>, params: manager::ApplyParams, mut results: manager::ApplyResults) -> capnp::Result<()> {
         let p = params.get()?;
         let file = value::read(p.get_file()?, "file").map_err(err)?;

@@ -28,6 +28,10 @@ pub(crate) struct Engine {
     services: RefCell<BTreeMap<u64, Rc<dyn Service>>>,
     /// Services another service owns and stops (a supervisor's pools): not stopped at shutdown directly.
     owned: RefCell<std::collections::BTreeSet<u64>>,
+    /// Services being replaced under the same id (a supervised pool being restarted): calls
+    /// that reach the old one wait, within their deadline, for the new one ([`Engine::replacement`]).
+    replacing: RefCell<std::collections::BTreeSet<u64>>,
+    replaced: tokio::sync::Notify,
     /// Ids and final states of killed processes, oldest first, at most [`ENDED_HISTORY`].
     ended: RefCell<VecDeque<(u64, ProcessState)>>,
     next_id: Cell<u64>,
@@ -51,6 +55,8 @@ impl Engine {
             processes: RefCell::default(),
             services: RefCell::default(),
             owned: RefCell::default(),
+            replacing: RefCell::default(),
+            replaced: tokio::sync::Notify::new(),
             ended: RefCell::default(),
             next_id: Cell::new(0),
             closed: Cell::new(false),
@@ -91,14 +97,12 @@ impl Engine {
         Ok(self.start_process(target, options).await?.id)
     }
 
-    /// Starts a process and lists it; it exists only if its first instance came up.
-    pub(crate) async fn start_process(self: &Rc<Self>, target: Target, options: SpawnOptions) -> Result<Rc<Process>> {
-        if self.closed.get() {
-            return Err(Error::ManagerShutDown);
-        }
+    /// The name and launch spec of a spawn, its options checked.
+    fn spec(&self, target: Target, mut options: SpawnOptions) -> Result<(String, Spec)> {
         if !matches!(options.dependencies, Value::Null | Value::Map(_)) {
             return Err(Error::Config(format!("dependencies must be a map, not {}", options.dependencies.type_name())));
         }
+        super::grants::given_dependencies(&mut options.dependencies, &mut options.processes)?;
         crate::value::check(&options.dependencies, "dependencies")?;
         for (name, id) in &options.processes {
             if self.process(*id).is_err() && !self.services.borrow().contains_key(id) {
@@ -106,9 +110,6 @@ impl Engine {
             }
         }
         let name = options.name.clone().unwrap_or_else(|| default_name(&target));
-        if let Some(hooks) = &self.config.interceptor {
-            hooks.before_spawn(&[&name])?;
-        }
         let spec = Spec {
             resources: options.resources_or(&self.config.resources),
             version: options.version,
@@ -124,6 +125,18 @@ impl Engine {
             restart: options.restart.unwrap_or_else(|| self.config.restart.clone()),
             output: options.output.unwrap_or_else(|| self.config.output.clone()),
         };
+        Ok((name, spec))
+    }
+
+    /// Starts a process and lists it; it exists only if its first instance came up.
+    pub(crate) async fn start_process(self: &Rc<Self>, target: Target, options: SpawnOptions) -> Result<Rc<Process>> {
+        if self.closed.get() {
+            return Err(Error::ManagerShutDown);
+        }
+        let (name, spec) = self.spec(target, options)?;
+        if let Some(hooks) = &self.config.interceptor {
+            hooks.before_spawn(&[&name])?;
+        }
         let process = Process::start(self.next_id(), name.clone(), spec, self).await?;
         if self.closed.get() {
             process.kill().await;
@@ -169,6 +182,39 @@ impl Engine {
     pub(crate) fn add_owned_service(&self, id: u64, service: Rc<dyn Service>) {
         self.owned.borrow_mut().insert(id);
         self.services.borrow_mut().insert(id, service);
+        self.end_replacing(id);
+    }
+
+    /// The service under `id` is about to be replaced by a new one under the same id.
+    pub(crate) fn begin_replacing(&self, id: u64) {
+        self.replacing.borrow_mut().insert(id);
+    }
+
+    /// The replacement is in place, or will not come: calls waiting for it go on.
+    pub(crate) fn end_replacing(&self, id: u64) {
+        if self.replacing.borrow_mut().remove(&id) {
+            self.replaced.notify_waiters();
+        }
+    }
+
+    /// For a call that reached `old`, a service that is being replaced: waits until
+    /// `deadline` for its replacement. `None`: there is none (not being replaced, the
+    /// replacement failed, or the deadline passed first: `timed_out` is then true).
+    pub(crate) async fn replacement<T: Service>(&self, id: u64, old: &Rc<T>, deadline: std::time::Instant) -> (Option<Rc<T>>, bool) {
+        loop {
+            let notified = self.replaced.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(new) = self.service::<T>(id).filter(|s| !Rc::ptr_eq(s, old)) {
+                return (Some(new), false);
+            }
+            if !self.replacing.borrow().contains(&id) {
+                return (None, false);
+            }
+            if tokio::time::timeout_at(deadline.into(), notified).await.is_err() {
+                return (None, true);
+            }
+        }
     }
 
     /// The service under `id`, as its own type (`None` if there is none, or it is another kind).
@@ -226,7 +272,14 @@ impl Engine {
 
     /// Graceful restart: a new instance is ready before the old one drains and stops.
     pub(crate) async fn restart(self: &Rc<Self>, id: u64) -> Result<()> {
-        self.process(id)?.replace(self).await
+        self.process(id)?.replace(self, None).await
+    }
+
+    /// `restart` with a new target and spawn options: the id stays.
+    pub(crate) async fn restart_with(self: &Rc<Self>, id: u64, target: Target, options: SpawnOptions) -> Result<()> {
+        let process = self.process(id)?;
+        let (_, spec) = self.spec(target, options)?;
+        process.replace(self, Some(spec)).await
     }
 
     /// Graceful stop (drain, shutdown hooks, SIGTERM, SIGKILL), then forgets the process like `kill`.

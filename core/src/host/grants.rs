@@ -2,7 +2,8 @@
 //! was given (@InjectProcess, sidecars) and the `SharedState` capability of its
 //! class (@SharedState). Both are served here on the engine thread; a worker
 //! holds capabilities, never addresses or secrets, so it can reach exactly the
-//! processes it was given.
+//! processes it was given. A process handle passed among spawn `dependencies`
+//! (`{"$process": id}`) is given too ([`given_dependencies`]).
 //!
 //! Shared state lives in [`SharedStore`]: one value per (class name, property)
 //! under one manager. `get`, `set` and `add` each run in one step on the engine
@@ -23,6 +24,37 @@ use crate::policy::trace::TraceContext;
 use crate::protocol::ErrorInfo;
 use crate::titan_capnp::{caller, shared_state};
 use crate::value::{self, Value};
+
+/// How a front end writes a process handle inside spawn `dependencies`: `{"$process": id}`.
+pub const PROCESS_REF: &str = "$process";
+/// What the worker's init receives in its place: `{"$given": name}`, which its runtime turns
+/// into the process given under `name`.
+pub const GIVEN_REF: &str = "$given";
+
+/// Process handles passed as spawn dependencies (the sidecar pattern) are given to the
+/// worker: each becomes a grant under its dependency's key (as `processes` would), and
+/// the dependency a `{"$given": key}` that the worker's runtime turns into the given process.
+pub(crate) fn given_dependencies(dependencies: &mut Value, processes: &mut Vec<(String, u64)>) -> Result<()> {
+    let Value::Map(deps) = dependencies else { return Ok(()) };
+    for (key, v) in deps.iter_mut() {
+        let Value::Map(entries) = v else { continue };
+        let [(tag, id)] = entries.as_slice() else { continue };
+        if tag != PROCESS_REF {
+            continue;
+        }
+        let id = match id {
+            Value::Int(n) if *n > 0 => *n as u64,
+            Value::Int(n) => return Err(Error::Config(format!("dependencies.{key}: {PROCESS_REF} must be a process id, not {n}"))),
+            other => return Err(Error::Config(format!("dependencies.{key}: {PROCESS_REF} must be a process id, not {}", other.type_name()))),
+        };
+        if processes.iter().any(|(n, _)| n == key) {
+            return Err(Error::Config(format!("dependencies.{key}: a process is also given under processes.{key}")));
+        }
+        processes.push((key.clone(), id));
+        *v = Value::Map(vec![(GIVEN_REF.to_string(), Value::Text(key.clone()))]);
+    }
+    Ok(())
+}
 
 /// Shared properties one manager holds (class × property); past it, `set` and `add` fail.
 pub(crate) const MAX_SHARED_VALUES: usize = 10_000;

@@ -368,7 +368,7 @@ async fn start(spec: &LaunchSpec<'_>, registry: &Rc<Registry>, secret: &str) -> 
             ),
         )),
         (Isolation::Worker, Target::Handler { factory, own_thread: false, .. }) => start_thread(factory.clone(), registry, secret, endpoint),
-        (Isolation::Worker | Isolation::None, Target::Handler { factory, .. }) => start_in_engine(factory, registry, secret),
+        (Isolation::Worker | Isolation::None, Target::Handler { factory, .. }) => start_in_engine(factory, registry, secret, spec),
     }
 }
 
@@ -572,8 +572,19 @@ fn start_thread(factory: HandlerFactory, registry: &Rc<Registry>, secret: &str, 
     Ok((exit_rx, None, StderrTail::default(), connection))
 }
 
-fn start_in_engine(factory: &HandlerFactory, registry: &Rc<Registry>, secret: &str) -> Result<Started> {
+fn start_in_engine(factory: &HandlerFactory, registry: &Rc<Registry>, secret: &str, spec: &LaunchSpec<'_>) -> Result<Started> {
     let handler = factory().map_err(|e| Error::spawn("handler", format_start_error(&e)))?;
+    // A runtime with output of its own (a Node worker thread): its lines go to the log ring.
+    if let Some(mut lines) = handler.output_lines() {
+        let (logs, name, pid) = (spec.logs.clone(), spec.name.clone(), std::process::id());
+        tokio::task::spawn_local(async move {
+            while let Some((stderr, line)) = lines.recv().await {
+                let stream = if stderr { OutputStream::Stderr } else { OutputStream::Stdout };
+                let name = name.borrow().clone();
+                logs.push(stream, &name, pid, &line);
+            }
+        });
+    }
     // No socket: the host calls the agent's capability directly, on this thread.
     let (worker, done) = agent::serve_local(handler);
     let connection = Connection::local();

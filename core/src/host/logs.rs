@@ -33,6 +33,19 @@ pub struct LogLine {
     pub timestamp_ms: u64,
 }
 
+/// A line as the ring keeps it: past [`LOG_LINE_BYTES`], cut on a char boundary and ended with `…`
+/// (also what a bridge queues for the ring, so a queue of lines is bounded in bytes too).
+pub fn cut(line: &str) -> std::borrow::Cow<'_, str> {
+    if line.len() <= LOG_LINE_BYTES {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut end = LOG_LINE_BYTES;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &line[..end]))
+}
+
 /// The ring of one process (shared by its instances, so lines survive restarts).
 pub(crate) struct LogRing {
     process_id: u64,
@@ -47,15 +60,7 @@ impl LogRing {
 
     /// Keeps a line (evicting the oldest past [`LOG_LINES`]) and hands it to followers.
     pub(crate) fn push(&self, stream: OutputStream, name: &str, pid: u32, line: &str) {
-        let line = if line.len() > LOG_LINE_BYTES {
-            let mut cut = LOG_LINE_BYTES;
-            while !line.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            format!("{}…", &line[..cut])
-        } else {
-            line.to_string()
-        };
+        let line = cut(line).into_owned();
         let timestamp_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)

@@ -163,7 +163,10 @@ pub struct ManagerConfig {
     /// The address the `tcp` transport listens on.
     pub tcp_host: String,
     /// How long the engine thread keeps polling after a job before it sleeps:
-    /// spends CPU to save a thread wake-up per call. `ZERO` turns it off.
+    /// spends CPU to save a thread wake-up per call. `ZERO` (the default) turns it
+    /// off: measured side by side it helped nowhere on a 2-vCPU machine (the Rust
+    /// bench's 64-in-flight and p50 were no better with 0.2 ms), and it hurt p99
+    /// badly when the workers need the cores (see bench/README.md).
     pub spin: Duration,
     /// Where workflow runs are journaled (`workflows`).
     pub workflows: WorkflowsConfig,
@@ -190,7 +193,7 @@ impl Default for ManagerConfig {
             python: "python3".into(),
             node: "node".into(),
             tcp_host: "127.0.0.1".into(),
-            spin: Duration::from_micros(200),
+            spin: Duration::ZERO,
             workflows: WorkflowsConfig::default(),
             clock: crate::clock::Clock::Real,
             interceptor: None,
@@ -505,6 +508,14 @@ impl ProcessManager {
     /// hooks, then SIGTERM, then SIGKILL). No call fails; the id stays, the pid changes.
     pub async fn restart(&self, process_id: u64) -> Result<()> {
         self.exec(move |engine| async move { engine.restart(process_id).await }).await
+    }
+
+    /// [`restart`](Self::restart) onto a new target and spawn options (a process
+    /// file's changed entry): the new instance is launched from them and ready
+    /// before the old one drains; the id stays, and later restarts use them too.
+    pub async fn restart_with(&self, process_id: u64, target: impl Into<Target>, options: SpawnOptions) -> Result<()> {
+        let target = target.into();
+        self.exec(move |engine| async move { engine.restart_with(process_id, target, options).await }).await
     }
 
     /// Graceful stop, unlike [`kill`](Self::kill): new calls are refused, in-flight

@@ -55,7 +55,8 @@ pub(crate) type ExitHook = Rc<dyn Fn(ExitStatus)>;
 pub(crate) struct Process {
     pub id: u64,
     name: Rc<RefCell<String>>,
-    spec: Spec,
+    /// What each instance is launched from; `replace_with` swaps it once a new instance is ready.
+    spec: RefCell<Rc<Spec>>,
     state: watch::Sender<ProcessState>,
     instance: RefCell<Option<Rc<Instance>>>,
     last_pid: Cell<u32>,
@@ -85,7 +86,7 @@ impl Process {
         let process = Rc::new(Process {
             id,
             name: Rc::new(RefCell::new(name)),
-            spec,
+            spec: RefCell::new(Rc::new(spec)),
             state: watch::channel(ProcessState::Starting).0,
             instance: RefCell::default(),
             last_pid: Cell::new(0),
@@ -103,19 +104,19 @@ impl Process {
             intercept: engine.config.interceptor.clone(),
         });
         let instance = process.launch(engine).await?;
-        if let Some(wanted) = &process.spec.version {
+        if let Some(wanted) = &process.spec().version {
             let found = &instance.description.version;
             if wanted != found {
                 instance.kill();
                 let _ = tokio::time::timeout(Duration::from_secs(2), instance.exited()).await;
                 let found = if found.is_empty() { "none".to_string() } else { format!("{found:?}") };
                 return Err(Error::spawn(
-                    &process.spec.target.describe(),
+                    &process.spec().target.describe(),
                     format!("version mismatch: the spawn asked for {wanted:?}, the worker declares {found}"),
                 ));
             }
         }
-        let unnamed = process.name.borrow().is_empty() || (matches!(process.spec.target, Target::Path(_)) && !process.spec.named);
+        let unnamed = process.name.borrow().is_empty() || (matches!(process.spec().target, Target::Path(_)) && !process.spec().named);
         if unnamed && !instance.description.name.is_empty() {
             *process.name.borrow_mut() = instance.description.name.clone();
         }
@@ -123,23 +124,32 @@ impl Process {
         Ok(process)
     }
 
+    /// The spec instances are launched from now.
+    fn spec(&self) -> Rc<Spec> {
+        self.spec.borrow().clone()
+    }
+
     async fn launch(&self, engine: &Rc<Engine>) -> Result<Rc<Instance>> {
-        let spec = LaunchSpec {
-            target: &self.spec.target,
-            isolation: self.spec.isolation,
-            transport: self.spec.transport,
-            dependencies: &self.spec.dependencies,
-            env: &self.spec.env,
-            args: &self.spec.args,
+        self.launch_from(&self.spec(), engine).await
+    }
+
+    async fn launch_from(&self, spec: &Spec, engine: &Rc<Engine>) -> Result<Rc<Instance>> {
+        let launch = LaunchSpec {
+            target: &spec.target,
+            isolation: spec.isolation,
+            transport: spec.transport,
+            dependencies: &spec.dependencies,
+            env: &spec.env,
+            args: &spec.args,
             name: self.name.clone(),
             logs: self.logs.clone(),
-            output: &self.spec.output,
+            output: &spec.output,
             output_dropped: self.output_dropped.clone(),
             output_tracker: &engine.output,
             config: &engine.config,
-            grants: &launch::Grants { engine: Rc::downgrade(engine), processes: self.spec.processes.clone() },
+            grants: &launch::Grants { engine: Rc::downgrade(engine), processes: spec.processes.clone() },
         };
-        launch::launch(&spec, &engine.registry).await
+        launch::launch(&launch, &engine.registry).await
     }
 
     fn install(self: &Rc<Self>, instance: Rc<Instance>, engine: &Engine) {
@@ -162,9 +172,10 @@ impl Process {
     /// (event `memory`) or when the periodic health probe finds it unhealthy
     /// [`UNHEALTHY_PROBES`] times in a row (event `unhealthy`).
     fn watch(self: &Rc<Self>, instance: Rc<Instance>, engine: &Engine) {
+        let spec = self.spec();
         // A remote worker's pid is on another machine: no local limits, no local /proc.
-        let local = super::joins::remote_name(&self.spec.target).is_none();
-        if let (Some(cpu), Isolation::Child, true) = (self.spec.resources.max_cpu, self.spec.isolation, local) {
+        let local = super::joins::remote_name(&spec.target).is_none();
+        if let (Some(cpu), Isolation::Child, true) = (spec.resources.max_cpu, spec.isolation, local) {
             if let Some(limit) = super::limits::limit_cpu(instance.pid, cpu, &self.name.borrow()) {
                 tracing::debug!(target: "titan_pm", "{} limited to {cpu}% of a core in {}", self.name.borrow(), limit.dir().display());
                 let instance = instance.clone();
@@ -174,7 +185,7 @@ impl Process {
                 });
             }
         }
-        let max_memory = self.spec.resources.max_memory.filter(|_| self.spec.isolation == Isolation::Child && local);
+        let max_memory = spec.resources.max_memory.filter(|_| spec.isolation == Isolation::Child && local);
         let own = instance.description.health_interval_ms;
         let probe = match (own, &engine.config.monitoring.health_check) {
             (ms, _) if ms > 0 => Some(Duration::from_millis(ms)),
@@ -254,8 +265,8 @@ impl Process {
             pid: self.last_pid.get(),
             state: self.state(),
             restarts: self.restarts.get(),
-            isolation: self.spec.isolation,
-            transport: self.spec.transport,
+            isolation: self.spec().isolation,
+            transport: self.spec().transport,
         }
     }
 
@@ -281,13 +292,13 @@ impl Process {
     /// ([`Retry`]), all within the first attempt's deadline (never extended).
     async fn call_with_retries(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, trace: &TraceContext) -> Result<Value> {
         let Some(limit) = options.retries.filter(|n| *n > 0) else {
-            return self.call_direct(method, args, options, trace).await;
+            return self.call_direct(method, args, options, trace, 0).await;
         };
         let timeout = self.call_timeout(method, options);
         let deadline = Instant::now() + timeout;
         let mut retry = Retry::new(limit);
         loop {
-            match self.call_until(method, args, deadline, timeout, trace).await {
+            match self.call_until(method, args, deadline, timeout, trace, 0).await {
                 Err(e) if retry.again(&e, Instant::now(), deadline) => {}
                 result => return result,
             }
@@ -296,18 +307,19 @@ impl Process {
 
     /// A call's timeout: the call's own, else the method's, else the process's.
     fn call_timeout(&self, method: &str, options: &CallOptions) -> Duration {
-        options.timeout.or_else(|| self.method_timeout(method)).unwrap_or(self.spec.timeout)
+        options.timeout.or_else(|| self.method_timeout(method)).unwrap_or(self.spec().timeout)
     }
 
     /// A call without the host-side policies (a pool applies its own around it); self-healing
-    /// still watches its errors.
-    pub(crate) async fn call_direct(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, trace: &TraceContext) -> Result<Value> {
+    /// still watches its errors. `max_running` (0: none): the worker starts the call only
+    /// when fewer than that many calls run there (a pool member's concurrency).
+    pub(crate) async fn call_direct(self: &Rc<Self>, method: &str, args: &[Value], options: &CallOptions, trace: &TraceContext, max_running: u32) -> Result<Value> {
         let timeout = self.call_timeout(method, options);
-        self.call_until(method, args, Instant::now() + timeout, timeout, trace).await
+        self.call_until(method, args, Instant::now() + timeout, timeout, trace, max_running).await
     }
 
     /// One attempt of a call, by `deadline` (`timeout` is what a `CallTimeout` reports).
-    async fn call_until(self: &Rc<Self>, method: &str, args: &[Value], deadline: Instant, timeout: Duration, trace: &TraceContext) -> Result<Value> {
+    async fn call_until(self: &Rc<Self>, method: &str, args: &[Value], deadline: Instant, timeout: Duration, trace: &TraceContext, max_running: u32) -> Result<Value> {
         // Refused here, before anything is built or counted: capnp cannot hold it (and would panic).
         value::check_list(args, "args")?;
         if method.len() > MAX_METHOD_NAME {
@@ -320,20 +332,20 @@ impl Process {
             let name = self.name.borrow().clone();
             let declared = self.description().map(|d| d.name).unwrap_or_default();
             let result = match hooks.before_call(self.id, &[&name, &declared], method) {
-                Ok(()) => self.call_checked(method, args, deadline, timeout, trace).await,
+                Ok(()) => self.call_checked(method, args, deadline, timeout, trace, max_running).await,
                 Err(e) => Err(e),
             };
             hooks.called(self.id, method, &result);
             return result;
         }
-        self.call_checked(method, args, deadline, timeout, trace).await
+        self.call_checked(method, args, deadline, timeout, trace, max_running).await
     }
 
     /// One attempt past the checks: waits for a running instance, calls it, counts it.
-    async fn call_checked(self: &Rc<Self>, method: &str, args: &[Value], deadline: Instant, timeout: Duration, trace: &TraceContext) -> Result<Value> {
+    async fn call_checked(self: &Rc<Self>, method: &str, args: &[Value], deadline: Instant, timeout: Duration, trace: &TraceContext, max_running: u32) -> Result<Value> {
         let instance = self.instance_for_call(deadline, method, timeout).await?;
         let started = Instant::now();
-        let result = self.call_instance(&instance, method, args, deadline, timeout, trace).await;
+        let result = self.call_instance(&instance, method, args, deadline, timeout, trace, max_running).await;
         self.stats.borrow_mut().record(started.elapsed(), result.is_ok());
         if let Err(e) = &result {
             self.maybe_heal(&instance, method, e);
@@ -347,7 +359,7 @@ impl Process {
         let Some(engine) = self.engine.upgrade() else { return };
         engine.emit(self.id, EventKind::SelfHeal { method: method.to_string(), symptom, action: action.as_str() });
         let instance = instance.clone();
-        let dependencies = self.spec.dependencies.clone();
+        let dependencies = self.spec().dependencies.clone();
         let name = self.name.borrow().clone();
         let me = self.clone();
         match action {
@@ -437,6 +449,7 @@ impl Process {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn call_instance(
         self: &Rc<Self>,
         instance: &Rc<Instance>,
@@ -445,6 +458,7 @@ impl Process {
         deadline: Instant,
         timeout: Duration,
         trace: &TraceContext,
+        max_running: u32,
     ) -> Result<Value> {
         let call_id = instance.next_call_id();
         let mut req = instance.worker.call_request();
@@ -458,6 +472,7 @@ impl Process {
             c.set_trace_id(trace.trace_id.as_str());
             c.set_span_id(trace.span_id.as_str());
             c.set_parent_span_id(trace.parent_span_id.as_str());
+            c.set_max_running(max_running);
         }
         let _in_flight = InFlight::enter(instance);
         let crashed = |s: ExitStatus| Error::ProcessCrashed { process_id: self.id, exit_code: s.code, signal: s.signal };
@@ -569,7 +584,7 @@ impl Process {
 
     async fn restart(self: &Rc<Self>, engine: &Rc<Engine>) {
         loop {
-            let Some(delay) = self.budget.borrow_mut().next(&self.spec.restart, self.clock.now()) else {
+            let Some(delay) = self.budget.borrow_mut().next(&self.spec().restart, self.clock.now()) else {
                 self.state.send_replace(ProcessState::Failed);
                 engine.emit(self.id, EventKind::Failed);
                 return;
@@ -686,15 +701,21 @@ impl Process {
     /// calls already on the old instance finish; then the old one is stopped
     /// (drain, shutdown hooks, SIGTERM, SIGKILL). No call fails. The process id
     /// stays, the pid changes, `restarts` counts it. A failed process starts afresh.
-    pub(crate) async fn replace(self: &Rc<Self>, engine: &Rc<Engine>) -> Result<()> {
+    /// With `spec`, the new instance (and every later one) is launched from it instead
+    /// (`restart_with`: a process file's changed options, the id kept).
+    pub(crate) async fn replace(self: &Rc<Self>, engine: &Rc<Engine>, spec: Option<Spec>) -> Result<()> {
         let before = self.state();
         if !matches!(before, ProcessState::Running | ProcessState::Failed) {
             return Err(Error::ProcessFailed { process_id: self.id, state: before });
         }
-        let new = self.launch(engine).await?;
+        let spec = spec.map(Rc::new);
+        let new = self.launch_from(spec.as_deref().unwrap_or(&self.spec()), engine).await?;
         if self.state() != before {
             new.kill(); // killed or stopped while the new instance started
             return Err(Error::ProcessFailed { process_id: self.id, state: self.state() });
+        }
+        if let Some(spec) = spec {
+            *self.spec.borrow_mut() = spec;
         }
         // Swapping the instance makes the old one's exit watcher stand down (it is not current).
         let old = self.instance.borrow_mut().take();
@@ -734,7 +755,7 @@ impl Process {
         let instance = self.instance.borrow().clone();
         let (cpu, memory) = match &instance {
             // A remote worker's pid is not a local process (its own report is not read yet).
-            Some(_) if super::joins::remote_name(&self.spec.target).is_some() => (0.0, 0),
+            Some(_) if super::joins::remote_name(&self.spec().target).is_some() => (0.0, 0),
             Some(i) => self.cpu.borrow_mut().sample(i.pid),
             None => (0.0, 0),
         };

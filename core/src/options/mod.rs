@@ -254,6 +254,9 @@ fn pool_fields(s: &mut Section<'_>) -> Result<PoolOptions> {
     if let Some(n) = s.count("maxQueueSize")? {
         o.max_queue_size = n as usize;
     }
+    if let Some(n) = s.count("pipeline")? {
+        o.pipeline = n as usize;
+    }
     o.request_timeout = s.duration("requestTimeout")?;
     if let Some(n) = retries(s)? {
         o.retries = n;

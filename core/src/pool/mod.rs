@@ -34,6 +34,9 @@ use crate::error::Result;
 use crate::host::{CallOptions, Latency, ProcessManager, SpawnOptions, Target};
 use crate::value::{self, Value};
 
+/// Calls pipelined to each busy member by default (see [`PoolOptions::pipeline`]).
+pub const DEFAULT_PIPELINE: usize = 8;
+
 /// How many workers: a number, or `Auto` (the CPU count).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolSize {
@@ -79,6 +82,15 @@ pub struct PoolOptions {
     pub strategy: Strategy,
     /// Calls one worker runs at once.
     pub concurrency: usize,
+    /// Calls sent ahead to a busy worker beyond its `concurrency`, which wait in the
+    /// worker (in order; it still runs at most `concurrency` at once) instead of in
+    /// the pool's queue, so that it does not idle through a round trip; they count
+    /// as queued for `max_queue_size`. A call goes to a member with a free running
+    /// slot first, and is sent ahead only to a member whose calls take 2 ms or less
+    /// on average (its latency divided by the call's turn in the member's line; for
+    /// longer calls a round trip matters little, and a queued call then waits for
+    /// the first member that frees up). 0: no pipelining.
+    pub pipeline: usize,
     /// Calls that may wait for a free worker; beyond it `PoolBackpressure`.
     pub max_queue_size: usize,
     /// The default deadline of a pool call (else the manager's).
@@ -101,6 +113,7 @@ impl Default for PoolOptions {
             size: PoolSize::Fixed(2),
             strategy: Strategy::default(),
             concurrency: 1,
+            pipeline: DEFAULT_PIPELINE,
             max_queue_size: 100,
             request_timeout: None,
             retries: 0,

@@ -1,5 +1,6 @@
 //! The engine-side pool: its members, the bounded FIFO queue, dispatch through
-//! the balancer, replacement of dead or retired workers (`reconcile`), and the
+//! the balancer (a member with a free running slot first, else one with room in
+//! its pipeline: see [`PoolOptions::pipeline`]), replacement of dead or retired workers (`reconcile`), and the
 //! housekeeping loop (health probes, load sampling, recycling, auto-scaling).
 
 use std::cell::{Cell, RefCell};
@@ -26,6 +27,11 @@ use crate::value::Value;
 
 /// Replacements that fail to start this many times in a row fail the pool.
 const MAX_SPAWN_FAILURES: u32 = 5;
+/// How many times one call sent ahead (pipelined) may be resent after its member crashed.
+const MAX_PIPELINED_RESENDS: u32 = 3;
+/// Calls are pipelined only to members whose calls take at most this long on average (ms;
+/// a call's latency divided by its turn in the member's line).
+const PIPELINE_BELOW_MS: f64 = 2.0;
 /// Weight of the newest sample in the latency and error moving averages.
 const EWMA_ALPHA: f64 = 0.3;
 
@@ -37,6 +43,9 @@ struct Member {
     retiring: Cell<bool>,
     stats: RefCell<CallStats>,
     latency_ms: Cell<Option<f64>>,
+    /// Moving average of a call's latency divided by its turn in the member's line
+    /// (calls sent ahead wait for the ones before them): about one call's own time, in ms.
+    pace_ms: Cell<Option<f64>>,
     error_rate: Cell<f64>,
     unhealthy_streak: Cell<u32>,
     cpu: Cell<f64>,
@@ -192,6 +201,7 @@ impl Pool {
             retiring: Cell::new(false),
             stats: RefCell::default(),
             latency_ms: Cell::new(None),
+            pace_ms: Cell::new(None),
             error_rate: Cell::new(0.0),
             unhealthy_streak: Cell::new(0),
             cpu: Cell::new(0.0),
@@ -244,6 +254,17 @@ impl Pool {
         let engine = self.engine.upgrade().ok_or(Error::ManagerShutDown)?;
         let timeout = options.timeout.or(self.options.request_timeout).unwrap_or(engine.config.timeout);
         let deadline = Instant::now() + timeout;
+        if self.state.get() == PoolState::Destroyed {
+            // A supervised pool being restarted: the call waits for the new pool within its deadline.
+            match engine.replacement(self.id, self, deadline).await {
+                (Some(new), _) => {
+                    let left = deadline.saturating_duration_since(Instant::now()).max(std::time::Duration::from_millis(1));
+                    return Box::pin(Pool::call(&new, method, args, CallOptions { timeout: Some(left), ..options }, parent)).await;
+                }
+                (None, true) => return Err(Error::CallTimeout { method, timeout_ms: timeout.as_millis() as u64 }),
+                (None, false) => {}
+            }
+        }
         self.check_open()?;
         let key = options.key.as_deref();
         let retries = options.retries.unwrap_or(self.options.retries);
@@ -299,11 +320,17 @@ impl Pool {
         trace: &TraceContext,
     ) -> Result<Value> {
         let mut retry = Retry::new(retries);
+        // Resends of pipelined calls lost with their member (see below), bounded.
+        let mut resent = 0;
+        // With pipelining on, the worker runs at most `concurrency` calls at once; the rest wait there.
+        let max_running = if self.options.pipeline > 0 { self.options.concurrency as u32 } else { 0 };
         loop {
             let member = self.acquire(key, deadline, method, timeout).await?;
-            let lease = Lease { pool: self, member, started: Instant::now(), returned: false };
+            let ahead = member.in_flight.get() > self.options.concurrency;
+            let turn = member.in_flight.get().div_ceil(self.options.concurrency).max(1);
+            let lease = Lease { pool: self, member, started: Instant::now(), turn, returned: false };
             let left = CallOptions { timeout: Some(deadline.saturating_duration_since(lease.started)), ..CallOptions::default() };
-            let result = lease.member.process.call_direct(method, args, &left, trace).await;
+            let result = lease.member.process.call_direct(method, args, &left, trace, max_running).await;
             let result = match result {
                 // The member's own deadline is the rest of the pool call's: report the pool's.
                 Err(Error::CallTimeout { .. }) => Err(Error::CallTimeout { method: method.into(), timeout_ms: timeout.as_millis() as u64 }),
@@ -312,6 +339,12 @@ impl Pool {
             lease.finish(&result);
             if matches!(result, Err(Error::ProcessFailed { .. })) && Instant::now() < deadline {
                 continue; // the member died before the call was sent: it never ran, send it elsewhere
+            }
+            // A call pipelined behind others most likely never started when its member crashed;
+            // a call allowed to repeat (retries > 0, at-least-once) is resent without spending a retry.
+            if ahead && retries > 0 && resent < MAX_PIPELINED_RESENDS && matches!(result, Err(Error::ProcessCrashed { .. })) && Instant::now() < deadline {
+                resent += 1;
+                continue;
             }
             match result {
                 Err(e) if retry.again(&e, Instant::now(), deadline) => continue,
@@ -344,14 +377,21 @@ impl Pool {
     /// A member with room now, or a place in the queue until one frees up (within the deadline).
     async fn acquire(self: &Rc<Self>, key: Option<&str>, deadline: Instant, method: &str, timeout: Duration) -> Result<Rc<Member>> {
         if self.queue.borrow().is_empty() {
-            if let Some(m) = self.pick(key) {
+            if let Some(m) = self.pick(key, 0) {
                 m.in_flight.set(m.in_flight.get() + 1);
                 return Ok(m);
             }
         }
-        let queued = self.queue.borrow().len();
+        // Calls pipelined to members wait too: they count against the queue's bound.
+        let queued = self.waiting();
         if queued >= self.options.max_queue_size {
             return Err(Error::PoolBackpressure { queue_size: queued });
+        }
+        if self.queue.borrow().is_empty() {
+            if let Some(m) = self.pick(key, self.options.pipeline) {
+                m.in_flight.set(m.in_flight.get() + 1);
+                return Ok(m);
+            }
         }
         let (tx, rx) = oneshot::channel();
         let id = self.next_waiter.get() + 1;
@@ -367,17 +407,35 @@ impl Pool {
         }
     }
 
-    /// The balancer's choice among members that are running and not retiring.
-    fn pick(&self, key: Option<&str>) -> Option<Rc<Member>> {
+    /// Calls waiting: in the pool's queue, and pipelined to members beyond their concurrency.
+    fn waiting(&self) -> usize {
+        let queued = self.queue.borrow().iter().filter(|w| !w.tx.is_closed()).count();
+        queued + self.pipelined()
+    }
+
+    /// Calls sent to members beyond their concurrency (waiting in the worker).
+    fn pipelined(&self) -> usize {
+        self.members.borrow().iter().map(|m| m.in_flight.get().saturating_sub(self.options.concurrency)).sum()
+    }
+
+    /// The balancer's choice among members that are running and not retiring and
+    /// have fewer than `concurrency + ahead` calls.
+    fn pick(&self, key: Option<&str>, ahead: usize) -> Option<Rc<Member>> {
         let members = self.members.borrow();
-        let live: Vec<&Rc<Member>> =
-            members.iter().filter(|m| !m.retiring.get() && m.process.state() == ProcessState::Running).collect();
+        // Calls are sent ahead only to members whose recent calls are short: there a round trip
+        // is a large share of each call, and a call sent ahead waits little. A member with long
+        // or not yet timed calls gets none, so a queued call waits for the first that frees up.
+        let light = |m: &Rc<Member>| ahead == 0 || m.pace_ms.get().is_some_and(|l| l <= PIPELINE_BELOW_MS);
+        let live: Vec<&Rc<Member>> = members
+            .iter()
+            .filter(|m| !m.retiring.get() && m.process.state() == ProcessState::Running && light(m))
+            .collect();
         let views: Vec<WorkerView> = live
             .iter()
             .map(|m| WorkerView {
                 id: m.process.id,
                 in_flight: m.in_flight.get(),
-                capacity: self.options.concurrency,
+                capacity: self.options.concurrency + ahead,
                 weight: m.weight,
                 latency_ms: m.latency_ms.get(),
                 error_rate: m.error_rate.get(),
@@ -390,7 +448,7 @@ impl Pool {
     }
 
     /// A call left `member`: with its result, or `None` if the caller dropped it.
-    fn release(self: &Rc<Self>, member: &Rc<Member>, result: Option<&Result<Value>>, elapsed: Duration) {
+    fn release(self: &Rc<Self>, member: &Rc<Member>, result: Option<&Result<Value>>, elapsed: Duration, turn: usize) {
         member.in_flight.set(member.in_flight.get() - 1);
         let Some(result) = result else {
             self.pump();
@@ -402,6 +460,8 @@ impl Pool {
         self.stats.borrow_mut().record(elapsed, ok);
         let ms = elapsed.as_secs_f64() * 1000.0;
         member.latency_ms.set(Some(member.latency_ms.get().map_or(ms, |l| l + EWMA_ALPHA * (ms - l))));
+        let pace = ms / turn as f64;
+        member.pace_ms.set(Some(member.pace_ms.get().map_or(pace, |l| l + EWMA_ALPHA * (pace - l))));
         let failed = if ok { 0.0 } else { 1.0 };
         member.error_rate.set(member.error_rate.get() + EWMA_ALPHA * (failed - member.error_rate.get()));
         if self.options.recycle.max_requests.is_some_and(|max| member.stats.borrow().requests >= max) {
@@ -420,7 +480,8 @@ impl Pool {
                 queue.remove(i);
                 continue;
             }
-            let Some(member) = self.pick(queue[i].key.as_deref()) else {
+            let key = queue[i].key.as_deref();
+            let Some(member) = self.pick(key, 0).or_else(|| self.pick(key, self.options.pipeline)) else {
                 if queue[i].key.is_none() {
                     break; // no member has room at all
                 }
@@ -728,7 +789,7 @@ impl Pool {
                     }
                 }
                 if let Some(a) = pool.options.auto_scale.clone().filter(|a| a.enabled) {
-                    queue_lengths.push_back(pool.queue.borrow().len());
+                    queue_lengths.push_back(pool.waiting());
                     if queue_lengths.len() > 3 {
                         queue_lengths.pop_front();
                     }
@@ -826,7 +887,7 @@ impl Pool {
             size: members.iter().filter(|m| !m.retiring.get()).count(),
             busy,
             idle: workers.len() - busy,
-            queue_length: self.queue.borrow().iter().filter(|w| !w.tx.is_closed()).count(),
+            queue_length: self.waiting(),
             requests: stats.requests,
             errors: stats.errors,
             error_rate: if stats.requests == 0 { 0.0 } else { stats.errors as f64 / stats.requests as f64 },
@@ -850,20 +911,22 @@ struct Lease<'a> {
     pool: &'a Rc<Pool>,
     member: Rc<Member>,
     started: Instant,
+    /// Its turn in the member's line when sent (1: it could start at once).
+    turn: usize,
     returned: bool,
 }
 
 impl Lease<'_> {
     fn finish(mut self, result: &Result<Value>) {
         self.returned = true;
-        self.pool.release(&self.member, Some(result), self.started.elapsed());
+        self.pool.release(&self.member, Some(result), self.started.elapsed(), self.turn);
     }
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if !self.returned {
-            self.pool.release(&self.member, None, self.started.elapsed());
+            self.pool.release(&self.member, None, self.started.elapsed(), self.turn);
         }
     }
 }

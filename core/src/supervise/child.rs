@@ -207,7 +207,11 @@ impl Child {
         let running = self.current();
         match running {
             Some(Running::Process(p)) => p.stop_for_restart(engine.config.shutdown_timeout).await,
-            Some(Running::Pool(p)) => p.destroy(engine).await,
+            Some(Running::Pool(p)) => {
+                // Calls to it wait for the pool that replaces it (`Engine::replacement`).
+                engine.begin_replacing(p.id);
+                p.destroy(engine).await
+            }
             Some(Running::Supervisor(s)) => Box::pin(s.stop_for_restart(engine)).await,
             None => {}
         }
@@ -222,8 +226,12 @@ impl Child {
         match running {
             Some(Running::Process(p)) => p.relaunch().await?,
             Some(Running::Pool(p)) => {
+                engine.begin_replacing(p.id);
                 p.destroy(engine).await;
-                self.start_pool(sup, engine).await?;
+                if let Err(e) = self.start_pool(sup, engine).await {
+                    engine.end_replacing(p.id);
+                    return Err(e);
+                }
             }
             Some(Running::Supervisor(s)) => Box::pin(s.relaunch(engine)).await?,
             None => self.start(sup, engine).await?,
@@ -242,6 +250,7 @@ impl Child {
             Some(Running::Pool(p)) => {
                 p.destroy(engine).await;
                 engine.remove_service(p.id);
+                engine.end_replacing(p.id);
             }
             Some(Running::Supervisor(s)) => Box::pin(s.stop_children(engine, SupervisorState::Stopped, SupervisorEvent::Stopped)).await,
             None => {}
@@ -255,7 +264,10 @@ impl Child {
         let running = self.current();
         match running {
             Some(Running::Process(p)) => p.give_up(state),
-            Some(Running::Pool(p)) => p.destroy(engine).await,
+            Some(Running::Pool(p)) => {
+                p.destroy(engine).await;
+                engine.end_replacing(p.id);
+            }
             Some(Running::Supervisor(_)) | None => {}
         }
         self.state.set(state);

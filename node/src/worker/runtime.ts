@@ -10,9 +10,10 @@ import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-import { CALL, CANCEL, EXIT, HEALTH, INIT, SHUTDOWN, native } from '../binding';
+import { CALL, CANCEL, EXIT, HEALTH, INIT, REPLY, SHUTDOWN, native } from '../binding';
 import { definitionOf, ProcessDefinition } from '../decorators';
 import { policiesOf, workerPoliciesOf } from '../policies';
+import { construct, Given, givenRefs } from '../given';
 import { runInTrace } from '../trace';
 import { Layers } from './layers';
 
@@ -150,7 +151,7 @@ export class Runtime {
   /** The worker-side layers (layers.ts) of the methods that declare some, built at their first call. */
   private readonly layers = new Map<string, Layers | null>();
 
-  constructor(readonly instance: any, readonly def: ProcessDefinition) {
+  constructor(readonly instance: any, readonly def: ProcessDefinition, readonly given: Given = new Given()) {
     this.publicMethods = new Set(def.methods);
   }
 
@@ -161,13 +162,15 @@ export class Runtime {
 
   /** An instance of a @Process class, served on this thread. */
   static of(cls: new () => any, def: ProcessDefinition): Runtime {
+    // What the host hands over at INIT (../given.ts) is bound to the instance as it is made.
+    const given = new Given();
     let instance;
     try {
-      instance = new cls();
+      instance = construct(cls, given);
     } catch (e: any) {
       throw new LoadError(`cannot construct ${def.name}: ${e?.name ?? 'Error'}: ${e?.message ?? e}`);
     }
-    return new Runtime(instance, def);
+    return new Runtime(instance, def, given);
   }
 
   description(): Description {
@@ -181,16 +184,24 @@ export class Runtime {
     return { name, version, methods: described, runtime: 'node', hasHealthCheck: healthCheck !== undefined, healthInterval, ...(workflow ? { workflow } : {}) };
   }
 
-  readonly dispatch = (kind: number, token: number, method: string | null, payload: any, trace?: [string, string, string] | null): void => {
+  /**
+   * `extra`: a CALL's trace context; INIT's grant id (what the host handed over, ../given.ts);
+   * a REPLY's ok flag (the outcome of a given process's call or a shared-state operation).
+   */
+  readonly dispatch = (kind: number, token: number, method: string | null, payload: any, extra?: any): void => {
     const inst = this.instance;
     switch (kind) {
       case CALL:
-        return runInTrace(trace, () => this.call(token, method as string, payload as unknown[]));
+        return runInTrace(extra, () => this.call(token, method as string, payload as unknown[]));
+      case REPLY:
+        return this.given.settle(token, payload, extra === true);
       case CANCEL:
         this.controllers.get(token)?.abort(new Error('call cancelled by the host'));
         return;
       case INIT: {
-        const deps = payload && typeof payload === 'object' ? Object.values(payload) : [];
+        if (typeof extra === 'number') this.given.grant = extra;
+        // Process handles given as dependencies arrive as `{ $given: name }` (../given.ts).
+        const deps = givenRefs(this.given, payload && typeof payload === 'object' ? Object.values(payload) : []);
         return this.run(token, () => (typeof inst.init === 'function' ? inst.init(...deps) : undefined), 'init');
       }
       case HEALTH:

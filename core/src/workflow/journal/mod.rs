@@ -160,6 +160,21 @@ pub struct RunSummary {
     pub lease_owner: Option<String>,
 }
 
+/// A run summary as a report (`workflow_runs`, `titan-pm workflows`), in the caller's dialect.
+impl crate::reports::Report for RunSummary {
+    fn report(&self, d: crate::dialect::Dialect) -> Value {
+        let f = |name: &str, v: Value| (d.name(name).into_owned(), v);
+        Value::Map(vec![
+            f("runId", Value::Text(self.run_id.clone())),
+            f("workflow", Value::Text(self.workflow.clone())),
+            f("state", Value::Text(self.state.as_str().into())),
+            f("created", Value::Int(self.created_ms as i64)),
+            f("updated", Value::Int(self.updated_ms as i64)),
+            f("leaseOwner", self.lease_owner.clone().map(Value::Text).unwrap_or(Value::Null)),
+        ])
+    }
+}
+
 /// A run store. Every method is one atomic step; writes check the lease owner.
 pub trait Journal: Send + Sync + 'static {
     /// Takes the run's lease for `lease`: creates the run, resumes an unfinished one
