@@ -182,12 +182,13 @@ pub struct CompensationOutcome {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// "exit code 3", "signal 9", "exit status unknown".
+/// "exit code 3", "signal 9", "disconnected, exit status unknown".
 pub fn describe_exit(exit_code: Option<i32>, signal: Option<i32>) -> String {
     match (exit_code, signal) {
         (_, Some(s)) => format!("signal {s}"),
         (Some(c), None) => format!("exit code {c}"),
-        (None, None) => "exit status unknown".to_string(),
+        // A remote worker's connection closed (or no status could be read).
+        (None, None) => "disconnected, exit status unknown".to_string(),
     }
 }
 

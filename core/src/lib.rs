@@ -12,6 +12,7 @@
 //! | host side | [`host`]: the [`ProcessManager`] engine — spawn, call, restart, health, metrics, shutdown |
 //! | above the host | [`pool`]: pools of workers with balancing, queueing, scaling, a breaker; [`supervise`]: OTP supervision trees of workers, pools and supervisors; [`workflow`]: DAG workflows with retries, saga compensation and a journal that lets a run outlive its host |
 //! | testing | [`testing`]: a real manager with crash and failure injection, overrides, a movable clock and a record of operations (the front ends' `titan_pm.testing` / `titan-pm/testing`) |
+//! | beyond one machine | [`remote`]: a host that listens for remote workers (mutual TLS, join token); `remote:NAME` targets and pools of the workers that joined |
 //! | operating it | [`control`]: the control socket the `titan-pm` CLI talks to (`Manager` in the schema), process files |
 //! | front-end seams | [`options`] (every option, read once from a `Value` in the caller's dialect), [`reports`] (every report as one `Value` shape), [`exposition`] (Prometheus text of every metric) |
 //!
@@ -35,6 +36,7 @@ pub mod options;
 pub mod policy;
 pub mod pool;
 pub mod protocol;
+pub mod remote;
 pub mod reports;
 pub mod state;
 pub mod supervise;
@@ -52,6 +54,8 @@ pub use host::{
 };
 pub use pool::{PoolHandle, PoolInfo, PoolOptions, PoolSize, Strategy};
 pub use protocol::{HealthReport, HealthStatus};
+pub use remote::ListenOptions;
+pub use transport::tls::TlsFiles;
 pub use state::ProcessState;
 pub use supervise::{ChildSpec, SupervisionStrategy, SupervisorHandle, SupervisorSpec};
 pub use transport::Transport;

@@ -163,6 +163,7 @@ impl Report for Event {
                 f.put("method", method.as_str()).put("symptom", symptom.as_str()).put("action", *action)
             }
             EventKind::Failed | EventKind::Exited | EventKind::ConnectionRefused => f,
+            EventKind::Refused { reason } => f.put("reason", reason.as_str()),
         }
         .done()
     }

@@ -14,6 +14,7 @@ import { definitionOf, ProcessDefinition } from './decorators';
 import { ConfigError, rethrow, signalName, spawnError } from './errors';
 import { makePoolProxy, makeProxy, PoolState } from './proxy';
 import type {
+  ListenOptions,
   HealthReport,
   Isolation,
   ManagerConfig,
@@ -99,8 +100,28 @@ export class ProcessManager extends EventEmitter {
     }
   }
 
+  /**
+   * Listens for remote workers (`titan-pm-worker --connect ...`, `python -m titan_pm.worker --connect ...`,
+   * a Rust worker's `.run()`): `tls: {cert, key, ca}` (PEM paths; a worker must present a certificate
+   * signed by `ca`), `token` (a join token; without tls only on a loopback address). Resolves to the bound
+   * `ip:port`. Workers that join as NAME serve `pool('remote:NAME', {min})` and `attach('remote:NAME')`.
+   */
+  async listen(options: ListenOptions): Promise<string> {
+    return (await this.#native.listen(options).catch(rethrow)) as string;
+  }
+
+  /** One remote worker that joined (or joins within the spawn timeout) as `name` (`remote:api` or `api`). */
+  async attach<T = any>(name: string, options: SpawnOptions = {}): Promise<ProcessProxy<T>> {
+    const id = await this.#native.attach(name, options).catch(rethrow);
+    return makeProxy<T>(this.#native, id);
+  }
+
   /** Starts a pool of workers of `target` (a file or a @Process class, as for `spawn`); the core balances, queues, replaces and scales them. */
   async pool<T = any>(target: string | WorkerClass<T>, options: PoolOptions = {}): Promise<PoolProxy<T>> {
+    if (typeof target === 'string' && target.startsWith('remote:')) {
+      // Its members are the remote workers that joined under that name: nothing to load here.
+      return this.#poolProxy<T>(await this.#native.pool(null, target, options).catch(rethrow));
+    }
     const isolation: Isolation = options.isolation ?? this.#config.isolation ?? 'worker';
     const file = this.#target(target, isolation);
     const nativeOptions = { ...options, isolation, output: this.#outputOption(options.output), ...processRefs(options.dependencies) };

@@ -313,6 +313,8 @@ export type PoolStrategy = (typeof PoolStrategy)[keyof typeof PoolStrategy];
 export interface PoolOptions extends SpawnOptions {
   /** Workers (default 2), or `'auto'`: the CPU count. */
   size?: number | 'auto';
+  /** A `remote:NAME` pool's fewest members (instead of `size`): calls queue until that many have joined. */
+  min?: number;
   /** Default `least-connections`. */
   strategy?: PoolStrategy;
   /** Calls one worker runs at once (default 1). */
@@ -403,3 +405,13 @@ export type ProcessProxy<T> = Methods<T> & {
   /** A view whose calls use these options. */
   withOptions(options: CallOptions): ProcessProxy<T>;
 };
+
+/** `pm.listen(options)`: where and how a host accepts remote workers. */
+export interface ListenOptions {
+  /** `ip:port` (port 0: any free port). Without `tls`, only a loopback address. */
+  address: string;
+  /** Mutual TLS (PEM paths): the host's certificate and key, and the CA that signs the workers' certificates. */
+  tls?: { cert: string; key: string; ca: string };
+  /** A join token every worker presents (required without `tls`). */
+  token?: string;
+}

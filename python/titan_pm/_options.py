@@ -213,6 +213,7 @@ class Recycle(TypedDict, total=False):
 
 class PoolOptions(SpawnOptions, total=False):
     size: Union[int, str]  # a number, or "auto"
+    min: int  # a remote:NAME pool's fewest members (instead of size)
     strategy: Union[str, PoolStrategy]
     concurrency: int
     pipeline: int  # calls sent ahead to a busy worker beyond its concurrency (default 8; 0: off)

@@ -374,7 +374,7 @@ class ProcessManager:
         interface: Optional[Type[T]] = None,
         /,
         *,
-        size: Any = 2,
+        size: Any = None,
         strategy: Any = "least-connections",
         concurrency: int = 1,
         max_queue_size: int = 100,
@@ -397,6 +397,28 @@ class ProcessManager:
             options["dependencies"] = process_refs(options["dependencies"])
         pool_id = await self._wait(self._native.pool(target, in_process, options))
         return Pool(self, pool_id)
+
+    async def listen(self, address: str, tls: Optional[Dict[str, str]] = None, token: Optional[str] = None) -> str:
+        """Listens for remote workers (`python -m titan_pm.worker --connect ...`, `titan-pm-worker
+        --connect ...`, a Rust worker's `.run()`): `tls={"cert", "key", "ca"}` (PEM paths; workers
+        must present a certificate signed by `ca`), `token` (a join token, on top of TLS or, on
+        loopback only, instead of it). Returns the bound address ("ip:port"). Workers that join
+        under NAME serve `pool("remote:NAME", min=...)` and `attach("remote:NAME")`."""
+        self._bind()
+        options: Dict[str, Any] = {"address": address}
+        if tls is not None:
+            options["tls"] = tls
+        if token is not None:
+            options["token"] = token
+        return await self._wait(self._native.listen(options))
+
+    async def attach(self, name: str, **options: Any) -> "ProcessHandle[Any]":
+        """One remote worker that joined (or joins within the spawn timeout) under `name`
+        ("remote:api" or "api"), as a process. When it disconnects its calls in flight fail at
+        once (ProcessCrashedError) and the process waits for the next worker of that name."""
+        self._bind()
+        pid = await self._wait(self._native.attach(name, options))
+        return ProcessHandle(self, pid)
 
     async def workflow(self, target: Any, *, isolation: Optional[str] = None, **options: Any) -> Any:
         """Loads a `@workflow` class (runs in this process: isolation "none" unless given) or

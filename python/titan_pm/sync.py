@@ -357,7 +357,7 @@ class ProcessManager:
         interface: Optional[Type[T]] = None,
         /,
         *,
-        size: Any = 2,
+        size: Any = None,
         strategy: Any = "least-connections",
         concurrency: int = 1,
         max_queue_size: int = 100,

@@ -1,4 +1,8 @@
-"""The entry a Python child worker runs: `python -m titan_pm.worker file.py[:Class]`.
+"""The entry a Python child worker runs: `python -m titan_pm.worker file.py[:Class]`;
+and a remote worker: `python -m titan_pm.worker --connect HOST:PORT --name NAME
+--tls-cert F --tls-key F --tls-ca F [--token T] file.py[:Class]` (or `TITAN_PM_*`
+variables), which dials a listening host, rejoins it when it goes away and
+drains its calls on SIGTERM (core's agent does all of that).
 
 A titan-pm host starts it with its endpoint and secret in the environment
 (`TITAN_IPC_FD` or `TITAN_CONNECT`, and `TITAN_SECRET`); it loads the target's
@@ -22,12 +26,31 @@ if TYPE_CHECKING:
     from ._runtime import Runtime
 
 
+USAGE = (
+    "usage: python -m titan_pm.worker FILE.py[:ClassName]\n"
+    "       python -m titan_pm.worker --connect HOST:PORT --name NAME "
+    "[--tls-cert F --tls-key F --tls-ca F] [--token T] FILE.py[:ClassName]"
+)
+
+
 def main(argv: list) -> int:
-    if len(argv) != 2:
-        print("usage: python -m titan_pm.worker FILE.py[:ClassName]", file=sys.stderr)
+    remote = "TITAN_IPC_FD" not in os.environ and "TITAN_CONNECT" not in os.environ
+    if remote:
+        # Started by someone else: the dial flags (read by core) say which host to join.
+        from . import _native
+        from .errors import TitanError
+
+        try:
+            argv = argv[:1] + _native.take_worker_args(list(argv[1:]))
+        except TitanError as e:
+            print(f"titan-pm worker: {e}", file=sys.stderr)
+            return 2
+    if len(argv) != 2 or argv[1].startswith("--"):
+        print(USAGE, file=sys.stderr)
         return 2
-    # The host decides when its workers stop; Ctrl-C in a terminal reaches the host.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not remote:
+        # The host decides when its workers stop; Ctrl-C in a terminal reaches the host.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.reconfigure(line_buffering=True)  # type: ignore[attr-defined]

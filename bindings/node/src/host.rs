@@ -170,6 +170,24 @@ impl Host {
         self.promise(env, async move { pm.spawn(target, options).await.map(|h| h.id()) }, id_to_js)
     }
 
+    pub fn listen_remote(&self, env: Env, options: Js) -> napi::Result<Js> {
+        let options = match options::listen(env, options) {
+            Ok(o) => o,
+            Err(e) => return self.rejected(env, e),
+        };
+        let pm = self.pm.clone();
+        self.promise(env, async move { pm.listen(options).await.map(|a| Value::Text(a.to_string())) }, value_to_js)
+    }
+
+    pub fn attach(&self, env: Env, name: String, options: Js) -> napi::Result<Js> {
+        let options = match options::spawn(env, options, &self.callbacks()) {
+            Ok(o) => o,
+            Err(e) => return self.rejected(env, e),
+        };
+        let pm = self.pm.clone();
+        self.promise(env, async move { pm.attach(&name, options).await.map(|h| h.id()) }, id_to_js)
+    }
+
     /// Spawns the JS object attached to `slot` (isolation `worker` or `none`): the core
     /// serves it on its engine; a restart asks JS for a new runtime in a new slot.
     pub fn spawn_slot(&self, env: Env, slot_id: u64, target: String, options: Js) -> napi::Result<Js> {

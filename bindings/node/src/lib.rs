@@ -201,6 +201,18 @@ impl NativeManager {
         self.host.spawn_path(env.raw(), target, options.0).map(Raw)
     }
 
+    /// Listens for remote workers (`{address, tls, token}`, read by core); resolves to the bound address.
+    #[napi(ts_args_type = "options: unknown", ts_return_type = "Promise<string>")]
+    pub fn listen(&self, env: Env, options: Raw) -> napi::Result<Raw> {
+        self.host.listen_remote(env.raw(), options.0).map(Raw)
+    }
+
+    /// One remote worker that joined as `name`, as a process.
+    #[napi(ts_args_type = "name: string, options: unknown", ts_return_type = "Promise<number>")]
+    pub fn attach(&self, env: Env, name: String, options: Raw) -> napi::Result<Raw> {
+        self.host.attach(env.raw(), name, options.0).map(Raw)
+    }
+
     #[napi(ts_args_type = "slot: number, target: string, options: unknown", ts_return_type = "Promise<number>")]
     pub fn spawn_slot(&self, env: Env, slot: f64, target: String, options: Raw) -> napi::Result<Raw> {
         self.host.spawn_slot(env.raw(), slot as u64, target, options.0).map(Raw)
@@ -435,6 +447,13 @@ pub fn release_slot(slot: f64) {
 // ---- a child worker process ----
 
 static ENDPOINT: Mutex<Option<(Endpoint, String)>> = Mutex::new(None);
+
+/// Takes a remote worker's dial flags (`--connect`, `--tls-*`, `--token`, `--name`) out of
+/// `args` (core reads them into the environment); returns the rest.
+#[napi]
+pub fn take_worker_args(args: Vec<String>) -> napi::Result<Vec<String>> {
+    titan_pm::transport::dial::DialOptions::take_args(&args).map_err(|e| napi::Error::from_reason(e.to_string()))
+}
 
 /// Reads (and removes) where to reach the host from the environment, before user code runs.
 #[napi]

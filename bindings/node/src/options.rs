@@ -35,6 +35,10 @@ pub fn spawn(env: Env, v: Js, callbacks: OutputCallbacks<'_>) -> Result<SpawnOpt
     options::spawn(&value(env, "options", v)?, Dialect::Js, callbacks).map_err(|e| errors::to_js(env, &e))
 }
 
+pub fn listen(env: Env, v: Js) -> Result<titan_pm::ListenOptions, Js> {
+    options::listen(&value(env, "listen", v)?, Dialect::Js).map_err(|e| errors::to_js(env, &e))
+}
+
 pub fn pool(env: Env, v: Js, callbacks: OutputCallbacks<'_>) -> Result<PoolOptions, Js> {
     options::pool(&value(env, "options", v)?, Dialect::Js, callbacks).map_err(|e| errors::to_js(env, &e))
 }

@@ -317,6 +317,13 @@ impl Drop for PyHandler {
     }
 }
 
+/// Takes a remote worker's dial flags (`--connect`, `--tls-*`, `--token`, `--name`) out of
+/// `args` (core reads them); returns the rest.
+#[pyfunction]
+pub fn take_worker_args(args: Vec<String>) -> PyResult<Vec<String>> {
+    titan_pm::transport::dial::DialOptions::take_args(&args).map_err(errors::to_py)
+}
+
 /// Serves `runtime` to the host that started this process from the event loop
 /// that `loop_runtime` drives (the worker's main thread runs both the agent and
 /// the asyncio loop, so an async method needs no thread hop). Returns the token

@@ -54,6 +54,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<agent::Completion>()?;
     m.add_class::<agent::Granted>()?;
     m.add_function(wrap_pyfunction!(agent::serve_worker_on, m)?)?;
+    m.add_function(wrap_pyfunction!(agent::take_worker_args, m)?)?;
     // options
     m.add_function(wrap_pyfunction!(options::check_manager_options, m)?)?;
     m.add_function(wrap_pyfunction!(options::option_schema, m)?)?;

@@ -70,6 +70,11 @@ pub fn spawn(options: &Bound<'_, PyDict>) -> PyResult<SpawnOptions> {
     read(options, options::spawn)
 }
 
+pub fn listen(options: &Bound<'_, PyDict>) -> PyResult<titan_pm::ListenOptions> {
+    let value = convert::to_value(options, "listen").map_err(errors::to_py)?;
+    options::listen(&value, DIALECT).map_err(errors::to_py)
+}
+
 pub fn pool(options: &Bound<'_, PyDict>) -> PyResult<PoolOptions> {
     read(options, options::pool)
 }

@@ -18,6 +18,7 @@
 //! ```
 
 mod capabilities;
+pub mod dial;
 pub mod middleware;
 mod rust_worker;
 mod server;
@@ -105,6 +106,14 @@ pub async fn serve<S>(stream: S, secret: &str, handler: Rc<dyn Handler>) -> Resu
 where
     S: AsyncRead + AsyncWrite + 'static,
 {
+    serve_until(stream, secret, handler, futures::future::pending()).await.map(|_| ())
+}
+
+/// [`serve`], that also ends (as [`dial::Session::Stopped`]) when `stop` resolves.
+pub(crate) async fn serve_until<S>(stream: S, secret: &str, handler: Rc<dyn Handler>, stop: impl std::future::Future<Output = ()>) -> Result<dial::Session>
+where
+    S: AsyncRead + AsyncWrite + 'static,
+{
     let terminated = handler.terminated();
     let mut rpc = RpcSystem::new(Box::new(vat_network(stream, Side::Client)), None);
     let registry: registry::Client = rpc.bootstrap(Side::Server);
@@ -135,8 +144,9 @@ where
             // Let the shutdown reply reach the host before the connection drops.
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        _ = stop => return Ok(dial::Session::Stopped),
     }
-    Ok(())
+    Ok(dial::Session::Ended { joined: true })
 }
 
 /// Serves `handler` to a host on the same thread, without a connection: the
@@ -169,12 +179,22 @@ pub async fn connect_and_serve(endpoint: Endpoint, secret: &str, handler: Rc<dyn
         Endpoint::Fd(fd) => serve(ipc::from_fd(fd).map_err(io_err)?, secret, handler).await,
         Endpoint::Unix(path) => serve(unix::connect(&path).await.map_err(io_err)?, secret, handler).await,
         Endpoint::Tcp(addr) => serve(tcp::connect(&addr).await.map_err(io_err)?, secret, handler).await,
+        Endpoint::Remote(options) => dial::serve_remote(&options, secret, handler).await,
     }
 }
 
 /// Runs a worker executable: reads the endpoint and secret from the environment,
 /// serves until told to stop, then exits the process. Never returns.
 pub fn run_executable(make_handler: impl FnOnce() -> Rc<dyn Handler>) -> ! {
+    // Not started by a host: the dial flags (`--connect`, ...) say where to go.
+    let child = std::env::var_os(crate::transport::ENV_IPC_FD).is_some() || std::env::var_os(crate::transport::ENV_CONNECT).is_some();
+    if !child {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if let Err(e) = crate::transport::dial::DialOptions::take_args(&args) {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    }
     let (endpoint, secret) = match Endpoint::from_env() {
         Ok(x) => x,
         Err(e) => {

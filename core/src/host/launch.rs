@@ -153,6 +153,9 @@ impl Instance {
 /// Starts one instance and waits until it is ready for calls.
 pub(crate) async fn launch(spec: &LaunchSpec<'_>, registry: &Rc<Registry>) -> Result<Rc<Instance>> {
     let target_name = spec.target.describe();
+    if let Some(name) = super::joins::remote_name(spec.target) {
+        return launch_remote(spec, registry, name).await;
+    }
     if spec.transport == Transport::Http {
         return Err(Error::Config("transport http is not supported yet (use ipc, unix or tcp)".into()));
     }
@@ -237,6 +240,51 @@ pub(crate) async fn launch(spec: &LaunchSpec<'_>, registry: &Rc<Registry>) -> Re
         in_flight: Cell::new(0),
         crashed: RefCell::new(None),
     }))
+}
+
+/// An instance of a `remote:NAME` target: the next remote worker that joins under
+/// NAME (nothing is started; its own orchestrator runs it). It ends when its
+/// connection closes: its calls fail at once, and the host starts nothing in its place.
+async fn launch_remote(spec: &LaunchSpec<'_>, registry: &Rc<Registry>, name: &str) -> Result<Rc<Instance>> {
+    let target = spec.target.describe();
+    loop {
+        let registered = registry.joins.take(name).await.map_err(|_| Error::spawn(&target, "the host stopped while waiting for a remote worker"))?;
+        let connection = registered.connection.clone();
+        if connection.closed.peek().is_some() {
+            continue; // it left while standing by
+        }
+        let (exit_tx, exit) = watch::channel(None);
+        let closed = connection.closed.clone();
+        tokio::task::spawn_local(async move {
+            let _ = closed.await;
+            let _ = exit_tx.send(Some(ExitStatus { code: None, signal: None, error: None }));
+        });
+        let ready = tokio::time::timeout(spec.config.spawn_timeout, describe_and_init(&registered.worker, spec.dependencies, spec.grants));
+        let description = match ready.await {
+            Ok(Ok(d)) => d,
+            Ok(Err(reason)) => {
+                tracing::warn!(target: "titan_pm", "remote worker {name} (pid {}) could not start: {reason}", registered.pid);
+                connection.close();
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!(target: "titan_pm", "remote worker {name} (pid {}) did not finish init in time", registered.pid);
+                connection.close();
+                continue;
+            }
+        };
+        return Ok(Rc::new(Instance {
+            worker: registered.worker,
+            description,
+            pid: registered.pid,
+            child_pid: None,
+            connection,
+            exit,
+            next_call_id: Cell::new(0),
+            in_flight: Cell::new(0),
+            crashed: RefCell::new(None),
+        }));
+    }
 }
 
 async fn wait_exit(rx: &mut watch::Receiver<Option<ExitStatus>>) -> ExitStatus {

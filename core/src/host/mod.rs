@@ -19,6 +19,7 @@
 
 pub(crate) mod engine;
 mod grants;
+pub(crate) mod joins;
 pub mod intercept;
 mod launch;
 mod limits;
@@ -28,7 +29,7 @@ pub(crate) mod metrics;
 mod output;
 pub(crate) mod policies;
 pub(crate) mod process;
-mod registry;
+pub(crate) mod registry;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -335,6 +336,9 @@ pub enum EventKind {
     Unhealthy { probes: u32 },
     /// A method's `@SelfHeal` saw `symptom` and runs `action` (restart, recycle, reinit).
     SelfHeal { method: String, symptom: String, action: &'static str },
+    /// A listening host (`ProcessManager::listen`) refused a connection: `reason` says why
+    /// (no client certificate, one from another CA, a wrong token, too many pending, ...).
+    Refused { reason: String },
 }
 
 impl EventKind {
@@ -354,6 +358,7 @@ impl EventKind {
             EventKind::MemoryExceeded { .. } => "memory",
             EventKind::Unhealthy { .. } => "unhealthy",
             EventKind::SelfHeal { .. } => "selfheal",
+            EventKind::Refused { .. } => "refused",
         }
     }
 }

@@ -174,7 +174,9 @@ impl Process {
     /// [`UNHEALTHY_PROBES`] times in a row (event `unhealthy`).
     fn watch(self: &Rc<Self>, instance: Rc<Instance>, engine: &Engine) {
         let spec = self.spec();
-        if let (Some(cpu), Isolation::Child) = (spec.resources.max_cpu, spec.isolation) {
+        // A remote worker's pid is on another machine: no local limits, no local /proc.
+        let local = super::joins::remote_name(&spec.target).is_none();
+        if let (Some(cpu), Isolation::Child, true) = (spec.resources.max_cpu, spec.isolation, local) {
             if let Some(limit) = super::limits::limit_cpu(instance.pid, cpu, &self.name.borrow()) {
                 tracing::debug!(target: "titan_pm", "{} limited to {cpu}% of a core in {}", self.name.borrow(), limit.dir().display());
                 let instance = instance.clone();
@@ -184,7 +186,7 @@ impl Process {
                 });
             }
         }
-        let max_memory = spec.resources.max_memory.filter(|_| spec.isolation == Isolation::Child);
+        let max_memory = spec.resources.max_memory.filter(|_| spec.isolation == Isolation::Child && local);
         let own = instance.description.health_interval_ms;
         let probe = match (own, &engine.config.monitoring.health_check) {
             (ms, _) if ms > 0 => Some(Duration::from_millis(ms)),
@@ -765,6 +767,8 @@ impl Process {
     pub(crate) fn metrics(&self) -> ProcessMetrics {
         let instance = self.instance.borrow().clone();
         let (cpu, memory) = match &instance {
+            // A remote worker's pid is not a local process (its own report is not read yet).
+            Some(_) if super::joins::remote_name(&self.spec().target).is_some() => (0.0, 0),
             Some(i) => self.cpu.borrow_mut().sample(i.pid),
             None => (0.0, 0),
         };

@@ -73,6 +73,8 @@ pub(crate) struct Registry {
     tcp_host: String,
     events: broadcast::Sender<Event>,
     me: Weak<Registry>,
+    /// Remote workers that joined a listening host, by name (`joins.rs`).
+    pub(crate) joins: super::joins::JoinHub,
 }
 
 impl Registry {
@@ -86,6 +88,7 @@ impl Registry {
             tcp_host,
             events,
             me: me.clone(),
+            joins: Default::default(),
         })
     }
 
@@ -109,6 +112,17 @@ impl Registry {
     /// counted: only the child the host started holds its other end, and the
     /// spawn timeout bounds how long it may take.)
     pub(crate) fn accept<S: AsyncRead + AsyncWrite + 'static>(&self, stream: S, listened: bool) -> Connection {
+        self.accept_with(stream, listened, None)
+    }
+
+    /// [`accept`](Self::accept) for a remote listener's connection: it may only
+    /// join (under `join`'s rules), never claim a spawn's secret.
+    pub(crate) fn accept_with<S: AsyncRead + AsyncWrite + 'static>(
+        &self,
+        stream: S,
+        listened: bool,
+        join: Option<Rc<super::joins::JoinRules>>,
+    ) -> Connection {
         use futures::FutureExt;
         let (abort, registration) = AbortHandle::new_pair();
         let (closed_tx, closed_rx) = oneshot::channel();
@@ -123,6 +137,7 @@ impl Registry {
             registered: registered.clone(),
             limit: limit.clone(),
             id,
+            join,
         };
         let client: registry::Client = capnp_rpc::new_client(server);
         let rpc = RpcSystem::new(Box::new(vat_network_limited(stream, Side::Server, limit)), Some(client.client));
@@ -240,6 +255,7 @@ struct RegistryServer {
     registered: Rc<Cell<bool>>,
     limit: Rc<FrameLimit>,
     id: u64,
+    join: Option<Rc<super::joins::JoinRules>>,
 }
 
 impl registry::Server for RegistryServer {
@@ -251,6 +267,9 @@ impl registry::Server for RegistryServer {
             return Err(capnp::Error::disconnected("the host is shutting down".into()));
         };
         let registered = Registered { worker, pid: p.get_pid(), connection: self.conn.clone() };
+        if let Some(rules) = &self.join {
+            return self.join(&registry, rules, &secret, registered);
+        }
         if registry.register(&secret, registered).is_ok() {
             self.registered.set(true);
             self.limit.trust();
@@ -269,6 +288,44 @@ impl registry::Server for RegistryServer {
             conn.close();
         });
         Err(capnp::Error::failed("secret refused".into()))
+    }
+}
+
+impl RegistryServer {
+    /// A remote worker asks to join: checked against the listener's rules, then
+    /// handed to the join hub; a refusal is logged and emitted (`refused`) with its reason.
+    fn join(&self, registry: &Registry, rules: &super::joins::JoinRules, secret: &str, worker: Registered) -> Result<(), capnp::Error> {
+        let refused = match rules.check(secret) {
+            Ok(name) => match registry.joins.joined(&name, worker) {
+                Ok(()) => {
+                    self.registered.set(true);
+                    self.limit.trust();
+                    registry.authenticated(self.id);
+                    tracing::info!(target: "titan_pm", "remote worker {name} joined from {}", rules.peer);
+                    return Ok(());
+                }
+                Err(_) => format!("{} workers named {name} already stand by", super::joins::MAX_STANDBY),
+            },
+            Err(reason) => reason,
+        };
+        registry.refused(&rules.peer, &refused);
+        let conn = self.conn.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            conn.close();
+        });
+        Err(capnp::Error::failed(format!("join refused: {refused}")))
+    }
+}
+
+impl Registry {
+    /// Logs (to stderr, throttled) and emits (`refused`, with the reason) a refused remote connection.
+    pub(crate) fn refused(&self, peer: &str, reason: &str) {
+        static REFUSED: Throttle = Throttle::new();
+        if let Some(more) = REFUSED.allow() {
+            tracing::warn!(target: "titan_pm", "refused a remote worker from {peer}: {reason}{more}");
+        }
+        let _ = self.events.send(Event { process_id: 0, kind: EventKind::Refused { reason: format!("{peer}: {reason}") } });
     }
 }
 

@@ -232,6 +232,16 @@ fn pool_fields(s: &mut Section<'_>) -> Result<PoolOptions> {
         Some(Value::Int(n)) if *n >= 1 => o.size = PoolSize::Fixed(*n as usize),
         Some(other) => return Err(s.error("size", format!("must be a number >= 1 or \"auto\", not {}", describe(other)))),
     }
+    // A `remote:NAME` pool's fewest members (calls queue until they have joined): its size.
+    if let Some(n) = s.count("min")? {
+        if s.get("size").is_some() {
+            return Err(s.error("min", "give size or min, not both"));
+        }
+        if n == 0 {
+            return Err(s.error("min", "must be at least 1"));
+        }
+        o.size = PoolSize::Fixed(n as usize);
+    }
     if let Some(st) = s.parse("strategy")? {
         o.strategy = st;
     }
@@ -703,7 +713,7 @@ fn output(s: &mut Section<'_>, callbacks: OutputCallbacks<'_>) -> Result<Option<
 }
 
 /// The kinds [`schema`] lists, as the front ends name them.
-pub const SCHEMA_KINDS: &[&str] = &["manager", "testManager", "spawn", "pool", "call", "workflow", "supervisor", "child"];
+pub const SCHEMA_KINDS: &[&str] = &["manager", "testManager", "spawn", "pool", "call", "workflow", "supervisor", "child", "listen"];
 
 /// Every option path of `kind` (one of [`SCHEMA_KINDS`]) in `dialect`, sorted: what the
 /// TS types and the Python stubs are checked against. An unknown kind is an error.
@@ -732,9 +742,49 @@ pub fn schema(kind: &str, dialect: Dialect) -> Result<Vec<String>> {
             "workflow" => workflow(&Value::Null, dialect, &none).map(|_| ()),
             "supervisor" => supervisor(&Value::Null, dialect).map(|_| ()),
             "child" => child(&Value::Null, dialect, &none).map(|_| ()),
+            "listen" => listen(&Value::Null, dialect).map(|_| ()),
             _ => pool(&Value::Null, dialect, &none).map(|_| ()),
         };
     }))
+}
+
+/// A listening host's options (`pm.listen(...)`): `address`, `tls: {cert, key, ca}`, `token`.
+/// The rules (TLS, or loopback and a token) are checked by [`crate::remote::ListenOptions::check`].
+///
+/// ```
+/// use titan_pm::options::{listen, Dialect};
+/// use titan_pm::value::to_value;
+/// let v = to_value(&serde_json::json!({"address": "0.0.0.0:7400", "tls": {"cert": "h.crt", "key": "h.key", "ca": "ca.crt"}})).unwrap();
+/// assert_eq!(listen(&v, Dialect::Js).unwrap().tls.unwrap().ca.to_str(), Some("ca.crt"));
+/// let bad = to_value(&serde_json::json!({"address": "127.0.0.1:0", "tls": {"cert": "a", "key": "b", "cafile": "c"}})).unwrap();
+/// assert!(listen(&bad, Dialect::Js).unwrap_err().to_string().contains("tls.cafile: unknown option"));
+/// ```
+pub fn listen(v: &Value, dialect: Dialect) -> Result<crate::remote::ListenOptions> {
+    let mut s = Section::root(v, "listen", dialect)?;
+    let address = s.text("address")?.map(str::to_string);
+    let tls = match s.section("tls")? {
+        None => None,
+        Some(mut t) => {
+            let mut file = |name: &'static str| -> Result<std::path::PathBuf> {
+                match t.text(name)? {
+                    Some(p) if !p.is_empty() => Ok(p.into()),
+                    _ if t.probing() => Ok(Default::default()),
+                    _ => Err(t.error(name, "is required (a PEM file path)")),
+                }
+            };
+            let files = crate::transport::tls::TlsFiles { cert: file("cert")?, key: file("key")?, ca: file("ca")? };
+            t.finish()?;
+            Some(files)
+        }
+    };
+    let token = s.text("token")?.map(str::to_string);
+    let address = match address {
+        Some(a) => a,
+        None if s.probing() => String::new(),
+        None => return Err(s.error("address", "is required (ip:port, e.g. 0.0.0.0:7400)")),
+    };
+    s.finish()?;
+    Ok(crate::remote::ListenOptions { address, tls, token })
 }
 
 /// Reads one declaration a decorator carries (`supervisor`: a supervisor's own options,

@@ -130,6 +130,14 @@ impl Pool {
             respawn: RefCell::default(),
             clock: engine.config.clock.clone(),
         });
+        if let Some(name) = crate::host::joins::remote_name(&pool.target) {
+            // Remote members join when they dial in: the pool is ready at once and calls
+            // queue (within their deadline) until enough have joined.
+            pool.accept_remote(engine, name.to_string());
+            pool.emit(PoolEvent::Initialized { size });
+            pool.housekeeping();
+            return Ok(pool);
+        }
         let started = futures::future::join_all((0..size).map(|i| pool.spawn_member(engine, i))).await;
         let mut first_error = None;
         for r in started {
@@ -146,6 +154,32 @@ impl Pool {
         pool.emit(PoolEvent::Initialized { size });
         pool.housekeeping();
         Ok(pool)
+    }
+
+    /// A pool of `remote:NAME`: its places are filled by workers as they join, and
+    /// a worker that joins while every place is taken grows the pool by one.
+    fn accept_remote(self: &Rc<Self>, engine: &Rc<Engine>, name: String) {
+        let me = Rc::downgrade(self);
+        engine.registry.joins.on_standby(
+            &name,
+            Box::new(move || {
+                let Some(pool) = me.upgrade() else { return false };
+                if pool.state.get() != PoolState::Running {
+                    return false;
+                }
+                let waiting = pool.desired.get().saturating_sub(pool.size());
+                if waiting == 0 && !pool.reconciling.get() {
+                    pool.set_desired(pool.desired.get() + 1);
+                }
+                true
+            }),
+        );
+        self.reconcile(None);
+        // Workers that joined before the pool existed.
+        let standing = engine.registry.joins.standing_by(&name);
+        if standing > self.desired.get() {
+            self.set_desired(standing);
+        }
     }
 
     fn emit(&self, event: PoolEvent) {

@@ -376,7 +376,7 @@ impl Interceptor for Hooks {
             EventKind::Unhealthy { .. } => Operation::Recycle { process_id, reason: "unhealthy".into() },
             EventKind::SelfHeal { action, .. } => Operation::Recycle { process_id, reason: format!("selfheal:{action}") },
             // Spawns are recorded once, with their class (`spawned`); these repeat on every restart.
-            EventKind::Spawned { .. } | EventKind::Ready { .. } | EventKind::ConnectionRefused => return,
+            EventKind::Spawned { .. } | EventKind::Ready { .. } | EventKind::ConnectionRefused | EventKind::Refused { .. } => return,
         };
         self.push(op);
     }

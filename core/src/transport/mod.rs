@@ -19,9 +19,11 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
+pub mod dial;
 pub(crate) mod ipc;
 pub(crate) mod network;
 pub(crate) mod tcp;
+pub mod tls;
 pub(crate) mod unix;
 
 pub use network::{
@@ -93,6 +95,8 @@ pub enum Endpoint {
     Fd(i32),
     Unix(std::path::PathBuf),
     Tcp(String),
+    /// A remote worker dialling a listening host (`--connect`, see [`dial`]).
+    Remote(Box<dial::DialOptions>),
 }
 
 impl Endpoint {
@@ -107,9 +111,17 @@ impl Endpoint {
         }
         match std::env::var(ENV_CONNECT) {
             Ok(addr) => Ok((Endpoint::parse(&addr)?, secret)),
-            Err(_) => Err(Error::Config(format!(
-                "this is a titan-pm worker: start it from a titan-pm host (no {ENV_IPC_FD} or {ENV_CONNECT} set)"
-            ))),
+            Err(_) => match dial::DialOptions::from_env()? {
+                Some(remote) => {
+                    let secret = remote.join_secret();
+                    Ok((Endpoint::Remote(Box::new(remote)), secret))
+                }
+                None => Err(Error::Config(format!(
+                    "this is a titan-pm worker: start it from a titan-pm host (no {ENV_IPC_FD} or {ENV_CONNECT} set), \
+                     or dial a listening host with --connect HOST:PORT --name NAME (or {})",
+                    dial::ENV_REMOTE_CONNECT
+                ))),
+            },
         }
     }
 
@@ -128,6 +140,7 @@ impl Endpoint {
             Endpoint::Fd(fd) => fd.to_string(),
             Endpoint::Unix(p) => format!("unix:{}", p.display()),
             Endpoint::Tcp(a) => format!("tcp:{a}"),
+            Endpoint::Remote(d) => d.connect.clone(),
         }
     }
 }

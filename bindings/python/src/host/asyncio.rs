@@ -285,6 +285,22 @@ impl AsyncManager {
         self.start(py, async move { t.cleanup().await.map(|_| Out::Unit) })
     }
 
+    // ---- remote workers ----
+
+    /// Listens for remote workers (`address`, `tls`, `token`, read by core); the result is the bound address.
+    fn listen(&self, py: Python<'_>, options: &Bound<'_, PyDict>) -> PyResult<u64> {
+        let options = options::listen(options)?;
+        let pm = self.pm.clone();
+        self.start(py, async move { pm.listen(options).await.map(|a| Out::Value(titan_pm::Value::Text(a.to_string()))) })
+    }
+
+    /// One remote worker that joined as `name`, as a process.
+    fn attach(&self, py: Python<'_>, name: String, options: &Bound<'_, PyDict>) -> PyResult<u64> {
+        let options = options::spawn(options)?;
+        let pm = self.pm.clone();
+        self.start(py, async move { pm.attach(&name, options).await.map(|h| Out::Id(h.id())) })
+    }
+
     // ---- pools ----
 
     fn pool(&self, py: Python<'_>, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
