@@ -756,7 +756,7 @@ pub fn schema(kind: &str, dialect: Dialect) -> Result<Vec<String>> {
 /// use titan_pm::value::to_value;
 /// let v = to_value(&serde_json::json!({"address": "0.0.0.0:7400", "tls": {"cert": "h.crt", "key": "h.key", "ca": "ca.crt"}})).unwrap();
 /// assert_eq!(listen(&v, Dialect::Js).unwrap().tls.unwrap().ca.to_str(), Some("ca.crt"));
-/// let bad = to_value(&serde_json::json!({"address": "127.0.0.1:0", "tls": {"cert": "a", "key": "b", "cafile": "c"}})).unwrap();
+/// let bad = to_value(&serde_json::json!({"address": "127.0.0.1:0", "tls": {"cert": "a", "key": "b", "ca": "c", "cafile": "c"}})).unwrap();
 /// assert!(listen(&bad, Dialect::Js).unwrap_err().to_string().contains("tls.cafile: unknown option"));
 /// ```
 pub fn listen(v: &Value, dialect: Dialect) -> Result<crate::remote::ListenOptions> {
