@@ -175,6 +175,57 @@ impl crate::reports::Report for RunSummary {
     }
 }
 
+/// A stored run's row as a backend reads it in `claim` (values still encoded).
+pub(crate) struct StoredRun {
+    pub workflow: String,
+    pub state: String,
+    pub input: Vec<u8>,
+    pub outcome: Option<Vec<u8>>,
+    pub lease_owner: Option<String>,
+    pub lease_until_ms: i64,
+}
+
+/// What `claim` does with a run that exists: the lease rule, decided here for every backend.
+pub(crate) enum ClaimStep {
+    /// Another owner holds a live lease: answer this.
+    Busy(Claim),
+    /// Unfinished, and the lease is free, expired or the caller's: take it, then read the run.
+    TakeLease(RunState),
+    /// Finished: read the run, take nothing.
+    Read(RunState),
+}
+
+impl StoredRun {
+    pub(crate) fn step(&self, run_id: &str, workflow: &str, owner: &str, now_ms: u64) -> Result<ClaimStep> {
+        if self.workflow != workflow {
+            return Err(Error::Config(format!("run id {run_id:?} belongs to workflow {}, not {workflow}", self.workflow)));
+        }
+        let state = RunState::parse(&self.state)?;
+        if state.finished() {
+            return Ok(ClaimStep::Read(state));
+        }
+        match &self.lease_owner {
+            Some(other) if other != owner && self.lease_until_ms > now_ms as i64 => {
+                Ok(ClaimStep::Busy(Claim::Busy { owner: other.clone(), until_ms: self.lease_until_ms as u64 }))
+            }
+            _ => Ok(ClaimStep::TakeLease(state)),
+        }
+    }
+
+    /// The claim's answer once the entries are read: `Finished` or `Resumed` with the run.
+    pub(crate) fn into_claim(self, run_id: &str, state: RunState, entries: Vec<Entry>) -> Result<Claim> {
+        let input = decode(&self.input)?;
+        let outcome = self.outcome.as_deref().map(decode).transpose()?.unwrap_or(Value::Null);
+        let record = RunRecord { run_id: run_id.into(), workflow: self.workflow, input, state, entries, outcome };
+        Ok(if state.finished() { Claim::Finished(record) } else { Claim::Resumed(record) })
+    }
+}
+
+/// An entry from its stored row.
+pub(crate) fn entry_from_row(kind: &str, stage: String, attempt: i64, value: &[u8]) -> Result<Entry> {
+    decode(value).and_then(|v| Entry::from_row(kind, stage, attempt as u32, v))
+}
+
 /// A run store. Every method is one atomic step; writes check the lease owner.
 pub trait Journal: Send + Sync + 'static {
     /// Takes the run's lease for `lease`: creates the run, resumes an unfinished one

@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, Transaction};
 
-use super::{decode, encode, lease_lost, now_ms, Claim, Entry, Journal, RunRecord, RunState, RunSummary};
+use super::{encode, entry_from_row, lease_lost, now_ms, Claim, ClaimStep, Entry, Journal, RunState, RunSummary, StoredRun};
 use crate::error::{Error, Result};
 use crate::value::Value;
 
@@ -153,43 +153,39 @@ async fn claim_in(
             &[&run_id],
         )
         .await?;
-    let (wf, state, stored_input, outcome, lease_owner, lease_until): (String, String, Vec<u8>, Option<Vec<u8>>, Option<String>, i64) =
-        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5));
-    if wf != workflow {
-        return Ok(Err(Error::Config(format!("run id {run_id:?} belongs to workflow {wf}, not {workflow}"))));
-    }
-    let state = match RunState::parse(&state) {
-        Ok(s) => s,
-        Err(e) => return Ok(Err(e)),
+    let stored = StoredRun {
+        workflow: row.get(0),
+        state: row.get(1),
+        input: row.get(2),
+        outcome: row.get(3),
+        lease_owner: row.get(4),
+        lease_until_ms: row.get(5),
     };
-    if !state.finished() {
-        if let Some(other) = lease_owner.filter(|o| o != owner && lease_until > now) {
-            return Ok(Ok(Claim::Busy { owner: other, until_ms: lease_until as u64 }));
+    let state = match stored.step(run_id, workflow, owner, now as u64) {
+        Err(e) => return Ok(Err(e)),
+        Ok(ClaimStep::Busy(busy)) => return Ok(Ok(busy)),
+        Ok(ClaimStep::Read(state)) => state,
+        Ok(ClaimStep::TakeLease(state)) => {
+            tx.execute(
+                "UPDATE titan_runs SET lease_owner = $2, lease_until = $3, updated_ms = $4 WHERE run_id = $1",
+                &[&run_id, &owner, &until, &now],
+            )
+            .await?;
+            state
         }
-        tx.execute(
-            "UPDATE titan_runs SET lease_owner = $2, lease_until = $3, updated_ms = $4 WHERE run_id = $1",
-            &[&run_id, &owner, &until, &now],
-        )
-        .await?;
-    }
+    };
     let rows = tx
         .query("SELECT kind, stage, attempt, value FROM titan_run_entries WHERE run_id = $1 ORDER BY seq", &[&run_id])
         .await?;
     let mut entries = Vec::with_capacity(rows.len());
     for r in rows {
-        let (kind, stage, attempt, value): (String, String, i64, Vec<u8>) = (r.get(0), r.get(1), r.get(2), r.get(3));
-        match decode(&value).and_then(|v| Entry::from_row(&kind, stage, attempt as u32, v)) {
+        let value: Vec<u8> = r.get(3);
+        match entry_from_row(r.get(0), r.get(1), r.get(2), &value) {
             Ok(e) => entries.push(e),
             Err(e) => return Ok(Err(e)),
         }
     }
-    let decoded = decode(&stored_input).and_then(|input| Ok((input, outcome.as_deref().map(decode).transpose()?.unwrap_or(Value::Null))));
-    let (input, outcome) = match decoded {
-        Ok(x) => x,
-        Err(e) => return Ok(Err(e)),
-    };
-    let record = RunRecord { run_id: run_id.into(), workflow: wf, input, state, entries, outcome };
-    Ok(Ok(if state.finished() { Claim::Finished(record) } else { Claim::Resumed(record) }))
+    Ok(stored.into_claim(run_id, state, entries))
 }
 
 async fn append_in(

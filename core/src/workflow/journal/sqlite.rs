@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{decode, encode, lease_lost, now_ms, Claim, Entry, Journal, RunRecord, RunState, RunSummary};
+use super::{encode, entry_from_row, lease_lost, now_ms, Claim, ClaimStep, Entry, Journal, RunState, RunSummary, StoredRun};
 use crate::error::{Error, Result};
 use crate::value::Value;
 
@@ -89,7 +89,7 @@ impl SqliteJournal {
                     },
                 )
                 .optional()?;
-            let Some((wf, state, stored_input, outcome, lease_owner, lease_until)) = row else {
+            let Some((stored_workflow, state, stored_input, outcome, lease_owner, lease_until)) = row else {
                 tx.execute(
                     "INSERT INTO titan_runs (run_id, workflow, state, input, lease_owner, lease_until, created_ms, updated_ms)
                      VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?6)",
@@ -98,22 +98,19 @@ impl SqliteJournal {
                 tx.commit()?;
                 return Ok(Ok(Claim::Started));
             };
-            if wf != workflow {
-                return Ok(Err(Error::Config(format!("run id {run_id:?} belongs to workflow {wf}, not {workflow}"))));
-            }
-            let state = match RunState::parse(&state) {
-                Ok(s) => s,
+            let stored = StoredRun { workflow: stored_workflow, state, input: stored_input, outcome, lease_owner, lease_until_ms: lease_until };
+            let state = match stored.step(run_id, workflow, owner, now) {
                 Err(e) => return Ok(Err(e)),
-            };
-            if !state.finished() {
-                if let Some(other) = lease_owner.filter(|o| o != owner && lease_until as u64 > now) {
-                    return Ok(Ok(Claim::Busy { owner: other, until_ms: lease_until as u64 }));
+                Ok(ClaimStep::Busy(busy)) => return Ok(Ok(busy)),
+                Ok(ClaimStep::Read(state)) => state,
+                Ok(ClaimStep::TakeLease(state)) => {
+                    tx.execute(
+                        "UPDATE titan_runs SET lease_owner = ?2, lease_until = ?3, updated_ms = ?4 WHERE run_id = ?1",
+                        params![run_id, owner, until as i64, now as i64],
+                    )?;
+                    state
                 }
-                tx.execute(
-                    "UPDATE titan_runs SET lease_owner = ?2, lease_until = ?3, updated_ms = ?4 WHERE run_id = ?1",
-                    params![run_id, owner, until as i64, now as i64],
-                )?;
-            }
+            };
             let mut entries = Vec::new();
             {
                 let mut q = tx.prepare("SELECT kind, stage, attempt, value FROM titan_run_entries WHERE run_id = ?1 ORDER BY seq")?;
@@ -122,24 +119,14 @@ impl SqliteJournal {
                 })?;
                 for row in rows {
                     let (kind, stage, attempt, value) = row?;
-                    let entry = decode(&value).and_then(|v| Entry::from_row(&kind, stage, attempt as u32, v));
-                    match entry {
+                    match entry_from_row(&kind, stage, attempt, &value) {
                         Ok(e) => entries.push(e),
                         Err(e) => return Ok(Err(e)),
                     }
                 }
             }
             tx.commit()?;
-            let decoded = decode(&stored_input).and_then(|input| {
-                let outcome = outcome.as_deref().map(decode).transpose()?.unwrap_or(Value::Null);
-                Ok((input, outcome))
-            });
-            let (input, outcome) = match decoded {
-                Ok(x) => x,
-                Err(e) => return Ok(Err(e)),
-            };
-            let record = RunRecord { run_id: run_id.into(), workflow: wf, input, state, entries, outcome };
-            Ok(Ok(if state.finished() { Claim::Finished(record) } else { Claim::Resumed(record) }))
+            Ok(stored.into_claim(run_id, state, entries))
         })
     }
 
