@@ -45,7 +45,7 @@ CREATE INDEX IF NOT EXISTS titan_runs_by_created ON titan_runs (created_ms);
 ";
 
 /// The advisory lock taken while the tables are created (an arbitrary constant: "titanpm" in ASCII).
-const SCHEMA_LOCK: i64 = 0x7469_7461_6e70_6d;
+const SCHEMA_LOCK: i64 = 0x0074_6974_616e_706d;
 
 /// How long connecting (and creating the tables) may take before it is an error.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
