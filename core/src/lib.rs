@@ -13,7 +13,7 @@
 //! | above the host | [`pool`]: pools of workers with balancing, queueing, scaling, a breaker; [`supervise`]: OTP supervision trees of workers, pools and supervisors; [`workflow`]: DAG workflows with retries, saga compensation and a journal that lets a run outlive its host |
 //! | testing | [`testing`]: a real manager with crash and failure injection, overrides, a movable clock and a record of operations (the front ends' `titan_pm.testing` / `titan-pm/testing`) |
 //! | beyond one machine | [`remote`]: a host that listens for remote workers (mutual TLS, join token); `remote:NAME` targets and pools of the workers that joined |
-//! | operating it | [`control`]: the control socket the `titan-pm` CLI talks to (`Manager` in the schema), process files |
+//! | operating it | [`gateway`]: the opt-in HTTP gateway of a listening host (JSON calls, health, Prometheus metrics over HTTP(S), bearer token); [`control`]: the control socket the `titan-pm` CLI talks to (`Manager` in the schema), process files |
 //! | front-end seams | [`options`] (every option, read once from a `Value` in the caller's dialect), [`reports`] (every report as one `Value` shape), [`exposition`] (Prometheus text of every metric) |
 //!
 //! To add an option: one getter call in its object's reader in `options/mod.rs`
@@ -30,6 +30,7 @@ pub mod control;
 pub mod dialect;
 pub mod error;
 pub mod exposition;
+pub mod gateway;
 pub mod generated;
 pub mod host;
 pub mod options;
@@ -55,6 +56,7 @@ pub use host::{
 pub use pool::{PoolHandle, PoolInfo, PoolOptions, PoolSize, Strategy};
 pub use protocol::{HealthReport, HealthStatus};
 pub use remote::ListenOptions;
+pub use gateway::GatewayOptions;
 pub use transport::tls::TlsFiles;
 pub use state::ProcessState;
 pub use supervise::{ChildSpec, SupervisionStrategy, SupervisorHandle, SupervisorSpec};

@@ -131,7 +131,7 @@ async fn an_mtls_pool_serves_loses_a_member_at_once_and_takes_it_back() {
     tokio::time::timeout(Duration::from_secs(120), async {
         let pki = Pki::new(&[]);
         let pm = ProcessManager::new(ManagerConfig::default());
-        let addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: Some(pki.host()), token: Some("s3cret".into()) }).await.unwrap();
+        let addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: Some(pki.host()), token: Some("s3cret".into()), gateway: None }).await.unwrap();
         let connect = addr.to_string();
         let worker_tls = pki.files("worker", "ca");
 
@@ -232,7 +232,7 @@ async fn strangers_are_refused_and_logged() {
     tokio::time::timeout(Duration::from_secs(90), async {
         let pki = Pki::new(&[]);
         let pm = ProcessManager::new(ManagerConfig::default());
-        let addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: Some(pki.host()), token: Some("s3cret".into()) }).await.unwrap();
+        let addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: Some(pki.host()), token: Some("s3cret".into()), gateway: None }).await.unwrap();
         let connect = addr.to_string();
         let mut events = pm.events();
 
@@ -288,14 +288,14 @@ async fn strangers_are_refused_and_logged() {
 async fn plain_tcp_only_on_loopback_with_a_token() {
     tokio::time::timeout(Duration::from_secs(60), async {
         let pm = ProcessManager::new(ManagerConfig::default());
-        let err = pm.listen(ListenOptions { address: "0.0.0.0:0".into(), tls: None, token: Some("t".into()) }).await.unwrap_err();
+        let err = pm.listen(ListenOptions { address: "0.0.0.0:0".into(), tls: None, token: Some("t".into()), gateway: None }).await.unwrap_err();
         assert!(matches!(err, Error::Config(_)) && err.to_string().contains("only on loopback"), "{err}");
-        let err = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: None, token: None }).await.unwrap_err();
+        let err = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: None, token: None, gateway: None }).await.unwrap_err();
         assert!(err.to_string().contains("a token is required"), "{err}");
-        let err = pm.listen(ListenOptions { address: "nowhere".into(), tls: None, token: Some("t".into()) }).await.unwrap_err();
+        let err = pm.listen(ListenOptions { address: "nowhere".into(), tls: None, token: Some("t".into()), gateway: None }).await.unwrap_err();
         assert!(err.to_string().contains("is not ip:port"), "{err}");
 
-        let addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: None, token: Some("local-token".into()) }).await.unwrap();
+        let addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: None, token: Some("local-token".into()), gateway: None }).await.unwrap();
         let _w = rust_worker(&addr.to_string(), None, Some("local-token"));
         let one = pm.attach("api", SpawnOptions::default()).await.unwrap();
         assert_eq!(one.call::<i64>("add", (2, 2)).await.unwrap(), 4);
@@ -414,7 +414,7 @@ async fn workers_in_another_network_namespace_join_over_mtls() {
     tokio::time::timeout(Duration::from_secs(120), async {
         let pki = Pki::new(&[&ns.host_ip]);
         let pm = ProcessManager::new(ManagerConfig::default());
-        let addr = pm.listen(ListenOptions { address: format!("{}:0", ns.host_ip), tls: Some(pki.host()), token: Some("s3cret".into()) }).await.unwrap();
+        let addr = pm.listen(ListenOptions { address: format!("{}:0", ns.host_ip), tls: Some(pki.host()), token: Some("s3cret".into()), gateway: None }).await.unwrap();
         let worker_tls = pki.files("worker", "ca");
         let in_ns = |tls: &TlsFiles, token: &str| {
             let pre = ["netns", "exec", ns.name.as_str(), WORKER];
@@ -508,8 +508,8 @@ async fn bench_remote_calls() {
     }
     let pki = Pki::new(&[]);
     let pm = ProcessManager::new(ManagerConfig::default());
-    let tls_addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: Some(pki.host()), token: None }).await.unwrap();
-    let plain_addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: None, token: Some("t".into()) }).await.unwrap();
+    let tls_addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: Some(pki.host()), token: None, gateway: None }).await.unwrap();
+    let plain_addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: None, token: Some("t".into()), gateway: None }).await.unwrap();
     let _a = dial(WORKER, &[], &tls_addr.to_string(), Some(&pki.files("worker", "ca")), None, "tls");
     let _b = dial(WORKER, &[], &plain_addr.to_string(), None, Some("t"), "plain");
     let tls = pm.attach("remote:tls", SpawnOptions::default()).await.unwrap();

@@ -378,6 +378,8 @@ pub(crate) struct Shared {
     clock: crate::clock::Clock,
     /// `ManagerConfig::interceptor`, for what runs above the engine (workflow runs).
     interceptor: Option<Arc<dyn Interceptor>>,
+    /// Where the HTTP gateway (`crate::gateway`) is bound, once `listen` started one.
+    pub(crate) gateway: std::sync::Mutex<Option<std::net::SocketAddr>>,
 }
 
 /// Spawns, calls, supervises and stops workers. Clone it freely.
@@ -435,6 +437,7 @@ impl ProcessManager {
                 journal: Default::default(),
                 clock,
                 interceptor,
+                gateway: Default::default(),
             }),
         };
         let run = move || -> LocalBoxFuture<'static, ()> { Box::pin(Engine::run(config, events, rx)) };

@@ -748,7 +748,8 @@ pub fn schema(kind: &str, dialect: Dialect) -> Result<Vec<String>> {
     }))
 }
 
-/// A listening host's options (`pm.listen(...)`): `address`, `tls: {cert, key, ca}`, `token`.
+/// A listening host's options (`pm.listen(...)`): `address`, `tls: {cert, key, ca}`, `token`,
+/// `gateway: {address, token}` (an HTTP gateway, see [`crate::gateway`]).
 /// The rules (TLS, or loopback and a token) are checked by [`crate::remote::ListenOptions::check`].
 ///
 /// ```
@@ -758,6 +759,12 @@ pub fn schema(kind: &str, dialect: Dialect) -> Result<Vec<String>> {
 /// assert_eq!(listen(&v, Dialect::Js).unwrap().tls.unwrap().ca.to_str(), Some("ca.crt"));
 /// let bad = to_value(&serde_json::json!({"address": "127.0.0.1:0", "tls": {"cert": "a", "key": "b", "ca": "c", "cafile": "c"}})).unwrap();
 /// assert!(listen(&bad, Dialect::Js).unwrap_err().to_string().contains("tls.cafile: unknown option"));
+/// let g = to_value(&serde_json::json!({"address": "127.0.0.1:0", "token": "t", "gateway": {"address": "127.0.0.1:8080", "token": "g"}})).unwrap();
+/// assert_eq!(listen(&g, Dialect::Python).unwrap().gateway.unwrap().token, "g");
+/// let bad = to_value(&serde_json::json!({"address": "127.0.0.1:0", "token": "t", "gateway": {"address": "127.0.0.1:8080"}})).unwrap();
+/// assert!(listen(&bad, Dialect::Js).unwrap_err().to_string().contains("gateway.token: is required"));
+/// let bad = to_value(&serde_json::json!({"address": "127.0.0.1:0", "token": "t", "gateway": {"address": "127.0.0.1:8080", "token": "g", "port": 1}})).unwrap();
+/// assert!(listen(&bad, Dialect::Js).unwrap_err().to_string().contains("gateway.port: unknown option"));
 /// ```
 pub fn listen(v: &Value, dialect: Dialect) -> Result<crate::remote::ListenOptions> {
     let mut s = Section::root(v, "listen", dialect)?;
@@ -778,13 +785,31 @@ pub fn listen(v: &Value, dialect: Dialect) -> Result<crate::remote::ListenOption
         }
     };
     let token = s.text("token")?.map(str::to_string);
+    let gateway = match s.section("gateway")? {
+        None => None,
+        Some(mut g) => {
+            let mut required = |name: &'static str, what: &str| -> Result<String> {
+                match g.text(name)? {
+                    Some(t) if !t.is_empty() => Ok(t.to_string()),
+                    _ if g.probing() => Ok(String::new()),
+                    _ => Err(g.error(name, format!("is required ({what})"))),
+                }
+            };
+            let gateway = crate::gateway::GatewayOptions {
+                address: required("address", "ip:port, e.g. 127.0.0.1:8080")?,
+                token: required("token", "the bearer token every request must carry")?,
+            };
+            g.finish()?;
+            Some(gateway)
+        }
+    };
     let address = match address {
         Some(a) => a,
         None if s.probing() => String::new(),
         None => return Err(s.error("address", "is required (ip:port, e.g. 0.0.0.0:7400)")),
     };
     s.finish()?;
-    Ok(crate::remote::ListenOptions { address, tls, token })
+    Ok(crate::remote::ListenOptions { address, tls, token, gateway })
 }
 
 /// Reads one declaration a decorator carries (`supervisor`: a supervisor's own options,

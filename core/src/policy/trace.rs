@@ -40,6 +40,30 @@ impl TraceContext {
         }
     }
 
+    /// The caller's span a W3C `traceparent` header names (`00-{trace}-{span}-{flags}`), as a
+    /// parent for [`TraceContext::child_of`]; `None` when the header is not valid (W3C: then a
+    /// new trace starts).
+    ///
+    /// ```
+    /// use titan_pm::policy::trace::TraceContext;
+    /// let p = TraceContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+    /// assert_eq!((p.trace_id.as_str(), p.span_id.as_str()), ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"));
+    /// assert!(TraceContext::from_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
+    /// assert!(TraceContext::from_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").is_none());
+    /// ```
+    pub fn from_traceparent(header: &str) -> Option<TraceContext> {
+        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let zero = |s: &str| s.bytes().all(|b| b == b'0');
+        let parts: Vec<&str> = header.trim().split('-').collect();
+        let [version, trace, span, flags, rest @ ..] = parts.as_slice() else { return None };
+        // Version 00 has exactly four fields; a later version may add more (read the first four).
+        let ok = hex(version, 2) && *version != "ff" && (rest.is_empty() || *version != "00");
+        if !ok || !hex(trace, 32) || zero(trace) || !hex(span, 16) || zero(span) || !hex(flags, 2) {
+            return None;
+        }
+        Some(TraceContext { trace_id: trace.to_string(), span_id: span.to_string(), parent_span_id: String::new() })
+    }
+
     /// The W3C `traceparent` header: `00-{trace}-{span}-01`.
     pub fn traceparent(&self) -> String {
         format!("00-{}-{}-01", self.trace_id, self.span_id)

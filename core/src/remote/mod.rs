@@ -39,6 +39,8 @@ pub struct ListenOptions {
     pub tls: Option<TlsFiles>,
     /// A join token every worker must present (on top of its certificate).
     pub token: Option<String>,
+    /// An HTTP gateway to serve as well (see [`crate::gateway`]): over TLS with `tls`'s cert and key.
+    pub gateway: Option<crate::gateway::GatewayOptions>,
 }
 
 impl ListenOptions {
@@ -67,6 +69,9 @@ impl ListenOptions {
                 return Err(Error::Config("listen: without tls a token is required (any local process could join otherwise)".into()));
             }
         }
+        if let Some(gateway) = &self.gateway {
+            gateway.check(self.tls.is_some())?;
+        }
         Ok(addr)
     }
 }
@@ -76,8 +81,10 @@ impl ProcessManager {
     pub async fn listen(&self, options: ListenOptions) -> Result<SocketAddr> {
         let addr = options.check()?;
         let tls = options.tls.as_ref().map(tls::server_config).transpose()?;
+        // Bound before the worker listener starts: a gateway that cannot listen fails `listen` whole.
+        let gateway = options.gateway.as_ref().map(|g| crate::gateway::bind(g, options.tls.as_ref())).transpose()?;
         let token = options.token.clone();
-        self.exec(move |engine| async move {
+        let bound = self.exec(move |engine| async move {
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
             let bound = listener.local_addr().map_err(|e| Error::io("listener address".to_string(), e))?;
             let registry = Rc::downgrade(&engine.registry);
@@ -129,7 +136,11 @@ impl ProcessManager {
             tracing::info!(target: "titan_pm", "listening for remote workers on {bound}{}", if acceptor_kind(&options) { " (mutual TLS)" } else { " (loopback, token)" });
             Ok(bound)
         })
-        .await
+        .await?;
+        if let Some(gateway) = gateway {
+            gateway.serve(self.clone()).await?;
+        }
+        Ok(bound)
     }
 
     /// One remote worker that joined (or joins within the spawn timeout) under

@@ -79,3 +79,15 @@ pub fn client_config(files: &TlsFiles) -> Result<Arc<rustls::ClientConfig>> {
         .map_err(|e| tls_error("the worker certificate and key do not go together", e))?;
     Ok(Arc::new(config))
 }
+
+/// A server configuration without client certificates (the HTTP gateway: a bearer token
+/// authenticates the client): the listener's own `cert` and `key`.
+pub fn server_auth_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>> {
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error("protocol versions", e))?
+        .with_no_client_auth()
+        .with_single_cert(certs(&files.cert, "cert")?, key(&files.key)?)
+        .map_err(|e| tls_error("the host certificate and key do not go together", e))?;
+    Ok(Arc::new(config))
+}
