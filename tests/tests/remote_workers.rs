@@ -309,7 +309,7 @@ async fn plain_tcp_only_on_loopback_with_a_token() {
 async fn workers_rejoin_a_restarted_host_and_drain_on_sigterm() {
     tokio::time::timeout(Duration::from_secs(90), async {
         let pki = Pki::new(&[]);
-        let listen = |address: String| ListenOptions { address, tls: Some(pki.host()), token: None };
+        let listen = |address: String| ListenOptions { address, tls: Some(pki.host()), token: None, gateway: None };
         let pm = ProcessManager::new(ManagerConfig::default());
         let addr = pm.listen(listen("127.0.0.1:0".into())).await.unwrap();
         let mut worker = rust_worker(&addr.to_string(), Some(&pki.files("worker", "ca")), None);
