@@ -110,6 +110,11 @@ export class ProcessManager extends EventEmitter {
     return (await this.#native.listen(options).catch(rethrow)) as string;
   }
 
+  /** Where the HTTP gateway listens (`ip:port`), once `listen({gateway})` started one. */
+  gatewayAddress(): string | undefined {
+    return this.#native.gatewayAddress() ?? undefined;
+  }
+
   /** One remote worker that joined (or joins within the spawn timeout) as `name` (`remote:api` or `api`). */
   async attach<T = any>(name: string, options: SpawnOptions = {}): Promise<ProcessProxy<T>> {
     const id = await this.#native.attach(name, options).catch(rethrow);

@@ -414,4 +414,10 @@ export interface ListenOptions {
   tls?: { cert: string; key: string; ca: string };
   /** A join token every worker presents (required without `tls`). */
   token?: string;
+  /**
+   * An HTTP gateway as well: `POST /processes/{name|id}/{method}` (a JSON array of arguments),
+   * `GET /health`, `GET /metrics`, each with `Authorization: Bearer TOKEN`. HTTPS with `tls`'s
+   * cert and key; without `tls`, plain HTTP on a loopback address only. `gatewayAddress()` says where.
+   */
+  gateway?: { address: string; token: string };
 }

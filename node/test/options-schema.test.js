@@ -86,6 +86,13 @@ test("EventName in types.ts is exactly core's process event names (and the host'
   assert.deepEqual(typed, [...native.eventNames()].sort());
 });
 
+test('ListenOptions in types.ts has exactly the option paths the core accepts (listen)', () => {
+  const core = native.optionSchema('listen');
+  const typed = typedPaths('ListenOptions');
+  assert.ok(core.includes('gateway.token'), 'the core lists the gateway');
+  assert.deepEqual(typed, [...core].sort());
+});
+
 test('the schema export refuses an unknown kind', () => {
   assert.throws(() => native.optionSchema('pools'), /unknown option kind "pools"/);
 });

@@ -77,7 +77,12 @@ def _flatten(td: type, prefix: str = "") -> typing.Set[str]:
 
 @pytest.mark.parametrize(
     "kind, typed",
-    [("manager", _options.ManagerOptions), ("spawn", _options.SpawnOptions), ("pool", _options.PoolOptions)],
+    [
+        ("manager", _options.ManagerOptions),
+        ("spawn", _options.SpawnOptions),
+        ("pool", _options.PoolOptions),
+        ("listen", _options.ListenOptions),
+    ],
 )
 def test_the_typed_options_agree_with_cores_schema(kind, typed):
     core = set(_native.option_schema(kind))

@@ -225,3 +225,21 @@ class PoolOptions(SpawnOptions, total=False):
     circuit_breaker: Union[bool, CircuitBreaker]
     health: Union[bool, PoolHealth]
     recycle: Union[bool, Recycle]
+
+
+class TlsFiles(TypedDict):
+    cert: str  # PEM paths
+    key: str
+    ca: str
+
+
+class GatewayOptions(TypedDict):
+    address: str  # "ip:port"; without tls only a loopback address
+    token: str  # the bearer token every request carries
+
+
+class ListenOptions(TypedDict, total=False):
+    address: str
+    tls: TlsFiles
+    token: str
+    gateway: GatewayOptions  # an HTTP gateway (POST /processes/{name|id}/{method}, /health, /metrics)

@@ -398,19 +398,35 @@ class ProcessManager:
         pool_id = await self._wait(self._native.pool(target, in_process, options))
         return Pool(self, pool_id)
 
-    async def listen(self, address: str, tls: Optional[Dict[str, str]] = None, token: Optional[str] = None) -> str:
+    async def listen(
+        self,
+        address: str,
+        tls: Optional[Dict[str, str]] = None,
+        token: Optional[str] = None,
+        gateway: Optional[Dict[str, str]] = None,
+    ) -> str:
         """Listens for remote workers (`python -m titan_pm.worker --connect ...`, `titan-pm-worker
         --connect ...`, a Rust worker's `.run()`): `tls={"cert", "key", "ca"}` (PEM paths; workers
         must present a certificate signed by `ca`), `token` (a join token, on top of TLS or, on
         loopback only, instead of it). Returns the bound address ("ip:port"). Workers that join
-        under NAME serve `pool("remote:NAME", min=...)` and `attach("remote:NAME")`."""
+        under NAME serve `pool("remote:NAME", min=...)` and `attach("remote:NAME")`.
+        `gateway={"address", "token"}` serves an HTTP gateway as well (HTTPS with `tls`'s cert
+        and key; plain HTTP only on loopback): `POST /processes/{name|id}/{method}` with a JSON
+        array of arguments, `GET /health`, `GET /metrics`, each with `Authorization: Bearer
+        TOKEN`; `gateway_address()` says where it listens."""
         self._bind()
         options: Dict[str, Any] = {"address": address}
         if tls is not None:
             options["tls"] = tls
         if token is not None:
             options["token"] = token
+        if gateway is not None:
+            options["gateway"] = gateway
         return await self._wait(self._native.listen(options))
+
+    def gateway_address(self) -> Optional[str]:
+        """Where the HTTP gateway listens ("ip:port"), once `listen(gateway=...)` started one."""
+        return None if self._native is None else self._native.gateway_address()
 
     async def attach(self, name: str, **options: Any) -> "ProcessHandle[Any]":
         """One remote worker that joined (or joins within the spawn timeout) under `name`

@@ -420,3 +420,52 @@ async fn a_slow_loris_client_is_cut_off_and_others_are_served_meanwhile() {
     assert!(read.is_ok(), "the silent connection was closed");
     pm.shutdown().await;
 }
+
+/// The benchmark: gateway call latency (HTTP/1.1 keep-alive, ureq, JSON) against a direct
+/// call from the same process, to the same Rust worker, one call at a time.
+/// `cargo test -p titan-pm-tests --test gateway -- --ignored --nocapture` (add `--release` for release figures).
+#[tokio::test]
+#[ignore]
+async fn bench_gateway_latency_vs_a_direct_call() {
+    const N: usize = 2000;
+    let (pm, addr) = host(ManagerConfig::default()).await;
+    let h = pm.spawn(WORKER, SpawnOptions::default()).await.unwrap();
+    let p50 = |mut v: Vec<Duration>| {
+        v.sort();
+        (v[v.len() / 2], v[v.len() * 99 / 100])
+    };
+    let mut direct = Vec::with_capacity(N);
+    for i in 0..(N + 200) {
+        let t = Instant::now();
+        assert_eq!(h.call::<i64>("add", (i as i64, 1)).await.unwrap(), i as i64 + 1);
+        if i >= 200 {
+            direct.push(t.elapsed());
+        }
+    }
+    let url = format!("http://{addr}/processes/{}/add", h.id());
+    let gateway = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(LIMIT)).build().into();
+        let mut out = Vec::with_capacity(N);
+        for i in 0..(N + 200) {
+            let t = Instant::now();
+            let body = agent.post(&url).header("Authorization", format!("Bearer {TOKEN}")).send(format!("[{i}, 1]")).unwrap().into_body().read_to_string().unwrap();
+            assert_eq!(body, (i + 1).to_string());
+            if i >= 200 {
+                out.push(t.elapsed());
+            }
+        }
+        out
+    });
+    let via = tokio::time::timeout(Duration::from_secs(300), gateway).await.unwrap().unwrap();
+    let ((d50, d99), (g50, g99)) = (p50(direct), p50(via));
+    println!(
+        "gateway bench ({} build, {N} sequential calls each): direct p50 {:.0} us p99 {:.0} us; gateway p50 {:.0} us p99 {:.0} us; p50 ratio {:.2}x",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        d50.as_secs_f64() * 1e6,
+        d99.as_secs_f64() * 1e6,
+        g50.as_secs_f64() * 1e6,
+        g99.as_secs_f64() * 1e6,
+        g50.as_secs_f64() / d50.as_secs_f64()
+    );
+    pm.shutdown().await;
+}

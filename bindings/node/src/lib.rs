@@ -207,6 +207,12 @@ impl NativeManager {
         self.host.listen_remote(env.raw(), options.0).map(Raw)
     }
 
+    /// Where the HTTP gateway listens (`ip:port`), once `listen` started one.
+    #[napi]
+    pub fn gateway_address(&self) -> Option<String> {
+        self.host.pm.gateway_address().map(|a| a.to_string())
+    }
+
     /// One remote worker that joined as `name`, as a process.
     #[napi(ts_args_type = "name: string, options: unknown", ts_return_type = "Promise<number>")]
     pub fn attach(&self, env: Env, name: String, options: Raw) -> napi::Result<Raw> {

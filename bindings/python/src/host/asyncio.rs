@@ -294,6 +294,11 @@ impl AsyncManager {
         self.start(py, async move { pm.listen(options).await.map(|a| Out::Value(titan_pm::Value::Text(a.to_string()))) })
     }
 
+    /// Where the HTTP gateway listens (`ip:port`), once `listen` started one.
+    fn gateway_address(&self) -> Option<String> {
+        self.pm.gateway_address().map(|a| a.to_string())
+    }
+
     /// One remote worker that joined as `name`, as a process.
     fn attach(&self, py: Python<'_>, name: String, options: &Bound<'_, PyDict>) -> PyResult<u64> {
         let options = options::spawn(options)?;
