@@ -7,7 +7,8 @@
 //!   explicitly whatever the umask, peers of another uid refused (`SO_PEERCRED`),
 //!   a bounded number of connections.
 //! - [`server`]: the `Manager` capability, one per connection, on the control thread.
-//! - [`targets`]: how a target text (`7`, `api`, `pool:3`) names processes and pools.
+//! - [`targets`]: how a target text (`7`, `api`, `pool:3`) names processes and pools
+//!   (it lives in `pool`, so the HTTP gateway, below `control`, resolves names the same way).
 //! - [`file`]: the process file (`titan.toml` as a `Value`) and applying it (rolling).
 //! - [`prometheus`]: the metrics report as Prometheus text.
 //!
@@ -25,7 +26,7 @@ pub mod file;
 pub mod prometheus;
 mod server;
 pub mod socket;
-pub mod targets;
+pub use crate::pool::targets;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 //! | `GET /health` | 200 (503 when a process is unhealthy): `{status, processes: [{processId, name, state, health}]}` |
 //! | `GET /metrics` | 200, Prometheus text ([`crate::exposition`]) |
 //!
-//! `target` is what the control socket's targets name ([`crate::control::targets`]): a
+//! `target` is what the control socket's targets name ([`crate::pool::targets`]): a
 //! process or pool id, a pool name (`remote:api` too), or a process name that names one
 //! process (several: 409, use an id or a pool).
 
@@ -20,7 +20,7 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use subtle::ConstantTimeEq;
 
-use crate::control::targets::{self, Resolved};
+use crate::pool::targets::{self, Resolved};
 use crate::dialect::Dialect;
 use crate::error::Error;
 use crate::host::{CallOptions, ProcessManager};

@@ -21,6 +21,7 @@ mod autoscale;
 pub(crate) mod runtime;
 pub(crate) use runtime::all_metrics;
 mod strategy;
+pub mod targets;
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! What a target text names, in one place for every control operation:
+//! What a target text names, in one place for every control operation and the HTTP gateway:
 //! `""` every process; a number: the process, or the pool, with that id (ids
 //! are unique across both); `pool:ID` the pool; otherwise a name: the pool of
 //! that name, else every process of that name. Unknown targets are errors
