@@ -217,6 +217,15 @@ async fn a_traceparent_makes_the_call_a_child_of_the_callers_span() {
     assert_eq!(ctx["traceId"], trace, "{ctx}");
     assert_eq!(ctx["parentSpanId"], parent, "{ctx}");
     assert_ne!(ctx["spanId"], parent, "a span of its own: {ctx}");
+    // A `@Trace` method's span, recorded at the host, is in the caller's trace.
+    let mut headers = auth();
+    headers.push(("traceparent", format!("00-{trace}-{parent}-01")));
+    let r = request("POST", format!("http://{addr}/processes/{}/traced", h.id()), headers, Some("[]".into())).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let spans = titan_pm::policy::trace::spans();
+    let span = spans.iter().find(|s| s.name == "test-worker.traced" && s.context.trace_id == trace);
+    let span = span.unwrap_or_else(|| panic!("no span in trace {trace}: {spans:?}"));
+    assert_eq!(span.context.parent_span_id, parent);
     // Without one (or with an invalid one) the call starts a trace of its own.
     let mut headers = auth();
     headers.push(("traceparent", format!("00-{}-{parent}-01", "0".repeat(32))));
@@ -291,6 +300,19 @@ async fn a_gateway_without_tls_listens_only_on_loopback_and_options_are_checked(
     let err = titan_pm::options::listen(&v, titan_pm::options::Dialect::Python).unwrap_err();
     assert!(err.to_string().contains("gateway.token: is required"), "{err}");
     pm.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_gateway_closes_when_the_manager_shuts_down() {
+    let (pm, addr) = host(ManagerConfig::default()).await;
+    let r = request("GET", format!("http://{addr}/health"), auth(), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    pm.shutdown().await;
+    let deadline = Instant::now() + LIMIT;
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "the gateway still accepts after shutdown");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A throwaway CA and a host certificate for localhost / 127.0.0.1.
