@@ -33,7 +33,6 @@ increment; a read followed by a non-numeric write is not atomic.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 from typing import Any, Callable, Dict, Optional
 
@@ -73,6 +72,8 @@ class Granted:
                     "a given process or shared state used from sync code on the worker's agent thread "
                     "(a sync init or health check) would block it: make that method async and await the call"
                 )
+            import concurrent.futures  # only for sync callers: a worker starts faster without it
+
             cf: "concurrent.futures.Future[Any]" = concurrent.futures.Future()
 
             def settle_cf(ok: bool, value: Any) -> None:
