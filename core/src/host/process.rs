@@ -149,6 +149,7 @@ impl Process {
             config: &engine.config,
             grants: &launch::Grants { engine: Rc::downgrade(engine), processes: spec.processes.clone() },
             live: (&engine.live, self.id),
+            fork_server: &engine.fork_server,
         };
         launch::launch(&launch, &engine.registry).await
     }
