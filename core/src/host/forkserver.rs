@@ -93,12 +93,18 @@ fn interpreter_env<'a>(env: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(St
 /// and the server exits once its children have.
 struct Server {
     state: Rc<State>,
+    child: Option<std::process::Child>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         // SAFETY: a plain syscall on the socket the state owns; the reader then sees EOF.
         unsafe { libc::shutdown(self.state.socket.as_raw_fd(), libc::SHUT_RDWR) };
+        // It exits once its children have (the host has ended them by now): reap it off
+        // this thread, so no zombie is left behind, whether or not a runtime is still running.
+        if let Some(mut child) = self.child.take() {
+            let _ = std::thread::Builder::new().name("titan-pm-reap".into()).spawn(move || child.wait());
+        }
     }
 }
 
@@ -123,7 +129,8 @@ impl Server {
         let (host_end, server_end) = seqpacket_pair()?;
         let server_fd = server_end.as_raw_fd();
         let host_pid = std::process::id() as i32;
-        let mut cmd = tokio::process::Command::new(python);
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(python);
         cmd.args(["-m", "titan_pm._forkserver"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         // Its own group: a terminal's Ctrl-C reaches the host, which ends its workers itself.
         cmd.process_group(0);
@@ -144,7 +151,7 @@ impl Server {
         }
         let mut child = cmd.spawn()?;
         drop(server_end);
-        let pid = child.id().unwrap_or(0);
+        let pid = child.id();
         let vars: Vec<(String, String)> = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
         let interpreter_env = interpreter_env(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         // SAFETY: the OwnedFd stays open and the same for as long as the AsyncFd owns it.
@@ -160,6 +167,7 @@ impl Server {
         });
         // Its own errors (it cannot import titan_pm, say) go to the host's log.
         if let Some(stderr) = child.stderr.take() {
+            let stderr = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(stderr))?;
             tokio::task::spawn_local(async move {
                 use tokio::io::AsyncBufReadExt;
                 let mut lines = tokio::io::BufReader::new(stderr).lines();
@@ -168,11 +176,8 @@ impl Server {
                 }
             });
         }
-        tokio::task::spawn_local(async move {
-            let _ = child.wait().await;
-        });
         tokio::task::spawn_local(read_replies(state.clone()));
-        Ok(Server { state })
+        Ok(Server { state, child: Some(child) })
     }
 }
 
