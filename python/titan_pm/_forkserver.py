@@ -38,7 +38,7 @@ def _preload() -> None:
     import asyncio  # noqa: F401
     import ctypes  # noqa: F401
 
-    from . import _loop, _native, _runtime, _values, decorators, given, worker  # noqa: F401
+    from . import _context, _layers, _loop, _native, _runtime, _values, decorators, errors, given, policies, worker  # noqa: F401
 
 
 def _prctl_pdeathsig() -> None:
@@ -104,6 +104,11 @@ def _send(ctl: socket.socket, message: dict) -> bool:
 def main() -> int:
     ctl = socket.socket(fileno=3)
     _preload()
+    # What is loaded now is shared with every child: keep the collector off those pages so
+    # forked children do not copy them on their first collection.
+    import gc
+
+    gc.freeze()
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
