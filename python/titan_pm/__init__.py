@@ -61,17 +61,20 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'titan_pm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+# Hidden from type checkers: they see the imports above, so a misspelt name is still an error.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'titan_pm' has no attribute {name!r}")
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+        globals()[name] = value
+        return value
 
 
-def __dir__() -> list:
-    return sorted(set(globals()) | set(_LAZY))
+    def __dir__() -> list:
+        return sorted(set(globals()) | set(_LAZY))
 
 
 def create_process_manager(**options: object) -> "ProcessManager":
