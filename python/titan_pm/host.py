@@ -223,7 +223,9 @@ class ProcessManager:
     `window`, `initial_backoff`, `multiplier`, `max_backoff`; or False),
     `output` ("prefix", "inherit", "ignore" or a callable `(stream, name, pid,
     line)`), `python` (default: this interpreter), `node`, `tcp_host`, `spin`
-    (seconds the engine keeps polling after a job instead of sleeping; default 0).
+    (seconds the engine keeps polling after a job instead of sleeping; default 0),
+    `fork_server` (default True: `.py` children are forked from a pre-imported
+    interpreter the manager starts on its first Python child spawn).
     `engine`: "loop" (default) or "thread" (see the module's doc)."""
 
     # titan_pm.testing's manager sets it: the same engine, with the testing utilities.
