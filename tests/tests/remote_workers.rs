@@ -358,6 +358,51 @@ async fn workers_rejoin_a_restarted_host_and_drain_on_sigterm() {
     .expect("the test hung");
 }
 
+/// A remote worker's pid is another machine's: the host shows the cpu and memory
+/// the worker reports about itself, in the process's and the pool's metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_workers_report_their_own_cpu_and_memory() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let pm = ProcessManager::new(ManagerConfig::default());
+        let addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: None, token: Some("t0ken".into()) }).await.unwrap();
+        let _worker = rust_worker(&addr.to_string(), None, Some("t0ken"));
+        // least-loaded balances on the members' cpu and memory: the pool samples them.
+        let options = PoolOptions { strategy: titan_pm::Strategy::LeastLoaded, ..pool_options(1) };
+        let pool = pm.pool("remote:api", options).await.unwrap();
+        wait_for("the worker to join", || async { members(&pool).await == 1 }).await;
+        let id = pool.metrics().await.unwrap().workers[0].process_id;
+        let memory = || async { pm.get_metrics(id).await.unwrap().memory };
+        wait_for("a first report", || async { memory().await > 0 }).await;
+        let before = memory().await;
+        assert!(before < 40 << 20, "a fresh worker is small ({before} bytes)");
+
+        pool.call::<usize>("allocate", (50usize,)).await.unwrap();
+        wait_for("the 50 MB to show", || async { memory().await > before + (48 << 20) }).await;
+        assert!(memory().await > 50 << 20);
+        let member = || async { pool.metrics().await.unwrap().workers[0].clone() };
+        wait_for("the pool's load to show it", || async { member().await.memory > 50 << 20 }).await;
+
+        // The report that covers a busy call shows it until the next one (a second later): look
+        // for it after each of a few busy calls, so a slow test thread cannot miss it.
+        let mut seen = false;
+        for _ in 0..5 {
+            pool.call::<u32>("spin", (1500u64,)).await.unwrap();
+            let until = Instant::now() + Duration::from_secs(3);
+            while !seen && Instant::now() < until {
+                seen = pm.get_metrics(id).await.unwrap().cpu > 5.0;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if seen {
+                break;
+            }
+        }
+        assert!(seen, "the host never showed the worker's cpu after busy calls");
+        pm.shutdown().await;
+    })
+    .await
+    .expect("the test hung");
+}
+
 /// A network namespace and a veth pair that the test creates and removes: the
 /// host keeps one end (`host_ip`) in the test's namespace, the workers run in
 /// the other namespace (`worker_ip`). Traffic goes only between those two addresses.
