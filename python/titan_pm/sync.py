@@ -389,6 +389,28 @@ class ProcessManager:
         ("running", "compensating", "completed", "failed")."""
         return self._native.workflow_runs(None, limit)
 
+    def listen(self, address: str, tls: Optional[Dict[str, str]] = None, token: Optional[str] = None) -> str:
+        """Listens for remote workers (see `titan_pm.ProcessManager.listen`): `tls={"cert", "key",
+        "ca"}`, `token`; returns the bound address ("ip:port"). Workers that join under NAME serve
+        `pool("remote:NAME", size=...)` and `attach("remote:NAME")`. With the default engine
+        ("caller") workers are let in while a method of the manager runs; with
+        `engine="thread"` at any time."""
+        options: Dict[str, Any] = {"address": address}
+        if tls is not None:
+            options["tls"] = tls
+        if token is not None:
+            options["token"] = token
+        return self._native.listen(options)
+
+    def attach(self, name: str, **options: Any) -> ProcessHandle[Any]:
+        """One remote worker that joined (or joins within the spawn timeout) under `name`
+        ("remote:api" or "api"), as a process (see `titan_pm.ProcessManager.attach`)."""
+        try:
+            return ProcessHandle(self, self._native.attach(name, options))
+        finally:
+            if self._listeners:
+                self.poll_events()
+
     def kill(self, process_id: int) -> None:
         """Stops a process at once; not a crash, so it is not restarted."""
         self._native.kill(process_id)

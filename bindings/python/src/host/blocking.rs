@@ -291,6 +291,24 @@ impl SyncManager {
     /// Serves the control socket at `path` (else core's default). Needs the engine thread:
     /// an engine on the caller's thread runs only during its calls, so the socket would
     /// not answer between them.
+    /// Listens for remote workers; returns the bound address ("ip:port").
+    fn listen(&self, py: Python<'_>, options: &Bound<'_, PyDict>) -> PyResult<String> {
+        let options = options::listen(options)?;
+        let e = self.engine()?;
+        let pm = e.pm.clone();
+        let addr = e.run(py, async move { pm.listen(options).await })?.map_err(errors::to_py)?;
+        Ok(addr.to_string())
+    }
+
+    /// One remote worker that joined as `name`, as a process.
+    fn attach(&self, py: Python<'_>, name: String, options: &Bound<'_, PyDict>) -> PyResult<u64> {
+        let options = options::spawn(options)?;
+        let e = self.engine()?;
+        let pm = e.pm.clone();
+        let h = e.run(py, async move { pm.attach(&name, options).await })?.map_err(errors::to_py)?;
+        Ok(h.id())
+    }
+
     #[pyo3(signature = (path=None))]
     fn serve_control(&self, path: Option<std::path::PathBuf>) -> PyResult<crate::control::ControlServer> {
         if !self.engine_thread {
