@@ -514,6 +514,43 @@ pub fn grant_shared(env: Env, grant: f64, token: f64, op: String, property: Stri
     agent::grant_shared(grant as u64, token as u64, &op, &property, v).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
 }
 
+/// One instance's view of a @SharedState property: core's write rule (`titan_pm::agent::SharedView`:
+/// a numeric write adds its difference, anything else is a set, replies fold in the adds in flight);
+/// `given.ts` only converts.
+#[napi]
+pub struct NativeSharedView {
+    view: titan_pm::agent::SharedView,
+}
+
+#[napi]
+impl NativeSharedView {
+    #[napi(constructor, ts_args_type = "property: string, initial: unknown")]
+    pub fn new(env: Env, property: String, initial: Raw) -> napi::Result<Self> {
+        let initial = convert::from_js(env.raw(), initial.0).map_err(|u| throw(&env, errors::unsupported(env.raw(), &property, &u)))?;
+        Ok(NativeSharedView { view: titan_pm::agent::SharedView::new(property, initial) })
+    }
+
+    /// The view (throws an earlier operation's failure, once).
+    #[napi(ts_return_type = "unknown")]
+    pub fn read(&self, env: Env) -> napi::Result<Raw> {
+        let v = self.view.read().map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))?;
+        convert::to_js(env.raw(), &v).map(Raw)
+    }
+
+    /// Writes `value` through runtime `grant`'s shared state.
+    #[napi(ts_args_type = "grant: number, value: unknown")]
+    pub fn write(&self, env: Env, grant: f64, value: Raw) -> napi::Result<()> {
+        let v = convert::from_js(env.raw(), value.0).map_err(|u| throw(&env, errors::unsupported(env.raw(), self.view.property(), &u)))?;
+        agent::shared_write(&self.view, grant as u64, v).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
+    }
+
+    /// Seeds the host's value if no instance did and loads it; the view comes as REPLY `token`.
+    #[napi(ts_args_type = "grant: number, token: number")]
+    pub fn load(&self, env: Env, grant: f64, token: f64) -> napi::Result<()> {
+        agent::shared_load(&self.view, grant as u64, token as u64).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
+    }
+}
+
 // ---- replies from a worker runtime ----
 
 /// Answers request `token` with `value` (a value it cannot send fails the call instead).
