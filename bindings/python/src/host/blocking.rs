@@ -210,6 +210,15 @@ impl SyncManager {
         convert::to_py(py, &v.map_err(errors::to_py)?)
     }
 
+    /// Core's `restart_with`: a new instance from `target` and `options`, ready before the old one drains; the id stays.
+    fn restart_with(&self, py: Python<'_>, process_id: u64, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<()> {
+        let target = options::target(target, in_process)?;
+        let options = options::spawn(options)?;
+        let e = self.engine()?;
+        let pm = e.pm.clone();
+        e.run(py, async move { pm.restart_with(process_id, target, options).await })?.map_err(errors::to_py)
+    }
+
     fn kill(&self, py: Python<'_>, process_id: u64) -> PyResult<()> {
         let e = self.engine()?;
         e.run(py, e.pm.kill(process_id))?.map_err(errors::to_py)
