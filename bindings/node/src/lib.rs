@@ -213,6 +213,12 @@ impl NativeManager {
         self.host.attach(env.raw(), name, options.0).map(Raw)
     }
 
+    /// Reloads process `id` onto `target` (with `slot`: the JS runtime attached to it), keeping the id.
+    #[napi(ts_args_type = "id: number, slot: number | null, target: string, options: unknown", ts_return_type = "Promise<void>")]
+    pub fn restart_with(&self, env: Env, id: f64, slot: Option<f64>, target: String, options: Raw) -> napi::Result<Raw> {
+        self.host.restart_with(env.raw(), id as u64, slot.map(|s| s as u64), target, options.0).map(Raw)
+    }
+
     #[napi(ts_args_type = "slot: number, target: string, options: unknown", ts_return_type = "Promise<number>")]
     pub fn spawn_slot(&self, env: Env, slot: f64, target: String, options: Raw) -> napi::Result<Raw> {
         self.host.spawn_slot(env.raw(), slot as u64, target, options.0).map(Raw)
