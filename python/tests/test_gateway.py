@@ -79,3 +79,14 @@ def test_a_gateway_without_tls_must_be_on_loopback_and_unknown_keys_are_refused(
             assert pm.gateway_address() is None
 
     run(main())
+
+
+def test_the_sync_manager_serves_a_gateway_too():
+    from titan_pm import sync as tsync
+
+    # engine="thread": the engine (and so the gateway's calls) runs between the manager's methods.
+    with tsync.ProcessManager(engine="thread") as pm:
+        pm.listen("127.0.0.1:0", token="join", gateway={"address": "127.0.0.1:0", "token": TOKEN})
+        h = pm.spawn(CALCULATOR)
+        status, body = http("POST", f"http://{pm.gateway_address()}/processes/{h.process_id}/add", "[4, 5]")
+        assert (status, json.loads(body)) == (200, 9), body
