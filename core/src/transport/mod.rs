@@ -122,7 +122,7 @@ impl Endpoint {
                 }
                 None => Err(Error::Config(format!(
                     "this is a titan-pm worker: start it from a titan-pm host (no {ENV_IPC_FD} or {ENV_CONNECT} set), \
-                     or dial a listening host with --connect HOST:PORT --name NAME (or {})",
+                     or dial a listening host with --connect HOST:PORT (or wss://HOST:PORT) --name NAME (or {})",
                     dial::ENV_REMOTE_CONNECT
                 ))),
             },
