@@ -181,6 +181,11 @@ pub async fn connect_and_serve(endpoint: Endpoint, secret: &str, handler: Rc<dyn
         Endpoint::Fd(fd) => serve(ipc::from_fd(fd).map_err(io_err)?, secret, handler).await,
         Endpoint::Unix(path) => serve(unix::connect(&path).await.map_err(io_err)?, secret, handler).await,
         Endpoint::Tcp(addr) => serve(tcp::connect(&addr).await.map_err(io_err)?, secret, handler).await,
+        Endpoint::Ws(url) => {
+            let (_, authority) = crate::transport::ws::split_url(&url).ok_or_else(|| Error::Config(format!("{url:?} is not a ws:// URL")))?;
+            let tcp = tcp::connect(authority).await.map_err(io_err)?;
+            serve(crate::transport::ws::connect(tcp, &url).await.map_err(io_err)?, secret, handler).await
+        }
         Endpoint::Remote(options) => dial::serve_remote(&options, secret, handler).await,
     }
 }
