@@ -264,7 +264,13 @@ export class Runtime {
       this.running--;
       this.release();
     };
-    runInTrace(c.trace as [string, string, string] | null, () => this.call(c.token, c.method, c.args, end));
+    try {
+      runInTrace(c.trace as [string, string, string] | null, () => this.call(c.token, c.method, c.args, end));
+    } catch (e) {
+      // Before the method ran (a bad process handle among the arguments, say): the call fails, the slot frees.
+      native.fail(c.token, report(e));
+      end();
+    }
   }
 
   /** Starts held calls, oldest first, while their bound leaves room. */
