@@ -162,7 +162,8 @@ export class Runtime {
   /**
    * Calls that carry a bound (`maxRunning`, a pipelining pool member's concurrency) and
    * wait, in arrival order, until fewer than it run: the core hands them over at once
-   * (agent.rs `gates_calls`) so the next call is already here when one ends.
+   * (agent.rs `gates_calls`) so the next call is already here when one ends. Bounded by
+   * the sender: a pool sends a member at most `concurrency + pipeline` calls at once.
    */
   private readonly held: Held[] = [];
   private releasing = false;
