@@ -201,6 +201,10 @@ struct WorkerMetrics {
   errors @1 :UInt64;
   inFlight @2 :UInt32;
   cancelled @3 :UInt64;
+  # The worker's own process, read by itself (a remote worker's pid is on another
+  # machine): percent of one core since its previous report, and RSS bytes.
+  cpu @4 :Float64;
+  memory @5 :UInt64;
 }
 
 interface Worker {

@@ -50,6 +50,12 @@ step "rust host -> node worker (child process)"
 status=0
 TITAN_TEST_NODE_WORKER="$PWD/node/test/build/standard/calculator.js" \
     cargo test --quiet -p titan-pm-tests --test node_worker -- --ignored || status=1
+if [ -n "${TITAN_TEST_PYTHON:-}" ]; then
+    step "python, node and rust workers dialling in from another network namespace"
+    TITAN_TEST_NODE_WORKER="$PWD/node/test/build/standard/calculator.js" \
+        cargo test --quiet -p titan-pm-tests --test remote_workers \
+        python_node_and_rust_workers_from_another_namespace_share_a_pool -- --exact --nocapture || status=1
+fi
 
 step "node --test"
 cd node && node --test --test-force-exit --test-reporter=tap --test-concurrency=1 test/*.test.js || status=1

@@ -34,6 +34,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
 SEQ = int(os.environ.get("BENCH_SEQ", 2000))
 THROUGHPUT = int(os.environ.get("BENCH_CALLS", 12800))
 SPAWNS = int(os.environ.get("BENCH_SPAWNS", 10))
+# Which parts run (comma-separated): seq, pool, bytes, spawn; all by default.
+ONLY = set(os.environ.get("BENCH_ONLY", "seq,pool,bytes,spawn").split(","))
 IN_FLIGHT = 64
 PAYLOAD = "x" * 16
 POOL_SIZES = (1, 2, 4)
@@ -197,9 +199,9 @@ async def titan_throughput(workers, pool=False, **options):
         return n * IN_FLIGHT / (time.perf_counter() - t)
 
 
-def spawn_to_first_answer():
+def spawn_to_first_answer(**options):
     out = []
-    with SyncProcessManager(output="ignore") as pm:
+    with SyncProcessManager(output="ignore", **options) as pm:
         for _ in range(SPAWNS):
             t = time.perf_counter()
             w = pm.spawn(WORKER)
@@ -227,25 +229,67 @@ def main():
         tput[f"mp{n}"] = []
         tput[f"pool{n}"] = []
     big = {label: {"mp": [], "titan": []} for label, _, _ in SWEEP}
+    spawns = {"fork_server": [], "fresh": [], "mp_fork": []}
     for _ in range(ROUNDS):
-        for k, samples in (
-            ("raw", raw_socketpair()),
-            ("pool1", mp_apply()),
-            ("blocking", titan_blocking()),
-            ("asyncio", asyncio.run(titan_asyncio_sequential())),
-        ):
-            seq[k].append(pct(samples, 0.5))
-            p99[k].append(pct(samples, 0.99))
-        for n in POOL_SIZES:
-            tput[f"mp{n}"].append(mp_map_throughput(n))
-            tput[f"pool{n}"].append(asyncio.run(titan_throughput(n, pool=True)))
-        tput["one"].append(asyncio.run(titan_throughput(1)))
-        tput["two"].append(asyncio.run(titan_throughput(2)))
-        tput["pool2_c32"].append(asyncio.run(titan_throughput(2, pool=True, concurrency=IN_FLIGHT // 2)))
-        for label, size, count in SWEEP:
-            big[label]["mp"].append(pct(mp_bytes(size, count), 0.5))
-            big[label]["titan"].append(pct(titan_bytes(size, count), 0.5))
+        if "seq" in ONLY:
+            for k, samples in (
+                ("raw", raw_socketpair()),
+                ("pool1", mp_apply()),
+                ("blocking", titan_blocking()),
+                ("asyncio", asyncio.run(titan_asyncio_sequential())),
+            ):
+                seq[k].append(pct(samples, 0.5))
+                p99[k].append(pct(samples, 0.99))
+        if "pool" in ONLY:
+            for n in POOL_SIZES:
+                tput[f"mp{n}"].append(mp_map_throughput(n))
+                tput[f"pool{n}"].append(asyncio.run(titan_throughput(n, pool=True)))
+            tput["one"].append(asyncio.run(titan_throughput(1)))
+            tput["two"].append(asyncio.run(titan_throughput(2)))
+            tput["pool2_c32"].append(asyncio.run(titan_throughput(2, pool=True, concurrency=IN_FLIGHT // 2)))
+        if "bytes" in ONLY:
+            for label, size, count in SWEEP:
+                big[label]["mp"].append(pct(mp_bytes(size, count), 0.5))
+                big[label]["titan"].append(pct(titan_bytes(size, count), 0.5))
+        if "spawn" in ONLY:
+            spawns["fork_server"].append(statistics.median(spawn_to_first_answer()))
+            spawns["fresh"].append(statistics.median(spawn_to_first_answer(fork_server=False)))
+            spawns["mp_fork"].append(statistics.median(mp_fork_spawn()))
 
+    if "seq" in ONLY:
+        print_seq(seq, p99)
+    if "pool" in ONLY:
+        print_pool(tput)
+    if "bytes" in ONLY:
+        print_bytes(big)
+    if "spawn" in ONLY:
+        print_spawn(spawns)
+    ray = ray_figures() if {"seq", "pool"} <= ONLY else None
+    if ray is None:
+        print("\nray: not importable here (or seq/pool not run), skipped (pip install ray to include it)")
+    r = r_
+    print("\nratios (> 1: titan-pm better for throughput; <= target for latency)")
+    if "seq" in ONLY:
+        print(f"  blocking p50 / Pool(1).apply p50       {r(seq['blocking'], seq['pool1']):5.2f}x   (target <= 0.5x)")
+        print(f"  asyncio p50 / Pool(1).apply p50        {r(seq['asyncio'], seq['pool1']):5.2f}x")
+        print(f"  blocking p50 / raw socketpair p50      {r(seq['blocking'], seq['raw']):5.2f}x")
+    if "pool" in ONLY:
+        for n in POOL_SIZES:
+            target = "   (target >= 1.5x)" if n == 2 else ""
+            print(f"  pool of {n} (defaults) / Pool({n}).map     {r(tput[f'pool{n}'], tput[f'mp{n}']):5.2f}x{target}")
+        print(f"  pool of 2, concurrency 32 / Pool(2).map {r(tput['pool2_c32'], tput['mp2']):5.2f}x")
+        print(f"  2 workers / Pool(2).map throughput     {r(tput['two'], tput['mp2']):5.2f}x")
+        print(f"  1 worker / Pool(2).map throughput      {r(tput['one'], tput['mp2']):5.2f}x")
+    if "spawn" in ONLY:
+        print(f"  spawn to first answer p50 (fork server) {median(spawns['fork_server']) * 1e3:5.1f} ms (target <= 15 ms); "
+              f"mp fork / titan-pm {r(spawns['mp_fork'], spawns['fork_server']):5.2f}x; "
+              f"fresh interpreter / fork server {r(spawns['fresh'], spawns['fork_server']):5.2f}x")
+    if ray is not None:
+        print(f"  ray actor p50 {ray[0] * 1e6:.1f} us; titan-pm blocking p50 / ray  {median(seq['blocking']) / ray[0]:5.2f}x")
+        print(f"  pool of 2 / ray (2 actors) throughput  {median(tput['pool2']) / ray[1]:5.2f}x")
+
+
+def print_seq(seq, p99):
     print("sequential, one small call to a Python child worker")
     names = {
         "raw": "raw socketpair echo",
@@ -256,6 +300,8 @@ def main():
     for k, name in names.items():
         print(f"  {name:<40} p50 {median(seq[k]) * 1e6:8.1f} us   p99 {median(p99[k]) * 1e6:8.1f} us")
 
+
+def print_pool(tput):
     print(f"\nthroughput, {IN_FLIGHT} calls in flight")
     names = {}
     for n in POOL_SIZES:
@@ -269,36 +315,20 @@ def main():
     for k, name in names.items():
         print(f"  {name:<46} {median(tput[k]):10.0f} calls/s")
 
+
+def print_bytes(big):
     print("\nbytes round trip (blocking call vs multiprocessing.Pool(1).apply), p50")
     for label, _, _ in SWEEP:
         t, m = median(big[label]["titan"]), median(big[label]["mp"])
         print(f"  {label:>6}   titan-pm {t * 1e3:8.3f} ms   mp.Pool {m * 1e3:8.3f} ms   ratio {r_(big[label]['mp'], big[label]['titan']):5.2f}x")
 
-    print("\nspawn to first answered call (Python child, blocking API; peer: a fork-context mp.Pool(1))")
-    spawn = spawn_to_first_answer()
-    forked = mp_fork_spawn()
-    print(f"  titan-pm p50 {median(spawn) * 1e3:.1f} ms   max {max(spawn) * 1e3:.1f} ms")
-    print(f"  mp fork  p50 {median(forked) * 1e3:.1f} ms   max {max(forked) * 1e3:.1f} ms")
 
-    ray = ray_figures()
-    if ray is None:
-        print("\nray: not importable here, skipped (pip install ray to include it)")
 
-    r = r_
-    print("\nratios (> 1: titan-pm better for throughput; <= target for latency)")
-    print(f"  blocking p50 / Pool(1).apply p50       {r(seq['blocking'], seq['pool1']):5.2f}x   (target <= 0.5x)")
-    print(f"  asyncio p50 / Pool(1).apply p50        {r(seq['asyncio'], seq['pool1']):5.2f}x")
-    print(f"  blocking p50 / raw socketpair p50      {r(seq['blocking'], seq['raw']):5.2f}x")
-    for n in POOL_SIZES:
-        target = "   (target >= 1.5x)" if n == 2 else ""
-        print(f"  pool of {n} (defaults) / Pool({n}).map     {r(tput[f'pool{n}'], tput[f'mp{n}']):5.2f}x{target}")
-    print(f"  pool of 2, concurrency 32 / Pool(2).map {r(tput['pool2_c32'], tput['mp2']):5.2f}x")
-    print(f"  2 workers / Pool(2).map throughput     {r(tput['two'], tput['mp2']):5.2f}x")
-    print(f"  1 worker / Pool(2).map throughput      {r(tput['one'], tput['mp2']):5.2f}x")
-    print(f"  spawn to first answer p50              {median(spawn) * 1e3:5.1f} ms (target <= 15 ms; mp fork {median(forked) * 1e3:.1f} ms)")
-    if ray is not None:
-        print(f"  ray actor p50 {ray[0] * 1e6:.1f} us; titan-pm blocking p50 / ray  {median(seq['blocking']) / ray[0]:5.2f}x")
-        print(f"  pool of 2 / ray (2 actors) throughput  {median(tput['pool2']) / ray[1]:5.2f}x")
+def print_spawn(spawns):
+    print("\nspawn to first answered call (Python child, blocking API; peer: a fork-context mp.Pool(1)); p50 of the rounds' p50s")
+    print(f"  titan-pm, fork server (default)  {median(spawns['fork_server']) * 1e3:7.1f} ms")
+    print(f"  titan-pm, fork_server=False      {median(spawns['fresh']) * 1e3:7.1f} ms")
+    print(f"  mp fork Pool(1)                  {median(spawns['mp_fork']) * 1e3:7.1f} ms")
 
 
 def r_(a, b):

@@ -5,7 +5,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | leaves | [`error`] (the one error type, its kinds), [`state`] (lifecycle states), [`clock`] (the time every timer reads; a test can move it), [`value`] (the dynamic value and its codec), [`dialect`] (camelCase+ms or snake_case+seconds; reading named fields) |
+//! | leaves | [`usage`] (a process's cpu and memory from `/proc`), [`error`] (the one error type, its kinds), [`state`] (lifecycle states), [`clock`] (the time every timer reads; a test can move it), [`value`] (the dynamic value and its codec), [`dialect`] (camelCase+ms or snake_case+seconds; reading named fields) |
 //! | policies | [`policy`]: pure decisions, one file per family (backoff, restart, call retries, circuit breaker) |
 //! | wire | [`protocol`] (errors as data, descriptions, health reports), [`transport`], `generated` (from `schema/titan.capnp`) |
 //! | worker side | [`agent`]: serves a [`agent::Handler`] (a Rust [`agent::WorkerDef`], or a Python or JS object through a bridge) |
@@ -45,6 +45,7 @@ pub mod testing;
 pub mod transport;
 pub mod value;
 pub mod workflow;
+pub mod usage;
 
 pub use error::{Error, ErrorKind, Result};
 pub use generated::titan_capnp;

@@ -134,76 +134,40 @@ export class Given {
   }
 }
 
-type InFlight = { kind: 'add'; delta: number } | { kind: 'set' } | { kind: 'init' };
-
-const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-
 /**
- * One instance's view of a @SharedState property. Reading returns the view at once; writing a
- * number sends the delta from the view as an atomic `add` (so concurrent increments are never
- * lost) and the view becomes the written value, then the host's total when the add's reply comes
- * (plus this instance's adds still in flight); writing anything else is a plain `set`. The host
- * applies one instance's operations in the order they were made.
+ * One instance's view of a @SharedState property. The rule is core's (`SharedView` in
+ * core/src/agent/shared_view.rs): reading returns the view at once; writing a number sends the
+ * delta from the view as an atomic `add` (so concurrent increments are never lost) and the view
+ * becomes the written value, then the host's total when the add's reply comes (plus this
+ * instance's adds still in flight); writing anything else is a plain `set`. This class only
+ * hands values over.
  */
 export class SharedView {
-  value: unknown;
-  private readonly inFlight: InFlight[] = [];
-  private error: unknown;
+  private readonly native: InstanceType<typeof native.NativeSharedView>;
 
   constructor(readonly given: Given, readonly property: string, readonly initial: unknown) {
-    this.value = initial;
-  }
-
-  private send(entry: InFlight, kind: 'add' | 'set' | 'init', value: unknown): Promise<void> {
-    this.inFlight.push(entry);
-    const reply = this.given.start((token) => native.grantShared(this.given.grant, token, kind, this.property, value));
-    return reply.then(
-      (v) => this.settled(entry, v),
-      (e) => {
-        this.inFlight.splice(this.inFlight.indexOf(entry), 1);
-        this.error = e;
-      },
-    );
-  }
-
-  private settled(entry: InFlight, v: unknown): void {
-    const i = this.inFlight.indexOf(entry);
-    this.inFlight.splice(i, 1);
-    if (entry.kind === 'set') return;
-    const later = this.inFlight.slice(i);
-    if (later.some((e) => e.kind !== 'add')) return; // a later write decides the view
-    const pending = later.reduce((sum, e) => sum + (e.kind === 'add' ? e.delta : 0), 0);
-    this.value = isNumber(v) && pending !== 0 ? v + pending : v === null || v === undefined ? this.value : v;
+    this.native = new native.NativeSharedView(property, initial);
   }
 
   load(): Promise<void> {
-    return this.send({ kind: 'init' }, 'init', this.initial).then(() => this.check());
-  }
-
-  private check(): void {
-    if (this.error !== undefined) {
-      const e = this.error;
-      this.error = undefined;
-      throw e;
-    }
+    return this.given.start((token) => this.native.load(this.given.grant, token)).then(() => undefined);
   }
 
   read(): unknown {
-    this.check();
-    return this.value;
+    try {
+      return this.native.read();
+    } catch (e) {
+      rethrow(e);
+    }
   }
 
   write(value: unknown): void {
-    this.check();
     if (this.given.grant === 0) throw new ConfigError(`${this.property} is shared state: it can be written from init on`);
-    const before = this.value;
-    if (isNumber(value) && isNumber(before)) {
-      const delta = value - before;
-      if (delta !== 0) void this.send({ kind: 'add', delta }, 'add', delta);
-    } else {
-      void this.send({ kind: 'set' }, 'set', value);
+    try {
+      this.native.write(this.given.grant, value);
+    } catch (e) {
+      rethrow(e);
     }
-    this.value = value;
   }
 }
 

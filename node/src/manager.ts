@@ -231,6 +231,33 @@ export class ProcessManager extends EventEmitter {
     return this.#native.getMetrics(idOf(process)).catch(rethrow) as Promise<ProcessMetrics>;
   }
 
+  /**
+   * Reloads `process` onto `target` (a file or a @Process class, as for `spawn`) with spawn `options`: the
+   * new instance is ready before the old one finishes its calls and stops (no call fails); the id stays, and
+   * later restarts use the new target and options. A target that cannot start leaves the old instance serving.
+   */
+  async restartWith<T = any>(process: ProcessRef, target: string | WorkerClass<T>, options: SpawnOptions = {}): Promise<void> {
+    const id = idOf(process);
+    const isolation: Isolation = options.isolation ?? this.#config.isolation ?? 'worker';
+    const file = this.#target(target, isolation);
+    const nativeOptions = { ...options, isolation, output: this.#outputOption(options.output), ...processRefs(options.dependencies) };
+    if (!this.#inProcess(target, file, isolation)) {
+      nativeOptions.env = { ...options.env, TITAN_NODE_WORKER: WORKER_ENTRY };
+      await this.#native.restartWith(id, null, file, nativeOptions).catch(rethrow);
+      return;
+    }
+    const heapLimit = this.#heapLimit('spawn', nativeOptions);
+    const slot = native.newSlot();
+    try {
+      await this.#startRuntime(slot, file, isolation, options.output, heapLimit);
+      await this.#native.restartWith(id, slot, file, nativeOptions).catch(rethrow);
+    } catch (e) {
+      native.releaseSlot(slot);
+      this.#stopRuntime(slot);
+      throw e instanceof LoadError ? spawnError(file, e.message) : e;
+    }
+  }
+
   /** Stops a process at once; not a crash, so it is not restarted. */
   kill(process: ProcessRef): Promise<void> {
     return this.#native.kill(idOf(process)).catch(rethrow);

@@ -105,6 +105,8 @@ export interface ManagerConfig {
   spin?: Duration;
   /** Where workflow runs are journaled: a SQLite file, a `postgresql://` URL, or `':memory:'` (the default: this process only); `lease` in ms. */
   workflows?: { journal?: string; lease?: Duration };
+  /** Start `.py` children from a pre-imported Python fork server (default true); `false` starts a fresh interpreter each time. */
+  forkServer?: boolean;
 }
 
 export interface SpawnOptions {

@@ -85,20 +85,22 @@ test('listen refuses plain tcp beyond loopback and unknown options; attach takes
     }
   }));
 
-// Known gap: a Node remote worker given SIGTERM with a call in flight does not finish
-// that call (the Rust and Python workers do: tests/tests/remote_workers.rs, test_remote_workers.py).
-test('a node worker drains its in-flight call on SIGTERM', { timeout: 90000, todo: 'the Node agent thread does not drain on SIGTERM yet' }, () =>
+test('a node worker drains its in-flight call on SIGTERM, runs its shutdown hooks and exits 0', { timeout: 90000 }, () =>
   withManager({}, async (pm) => {
     const addr = await pm.listen({ address: '127.0.0.1:0', token: 't0ken' });
     const env = cleanEnv({ TITAN_PM_CONNECT: addr, TITAN_PM_NAME: 'solo', TITAN_PM_TOKEN: 't0ken' });
     const w = spawn(process.execPath, [BIN, fixture('calculator.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    const shutdownFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'titan-drain-')), 'hooks');
     try {
-      const one = await pm.attach('remote:solo');
-      const slow = one.withOptions({ timeout: 10000 }).slow(1500);
+      const one = await pm.attach('remote:solo', { dependencies: { config: { shutdownFile } } });
+      assert.equal(await one.increment(), 1);
+      const slow = one.withOptions({ timeout: 20000 }).slow(1500);
       await new Promise((r) => setTimeout(r, 300));
       w.kill('SIGTERM');
       assert.equal(await slow, 'done', 'the in-flight call was drained');
-      assert.equal(await exited(w), 0);
+      const code = await Promise.race([exited(w), new Promise((r) => setTimeout(() => r('still running after 20 s'), 20000))]);
+      assert.equal(code, 0);
+      assert.equal(fs.readFileSync(shutdownFile, 'utf8'), 'cleaned up after 1', 'the shutdown hook ran');
     } finally {
       w.kill('SIGKILL');
     }

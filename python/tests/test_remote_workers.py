@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -118,3 +119,36 @@ def test_a_python_worker_drains_on_sigterm(certs):
                 stop(w)
 
     run(main(), timeout=90)
+
+
+@pytest.mark.parametrize("engine", ["caller", "thread"])
+def test_the_blocking_manager_listens_and_attaches(certs, engine):
+    from titan_pm import sync
+
+    with sync.ProcessManager(engine=engine) as pm:
+        with pytest.raises(ConfigError, match="only on loopback"):
+            pm.listen("0.0.0.0:0", token="x")
+        tls = {"cert": str(certs / "host.crt"), "key": str(certs / "host.key"), "ca": str(certs / "ca.crt")}
+        addr = pm.listen("127.0.0.1:0", tls=tls, token="t0ken")
+        assert addr.startswith("127.0.0.1:") and not addr.endswith(":0")
+        workers = [dial(addr, certs, name="sync")]
+        try:
+            one = pm.attach("remote:sync")
+            assert one.add(20, 22) == 42
+            assert one.pid() == workers[0].pid
+            workers.append(dial(addr, certs, name="sync"))
+            pool = pm.pool("remote:sync", size=1, request_timeout=30)
+            assert pool.pid() == workers[1].pid, "the pool took the worker the attached process did not"
+            # Killed (from another thread) with a call in flight: that call fails at once.
+            killer = threading.Timer(0.5, workers[0].kill)
+            killer.start()
+            started = time.monotonic()
+            with pytest.raises(ProcessCrashedError, match="disconnected"):
+                one.sleep(5)
+            assert time.monotonic() - started < 4
+            killer.join()
+            assert pool.add(1, 1) == 2
+            pool.destroy()
+        finally:
+            for w in workers:
+                stop(w)

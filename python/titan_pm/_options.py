@@ -161,6 +161,7 @@ class ManagerOptions(TypedDict, total=False):
     node: str
     tcp_host: str
     workflows: WorkflowsOptions
+    fork_server: bool  # start .py children from a pre-imported fork server (default True)
 
 
 class SpawnOptions(TypedDict, total=False):

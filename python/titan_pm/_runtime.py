@@ -21,7 +21,6 @@ blocked in C finishes and its result is dropped).
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import importlib.util
 import inspect
 import os
@@ -255,6 +254,8 @@ class Runtime:
         with self._lock:
             if self._current == call_id and self._call_thread is not None:
                 ident = self._call_thread.ident
+                import ctypes  # only when a call is cancelled: a worker starts faster without it
+
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(CancelledCall))
             else:
                 self._cancelled.add(call_id)

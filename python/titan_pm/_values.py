@@ -37,15 +37,12 @@ arrives as it travelled.
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import decimal
 import enum
 import functools
 import inspect
 import json
 import sys
 import typing
-import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._native import MAX_DEPTH  # the core's one nesting limit (titan_pm::value::MAX_DEPTH)
@@ -54,8 +51,27 @@ from .errors import SerializationError
 __all__ = ["encode", "encode_args", "decode", "decoder", "args_decoder", "result_decoder", "result_encoder", "result_encoding", "kwargs_decoder"]
 
 _PLAIN = (type(None), bool, int, float, str, bytes, bytearray)
-_TEMPORAL = (datetime.datetime, datetime.date, datetime.time)
-_AS_STR = (decimal.Decimal, uuid.UUID)
+
+
+def _classes(*names: str) -> Tuple[type, ...]:
+    """The classes `module.Class` whose module is already imported: a value (or an
+    annotation) of one cannot exist before its module is, so `datetime`, `decimal` and
+    `uuid` are never imported here (a worker starts faster without them)."""
+    found = []
+    for name in names:
+        module, cls = name.rsplit(".", 1)
+        m = sys.modules.get(module)
+        if m is not None:
+            found.append(getattr(m, cls))
+    return tuple(found)
+
+
+def _temporal() -> Tuple[type, ...]:
+    return _classes("datetime.datetime", "datetime.date", "datetime.time")
+
+
+def _as_str() -> Tuple[type, ...]:
+    return _classes("decimal.Decimal", "uuid.UUID")
 
 
 def _pydantic_model(cls: Any) -> bool:
@@ -93,9 +109,9 @@ def encode(value: Any, path: str = "value", depth: int = 0, _inside: Optional[se
             inside.discard(id(value))
     if isinstance(value, enum.Enum):
         return encode(value.value, path, depth, _inside)  # the same place: not a container
-    if isinstance(value, _TEMPORAL):
+    if isinstance(value, _temporal()):
         return value.isoformat()
-    if isinstance(value, _AS_STR):
+    if isinstance(value, _as_str()):
         return str(value)
     if _pydantic_model(t):
         return encode(value.model_dump(), path, depth, _inside)  # the dict stands where the model did
@@ -183,9 +199,9 @@ def _decoder(annotation: Any) -> Optional[Callable[[Any], Any]]:
     cls = annotation
     if issubclass(cls, enum.Enum):
         return lambda v: v if isinstance(v, cls) else cls(v)
-    if issubclass(cls, _TEMPORAL):
+    if issubclass(cls, _temporal()):
         return lambda v: cls.fromisoformat(v) if isinstance(v, str) else v
-    if issubclass(cls, _AS_STR):
+    if issubclass(cls, _as_str()):
         return lambda v: cls(v) if isinstance(v, str) else v
     if dataclasses.is_dataclass(cls):
         hints = _hints(cls)

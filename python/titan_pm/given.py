@@ -33,7 +33,6 @@ increment; a read followed by a non-numeric write is not atomic.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 from typing import Any, Callable, Dict, Optional
 
@@ -73,6 +72,8 @@ class Granted:
                     "a given process or shared state used from sync code on the worker's agent thread "
                     "(a sync init or health check) would block it: make that method async and await the call"
                 )
+            import concurrent.futures  # only for sync callers: a worker starts faster without it
+
             cf: "concurrent.futures.Future[Any]" = concurrent.futures.Future()
 
             def settle_cf(ok: bool, value: Any) -> None:
@@ -202,80 +203,31 @@ class SharedValue:
         return f"<SharedValue {self._prop!r}>"
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 class SharedView:
-    """One instance's view of a `shared_state` property. Reading returns the view at once;
-    writing a number sends the delta from the view to the host as an atomic `add` (so
-    concurrent increments are never lost) and the view becomes the written value, then the
-    host's total when the add's reply comes (plus this instance's adds still in flight);
-    writing anything else is a plain `set` (last writer wins). The host applies one
-    instance's operations in the order they were made."""
+    """One instance's view of a `shared_state` property. The rule is core's (`SharedView` in
+    core/src/agent/shared_view.rs): reading returns the view at once; writing a number sends
+    the delta from the view to the host as an atomic `add` (so concurrent increments are never
+    lost) and the view becomes the written value, then the host's total when the add's reply
+    comes (plus this instance's adds still in flight); writing anything else is a plain `set`
+    (last writer wins). This class only hands values over."""
 
     def __init__(self, granted: Granted, prop: str, initial: Any) -> None:
+        from . import _native
+
         self.granted = granted
         self.prop = prop
         self.initial = initial
-        self.value = initial
-        self._lock = threading.Lock()
-        self._in_flight: "list[list[Any]]" = []  # [kind, delta] in the order sent
-        self._error: Optional[BaseException] = None
-
-    def _send(self, kind: str, arg: Any, then: Optional[Callable[[Optional[BaseException]], None]] = None) -> None:
-        entry = [kind, arg]
-        self._in_flight.append(entry)
-
-        def done(ok: bool, v: Any) -> None:  # on the agent's thread
-            with self._lock:
-                i = next(i for i, e in enumerate(self._in_flight) if e is entry)
-                del self._in_flight[i]
-                later = self._in_flight[i:]
-                if not ok:
-                    self._error = v
-                elif kind != "set" and all(e[0] == "add" for e in later):  # else a later write decides the view
-                    pending = sum(e[1] for e in later)
-                    if _is_number(v) and pending:
-                        self.value = v + pending
-                    elif v is not None:
-                        self.value = v
-            if then is not None:
-                then(None if ok else v)
-
-        native = self.granted._native()
-        op = {"add": native.shared_add, "set": native.shared_set, "init": native.shared_init}[kind]
-        try:
-            op(self.prop, arg, done)
-        except BaseException:
-            self._in_flight.remove(entry)
-            raise
+        self._view = _native.SharedView(prop, initial)
 
     def load(self, then: Callable[[Optional[BaseException]], None]) -> None:
         """Seeds the host's value with `initial` if no instance did yet and loads it; `then(error)` after."""
-        with self._lock:
-            self._send("init", self.initial, then)
-
-    def _check(self) -> None:
-        if self._error is not None:
-            e, self._error = self._error, None
-            raise e
+        self._view.load(self.granted._native(), lambda ok, v: then(None if ok else v))
 
     def read(self) -> Any:
-        with self._lock:
-            self._check()
-            return self.value
+        return self._view.read()
 
     def write(self, value: Any) -> None:
-        with self._lock:
-            self._check()
-            before = self.value
-            if _is_number(value) and _is_number(before):
-                if value != before:
-                    self._send("add", value - before)
-            else:
-                self._send("set", value)  # a value the codec refuses raises here, the view unchanged
-            self.value = value
+        self._view.write(self.granted._native(), value)  # a value the codec refuses raises here, the view unchanged
 
 
 def _views(instance: Any) -> Dict[str, SharedView]:

@@ -223,7 +223,9 @@ class ProcessManager:
     `window`, `initial_backoff`, `multiplier`, `max_backoff`; or False),
     `output` ("prefix", "inherit", "ignore" or a callable `(stream, name, pid,
     line)`), `python` (default: this interpreter), `node`, `tcp_host`, `spin`
-    (seconds the engine keeps polling after a job instead of sleeping; default 0).
+    (seconds the engine keeps polling after a job instead of sleeping; default 0),
+    `fork_server` (default True: `.py` children are forked from a pre-imported
+    interpreter the manager starts on its first Python child spawn).
     `engine`: "loop" (default) or "thread" (see the module's doc)."""
 
     # titan_pm.testing's manager sets it: the same engine, with the testing utilities.
@@ -443,6 +445,31 @@ class ProcessManager:
         native = _native.Supervision(self._native)
         sup_id = await self._wait(native.start(tree(cls)))
         return Supervisor(self, native, sup_id, [])
+
+    async def restart_with(
+        self,
+        process: Any,
+        target: Union[str, "os.PathLike[str]", type],
+        /,
+        *,
+        dependencies: Optional[Dict[str, Any]] = None,
+        isolation: Optional[str] = None,
+        **options: Any,
+    ) -> None:
+        """Replaces the process's instance with one of `target` (a file or `@process` class, as
+        for `spawn`) and spawn `options`: the new instance is ready before the old one finishes
+        its calls and stops (no call fails); the id stays, the pid changes, and later restarts
+        use the new target and options. A process of a `remote:` target is not restarted by the host.
+        `process`: a `ProcessHandle` or a process id."""
+        self._bind()
+        process_id = process if isinstance(process, int) and not isinstance(process, bool) else getattr(process, "__dict__", {}).get("process_id")
+        if not isinstance(process_id, int):
+            raise TypeError(f"restart_with takes a process handle or a process id, not {type(process).__name__}")
+        target, in_process = native_target(target, isolation or self._isolation)
+        if dependencies:
+            dependencies = encode(process_refs(dependencies), "dependencies")
+        options.update(dependencies=dependencies, isolation=isolation)
+        await self._wait(self._native.restart_with(process_id, target, in_process, options))
 
     async def kill(self, process_id: int) -> None:
         """Stops a process at once; not a crash, so it is not restarted."""

@@ -389,6 +389,56 @@ class ProcessManager:
         ("running", "compensating", "completed", "failed")."""
         return self._native.workflow_runs(None, limit)
 
+    def listen(self, address: str, tls: Optional[Dict[str, str]] = None, token: Optional[str] = None) -> str:
+        """Listens for remote workers (see `titan_pm.ProcessManager.listen`): `tls={"cert", "key",
+        "ca"}`, `token`; returns the bound address ("ip:port"). Workers that join under NAME serve
+        `pool("remote:NAME", size=...)` and `attach("remote:NAME")`. With the default engine
+        ("caller") workers are let in while a method of the manager runs; with
+        `engine="thread"` at any time."""
+        options: Dict[str, Any] = {"address": address}
+        if tls is not None:
+            options["tls"] = tls
+        if token is not None:
+            options["token"] = token
+        return self._native.listen(options)
+
+    def attach(self, name: str, **options: Any) -> ProcessHandle[Any]:
+        """One remote worker that joined (or joins within the spawn timeout) under `name`
+        ("remote:api" or "api"), as a process (see `titan_pm.ProcessManager.attach`)."""
+        try:
+            return ProcessHandle(self, self._native.attach(name, options))
+        finally:
+            if self._listeners:
+                self.poll_events()
+
+    def restart_with(
+        self,
+        process: Any,
+        target: Union[str, "os.PathLike[str]", type],
+        /,
+        *,
+        dependencies: Optional[Dict[str, Any]] = None,
+        isolation: Optional[str] = None,
+        **options: Any,
+    ) -> None:
+        """Replaces the process's instance with one of `target` (a file or `@process` class, as
+        for `spawn`) and spawn `options`: the new instance is ready before the old one finishes
+        its calls and stops (no call fails); the id stays, the pid changes, and later restarts
+        use the new target and options. A process of a `remote:` target is not restarted by the host.
+        `process`: a `ProcessHandle` or a process id."""
+        process_id = process if isinstance(process, int) and not isinstance(process, bool) else getattr(process, "__dict__", {}).get("process_id")
+        if not isinstance(process_id, int):
+            raise TypeError(f"restart_with takes a process handle or a process id, not {type(process).__name__}")
+        target, in_process = native_target(target, isolation or self._isolation)
+        if dependencies:
+            dependencies = encode(process_refs(dependencies), "dependencies")
+        options.update(dependencies=dependencies, isolation=isolation)
+        try:
+            self._native.restart_with(process_id, target, in_process, options)
+        finally:
+            if self._listeners:
+                self.poll_events()
+
     def kill(self, process_id: int) -> None:
         """Stops a process at once; not a crash, so it is not restarted."""
         self._native.kill(process_id)

@@ -177,6 +177,15 @@ pub fn test_worker() -> WorkerDef {
             let block = Box::leak(vec![1u8; mb << 20].into_boxed_slice());
             Ok(block.len())
         })
+        // Keeps a core busy for `ms` milliseconds (blocking the worker), returns the pid.
+        .method("spin", |(ms,): (u64,)| async move {
+            let until = std::time::Instant::now() + Duration::from_millis(ms);
+            let mut x = 0u64;
+            while std::time::Instant::now() < until {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            Ok(std::process::id())
+        })
         .method("set_delay", move |(ms,): (u64,)| {
             delay1.set(ms);
             async move { Ok(std::process::id()) }

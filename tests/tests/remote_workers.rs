@@ -358,6 +358,89 @@ async fn workers_rejoin_a_restarted_host_and_drain_on_sigterm() {
     .expect("the test hung");
 }
 
+/// A remote worker's pid is another machine's: the host shows the cpu and memory
+/// the worker reports about itself, in the process's and the pool's metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_workers_report_their_own_cpu_and_memory() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let pm = ProcessManager::new(ManagerConfig::default());
+        let addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: None, token: Some("t0ken".into()) }).await.unwrap();
+        let _worker = rust_worker(&addr.to_string(), None, Some("t0ken"));
+        // least-loaded balances on the members' cpu and memory: the pool samples them.
+        let options = PoolOptions { strategy: titan_pm::Strategy::LeastLoaded, ..pool_options(1) };
+        let pool = pm.pool("remote:api", options).await.unwrap();
+        wait_for("the worker to join", || async { members(&pool).await == 1 }).await;
+        let id = pool.metrics().await.unwrap().workers[0].process_id;
+        let memory = || async { pm.get_metrics(id).await.unwrap().memory };
+        wait_for("a first report", || async { memory().await > 0 }).await;
+        let before = memory().await;
+        assert!(before < 40 << 20, "a fresh worker is small ({before} bytes)");
+
+        pool.call::<usize>("allocate", (50usize,)).await.unwrap();
+        wait_for("the 50 MB to show", || async { memory().await > before + (48 << 20) }).await;
+        assert!(memory().await > 50 << 20);
+        let member = || async { pool.metrics().await.unwrap().workers[0].clone() };
+        wait_for("the pool's load to show it", || async { member().await.memory > 50 << 20 }).await;
+
+        // The report that covers a busy call shows it until the next one (a second later): look
+        // for it after each of a few busy calls, so a slow test thread cannot miss it.
+        let mut seen = false;
+        for _ in 0..5 {
+            pool.call::<u32>("spin", (1500u64,)).await.unwrap();
+            let until = Instant::now() + Duration::from_secs(3);
+            while !seen && Instant::now() < until {
+                seen = pm.get_metrics(id).await.unwrap().cpu > 5.0;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if seen {
+                break;
+            }
+        }
+        assert!(seen, "the host never showed the worker's cpu after busy calls");
+        pm.shutdown().await;
+    })
+    .await
+    .expect("the test hung");
+}
+
+/// A `remote:` pool that still waits for a worker to join: destroying it ends the wait
+/// at once (its queued call fails with the pool's error), and a worker that joins
+/// afterwards is not taken by the destroyed pool's wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroying_a_remote_pool_ends_its_wait_for_workers() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let pm = ProcessManager::new(ManagerConfig::default());
+        let addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: None, token: Some("t0ken".into()) }).await.unwrap();
+        let mut events = pm.events();
+        let pool = pm.pool("remote:api", pool_options(1)).await.unwrap();
+        let queued = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.call::<i64>("add", (1, 2)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let start = Instant::now();
+        pool.destroy().await.unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), queued).await.expect("the queued call still waits").unwrap();
+        assert!(matches!(outcome, Err(Error::ProcessFailed { .. })), "{outcome:?}");
+        assert!(start.elapsed() < Duration::from_secs(5), "destroy took {:?}", start.elapsed());
+
+        let _worker = rust_worker(&addr.to_string(), None, Some("t0ken"));
+        let one = pm.attach("remote:api", SpawnOptions::default()).await.unwrap();
+        assert_eq!(one.call::<i64>("add", (2, 3)).await.unwrap(), 5);
+        // Only the attached process took a worker: nothing was spawned for the destroyed pool.
+        let mut spawned = Vec::new();
+        while let Ok(e) = events.try_recv() {
+            if let EventKind::Spawned { .. } = e.kind {
+                spawned.push(e.process_id);
+            }
+        }
+        assert_eq!(spawned, vec![one.id()]);
+        pm.shutdown().await;
+    })
+    .await
+    .expect("the test hung");
+}
+
 /// A network namespace and a veth pair that the test creates and removes: the
 /// host keeps one end (`host_ip`) in the test's namespace, the workers run in
 /// the other namespace (`worker_ip`). Traffic goes only between those two addresses.
@@ -369,12 +452,14 @@ struct Netns {
 
 impl Netns {
     /// `None` (with the reason) where the machine does not let the test make namespaces.
-    fn create() -> Result<Netns, String> {
+    /// `tag` (0-9) tells apart the namespaces of tests running at once.
+    fn create(tag: u32) -> Result<Netns, String> {
         let id = std::process::id() % 100_000;
         let octet = 16 + (std::process::id() % 200);
-        let ns = Netns { name: format!("titanpm-t{id}"), host_veth: format!("tpm{id}h"), host_ip: format!("10.213.{octet}.1") };
-        let worker_veth = format!("tpm{id}w");
-        let worker_ip = format!("10.213.{octet}.2");
+        let (host, worker) = (4 * tag + 1, 4 * tag + 2);
+        let ns = Netns { name: format!("titanpm-t{id}-{tag}"), host_veth: format!("tpm{id}{tag}h"), host_ip: format!("10.213.{octet}.{host}") };
+        let worker_veth = format!("tpm{id}{tag}w");
+        let worker_ip = format!("10.213.{octet}.{worker}");
         let steps: Vec<Vec<String>> = vec![
             vec!["netns".into(), "add".into(), ns.name.clone()],
             vec!["link".into(), "add".into(), ns.host_veth.clone(), "type".into(), "veth".into(), "peer".into(), "name".into(), worker_veth.clone()],
@@ -404,7 +489,7 @@ impl Drop for Netns {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_in_another_network_namespace_join_over_mtls() {
-    let ns = match Netns::create() {
+    let ns = match Netns::create(0) {
         Ok(ns) => ns,
         Err(why) => {
             eprintln!("SKIPPED: this machine does not let the test create a network namespace and veth pair ({why}); the loopback tests cover the same paths");
@@ -461,6 +546,82 @@ async fn workers_in_another_network_namespace_join_over_mtls() {
         drop(stranger);
         let _wrong = in_ns(&worker_tls, "guess");
         refused_with(&mut events, &["a wrong join token"]).await;
+        pm.shutdown().await;
+    })
+    .await
+    .expect("the test hung");
+}
+
+/// The interpreter and Node files the three-language test starts (`TITAN_TEST_PYTHON`: a
+/// Python that imports titan_pm; `TITAN_TEST_NODE_WORKER`: the compiled calculator.js, whose
+/// package's `dist/worker/bin.js` is `titan-pm-worker`), or why they are missing.
+fn language_workers() -> Result<(String, String, String), String> {
+    let python = std::env::var("TITAN_TEST_PYTHON").map_err(|_| "TITAN_TEST_PYTHON is not set (scripts/test-python.sh sets it)")?;
+    let node_worker = std::env::var("TITAN_TEST_NODE_WORKER").map_err(|_| "TITAN_TEST_NODE_WORKER is not set (scripts/test-node.sh sets it)")?;
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/dist/worker/bin.js");
+    if !bin.exists() {
+        return Err(format!("{} is missing (build the Node package)", bin.display()));
+    }
+    Ok((python, node_worker, bin.display().to_string()))
+}
+
+/// A Python, a Node and a Rust worker dial in from another network namespace over
+/// mTLS into one pool; it serves from all three; a killed one leaves the pool
+/// serving, and started again it rejoins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_node_and_rust_workers_from_another_namespace_share_a_pool() {
+    let (python, node_worker, node_bin) = match language_workers() {
+        Ok(x) => x,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    let ns = match Netns::create(1) {
+        Ok(ns) => ns,
+        Err(why) => {
+            eprintln!("SKIPPED: this machine does not let the test create a network namespace and veth pair ({why}); the loopback tests cover the same paths");
+            return;
+        }
+    };
+    let py_worker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../python/tests/workers/remote_worker.py").display().to_string();
+    tokio::time::timeout(Duration::from_secs(150), async {
+        let pki = Pki::new(&[&ns.host_ip]);
+        let pm = ProcessManager::new(ManagerConfig::default());
+        let addr = pm.listen(ListenOptions { address: format!("{}:0", ns.host_ip), tls: Some(pki.host()), token: Some("s3cret".into()) }).await.unwrap();
+        let tls = pki.files("worker", "ca");
+        let connect = addr.to_string();
+        let in_ns = |program: &[&str]| {
+            let pre: Vec<&str> = ["netns", "exec", ns.name.as_str()].into_iter().chain(program.iter().copied()).collect();
+            dial("ip", &pre, &connect, Some(&tls), Some("s3cret"), "api")
+        };
+        let python_cmd = [python.as_str(), "-m", "titan_pm.worker", py_worker.as_str()];
+        let node_cmd = ["node", node_bin.as_str(), node_worker.as_str()];
+        let mut workers = vec![in_ns(&python_cmd), in_ns(&node_cmd), in_ns(&[WORKER])];
+        let pool = pm.pool("remote:api", pool_options(3)).await.unwrap();
+        wait_for("three members from the other namespace", || async { members(&pool).await == 3 }).await;
+        let all: std::collections::BTreeSet<u32> = workers.iter().map(|w| w.0.id()).collect();
+        wait_for("calls served by all three", || {
+            let (pool, all) = (pool.clone(), all.clone());
+            async move { distinct_pids(&pool, 12).await == all }
+        })
+        .await;
+        for i in 0..12 {
+            assert_eq!(pool.call::<i64>("add", (i, 1)).await.unwrap(), i + 1);
+        }
+
+        // The Node worker is killed: the pool keeps serving; started again, it rejoins.
+        workers[1].0.kill().unwrap();
+        let _ = workers[1].0.wait();
+        wait_for("the pool to lose the killed member", || async { members(&pool).await == 2 }).await;
+        assert_eq!(pool.call::<i64>("add", (2, 2)).await.unwrap(), 4);
+        workers[1] = in_ns(&node_cmd);
+        let fresh = workers[1].0.id();
+        wait_for("the restarted node worker to rejoin", || {
+            let pool = pool.clone();
+            async move { distinct_pids(&pool, 9).await.contains(&fresh) }
+        })
+        .await;
         pm.shutdown().await;
     })
     .await

@@ -216,6 +216,16 @@ pub fn grant_shared(grant: u64, token: u64, op: &str, property: &str, value: Val
     }
 }
 
+/// Writes `value` to a @SharedState view of runtime `grant` (core's write rule: `SharedView::write`).
+pub fn shared_write(view: &titan_pm::agent::SharedView, grant: u64, value: Value) -> titan_pm::Result<()> {
+    view.write(&remote(grant)?, value)
+}
+
+/// Seeds and loads a @SharedState view of runtime `grant`; the view's value comes as REPLY `token`.
+pub fn shared_load(view: &titan_pm::agent::SharedView, grant: u64, token: u64) -> titan_pm::Result<()> {
+    view.load(&remote(grant)?, reply_to(grant, token))
+}
+
 // ---- slots: worker threads started on the host's request ----
 
 pub struct Slot {

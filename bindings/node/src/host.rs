@@ -201,6 +201,24 @@ impl Host {
         self.promise(env, async move { pm.spawn(target, options).await.map(|h| h.id()) }, id_to_js)
     }
 
+    /// Core's `restart_with` onto `target` (a file the core runs, or with `slot` the JS runtime
+    /// attached to it): the new instance is ready before the old one drains; the id stays.
+    pub fn restart_with(&self, env: Env, id: u64, slot_id: Option<u64>, target: String, options: Js) -> napi::Result<Js> {
+        let built = options::spawn(env, options, &self.callbacks()).and_then(|o| {
+            let target = match slot_id {
+                Some(slot) => self.handler_target(slot, target, &o).map_err(|e| errors::to_js(env, &e))?,
+                None => Target::Path(target),
+            };
+            Ok((target, o))
+        });
+        let (target, options) = match built {
+            Ok(x) => x,
+            Err(e) => return self.rejected(env, e),
+        };
+        let pm = self.pm.clone();
+        self.promise(env, async move { pm.restart_with(id, target, options).await }, unit_to_js)
+    }
+
     /// A pool of `target` (a file the core runs, or with `slot` the JS runtime attached to it).
     pub fn pool(&self, env: Env, slot_id: Option<u64>, target: String, options: Js) -> napi::Result<Js> {
         let built = options::pool(env, options, &self.callbacks()).and_then(|o| {

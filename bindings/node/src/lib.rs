@@ -213,6 +213,12 @@ impl NativeManager {
         self.host.attach(env.raw(), name, options.0).map(Raw)
     }
 
+    /// Reloads process `id` onto `target` (with `slot`: the JS runtime attached to it), keeping the id.
+    #[napi(ts_args_type = "id: number, slot: number | null, target: string, options: unknown", ts_return_type = "Promise<void>")]
+    pub fn restart_with(&self, env: Env, id: f64, slot: Option<f64>, target: String, options: Raw) -> napi::Result<Raw> {
+        self.host.restart_with(env.raw(), id as u64, slot.map(|s| s as u64), target, options.0).map(Raw)
+    }
+
     #[napi(ts_args_type = "slot: number, target: string, options: unknown", ts_return_type = "Promise<number>")]
     pub fn spawn_slot(&self, env: Env, slot: f64, target: String, options: Raw) -> napi::Result<Raw> {
         self.host.spawn_slot(env.raw(), slot as u64, target, options.0).map(Raw)
@@ -512,6 +518,43 @@ pub fn grant_call(env: Env, grant: f64, token: f64, process: String, method: Str
 pub fn grant_shared(env: Env, grant: f64, token: f64, op: String, property: String, value: Raw) -> napi::Result<()> {
     let v = convert::from_js(env.raw(), value.0).map_err(|u| throw(&env, errors::unsupported(env.raw(), &property, &u)))?;
     agent::grant_shared(grant as u64, token as u64, &op, &property, v).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
+}
+
+/// One instance's view of a @SharedState property: core's write rule (`titan_pm::agent::SharedView`:
+/// a numeric write adds its difference, anything else is a set, replies fold in the adds in flight);
+/// `given.ts` only converts.
+#[napi]
+pub struct NativeSharedView {
+    view: titan_pm::agent::SharedView,
+}
+
+#[napi]
+impl NativeSharedView {
+    #[napi(constructor, ts_args_type = "property: string, initial: unknown")]
+    pub fn new(env: Env, property: String, initial: Raw) -> napi::Result<Self> {
+        let initial = convert::from_js(env.raw(), initial.0).map_err(|u| throw(&env, errors::unsupported(env.raw(), &property, &u)))?;
+        Ok(NativeSharedView { view: titan_pm::agent::SharedView::new(property, initial) })
+    }
+
+    /// The view (throws an earlier operation's failure, once).
+    #[napi(ts_return_type = "unknown")]
+    pub fn read(&self, env: Env) -> napi::Result<Raw> {
+        let v = self.view.read().map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))?;
+        convert::to_js(env.raw(), &v).map(Raw)
+    }
+
+    /// Writes `value` through runtime `grant`'s shared state.
+    #[napi(ts_args_type = "grant: number, value: unknown")]
+    pub fn write(&self, env: Env, grant: f64, value: Raw) -> napi::Result<()> {
+        let v = convert::from_js(env.raw(), value.0).map_err(|u| throw(&env, errors::unsupported(env.raw(), self.view.property(), &u)))?;
+        agent::shared_write(&self.view, grant as u64, v).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
+    }
+
+    /// Seeds the host's value if no instance did and loads it; the view comes as REPLY `token`.
+    #[napi(ts_args_type = "grant: number, token: number")]
+    pub fn load(&self, env: Env, grant: f64, token: f64) -> napi::Result<()> {
+        agent::shared_load(&self.view, grant as u64, token as u64).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
+    }
 }
 
 // ---- replies from a worker runtime ----

@@ -240,6 +240,40 @@ impl Granted {
     }
 }
 
+/// One instance's view of a `shared_state` property: core's write rule
+/// (`titan_pm::agent::SharedView`: a numeric write adds its difference, anything else is a
+/// set, replies fold in the adds in flight); `titan_pm.given` only converts. Used from any thread.
+#[pyclass(frozen, module = "titan_pm._native")]
+pub struct SharedView {
+    view: titan_pm::agent::SharedView,
+}
+
+#[pymethods]
+impl SharedView {
+    #[new]
+    fn new(property: String, initial: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let initial = convert::to_value(initial, &property).map_err(errors::to_py)?;
+        Ok(SharedView { view: titan_pm::agent::SharedView::new(property, initial) })
+    }
+
+    /// The view (raises an earlier operation's failure, once).
+    fn read<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let v = self.view.read().map_err(errors::to_py)?;
+        convert::to_py(py, &v)
+    }
+
+    /// Writes `value` through `granted`'s shared state.
+    fn write(&self, granted: &Granted, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = convert::to_value(value, self.view.property()).map_err(errors::to_py)?;
+        self.view.write(&granted.remote, v).map_err(errors::to_py)
+    }
+
+    /// Seeds the host's value if no instance did and loads it; then `done(ok, view or exception)`.
+    fn load(&self, granted: &Granted, done: Py<PyAny>) -> PyResult<()> {
+        self.view.load(&granted.remote, reply_to(done)).map_err(errors::to_py)
+    }
+}
+
 impl Handler for PyHandler {
     fn describe(&self) -> Description {
         self.description.clone()

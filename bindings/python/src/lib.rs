@@ -53,6 +53,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // worker
     m.add_class::<agent::Completion>()?;
     m.add_class::<agent::Granted>()?;
+    m.add_class::<agent::SharedView>()?;
     m.add_function(wrap_pyfunction!(agent::serve_worker_on, m)?)?;
     m.add_function(wrap_pyfunction!(agent::take_worker_args, m)?)?;
     // options

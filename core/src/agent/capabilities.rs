@@ -203,7 +203,7 @@ fn rpc(e: capnp::Error) -> Error {
 }
 
 /// Operations a [`Remote`] hands to the agent's thread.
-enum Op {
+pub(crate) enum Op {
     Call { process: String, method: String, args: Vec<Value>, timeout: Option<Duration>, trace: Option<TraceContext> },
     Get { property: String },
     Set { property: String, value: Value },
@@ -314,4 +314,30 @@ impl Remote {
     pub fn shared_init(&self, property: &str, value: Value, reply: Reply) -> Result<()> {
         self.send(Op::Init { property: property.to_string(), value }, reply)
     }
+}
+
+#[cfg(test)]
+pub(crate) type TestOps = tokio::sync::mpsc::UnboundedReceiver<(Op, Reply)>;
+
+#[cfg(test)]
+impl Remote {
+    /// A remote whose operations a test takes itself ([`next_test_op`]); dropping the receiver refuses them.
+    pub(crate) fn for_test() -> (Remote, TestOps) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Remote { tx, in_flight: Default::default(), names: Default::default() }, rx)
+    }
+}
+
+/// The next operation sent: (`get`/`set`/`add`/`init`/`call`, its value, where the answer goes).
+#[cfg(test)]
+pub(crate) fn next_test_op(rx: &mut TestOps) -> Option<(&'static str, Value, Reply)> {
+    let (op, reply) = rx.try_recv().ok()?;
+    let (name, value) = match op {
+        Op::Call { .. } => ("call", Value::Null),
+        Op::Get { .. } => ("get", Value::Null),
+        Op::Set { value, .. } => ("set", value),
+        Op::Add { delta, .. } => ("add", delta),
+        Op::Init { value, .. } => ("init", value),
+    };
+    Some((name, value, reply))
 }

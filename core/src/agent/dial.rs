@@ -3,6 +3,9 @@
 //! (from [`FIRST_RETRY`], doubling to [`MAX_RETRY`]; reset once a connection
 //! has joined). On `SIGTERM` (or `SIGINT`) it stops dialling, lets the calls in
 //! flight finish (at most [`DRAIN_LIMIT`]), runs the shutdown hooks and returns.
+//! The agent owns those two signals: a handler the runtime hosting it put there
+//! first is set aside ([`take_stop_signals`]; Node's resets the terminal and
+//! re-raises the signal, which would end the worker mid-call).
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -32,6 +35,7 @@ pub(crate) async fn serve_remote(options: &DialOptions, secret: &str, handler: R
     let (in_flight, idle) = (counted.in_flight.clone(), counted.idle.clone());
     let handler: Rc<dyn Handler> = counted;
     let io = |e: std::io::Error| Error::Config(format!("cannot listen for signals: {e}"));
+    take_stop_signals();
     let mut term = signal(SignalKind::terminate()).map_err(io)?;
     let mut int = signal(SignalKind::interrupt()).map_err(io)?;
     let stopping = Rc::new(Notify::new());
@@ -100,6 +104,20 @@ pub(crate) async fn serve_remote(options: &DialOptions, secret: &str, handler: R
     }
     inner.shutdown().await;
     Ok(())
+}
+
+/// Puts `SIGTERM` and `SIGINT` back to their default action, once per process and
+/// before tokio's handler is installed: tokio's handler also calls the one it
+/// found (unless that is the default), so a runtime's own handler that exits at
+/// once (Node's) would end the worker before the drain.
+fn take_stop_signals() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for signal in [libc::SIGTERM, libc::SIGINT] {
+            // SAFETY: SIG_DFL is always a valid disposition; no handler of ours is replaced (tokio's comes after).
+            unsafe { libc::signal(signal, libc::SIG_DFL) };
+        }
+    });
 }
 
 /// How one connection ended.

@@ -20,6 +20,7 @@
 mod capabilities;
 pub mod dial;
 pub mod middleware;
+mod shared_view;
 mod rust_worker;
 mod server;
 
@@ -32,6 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use capabilities::{Capabilities, ProcessRef, Remote, Reply, SharedRef, MAX_REMOTE_IN_FLIGHT};
 pub use rust_worker::{WorkerDef, WorkerError};
+pub use shared_view::SharedView;
 
 use crate::error::{Error, Result};
 use crate::protocol::{Description, ErrorInfo, HealthReport};

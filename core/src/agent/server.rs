@@ -113,6 +113,8 @@ pub(super) struct WorkerServer {
     requests: Cell<u64>,
     errors: Cell<u64>,
     cancelled: Cell<u64>,
+    /// Its own process's cpu between two `metrics` requests.
+    usage: RefCell<crate::usage::CpuSampler>,
     stop: RefCell<Option<oneshot::Sender<()>>>,
     /// What init handed over; calls may add processes to it (handles passed as arguments).
     caps: RefCell<Option<super::Capabilities>>,
@@ -127,6 +129,7 @@ impl WorkerServer {
             requests: Cell::new(0),
             errors: Cell::new(0),
             cancelled: Cell::new(0),
+            usage: RefCell::default(),
             stop: RefCell::new(Some(stop)),
             caps: RefCell::new(None),
         }
@@ -280,6 +283,9 @@ impl worker::Server for WorkerServer {
         m.set_errors(self.errors.get());
         m.set_in_flight(self.running.borrow().len() as u32);
         m.set_cancelled(self.cancelled.get());
+        let (cpu, memory) = self.usage.borrow_mut().sample(std::process::id());
+        m.set_cpu(cpu);
+        m.set_memory(memory);
         Ok(())
     }
 

@@ -42,6 +42,8 @@ pub(crate) struct Engine {
     pub(crate) live: std::sync::Arc<super::live::LiveSet>,
     /// Where `@Trace` spans are exported, when `monitoring.tracing` names an endpoint.
     pub(crate) otlp: Option<std::sync::Arc<crate::telemetry::otlp::Exporter>>,
+    /// The Python fork server, started on the first `*.py` child spawn (`forkServer`).
+    pub(crate) fork_server: super::forkserver::Slot,
 }
 
 /// How many killed processes the engine remembers (id and final state only).
@@ -73,6 +75,7 @@ impl Engine {
             closed: Cell::new(false),
             logs: broadcast::channel(super::logs::LOG_FOLLOW_BUFFER).0,
             live: Default::default(),
+            fork_server: Default::default(),
             otlp,
         });
         let awake = Rc::new(tokio::sync::Notify::new());

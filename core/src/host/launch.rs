@@ -68,6 +68,8 @@ pub(crate) struct LaunchSpec<'a> {
     pub grants: &'a Grants,
     /// Where a bridge registers the runtimes behind this instance, and the process's id (see `live.rs`).
     pub live: (&'a std::sync::Arc<super::live::LiveSet>, u64),
+    /// The manager's Python fork server (see `forkserver.rs`).
+    pub fork_server: &'a super::forkserver::Slot,
 }
 
 /// The capabilities a worker is handed at `init` (see `grants.rs`).
@@ -357,7 +359,10 @@ async fn start(spec: &LaunchSpec<'_>, registry: &Rc<Registry>, secret: &str) -> 
         _ => Some(registry.endpoint(false).await?),
     };
     match (spec.isolation, spec.target) {
-        (Isolation::Child, Target::Path(path)) => start_child(spec, path, registry, secret, endpoint),
+        (Isolation::Child, Target::Path(path)) => match start_forked(spec, path, registry, secret, &endpoint).await? {
+            Some(started) => Ok(started),
+            None => start_child(spec, path, registry, secret, endpoint),
+        },
         (Isolation::Child, Target::Handler { name, .. }) => Err(Error::spawn(
             name,
             "isolation 'child' needs a file target (a .py, .js or executable file)",
@@ -502,6 +507,102 @@ fn start_child(
         let _ = exit_tx.send(Some(status));
     });
     Ok((exit_rx, Some(pid), tail, connection))
+}
+
+/// Starts a `*.py` child from the manager's fork server (see `forkserver.rs`); `None` when
+/// this spawn must start a fresh interpreter instead (the reasons are listed there).
+async fn start_forked(
+    spec: &LaunchSpec<'_>,
+    target: &str,
+    registry: &Rc<Registry>,
+    secret: &str,
+    endpoint: &Option<Endpoint>,
+) -> Result<Option<Started>> {
+    if !spec.config.fork_server {
+        return Ok(None);
+    }
+    let (program, args) = command_for(target, spec.config)?;
+    if program != spec.config.python || args.get(1).map(String::as_str) != Some("titan_pm.worker") {
+        return Ok(None);
+    }
+    // The child's whole environment, as a plain spawn would give it.
+    let mut env: Vec<(String, String)> = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        match (k.into_string(), v.into_string()) {
+            (Ok(k), Ok(v)) => env.push((k, v)),
+            _ => return Ok(None),
+        }
+    }
+    let mut set = |k: &str, v: String| match env.iter_mut().find(|(key, _)| key == k) {
+        Some(slot) => slot.1 = v,
+        None => env.push((k.to_string(), v)),
+    };
+    for (k, v) in spec.env {
+        set(k, v.clone());
+    }
+    set(transport::ENV_SECRET, secret.to_string());
+    match endpoint {
+        Some(e) => set(transport::ENV_CONNECT, e.to_env_value()),
+        None => set(transport::ENV_IPC_FD, "3".into()),
+    }
+    let Some(server) = spec.fork_server.get(&spec.config.python) else { return Ok(None) };
+    if !server.suits(&env) {
+        return Ok(None);
+    }
+    let failed = |what: &str, e: std::io::Error| Error::spawn(target, format!("{what}: {e}"));
+    let piped = !matches!(spec.output, Output::Inherit);
+    let pipes = if piped {
+        let out = super::forkserver::output_pipe().map_err(|e| failed("pipe", e))?;
+        let err = super::forkserver::output_pipe().map_err(|e| failed("pipe", e))?;
+        Some((out, err))
+    } else {
+        None
+    };
+    let ipc = match endpoint {
+        Some(_) => None,
+        None => {
+            let (host_end, child_end) = transport::ipc::pair().map_err(|e| failed("socketpair", e))?;
+            Some((transport::ipc::to_tokio(host_end).map_err(|e| failed("socketpair", e))?, child_end))
+        }
+    };
+    let mut fds = match &pipes {
+        Some(((_, out), (_, err))) => vec![out.as_raw_fd(), err.as_raw_fd()],
+        None => vec![1, 2],
+    };
+    if let Some((_, child_end)) = &ipc {
+        fds.push(child_end.as_raw_fd());
+    }
+    let mut argv = vec![target.to_string()];
+    argv.extend(spec.args.iter().cloned());
+    let (pid, mut server_exit) = match server.fork(&argv, &env, &fds).await {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::debug!(target: "titan_pm", "{target}: not forked ({e}); starting a fresh interpreter");
+            return Ok(None);
+        }
+    };
+    // The server holds its own copies now; the child's ends close here.
+    let connection = ipc.map(|(host_end, child_end)| {
+        drop(child_end);
+        registry.accept(host_end, false)
+    });
+    let tail = StderrTail::default();
+    if let Some(((out, out_w), (err, err_w))) = pipes {
+        drop((out_w, err_w));
+        let forwarder = output::Forwarder::new(spec.output.clone(), spec.output_tracker);
+        let fwd = output::forward(out, OutputStream::Stdout, forwarder.clone(), spec.name.clone(), pid, tail.clone(), spec.output_dropped.clone(), spec.logs.clone());
+        tokio::task::spawn_local(fwd);
+        let fwd = output::forward(err, OutputStream::Stderr, forwarder, spec.name.clone(), pid, tail.clone(), spec.output_dropped.clone(), spec.logs.clone());
+        tokio::task::spawn_local(fwd);
+    }
+    let (exit_tx, exit_rx) = watch::channel(None);
+    tokio::task::spawn_local(async move {
+        let status = wait_exit(&mut server_exit).await;
+        // What the worker started (in its process group) ends with it.
+        signal_group(pid, libc::SIGKILL);
+        let _ = exit_tx.send(Some(status));
+    });
+    Ok(Some((exit_rx, Some(pid), tail, connection)))
 }
 
 /// How long a child whose connection closed may take to exit on its own (so

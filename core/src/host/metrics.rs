@@ -1,9 +1,12 @@
 //! Per-process measurements: call latency in an HDR histogram (measured at the
-//! host), request and error counts, and CPU and RSS read from `/proc`.
+//! host), request and error counts, and CPU and RSS read from `/proc` (by
+//! [`crate::usage`]; a remote worker's are its own report).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
+
+pub(crate) use crate::usage::{rss, CpuSampler};
 
 /// `{cpu, memory, requests, errors, latency}`: cpu in percent of one core over
 /// the last interval, memory RSS bytes, latency in ms.
@@ -38,11 +41,6 @@ pub struct Latency {
     pub p50: f64,
     pub p95: f64,
     pub p99: f64,
-}
-
-/// A process's RSS in bytes (0 if it cannot be read).
-pub(crate) fn rss(pid: u32) -> u64 {
-    procfs::process::Process::new(pid as i32).and_then(|p| p.stat()).map(|s| s.rss * procfs::page_size()).unwrap_or(0)
 }
 
 /// The machine's memory in bytes (`MemTotal`), read once; at least 1.
@@ -86,42 +84,5 @@ impl CallStats {
             return Latency::default();
         }
         Latency { p50: q(0.50), p95: q(0.95), p99: q(0.99) }
-    }
-}
-
-/// CPU use between two readings of one OS process.
-#[derive(Default)]
-pub(crate) struct CpuSampler {
-    last: Option<(u32, Instant, u64)>,
-}
-
-impl CpuSampler {
-    /// Percent of one core used by `pid` since the last reading (or since it started), and its RSS.
-    pub(crate) fn sample(&mut self, pid: u32) -> (f64, u64) {
-        let Ok(proc) = procfs::process::Process::new(pid as i32) else { return (0.0, 0) };
-        let Ok(stat) = proc.stat() else { return (0.0, 0) };
-        let ticks = stat.utime + stat.stime;
-        let tps = procfs::ticks_per_second() as f64;
-        let now = Instant::now();
-        let memory = stat.rss * procfs::page_size();
-        let cpu = match self.last {
-            Some((last_pid, t, last_ticks)) if last_pid == pid && now > t => {
-                let busy = ticks.saturating_sub(last_ticks) as f64 / tps;
-                100.0 * busy / now.duration_since(t).as_secs_f64()
-            }
-            _ => {
-                // First reading: average over the process's life so far.
-                let boot = procfs::boot_time_secs().unwrap_or(0) as f64;
-                let started = boot + stat.starttime as f64 / tps;
-                let now_s = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs_f64())
-                    .unwrap_or(started);
-                let life = (now_s - started).max(0.01);
-                100.0 * (ticks as f64 / tps) / life
-            }
-        };
-        self.last = Some((pid, now, ticks));
-        (cpu, memory)
     }
 }

@@ -18,6 +18,7 @@
 //! ```
 
 pub(crate) mod engine;
+mod forkserver;
 mod grants;
 pub(crate) mod joins;
 pub mod intercept;
@@ -169,6 +170,11 @@ pub struct ManagerConfig {
     /// bench's 64-in-flight and p50 were no better with 0.2 ms), and it hurt p99
     /// badly when the workers need the cores (see bench/README.md).
     pub spin: Duration,
+    /// Start `*.py` children from a fork server: one pre-imported interpreter per
+    /// manager, started on the first Python child spawn, that forks each child
+    /// (`forkServer`, default true; see `host/forkserver.rs` for when a spawn
+    /// still starts a fresh interpreter).
+    pub fork_server: bool,
     /// Where workflow runs are journaled (`workflows`).
     pub workflows: WorkflowsConfig,
     /// What every timer reads (restart backoff, breaker, TTLs, intervals); call deadlines stay real.
@@ -195,6 +201,7 @@ impl Default for ManagerConfig {
             node: "node".into(),
             tcp_host: "127.0.0.1".into(),
             spin: Duration::ZERO,
+            fork_server: true,
             workflows: WorkflowsConfig::default(),
             clock: crate::clock::Clock::Real,
             interceptor: None,

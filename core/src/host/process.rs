@@ -28,6 +28,8 @@ use crate::value::{self, Value};
 const MEMORY_INTERVAL: Duration = Duration::from_millis(500);
 /// Unhealthy probes in a row that restart a worker.
 pub(crate) const UNHEALTHY_PROBES: u32 = 3;
+/// How often a remote worker is asked for its own cpu and memory (`Worker.metrics`).
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What a process was spawned with; every restart launches the same.
 pub(crate) struct Spec {
@@ -64,6 +66,8 @@ pub(crate) struct Process {
     budget: RefCell<RestartBudget>,
     stats: RefCell<CallStats>,
     cpu: RefCell<CpuSampler>,
+    /// A remote worker's own last report: (cpu %, rss bytes).
+    reported: Cell<(f64, u64)>,
     output_dropped: Dropped,
     /// Method policies of calls made to this process directly (a pool keeps its own).
     policies: PolicyLayer,
@@ -94,6 +98,7 @@ impl Process {
             budget: RefCell::default(),
             stats: RefCell::default(),
             cpu: RefCell::default(),
+            reported: Cell::new((0.0, 0)),
             output_dropped: Dropped::default(),
             policies: PolicyLayer::default(),
             engine: Rc::downgrade(engine),
@@ -149,6 +154,7 @@ impl Process {
             config: &engine.config,
             grants: &launch::Grants { engine: Rc::downgrade(engine), processes: spec.processes.clone() },
             live: (&engine.live, self.id),
+            fork_server: &engine.fork_server,
         };
         launch::launch(&launch, &engine.registry).await
     }
@@ -166,7 +172,41 @@ impl Process {
             let status = instance.exited().await;
             me.on_exit(instance, status).await;
         });
-        self.watch(watched, engine);
+        self.watch(watched.clone(), engine);
+        if super::joins::remote_name(&self.spec().target).is_some() {
+            self.read_reports(watched);
+        }
+    }
+
+    /// While remote `instance` runs: asks it every [`REPORT_INTERVAL`] for its own
+    /// cpu and memory (its pid is another machine's), what [`Process::metrics`] shows.
+    fn read_reports(self: &Rc<Self>, instance: Rc<Instance>) {
+        self.reported.set((0.0, 0));
+        let me = Rc::downgrade(self);
+        tokio::task::spawn_local(async move {
+            loop {
+                let ask = instance.worker.metrics_request().send().promise;
+                let reply = tokio::select! {
+                    _ = instance.exited() => return,
+                    r = tokio::time::timeout(REPORT_INTERVAL * 5, ask) => r,
+                };
+                let Some(me) = me.upgrade() else { return };
+                let current = me.instance.borrow().as_ref().is_some_and(|i| Rc::ptr_eq(i, &instance));
+                if !current {
+                    return;
+                }
+                if let Ok(Ok(reply)) = reply {
+                    if let Ok(m) = reply.get().and_then(|r| r.get_metrics()) {
+                        me.reported.set((m.get_cpu(), m.get_memory()));
+                    }
+                }
+                drop(me);
+                tokio::select! {
+                    _ = instance.exited() => return,
+                    _ = tokio::time::sleep(REPORT_INTERVAL) => {}
+                }
+            }
+        });
     }
 
     /// While `instance` runs: restarts it when its RSS passes `resources.maxMemory`
@@ -767,8 +807,8 @@ impl Process {
     pub(crate) fn metrics(&self) -> ProcessMetrics {
         let instance = self.instance.borrow().clone();
         let (cpu, memory) = match &instance {
-            // A remote worker's pid is not a local process (its own report is not read yet).
-            Some(_) if super::joins::remote_name(&self.spec().target).is_some() => (0.0, 0),
+            // A remote worker's pid is not a local process: its own report.
+            Some(_) if super::joins::remote_name(&self.spec().target).is_some() => self.reported.get(),
             Some(i) => self.cpu.borrow_mut().sample(i.pid),
             None => (0.0, 0),
         };

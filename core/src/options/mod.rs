@@ -159,6 +159,9 @@ fn manager_fields(s: &mut Section<'_>, mut c: ManagerConfig, callbacks: OutputCa
     if let Some(o) = output(s, callbacks)? {
         c.output = o;
     }
+    if let Some(b) = s.bool("forkServer")? {
+        c.fork_server = b;
+    }
     if let Some(w) = workflows(s)? {
         c.workflows = w;
     }

@@ -577,7 +577,16 @@ impl Pool {
                 if size == desired {
                     break;
                 }
-                match pool.spawn_member(&engine, size).await {
+                let spawned = if crate::host::joins::remote_name(&pool.target).is_some() {
+                    // Waiting for a remote worker to join: a pool that stops running ends the wait.
+                    tokio::select! {
+                        r = pool.spawn_member(&engine, size) => r,
+                        _ = pool.left_running() => break,
+                    }
+                } else {
+                    pool.spawn_member(&engine, size).await
+                };
+                match spawned {
                     Ok(m) if pool.state.get() == PoolState::Running => {
                         pool.spawn_failures.set(0);
                         let new = m.process.id;
@@ -602,6 +611,19 @@ impl Pool {
             pool.reconciling.set(false);
             pool.changed.notify_waiters();
         });
+    }
+
+    /// Resolves once the pool is no longer running (draining, failed, destroyed).
+    async fn left_running(&self) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.state.get() != PoolState::Running {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// Takes a member out of rotation, lets its calls finish, stops it; `reconcile` replaces it if needed.
@@ -693,6 +715,7 @@ impl Pool {
 
     fn fail(&self, reason: String) {
         self.state.set(PoolState::Failed);
+        self.changed.notify_waiters();
         self.queue.borrow_mut().clear(); // waiters see their sender dropped: they fail fast
         self.emit(PoolEvent::Failed { reason });
         self.changed.notify_waiters();
@@ -703,11 +726,15 @@ impl Pool {
     pub(crate) async fn drain(&self) {
         if self.state.get() == PoolState::Running {
             self.state.set(PoolState::Draining);
+            self.changed.notify_waiters();
         }
         loop {
             let notified = self.changed.notified();
             let busy = self.members.borrow().iter().any(|m| m.in_flight.get() > 0);
-            if !busy && self.queue.borrow().iter().all(|w| w.tx.is_closed()) {
+            // A remote pool with no member left cannot serve its queue: nothing to wait for
+            // (a destroy fails those calls with the pool's error at once).
+            let stranded = self.members.borrow().is_empty() && crate::host::joins::remote_name(&self.target).is_some();
+            if !busy && (stranded || self.queue.borrow().iter().all(|w| w.tx.is_closed())) {
                 break;
             }
             notified.await;
@@ -730,6 +757,7 @@ impl Pool {
             let _ = tokio::time::timeout_at(drain_until.into(), self.drain()).await;
         }
         self.state.set(PoolState::Destroyed);
+        self.changed.notify_waiters();
         self.queue.borrow_mut().clear();
         self.stop_members(engine, deadline).await;
         self.emit(PoolEvent::Destroyed);

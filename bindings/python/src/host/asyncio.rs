@@ -170,6 +170,14 @@ impl AsyncManager {
         self.start(py, async move { pm.call_value(process_id, &method, args, options).await.map(Out::Value) })
     }
 
+    /// Core's `restart_with`: a new instance from `target` and `options`, ready before the old one drains; the id stays.
+    fn restart_with(&self, py: Python<'_>, process_id: u64, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<u64> {
+        let target = options::target(target, in_process)?;
+        let options = options::spawn(options)?;
+        let pm = self.pm.clone();
+        self.start(py, async move { pm.restart_with(process_id, target, options).await.map(|_| Out::Unit) })
+    }
+
     fn kill(&self, py: Python<'_>, process_id: u64) -> PyResult<u64> {
         let pm = self.pm.clone();
         self.start(py, async move { pm.kill(process_id).await.map(|_| Out::Unit) })

@@ -210,6 +210,15 @@ impl SyncManager {
         convert::to_py(py, &v.map_err(errors::to_py)?)
     }
 
+    /// Core's `restart_with`: a new instance from `target` and `options`, ready before the old one drains; the id stays.
+    fn restart_with(&self, py: Python<'_>, process_id: u64, target: &Bound<'_, PyAny>, in_process: bool, options: &Bound<'_, PyDict>) -> PyResult<()> {
+        let target = options::target(target, in_process)?;
+        let options = options::spawn(options)?;
+        let e = self.engine()?;
+        let pm = e.pm.clone();
+        e.run(py, async move { pm.restart_with(process_id, target, options).await })?.map_err(errors::to_py)
+    }
+
     fn kill(&self, py: Python<'_>, process_id: u64) -> PyResult<()> {
         let e = self.engine()?;
         e.run(py, e.pm.kill(process_id))?.map_err(errors::to_py)
@@ -291,6 +300,24 @@ impl SyncManager {
     /// Serves the control socket at `path` (else core's default). Needs the engine thread:
     /// an engine on the caller's thread runs only during its calls, so the socket would
     /// not answer between them.
+    /// Listens for remote workers; returns the bound address ("ip:port").
+    fn listen(&self, py: Python<'_>, options: &Bound<'_, PyDict>) -> PyResult<String> {
+        let options = options::listen(options)?;
+        let e = self.engine()?;
+        let pm = e.pm.clone();
+        let addr = e.run(py, async move { pm.listen(options).await })?.map_err(errors::to_py)?;
+        Ok(addr.to_string())
+    }
+
+    /// One remote worker that joined as `name`, as a process.
+    fn attach(&self, py: Python<'_>, name: String, options: &Bound<'_, PyDict>) -> PyResult<u64> {
+        let options = options::spawn(options)?;
+        let e = self.engine()?;
+        let pm = e.pm.clone();
+        let h = e.run(py, async move { pm.attach(&name, options).await })?.map_err(errors::to_py)?;
+        Ok(h.id())
+    }
+
     #[pyo3(signature = (path=None))]
     fn serve_control(&self, path: Option<std::path::PathBuf>) -> PyResult<crate::control::ControlServer> {
         if !self.engine_thread {
