@@ -178,6 +178,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Budget<S> {
 
 /// The host's side of an upgrade: a `GET` on `path` (any path for `None`),
 /// without an `Origin`; the raw stream bounded by [`Budget`] until `limit` is trusted.
+// The refusal's type (`ErrorResponse`, large) is tungstenite's callback signature.
+#[allow(clippy::result_large_err)]
 pub async fn accept<S>(stream: S, limit: Rc<FrameLimit>, path: Option<&'static str>) -> io::Result<WsBytes<Budget<S>>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
