@@ -24,6 +24,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
 const SPAWNS = Number(process.env.BENCH_SPAWNS || 15);
 // The core engine's spin (ms) for titan-pm's managers; unset: the default.
 const SPIN = process.env.BENCH_SPIN === undefined ? undefined : Number(process.env.BENCH_SPIN);
+// Which parts to run (comma-separated): thread, pool, buffer, child, spawn; unset: all.
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
+const part = (name) => !ONLY || ONLY.has(name);
 
 const now = () => performance.now();
 const quantile = (xs, q) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
@@ -131,73 +134,85 @@ async function peerSpawnToFirstAnswer(kind) {
 }
 
 async function main() {
+  const cpus = require('node:os').availableParallelism();
   console.log(
     `node ${process.version}; ${SEQUENTIAL} sequential calls and ${THROUGHPUT} calls with ${IN_FLIGHT} in flight, ` +
-      `in ${ROUNDS} interleaved rounds; engine spin ${SPIN ?? 'default'}\n`,
+      `in ${ROUNDS} interleaved rounds; engine spin ${SPIN ?? 'default'}; ` +
+      `${cpus} usable vCPU(s) of ${require('node:os').cpus().length} (${cpus === 1 ? 'pinned' : 'unpinned'}); ` +
+      `load average ${require('node:os').loadavg().map((l) => l.toFixed(1)).join(' ')}\n`,
   );
 
   // ---- worker thread vs piscina ----
-  const pm = new ProcessManager({ isolation: 'worker', output: 'ignore', spin: SPIN });
-  const a = await pm.spawn(ECHO);
-  const b = await pm.spawn(ECHO);
-  const one = new Piscina({ filename: path.join(__dirname, 'workers', 'piscina-echo.js'), minThreads: 1, maxThreads: 1 });
-  const two = new Piscina({ filename: path.join(__dirname, 'workers', 'piscina-echo.js'), minThreads: 2, maxThreads: 2 });
-  const [oursSeq, theirsSeq] = await turns(() => sequential((x) => a.ping(x)), () => sequential((x) => one.run(x)));
-  report('worker thread: sequential p50', oursSeq.map((r) => r.p50), theirsSeq.map((r) => r.p50), 'us', 'piscina', false);
-  report('worker thread: sequential p99', oursSeq.map((r) => r.p99), theirsSeq.map((r) => r.p99), 'us', 'piscina', false);
-  let rr = 0;
-  const [oursTput, theirsTput] = await turns(
-    () => throughput((x) => (rr++ & 1 ? a : b).ping(x)), // two workers, round-robin by hand
-    () => throughput((x) => two.run(x)),
-  );
-  report(`worker thread: ${IN_FLIGHT} in flight, 2 threads`, oursTput, theirsTput, 'calls/s', 'piscina', true);
-  // The core's pool with default options (least-connections, one running call per worker like piscina's
-  // default, calls pipelined to busy workers).
-  const pool = await pm.pool(ECHO, { size: 2, maxQueueSize: 1000 });
-  const [poolTput, theirsTput2] = await turns(() => throughput((x) => pool.ping(x)), () => throughput((x) => two.run(x)));
-  report(`pool of 2 (defaults): ${IN_FLIGHT} in flight`, poolTput, theirsTput2, 'calls/s', 'piscina', true);
-  // ---- Buffer round trips ----
-  const SWEEP = [['100 B', 100, 400], ['10 KB', 10_000, 400], ['1 MB', 1 << 20, 40], ['16 MB', 16 << 20, 4]];
-  const timedP50 = async (call, n) => {
-    await call();
-    const lat = [];
-    for (let i = 0; i < n; i++) {
-      const t = now();
-      await call();
-      lat.push(now() - t);
+  if (part('thread') || part('pool') || part('buffer')) {
+    const pm = new ProcessManager({ isolation: 'worker', output: 'ignore', spin: SPIN });
+    const a = await pm.spawn(ECHO);
+    const b = await pm.spawn(ECHO);
+    const one = new Piscina({ filename: path.join(__dirname, 'workers', 'piscina-echo.js'), minThreads: 1, maxThreads: 1 });
+    const two = new Piscina({ filename: path.join(__dirname, 'workers', 'piscina-echo.js'), minThreads: 2, maxThreads: 2 });
+    if (part('thread')) {
+      const [oursSeq, theirsSeq] = await turns(() => sequential((x) => a.ping(x)), () => sequential((x) => one.run(x)));
+      report('worker thread: sequential p50', oursSeq.map((r) => r.p50), theirsSeq.map((r) => r.p50), 'us', 'piscina', false);
+      report('worker thread: sequential p99', oursSeq.map((r) => r.p99), theirsSeq.map((r) => r.p99), 'us', 'piscina', false);
+      let rr = 0;
+      const [oursTput, theirsTput] = await turns(
+        () => throughput((x) => (rr++ & 1 ? a : b).ping(x)), // two workers, round-robin by hand
+        () => throughput((x) => two.run(x)),
+      );
+      report(`worker thread: ${IN_FLIGHT} in flight, 2 threads`, oursTput, theirsTput, 'calls/s', 'piscina', true);
     }
-    return quantile(lat, 0.5) * 1000;
-  };
-  for (const [label, size, n] of SWEEP) {
-    const data = Buffer.alloc(size, 7);
-    const back = await a.ping(data);
-    if (!Buffer.isBuffer(back) || back.length !== size) throw new Error(`the ${label} Buffer did not come back whole`);
-    const [ours, theirs] = await turns(() => timedP50(() => a.ping(data), n), () => timedP50(() => one.run(data), n));
-    report(`worker thread: ${label} Buffer round trip p50`, ours, theirs, 'us', 'piscina', false);
+    if (part('pool')) {
+      // The core's pool with default options (least-connections, one running call per worker like piscina's
+      // default, calls pipelined to busy workers).
+      const pool = await pm.pool(ECHO, { size: 2, maxQueueSize: 1000 });
+      const [poolTput, theirsTput2] = await turns(() => throughput((x) => pool.ping(x)), () => throughput((x) => two.run(x)));
+      report(`pool of 2 (defaults): ${IN_FLIGHT} in flight`, poolTput, theirsTput2, 'calls/s', 'piscina', true);
+    }
+    // ---- Buffer round trips ----
+    if (part('buffer')) {
+      const SWEEP = [['100 B', 100, 400], ['10 KB', 10_000, 400], ['1 MB', 1 << 20, 40], ['16 MB', 16 << 20, 4]];
+      const timedP50 = async (call, n) => {
+        await call();
+        const lat = [];
+        for (let i = 0; i < n; i++) {
+          const t = now();
+          await call();
+          lat.push(now() - t);
+        }
+        return quantile(lat, 0.5) * 1000;
+      };
+      for (const [label, size, n] of SWEEP) {
+        const data = Buffer.alloc(size, 7);
+        const back = await a.ping(data);
+        if (!Buffer.isBuffer(back) || back.length !== size || back[size - 1] !== 7) throw new Error(`the ${label} Buffer did not come back whole`);
+        const [ours, theirs] = await turns(() => timedP50(() => a.ping(data), n), () => timedP50(() => one.run(data), n));
+        report(`worker thread: ${label} Buffer round trip p50`, ours, theirs, 'us', 'piscina', false);
+      }
+    }
+    await pm.shutdown();
+    await one.destroy();
+    await two.destroy();
   }
-  await pm.shutdown();
-  await one.destroy();
-  await two.destroy();
 
   // ---- child process vs child_process IPC ----
-  const cpm = new ProcessManager({ isolation: 'child', output: 'ignore', spin: SPIN });
-  const c = await cpm.spawn(ECHO);
-  const f = forkEcho();
-  await f.ready;
-  const [oursChild, theirsChild] = await turns(() => sequential((x) => c.ping(x)), () => sequential((x) => f.call(x)));
-  report('child process: sequential p50', oursChild.map((r) => r.p50), theirsChild.map((r) => r.p50), 'us', 'fork+send', false);
-  report('child process: sequential p99', oursChild.map((r) => r.p99), theirsChild.map((r) => r.p99), 'us', 'fork+send', false);
-  const [oursChildTput, theirsChildTput] = await turns(() => throughput((x) => c.ping(x)), () => throughput((x) => f.call(x)));
-  report(`child process: ${IN_FLIGHT} in flight, 1 child`, oursChildTput, theirsChildTput, 'calls/s', 'fork+send', true);
-  await cpm.shutdown();
-  f.child.kill();
+  if (part('child')) {
+    const cpm = new ProcessManager({ isolation: 'child', output: 'ignore', spin: SPIN });
+    const c = await cpm.spawn(ECHO);
+    const f = forkEcho();
+    await f.ready;
+    const [oursChild, theirsChild] = await turns(() => sequential((x) => c.ping(x)), () => sequential((x) => f.call(x)));
+    report('child process: sequential p50', oursChild.map((r) => r.p50), theirsChild.map((r) => r.p50), 'us', 'fork+send', false);
+    report('child process: sequential p99', oursChild.map((r) => r.p99), theirsChild.map((r) => r.p99), 'us', 'fork+send', false);
+    const [oursChildTput, theirsChildTput] = await turns(() => throughput((x) => c.ping(x)), () => throughput((x) => f.call(x)));
+    report(`child process: ${IN_FLIGHT} in flight, 1 child`, oursChildTput, theirsChildTput, 'calls/s', 'fork+send', true);
+    await cpm.shutdown();
+    f.child.kill();
+  }
 
   // ---- spawn to first answered call ----
-  report('spawn to first answer: worker thread (p50)', await spawnToFirstAnswer('worker'), await peerSpawnToFirstAnswer('piscina'), 'ms', 'piscina', false);
-  report('spawn to first answer: child process (p50)', await spawnToFirstAnswer('child'), await peerSpawnToFirstAnswer('fork'), 'ms', 'fork+send', false);
-
-  const worker = results.find((r) => r.what.startsWith('spawn to first answer: worker'));
-  console.log(`\ntargets (§6): worker-thread p50 and throughput >= piscina; spawn to first answer <= 50 ms -> ${worker.ours.toFixed(1)} ms`);
+  if (part('spawn')) {
+    report('spawn to first answer: worker thread (p50)', await spawnToFirstAnswer('worker'), await peerSpawnToFirstAnswer('piscina'), 'ms', 'piscina', false);
+    report('spawn to first answer: child process (p50)', await spawnToFirstAnswer('child'), await peerSpawnToFirstAnswer('fork'), 'ms', 'fork+send', false);
+  }
 }
 
 main().catch((e) => {

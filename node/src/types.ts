@@ -3,8 +3,8 @@
 // (test/options-schema.test.js fails on drift, both ways).
 
 export type Isolation = 'worker' | 'child' | 'none';
-/** `http` is not built yet: it is left out until it exists (core refuses it with a clear error). */
-export type Transport = 'ipc' | 'unix' | 'tcp';
+/** How a child reaches its host: an inherited socket, a Unix socket, loopback TCP or a WebSocket on loopback (`http`). */
+export type Transport = 'ipc' | 'unix' | 'tcp' | 'http';
 export type ProcessState = 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed';
 
 /** Called with each line a worker writes, instead of printing it. */

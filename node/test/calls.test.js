@@ -75,7 +75,7 @@ for (const isolation of ISOLATIONS) {
     }
   });
 
-  for (const transport of ['unix', 'tcp']) {
+  for (const transport of ['unix', 'tcp', 'http']) {
     test(`transport ${transport} (${isolation})`, { timeout: 30000 }, () =>
       withManager({ isolation, transport }, async (pm) => {
         const calc = await pm.spawn(fixture('calculator.js'));

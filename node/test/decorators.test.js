@@ -14,7 +14,7 @@ for (const mode of MODES) {
     assert.equal(def.version, '1.0.0');
     assert.deepEqual([...def.methods].sort(), [
       'add', 'addAsync', 'blob', 'crash', 'crashFirst', 'cyclic', 'dependencies', 'echo', 'fail', 'failCounted', 'flood', 'increment', 'kill', 'log', 'loneSurrogate',
-      'nested', 'pid', 'slow', 'unsendable', 'wasAborted',
+      'nested', 'overlapping', 'pid', 'slow', 'unsendable', 'wasAborted',
     ]);
     assert.equal(def.healthCheck, 'health');
     assert.deepEqual(def.onShutdown, ['cleanup']);

@@ -5,7 +5,7 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { ISOLATIONS, fixture, withManager, eventually } = require('./helpers');
-const { ConfigError, PoolBackpressureError, ProcessCrashedError } = require('titan-pm');
+const { CallTimeoutError, ConfigError, PoolBackpressureError, ProcessCrashedError } = require('titan-pm');
 
 for (const isolation of ISOLATIONS) {
   test(`a pool spreads calls, bounds its queue, scales and is destroyed (${isolation})`, { timeout: 60000 }, () =>
@@ -48,6 +48,31 @@ for (const isolation of ISOLATIONS) {
       assert.ok(await eventually(async () => crashed.length === 1 && (await pool.metrics()).workers.length === 2));
       assert.equal(await pool.add(2, 2), 4);
       assert.equal(pool.size, 2);
+    }),
+  );
+}
+
+for (const isolation of ISOLATIONS) {
+  // Calls sent ahead to a busy member (the pool's pipeline) wait in the worker's JS runtime,
+  // which starts them in order while fewer than `concurrency` run; a cancelled one never starts.
+  test(`a pipelining pool still runs at most concurrency calls at once per member (${isolation})`, { timeout: 60000 }, () =>
+    withManager({ isolation }, async (pm) => {
+      for (const concurrency of [1, 2]) {
+        const pool = await pm.pool(fixture('calculator.js'), { size: 2, concurrency });
+        for (let i = 0; i < 20; i++) await pool.add(i, 1); // short calls: the pool pipelines to its members
+        const seen = await Promise.all(Array.from({ length: 40 }, () => pool.overlapping(1)));
+        const most = Math.max(...seen.map(([n]) => n));
+        assert.ok(most <= concurrency, `at most ${concurrency} ran at once in a member, saw ${most}`);
+        await pool.destroy();
+      }
+      const pool = await pm.pool(fixture('calculator.js'), { size: 1, concurrency: 1 });
+      for (let i = 0; i < 20; i++) await pool.add(i, 1);
+      const [, before] = await pool.overlapping(0);
+      const running = pool.overlapping(600);
+      const held = await pool.withOptions({ timeout: 150 }).overlapping(0).then(() => null, (e) => e);
+      assert.ok(held instanceof CallTimeoutError, String(held));
+      assert.deepEqual(await running, [1, before + 1]);
+      assert.deepEqual(await pool.overlapping(0), [1, before + 2], 'the call that timed out while held never started');
     }),
   );
 }

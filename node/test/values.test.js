@@ -23,6 +23,14 @@ for (const isolation of ISOLATIONS) {
       assert.equal(await echo('héllo'), 'héllo');
       assert.deepEqual(await echo(Buffer.from([0, 1, 255])), Buffer.from([0, 1, 255]));
       assert.deepEqual(await echo(new Uint8Array([7, 8])), Buffer.from([7, 8]));
+      // Large data travels into its Buffer without a copy (convert.rs): whole, in place, separate.
+      const big = Buffer.alloc(1 << 20);
+      for (let i = 0; i < big.length; i += 4093) big[i] = i & 255;
+      const back = await echo({ one: big, list: [big, 'x'] });
+      assert.ok(Buffer.isBuffer(back.one) && back.one.equals(big) && back.list[0].equals(big));
+      back.one[0] = 99;
+      assert.equal(back.list[0][0], 0, 'each Buffer owns its bytes');
+      assert.deepEqual(await echo(Buffer.alloc(0)), Buffer.alloc(0));
       assert.deepEqual(await echo({ a: [1, { b: 'c' }], d: { e: null } }), { a: [1, { b: 'c' }], d: { e: null } });
       assert.deepEqual(await echo(new Map([['k', 1]])), { k: 1 });
       class Point {

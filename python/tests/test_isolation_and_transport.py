@@ -1,5 +1,5 @@
 """The same worker answers the same way in every isolation (child, a thread,
-in-process) and over every transport (ipc, unix, tcp), from both APIs."""
+in-process) and over every transport (ipc, unix, tcp, http), from both APIs."""
 
 import os
 
@@ -11,7 +11,7 @@ from titan_pm.sync import ProcessManager as SyncProcessManager
 
 
 # Isolation none runs in the engine itself: it has no transport of its own.
-COMBINATIONS = [(i, t) for i in ("child", "worker") for t in ("ipc", "unix", "tcp")] + [("none", "ipc")]
+COMBINATIONS = [(i, t) for i in ("child", "worker") for t in ("ipc", "unix", "tcp", "http")] + [("none", "ipc")]
 
 
 @pytest.mark.parametrize("isolation,transport", COMBINATIONS)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 USAGE = (
     "usage: python -m titan_pm.worker FILE.py[:ClassName]\n"
-    "       python -m titan_pm.worker --connect HOST:PORT --name NAME "
+    "       python -m titan_pm.worker --connect HOST:PORT|wss://HOST:PORT --name NAME "
     "[--tls-cert F --tls-key F --tls-ca F] [--token T] FILE.py[:ClassName]"
 )
 

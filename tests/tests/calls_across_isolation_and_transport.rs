@@ -48,6 +48,11 @@ async fn child_over_tcp() {
 }
 
 #[tokio::test]
+async fn child_over_http() {
+    add_over(Isolation::Child, Transport::Http).await;
+}
+
+#[tokio::test]
 async fn thread_over_ipc() {
     add_over(Isolation::Worker, Transport::Ipc).await;
 }
@@ -60,6 +65,11 @@ async fn thread_over_unix() {
 #[tokio::test]
 async fn thread_over_tcp() {
     add_over(Isolation::Worker, Transport::Tcp).await;
+}
+
+#[tokio::test]
+async fn thread_over_http() {
+    add_over(Isolation::Worker, Transport::Http).await;
 }
 
 #[tokio::test]
@@ -78,13 +88,6 @@ async fn local_engine_on_the_callers_thread() {
             pm.shutdown().await;
         })
         .await;
-}
-
-#[tokio::test]
-async fn http_is_a_clear_error_not_a_fallback() {
-    let pm = ProcessManager::new(ManagerConfig::default());
-    let err = pm.spawn(WORKER, options(Isolation::Child, Transport::Http)).await.err().unwrap();
-    assert!(matches!(err, Error::Config(ref m) if m.contains("http is not supported")), "{err}");
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@
 //! member fails its in-flight call at once and the pool keeps serving; it
 //! restarts and rejoins; wrong CA, no certificate and a wrong token are refused
 //! with a `refused` event; plain TCP only on loopback with a token; workers
-//! reconnect to a restarted host; SIGTERM drains.
+//! reconnect to a restarted host; SIGTERM drains. Workers dialling `wss://`
+//! (TLS, then a WebSocket upgrade) share the listener's port with plain mTLS
+//! ones; `ws://` only where plain TCP is allowed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -299,10 +301,79 @@ async fn plain_tcp_only_on_loopback_with_a_token() {
         let _w = rust_worker(&addr.to_string(), None, Some("local-token"));
         let one = pm.attach("api", SpawnOptions::default()).await.unwrap();
         assert_eq!(one.call::<i64>("add", (2, 2)).await.unwrap(), 4);
+        // Plain WebSocket on the same port, under the same rule (loopback, token).
+        let _ws = dial(WORKER, &[], &format!("ws://{addr}/"), None, Some("local-token"), "wsapi");
+        let over_ws = pm.attach("wsapi", SpawnOptions::default()).await.unwrap();
+        assert_eq!(over_ws.call::<i64>("add", (3, 4)).await.unwrap(), 7);
         pm.shutdown().await;
     })
     .await
     .expect("the test hung");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_and_mtls_workers_share_a_port_and_a_pool() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let pki = Pki::new(&[]);
+        let pm = ProcessManager::new(ManagerConfig::default());
+        let addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: Some(pki.host()), token: Some("s3cret".into()) }).await.unwrap();
+        let worker_tls = pki.files("worker", "ca");
+        let mut events = pm.events();
+
+        // One member over wss:// (TLS, then the WebSocket upgrade), one over plain mutual TLS.
+        let _over_wss = rust_worker(&format!("wss://localhost:{}/titan", addr.port()), Some(&worker_tls), Some("s3cret"));
+        let _over_tls = rust_worker(&addr.to_string(), Some(&worker_tls), Some("s3cret"));
+        let pool = pm.pool("remote:api", pool_options(2)).await.unwrap();
+        wait_for("both workers to join", || async { members(&pool).await == 2 }).await;
+        let pids = distinct_pids(&pool, 20).await;
+        let expected: std::collections::BTreeSet<u32> = [_over_wss.0.id(), _over_tls.0.id()].into();
+        assert_eq!(pids, expected, "both the wss and the mTLS worker serve the pool");
+        assert_eq!(pool.call::<i64>("add", (20, 22)).await.unwrap(), 42);
+
+        // wss:// with a certificate from another CA: refused in the TLS handshake, before any upgrade.
+        let stranger = rust_worker(&format!("wss://127.0.0.1:{}/", addr.port()), Some(&pki.files("stranger", "ca")), Some("s3cret"));
+        let reason = refused_with(&mut events, &["TLS handshake failed"]).await;
+        assert!(reason.to_lowercase().contains("certificate"), "{reason}");
+        drop(stranger);
+        // The right certificate over wss:// with a wrong token: refused at registration, as over mTLS.
+        let wrong = rust_worker(&format!("wss://127.0.0.1:{}/", addr.port()), Some(&worker_tls), Some("guess"));
+        refused_with(&mut events, &["a wrong join token"]).await;
+        drop(wrong);
+
+        // The pool still has its two members and serves.
+        assert_eq!(members(&pool).await, 2);
+        assert_eq!(pool.call::<i64>("add", (1, 1)).await.unwrap(), 2);
+        pm.shutdown().await;
+    })
+    .await
+    .expect("the test hung");
+}
+
+#[test]
+fn a_ws_scheme_must_match_the_tls_flags() {
+    let pki = Pki::new(&[]);
+    let t = pki.files("worker", "ca");
+    let run = |connect: &str, tls: bool| {
+        let mut cmd = Command::new(WORKER);
+        cmd.args(["--connect", connect, "--name", "api", "--token", "t"]);
+        if tls {
+            cmd.arg("--tls-cert").arg(&t.cert).arg("--tls-key").arg(&t.key).arg("--tls-ca").arg(&t.ca);
+        }
+        for var in ["TITAN_IPC_FD", "TITAN_CONNECT", "TITAN_SECRET", "TITAN_PM_CONNECT", "TITAN_PM_TOKEN"] {
+            cmd.env_remove(var);
+        }
+        let out = cmd.stdin(Stdio::null()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{connect}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run("wss://127.0.0.1:9/", false);
+    assert!(err.contains("wss:// needs --tls-cert"), "{err}");
+    let err = run("ws://127.0.0.1:9/", true);
+    assert!(err.contains("with TLS files dial wss://"), "{err}");
+    let err = run("ws://10.1.2.3:9/", false);
+    assert!(err.contains("only dials a loopback host"), "{err}");
+    let err = run("wss://nohost/", true);
+    assert!(err.contains("is not host:port"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -629,8 +700,8 @@ async fn python_node_and_rust_workers_from_another_namespace_share_a_pool() {
 }
 
 /// Not a check: prints remote call latency (p50) and 64-in-flight throughput over
-/// mTLS, plain loopback TCP (token) and, for comparison, a child over the tcp and
-/// ipc transports. `cargo test --release -p titan-pm-tests --test remote_workers -- --ignored --nocapture bench`
+/// mTLS, wss:// (mTLS plus WebSocket), plain loopback TCP (token) and, for
+/// comparison, a child over the http, tcp and ipc transports. `cargo test --release -p titan-pm-tests --test remote_workers -- --ignored --nocapture bench`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn bench_remote_calls() {
@@ -673,12 +744,17 @@ async fn bench_remote_calls() {
     let plain_addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: None, token: Some("t".into()), gateway: None }).await.unwrap();
     let _a = dial(WORKER, &[], &tls_addr.to_string(), Some(&pki.files("worker", "ca")), None, "tls");
     let _b = dial(WORKER, &[], &plain_addr.to_string(), None, Some("t"), "plain");
+    let _c = dial(WORKER, &[], &format!("wss://127.0.0.1:{}/", tls_addr.port()), Some(&pki.files("worker", "ca")), None, "wss");
     let tls = pm.attach("remote:tls", SpawnOptions::default()).await.unwrap();
+    let wss = pm.attach("remote:wss", SpawnOptions::default()).await.unwrap();
+    let http = pm.spawn(WORKER, SpawnOptions { transport: Some(Transport::Http), ..SpawnOptions::default() }).await.unwrap();
     let plain = pm.attach("remote:plain", SpawnOptions::default()).await.unwrap();
     let tcp = pm.spawn(WORKER, SpawnOptions { transport: Some(Transport::Tcp), ..SpawnOptions::default() }).await.unwrap();
     let ipc = pm.spawn(WORKER, SpawnOptions { transport: Some(Transport::Ipc), ..SpawnOptions::default() }).await.unwrap();
     measure("remote, mutual TLS", &tls).await;
+    measure("remote, wss (mTLS + WebSocket)", &wss).await;
     measure("remote, plain loopback tcp", &plain).await;
+    measure("child, http transport", &http).await;
     measure("child, tcp transport", &tcp).await;
     measure("child, ipc transport", &ipc).await;
     pm.shutdown().await;

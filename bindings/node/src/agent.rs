@@ -50,8 +50,10 @@ pub struct Request {
 
 enum Payload {
     None,
-    /// A call's arguments and its W3C trace context (trace id, span id, parent span id).
-    Call(Vec<Value>, [String; 3]),
+    /// A call's arguments, its W3C trace context (trace id, span id, parent span id) and
+    /// its bound on running calls (`CallContext::max_running`: the JS runtime holds the call
+    /// until fewer than that many run; 0: none).
+    Call(Vec<Value>, [String; 3], u32),
     Value(Value),
     /// INIT: the dependencies and the grant id of what the host handed over (0: none).
     Init(Value, u64),
@@ -125,19 +127,32 @@ fn deliver(env: Env, dispatch: Js, r: Request) -> napi::Result<()> {
         Some(m) => js::string(env, m)?,
         None => js::null(env)?,
     };
-    let (payload, trace) = match &r.payload {
+    let mut max_running = 0;
+    let (payload, extra) = match r.payload {
         Payload::None => (js::null(env)?, js::null(env)?),
-        Payload::Call(args, trace) => {
-            let trace: Vec<Value> = trace.iter().cloned().map(Value::Text).collect();
-            (convert::list_to_js(env, args)?, convert::list_to_js(env, &trace)?)
+        Payload::Call(args, trace, max) => {
+            max_running = max;
+            (convert::list_into_js(env, args)?, trace_to_js(env, &trace)?)
         }
-        Payload::Value(v) => (convert::to_js(env, v)?, js::null(env)?),
-        Payload::Init(v, grant) => (convert::to_js(env, v)?, js::number(env, *grant as f64)?),
-        Payload::Reply(Ok(v)) => (convert::to_js(env, v)?, js::boolean(env, true)?),
-        Payload::Reply(Err(e)) => (errors::to_js(env, e), js::boolean(env, false)?),
+        Payload::Value(v) => (convert::into_js(env, v)?, js::null(env)?),
+        Payload::Init(v, grant) => (convert::into_js(env, v)?, js::number(env, grant as f64)?),
+        Payload::Reply(Ok(v)) => (convert::into_js(env, v)?, js::boolean(env, true)?),
+        Payload::Reply(Err(e)) => (errors::to_js(env, &e), js::boolean(env, false)?),
     };
-    let args = [js::number(env, r.kind as f64)?, js::number(env, r.token as f64)?, method, payload, trace];
+    let args = [js::number(env, r.kind as f64)?, js::number(env, r.token as f64)?, method, payload, extra, js::number(env, max_running as f64)?];
     js::call(env, dispatch, &args).map(|_| ())
+}
+
+/// A call's trace context as `[traceId, spanId, parentSpanId]`, or null when it has none.
+fn trace_to_js(env: Env, trace: &[String; 3]) -> napi::Result<Js> {
+    if trace[0].is_empty() {
+        return js::null(env);
+    }
+    let arr = js::array(env, 3)?;
+    for (i, s) in trace.iter().enumerate() {
+        js::set_index(env, arr, i as u32, js::string(env, s)?)?;
+    }
+    Ok(arr)
 }
 
 /// The JS runtime answers request `token` with `value`.
@@ -399,7 +414,13 @@ impl Handler for JsHandler {
 
     fn call(&self, method: &str, args: Vec<Value>, ctx: CallContext) -> LocalBoxFuture<'static, Reply> {
         let trace = [ctx.trace_id, ctx.span_id, ctx.parent_span_id];
-        self.request(CALL, Some(method.to_string()), Payload::Call(args, trace))
+        self.request(CALL, Some(method.to_string()), Payload::Call(args, trace, ctx.max_running))
+    }
+
+    /// The JS runtime holds calls past their `maxRunning` itself (`runtime.ts`), so a pool
+    /// pipelining to this worker hands it the next calls without a round trip each.
+    fn gates_calls(&self) -> bool {
+        true
     }
 
     fn health(&self) -> Option<LocalBoxFuture<'static, HealthReport>> {

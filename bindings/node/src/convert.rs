@@ -268,6 +268,35 @@ pub fn to_js(env: Env, v: &Value) -> napi::Result<Js> {
     }
 }
 
+/// Data at least this long becomes a Buffer over the value's own bytes (no copy);
+/// shorter data is copied (cheaper than an external buffer's bookkeeping).
+const BORROW_DATA_BYTES: usize = 32 * 1024;
+
+/// [`to_js`], consuming the value: large data is handed to its Buffer without a copy.
+pub fn into_js(env: Env, v: Value) -> napi::Result<Js> {
+    match v {
+        Value::Data(d) if d.len() >= BORROW_DATA_BYTES => js::buffer_from_vec(env, d),
+        Value::List(items) => list_into_js(env, items),
+        Value::Map(entries) => {
+            let obj = js::object(env)?;
+            for (k, item) in entries {
+                js::set(env, obj, &k, into_js(env, item)?)?;
+            }
+            Ok(obj)
+        }
+        other => to_js(env, &other),
+    }
+}
+
+/// [`list_to_js`], consuming the items.
+pub fn list_into_js(env: Env, items: Vec<Value>) -> napi::Result<Js> {
+    let arr = js::array(env, items.len())?;
+    for (i, item) in items.into_iter().enumerate() {
+        js::set_index(env, arr, i as u32, into_js(env, item)?)?;
+    }
+    Ok(arr)
+}
+
 pub fn list_to_js(env: Env, items: &[Value]) -> napi::Result<Js> {
     let arr = js::array(env, items.len())?;
     for (i, item) in items.iter().enumerate() {

@@ -316,7 +316,7 @@ impl Host {
                 pm.call_value(id, &method, args, call_options).await
             }
         };
-        let to_js = |env, v: Value| convert::to_js(env, &v);
+        let to_js = convert::into_js;
         let Some(token) = options.cancel else {
             return self.promise(env, call, to_js);
         };
@@ -474,7 +474,7 @@ pub(crate) fn bool_to_js(env: Env, b: bool) -> napi::Result<Js> {
 }
 
 pub(crate) fn value_to_js(env: Env, v: Value) -> napi::Result<Js> {
-    convert::to_js(env, &v)
+    convert::into_js(env, v)
 }
 
 /// A duration the TypeScript layer gives in ms; a negative or non-finite one names `what`.

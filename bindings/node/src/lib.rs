@@ -417,7 +417,7 @@ pub fn new_slot() -> f64 {
 
 /// The runtime for `slot` is ready: `dispatch(kind, token, method, payload, extra)` runs requests
 /// on this JS thread. `weak`: do not keep this thread's event loop alive.
-#[napi(ts_args_type = "slot: number, description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown, extra: any) => void, weak: boolean")]
+#[napi(ts_args_type = "slot: number, description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown, extra: any, maxRunning: number) => void, weak: boolean")]
 pub fn attach(env: Env, slot: f64, description: Raw, dispatch: Raw, weak: bool) -> napi::Result<()> {
     let slot = agent::slot(slot as u64).ok_or_else(|| napi::Error::from_reason("no such slot"))?;
     let description = agent::description_from_js(env.raw(), description.0)?;
@@ -477,7 +477,7 @@ pub fn take_endpoint() -> napi::Result<()> {
 
 /// Serves the loaded worker to the host on a thread of the agent's own; when the host
 /// says stop (or goes away) the runtime is told to exit (`dispatch(EXIT, code)`).
-#[napi(ts_args_type = "description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown, extra: any) => void")]
+#[napi(ts_args_type = "description: object, dispatch: (kind: number, token: number, method: string | null, payload: unknown, extra: any, maxRunning: number) => void")]
 pub fn serve_child(env: Env, description: Raw, dispatch: Raw) -> napi::Result<()> {
     let (endpoint, secret) = ENDPOINT.lock().unwrap().take().ok_or_else(|| napi::Error::from_reason("takeEndpoint was not called"))?;
     let description = agent::description_from_js(env.raw(), description.0)?;

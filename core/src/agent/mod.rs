@@ -51,6 +51,10 @@ pub struct CallContext {
     pub span_id: String,
     /// The caller's span (empty for a root span).
     pub parent_span_id: String,
+    /// The call may start only while fewer than this many calls run in the worker (a
+    /// pool member's `concurrency` while the pool pipelines calls to it); 0: no bound.
+    /// The agent enforces it unless the handler [gates calls itself](Handler::gates_calls).
+    pub max_running: u32,
 }
 
 impl CallContext {
@@ -76,6 +80,14 @@ pub trait Handler: 'static {
         Box::pin(async { Ok(()) })
     }
     fn call(&self, method: &str, args: Vec<Value>, ctx: CallContext) -> LocalBoxFuture<'static, Result<Value, ErrorInfo>>;
+    /// `true`: the runtime behind the handler holds calls itself, in arrival order, until
+    /// fewer than `ctx.max_running` run there, so the agent hands each call over at once.
+    /// For a runtime on another thread (a Node worker thread or a child's JS thread) that
+    /// saves a thread round trip per pipelined call: the next call is already waiting
+    /// where it runs. `false` (the default): the agent's gate holds them.
+    fn gates_calls(&self) -> bool {
+        false
+    }
     /// The worker's own health check; `None` (the default) is always healthy.
     fn health(&self) -> Option<LocalBoxFuture<'static, HealthReport>> {
         None
@@ -181,6 +193,11 @@ pub async fn connect_and_serve(endpoint: Endpoint, secret: &str, handler: Rc<dyn
         Endpoint::Fd(fd) => serve(ipc::from_fd(fd).map_err(io_err)?, secret, handler).await,
         Endpoint::Unix(path) => serve(unix::connect(&path).await.map_err(io_err)?, secret, handler).await,
         Endpoint::Tcp(addr) => serve(tcp::connect(&addr).await.map_err(io_err)?, secret, handler).await,
+        Endpoint::Ws(url) => {
+            let (_, authority) = crate::transport::ws::split_url(&url).ok_or_else(|| Error::Config(format!("{url:?} is not a ws:// URL")))?;
+            let tcp = tcp::connect(authority).await.map_err(io_err)?;
+            serve(crate::transport::ws::connect(tcp, &url).await.map_err(io_err)?, secret, handler).await
+        }
         Endpoint::Remote(options) => dial::serve_remote(&options, secret, handler).await,
     }
 }

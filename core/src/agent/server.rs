@@ -135,8 +135,10 @@ impl WorkerServer {
         }
     }
 
-    async fn run_call(&self, method: &str, args: Vec<value::Value>, ctx: CallContext, max_running: usize) -> Result<value::Value, ErrorInfo> {
+    async fn run_call(&self, method: &str, args: Vec<value::Value>, ctx: CallContext) -> Result<value::Value, ErrorInfo> {
         let call_id = ctx.call_id;
+        // A handler that holds calls where they run gets them at once (see `Handler::gates_calls`).
+        let max_running = if self.handler.gates_calls() { 0 } else { ctx.max_running as usize };
         let (abort, registration) = AbortHandle::new_pair();
         let done = Rc::new(Notify::new());
         self.running.borrow_mut().insert(call_id, Running { abort, done: done.clone() });
@@ -226,11 +228,11 @@ impl worker::Server for WorkerServer {
             trace_id: c.get_trace_id()?.to_str()?.to_string(),
             span_id: c.get_span_id()?.to_str()?.to_string(),
             parent_span_id: c.get_parent_span_id()?.to_str()?.to_string(),
+            max_running: c.get_max_running(),
         };
-        let max_running = c.get_max_running() as usize;
         self.requests.set(self.requests.get() + 1);
         let outcome = match value::read_list(p.get_args()?, "args") {
-            Ok(args) => self.run_call(&method, args, ctx, max_running).await,
+            Ok(args) => self.run_call(&method, args, ctx).await,
             Err(e) => Err(ErrorInfo::serialization(e)),
         };
         // A result capnp cannot hold (too large, too deep) fails this call, not the worker.

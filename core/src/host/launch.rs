@@ -158,9 +158,6 @@ pub(crate) async fn launch(spec: &LaunchSpec<'_>, registry: &Rc<Registry>) -> Re
     if let Some(name) = super::joins::remote_name(spec.target) {
         return launch_remote(spec, registry, name).await;
     }
-    if spec.transport == Transport::Http {
-        return Err(Error::Config("transport http is not supported yet (use ipc, unix or tcp)".into()));
-    }
     let secret = transport::new_secret().map_err(|e| Error::spawn(&target_name, e.to_string()))?;
     let registration = registry.expect(&secret);
     let started = start(spec, registry, &secret).await;
@@ -355,8 +352,7 @@ type Started = (watch::Receiver<Option<ExitStatus>>, Option<u32>, StderrTail, Op
 async fn start(spec: &LaunchSpec<'_>, registry: &Rc<Registry>, secret: &str) -> Result<Started> {
     let endpoint = match spec.transport {
         Transport::Ipc => None,
-        Transport::Unix => Some(registry.endpoint(true).await?),
-        _ => Some(registry.endpoint(false).await?),
+        transport => Some(registry.endpoint(transport).await?),
     };
     match (spec.isolation, spec.target) {
         (Isolation::Child, Target::Path(path)) => match start_forked(spec, path, registry, secret, &endpoint).await? {

@@ -610,6 +610,11 @@ impl ProcessManager {
         self.exec(|engine| async move { engine.registry.tcp_address().await }).await
     }
 
+    /// The URL of the manager's `http` transport listener (`ws://127.0.0.1:PORT/PATH`, starting it if needed).
+    pub async fn http_url(&self) -> Result<String> {
+        self.exec(|engine| async move { Ok(engine.registry.endpoint(crate::transport::Transport::Http).await?.to_env_value()) }).await
+    }
+
     /// Stops intake, drains in-flight calls, runs shutdown hooks, then SIGTERM and SIGKILL.
     pub async fn shutdown(&self) {
         let _ = self.exec(|engine| async move { engine.shutdown().await; Ok(()) }).await;

@@ -1,6 +1,6 @@
 //! The host's end of every worker connection: the `Registry` bootstrap
 //! capability, the spawns waiting for their worker to register (by secret), and
-//! the manager's Unix and TCP listeners.
+//! the manager's Unix, TCP and WebSocket (`http` transport) listeners.
 //!
 //! A connection is only useful after `register` with the secret of a pending
 //! spawn; any other secret is refused, logged, and the connection closed.
@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::titan_capnp::{registry, worker};
 use crate::transport::network::Throttle;
 use crate::transport::{
-    secrets_match, tcp, unix, vat_network_limited, Endpoint, FrameLimit, MAX_PREAUTH_CONNECTIONS, PREAUTH_TIMEOUT,
+    secrets_match, tcp, unix, vat_network_limited, ws, Endpoint, FrameLimit, MAX_PREAUTH_CONNECTIONS, PREAUTH_TIMEOUT,
 };
 
 /// A worker that registered: its capability, pid and a way to close its connection.
@@ -70,6 +70,7 @@ pub(crate) struct Registry {
     next_connection: Cell<u64>,
     unix: OnceCell<(tempfile::TempDir, PathBuf)>,
     tcp: OnceCell<SocketAddr>,
+    ws: OnceCell<SocketAddr>,
     tcp_host: String,
     events: broadcast::Sender<Event>,
     me: Weak<Registry>,
@@ -85,6 +86,7 @@ impl Registry {
             next_connection: Cell::new(0),
             unix: OnceCell::new(),
             tcp: OnceCell::new(),
+            ws: OnceCell::new(),
             tcp_host,
             events,
             me: me.clone(),
@@ -123,6 +125,19 @@ impl Registry {
         listened: bool,
         join: Option<Rc<super::joins::JoinRules>>,
     ) -> Connection {
+        self.accept_upgrading(|_| async move { Ok(stream) }, listened, join)
+    }
+
+    /// [`accept_with`](Self::accept_with) for a connection that must first be
+    /// upgraded (a WebSocket handshake, a sniff of its first bytes): `upgrade`
+    /// gets the connection's frame limit and runs within the same
+    /// [`PREAUTH_TIMEOUT`] and count as the registration.
+    pub(crate) fn accept_upgrading<S, F, U>(&self, upgrade: U, listened: bool, join: Option<Rc<super::joins::JoinRules>>) -> Connection
+    where
+        S: AsyncRead + AsyncWrite + 'static,
+        F: std::future::Future<Output = std::io::Result<S>> + 'static,
+        U: FnOnce(Rc<FrameLimit>) -> F,
+    {
         use futures::FutureExt;
         let (abort, registration) = AbortHandle::new_pair();
         let (closed_tx, closed_rx) = oneshot::channel();
@@ -140,7 +155,20 @@ impl Registry {
             join,
         };
         let client: registry::Client = capnp_rpc::new_client(server);
-        let rpc = RpcSystem::new(Box::new(vat_network_limited(stream, Side::Server, limit)), Some(client.client));
+        let upgrade = upgrade(limit.clone());
+        let rpc = async move {
+            match upgrade.await {
+                Ok(stream) => {
+                    let _ = RpcSystem::new(Box::new(vat_network_limited(stream, Side::Server, limit)), Some(client.client)).await;
+                }
+                Err(e) => {
+                    static UPGRADE: Throttle = Throttle::new();
+                    if let Some(more) = UPGRADE.allow() {
+                        tracing::warn!(target: "titan_pm", "closed a connection before registration: {e}{more}");
+                    }
+                }
+            }
+        };
         let me = self.me.clone();
         let unclaimed = async move {
             tokio::time::sleep(PREAUTH_TIMEOUT).await;
@@ -184,13 +212,39 @@ impl Registry {
         self.unauthenticated.borrow_mut().remove(&id);
     }
 
-    /// Where a worker should connect for `transport` unix or tcp (starting the listener once).
-    pub(crate) async fn endpoint(&self, unix: bool) -> Result<Endpoint> {
-        if unix {
-            Ok(Endpoint::Unix(self.unix_path()?))
-        } else {
-            Ok(Endpoint::Tcp(self.tcp_address().await?.to_string()))
+    /// Where a worker should connect for `transport` unix, tcp or http (starting the listener once).
+    pub(crate) async fn endpoint(&self, transport: crate::transport::Transport) -> Result<Endpoint> {
+        use crate::transport::Transport;
+        match transport {
+            Transport::Unix => Ok(Endpoint::Unix(self.unix_path()?)),
+            Transport::Http => Ok(Endpoint::Ws(format!("ws://{}{}", self.ws_address().await?, ws::CHILD_PATH))),
+            _ => Ok(Endpoint::Tcp(self.tcp_address().await?.to_string())),
         }
+    }
+
+    /// The `http` transport's listener: tcp on `tcp_host`, a WebSocket upgrade on [`ws::CHILD_PATH`].
+    async fn ws_address(&self) -> Result<SocketAddr> {
+        if let Some(addr) = self.ws.get() {
+            return Ok(*addr);
+        }
+        let (listener, addr) = tcp::bind(&self.tcp_host).await.map_err(|e| io("http listener", e))?;
+        let me = self.me.clone();
+        tokio::task::spawn_local(async move {
+            let mut backoff = Backoff::default();
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        backoff.reset();
+                        let Some(registry) = me.upgrade() else { break };
+                        let _ = stream.set_nodelay(true);
+                        registry.accept_upgrading(|limit| ws::accept(stream, limit, Some(ws::CHILD_PATH)), true, None);
+                    }
+                    Err(e) => backoff.failed("http", e).await,
+                }
+            }
+        });
+        let _ = self.ws.set(addr);
+        Ok(addr)
     }
 
     fn unix_path(&self) -> Result<PathBuf> {

@@ -4,6 +4,8 @@
 //! dial in ([`crate::transport::dial`]): over TCP with mutual TLS (a client
 //! certificate signed by the listener's CA is required), optionally with a join
 //! token as well; plain TCP only on a loopback address and only with a token.
+//! On the same port a worker may also speak WebSocket (`wss://`, or `ws://`
+//! where plain TCP is allowed): the first bytes after TLS tell which.
 //! Each joins under a name; `remote:NAME` is then a target like a file: a pool
 //! of it (`pm.pool("remote:api", ..)`) has the workers that joined under `api`
 //! as members, `pm.attach("remote:api")` takes one. The host never starts or
@@ -19,12 +21,18 @@
 
 use std::cell::Cell;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Error, Result};
 use crate::host::joins::JoinRules;
 use crate::host::{ProcessHandle, ProcessManager, SpawnOptions, Target};
+use crate::host::registry::Registry;
+use crate::transport::dial::Stream;
 use crate::transport::tls::{self, TlsFiles};
+use crate::transport::ws;
 use crate::transport::{MAX_PREAUTH_CONNECTIONS, PREAUTH_TIMEOUT};
 
 /// The longest join token.
@@ -111,7 +119,7 @@ impl ProcessManager {
                     let _ = stream.set_nodelay(true);
                     let rules = Rc::new(JoinRules { token: token.clone(), peer: peer.to_string() });
                     let Some(acceptor) = acceptor.clone() else {
-                        registry.accept_with(stream, true, Some(rules));
+                        accept_frames_or_ws(&registry, stream, rules);
                         continue;
                     };
                     if handshaking.get() >= MAX_PREAUTH_CONNECTIONS {
@@ -124,9 +132,7 @@ impl ProcessManager {
                         let done = tokio::time::timeout(PREAUTH_TIMEOUT, acceptor.accept(stream)).await;
                         handshaking.set(handshaking.get() - 1);
                         match done {
-                            Ok(Ok(tls)) => {
-                                registry.accept_with(tls, true, Some(rules));
-                            }
+                            Ok(Ok(tls)) => accept_frames_or_ws(&registry, tls, rules),
                             Ok(Err(e)) => registry.refused(&rules.peer, &format!("TLS handshake failed: {e}")),
                             Err(_) => registry.refused(&rules.peer, &format!("no TLS handshake within {PREAUTH_TIMEOUT:?}")),
                         }
@@ -160,6 +166,25 @@ impl ProcessManager {
             .await?;
         Ok(self.handle(id))
     }
+}
+
+/// One port, two framings: after TLS (if any), a connection that starts with
+/// `GET ` is upgraded to a WebSocket (`wss://` / `ws://` workers), any other
+/// carries Cap'n Proto frames directly; both within the registration's time
+/// and size bounds.
+fn accept_frames_or_ws<S>(registry: &Registry, stream: S, rules: Rc<JoinRules>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    registry.accept_upgrading(
+        |limit| async move {
+            let (http, stream) = ws::sniff(stream).await?;
+            let stream: Pin<Box<dyn Stream>> = if http { Box::pin(ws::accept(stream, limit, None).await?) } else { Box::pin(stream) };
+            Ok(stream)
+        },
+        true,
+        Some(rules),
+    );
 }
 
 fn acceptor_kind(options: &ListenOptions) -> bool {

@@ -4,6 +4,11 @@
 //! `TITAN_PM_TLS_CA`, `TITAN_PM_TOKEN`, `TITAN_PM_NAME` variables; a flag wins),
 //! and the connection itself: TCP, then mutual TLS unless the worker dials a
 //! loopback host without TLS files (which only a host with a token accepts).
+//!
+//! `--connect` is `host:port` (Cap'n Proto frames straight on the stream), or
+//! `wss://host:port[/path]` (the same, then a WebSocket upgrade, for networks
+//! that pass only HTTP; the host's listener takes both on one port), or
+//! `ws://host:port[/path]` where plain TCP is allowed (loopback, with a token).
 
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -30,7 +35,7 @@ const FLAGS: &[(&str, &str)] = &[
 /// Where and as whom a remote worker dials in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DialOptions {
-    /// `host:port` of the listening host.
+    /// `host:port`, `wss://host:port[/path]` or `ws://host:port[/path]` of the listening host.
     pub connect: String,
     pub tls: Option<TlsFiles>,
     pub token: Option<String>,
@@ -94,8 +99,17 @@ impl DialOptions {
 
     fn check(&self) -> Result<()> {
         let host = self.host();
-        if host.is_empty() || self.connect.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
-            return Err(Error::Config(format!("--connect {:?} is not host:port", self.connect)));
+        if host.is_empty() || self.authority().rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+            return Err(Error::Config(format!("--connect {:?} is not host:port, wss://host:port or ws://host:port", self.connect)));
+        }
+        match (super::ws::split_url(&self.connect), &self.tls) {
+            (Some((true, _)), None) => {
+                return Err(Error::Config(format!("--connect {}: wss:// needs --tls-cert, --tls-key and --tls-ca", self.connect)))
+            }
+            (Some((false, _)), Some(_)) => {
+                return Err(Error::Config(format!("--connect {}: ws:// is plain: with TLS files dial wss://", self.connect)))
+            }
+            _ => {}
         }
         if self.tls.is_none() {
             let loopback = host == "localhost" || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
@@ -115,8 +129,13 @@ impl DialOptions {
         Ok(())
     }
 
+    /// `host:port`, without a ws scheme or path.
+    fn authority(&self) -> &str {
+        super::ws::split_url(&self.connect).map(|(_, a)| a).unwrap_or(&self.connect)
+    }
+
     fn host(&self) -> &str {
-        self.connect.rsplit_once(':').map(|(h, _)| h).unwrap_or("")
+        self.authority().rsplit_once(':').map(|(h, _)| h).unwrap_or("")
     }
 
     /// What the worker registers with: `join:NAME:TOKEN`.
@@ -129,9 +148,18 @@ impl DialOptions {
         self.tls.as_ref().map(tls::client_config).transpose()
     }
 
-    /// One connection to the host: TCP, then the TLS handshake if configured.
+    /// One connection to the host: TCP, then the TLS handshake if configured,
+    /// then the WebSocket upgrade for a `ws://` or `wss://` address.
     pub async fn connect(&self, config: Option<&Arc<rustls::ClientConfig>>) -> std::io::Result<Pin<Box<dyn Stream>>> {
-        let tcp = super::tcp::connect(&self.connect).await?;
+        let stream = self.connect_stream(config).await?;
+        if super::ws::split_url(&self.connect).is_none() {
+            return Ok(stream);
+        }
+        Ok(Box::pin(super::ws::connect(stream, &self.connect).await?))
+    }
+
+    async fn connect_stream(&self, config: Option<&Arc<rustls::ClientConfig>>) -> std::io::Result<Pin<Box<dyn Stream>>> {
+        let tcp = super::tcp::connect(self.authority()).await?;
         let Some(config) = config else { return Ok(Box::pin(tcp)) };
         let name = self.server_name.clone().unwrap_or_else(|| self.host().trim_matches(['[', ']']).to_string());
         let server_name = rustls::pki_types::ServerName::try_from(name.clone())

@@ -2,11 +2,12 @@
 //! is started with, and the Cap'n Proto two-party network over any byte stream.
 //!
 //! A worker learns where to connect from its environment, never its command line:
-//! `TITAN_IPC_FD` (an inherited socket), or `TITAN_CONNECT` (`unix:/path` or
-//! `tcp:127.0.0.1:port`), and proves who it is with `TITAN_SECRET`.
+//! `TITAN_IPC_FD` (an inherited socket), or `TITAN_CONNECT` (`unix:/path`,
+//! `tcp:127.0.0.1:port` or `ws://127.0.0.1:port/path`), and proves who it is with `TITAN_SECRET`.
 //!
 //! One file per transport: [`ipc`] (an inherited socketpair), [`unix`] and
-//! [`tcp`] (a listener on the host, a connect on the worker); `network` runs
+//! [`tcp`] (a listener on the host, a connect on the worker), [`ws`] (the
+//! `http` transport: tcp plus a WebSocket upgrade); `network` runs
 //! Cap'n Proto's two-party protocol over any of their byte streams.
 //!
 //! ```
@@ -25,6 +26,7 @@ pub(crate) mod network;
 pub(crate) mod tcp;
 pub mod tls;
 pub(crate) mod unix;
+pub mod ws;
 
 pub use network::{
     reader_options, vat_network, vat_network_limited, FrameLimit, PREAUTH_MAX_MESSAGE_BYTES, PREAUTH_MAX_SEGMENTS,
@@ -49,7 +51,7 @@ pub enum Transport {
     Unix,
     /// TCP on loopback (by default); every connection presents the per-spawn secret.
     Tcp,
-    /// WebSocket framing: not built yet, asking for it is an error.
+    /// A WebSocket (`ws://`) on loopback carrying the same frames as tcp, with the same secret rule.
     Http,
 }
 
@@ -95,6 +97,8 @@ pub enum Endpoint {
     Fd(i32),
     Unix(std::path::PathBuf),
     Tcp(String),
+    /// A WebSocket URL (`ws://127.0.0.1:PORT/PATH`, the `http` transport).
+    Ws(String),
     /// A remote worker dialling a listening host (`--connect`, see [`dial`]).
     Remote(Box<dial::DialOptions>),
 }
@@ -118,7 +122,7 @@ impl Endpoint {
                 }
                 None => Err(Error::Config(format!(
                     "this is a titan-pm worker: start it from a titan-pm host (no {ENV_IPC_FD} or {ENV_CONNECT} set), \
-                     or dial a listening host with --connect HOST:PORT --name NAME (or {})",
+                     or dial a listening host with --connect HOST:PORT (or wss://HOST:PORT) --name NAME (or {})",
                     dial::ENV_REMOTE_CONNECT
                 ))),
             },
@@ -130,8 +134,10 @@ impl Endpoint {
             Ok(Endpoint::Unix(path.into()))
         } else if let Some(a) = addr.strip_prefix("tcp:") {
             Ok(Endpoint::Tcp(a.to_string()))
+        } else if let Some((false, _)) = ws::split_url(addr) {
+            Ok(Endpoint::Ws(addr.to_string()))
         } else {
-            Err(Error::Config(format!("{ENV_CONNECT}={addr:?} is not unix:PATH or tcp:HOST:PORT")))
+            Err(Error::Config(format!("{ENV_CONNECT}={addr:?} is not unix:PATH, tcp:HOST:PORT or ws://HOST:PORT/PATH")))
         }
     }
 
@@ -140,6 +146,7 @@ impl Endpoint {
             Endpoint::Fd(fd) => fd.to_string(),
             Endpoint::Unix(p) => format!("unix:{}", p.display()),
             Endpoint::Tcp(a) => format!("tcp:{a}"),
+            Endpoint::Ws(url) => url.clone(),
             Endpoint::Remote(d) => d.connect.clone(),
         }
     }

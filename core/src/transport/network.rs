@@ -28,6 +28,10 @@ pub const PREAUTH_MAX_MESSAGE_BYTES: u64 = 64 * 1024;
 pub const PREAUTH_MAX_SEGMENTS: u32 = 16;
 /// What a message may carry besides its values (method name, ids, envelope).
 const ENVELOPE_BYTES: u64 = 1 << 20;
+/// The largest message a trusted peer may send.
+pub(crate) const fn trusted_max_bytes() -> u64 {
+    MAX_MESSAGE_BYTES as u64 + ENVELOPE_BYTES
+}
 /// Cap'n Proto's own bound on segments per message.
 const MAX_SEGMENTS: u32 = 511;
 
@@ -59,12 +63,18 @@ impl FrameLimit {
 
     /// Raises the limits to the trusted ones.
     pub fn trust(&self) {
-        self.max_bytes.set(MAX_MESSAGE_BYTES as u64 + ENVELOPE_BYTES);
+        self.max_bytes.set(trusted_max_bytes());
         self.max_segments.set(MAX_SEGMENTS);
         self.trusted.set(true);
     }
 
-    fn refuse(&self, what: String) -> io::Error {
+    /// Whether the peer has proved who it is.
+    pub(crate) fn is_trusted(&self) -> bool {
+        self.trusted.get()
+    }
+
+    /// Logs (throttled) and returns the error that closes a connection whose peer sent `what`.
+    pub(crate) fn refuse(&self, what: String) -> io::Error {
         static REFUSED: Throttle = Throttle::new();
         let who = if self.trusted.get() { "peer" } else { "unauthenticated peer" };
         if let Some(more) = REFUSED.allow() {

@@ -10,7 +10,7 @@ import { native } from '../binding';
 import { main } from './main';
 
 const USAGE =
-  'usage: titan-pm-worker --connect HOST:PORT --name NAME [--tls-cert F --tls-key F --tls-ca F] [--token T] WORKER.js';
+  'usage: titan-pm-worker --connect HOST:PORT|wss://HOST:PORT --name NAME [--tls-cert F --tls-key F --tls-ca F] [--token T] WORKER.js';
 
 let rest: string[];
 try {

@@ -144,10 +144,29 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
   return typeof v === 'object' && v !== null && typeof (v as any).then === 'function';
 }
 
+/** A call held until fewer than `max` calls run (its pool member's concurrency). */
+interface Held {
+  token: number;
+  method: string;
+  args: unknown[];
+  trace: unknown;
+  max: number;
+}
+
 /** One served instance of a @Process class. */
 export class Runtime {
   private readonly publicMethods: Set<string>;
   private readonly controllers = new Map<number, AbortController>();
+  /** Calls running now (every call counts, bounded or not). */
+  private running = 0;
+  /**
+   * Calls that carry a bound (`maxRunning`, a pipelining pool member's concurrency) and
+   * wait, in arrival order, until fewer than it run: the core hands them over at once
+   * (agent.rs `gates_calls`) so the next call is already here when one ends. Bounded by
+   * the sender: a pool sends a member at most `concurrency + pipeline` calls at once.
+   */
+  private readonly held: Held[] = [];
+  private releasing = false;
   /** The worker-side layers (layers.ts) of the methods that declare some, built at their first call. */
   private readonly layers = new Map<string, Layers | null>();
 
@@ -194,16 +213,29 @@ export class Runtime {
    * `extra`: a CALL's trace context; INIT's grant id (what the host handed over, ../given.ts);
    * a REPLY's ok flag (the outcome of a given process's call or a shared-state operation).
    */
-  readonly dispatch = (kind: number, token: number, method: string | null, payload: any, extra?: any): void => {
+  readonly dispatch = (kind: number, token: number, method: string | null, payload: any, extra?: any, maxRunning?: number): void => {
     const inst = this.instance;
     switch (kind) {
-      case CALL:
-        return runInTrace(extra, () => this.call(token, method as string, payload as unknown[]));
+      case CALL: {
+        const call: Held = { token, method: method as string, args: payload as unknown[], trace: extra, max: maxRunning ?? 0 };
+        if (call.max > 0 && (this.running >= call.max || this.held.length > 0)) {
+          this.held.push(call);
+          return;
+        }
+        return this.start(call);
+      }
       case REPLY:
         return this.given.settle(token, payload, extra === true);
-      case CANCEL:
+      case CANCEL: {
+        // A held call is dropped (the host no longer waits for it); a running one is told.
+        const i = this.held.findIndex((h) => h.token === token);
+        if (i >= 0) {
+          this.held.splice(i, 1);
+          return this.release();
+        }
         this.controllers.get(token)?.abort(new Error('call cancelled by the host'));
         return;
+      }
       case INIT: {
         if (typeof extra === 'number') this.given.grant = extra;
         // Process handles given as dependencies arrive as `{ $given: name }` (../given.ts).
@@ -223,11 +255,44 @@ export class Runtime {
     }
   };
 
-  private call(token: number, method: string, args: unknown[]): void {
+  /** Runs a call now; it counts as running until its reply is sent. */
+  private start(c: Held): void {
+    this.running++;
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      this.running--;
+      this.release();
+    };
+    try {
+      runInTrace(c.trace as [string, string, string] | null, () => this.call(c.token, c.method, c.args, end));
+    } catch (e) {
+      // Before the method ran (a bad process handle among the arguments, say): the call fails, the slot frees.
+      native.fail(c.token, report(e));
+      end();
+    }
+  }
+
+  /** Starts held calls, oldest first, while their bound leaves room. */
+  private release(): void {
+    if (this.releasing) return; // a call that ended inside `start` below: the loop goes on
+    this.releasing = true;
+    try {
+      while (this.held.length > 0 && (this.held[0].max === 0 || this.running < this.held[0].max)) {
+        this.start(this.held.shift() as Held);
+      }
+    } finally {
+      this.releasing = false;
+    }
+  }
+
+  private call(token: number, method: string, args: unknown[], end: () => void): void {
     args = argRefs(this.given, args); // process handles the host passed, given with the call
     const fn = this.publicMethods.has(method) ? this.instance[method] : undefined;
     if (typeof fn !== 'function') {
       native.fail(token, { kind: 'methodNotFound', type: 'MethodNotFoundError', message: method, stack: '', available: [...this.def.methods] });
+      end();
       return;
     }
     let layers = this.layers.get(method);
@@ -237,42 +302,52 @@ export class Runtime {
       this.layers.set(method, layers);
     }
     let callArgs = args;
-    let done: (() => void) | undefined;
+    let done = end;
     if (fn.length > args.length) {
       const controller = new AbortController();
       this.controllers.set(token, controller);
       callArgs = [...args];
       while (callArgs.length < fn.length - 1) callArgs.push(undefined);
       callArgs.push(controller.signal);
-      done = () => this.controllers.delete(token);
+      done = () => {
+        this.controllers.delete(token);
+        end();
+      };
     }
     const invoke = () => fn.apply(this.instance, callArgs);
     const l = layers;
     this.run(token, l ? () => l.run(args, invoke) : invoke, 'remote', done);
   }
 
+  /** Runs `work` and replies with its outcome; `done` runs once the reply is sent. */
   private run(token: number, work: () => unknown, kind: ErrorReport['kind'] = 'remote', done?: () => void): void {
     let result: unknown;
     try {
       result = work();
     } catch (e) {
-      done?.();
       native.fail(token, report(e, kind));
+      done?.();
       return;
     }
     if (!isThenable(result)) {
-      done?.();
-      native.settle(token, result);
+      try {
+        native.settle(token, result);
+      } finally {
+        done?.();
+      }
       return;
     }
     result.then(
       (v) => {
-        done?.();
-        native.settle(token, v);
+        try {
+          native.settle(token, v);
+        } finally {
+          done?.();
+        }
       },
       (e) => {
-        done?.();
         native.fail(token, report(e, kind));
+        done?.();
       },
     );
   }

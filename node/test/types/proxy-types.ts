@@ -40,12 +40,11 @@ export async function check(pm: ProcessManager): Promise<void> {
   await greeter.greet(1);
   // @ts-expect-error: not a backoff type
   createProcessManager({ restartPolicy: { backoff: { type: 'cubic' } } });
-  // @ts-expect-error: http is not a transport (yet)
-  createProcessManager({ transport: 'http' });
+  // @ts-expect-error: not a transport
+  createProcessManager({ transport: 'websocket' });
 
   // @ts-expect-error: not a known strategy
   await pm.pool('x.js', { strategy: 'fastest' });
-  // @ts-expect-error: the http transport is not built yet
   createProcessManager({ transport: 'http' });
 
   // @ts-expect-error: add takes numbers
