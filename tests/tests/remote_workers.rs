@@ -316,7 +316,7 @@ async fn wss_and_mtls_workers_share_a_port_and_a_pool() {
     tokio::time::timeout(Duration::from_secs(120), async {
         let pki = Pki::new(&[]);
         let pm = ProcessManager::new(ManagerConfig::default());
-        let addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: Some(pki.host()), token: Some("s3cret".into()) }).await.unwrap();
+        let addr = pm.listen(ListenOptions { address: "127.0.0.1:0".into(), tls: Some(pki.host()), token: Some("s3cret".into()), gateway: None }).await.unwrap();
         let worker_tls = pki.files("worker", "ca");
         let mut events = pm.events();
 
