@@ -228,20 +228,8 @@ impl Registry {
             return Ok(*addr);
         }
         let (listener, addr) = tcp::bind(&self.tcp_host).await.map_err(|e| io("http listener", e))?;
-        let me = self.me.clone();
-        tokio::task::spawn_local(async move {
-            let mut backoff = Backoff::default();
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        backoff.reset();
-                        let Some(registry) = me.upgrade() else { break };
-                        let _ = stream.set_nodelay(true);
-                        registry.accept_upgrading(|limit| ws::accept(stream, limit, Some(ws::CHILD_PATH)), true, None);
-                    }
-                    Err(e) => backoff.failed("http", e).await,
-                }
-            }
+        self.serve("http", listener, |registry, stream| {
+            registry.accept_upgrading(|limit| ws::accept(stream, limit, Some(ws::CHILD_PATH)), true, None);
         });
         let _ = self.ws.set(addr);
         Ok(addr)
@@ -252,19 +240,8 @@ impl Registry {
             return Ok(path.clone());
         }
         let (dir, path, listener) = unix::bind_private().map_err(|e| io("unix socket", e))?;
-        let me = self.me.clone();
-        tokio::task::spawn_local(async move {
-            let mut backoff = Backoff::default();
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        backoff.reset();
-                        let Some(registry) = me.upgrade() else { break };
-                        registry.accept(stream, true);
-                    }
-                    Err(e) => backoff.failed("unix", e).await,
-                }
-            }
+        self.serve("unix", listener, |registry, stream| {
+            registry.accept(stream, true);
         });
         let _ = self.unix.set((dir, path.clone()));
         Ok(path)
@@ -275,23 +252,30 @@ impl Registry {
             return Ok(*addr);
         }
         let (listener, addr) = tcp::bind(&self.tcp_host).await.map_err(|e| io("tcp listener", e))?;
+        self.serve("tcp", listener, |registry, stream| {
+            registry.accept(stream, true);
+        });
+        let _ = self.tcp.set(addr);
+        Ok(addr)
+    }
+
+    /// Accepts `listener`'s connections until the registry is gone, handing each to `take`;
+    /// an accept error pauses the loop ([`Backoff`]) instead of ending it.
+    fn serve<L: Listener>(&self, name: &'static str, listener: L, take: impl Fn(&Registry, L::Stream) + 'static) {
         let me = self.me.clone();
         tokio::task::spawn_local(async move {
             let mut backoff = Backoff::default();
             loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
+                match listener.next().await {
+                    Ok(stream) => {
                         backoff.reset();
                         let Some(registry) = me.upgrade() else { break };
-                        let _ = stream.set_nodelay(true);
-                        registry.accept(stream, true);
+                        take(&registry, stream);
                     }
-                    Err(e) => backoff.failed("tcp", e).await,
+                    Err(e) => backoff.failed(name, e).await,
                 }
             }
         });
-        let _ = self.tcp.set(addr);
-        Ok(addr)
     }
 
     pub(crate) fn register(&self, secret: &str, registered: Registered) -> std::result::Result<(), Registered> {
@@ -380,6 +364,28 @@ impl Registry {
             tracing::warn!(target: "titan_pm", "refused a remote worker from {peer}: {reason}{more}");
         }
         let _ = self.events.send(Event { process_id: 0, kind: EventKind::Refused { reason: format!("{peer}: {reason}") } });
+    }
+}
+
+/// What the accept loop needs of a listener: the next connection's stream.
+trait Listener: 'static {
+    type Stream;
+    async fn next(&self) -> std::io::Result<Self::Stream>;
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn next(&self) -> std::io::Result<Self::Stream> {
+        let (stream, _) = self.accept().await?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+}
+
+impl Listener for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn next(&self) -> std::io::Result<Self::Stream> {
+        Ok(self.accept().await?.0)
     }
 }
 
