@@ -211,8 +211,7 @@ pub fn grant_shared(grant: u64, token: u64, op: &str, property: &str, value: Val
         "get" => r.shared_get(property, reply_to(grant, token)),
         "set" => r.shared_set(property, value, reply_to(grant, token)),
         "add" => r.shared_add(property, value, reply_to(grant, token)),
-        "init" => r.shared_init(property, value, reply_to(grant, token)),
-        other => Err(titan_pm::Error::Config(format!("unknown shared state operation {other:?} (expected get, set, add or init)"))),
+        other => Err(titan_pm::Error::Config(format!("unknown shared state operation {other:?} (expected get, set or add)"))),
     }
 }
 

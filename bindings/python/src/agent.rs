@@ -232,12 +232,6 @@ impl Granted {
         let v = convert::to_value(delta, property).map_err(errors::to_py)?;
         self.remote.shared_add(property, v, reply_to(done)).map_err(errors::to_py)
     }
-
-    /// Seeds the property with `value` if it was never set; replies with its value.
-    fn shared_init(&self, property: &str, value: &Bound<'_, PyAny>, done: Py<PyAny>) -> PyResult<()> {
-        let v = convert::to_value(value, property).map_err(errors::to_py)?;
-        self.remote.shared_init(property, v, reply_to(done)).map_err(errors::to_py)
-    }
 }
 
 /// One instance's view of a `shared_state` property: core's write rule
