@@ -113,7 +113,7 @@ export class Given {
   shared<V>(property: string, initial: V): Shared<V> {
     const op = (kind: 'get' | 'set' | 'add', value: unknown) => this.start((token) => native.grantShared(this.grant, token, kind, property, value));
     return {
-      get: () => op('get', null).then((v) => (v === null || v === undefined ? initial : v) as V),
+      get: () => op('get', initial) as Promise<V>,
       set: (value: V) => op('set', value).then(() => undefined),
       add: (delta = 1) => op('add', delta) as Promise<number>,
     };

@@ -183,11 +183,7 @@ class SharedValue:
     def get(self) -> Any:
         """The value (the `initial` given to `shared_state` while it was never set)."""
         prop, initial = self._prop, self._initial
-
-        def start(native: Any, done: Any) -> None:
-            native.shared_get(prop, lambda ok, v: done(ok, initial if ok and v is None else v))
-
-        return self._granted.run(start)
+        return self._granted.run(lambda native, done: native.shared_get(prop, initial, done))
 
     def set(self, value: Any) -> Any:
         prop = self._prop

@@ -204,11 +204,12 @@ pub fn grant_call(grant: u64, token: u64, process: &str, method: &str, args: Vec
     remote(grant)?.call(process, method, args, timeout, trace, reply_to(grant, token))
 }
 
-/// A shared-state operation (`get`, `set`, `add`) of runtime `grant`; the outcome comes as REPLY `token`.
+/// A shared-state operation of runtime `grant`: `get` (`value`: the initial value, the answer
+/// while the property was never set), `set`, `add`; the outcome comes as REPLY `token`.
 pub fn grant_shared(grant: u64, token: u64, op: &str, property: &str, value: Value) -> titan_pm::Result<()> {
     let r = remote(grant)?;
     match op {
-        "get" => r.shared_get(property, reply_to(grant, token)),
+        "get" => r.shared_get(property, value, reply_to(grant, token)),
         "set" => r.shared_set(property, value, reply_to(grant, token)),
         "add" => r.shared_add(property, value, reply_to(grant, token)),
         other => Err(titan_pm::Error::Config(format!("unknown shared state operation {other:?} (expected get, set or add)"))),

@@ -218,8 +218,10 @@ impl Granted {
         self.remote.call(process, method, args, timeout, trace, reply_to(done)).map_err(errors::to_py)
     }
 
-    fn shared_get(&self, property: &str, done: Py<PyAny>) -> PyResult<()> {
-        self.remote.shared_get(property, reply_to(done)).map_err(errors::to_py)
+    /// The host's value; `initial` while it was never set (core's rule).
+    fn shared_get(&self, property: &str, initial: &Bound<'_, PyAny>, done: Py<PyAny>) -> PyResult<()> {
+        let initial = convert::to_value(initial, property).map_err(errors::to_py)?;
+        self.remote.shared_get(property, initial, reply_to(done)).map_err(errors::to_py)
     }
 
     fn shared_set(&self, property: &str, value: &Bound<'_, PyAny>, done: Py<PyAny>) -> PyResult<()> {

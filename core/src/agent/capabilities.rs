@@ -297,7 +297,10 @@ impl Remote {
         self.send(op, reply)
     }
 
-    pub fn shared_get(&self, property: &str, reply: Reply) -> Result<()> {
+    /// The property's value on the host; `initial` (the value its class declared) while it
+    /// was never set (the host holds no value, `Null`). The front ends' explicit `get` is this.
+    pub fn shared_get(&self, property: &str, initial: Value, reply: Reply) -> Result<()> {
+        let reply: Reply = Box::new(move |r| reply(r.map(|v| if v == Value::Null { initial } else { v })));
         self.send(Op::Get { property: property.to_string() }, reply)
     }
 

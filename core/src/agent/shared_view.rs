@@ -338,6 +338,20 @@ mod tests {
     }
 
     #[test]
+    fn an_explicit_get_of_a_property_never_set_is_its_initial_value() {
+        let (remote, mut ops) = Remote::for_test();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        for host_holds in [Value::Null, Value::Int(7)] {
+            let g = got.clone();
+            remote.shared_get("count", Value::Int(5), Box::new(move |r| g.lock().unwrap().push(r.unwrap()))).unwrap();
+            let (op, _, reply) = super::super::capabilities::next_test_op(&mut ops).unwrap();
+            assert_eq!(op, "get");
+            reply(Ok(host_holds));
+        }
+        assert_eq!(*got.lock().unwrap(), vec![Value::Int(5), Value::Int(7)], "never set: the initial value; set: the host's");
+    }
+
+    #[test]
     fn a_failure_is_raised_once_by_the_next_read_or_write() {
         let (host, remote) = Host::new();
         let view = SharedView::new("count", Value::Int(0));
