@@ -305,6 +305,15 @@ def process_ref(v: Any) -> Optional[Dict[str, int]]:
     return None
 
 
+def process_id_of(process: Any, method: str) -> int:
+    """Host side: the process id a manager `method` that takes a process handle (asyncio or
+    blocking, or anything holding a `process_id`) or a process id was given; else a TypeError."""
+    process_id = process if isinstance(process, int) and not isinstance(process, bool) else getattr(process, "__dict__", {}).get("process_id")
+    if not isinstance(process_id, int) or isinstance(process_id, bool):
+        raise TypeError(f"{method} takes a process handle or a process id, not {type(process).__name__}")
+    return process_id
+
+
 def process_refs(dependencies: Any) -> Any:
     """Host side: process handles (a `ProcessHandle` or `Pool`, asyncio or blocking) among
     spawn `dependencies` become `{"$process": id}`: the core gives them to the worker."""

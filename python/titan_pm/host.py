@@ -30,7 +30,7 @@ from . import _native
 from .control import ControlServer
 from ._loop import ThreadDelivery, loop_driver
 from ._methods import check_interface, remote_call, result_decoder_of
-from .given import process_refs
+from .given import process_id_of, process_refs
 from ._values import encode, encode_args
 from ._options import add_seed_names, check_event, manager_options, merge_call_options, native_target
 from .errors import ConfigError, SerializationError
@@ -478,9 +478,7 @@ class ProcessManager:
         use the new target and options. A process of a `remote:` target is not restarted by the host.
         `process`: a `ProcessHandle` or a process id."""
         self._bind()
-        process_id = process if isinstance(process, int) and not isinstance(process, bool) else getattr(process, "__dict__", {}).get("process_id")
-        if not isinstance(process_id, int):
-            raise TypeError(f"restart_with takes a process handle or a process id, not {type(process).__name__}")
+        process_id = process_id_of(process, "restart_with")
         target, in_process = native_target(target, isolation or self._isolation)
         if dependencies:
             dependencies = encode(process_refs(dependencies), "dependencies")
