@@ -11,5 +11,5 @@ export const INIT = 2;
 export const HEALTH = 3;
 export const SHUTDOWN = 4;
 export const EXIT = 5;
-/** The outcome of a grantCall/grantShared operation (agent.rs REPLY). */
+/** The outcome of a grantCall/grantShared* operation (agent.rs REPLY). */
 export const REPLY = 6;

@@ -111,11 +111,10 @@ export class Given {
   }
 
   shared<V>(property: string, initial: V): Shared<V> {
-    const op = (kind: 'get' | 'set' | 'add', value: unknown) => this.start((token) => native.grantShared(this.grant, token, kind, property, value));
     return {
-      get: () => op('get', initial) as Promise<V>,
-      set: (value: V) => op('set', value).then(() => undefined),
-      add: (delta = 1) => op('add', delta) as Promise<number>,
+      get: () => this.start((token) => native.grantSharedGet(this.grant, token, property, initial)) as Promise<V>,
+      set: (value: V) => this.start((token) => native.grantSharedSet(this.grant, token, property, value)).then(() => undefined),
+      add: (delta = 1) => this.start((token) => native.grantSharedAdd(this.grant, token, property, delta)) as Promise<number>,
     };
   }
 

@@ -10,7 +10,7 @@
 //!
 //! What the host handed over at `init` (processes to call, shared state) is
 //! core's `agent::Remote`, registered here under a *grant* id that the INIT
-//! request hands the JS runtime; `grantCall`/`grantShared` (lib.rs) send its
+//! request hands the JS runtime; `grantCall`/`grantShared*` (lib.rs) send its
 //! operations to the agent's thread, and each outcome comes back to the same
 //! JS runtime as a REPLY request. What may be called, and shared state's
 //! semantics, are core's.
@@ -38,7 +38,7 @@ pub const INIT: u32 = 2;
 pub const HEALTH: u32 = 3;
 pub const SHUTDOWN: u32 = 4;
 pub const EXIT: u32 = 5;
-/// The outcome of a `grantCall`/`grantShared` operation: `dispatch(REPLY, token, null, value, ok)`.
+/// The outcome of a `grantCall`/`grantShared*` operation: `dispatch(REPLY, token, null, value, ok)`.
 pub const REPLY: u32 = 6;
 
 pub struct Request {
@@ -204,16 +204,19 @@ pub fn grant_call(grant: u64, token: u64, process: &str, method: &str, args: Vec
     remote(grant)?.call(process, method, args, timeout, trace, reply_to(grant, token))
 }
 
-/// A shared-state operation of runtime `grant`: `get` (`value`: the initial value, the answer
-/// while the property was never set), `set`, `add`; the outcome comes as REPLY `token`.
-pub fn grant_shared(grant: u64, token: u64, op: &str, property: &str, value: Value) -> titan_pm::Result<()> {
-    let r = remote(grant)?;
-    match op {
-        "get" => r.shared_get(property, value, reply_to(grant, token)),
-        "set" => r.shared_set(property, value, reply_to(grant, token)),
-        "add" => r.shared_add(property, value, reply_to(grant, token)),
-        other => Err(titan_pm::Error::Config(format!("unknown shared state operation {other:?} (expected get, set or add)"))),
-    }
+/// Reads a shared property of runtime `grant` (`initial` while it was never set); the value comes as REPLY `token`.
+pub fn grant_shared_get(grant: u64, token: u64, property: &str, initial: Value) -> titan_pm::Result<()> {
+    remote(grant)?.shared_get(property, initial, reply_to(grant, token))
+}
+
+/// Sets a shared property of runtime `grant`; the outcome comes as REPLY `token`.
+pub fn grant_shared_set(grant: u64, token: u64, property: &str, value: Value) -> titan_pm::Result<()> {
+    remote(grant)?.shared_set(property, value, reply_to(grant, token))
+}
+
+/// Adds `delta` to a shared property of runtime `grant` (atomic); the new value comes as REPLY `token`.
+pub fn grant_shared_add(grant: u64, token: u64, property: &str, delta: Value) -> titan_pm::Result<()> {
+    remote(grant)?.shared_add(property, delta, reply_to(grant, token))
 }
 
 /// Writes `value` to a @SharedState view of runtime `grant` (core's write rule: `SharedView::write`).

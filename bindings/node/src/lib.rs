@@ -518,12 +518,31 @@ pub fn grant_call(env: Env, grant: f64, token: f64, process: String, method: Str
     agent::grant_call(grant as u64, token as u64, &process, &method, args, timeout, trace).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
 }
 
-/// A shared-state operation of runtime `grant`: `get`, `set` (value), `add` (delta, atomic) or `init` (value, if never set);
-/// the outcome comes back as `dispatch(REPLY, token, null, valueOrError, ok)`.
-#[napi(ts_args_type = "grant: number, token: number, op: 'get' | 'set' | 'add' | 'init', property: string, value: unknown")]
-pub fn grant_shared(env: Env, grant: f64, token: f64, op: String, property: String, value: Raw) -> napi::Result<()> {
-    let v = convert::from_js(env.raw(), value.0).map_err(|u| throw(&env, errors::unsupported(env.raw(), &property, &u)))?;
-    agent::grant_shared(grant as u64, token as u64, &op, &property, v).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
+/// A value handed to a shared-state operation on `property`, converted.
+fn shared_value(env: &Env, property: &str, value: Raw) -> napi::Result<titan_pm::Value> {
+    convert::from_js(env.raw(), value.0).map_err(|u| throw(env, errors::unsupported(env.raw(), property, &u)))
+}
+
+/// Reads a shared property of runtime `grant` (`initial` while it was never set, core's rule);
+/// the value comes back as `dispatch(REPLY, token, null, valueOrError, ok)`.
+#[napi(ts_args_type = "grant: number, token: number, property: string, initial: unknown")]
+pub fn grant_shared_get(env: Env, grant: f64, token: f64, property: String, initial: Raw) -> napi::Result<()> {
+    let v = shared_value(&env, &property, initial)?;
+    agent::grant_shared_get(grant as u64, token as u64, &property, v).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
+}
+
+/// Sets a shared property of runtime `grant`; the outcome comes back as a REPLY (as for `grantSharedGet`).
+#[napi(ts_args_type = "grant: number, token: number, property: string, value: unknown")]
+pub fn grant_shared_set(env: Env, grant: f64, token: f64, property: String, value: Raw) -> napi::Result<()> {
+    let v = shared_value(&env, &property, value)?;
+    agent::grant_shared_set(grant as u64, token as u64, &property, v).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
+}
+
+/// Adds `delta` (atomic) to a shared property of runtime `grant`; the new value comes back as a REPLY.
+#[napi(ts_args_type = "grant: number, token: number, property: string, delta: unknown")]
+pub fn grant_shared_add(env: Env, grant: f64, token: f64, property: String, delta: Raw) -> napi::Result<()> {
+    let v = shared_value(&env, &property, delta)?;
+    agent::grant_shared_add(grant as u64, token as u64, &property, v).map_err(|e| throw(&env, errors::to_js(env.raw(), &e)))
 }
 
 /// One instance's view of a @SharedState property: core's write rule (`titan_pm::agent::SharedView`:
