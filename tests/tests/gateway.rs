@@ -3,7 +3,7 @@
 //! hand-written request for HTTPS and for misbehaving clients): results, kind-bearing
 //! JSON errors and their statuses, bearer auth, body bounds, the deadline header,
 //! `traceparent`, `/metrics` as Prometheus text, `/health`, the loopback rule, TLS,
-//! and a slow-loris client cut off while others are served.
+//! a slow-loris client cut off while others are served, and names resolved against the live processes and pools.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -127,6 +127,36 @@ async fn a_pool_is_called_by_its_name() {
     }
     let r = post(addr, &format!("/processes/{}/add", pool.id()), "[1, 1]").await;
     assert_eq!((r.status, r.json()), (200, json!(2)), "{}", r.body);
+    pm.shutdown().await;
+}
+
+/// A name is resolved against what is live when the call is made (in the call's own
+/// engine job): a process killed or a pool destroyed is never called through it.
+#[tokio::test]
+async fn a_name_follows_the_live_processes_and_pools() {
+    let (pm, addr) = host(ManagerConfig::default()).await;
+    let a = pm.spawn(WORKER, SpawnOptions::default()).await.unwrap();
+    let b = pm.spawn(WORKER, SpawnOptions::default()).await.unwrap();
+    // Two processes of one name: 409, call one by id or make them a pool.
+    let r = post(addr, "/processes/test-worker/add", "[1, 2]").await;
+    assert_eq!((r.status, r.kind().as_str()), (409, "Conflict"), "{}", r.body);
+    pm.kill(a.id()).await.unwrap();
+    let r = post(addr, "/processes/test-worker/pid", "[]").await;
+    assert_eq!(r.status, 200, "the one left: {}", r.body);
+    assert_eq!(r.json(), json!(b.info().await.unwrap().pid), "{}", r.body);
+    pm.kill(b.id()).await.unwrap();
+    let r = post(addr, "/processes/test-worker/add", "[1, 2]").await;
+    assert_eq!((r.status, r.kind().as_str()), (404, "NotFound"), "{}", r.body);
+    // A pool: called by its name until it is destroyed, then 404.
+    let pool = pm.pool(WORKER, PoolOptions { size: PoolSize::Fixed(1), ..PoolOptions::default() }).await.unwrap();
+    let name = pm.pools().await.into_iter().find(|p| p.pool_id == pool.id()).unwrap().name;
+    let r = post(addr, &format!("/processes/{name}/add"), "[1, 2]").await;
+    assert_eq!((r.status, r.json()), (200, json!(3)), "{}", r.body);
+    pool.destroy().await.unwrap();
+    for path in [format!("/processes/{name}/add"), format!("/processes/{}/add", pool.id())] {
+        let r = post(addr, &path, "[1, 2]").await;
+        assert_eq!((r.status, r.kind().as_str()), (404, "NotFound"), "{path}: {}", r.body);
+    }
     pm.shutdown().await;
 }
 

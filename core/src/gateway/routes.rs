@@ -20,7 +20,7 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use subtle::ConstantTimeEq;
 
-use crate::pool::targets::{self, Resolved};
+use crate::pool::targets::{self, CallFailure};
 use crate::dialect::Dialect;
 use crate::error::Error;
 use crate::host::{CallOptions, ProcessManager};
@@ -225,19 +225,8 @@ where
     };
     let args = args.iter().map(value::to_value).collect::<Result<Vec<Value>, _>>().map_err(|e| from_error(&e))?;
     let options = CallOptions { timeout: Some(timeout), ..CallOptions::default() };
-    let resolved = targets::resolve(&g.pm, target).await.map_err(|e| fail(StatusCode::NOT_FOUND, "NotFound", e.to_string()))?;
-    if let Resolved::Processes(ids) = &resolved {
-        if ids.len() != 1 {
-            let m = format!("{target:?} names {} processes: call one by id, or make them a pool", ids.len());
-            return Err(fail(StatusCode::CONFLICT, "Conflict", m));
-        }
-    }
-    let work = async {
-        match resolved {
-            Resolved::Pool(p) => g.pm.pool_handle(p.pool_id)?.with_options(options).call_value(method, args).await,
-            Resolved::Processes(ids) => g.pm.call_value(ids[0], method, args, options).await,
-        }
-    };
+    // Resolved and called in one engine job (targets::call_value).
+    let work = targets::call_value(&g.pm, target, method, args, options);
     let result = match parent {
         Some(ctx) => trace::scope(ctx, work).await,
         None => work.await,
@@ -247,7 +236,11 @@ where
             let out: serde_json::Value = value::from_value(v).map_err(|e| from_error(&e))?;
             Ok(json(StatusCode::OK, &out))
         }
-        Err(e) => Err(from_error(&e)),
+        Err(CallFailure::Unresolved(e)) => Err(fail(StatusCode::NOT_FOUND, "NotFound", e.to_string())),
+        Err(CallFailure::Several(n)) => {
+            Err(fail(StatusCode::CONFLICT, "Conflict", format!("{target:?} names {n} processes: call one by id, or make them a pool")))
+        }
+        Err(CallFailure::Call(e)) => Err(from_error(&e)),
     }
 }
 

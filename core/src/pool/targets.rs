@@ -3,10 +3,16 @@
 //! are unique across both); `pool:ID` the pool; otherwise a name: the pool of
 //! that name, else every process of that name. Unknown targets are errors
 //! naming them.
+//!
+//! [`call_value`] resolves a target and makes the call in one engine job: the
+//! name is read against the processes and pools live at that moment (nothing
+//! is cached, so a process that died or a pool destroyed is never called
+//! through a stale answer), and the call costs one hop to the engine.
 
 use crate::error::{Error, Result};
-use crate::host::{ProcessInfo, ProcessManager};
-use crate::pool::PoolInfo;
+use crate::host::{CallOptions, ProcessInfo, ProcessManager};
+use crate::pool::{runtime, PoolInfo};
+use crate::value::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resolved {
@@ -47,6 +53,41 @@ pub fn resolve_in(target: &str, processes: &[ProcessInfo], pools: &[PoolInfo]) -
         return Err(Error::Config(format!("no process or pool named {target:?} (running: {})", names.join(", "))));
     }
     Ok(Resolved::Processes(ids))
+}
+
+/// Why a call through a target failed: the target names nothing, names several
+/// processes (a call needs one, or a pool), or the call itself failed.
+#[derive(Debug)]
+pub enum CallFailure {
+    Unresolved(Error),
+    Several(usize),
+    Call(Error),
+}
+
+/// Calls `method` of what `target` names (a pool, or exactly one process) with
+/// `options`, resolving the target and calling in the same engine job. The
+/// caller's current span (if any) becomes the call's parent. Dropping the
+/// returned future cancels the call.
+pub async fn call_value(pm: &ProcessManager, target: &str, method: &str, args: Vec<Value>, options: CallOptions) -> std::result::Result<Value, CallFailure> {
+    let (target, method) = (target.to_string(), method.to_string());
+    let parent = crate::policy::trace::current();
+    let work = pm.exec_with(true, move |engine| async move {
+        let pools: Vec<PoolInfo> = engine.services_of::<runtime::Pool>().iter().map(|p| p.info()).collect();
+        let resolved = match resolve_in(&target, &engine.list(), &pools) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(CallFailure::Unresolved(e))),
+        };
+        let called = match resolved {
+            Resolved::Pool(p) => match runtime::pool(&engine, p.pool_id) {
+                Ok(pool) => pool.call(method, args, options, parent).await,
+                Err(e) => Err(e),
+            },
+            Resolved::Processes(ids) if ids.len() == 1 => engine.call(ids[0], method, args, options, parent).await,
+            Resolved::Processes(ids) => return Ok(Err(CallFailure::Several(ids.len()))),
+        };
+        Ok(called.map_err(CallFailure::Call))
+    });
+    work.await.unwrap_or_else(|e| Err(CallFailure::Call(e)))
 }
 
 /// The processes a target names (a pool's members for a pool).
