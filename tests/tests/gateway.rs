@@ -3,7 +3,8 @@
 //! hand-written request for HTTPS and for misbehaving clients): results, kind-bearing
 //! JSON errors and their statuses, bearer auth, body bounds, the deadline header,
 //! `traceparent`, `/metrics` as Prometheus text, `/health`, the loopback rule, TLS,
-//! a slow-loris client cut off while others are served, and names resolved against the live processes and pools.
+//! a slow-loris client cut off while others are served, a chunked body past the bound,
+//! and names resolved against the live processes and pools.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -208,6 +209,45 @@ async fn bad_bodies_are_400_and_oversized_ones_413() {
     headers.push(("Titan-Timeout-Ms", "soon".into()));
     let r = request("POST", format!("http://{addr}{path}"), headers, Some("[1]".into())).await;
     assert_eq!((r.status, r.kind().as_str()), (400, "BadRequest"), "{}", r.body);
+    pm.shutdown().await;
+}
+
+/// A chunked body (no `Content-Length` to refuse up front) past the bound: 413 once the
+/// bound is passed, then the connection is closed, not read on forever; other clients are
+/// served meanwhile.
+#[tokio::test]
+async fn a_chunked_body_past_the_bound_is_413_and_its_connection_closed() {
+    let (pm, addr) = host(ManagerConfig::default()).await;
+    let h = pm.spawn(WORKER, SpawnOptions::default()).await.unwrap();
+    let path = format!("/processes/{}/echo", h.id());
+    let (mut rd, mut wr) = tokio::net::TcpStream::connect(addr).await.unwrap().into_split();
+    let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n");
+    wr.write_all(head.as_bytes()).await.unwrap();
+    // The client sends chunks for as long as the connection takes them.
+    const CHUNK: usize = 64 * 1024;
+    let sender = tokio::spawn(async move {
+        let chunk = format!("{CHUNK:x}\r\n{}\r\n", "x".repeat(CHUNK));
+        let mut sent = 0usize;
+        while wr.write_all(chunk.as_bytes()).await.is_ok() {
+            sent += CHUNK;
+        }
+        sent
+    });
+    // Another client is served meanwhile.
+    let r = post(addr, &path, "[1]").await;
+    assert_eq!((r.status, r.json()), (200, json!(1)), "{}", r.body);
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(LIMIT, rd.read_to_end(&mut out)).await;
+    assert!(read.is_ok(), "the connection was not closed after the 413 (read on?)");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("PayloadTooLarge"), "{text}");
+    let sent = tokio::time::timeout(LIMIT, sender).await.expect("the host kept reading the body").unwrap();
+    // What the host read is the bound plus what the sockets' buffers held, not the stream.
+    assert!(sent < 64 * MAX_BODY_BYTES, "{sent} bytes were taken");
+    // The gateway still serves new connections.
+    let r = post(addr, &path, "[2]").await;
+    assert_eq!((r.status, r.json()), (200, json!(2)), "{}", r.body);
     pm.shutdown().await;
 }
 
