@@ -335,7 +335,8 @@ pub enum EventKind {
     Restarting { attempt: u32, delay: Duration },
     Failed,
     Exited,
-    /// A connection presented a wrong secret and was refused.
+    /// A worker connection was refused: a wrong secret, or (before registering) an
+    /// upgrade refused, malformed or too large, or too many bytes.
     ConnectionRefused,
     /// The worker's RSS went above `resources.maxMemory`: it is restarted.
     MemoryExceeded { rss: u64, limit: u64 },

@@ -152,21 +152,31 @@ impl Registry {
             registered: registered.clone(),
             limit: limit.clone(),
             id,
-            join,
+            join: join.clone(),
         };
         let client: registry::Client = capnp_rpc::new_client(server);
         let upgrade = upgrade(limit.clone());
+        let (me, proved) = (self.me.clone(), registered.clone());
         let rpc = async move {
-            match upgrade.await {
+            let refusal = match upgrade.await {
                 Ok(stream) => {
-                    let _ = RpcSystem::new(Box::new(vat_network_limited(stream, Side::Server, limit)), Some(client.client)).await;
+                    let ended = RpcSystem::new(Box::new(vat_network_limited(stream, Side::Server, limit)), Some(client.client)).await;
+                    // Closed before registering for what it sent (too much, a bad frame), not for hanging up.
+                    let hung_up = |e: &capnp::Error| matches!(e.kind, capnp::ErrorKind::Disconnected | capnp::ErrorKind::PrematureEndOfFile);
+                    ended.err().filter(|e| !proved.get() && !hung_up(e)).map(|e| e.extra)
                 }
+                // A refused, malformed or oversized upgrade (a peer that hung up is no refusal).
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Some(e.to_string()),
                 Err(e) => {
                     static UPGRADE: Throttle = Throttle::new();
                     if let Some(more) = UPGRADE.allow() {
                         tracing::warn!(target: "titan_pm", "closed a connection before registration: {e}{more}");
                     }
+                    None
                 }
+            };
+            if let (Some(reason), Some(registry)) = (refusal, me.upgrade()) {
+                registry.refused_before_registration(join.as_deref(), &reason);
             }
         };
         let me = self.me.clone();
@@ -357,6 +367,20 @@ impl RegistryServer {
 }
 
 impl Registry {
+    /// A connection closed before it registered for what it sent (an upgrade refused,
+    /// malformed or too large; too many bytes): logged and emitted as `refused`, as a
+    /// wrong secret (a child listener's) or a refused join (a remote listener's, with `join`'s peer) is.
+    fn refused_before_registration(&self, join: Option<&super::joins::JoinRules>, reason: &str) {
+        if let Some(rules) = join {
+            return self.refused(&rules.peer, reason);
+        }
+        static REFUSED: Throttle = Throttle::new();
+        if let Some(more) = REFUSED.allow() {
+            tracing::warn!(target: "titan_pm", "refused a worker connection before registration: {reason}{more}");
+        }
+        let _ = self.events.send(Event { process_id: 0, kind: EventKind::ConnectionRefused });
+    }
+
     /// Logs (to stderr, throttled) and emits (`refused`, with the reason) a refused remote connection.
     pub(crate) fn refused(&self, peer: &str, reason: &str) {
         static REFUSED: Throttle = Throttle::new();
