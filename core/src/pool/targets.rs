@@ -4,12 +4,14 @@
 //! that name, else every process of that name. Unknown targets are errors
 //! naming them.
 //!
+//! [`resolve`] reads the processes and pools in one engine job;
 //! [`call_value`] resolves a target and makes the call in one engine job: the
 //! name is read against the processes and pools live at that moment (nothing
 //! is cached, so a process that died or a pool destroyed is never called
 //! through a stale answer), and the call costs one hop to the engine.
 
 use crate::error::{Error, Result};
+use crate::host::engine::Engine;
 use crate::host::{CallOptions, ProcessInfo, ProcessManager};
 use crate::pool::{runtime, PoolInfo};
 use crate::value::Value;
@@ -20,10 +22,16 @@ pub enum Resolved {
     Pool(PoolInfo),
 }
 
+/// What `target` names now (one engine job).
 pub async fn resolve(pm: &ProcessManager, target: &str) -> Result<Resolved> {
-    let processes = pm.list_processes().await;
-    let pools = pm.pools().await;
-    resolve_in(target, &processes, &pools)
+    let target = target.to_string();
+    pm.exec(move |engine| async move { resolve_on(&engine, &target) }).await
+}
+
+/// [`resolve_in`] against the engine's live processes and pools (on the engine's thread).
+fn resolve_on(engine: &Engine, target: &str) -> Result<Resolved> {
+    let pools: Vec<PoolInfo> = engine.services_of::<runtime::Pool>().iter().map(|p| p.info()).collect();
+    resolve_in(target, &engine.list(), &pools)
 }
 
 pub fn resolve_in(target: &str, processes: &[ProcessInfo], pools: &[PoolInfo]) -> Result<Resolved> {
@@ -72,8 +80,7 @@ pub async fn call_value(pm: &ProcessManager, target: &str, method: &str, args: V
     let (target, method) = (target.to_string(), method.to_string());
     let parent = crate::policy::trace::current();
     let work = pm.exec_with(true, move |engine| async move {
-        let pools: Vec<PoolInfo> = engine.services_of::<runtime::Pool>().iter().map(|p| p.info()).collect();
-        let resolved = match resolve_in(&target, &engine.list(), &pools) {
+        let resolved = match resolve_on(&engine, &target) {
             Ok(r) => r,
             Err(e) => return Ok(Err(CallFailure::Unresolved(e))),
         };
