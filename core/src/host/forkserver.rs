@@ -9,8 +9,9 @@
 //! sets it), in the background: the manager does not wait for it, and a spawn
 //! that comes before it is ready waits in its socket. Otherwise it starts on
 //! the first `*.py` child spawn. A Python manager that never spawns a Python
-//! child thus pays one idle interpreter (about 100 ms of CPU at start, then
-//! only its memory, about 25 MB RSS) for the first spawn's ~100 ms.
+//! child thus pays one idle interpreter (measured: 140 ms of CPU at start on
+//! this 2-vCPU machine, then only its memory, 27 MB RSS) so that its first
+//! spawn does not wait those ~100-400 ms.
 //!
 //! A forked child keeps a plain spawn's guarantees: its own process (forked,
 //! then running only its target), its own process group, SIGKILL when its

@@ -171,7 +171,8 @@ pub struct ManagerConfig {
     /// badly when the workers need the cores (see bench/README.md).
     pub spin: Duration,
     /// Start `*.py` children from a fork server: one pre-imported interpreter per
-    /// manager, started on the first Python child spawn, that forks each child
+    /// manager, started with the manager (`fork_server_early`) or on the first
+    /// Python child spawn, that forks each child
     /// (`forkServer`, default true; see `host/forkserver.rs` for when a spawn
     /// still starts a fresh interpreter).
     pub fork_server: bool,
