@@ -90,8 +90,13 @@ export class ProcessManager extends EventEmitter {
     const heapLimit = this.#heapLimit('spawn', nativeOptions);
     const slot = native.newSlot();
     try {
-      await this.#startRuntime(slot, file, isolation, options.output, heapLimit);
-      const id = await this.#native.spawnSlot(slot, file, nativeOptions).catch(rethrow);
+      // The core's spawn starts as the runtime attaches, on the worker's thread (no hop through
+      // this one); a runtime that cannot load fails both, and its LoadError is the one reported.
+      const started = this.#startRuntime(slot, file, isolation, options.output, heapLimit);
+      const spawned = this.#native.spawnSlot(slot, file, nativeOptions) as Promise<number>;
+      spawned.catch(() => undefined);
+      await started;
+      const id = await spawned.catch(rethrow);
       return makeProxy<T>(this.#native, id);
     } catch (e) {
       native.releaseSlot(slot);
