@@ -58,6 +58,13 @@ export class ProcessManager extends EventEmitter {
   /** @Process classes spawned with isolation `none`, by their target string. */
   readonly #classes = new Map<string, WorkerClass<unknown>>();
   readonly #classKeys = new WeakMap<WorkerClass<unknown>, string>();
+  /**
+   * A worker thread started ahead for the next in-process worker: the runtime and the addon
+   * loaded, no worker file yet (worker/main.ts `standby`). Made once this manager has started
+   * a worker thread, after that one is ready; taken by the next one that fits; ended by `shutdown`.
+   */
+  #standby: { worker: Worker; gone: () => void } | undefined;
+  #closed = false;
 
   constructor(config: ManagerConfig = {}, mode?: typeof TEST_MANAGER) {
     super();
@@ -314,6 +321,8 @@ export class ProcessManager extends EventEmitter {
 
   /** Stops intake, drains in-flight calls, runs @OnShutdown hooks, then stops every worker. */
   async shutdown(): Promise<void> {
+    this.#closed = true;
+    this.#dropStandby();
     await this.#native.shutdown().catch(rethrow);
     for (const slot of [...this.#runtimes.keys()]) this.#stopRuntime(slot);
   }
@@ -360,7 +369,20 @@ export class ProcessManager extends EventEmitter {
     const mode = output ?? this.#config.output ?? 'prefix';
     const piped = mode !== 'inherit';
     const resourceLimits = heapLimit ? { maxOldGenerationSizeMb: Math.max(1, Math.ceil(heapLimit / 2 ** 20)) } : undefined;
-    const worker = new Worker(WORKER_ENTRY, { workerData: { titanSlot: slot, target }, stdout: piped, stderr: piped, resourceLimits });
+    // A thread started ahead has piped output and no heap limit: it serves a worker that wants the same.
+    const standby = piped && !resourceLimits;
+    let worker: Worker;
+    if (standby && this.#standby) {
+      const ahead = this.#standby;
+      this.#standby = undefined;
+      worker = ahead.worker;
+      worker.off('error', ahead.gone).off('exit', ahead.gone);
+      worker.ref(); // as a new thread: it keeps the host alive until ready
+      // It sees the host's environment as it is now, as a thread started now would.
+      worker.postMessage({ titanSlot: slot, target, env: { ...process.env } });
+    } else {
+      worker = new Worker(WORKER_ENTRY, { workerData: { titanSlot: slot, target }, stdout: piped, stderr: piped, resourceLimits });
+    }
     this.#runtimes.set(slot, worker);
     const name = { current: path.basename(target).replace(/\.[^.]*$/, '') };
     if (piped) {
@@ -383,6 +405,7 @@ export class ProcessManager extends EventEmitter {
           return;
         }
         worker.unref(); // a ready worker thread does not keep the host alive
+        if (standby) setImmediate(() => this.#startStandby());
         if (m.ok) {
           name.current = m.description.name;
           resolve(m.description);
@@ -400,6 +423,24 @@ export class ProcessManager extends EventEmitter {
     const n = this.#outputs.size + 1;
     this.#outputs.set(n, output);
     return `callback:${n}`;
+  }
+
+  /** Starts the next worker thread ahead (see `#standby`), unless there is one or the manager is shut down. */
+  #startStandby(): void {
+    if (this.#standby || this.#closed) return;
+    const worker = new Worker(WORKER_ENTRY, { workerData: { titanStandby: true }, stdout: true, stderr: true });
+    worker.unref();
+    const gone = () => {
+      if (this.#standby?.worker === worker) this.#standby = undefined;
+    };
+    worker.on('error', gone).on('exit', gone);
+    this.#standby = { worker, gone };
+  }
+
+  #dropStandby(): void {
+    const ahead = this.#standby;
+    this.#standby = undefined;
+    if (ahead) void ahead.worker.terminate();
   }
 
   #stopRuntime(slot: number): void {
