@@ -5,7 +5,8 @@
 // - a child worker against child_process IPC (fork + process.send): the same;
 // - a Buffer round trip of 100 B, 10 KB, 1 MB and 16 MB against piscina (worker
 //   thread) and fork + send (child; the Buffer travels as JSON there);
-// - spawn to first answered call (worker thread, child process).
+// - spawn to first answered call (worker thread, child process); for a worker thread
+//   also each from a new manager (no thread started ahead).
 // Pin to one vCPU with `taskset -c 0 node bench.js`.
 // Prints each figure, the peer's, and the ratio (brief §6). Contestants take
 // turns over BENCH_ROUNDS rounds (timings drift on a shared machine); each line
@@ -100,17 +101,23 @@ function report(what, oursRounds, theirsRounds, unit, peer, higherIsBetter) {
   );
 }
 
-async function spawnToFirstAnswer(isolation) {
+/**
+ * Spawns SPAWNS workers one after another from one manager (after its first worker thread a
+ * manager starts the next one ahead) or, with `cold`, each from a new manager (its first).
+ */
+async function spawnToFirstAnswer(isolation, cold = false) {
   const times = [];
-  const pm = new ProcessManager({ isolation, output: 'ignore', spin: SPIN });
+  let pm = new ProcessManager({ isolation, output: 'ignore', spin: SPIN });
   for (let i = 0; i < SPAWNS; i++) {
+    if (cold && i > 0) pm = new ProcessManager({ isolation, output: 'ignore', spin: SPIN });
     const t = now();
     const w = await pm.spawn(ECHO);
     await w.ping(1);
     times.push(now() - t);
     await pm.kill(w);
+    if (cold) await pm.shutdown();
   }
-  await pm.shutdown();
+  if (!cold) await pm.shutdown();
   return quantile(times, 0.5);
 }
 
@@ -210,7 +217,9 @@ async function main() {
 
   // ---- spawn to first answered call ----
   if (part('spawn')) {
-    report('spawn to first answer: worker thread (p50)', await spawnToFirstAnswer('worker'), await peerSpawnToFirstAnswer('piscina'), 'ms', 'piscina', false);
+    const piscinaSpawn = await peerSpawnToFirstAnswer('piscina');
+    report('spawn to first answer: worker thread (p50)', await spawnToFirstAnswer('worker'), piscinaSpawn, 'ms', 'piscina', false);
+    report("  the same, each a new manager's first", await spawnToFirstAnswer('worker', true), piscinaSpawn, 'ms', 'piscina', false);
     report('spawn to first answer: child process (p50)', await spawnToFirstAnswer('child'), await peerSpawnToFirstAnswer('fork'), 'ms', 'fork+send', false);
   }
 }

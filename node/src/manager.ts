@@ -60,10 +60,11 @@ export class ProcessManager extends EventEmitter {
   readonly #classKeys = new WeakMap<WorkerClass<unknown>, string>();
   /**
    * A worker thread started ahead for the next in-process worker: the runtime and the addon
-   * loaded, no worker file yet (worker/main.ts `standby`). Made once this manager has started
-   * a worker thread, after that one is ready; taken by the next one that fits; ended by `shutdown`.
+   * loaded, no worker file yet (worker/main.ts `standby`). Made once this manager's first
+   * worker thread is ready, and again each time one is taken (by the next worker thread with
+   * piped output and no heap limit); ended by `shutdown`.
    */
-  #standby: { worker: Worker; gone: () => void } | undefined;
+  #standby: { worker: Worker; gone: () => void; ready: boolean } | undefined;
   #closed = false;
 
   constructor(config: ManagerConfig = {}, mode?: typeof TEST_MANAGER) {
@@ -376,10 +377,12 @@ export class ProcessManager extends EventEmitter {
       const ahead = this.#standby;
       this.#standby = undefined;
       worker = ahead.worker;
-      worker.off('error', ahead.gone).off('exit', ahead.gone);
+      worker.off('error', ahead.gone).off('exit', ahead.gone).removeAllListeners('message');
       worker.ref(); // as a new thread: it keeps the host alive until ready
       // It sees the host's environment as it is now, as a thread started now would.
       worker.postMessage({ titanSlot: slot, target, env: { ...process.env } });
+      // The next one boots while this one loads its file (if this one is still booting, once it is ready).
+      if (ahead.ready) this.#startStandby();
     } else {
       worker = new Worker(WORKER_ENTRY, { workerData: { titanSlot: slot, target }, stdout: piped, stderr: piped, resourceLimits });
     }
@@ -399,13 +402,14 @@ export class ProcessManager extends EventEmitter {
       if (this.#runtimes.get(slot) === worker) this.#runtimes.delete(slot);
     });
     return new Promise<Description>((resolve, reject) => {
-      worker.on('message', (m: { ok?: boolean; description: Description; message: string; titanOutputDropped?: number }) => {
+      worker.on('message', (m: { ok?: boolean; description: Description; message: string; titanOutputDropped?: number; titanStandbyReady?: true }) => {
+        if (m && 'titanStandbyReady' in m) return; // it had booted (before it was taken)
         if (typeof m?.titanOutputDropped === 'number') {
           this.emit('output:dropped', { dropped: m.titanOutputDropped }); // its bounded stdout/stderr was full
           return;
         }
         worker.unref(); // a ready worker thread does not keep the host alive
-        if (standby) setImmediate(() => this.#startStandby());
+        if (standby) setImmediate(() => this.#startStandby()); // unless one is booting already
         if (m.ok) {
           name.current = m.description.name;
           resolve(m.description);
@@ -434,7 +438,9 @@ export class ProcessManager extends EventEmitter {
       if (this.#standby?.worker === worker) this.#standby = undefined;
     };
     worker.on('error', gone).on('exit', gone);
-    this.#standby = { worker, gone };
+    const ahead = { worker, gone, ready: false };
+    worker.once('message', () => (ahead.ready = true)); // worker/main.ts `standby`: booted
+    this.#standby = ahead;
   }
 
   #dropStandby(): void {

@@ -75,7 +75,7 @@ async function thread(slot: number, target: string): Promise<void> {
 
 /**
  * A worker thread started ahead by a host (manager.ts `#standby`): this runtime and the addon
- * are loaded; the first message names the slot, the target and the host's environment now.
+ * are loaded (it says so); the first message names the slot, the target and the host's environment now.
  */
 function standby(): void {
   parentPort?.once('message', (m: { titanSlot: number; target: string; env: Record<string, string> }) => {
@@ -83,6 +83,7 @@ function standby(): void {
     Object.assign(process.env, m.env);
     void thread(m.titanSlot, m.target);
   });
+  parentPort?.postMessage({ titanStandbyReady: true });
 }
 
 if (!isMainThread && workerData && typeof workerData.titanSlot === 'number') {
