@@ -8,7 +8,8 @@
 //! One file per transport: [`ipc`] (an inherited socketpair), [`unix`] and
 //! [`tcp`] (a listener on the host, a connect on the worker), [`ws`] (the
 //! `http` transport: tcp plus a WebSocket upgrade); `network` runs
-//! Cap'n Proto's two-party protocol over any of their byte streams.
+//! Cap'n Proto's two-party protocol over any of their byte streams, and
+//! [`coalesce`] batches what one engine pass writes into one write.
 //!
 //! ```
 //! use titan_pm::Transport;
@@ -20,6 +21,7 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
+pub(crate) mod coalesce;
 pub mod dial;
 pub(crate) mod ipc;
 pub(crate) mod network;
