@@ -9,7 +9,7 @@
 //! same pass leaves in one write. A lone message waits only for that task
 //! switch (well under a microsecond), never for a timer.
 //!
-//! Bounds and order: the buffer holds at most [`MAX_BUFFERED`] bytes; past it
+//! Bounds and order: the buffer holds at most [`WRITE_BUFFER_BYTES`] bytes; past it
 //! the writer waits for the flusher. A write of [`DIRECT_BYTES`] or more (a
 //! large value's segment) goes straight to the stream, after what is buffered,
 //! and is not copied. Only one side uses the stream at a time: the flusher
@@ -32,7 +32,7 @@ use std::time::Duration;
 use futures::io::AsyncWrite;
 
 /// The most bytes kept before the writer waits for them to be written.
-pub const MAX_BUFFERED: usize = 256 * 1024;
+pub const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 /// Writes this large skip the buffer (written in place, not copied).
 const DIRECT_BYTES: usize = 32 * 1024;
 /// How long what is left buffered when a connection closes may take to leave.
@@ -135,7 +135,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Coalescing<W> {
             let pending = s.buf.len() - s.written;
             if s.flushing {
                 // The flusher has the stream: add to the buffer if there is room, else wait for it.
-                if pending + data.len() <= MAX_BUFFERED {
+                if pending + data.len() <= WRITE_BUFFER_BYTES {
                     s.buf.extend_from_slice(data);
                     s.dirty = true;
                     return Poll::Ready(Ok(data.len()));
@@ -143,7 +143,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Coalescing<W> {
                 s.writer_waiting = Some(cx.waker().clone());
                 return Poll::Pending;
             }
-            if data.len() < DIRECT_BYTES && pending + data.len() <= MAX_BUFFERED {
+            if data.len() < DIRECT_BYTES && pending + data.len() <= WRITE_BUFFER_BYTES {
                 s.buf.extend_from_slice(data);
                 s.dirty = true;
                 return Poll::Ready(Ok(data.len()));
@@ -391,7 +391,7 @@ mod tests {
             let writer = async {
                 for _ in 0..1000 {
                     message(&mut w, &chunk).await;
-                    assert!(w.shared.borrow().buf.len() <= MAX_BUFFERED + DIRECT_BYTES);
+                    assert!(w.shared.borrow().buf.len() <= WRITE_BUFFER_BYTES + DIRECT_BYTES);
                 }
             };
             let release = async {

@@ -30,6 +30,7 @@ pub mod tls;
 pub(crate) mod unix;
 pub mod ws;
 
+pub use coalesce::{DRAIN_AFTER_CLOSE, WRITE_BUFFER_BYTES};
 pub use network::{
     reader_options, vat_network, vat_network_limited, FrameLimit, PREAUTH_MAX_MESSAGE_BYTES, PREAUTH_MAX_SEGMENTS,
 };
