@@ -5,7 +5,8 @@
 // - a child worker against child_process IPC (fork + process.send): the same;
 // - a Buffer round trip of 100 B, 10 KB, 1 MB and 16 MB against piscina (worker
 //   thread) and fork + send (child; the Buffer travels as JSON there);
-// - spawn to first answered call (worker thread, child process).
+// - spawn to first answered call (worker thread, child process); for a worker thread
+//   also each from a new manager (no thread started ahead).
 // Pin to one vCPU with `taskset -c 0 node bench.js`.
 // Prints each figure, the peer's, and the ratio (brief §6). Contestants take
 // turns over BENCH_ROUNDS rounds (timings drift on a shared machine); each line
@@ -22,6 +23,9 @@ const THROUGHPUT = Number(process.env.BENCH_THROUGHPUT_CALLS || 20000);
 const IN_FLIGHT = 64;
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
 const SPAWNS = Number(process.env.BENCH_SPAWNS || 15);
+// The pause (ms) before each timed spawn.
+const SETTLE = Number(process.env.BENCH_SETTLE ?? 150);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // The core engine's spin (ms) for titan-pm's managers; unset: the default.
 const SPIN = process.env.BENCH_SPIN === undefined ? undefined : Number(process.env.BENCH_SPIN);
 // Which parts to run (comma-separated): thread, pool, buffer, child, spawn; unset: all.
@@ -100,37 +104,42 @@ function report(what, oursRounds, theirsRounds, unit, peer, higherIsBetter) {
   );
 }
 
-async function spawnToFirstAnswer(isolation) {
-  const times = [];
-  const pm = new ProcessManager({ isolation, output: 'ignore', spin: SPIN });
+/**
+ * Spawn to first answer, p50 over SPAWNS spawns, titan-pm's and the peer's taking turns (one
+ * spawn each, so both see the same load), each after a pause of SETTLE ms so that what the
+ * previous one left running (a thread's teardown, titan-pm's next thread started ahead) is
+ * not timed in it. titan-pm's come from one manager (after its first worker thread a manager
+ * starts the next one ahead) or, with `cold`, each from a new manager (its first).
+ */
+async function spawnToFirstAnswer(isolation, peer, cold = false) {
+  const ours = [];
+  const theirs = [];
+  let pm = new ProcessManager({ isolation, output: 'ignore', spin: SPIN });
   for (let i = 0; i < SPAWNS; i++) {
-    const t = now();
+    if (cold && i > 0) pm = new ProcessManager({ isolation, output: 'ignore', spin: SPIN });
+    await sleep(SETTLE);
+    let t = now();
     const w = await pm.spawn(ECHO);
     await w.ping(1);
-    times.push(now() - t);
+    ours.push(now() - t);
     await pm.kill(w);
-  }
-  await pm.shutdown();
-  return quantile(times, 0.5);
-}
-
-async function peerSpawnToFirstAnswer(kind) {
-  const times = [];
-  for (let i = 0; i < SPAWNS; i++) {
-    const t = now();
-    if (kind === 'piscina') {
+    if (cold) await pm.shutdown();
+    await sleep(SETTLE);
+    t = now();
+    if (peer === 'piscina') {
       const pool = new Piscina({ filename: path.join(__dirname, 'workers', 'piscina-echo.js'), minThreads: 1, maxThreads: 1 });
       await pool.run(1);
-      times.push(now() - t);
+      theirs.push(now() - t);
       await pool.destroy();
     } else {
       const f = forkEcho();
       await f.ready;
-      times.push(now() - t);
+      theirs.push(now() - t);
       f.child.kill();
     }
   }
-  return quantile(times, 0.5);
+  if (!cold) await pm.shutdown();
+  return [quantile(ours, 0.5), quantile(theirs, 0.5)];
 }
 
 async function main() {
@@ -210,8 +219,9 @@ async function main() {
 
   // ---- spawn to first answered call ----
   if (part('spawn')) {
-    report('spawn to first answer: worker thread (p50)', await spawnToFirstAnswer('worker'), await peerSpawnToFirstAnswer('piscina'), 'ms', 'piscina', false);
-    report('spawn to first answer: child process (p50)', await spawnToFirstAnswer('child'), await peerSpawnToFirstAnswer('fork'), 'ms', 'fork+send', false);
+    report('spawn to first answer: worker thread (p50)', ...(await spawnToFirstAnswer('worker', 'piscina')), 'ms', 'piscina', false);
+    report("  the same, each a new manager's first", ...(await spawnToFirstAnswer('worker', 'piscina', true)), 'ms', 'piscina', false);
+    report('spawn to first answer: child process (p50)', ...(await spawnToFirstAnswer('child', 'fork')), 'ms', 'fork+send', false);
   }
 }
 

@@ -200,6 +200,19 @@ fn local_runtime() -> (tokio::runtime::Runtime, tokio::task::LocalSet) {
     (tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(), tokio::task::LocalSet::new())
 }
 
+/// capnp-rpc as its documentation sets it up (buffered halves, one flush per
+/// message), without titan-pm's transport: the peer the engine is measured against.
+fn bare_network(stream: tokio::net::UnixStream, side: Side) -> capnp_rpc::twoparty::VatNetwork<impl futures::AsyncRead + Unpin> {
+    use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+    let (reader, writer) = stream.into_split();
+    capnp_rpc::twoparty::VatNetwork::new(
+        futures::io::BufReader::new(reader.compat()),
+        futures::io::BufWriter::new(writer.compat_write()),
+        side,
+        titan_pm::transport::reader_options(),
+    )
+}
+
 fn capnp_server() {
     let (rt, local) = local_runtime();
     local.block_on(&rt, async {
@@ -207,7 +220,7 @@ fn capnp_server() {
         s.set_nonblocking(true).unwrap();
         let stream = tokio::net::UnixStream::from_std(s).unwrap();
         let client: worker::Client = capnp_rpc::new_client(Adder);
-        let network = titan_pm::transport::vat_network(stream, Side::Server);
+        let network = bare_network(stream, Side::Server);
         let _ = RpcSystem::new(Box::new(network), Some(client.client)).await;
     });
 }
@@ -218,7 +231,7 @@ fn bare_capnp() -> Figures {
     let result = local.block_on(&rt, async move {
         s.set_nonblocking(true).unwrap();
         let stream = tokio::net::UnixStream::from_std(s).unwrap();
-        let mut rpc = RpcSystem::new(Box::new(titan_pm::transport::vat_network(stream, Side::Client)), None);
+        let mut rpc = RpcSystem::new(Box::new(bare_network(stream, Side::Client)), None);
         let worker: worker::Client = rpc.bootstrap(Side::Server);
         tokio::task::spawn_local(rpc);
         let call = |a: i64| {

@@ -8,7 +8,6 @@
 // @Process also records the file that declared the class (from the call
 // stack), so `pm.spawn(SomeClass)` can load that file in a worker thread.
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 const PROCESS = Symbol.for('titan-pm.process');
 const ROLE = Symbol.for('titan-pm.role');
@@ -70,7 +69,7 @@ export function callerFile(): string | undefined {
     const frames = new Error().stack as unknown as NodeJS.CallSite[];
     for (const frame of frames) {
       let file = frame.getFileName() ?? '';
-      if (file.startsWith('file://')) file = fileURLToPath(file);
+      if (file.startsWith('file://')) file = (require('node:url') as typeof import('node:url')).fileURLToPath(file);
       if (!path.isAbsolute(file) || file.startsWith(OWN_DIR)) continue;
       if (/[\\/]node_modules[\\/](tslib|@swc[\\/]helpers|@babel[\\/]runtime)[\\/]/.test(file)) continue;
       return file;

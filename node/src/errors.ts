@@ -1,6 +1,5 @@
 // Every titan-pm error as an exported class deriving from TitanError, and the
 // one mapping from the native binding's tagged errors (`titanClass`) to them.
-import { constants } from 'node:os';
 
 export class TitanError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -101,10 +100,12 @@ const classes: Record<string, new (message: string) => TitanError> = {
   ValidationError,
 };
 
-const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
+let signalNames: Map<number, string> | undefined;
 
-/** `9` → `'SIGKILL'`. */
+/** `9` → `'SIGKILL'`. (node:os is loaded on first use: a worker thread starts without it.) */
 export function signalName(n: number): string {
+  const { constants } = require('node:os') as typeof import('node:os');
+  signalNames ??= new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
   return signalNames.get(n) ?? `SIG${n}`;
 }
 

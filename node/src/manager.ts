@@ -58,6 +58,14 @@ export class ProcessManager extends EventEmitter {
   /** @Process classes spawned with isolation `none`, by their target string. */
   readonly #classes = new Map<string, WorkerClass<unknown>>();
   readonly #classKeys = new WeakMap<WorkerClass<unknown>, string>();
+  /**
+   * A worker thread started ahead for the next in-process worker: the runtime and the addon
+   * loaded, no worker file yet (worker/main.ts `standby`). Made once this manager's first
+   * worker thread is ready, and again each time one is taken (by the next worker thread with
+   * piped output and no heap limit); ended by `shutdown`.
+   */
+  #standby: { worker: Worker; gone: () => void; ready: boolean } | undefined;
+  #closed = false;
 
   constructor(config: ManagerConfig = {}, mode?: typeof TEST_MANAGER) {
     super();
@@ -90,8 +98,13 @@ export class ProcessManager extends EventEmitter {
     const heapLimit = this.#heapLimit('spawn', nativeOptions);
     const slot = native.newSlot();
     try {
-      await this.#startRuntime(slot, file, isolation, options.output, heapLimit);
-      const id = await this.#native.spawnSlot(slot, file, nativeOptions).catch(rethrow);
+      // The core's spawn starts as the runtime attaches, on the worker's thread (no hop through
+      // this one); a runtime that cannot load fails both, and its LoadError is the one reported.
+      const started = this.#startRuntime(slot, file, isolation, options.output, heapLimit);
+      const spawned = this.#native.spawnSlot(slot, file, nativeOptions) as Promise<number>;
+      spawned.catch(() => undefined);
+      await started;
+      const id = await spawned.catch(rethrow);
       return makeProxy<T>(this.#native, id);
     } catch (e) {
       native.releaseSlot(slot);
@@ -309,6 +322,8 @@ export class ProcessManager extends EventEmitter {
 
   /** Stops intake, drains in-flight calls, runs @OnShutdown hooks, then stops every worker. */
   async shutdown(): Promise<void> {
+    this.#closed = true;
+    this.#dropStandby();
     await this.#native.shutdown().catch(rethrow);
     for (const slot of [...this.#runtimes.keys()]) this.#stopRuntime(slot);
   }
@@ -355,7 +370,22 @@ export class ProcessManager extends EventEmitter {
     const mode = output ?? this.#config.output ?? 'prefix';
     const piped = mode !== 'inherit';
     const resourceLimits = heapLimit ? { maxOldGenerationSizeMb: Math.max(1, Math.ceil(heapLimit / 2 ** 20)) } : undefined;
-    const worker = new Worker(WORKER_ENTRY, { workerData: { titanSlot: slot, target }, stdout: piped, stderr: piped, resourceLimits });
+    // A thread started ahead has piped output and no heap limit: it serves a worker that wants the same.
+    const standby = piped && !resourceLimits;
+    let worker: Worker;
+    if (standby && this.#standby) {
+      const ahead = this.#standby;
+      this.#standby = undefined;
+      worker = ahead.worker;
+      worker.off('error', ahead.gone).off('exit', ahead.gone).removeAllListeners('message');
+      worker.ref(); // as a new thread: it keeps the host alive until ready
+      // It sees the host's environment as it is now, as a thread started now would.
+      worker.postMessage({ titanSlot: slot, target, env: { ...process.env } });
+      // The next one boots while this one loads its file (if this one is still booting, once it is ready).
+      if (ahead.ready) this.#startStandby();
+    } else {
+      worker = new Worker(WORKER_ENTRY, { workerData: { titanSlot: slot, target }, stdout: piped, stderr: piped, resourceLimits });
+    }
     this.#runtimes.set(slot, worker);
     const name = { current: path.basename(target).replace(/\.[^.]*$/, '') };
     if (piped) {
@@ -372,12 +402,14 @@ export class ProcessManager extends EventEmitter {
       if (this.#runtimes.get(slot) === worker) this.#runtimes.delete(slot);
     });
     return new Promise<Description>((resolve, reject) => {
-      worker.on('message', (m: { ok?: boolean; description: Description; message: string; titanOutputDropped?: number }) => {
+      worker.on('message', (m: { ok?: boolean; description: Description; message: string; titanOutputDropped?: number; titanStandbyReady?: true }) => {
+        if (m && 'titanStandbyReady' in m) return; // it had booted (before it was taken)
         if (typeof m?.titanOutputDropped === 'number') {
           this.emit('output:dropped', { dropped: m.titanOutputDropped }); // its bounded stdout/stderr was full
           return;
         }
         worker.unref(); // a ready worker thread does not keep the host alive
+        if (standby) setImmediate(() => this.#startStandby()); // unless one is booting already
         if (m.ok) {
           name.current = m.description.name;
           resolve(m.description);
@@ -395,6 +427,26 @@ export class ProcessManager extends EventEmitter {
     const n = this.#outputs.size + 1;
     this.#outputs.set(n, output);
     return `callback:${n}`;
+  }
+
+  /** Starts the next worker thread ahead (see `#standby`), unless there is one or the manager is shut down. */
+  #startStandby(): void {
+    if (this.#standby || this.#closed) return;
+    const worker = new Worker(WORKER_ENTRY, { workerData: { titanStandby: true }, stdout: true, stderr: true });
+    worker.unref();
+    const gone = () => {
+      if (this.#standby?.worker === worker) this.#standby = undefined;
+    };
+    worker.on('error', gone).on('exit', gone);
+    const ahead = { worker, gone, ready: false };
+    worker.once('message', () => (ahead.ready = true)); // worker/main.ts `standby`: booted
+    this.#standby = ahead;
+  }
+
+  #dropStandby(): void {
+    const ahead = this.#standby;
+    this.#standby = undefined;
+    if (ahead) void ahead.worker.terminate();
   }
 
   #stopRuntime(slot: number): void {

@@ -19,7 +19,6 @@
 // module only collects the declaration and converts it; restarts, intensity,
 // order and escalation are the core's. Worker children run as child processes.
 import * as path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { native } from './binding';
 import { callerFile, ClassMarker, definitionOf } from './decorators';
@@ -154,7 +153,7 @@ export function supervisorTree(cls: Function, worker: WorkerChildOptions): Recor
     const value = instance[name];
     if (declarationOf(value)) return { name, target: supervisorTree(value, worker), ...options };
     if (typeof value === 'string' || value instanceof URL) {
-      const file = value instanceof URL ? fileURLToPath(value) : value;
+      const file = value instanceof URL ? (require('node:url') as typeof import('node:url')).fileURLToPath(value) : value;
       return { name, target: path.isAbsolute(file) ? file : path.resolve(here, file), ...worker(options) };
     }
     const what = definitionOf(value)
@@ -169,7 +168,7 @@ export function supervisorTree(cls: Function, worker: WorkerChildOptions): Recor
 
 /** The @Supervisor class a module file exports (default export, or the module itself). */
 export async function loadSupervisorClass(file: string): Promise<Function> {
-  const mod: any = await import(pathToFileURL(path.resolve(file)).href).catch((e) => {
+  const mod: any = await import((require('node:url') as typeof import('node:url')).pathToFileURL(path.resolve(file)).href).catch((e) => {
     throw new ConfigError(`cannot load supervisor file ${file}: ${e?.message ?? e}`);
   });
   for (const candidate of [mod?.default, mod?.default?.default, mod]) {

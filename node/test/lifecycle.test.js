@@ -8,7 +8,7 @@ const { execFile } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { ISOLATIONS, fixture, withManager, eventually } = require('./helpers');
+const { ISOLATIONS, fixture, source, withManager, eventually } = require('./helpers');
 const { CallTimeoutError, ProcessCrashedError, ProcessFailedError, ProcessManager } = require('titan-pm');
 
 const fast = { restartPolicy: { initialBackoff: 10 } };
@@ -125,4 +125,33 @@ test('a host exits on its own after shutdown', { timeout: 30000 }, async () => {
     );
   });
   assert.equal(stdout.trim(), '3 7');
+});
+
+test('a worker thread started ahead serves the next spawn as a new thread would, and shutdown ends it', { timeout: 60000 }, async () => {
+  // After its first worker thread is ready a manager starts the next one ahead (manager.ts `#standby`):
+  // the next spawn sees the host's environment as it is at that spawn, a heap limit still gets a
+  // thread of its own, and the host exits after shutdown with a thread waiting ahead.
+  const script = `
+    const { ProcessManager } = require('titan-pm');
+    const file = ${JSON.stringify(source('env-reader.cjs'))};
+    process.env.TITAN_TEST_EARLY = 'early';
+    (async () => {
+      const pm = new ProcessManager({ output: 'ignore' });
+      const a = await pm.spawn(file);
+      await new Promise((r) => setTimeout(r, 1000)); // the next thread is started ahead meanwhile
+      process.env.TITAN_TEST_LATE = 'late';
+      delete process.env.TITAN_TEST_EARLY;
+      const b = await pm.spawn(file);
+      const c = await pm.spawn(file, { resources: { maxMemory: '64MB' } });
+      console.log(JSON.stringify([await a.env('TITAN_TEST_EARLY'), await a.env('TITAN_TEST_LATE'),
+        await b.env('TITAN_TEST_EARLY'), await b.env('TITAN_TEST_LATE'), await c.env('TITAN_TEST_LATE'), await c.heapLimitMb() < 200]));
+      await new Promise((r) => setTimeout(r, 1000)); // and the next one again
+      await pm.shutdown();
+    })();`;
+  const { stdout } = await new Promise((resolve, reject) => {
+    execFile(process.execPath, ['-e', script], { cwd: __dirname, timeout: 30000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve({ stdout }),
+    );
+  });
+  assert.deepEqual(JSON.parse(stdout.trim()), ['early', null, null, 'late', 'late', true]);
 });

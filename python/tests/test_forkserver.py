@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -144,3 +145,97 @@ def test_neither_server_nor_children_outlive_a_killed_host(probe, tmp_path):
         assert eventually(lambda: not any(alive(pid) for pid in pids), limit=5.0), "a worker or the fork server outlived its host"
     finally:
         p.kill()
+
+
+def _state(pid):
+    """The process's state letter (`Z` for a zombie), or None once it is reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def test_the_server_keeps_an_ended_child_until_the_host_lets_it_reap():
+    # The server's protocol, driven by hand: an ended child stays a zombie (its pid cannot be
+    # reused, so the host may still signal it or its group) until the host sends "reap".
+    import json
+    import socket
+
+    host, server = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    start = "import os, sys; os.dup2(int(sys.argv[1]), 3); os.execv(sys.executable, [sys.executable, '-m', 'titan_pm._forkserver'])"
+    p = subprocess.Popen([sys.executable, "-c", start, str(server.fileno())], pass_fds=(server.fileno(),))
+    server.close()
+    host.settimeout(30)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        env = {"PATH": os.environ.get("PATH", ""), "TITAN_IPC_FD": "3"}
+        # No IPC socket and a bad argument: the worker prints its usage and exits with 2.
+        socket.send_fds(host, [json.dumps({"id": 1, "argv": ["--bad"], "env": env}).encode()], [null, null])
+        forked = json.loads(host.recv(4096))
+        assert forked["id"] == 1
+        pid = forked["pid"]
+        ended = json.loads(host.recv(4096))
+        assert ended == {"exit": pid, "code": 2, "signal": None}
+        assert _state(pid) == "Z", "the server reaped the child before the host let it"
+        # It stays so: the server waits for the host, not for a timer.
+        host.send(json.dumps({"reap": pid + 1}).encode())  # not an ended child of this server: ignored
+        time.sleep(0.3)
+        assert _state(pid) == "Z"
+        host.send(json.dumps({"reap": pid}).encode())
+        assert eventually(lambda: _state(pid) is None, limit=10.0), "the server did not reap the child"
+        # The host closing its end ends the server (it has no children left).
+        host.close()
+        assert p.wait(30) == 0
+    finally:
+        os.close(null)
+        host.close()
+        p.kill()
+        p.wait()
+
+
+def test_the_server_reaps_an_ended_forked_child_once_the_host_saw_its_exit(probe):
+    with ProcessManager(output="ignore", restart_policy=False) as pm:
+        w = pm.spawn(probe)
+        pid = w.facts()["pid"]
+        with pytest.raises(ProcessCrashedError):
+            w.quit_with(3)
+        # The host acknowledged the exit, so the server reaped it: no zombie is left while the
+        # manager runs.
+        assert eventually(lambda: _state(pid) is None, limit=10.0), f"pid {pid} is left as {_state(pid)}"
+        w2 = pm.spawn(probe)
+        pid2 = w2.facts()["pid"]
+        pm.kill(w2.process_id)
+        assert eventually(lambda: _state(pid2) is None, limit=10.0), f"pid {pid2} is left as {_state(pid2)}"
+
+
+def _fork_servers():
+    """This process's fork servers that are running."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if b"titan_pm._forkserver" in cmdline and int(fields[1]) == os.getpid() and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def test_a_python_manager_starts_its_fork_server_before_the_first_spawn(probe):
+    # Other tests' managers may still have servers: look only at the ones that appear. The server
+    # process exists once the manager's constructor returned (started, not waited for).
+    before = set(_fork_servers())
+    with ProcessManager(output="ignore", fork_server=False):
+        assert set(_fork_servers()) - before == set()
+    with ProcessManager(output="ignore", isolation="none"):
+        assert set(_fork_servers()) - before == set()
+    with ProcessManager(output="ignore") as pm:
+        started = set(_fork_servers()) - before
+        assert len(started) == 1, "a Python manager did not start its fork server with itself"
+        assert pm.spawn(probe).facts()["ppid"] in started

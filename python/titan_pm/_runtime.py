@@ -407,6 +407,12 @@ class Runtime:
             self._loop = loop
         return self._loop
 
+    def start_call_thread(self) -> None:
+        """Starts the call thread now if the class has sync methods (a child worker does, before
+        it registers), so its first sync call does not wait for a thread to start."""
+        if any(not m.is_async for m in self.definition.methods.values()):
+            self._call_queue()
+
     def _call_queue(self) -> "queue.SimpleQueue[Any]":
         if self._calls is None:
             self._calls = queue.SimpleQueue()

@@ -225,7 +225,8 @@ class ProcessManager:
     line)`), `python` (default: this interpreter), `node`, `tcp_host`, `spin`
     (seconds the engine keeps polling after a job instead of sleeping; default 0),
     `fork_server` (default True: `.py` children are forked from a pre-imported
-    interpreter the manager starts on its first Python child spawn).
+    interpreter the manager starts with itself, in the background, when its
+    isolation is "child"; else on its first Python child spawn).
     `engine`: "loop" (default) or "thread" (see the module's doc)."""
 
     # titan_pm.testing's manager sets it: the same engine, with the testing utilities.

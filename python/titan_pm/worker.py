@@ -81,6 +81,7 @@ def main(argv: list) -> int:
         print(f"titan-pm: cannot load {argv[1]}:", file=sys.stderr)
         traceback.print_exc()
         return 1
+    runtime.start_call_thread()
     try:
         serve(runtime, loop, driver)
     except Exception as e:

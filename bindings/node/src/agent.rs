@@ -318,6 +318,16 @@ impl Slot {
     pub fn port_now(&self) -> Option<Result<Arc<Port>, String>> {
         self.port.borrow().clone()
     }
+
+    /// The runtime's port once it attaches, or why it could not load.
+    pub async fn wait_port(&self) -> Result<Arc<Port>, String> {
+        let mut rx = self.port.subscribe();
+        let attached = rx.wait_for(|p| p.is_some()).await.map(|p| p.clone());
+        match attached {
+            Ok(Some(port)) => port,
+            _ => Err("the worker runtime is gone".into()),
+        }
+    }
 }
 
 type PortFuture = Shared<LocalBoxFuture<'static, Result<Arc<Port>, ErrorInfo>>>;

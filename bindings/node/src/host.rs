@@ -188,17 +188,30 @@ impl Host {
         self.promise(env, async move { pm.attach(&name, options).await.map(|h| h.id()) }, id_to_js)
     }
 
-    /// Spawns the JS object attached to `slot` (isolation `worker` or `none`): the core
-    /// serves it on its engine; a restart asks JS for a new runtime in a new slot.
+    /// Spawns the JS object attached (now or later) to `slot` (isolation `worker` or `none`):
+    /// the core serves it on its engine; a restart asks JS for a new runtime in a new slot.
+    /// The host may call this while the slot's worker thread is still loading: the spawn
+    /// goes on from the thread that attaches (`attach`), with no hop through the host's
+    /// thread, and a runtime that fails to load (`attachFailed`) fails it.
     pub fn spawn_slot(&self, env: Env, slot_id: u64, target: String, options: Js) -> napi::Result<Js> {
-        let built = options::spawn(env, options, &self.callbacks())
-            .and_then(|o| self.handler_target(slot_id, target, &o).map(|t| (t, o)).map_err(|e| errors::to_js(env, &e)));
-        let (target, options) = match built {
-            Ok(x) => x,
+        let options = match options::spawn(env, options, &self.callbacks()) {
+            Ok(o) => o,
             Err(e) => return self.rejected(env, e),
         };
-        let pm = self.pm.clone();
-        self.promise(env, async move { pm.spawn(target, options).await.map(|h| h.id()) }, id_to_js)
+        let Some(slot) = agent::slot(slot_id) else {
+            let e = Error::Spawn { target, reason: "the worker runtime is gone".into(), stderr_tail: String::new() };
+            return self.rejected(env, errors::to_js(env, &e));
+        };
+        let (pm, tsfn, heap_limit) = (self.pm.clone(), self.tsfn.clone(), self.max_memory(&options));
+        self.promise(
+            env,
+            async move {
+                let port = slot.wait_port().await.map_err(|reason| Error::Spawn { target: target.clone(), reason, stderr_tail: String::new() })?;
+                let target = slot_target(tsfn, heap_limit, slot_id, target, port, &options);
+                pm.spawn(target, options).await.map(|h| h.id())
+            },
+            id_to_js,
+        )
     }
 
     /// Core's `restart_with` onto `target` (a file the core runs, or with `slot` the JS runtime
@@ -267,33 +280,7 @@ impl Host {
         let Some(Ok(port)) = port else {
             return Err(Error::Spawn { target, reason: "the worker runtime is not ready".into(), stderr_tail: String::new() });
         };
-        let description = port.description.clone();
-        let name = options.name.clone().unwrap_or_else(|| description.name.clone());
-        let isolation = options.isolation.map(|i| i.as_str()).unwrap_or("worker").to_string();
-        let heap_limit = self.max_memory(options);
-        let tsfn = self.tsfn.clone();
-        let first = Mutex::new(Some(slot_id));
-        let factory: HandlerFactory = Arc::new(move || {
-            let id = first.lock().unwrap().take().unwrap_or_else(|| {
-                let id = agent::new_slot();
-                tsfn.send(HostMsg::Start { slot: id, target: target.clone(), isolation: isolation.clone(), heap_limit });
-                id
-            });
-            let slot = agent::slot(id).ok_or_else(|| titan_pm::protocol::ErrorInfo::remote("SpawnError", "slot gone"))?;
-            // A worker thread counts as live until its `exit` (port_closed); one on the host's thread until its handler goes.
-            let on_host_thread = isolation == "none";
-            agent::hold_live(id, if on_host_thread { "a node runtime on the host's thread" } else { "a node worker thread" });
-            let stop = tsfn.clone();
-            let on_drop = Box::new(move || {
-                agent::release_slot(id);
-                if on_host_thread {
-                    agent::drop_live(id);
-                }
-                stop.send(HostMsg::Stop { slot: id });
-            });
-            Ok(agent::handler_rc(JsHandler::for_slot(slot, description.clone(), on_drop)))
-        });
-        Ok(Target::Handler { name, factory, own_thread: true })
+        Ok(slot_target(self.tsfn.clone(), self.max_memory(options), slot_id, target, port, options))
     }
 
     /// Calls a process (or with `options.pool` a pool). With `cancel`, `cancel_call(cancel)`
@@ -514,4 +501,34 @@ fn notify(env: Env, cb: Js, msg: HostMsg) -> napi::Result<()> {
         HostMsg::Pool { pool, event } => vec![s("pool")?, n(pool as f64)?, s(event.name())?, reports::to_js(env, event)?],
     };
     js::call(env, cb, &args).map(|_| ())
+}
+
+/// The core's target for the JS runtime attached to `slot_id` (its `port`): the first
+/// instance is that runtime; a restart asks the host's thread (`tsfn`) for a new one.
+fn slot_target(tsfn: Arc<Tsfn<HostMsg>>, heap_limit: Option<u64>, slot_id: u64, target: String, port: Arc<agent::Port>, options: &SpawnOptions) -> Target {
+    let description = port.description.clone();
+    let name = options.name.clone().unwrap_or_else(|| description.name.clone());
+    let isolation = options.isolation.map(|i| i.as_str()).unwrap_or("worker").to_string();
+    let first = Mutex::new(Some(slot_id));
+    let factory: HandlerFactory = Arc::new(move || {
+        let id = first.lock().unwrap().take().unwrap_or_else(|| {
+            let id = agent::new_slot();
+            tsfn.send(HostMsg::Start { slot: id, target: target.clone(), isolation: isolation.clone(), heap_limit });
+            id
+        });
+        let slot = agent::slot(id).ok_or_else(|| titan_pm::protocol::ErrorInfo::remote("SpawnError", "slot gone"))?;
+        // A worker thread counts as live until its `exit` (port_closed); one on the host's thread until its handler goes.
+        let on_host_thread = isolation == "none";
+        agent::hold_live(id, if on_host_thread { "a node runtime on the host's thread" } else { "a node worker thread" });
+        let stop = tsfn.clone();
+        let on_drop = Box::new(move || {
+            agent::release_slot(id);
+            if on_host_thread {
+                agent::drop_live(id);
+            }
+            stop.send(HostMsg::Stop { slot: id });
+        });
+        Ok(agent::handler_rc(JsHandler::for_slot(slot, description.clone(), on_drop)))
+    });
+    Target::Handler { name, factory, own_thread: true }
 }

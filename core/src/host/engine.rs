@@ -42,7 +42,7 @@ pub(crate) struct Engine {
     pub(crate) live: std::sync::Arc<super::live::LiveSet>,
     /// Where `@Trace` spans are exported, when `monitoring.tracing` names an endpoint.
     pub(crate) otlp: Option<std::sync::Arc<crate::telemetry::otlp::Exporter>>,
-    /// The Python fork server, started on the first `*.py` child spawn (`forkServer`).
+    /// The Python fork server, started with the manager or on the first `*.py` child spawn (`forkServer`).
     pub(crate) fork_server: super::forkserver::Slot,
 }
 
@@ -51,7 +51,12 @@ pub(crate) const ENDED_HISTORY: usize = 1024;
 
 impl Engine {
     /// Runs jobs until every `ProcessManager` handle is gone, then stops all processes.
-    pub(crate) async fn run(config: ManagerConfig, events: broadcast::Sender<Event>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    pub(crate) async fn run(
+        config: ManagerConfig,
+        events: broadcast::Sender<Event>,
+        mut jobs: mpsc::UnboundedReceiver<Job>,
+        fork_server: super::forkserver::Slot,
+    ) {
         let otlp = config.monitoring.otlp.as_ref().and_then(|c| match crate::telemetry::otlp::Exporter::new(c) {
             Ok(x) => Some(std::sync::Arc::new(x)),
             Err(e) => {
@@ -75,9 +80,10 @@ impl Engine {
             closed: Cell::new(false),
             logs: broadcast::channel(super::logs::LOG_FOLLOW_BUFFER).0,
             live: Default::default(),
-            fork_server: Default::default(),
+            fork_server,
             otlp,
         });
+        engine.fork_server.adopt_early();
         let awake = Rc::new(tokio::sync::Notify::new());
         let spinner = (!engine.config.spin.is_zero())
             .then(|| tokio::task::spawn_local(stay_awake(awake.clone(), engine.config.spin)));

@@ -594,9 +594,12 @@ async fn start_forked(
     let (exit_tx, exit_rx) = watch::channel(None);
     tokio::task::spawn_local(async move {
         let status = wait_exit(&mut server_exit).await;
-        // What the worker started (in its process group) ends with it.
+        // What the worker started (in its process group) ends with it: the child is still a
+        // zombie here, so its pid (and group id) cannot have been reused.
         signal_group(pid, libc::SIGKILL);
         let _ = exit_tx.send(Some(status));
+        // From here on the instance has exited (`Instance::signal` skips it): let the server reap.
+        server.reap(pid).await;
     });
     Ok(Some((exit_rx, Some(pid), tail, connection)))
 }

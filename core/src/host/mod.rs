@@ -171,10 +171,16 @@ pub struct ManagerConfig {
     /// badly when the workers need the cores (see bench/README.md).
     pub spin: Duration,
     /// Start `*.py` children from a fork server: one pre-imported interpreter per
-    /// manager, started on the first Python child spawn, that forks each child
+    /// manager, started with the manager (`fork_server_early`) or on the first
+    /// Python child spawn, that forks each child
     /// (`forkServer`, default true; see `host/forkserver.rs` for when a spawn
     /// still starts a fresh interpreter).
     pub fork_server: bool,
+    /// Start the fork server when the manager starts (in the background: the manager does not
+    /// wait for it) instead of at the first `*.py` child spawn, so that spawn does not pay the
+    /// server's start. The options reader sets it for a Python host whose default isolation is
+    /// `child` (see `options::manager`); default false.
+    pub fork_server_early: bool,
     /// Where workflow runs are journaled (`workflows`).
     pub workflows: WorkflowsConfig,
     /// What every timer reads (restart backoff, breaker, TTLs, intervals); call deadlines stay real.
@@ -202,6 +208,7 @@ impl Default for ManagerConfig {
             tcp_host: "127.0.0.1".into(),
             spin: Duration::ZERO,
             fork_server: true,
+            fork_server_early: false,
             workflows: WorkflowsConfig::default(),
             clock: crate::clock::Clock::Real,
             interceptor: None,
@@ -448,7 +455,11 @@ impl ProcessManager {
                 gateway: Default::default(),
             }),
         };
-        let run = move || -> LocalBoxFuture<'static, ()> { Box::pin(Engine::run(config, events, rx)) };
+        // Called on the engine's thread (the fork server's parent-death signal follows that thread).
+        let run = move || -> LocalBoxFuture<'static, ()> {
+            let fork_server = forkserver::Slot::for_manager(&config);
+            Box::pin(Engine::run(config, events, rx, fork_server))
+        };
         (pm, run)
     }
 

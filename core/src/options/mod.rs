@@ -170,6 +170,9 @@ fn manager_fields(s: &mut Section<'_>, mut c: ManagerConfig, callbacks: OutputCa
             *field = t.to_string();
         }
     }
+    // A Python program's manager whose workers are children most likely spawns `.py` files: its
+    // fork server starts with it (in the background), so the first such spawn does not wait for it.
+    c.fork_server_early = s.dialect() == Dialect::Python && c.isolation == crate::host::Isolation::Child;
     Ok(c)
 }
 

@@ -8,7 +8,8 @@
 //! One file per transport: [`ipc`] (an inherited socketpair), [`unix`] and
 //! [`tcp`] (a listener on the host, a connect on the worker), [`ws`] (the
 //! `http` transport: tcp plus a WebSocket upgrade); `network` runs
-//! Cap'n Proto's two-party protocol over any of their byte streams.
+//! Cap'n Proto's two-party protocol over any of their byte streams, and
+//! [`coalesce`] batches what one engine pass writes into one write.
 //!
 //! ```
 //! use titan_pm::Transport;
@@ -20,6 +21,7 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
+pub(crate) mod coalesce;
 pub mod dial;
 pub(crate) mod ipc;
 pub(crate) mod network;
@@ -28,6 +30,7 @@ pub mod tls;
 pub(crate) mod unix;
 pub mod ws;
 
+pub use coalesce::{DRAIN_AFTER_CLOSE, WRITE_BUFFER_BYTES};
 pub use network::{
     reader_options, vat_network, vat_network_limited, FrameLimit, PREAUTH_MAX_MESSAGE_BYTES, PREAUTH_MAX_SEGMENTS,
 };

@@ -20,6 +20,7 @@ use futures::io::BufReader;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
+use super::coalesce::Coalescing;
 use crate::value::{MAX_DEPTH, MAX_MESSAGE_BYTES};
 
 /// The largest message an unauthenticated peer may send (its registration).
@@ -243,6 +244,7 @@ pub(crate) const NESTING_LIMIT: i32 = 3 * MAX_DEPTH as i32 + 16;
 type Reader<S> = BufReader<Compat<Limited<ReadHalf<S>>>>;
 
 /// A Cap'n Proto two-party network over a byte stream, for a trusted peer.
+/// Must be called on a `tokio::task::LocalSet` (its writer's flusher runs there).
 pub fn vat_network<S>(stream: S, side: Side) -> VatNetwork<Reader<S>>
 where
     S: AsyncRead + AsyncWrite + 'static,
@@ -256,9 +258,9 @@ where
     S: AsyncRead + AsyncWrite + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
-    // Buffered: capnp writes a message's segment table and segments separately
-    // and flushes after each message, so a message is one write, not two.
-    let writer = futures::io::BufWriter::new(writer.compat_write());
+    // Coalesced: capnp writes a message's table and segments separately and
+    // flushes after each message; every message of one engine pass leaves in one write.
+    let writer = Coalescing::new(writer.compat_write());
     let reader = Limited::new(reader, limit).compat();
     VatNetwork::new(BufReader::new(reader), writer, side, reader_options())
 }

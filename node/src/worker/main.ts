@@ -73,6 +73,21 @@ async function thread(slot: number, target: string): Promise<void> {
   parentPort?.postMessage({ ok: true, description: runtime.description() });
 }
 
+/**
+ * A worker thread started ahead by a host (manager.ts `#standby`): this runtime and the addon
+ * are loaded (it says so); the first message names the slot, the target and the host's environment now.
+ */
+function standby(): void {
+  parentPort?.once('message', (m: { titanSlot: number; target: string; env: Record<string, string> }) => {
+    for (const key of Object.keys(process.env)) if (!(key in m.env)) delete process.env[key];
+    Object.assign(process.env, m.env);
+    void thread(m.titanSlot, m.target);
+  });
+  parentPort?.postMessage({ titanStandbyReady: true });
+}
+
 if (!isMainThread && workerData && typeof workerData.titanSlot === 'number') {
   void thread(workerData.titanSlot, workerData.target);
+} else if (!isMainThread && workerData?.titanStandby === true) {
+  standby();
 }

@@ -8,7 +8,6 @@
 // host cancels the call (its deadline passed).
 import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
 
 import { CALL, CANCEL, EXIT, HEALTH, INIT, REPLY, SHUTDOWN, native } from '../binding';
 import { definitionOf, ProcessDefinition } from '../decorators';
@@ -47,7 +46,7 @@ async function importFile(file: string): Promise<any> {
       if (e?.code !== 'ERR_REQUIRE_ESM') throw e;
     }
   }
-  return import(pathToFileURL(file).href);
+  return import((require('node:url') as typeof import('node:url')).pathToFileURL(file).href);
 }
 
 /** `file.js:ClassName` names one exported @Process class of a file (as `pm.spawn(SomeClass)` does). */
