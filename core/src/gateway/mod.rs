@@ -63,17 +63,8 @@ pub struct GatewayOptions {
 impl GatewayOptions {
     /// The address to bind, after the rules: with `tls` anywhere, without it only on loopback.
     pub fn check(&self, tls: bool) -> Result<SocketAddr> {
-        let address = match self.address.strip_prefix("localhost:") {
-            Some(port) => format!("127.0.0.1:{port}"),
-            None => self.address.clone(),
-        };
-        let addr: SocketAddr = address
-            .parse()
-            .map_err(|_| Error::Config(format!("listen.gateway.address {:?} is not ip:port (e.g. 127.0.0.1:8080)", self.address)))?;
-        let t = &self.token;
-        if t.is_empty() || t.len() > MAX_TOKEN_BYTES || t.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(Error::Config(format!("listen.gateway.token must be 1-{MAX_TOKEN_BYTES} printable characters without spaces")));
-        }
+        let addr = crate::transport::listen_address(&self.address, "listen.gateway.address", "127.0.0.1:8080")?;
+        crate::transport::check_token(&self.token, "listen.gateway.token", MAX_TOKEN_BYTES)?;
         if !tls && !addr.ip().is_loopback() {
             return Err(Error::Config(format!(
                 "listen.gateway.address {addr}: without tls the gateway listens only on loopback (give listen a tls: {{cert, key, ca}} to serve HTTPS on {})",

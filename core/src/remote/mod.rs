@@ -54,17 +54,9 @@ pub struct ListenOptions {
 impl ListenOptions {
     /// The address to bind, after the rules: TLS, or else loopback and a token.
     pub fn check(&self) -> Result<SocketAddr> {
-        let address = match self.address.strip_prefix("localhost:") {
-            Some(port) => format!("127.0.0.1:{port}"),
-            None => self.address.clone(),
-        };
-        let addr: SocketAddr = address
-            .parse()
-            .map_err(|_| Error::Config(format!("listen.address {:?} is not ip:port (e.g. 0.0.0.0:7400)", self.address)))?;
+        let addr = crate::transport::listen_address(&self.address, "listen.address", "0.0.0.0:7400")?;
         if let Some(token) = &self.token {
-            if token.is_empty() || token.len() > MAX_TOKEN_BYTES || token.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                return Err(Error::Config(format!("listen.token must be 1-{MAX_TOKEN_BYTES} printable characters without spaces")));
-            }
+            crate::transport::check_token(token, "listen.token", MAX_TOKEN_BYTES)?;
         }
         if self.tls.is_none() {
             if !addr.ip().is_loopback() {

@@ -154,3 +154,22 @@ impl Endpoint {
         }
     }
 }
+
+/// A listening address from options (`ip:port`, `localhost:port` meaning 127.0.0.1), or a
+/// `ConfigError` naming the option `field` and showing `example`.
+pub(crate) fn listen_address(address: &str, field: &str, example: &str) -> Result<std::net::SocketAddr> {
+    let resolved = match address.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => address.to_string(),
+    };
+    resolved.parse().map_err(|_| Error::Config(format!("{field} {address:?} is not ip:port (e.g. {example})")))
+}
+
+/// A bearer or join token from options: 1 to `max` printable bytes without spaces, or a
+/// `ConfigError` naming the option `field`.
+pub(crate) fn check_token(token: &str, field: &str, max: usize) -> Result<()> {
+    if token.is_empty() || token.len() > max || token.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Error::Config(format!("{field} must be 1-{max} printable characters without spaces")));
+    }
+    Ok(())
+}
