@@ -17,6 +17,18 @@
 use crate::error::{Error, Result};
 use crate::titan_capnp::value;
 
+/// The byte buffer of [`Value::Data`]: cloning it shares the bytes (a refcount),
+/// and a front end can wrap memory it already owns (`Bytes::from_owner`)
+/// instead of copying it. Re-exported so the bridges name the same type.
+pub use bytes::{Bytes, BytesMut};
+
+/// Data at least this long is shared with the host language rather than copied
+/// where the language allows it safely (an immutable Python `bytes` going in, a
+/// Node Buffer over the value's own memory coming out); shorter data is copied.
+/// Below this a copy costs less than the shared buffer's bookkeeping (an extra
+/// allocation for the owner and, in Node, an external-memory finalizer).
+pub const SHARE_DATA_BYTES: usize = 32 * 1024;
+
 /// The deepest a value may nest: anything inside more than this many lists or
 /// maps is refused (before it is sent) with a `SerializationError` naming its
 /// path. The same limit holds in every front end and isolation; the wire
@@ -124,7 +136,8 @@ pub enum Value {
     Int(i64),
     Float(f64),
     Text(String),
-    Data(Vec<u8>),
+    /// Binary data; a clone shares the bytes instead of copying them.
+    Data(Bytes),
     List(Vec<Value>),
     /// Text keys in insertion order.
     Map(Vec<(String, Value)>),
@@ -201,7 +214,9 @@ pub fn read(r: value::Reader<'_>, path: &str) -> Result<Value> {
         Which::Int(x) => Value::Int(x),
         Which::Float(x) => Value::Float(x),
         Which::Text(t) => Value::Text(text(t.map_err(bad)?, path)?),
-        Which::Data(d) => Value::Data(d.map_err(bad)?.to_vec()),
+        // The one copy out of the message (which is freed after the read):
+        // `copy_from_slice` allocates without zero-filling.
+        Which::Data(d) => Value::Data(Bytes::copy_from_slice(d.map_err(bad)?)),
         Which::List(l) => {
             let l = l.map_err(bad)?;
             let mut out = Vec::with_capacity(l.len() as usize);
@@ -271,7 +286,7 @@ fn to_json(v: Value, path: &str) -> Result<serde_json::Value> {
             message: format!("{f} has no JSON form"),
         })?,
         Value::Text(s) => J::String(s),
-        Value::Data(d) => J::Array(d.into_iter().map(J::from).collect()),
+        Value::Data(d) => J::Array(d.iter().copied().map(J::from).collect()),
         Value::List(items) => J::Array(
             items.into_iter().enumerate().map(|(i, x)| to_json(x, &format!("{path}[{i}]"))).collect::<Result<_>>()?,
         ),
@@ -314,10 +329,29 @@ mod tests {
             ("i".into(), Value::Int(i64::MIN)),
             ("f".into(), Value::Float(1.5)),
             ("t".into(), Value::Text("héllo".into())),
-            ("d".into(), Value::Data(vec![0, 255])),
+            ("d".into(), Value::Data(vec![0, 255].into())),
             ("l".into(), Value::List(vec![Value::Int(1), Value::List(vec![])])),
         ]);
         assert_eq!(roundtrip(&v), v);
+    }
+
+    #[test]
+    fn large_data_survives_the_wire_and_clones_share_it() {
+        let bytes: Vec<u8> = (0..2 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let v = Value::Data(Bytes::from(bytes.clone()));
+        // Over the transport's framing too, as a worker receives it.
+        let mut msg = capnp::message::Builder::new_default();
+        write(&v, msg.init_root::<value::Builder>());
+        let mut wire = Vec::new();
+        capnp::serialize::write_message(&mut wire, &msg).unwrap();
+        let reader = capnp::serialize::read_message(&mut &wire[..], crate::transport::reader_options()).unwrap();
+        let back = read(reader.get_root::<value::Reader>().unwrap(), "v").unwrap();
+        let Value::Data(d) = &back else { panic!("{}", back.type_name()) };
+        assert!(d[..] == bytes[..], "the bytes changed on the wire");
+        let copy = back.clone();
+        let Value::Data(c) = &copy else { unreachable!() };
+        assert_eq!(c.as_ptr(), d.as_ptr(), "a clone copied the bytes");
+        assert_eq!(c.len(), d.len());
     }
 
     #[test]
@@ -360,7 +394,7 @@ mod tests {
     fn the_size_estimate_bounds_the_real_encoding() {
         let v = Value::Map(vec![
             ("text".into(), Value::Text("héllo".repeat(99))),
-            ("data".into(), Value::Data(vec![7; 1001])),
+            ("data".into(), Value::Data(vec![7; 1001].into())),
             ("list".into(), Value::List(vec![Value::Int(1), Value::Null, Value::List(vec![Value::Float(2.0)])])),
         ]);
         let mut msg = capnp::message::Builder::new_default();
@@ -368,7 +402,7 @@ mod tests {
         let real = capnp::serialize::compute_serialized_size_in_words(&msg) * 8;
         let estimate = check(&v, "v").unwrap();
         assert!(estimate + 8 >= real && estimate <= real + 64, "estimate {estimate}, real {real}");
-        let big = vec![Value::Data(vec![0; MAX_MESSAGE_BYTES])];
+        let big = vec![Value::Data(vec![0; MAX_MESSAGE_BYTES].into())];
         let err = check_list(&big, "args").unwrap_err();
         assert!(err.to_string().contains("over the limit of 64.0 MiB per message"), "{err}");
     }

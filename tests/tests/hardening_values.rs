@@ -49,7 +49,7 @@ async fn an_oversized_argument_is_refused_before_it_is_sent() {
     let pm = ProcessManager::new(ManagerConfig::default());
     let h = pm.spawn(WORKER, SpawnOptions::default()).await.unwrap();
     for n in [MAX_MESSAGE_BYTES, 1 << 29, (1 << 29) + 8] {
-        let err = h.call_value("echo", vec![Value::Data(vec![0; n])]).await.unwrap_err();
+        let err = h.call_value("echo", vec![Value::Data(vec![0; n].into())]).await.unwrap_err();
         let (path, message) = serialization(err);
         assert_eq!(path, "args");
         assert!(message.contains("over the limit of 64.0 MiB per message"), "{message}");

@@ -27,7 +27,7 @@ async fn the_postgres_journal_keeps_the_lease_rule() {
     let server = PgServer::start();
     let j = PostgresJournal::new(&server.database("lease_rule").await).unwrap();
     let lease = Duration::from_millis(300);
-    let input = Value::Map(vec![("order".into(), Value::Data(vec![1, 2, 3]))]);
+    let input = Value::Map(vec![("order".into(), Value::Data(vec![1, 2, 3].into()))]);
     assert_eq!(j.claim("r", "w", &input, "a", lease).await.unwrap(), Claim::Started);
     j.append("r", "a", Entry::StageStarted { stage: "s1".into(), attempt: 1 }).await.unwrap();
     j.append("r", "a", Entry::StageCompleted { stage: "s1".into(), attempt: 1, result: Value::Float(1.5) }).await.unwrap();

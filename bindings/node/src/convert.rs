@@ -13,7 +13,7 @@
 //! Buffer, a map as a plain object.
 
 use napi::sys::{TypedarrayType, ValueType};
-use titan_pm::value::MAX_DEPTH;
+use titan_pm::value::{Bytes, BytesMut, MAX_DEPTH, SHARE_DATA_BYTES};
 use titan_pm::Value;
 
 use crate::js::{self, Env, Js};
@@ -140,7 +140,8 @@ impl Reader {
         }
         if let Some((kind, bytes)) = js::typed_array(env, v) {
             if kind == TypedarrayType::uint8_array {
-                return Ok(Value::Data(bytes.to_vec()));
+                // Copied: JS may change the array after the call returns.
+                return Ok(Value::Data(Bytes::copy_from_slice(bytes)));
             }
             return Err(Unsupported::new(format!("a {} cannot be sent (use a Uint8Array or Buffer)", class_name(env, v)?)));
         }
@@ -268,14 +269,15 @@ pub fn to_js(env: Env, v: &Value) -> napi::Result<Js> {
     }
 }
 
-/// Data at least this long becomes a Buffer over the value's own bytes (no copy);
-/// shorter data is copied (cheaper than an external buffer's bookkeeping).
-const BORROW_DATA_BYTES: usize = 32 * 1024;
-
 /// [`to_js`], consuming the value: large data is handed to its Buffer without a copy.
 pub fn into_js(env: Env, v: Value) -> napi::Result<Js> {
     match v {
-        Value::Data(d) if d.len() >= BORROW_DATA_BYTES => js::buffer_from_vec(env, d),
+        // Data of `SHARE_DATA_BYTES` or more becomes a Buffer over the value's own
+        // bytes (no copy); shorter data is copied (cheaper than an external
+        // buffer's bookkeeping). JS may write to the Buffer, so it gets bytes no
+        // one else holds: `BytesMut::from` takes them over when this value is
+        // their only holder (as a value just read off the wire is), else copies.
+        Value::Data(d) if d.len() >= SHARE_DATA_BYTES => js::buffer_from_bytes(env, BytesMut::from(d)),
         Value::List(items) => list_into_js(env, items),
         Value::Map(entries) => {
             let obj = js::object(env)?;

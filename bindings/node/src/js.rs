@@ -7,6 +7,7 @@ use std::ffi::c_void;
 use std::ptr;
 
 use napi::sys;
+use titan_pm::value::BytesMut;
 
 pub type Env = sys::napi_env;
 pub type Js = sys::napi_value;
@@ -62,23 +63,24 @@ pub fn buffer(env: Env, bytes: &[u8]) -> napi::Result<Js> {
     make!("create_buffer", |out| sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut out))
 }
 
-/// A Buffer over `bytes` without copying them: the Buffer owns the Vec and frees it
-/// when collected (the finalizer only drops it, so any thread may run it).
-pub fn buffer_from_vec(env: Env, bytes: Vec<u8>) -> napi::Result<Js> {
+/// A Buffer over `bytes` without copying them: the Buffer owns them (uniquely, so
+/// JS may write to them) and frees them when collected (the finalizer only drops
+/// them, so any thread may run it).
+pub fn buffer_from_bytes(env: Env, bytes: BytesMut) -> napi::Result<Js> {
     if bytes.is_empty() {
         return buffer(env, &bytes);
     }
     unsafe extern "C" fn free(_env: Env, _data: *mut c_void, hint: *mut c_void) {
-        drop(Box::from_raw(hint as *mut Vec<u8>));
+        drop(Box::from_raw(hint as *mut BytesMut));
     }
-    let owner = Box::new(bytes);
-    let (data, len) = (owner.as_ptr() as *mut c_void, owner.len());
+    let mut owner = Box::new(bytes);
+    let (data, len) = (owner.as_mut_ptr() as *mut c_void, owner.len());
     let hint = Box::into_raw(owner) as *mut c_void;
     let mut out: Js = ptr::null_mut();
     let status = unsafe { sys::napi_create_external_buffer(env, len, data, Some(free), hint, &mut out) };
     if status != sys::Status::napi_ok {
         // Not created (e.g. a runtime that refuses external memory): copy instead.
-        let owner = unsafe { Box::from_raw(hint as *mut Vec<u8>) };
+        let owner = unsafe { Box::from_raw(hint as *mut BytesMut) };
         return buffer(env, &owner);
     }
     Ok(out)

@@ -7,7 +7,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use titan_pm::value::MAX_DEPTH;
+use titan_pm::value::{Bytes, MAX_DEPTH, SHARE_DATA_BYTES};
 use titan_pm::{Error, Value};
 
 /// One step of a path, collected while an error unwinds.
@@ -84,10 +84,11 @@ impl Reader {
             return text(s).map(Value::Text).map_err(bad);
         }
         if let Ok(b) = obj.cast::<PyBytes>() {
-            return Ok(Value::Data(b.as_bytes().to_vec()));
+            return Ok(Value::Data(data(b)));
         }
         if let Ok(b) = obj.cast::<PyByteArray>() {
-            return Ok(Value::Data(b.to_vec()));
+            // Mutable: the caller may change it while the call runs, so copy.
+            return Ok(Value::Data(Bytes::from(b.to_vec())));
         }
         if let Ok(l) = obj.cast::<PyList>() {
             return self.nested(obj, |r| r.list(l.iter(), l.len()));
@@ -154,6 +155,45 @@ impl Reader {
         let out = convert(self);
         self.ancestors.pop();
         out
+    }
+}
+
+/// A `bytes` object's content: large ones are shared, not copied (see [`Shared`]);
+/// below `SHARE_DATA_BYTES` a copy is cheaper than the owner's allocation.
+fn data(b: &Bound<'_, PyBytes>) -> Bytes {
+    let slice = b.as_bytes();
+    if slice.len() < SHARE_DATA_BYTES {
+        return Bytes::copy_from_slice(slice);
+    }
+    Bytes::from_owner(Shared { ptr: slice.as_ptr(), len: slice.len(), _owner: b.clone().unbind() })
+}
+
+/// A Python `bytes` object lent to the core: the `Bytes` built over it reads
+/// the object's own buffer and holds a reference that keeps it alive.
+///
+/// Safety: a `bytes` object is immutable and its buffer is part of the object
+/// (CPython allocates it inline and never moves or frees it while the object
+/// lives), so the pointer and length taken while attached to the interpreter
+/// stay valid and unchanged for as long as `_owner` holds its reference, and
+/// reading them needs no interpreter lock. The last `Bytes` may be dropped on
+/// any thread (the engine's, after the call is written): dropping a `Py<T>`
+/// while not attached does not touch Python; pyo3 0.30 queues the decref in its
+/// reference pool and applies it the next time any thread attaches (every call
+/// into this module does). After interpreter shutdown the queue is never drained,
+/// which only leaks the object.
+struct Shared {
+    ptr: *const u8,
+    len: usize,
+    _owner: Py<PyBytes>,
+}
+
+// Safety: see above; the pointer is only read, and `Py<PyBytes>` is itself Send.
+unsafe impl Send for Shared {}
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        // Safety: see the type's comment.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }
 

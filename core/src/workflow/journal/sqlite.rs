@@ -229,7 +229,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.db");
         let lease = Duration::from_millis(50);
-        let input = Value::Map(vec![("order".into(), Value::Data(vec![1, 2, 3]))]);
+        let input = Value::Map(vec![("order".into(), Value::Data(vec![1, 2, 3].into()))]);
         {
             let j = SqliteJournal::open(&path).unwrap();
             assert_eq!(j.claim_now("r", "w", &input, "a", lease).unwrap(), Claim::Started);
