@@ -4,7 +4,20 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { ISOLATIONS, fixture, withManager } = require('./helpers');
-const { SerializationError, TitanError } = require('titan-pm');
+const { ProcessCrashedError, SerializationError, TitanError } = require('titan-pm');
+const v8 = require('node:v8');
+const vm = require('node:vm');
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc');
+
+/** Collects garbage a few times, with turns of the event loop between (finalizers run). */
+async function collect() {
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((r) => setImmediate(r));
+  }
+}
 
 for (const isolation of ISOLATIONS) {
   test(`values survive the round trip (${isolation})`, { timeout: 30000 }, () =>
@@ -40,6 +53,36 @@ for (const isolation of ISOLATIONS) {
         }
       }
       assert.deepEqual(await echo(new Point()), { x: 1, y: 2 }, 'a data-only class instance travels as a map');
+    }),
+  );
+
+  test(`large Buffers arrive whole and stay intact after GC pressure and a killed worker (${isolation})`, { timeout: 60000 }, () =>
+    withManager({ isolation, restartPolicy: { initialBackoff: 10 } }, async (pm) => {
+      const calc = await pm.spawn(fixture('calculator.js'));
+      // Over SHARE_DATA_BYTES: what comes back is a Buffer over the value's own bytes.
+      const sent = Buffer.alloc(3 << 19);
+      for (let i = 0, x = 16; i < sent.length; i++) {
+        x = (x * 1103515245 + 12345) >>> 0;
+        sent[i] = x >>> 24;
+      }
+      const expected = Buffer.from(sent);
+      const back = await calc.echo(sent);
+      const [a, b] = await calc.echo([sent, new Uint8Array(sent)]);
+      assert.ok(sent.equals(expected), "the caller's Buffer is unchanged");
+      // Pressure: more large results and plain Buffers, made and dropped.
+      for (let i = 0; i < 6; i++) {
+        const junk = [await calc.echo(Buffer.alloc(1 << 20, i)), Buffer.alloc(4 << 20, i)];
+        assert.equal(junk[0][1 << 19], i);
+      }
+      await collect();
+      for (const got of [back, a, b]) assert.ok(Buffer.isBuffer(got) && got.equals(expected));
+      const err = await calc.crash(7).then(() => null, (e) => e);
+      assert.ok(err instanceof ProcessCrashedError, String(err));
+      await collect();
+      for (const got of [sent, back, a, b]) assert.ok(got.equals(expected));
+      assert.ok((await calc.echo(sent)).equals(expected), 'the restarted worker gets the same bytes');
+      sent.fill(0);
+      assert.ok(back.equals(expected) && a.equals(expected), 'results do not share the argument');
     }),
   );
 
