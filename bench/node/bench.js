@@ -104,6 +104,12 @@ function report(what, oursRounds, theirsRounds, unit, peer, higherIsBetter) {
   );
 }
 
+/** p99 / p50 of sequential calls, ours and the peer's (target: <= 2 with everything on one vCPU). */
+function tail(what, oursRounds, theirsRounds, peer) {
+  const ratio = (rounds) => median(rounds.map((r) => r.p99 / r.p50)).toFixed(2);
+  console.log(`${(what + ': p99 / p50').padEnd(44)} titan-pm ${ratio(oursRounds)} ${peer} ${ratio(theirsRounds)} (target <= 2 pinned)`);
+}
+
 /**
  * Spawn to first answer, p50 over SPAWNS spawns, titan-pm's and the peer's taking turns (one
  * spawn each, so both see the same load), each after a pause of SETTLE ms so that what the
@@ -162,6 +168,7 @@ async function main() {
       const [oursSeq, theirsSeq] = await turns(() => sequential((x) => a.ping(x)), () => sequential((x) => one.run(x)));
       report('worker thread: sequential p50', oursSeq.map((r) => r.p50), theirsSeq.map((r) => r.p50), 'us', 'piscina', false);
       report('worker thread: sequential p99', oursSeq.map((r) => r.p99), theirsSeq.map((r) => r.p99), 'us', 'piscina', false);
+      tail('worker thread', oursSeq, theirsSeq, 'piscina');
       let rr = 0;
       const [oursTput, theirsTput] = await turns(
         () => throughput((x) => (rr++ & 1 ? a : b).ping(x)), // two workers, round-robin by hand
@@ -211,6 +218,7 @@ async function main() {
     const [oursChild, theirsChild] = await turns(() => sequential((x) => c.ping(x)), () => sequential((x) => f.call(x)));
     report('child process: sequential p50', oursChild.map((r) => r.p50), theirsChild.map((r) => r.p50), 'us', 'fork+send', false);
     report('child process: sequential p99', oursChild.map((r) => r.p99), theirsChild.map((r) => r.p99), 'us', 'fork+send', false);
+    tail('child process', oursChild, theirsChild, 'fork+send');
     const [oursChildTput, theirsChildTput] = await turns(() => throughput((x) => c.ping(x)), () => throughput((x) => f.call(x)));
     report(`child process: ${IN_FLIGHT} in flight, 1 child`, oursChildTput, theirsChildTput, 'calls/s', 'fork+send', true);
     await cpm.shutdown();

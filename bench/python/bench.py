@@ -273,6 +273,9 @@ def main():
         print(f"  blocking p50 / Pool(1).apply p50       {r(seq['blocking'], seq['pool1']):5.2f}x   (target <= 0.5x)")
         print(f"  asyncio p50 / Pool(1).apply p50        {r(seq['asyncio'], seq['pool1']):5.2f}x")
         print(f"  blocking p50 / raw socketpair p50      {r(seq['blocking'], seq['raw']):5.2f}x")
+        print(f"  p99 / p50 (target <= 2 with everything on one vCPU): blocking {r(p99['blocking'], seq['blocking']):.2f}, "
+              f"asyncio {r(p99['asyncio'], seq['asyncio']):.2f}; Pool(1).apply {r(p99['pool1'], seq['pool1']):.2f}, "
+              f"raw {r(p99['raw'], seq['raw']):.2f}")
     if "pool" in ONLY:
         for n in POOL_SIZES:
             target = "   (target >= 1.5x)" if n == 2 else ""

@@ -78,6 +78,14 @@ fn main() {
             ratio(&all[i], &all[1], |f| f.calls_per_s),
         );
     }
+    let tail = |i: usize| median(all[i].iter().map(|f| f.p99_us / f.p50_us).collect());
+    println!(
+        "p99 / p50 (target <= 2 with everything on one vCPU): raw {:.2}, bare capnp-rpc {:.2}, engine thread {:.2}, new_local {:.2}",
+        tail(0),
+        tail(1),
+        tail(2),
+        tail(4),
+    );
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
