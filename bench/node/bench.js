@@ -61,6 +61,18 @@ async function throughput(call) {
   return calls / ((now() - t) / 1000);
 }
 
+/** p50 in µs of `n` sequential awaited `call`s, after one warm-up call. */
+async function bufferP50(call, n) {
+  await call();
+  const lat = [];
+  for (let i = 0; i < n; i++) {
+    const t = now();
+    await call();
+    lat.push(now() - t);
+  }
+  return quantile(lat, 0.5) * 1000;
+}
+
 /** Runs `ours` and `theirs` in turns, ROUNDS times; returns each one's results. */
 async function turns(ours, theirs) {
   const a = [];
@@ -73,8 +85,8 @@ async function turns(ours, theirs) {
 }
 
 /** A forked child answering messages, with calls matched by id. */
-function forkEcho() {
-  const child = fork(path.join(__dirname, 'workers', 'fork-echo.js'));
+function forkEcho(options) {
+  const child = fork(path.join(__dirname, 'workers', 'fork-echo.js'), options);
   const pending = new Map();
   let id = 0;
   child.on('message', (m) => {
@@ -186,21 +198,11 @@ async function main() {
     // ---- Buffer round trips ----
     if (part('buffer')) {
       const SWEEP = [['100 B', 100, 400], ['10 KB', 10_000, 400], ['1 MB', 1 << 20, 40], ['16 MB', 16 << 20, 4]];
-      const timedP50 = async (call, n) => {
-        await call();
-        const lat = [];
-        for (let i = 0; i < n; i++) {
-          const t = now();
-          await call();
-          lat.push(now() - t);
-        }
-        return quantile(lat, 0.5) * 1000;
-      };
       for (const [label, size, n] of SWEEP) {
         const data = Buffer.alloc(size, 7);
         const back = await a.ping(data);
         if (!Buffer.isBuffer(back) || back.length !== size || back[size - 1] !== 7) throw new Error(`the ${label} Buffer did not come back whole`);
-        const [ours, theirs] = await turns(() => timedP50(() => a.ping(data), n), () => timedP50(() => one.run(data), n));
+        const [ours, theirs] = await turns(() => bufferP50(() => a.ping(data), n), () => bufferP50(() => one.run(data), n));
         report(`worker thread: ${label} Buffer round trip p50`, ours, theirs, 'us', 'piscina', false);
       }
     }
@@ -221,6 +223,16 @@ async function main() {
     tail('child process', oursChild, theirsChild, 'fork+send');
     const [oursChildTput, theirsChildTput] = await turns(() => throughput((x) => c.ping(x)), () => throughput((x) => f.call(x)));
     report(`child process: ${IN_FLIGHT} in flight, 1 child`, oursChildTput, theirsChildTput, 'calls/s', 'fork+send', true);
+    // 1 MB Buffer: the peer's IPC with `serialization: 'advanced'` (structured clone; the default JSON would
+    // turn the Buffer into an array of numbers).
+    const g = forkEcho({ serialization: 'advanced' });
+    await g.ready;
+    const data = Buffer.alloc(1 << 20, 7);
+    const back = await c.ping(data);
+    if (!Buffer.isBuffer(back) || back.length !== data.length) throw new Error('the 1 MB Buffer did not come back whole from the child');
+    const [oursBig, theirsBig] = await turns(() => bufferP50(() => c.ping(data), 40), () => bufferP50(() => g.call(data), 40));
+    report('child process: 1 MB Buffer round trip p50', oursBig, theirsBig, 'us', 'fork+send', false);
+    g.child.kill();
     await cpm.shutdown();
     f.child.kill();
   }
